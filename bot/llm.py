@@ -1,0 +1,192 @@
+"""The chat model: one OpenAI-compatible endpoint (OpenAI, Ollama, vLLM, llama.cpp server).
+
+``ChatLLM`` sends a ``Prompt`` and returns a ``Completion`` (text, token
+usage, and any facts the model asked to save through the ``remember_fact``
+tool). Every failure - timeout, connection error, HTTP error, a reply without
+text - surfaces as ``LLMUnavailable``, so callers handle one error type.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from dataclasses import dataclass
+from typing import Any, Literal
+
+import openai
+
+from memory.settings import LLMSettings
+
+log = logging.getLogger(__name__)
+
+MAX_FACT_CHARS = 500
+
+REMEMBER_FACT_TOOL: dict[str, Any] = {
+    "type": "function",
+    "function": {
+        "name": "remember_fact",
+        "description": ("Save one short fact about the user that they explicitly asked you to remember "
+                        "(e.g. 'My birthday is 3 May'). Do not call it for anything else."),
+        "parameters": {
+            "type": "object",
+            "properties": {"fact": {"type": "string", "description": "the fact, in one sentence"}},
+            "required": ["fact"],
+        },
+    },
+}
+
+
+class LLMUnavailable(Exception):
+    """The LLM did not produce a usable answer (timeout, error status, unreachable, empty output)."""
+
+    def __init__(self, reason: str) -> None:
+        self.reason = reason
+        super().__init__(f"LLM unavailable: {reason}")
+
+
+@dataclass(frozen=True, slots=True)
+class Turn:
+    """One earlier message of the conversation, sent verbatim."""
+
+    role: Literal["user", "assistant"]
+    content: str
+
+
+@dataclass(frozen=True, slots=True)
+class Prompt:
+    """What the model sees: a system message, earlier turns (oldest first), the new user message."""
+
+    system: str
+    turns: tuple[Turn, ...]
+    user: str
+
+    def messages(self) -> list[dict[str, str]]:
+        return [{"role": "system", "content": self.system},
+                *({"role": t.role, "content": t.content} for t in self.turns),
+                {"role": "user", "content": self.user}]
+
+    def render(self) -> str:
+        """The prompt as readable text (what the console shows when no LLM is configured)."""
+        parts = [f"[system]\n{self.system}"]
+        parts += [f"[{t.role}]\n{t.content}" for t in self.turns]
+        parts.append(f"[user]\n{self.user}")
+        return "\n\n".join(parts)
+
+
+@dataclass(frozen=True, slots=True)
+class Completion:
+    """The model's answer. ``facts`` are the valid ``remember_fact`` calls it made."""
+
+    text: str
+    prompt_tokens: int
+    completion_tokens: int
+    facts: tuple[str, ...] = ()
+
+
+def parse_fact_arguments(raw: object) -> str | None:
+    """Return the fact of a ``remember_fact`` call's JSON arguments, or None if they are malformed."""
+    if not isinstance(raw, str):
+        return None
+    try:
+        args = json.loads(raw)
+    except ValueError:
+        return None
+    fact = args.get("fact") if isinstance(args, dict) else None
+    if not isinstance(fact, str):
+        return None
+    fact = " ".join(fact.split())
+    if not fact or len(fact) > MAX_FACT_CHARS or "\x00" in fact:
+        return None
+    return fact
+
+
+class ChatLLM:
+    """An async client for one chat model.
+
+    Open with ``async with`` or ``create()``; close with ``aclose()``.
+    """
+
+    def __init__(self, settings: LLMSettings, *, max_retries: int = 1) -> None:
+        if settings.base_url is None:
+            raise ValueError("ChatLLM needs llm.base_url; without it the bot runs without an LLM")
+        self.settings = settings
+        self._max_retries = max_retries
+        self._client: openai.AsyncOpenAI | None = None
+
+    @property
+    def model(self) -> str:
+        return self.settings.model
+
+    async def create(self) -> ChatLLM:
+        self._client = openai.AsyncOpenAI(
+            base_url=self.settings.base_url, api_key=self.settings.api_key.get_secret_value(),
+            timeout=self.settings.timeout_seconds, max_retries=self._max_retries)
+        return self
+
+    async def __aenter__(self) -> ChatLLM:
+        return await self.create()
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self.aclose()
+
+    async def aclose(self) -> None:
+        if self._client is not None:
+            await self._client.close()
+            self._client = None
+
+    async def complete(self, prompt: Prompt, *, tools: bool = False, max_tokens: int | None = None,
+                       temperature: float | None = None) -> Completion:
+        """Ask the model once. Raises LLMUnavailable when no usable text or fact comes back."""
+        data = await self._create(prompt.messages(), tools=tools, max_tokens=max_tokens,
+                                  temperature=temperature, request_timeout=None)
+        if not data.choices:
+            raise LLMUnavailable("the reply had no choices")
+        message = data.choices[0].message
+        text = (message.content or "").strip()
+        facts: list[str] = []
+        for call in message.tool_calls or []:
+            function = getattr(call, "function", None)
+            if function is None or function.name != "remember_fact":
+                log.warning("ignoring an unknown tool call from the LLM: %r", getattr(function, "name", call))
+                continue
+            fact = parse_fact_arguments(function.arguments)
+            if fact is None:
+                log.warning("ignoring a remember_fact call with malformed arguments: %.200r",
+                            function.arguments)
+                continue
+            facts.append(fact)
+        if not text and not facts:
+            raise LLMUnavailable("the reply had no text")
+        usage = data.usage
+        return Completion(text=text,
+                          prompt_tokens=int(usage.prompt_tokens) if usage else 0,
+                          completion_tokens=int(usage.completion_tokens) if usage else 0,
+                          facts=tuple(facts))
+
+    async def ping(self, request_timeout: float = 10.0) -> None:
+        """A one-token request to check the endpoint and model at startup; raises LLMUnavailable."""
+        await self._create([{"role": "user", "content": "ping"}], tools=False, max_tokens=1,
+                           temperature=0.0, request_timeout=request_timeout)
+
+    async def _create(self, messages: list[dict[str, str]], *, tools: bool, max_tokens: int | None,
+                      temperature: float | None, request_timeout: float | None) -> Any:
+        if self._client is None:
+            raise RuntimeError("ChatLLM is not open; use 'async with' or create()")
+        kwargs: dict[str, Any] = {}
+        if tools:
+            kwargs["tools"] = [REMEMBER_FACT_TOOL]
+        if request_timeout is not None:
+            kwargs["timeout"] = request_timeout
+        try:
+            return await self._client.chat.completions.create(
+                model=self.settings.model, messages=messages,  # type: ignore[arg-type]
+                temperature=self.settings.temperature if temperature is None else temperature,
+                max_tokens=max_tokens or self.settings.max_tokens, **kwargs)
+        except openai.APITimeoutError as exc:
+            raise LLMUnavailable("timed out") from exc
+        except openai.APIStatusError as exc:
+            raise LLMUnavailable(f"HTTP {exc.status_code} from {self.settings.base_url}") from exc
+        except openai.APIConnectionError as exc:
+            raise LLMUnavailable(f"cannot reach {self.settings.base_url}") from exc
+        except openai.OpenAIError as exc:  # malformed responses and other client-side failures
+            raise LLMUnavailable(str(exc) or type(exc).__name__) from exc

@@ -1,0 +1,92 @@
+"""A small OpenAI-compatible chat server for tests: POST /v1/chat/completions on 127.0.0.1.
+
+Modes: ``echo`` (answers "ECHO: <last user message>"), ``prompt`` (answers
+with every message's content, so tests can read the system prompt the bot
+built), ``fixed`` (answers ``text``), ``timeout`` (never answers in time),
+``error`` (HTTP 500), ``tool`` (a ``remember_fact`` call with ``tool_arguments``
+and optional ``text``), ``malformed`` (200 with a body that is not a completion).
+Every request body is kept in ``requests``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from typing import Any
+
+from aiohttp import web
+
+from memory.launcher import free_port
+
+
+class FakeLLM:
+    def __init__(self) -> None:
+        self.mode = "echo"
+        self.text = ""
+        self.tool_arguments = ""
+        self.requests: list[dict[str, Any]] = []
+        self.port = free_port()
+        self._runner: web.AppRunner | None = None
+        self._release = asyncio.Event()
+
+    @property
+    def base_url(self) -> str:
+        return f"http://127.0.0.1:{self.port}/v1"
+
+    def reset(self, mode: str = "echo", text: str = "") -> None:
+        self.mode, self.text = mode, text
+        self.tool_arguments = '{"fact": "my favourite tea is sencha"}'
+        self.requests.clear()
+        self._release.set()  # let any request still held by "timeout" mode finish
+        self._release = asyncio.Event()
+
+    async def start(self) -> FakeLLM:
+        app = web.Application()
+        app.router.add_post("/v1/chat/completions", self._completions)
+        self._runner = web.AppRunner(app, access_log=None)
+        await self._runner.setup()
+        await web.TCPSite(self._runner, "127.0.0.1", self.port).start()
+        return self
+
+    async def aclose(self) -> None:
+        self._release.set()
+        if self._runner is not None:
+            await self._runner.cleanup()
+
+    async def _completions(self, request: web.Request) -> web.StreamResponse:
+        body = await request.json()
+        self.requests.append(body)
+        messages = body["messages"]
+        if self.mode == "timeout":
+            release = self._release
+            try:
+                await asyncio.wait_for(release.wait(), 30)
+            except TimeoutError:
+                pass
+        if self.mode == "error":
+            return web.json_response({"error": {"message": "boom", "type": "server_error"}}, status=500)
+        if self.mode == "malformed":
+            return web.json_response({"id": "x", "object": "chat.completion", "choices": []})
+        message: dict[str, Any]
+        if self.mode == "tool":
+            message = {"role": "assistant", "content": self.text or None, "tool_calls": [{
+                "id": "call_1", "type": "function",
+                "function": {"name": "remember_fact", "arguments": self.tool_arguments}}]}
+        else:
+            if self.mode == "prompt":
+                content = "\n".join(m["content"] for m in messages)
+            elif self.mode == "fixed":
+                content = self.text
+            else:
+                content = "ECHO: " + messages[-1]["content"]
+            message = {"role": "assistant", "content": content}
+        prompt_chars = sum(len(m.get("content") or "") for m in messages)
+        return web.json_response({
+            "id": f"chatcmpl-{len(self.requests)}", "object": "chat.completion", "created": 0,
+            "model": body.get("model", "fake"),
+            "choices": [{"index": 0, "message": message,
+                         "finish_reason": "tool_calls" if self.mode == "tool" else "stop"}],
+            "usage": {"prompt_tokens": prompt_chars // 4 + 1,
+                      "completion_tokens": len(json.dumps(message)) // 4 + 1,
+                      "total_tokens": prompt_chars // 4 + len(json.dumps(message)) // 4 + 2},
+        })
