@@ -37,6 +37,7 @@ class RateLimited(MemoryStoreError):
     def __init__(self, retry_after: float, *, scope: str = "user") -> None:
         self.retry_after = max(0.0, float(retry_after))
         self.scope = scope
+        self.notify = True  # False when the caller was already told in this window
         super().__init__(f"rate limited ({scope}); retry in {self.retry_after:.0f}s")
 
 

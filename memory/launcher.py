@@ -68,6 +68,7 @@ class BoltServerProcess:
         self.root = root
         self.heap = heap
         self.state_file = root / "server.json"
+        self.secret_file = root / "root-password"  # ArcadeDB keeps the first root password it was given
         self.proc: subprocess.Popen[bytes] | None = None
         self.port = 0
         self.password = ""
@@ -79,7 +80,7 @@ class BoltServerProcess:
         if state and _pid_alive(state["pid"]) and _port_open(state["port"]):
             self.port, self.password = state["port"], state["password"]
             return
-        self.password = state["password"] if state else secrets.token_urlsafe(18)
+        self.password = self._password()
         self.port = free_port()
         env = dict(os.environ, MNEMO_BOLT_PASSWORD=self.password,
                    ARCADEDB_JVM_ARGS=os.environ.get("ARCADEDB_JVM_ARGS", f"-Xmx{self.heap}"))
@@ -99,6 +100,15 @@ class BoltServerProcess:
         self.state_file.write_text(json.dumps({"pid": self.proc.pid, "port": self.port,
                                                "password": self.password}))
         self.state_file.chmod(0o600)
+
+    def _password(self) -> str:
+        try:
+            return self.secret_file.read_text().strip()
+        except OSError:
+            password = secrets.token_urlsafe(18)
+            self.secret_file.write_text(password)
+            self.secret_file.chmod(0o600)
+            return password
 
     def _read_state(self) -> dict[str, Any] | None:
         try:

@@ -30,7 +30,6 @@ class PostgresSettings(BaseModel):
     dsn: SecretStr | None = Field(None, description="postgresql:// DSN; unset = bundled PostgreSQL")
     pool_min: int = Field(1, ge=0)
     pool_max: int = Field(10, ge=1)
-    text_search_config: str = Field("english", pattern=r"^[a-z_]+$")
 
 
 class ChromaSettings(BaseModel):

@@ -1,0 +1,14 @@
+"""mnemo's memory library: four storage tiers behind one manager.
+
+    from memory import HierarchicalMemoryManager, ConversationContext
+"""
+
+from memory.context import ConversationContext, RankedExchange
+from memory.errors import (ArchiveUnavailable, ConfigurationError, InvalidInput, MemoryStoreError, NotFound,
+                           RateLimited, TierUnavailable)
+from memory.manager import HierarchicalMemoryManager
+from memory.settings import MemorySettings
+
+__all__ = ["ArchiveUnavailable", "ConfigurationError", "ConversationContext", "HierarchicalMemoryManager",
+           "InvalidInput", "MemorySettings", "MemoryStoreError", "NotFound", "RankedExchange", "RateLimited",
+           "TierUnavailable"]

@@ -1,0 +1,120 @@
+"""The assembled context: what the manager found, and how it is packed to a token budget."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import datetime
+
+from memory.models import Exchange, Relation, TierReport
+from memory.tiers.ledger import Fact
+from memory.tokens import count_tokens, truncate_tokens
+
+_MIN_ITEM_TOKENS = 24
+
+
+@dataclass(frozen=True, slots=True)
+class RankedExchange:
+    exchange: Exchange
+    score: float
+    sources: tuple[str, ...]
+
+
+@dataclass(frozen=True, slots=True)
+class PackedContext:
+    text: str
+    exchange_ids: tuple[str, ...]
+    tokens: int
+
+
+def _date(ts: datetime, with_time: bool) -> str:
+    return ts.strftime("%Y-%m-%d %H:%M" if with_time else "%Y-%m-%d")
+
+
+def render_exchange(e: Exchange, *, with_time: bool = False) -> str:
+    return f"[{_date(e.timestamp, with_time)}] User: {e.user_message}\nBot: {e.bot_response}"
+
+
+@dataclass
+class ConversationContext:
+    """Everything the memory offers for one reply.
+
+    ``recent`` is newest first; ``relevant`` best first (fused across tiers, the
+    recent ones excluded); ``tiers`` says how each tier answered. Text is only
+    produced by ``to_context_string``, which never exceeds its token budget.
+    """
+
+    user_id: str
+    guild_id: str | None
+    query: str
+    recent: list[Exchange] = field(default_factory=list)
+    relevant: list[RankedExchange] = field(default_factory=list)
+    facts: list[Fact] = field(default_factory=list)
+    profile: list[Relation] = field(default_factory=list)
+    tiers: dict[str, TierReport] = field(default_factory=dict)
+    max_tokens: int = 1500
+    recent_first: int = 2
+
+    @property
+    def degraded(self) -> list[str]:
+        """Tiers that failed or timed out while this context was assembled."""
+        return [name for name, r in self.tiers.items() if r.status in ("failed", "timeout")]
+
+    @property
+    def exchange_ids(self) -> list[str]:
+        """Ids of the archived exchanges whose text is in the context at ``max_tokens``."""
+        return list(self.pack(self.max_tokens).exchange_ids)
+
+    def to_context_string(self, max_tokens: int | None = None) -> str:
+        return self.pack(self.max_tokens if max_tokens is None else max_tokens).text
+
+    def pack(self, max_tokens: int) -> PackedContext:
+        """Fill ``max_tokens`` by priority: facts, the newest exchanges, then the most
+        relevant, then the rest of the recent ones. Sections render in time order with
+        dates so the reader can tell what is current. A long exchange that does not fit
+        whole is cut rather than dropped when enough room remains.
+        """
+        budget = max(0, int(max_tokens))
+        headers = {"facts": "Facts the user asked you to remember:",
+                   "relevant": "Relevant earlier conversations (oldest first):",
+                   "recent": "Recent conversation (oldest first):"}
+        chosen: dict[str, list[tuple[str, str, datetime | None]]] = {k: [] for k in headers}
+        used = 0
+        seen: set[str] = set()
+
+        def take(section: str, key: str, text: str, ts: datetime | None) -> None:
+            nonlocal used
+            cost = count_tokens(text) + 1 + (0 if chosen[section] else count_tokens(headers[section]) + 2)
+            room = budget - used
+            if cost > room:
+                header_cost = 0 if chosen[section] else count_tokens(headers[section]) + 2
+                if room - header_cost - 1 < _MIN_ITEM_TOKENS:
+                    return
+                text = truncate_tokens(text, room - header_cost - 1)
+                cost = count_tokens(text) + 1 + header_cost
+            chosen[section].append((key, text, ts))
+            seen.add(key)
+            used += cost
+
+        for f in self.facts:
+            take("facts", f"fact:{f.id}", f"- {f.text}", None)
+        order: list[tuple[str, Exchange]] = [("recent", e) for e in self.recent[: self.recent_first]]
+        order += [("relevant", r.exchange) for r in self.relevant]
+        order += [("recent", e) for e in self.recent[self.recent_first:]]
+        for section, e in order:
+            if e.id not in seen:
+                take(section, e.id, render_exchange(e, with_time=section == "recent"), e.timestamp)
+
+        parts: list[str] = []
+        ids: list[str] = []
+        for section in ("facts", "relevant", "recent"):
+            items = chosen[section]
+            if not items:
+                continue
+            if section != "facts":
+                items = sorted(items, key=lambda it: it[2] or datetime.min)
+                ids += [key for key, _, _ in items]
+            parts.append(headers[section] + "\n" + "\n".join(text for _, text, _ in items))
+        text = "\n\n".join(parts)
+        while text and count_tokens(text) > budget:  # joins can add a token or two; stay under
+            text = truncate_tokens(text, budget)
+        return PackedContext(text, tuple(ids), count_tokens(text))

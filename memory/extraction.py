@@ -1,0 +1,120 @@
+"""Deterministic extraction: summaries, chunks and mentions without an LLM.
+
+The seam for LLM-based extraction is the ``Extractor`` protocol; this module is
+the fallback every configuration has, so a malformed LLM answer never drops a
+fact. Entities are capitalised names (``Maria``, ``New York``); topics are the
+salient content words, lightly stemmed so ``hikes`` and ``hiking`` meet.
+"""
+
+from __future__ import annotations
+
+import re
+from collections import Counter
+from collections.abc import Sequence
+
+from memory.models import Exchange, Extraction, Mention
+from memory.tokens import split_tokens, truncate_tokens
+
+STOPWORDS = frozenset("""
+a about above after again against all almost also am an and any are aren't as at be because been
+before being below between both but by can can't cannot could couldn't did didn't do does doesn't
+doing don't down during each even ever every few for from further get gets getting got had hadn't has
+hasn't have haven't having he he'd he'll he's her here here's hers herself him himself his how how's
+however i i'd i'll i'm i've if in into is isn't it it's its itself just know let's like make many
+me might more most much must mustn't my myself need no nor not now of off oh ok okay on once one only
+or other ought our ours ourselves out over own really right said same say says see shan't she she'd
+she'll she's should shouldn't so some something still such sure take tell than thank thanks that
+that's the their theirs them themselves then there there's these they they'd they'll they're they've
+thing things think this those though through to too under until up upon us very want was wasn't way
+we we'd we'll we're we've well were weren't what what's when when's where where's whether which while
+who who's whom why why's will with won't would wouldn't yeah yes yet you you'd you'll you're you've
+your yours yourself yourselves hi hello hey please sorry great good nice lot lots bit kind sort maybe
+going go went gone come came back time today yesterday tomorrow day days week weeks year years
+remember remind told tell asked ask bot user anything everything nothing someone anyone
+""".split())
+
+_WORD = re.compile(r"[A-Za-z][A-Za-z0-9'’\-]*[A-Za-z0-9]|[A-Za-z]")
+_NAME = re.compile(r"\b([A-Z][a-zA-Z0-9'’\-]+(?:\s+(?:of\s+|de\s+|van\s+)?[A-Z][a-zA-Z0-9'’\-]+)*)")
+_SENTENCE = re.compile(r"(?<=[.!?])\s+|\n+")
+
+
+def normalise(name: str) -> str:
+    """The key a mention is stored and matched under: lower case, single spaces, no possessive."""
+    name = re.sub(r"['’]s\b", "", name.strip().lower())
+    return re.sub(r"\s+", " ", name)
+
+
+def stem(word: str) -> str:
+    """A light stemmer: enough to meet plural and -ing/-ed forms, never shorter than 3 letters."""
+    w = word.lower().replace("’", "'")
+    for suffix, repl in (("ies", "y"), ("ing", ""), ("ed", ""), ("es", ""), ("s", "")):
+        if w.endswith(suffix) and len(w) - len(suffix) >= 4 and not w.endswith("ss"):
+            return w[: len(w) - len(suffix)] + repl
+    return w
+
+
+def entities(text: str) -> list[tuple[str, str]]:
+    """Capitalised names in ``text`` as (normalised, display) pairs, first occurrence order."""
+    found: dict[str, str] = {}
+    for match in _NAME.finditer(text):
+        display = match.group(1)
+        words = display.split()
+        while words and words[0].lower() in STOPWORDS:
+            words = words[1:]
+        if not words:
+            continue
+        display = " ".join(words)
+        key = normalise(display)
+        if len(key) >= 2 and key not in STOPWORDS:
+            found.setdefault(key, display)
+    return list(found.items())
+
+
+def topics(text: str, limit: int = 8) -> list[str]:
+    """The most frequent content-word stems of ``text``."""
+    counts = Counter(stem(w) for w in _WORD.findall(text)
+                     if len(w) >= 4 and w.lower() not in STOPWORDS)
+    return [w for w, _ in counts.most_common(limit) if w not in STOPWORDS]
+
+
+def query_names(text: str) -> list[str]:
+    """Names to look up in the graph for a query: its entities and topic stems."""
+    names = [key for key, _ in entities(text)]
+    for t in topics(text, limit=12):
+        if t not in names:
+            names.append(t)
+    return names
+
+
+def summarise(exchange: Exchange, max_tokens: int = 60) -> str:
+    """A short summary: the user's first sentences and the start of the answer."""
+    def first(text: str, words: int) -> str:
+        parts = [p.strip() for p in _SENTENCE.split(text.strip()) if p.strip()]
+        out = ""
+        for p in parts:
+            if len((out + " " + p).split()) > words and out:
+                break
+            out = (out + " " + p).strip()
+        return out or text.strip()
+
+    summary = f"User: {first(exchange.user_message, 30)} | Bot: {first(exchange.bot_response, 15)}"
+    return truncate_tokens(summary, max_tokens)
+
+
+class DeterministicExtractor:
+    """Summaries, chunks and mentions from rules alone: fast, offline, reproducible."""
+
+    def __init__(self, chunk_tokens: int = 300) -> None:
+        self.chunk_tokens = chunk_tokens
+
+    def extract_one(self, exchange: Exchange) -> Extraction:
+        text = f"User: {exchange.user_message}\nBot: {exchange.bot_response}"
+        chunks = tuple(split_tokens(text, self.chunk_tokens))
+        source = exchange.user_message + "\n" + exchange.bot_response
+        mentions = [Mention(key, "entity", display) for key, display in entities(source)[:20]]
+        seen = {m.name for m in mentions}
+        mentions += [Mention(t, "topic", t) for t in topics(exchange.user_message) if t not in seen]
+        return Extraction(exchange.id, summarise(exchange), chunks, tuple(mentions))
+
+    async def extract(self, exchanges: Sequence[Exchange]) -> list[Extraction]:
+        return [self.extract_one(e) for e in exchanges]

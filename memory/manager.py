@@ -1,0 +1,412 @@
+"""HierarchicalMemoryManager: the one entry point of the memory library.
+
+Write path: validate -> archive (committed, with its outbox row) -> cache ->
+return the id; summaries, embeddings and graph are built by the worker.
+Read path: embed the query once, gather every tier under its own timeout,
+fuse, fetch full text from the archive, pack to a token budget. This class is
+the only place that decides how to degrade when a tier is unavailable.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import time
+import uuid
+from collections.abc import Awaitable, Mapping, Sequence
+from datetime import UTC, datetime
+from typing import Any, TypeVar
+
+from memory.context import ConversationContext, RankedExchange
+from memory.errors import InvalidInput, TierUnavailable
+from memory.extraction import normalise, query_names
+from memory.models import (Exchange, ForgetTarget, Hit, Relation, Scope, TierReport, clean_id, clean_metadata,
+                           clean_text, utc)
+from memory.protocols import CacheTier, Embedder, Extractor, GraphTier, SummaryTier
+from memory.ranking import fuse
+from memory.settings import MemorySettings
+from memory.stack import MemoryStats, Tiers, open_tiers, tier_health
+from memory.tiers.ledger import Fact, UsageRow
+from memory.worker import DerivedWorker
+
+log = logging.getLogger(__name__)
+T = TypeVar("T")
+MAX_QUERY_CHARS = 4000
+
+
+class _Opener:
+    """``async with HierarchicalMemoryManager.from_env() as memory``."""
+
+    def __init__(self, settings: MemorySettings | None) -> None:
+        self.settings = settings
+        self.manager: HierarchicalMemoryManager | None = None
+
+    async def __aenter__(self) -> HierarchicalMemoryManager:
+        self.manager = await HierarchicalMemoryManager.create(self.settings)
+        return self.manager
+
+    async def __aexit__(self, *exc: object) -> None:
+        if self.manager is not None:
+            await self.manager.aclose()
+
+
+class HierarchicalMemoryManager:
+    """Coordinates the four tiers. Build with ``from_env()`` or ``create()``; close with ``aclose()``."""
+
+    def __init__(self, tiers: Tiers, settings: MemorySettings) -> None:
+        self.t = tiers
+        self.settings = settings
+        self.cache: CacheTier = tiers.cache
+        self.summaries: SummaryTier = tiers.summaries
+        self.graph: GraphTier = tiers.graph
+        self.embedder: Embedder = tiers.embedder
+        self.extractor: Extractor = tiers.extractor
+        w = settings.worker
+        self.worker = DerivedWorker(tiers.outbox, tiers.extractor, tiers.embedder, tiers.summaries,
+                                    tiers.graph, tiers.cache, batch_size=w.batch_size,
+                                    lease_seconds=w.lease_seconds, idle_poll=w.idle_poll_seconds)
+        self._stop = asyncio.Event()
+        self._task: asyncio.Task[None] | None = None
+
+    @classmethod
+    def from_env(cls, settings: MemorySettings | None = None) -> _Opener:
+        """An async context manager yielding a started manager (settings from env/.env by default)."""
+        return _Opener(settings)
+
+    @classmethod
+    async def create(cls, settings: MemorySettings | None = None) -> HierarchicalMemoryManager:
+        """Start bundled servers for unconfigured tiers, connect every tier, start the worker."""
+        settings = settings or MemorySettings()
+        tiers = await open_tiers(settings)
+        manager = cls(tiers, settings)
+        if settings.worker.in_process:
+            manager._task = asyncio.create_task(manager.worker.run_forever(manager._stop),
+                                                name="mnemo-derived-worker")
+        return manager
+
+    async def __aenter__(self) -> HierarchicalMemoryManager:
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self.aclose()
+
+    async def aclose(self) -> None:
+        """Stop the worker, close every client, stop the bundled servers this process started."""
+        self._stop.set()
+        if self._task is not None:
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._task
+            self._task = None
+        await self.t.stack.aclose()
+
+    # ---- write path -------------------------------------------------------------------------
+
+    async def store_conversation(self, user_id: str, user_message: str, bot_response: str,
+                                 guild_id: str | None = None, channel_id: str | None = None,
+                                 timestamp: datetime | None = None,
+                                 metadata: Mapping[str, Any] | None = None, *,
+                                 exchange_id: str | None = None) -> str:
+        """Archive one exchange and queue its derived work; returns its id.
+
+        Raises InvalidInput (nothing written) or ArchiveUnavailable. A cache
+        outage does not fail the call: the worker drops the stale list later.
+        Storing an id that exists already changes nothing and returns that id.
+        """
+        scope = Scope.of(user_id, guild_id)
+        exchange = Exchange(
+            id=clean_id(exchange_id, "exchange_id") if exchange_id is not None else uuid.uuid4().hex,
+            user_id=scope.user_id, guild_id=scope.guild_id,
+            channel_id=None if channel_id is None else clean_id(channel_id, "channel_id"),
+            user_message=clean_text(user_message, "user_message"),
+            bot_response=clean_text(bot_response, "bot_response"),
+            timestamp=utc(timestamp), metadata=clean_metadata(metadata))
+        if not await self.t.archive.insert(exchange):
+            return exchange.id
+        try:
+            await asyncio.wait_for(self.cache.push(exchange), self.settings.retrieval.cache_timeout_ms / 1000)
+        except (TierUnavailable, TimeoutError) as exc:
+            log.warning("cache missed exchange %s: %s", exchange.id, exc)
+            await self.t.archive.mark_cache_stale(exchange.id)
+        self.worker.notify()
+        return exchange.id
+
+    async def flush(self, timeout: float = 300.0) -> None:
+        """Return once every stored exchange has reached the derived tiers.
+
+        Raises TierUnavailable("worker") if work is still pending after ``timeout``
+        seconds (a derived tier is down, or no worker process runs).
+        """
+        deadline = time.monotonic() + timeout
+        while (pending := await self.t.outbox.pending()) > 0:
+            if time.monotonic() > deadline:
+                raise TierUnavailable("worker", f"{pending} exchanges still pending after {timeout:.0f}s; "
+                                                f"last error: {await self.t.outbox.last_error()}")
+            done = 0
+            if self.settings.worker.in_process:
+                with contextlib.suppress(TierUnavailable):
+                    done = await self.worker.run_once()
+            if done == 0:
+                await asyncio.sleep(0.05)
+
+    # ---- read path --------------------------------------------------------------------------
+
+    async def _timed(self, name: str, aw: Awaitable[T], timeout_ms: int,
+                     reports: dict[str, TierReport]) -> T | None:
+        start = time.perf_counter()
+        try:
+            async with asyncio.timeout(timeout_ms / 1000):
+                result = await aw
+        except TimeoutError:
+            reports[name] = TierReport(name, "timeout", (time.perf_counter() - start) * 1000,
+                                       detail=f"no answer within {timeout_ms} ms")
+            return None
+        except TierUnavailable as exc:
+            reports[name] = TierReport(name, "failed", (time.perf_counter() - start) * 1000, detail=str(exc))
+            return None
+        hits = len(result) if isinstance(result, list | tuple) else 0
+        previous = reports.get(name)
+        if previous is not None and previous.status != "ok":
+            return result  # an earlier call of this tier failed: keep that in the report
+        ms = (time.perf_counter() - start) * 1000 + (previous.ms if previous else 0.0)
+        reports[name] = TierReport(name, "ok", ms, hits + (previous.hits if previous else 0))
+        return result
+
+    async def _recent(self, scope: Scope, reports: dict[str, TierReport]) -> list[Exchange]:
+        r = self.settings.retrieval
+        size = self.settings.redis.cache_size
+        cached = await self._timed("cache", self.cache.recent(scope, size), r.cache_timeout_ms, reports)
+        if cached is not None:
+            return cached
+        rows = await self._timed("archive", self.t.archive.recent(scope, size), r.archive_timeout_ms, reports)
+        if rows and reports["cache"].status == "ok":
+            with contextlib.suppress(TierUnavailable, TimeoutError):
+                await asyncio.wait_for(self.cache.warm(scope, rows), r.cache_timeout_ms / 1000)
+        return rows or []
+
+    async def _semantic(self, scope: Scope, query: str, reports: dict[str, TierReport]) -> list[Hit]:
+        r = self.settings.retrieval
+        vectors = await self._timed("embedding", self.embedder.embed([query]), r.summaries_timeout_ms, reports)
+        if vectors is None:
+            return []
+        hits = await self._timed("summaries", self.summaries.search(scope, vectors[0], r.candidates),
+                                 r.summaries_timeout_ms, reports)
+        return hits or []
+
+    async def get_conversation_context(self, user_id: str, current_query: str, guild_id: str | None = None,
+                                       channel_id: str | None = None,
+                                       max_tokens: int = 1500) -> ConversationContext:
+        """Assemble the user's context for ``current_query`` in this scope; never raises for a tier outage.
+
+        Raises InvalidInput for malformed ids or query text.
+        """
+        scope = Scope.of(user_id, guild_id)
+        query = clean_text(current_query, "current_query", allow_empty=True)[:MAX_QUERY_CHARS]
+        if not isinstance(max_tokens, int) or max_tokens < 0:
+            raise InvalidInput("must be a non-negative integer", field="max_tokens")
+        r = self.settings.retrieval
+        reports: dict[str, TierReport] = {}
+        names = query_names(query)
+        recent, fulltext, semantic, graph, facts = await asyncio.gather(
+            self._recent(scope, reports),
+            self._timed("archive", self.t.archive.search(scope, query, r.candidates), r.archive_timeout_ms,
+                        reports),
+            self._semantic(scope, query, reports),
+            self._timed("graph", self.graph.related(scope, names, r.candidates), r.graph_timeout_ms, reports),
+            self._timed("facts", self.t.ledger.facts(scope), r.archive_timeout_ms, reports),
+        )
+        fused = fuse({"fulltext": fulltext or [], "semantic": semantic or [], "graph": graph or [],
+                      "recent": [Hit(e.id, 0.0, "recent") for e in recent]})
+        known = {e.id: e for e in recent}
+        wanted = [f.exchange_id for f in fused[: r.candidates] if f.exchange_id not in known]
+        if wanted:
+            rows = await self._timed("archive", self.t.archive.get(scope, wanted), r.archive_timeout_ms, reports)
+            known.update({e.id: e for e in rows or []})
+        relevant = [RankedExchange(known[f.exchange_id], f.score, f.sources) for f in fused[: r.candidates]
+                    if f.exchange_id in known]
+        for name in ("cache", "archive", "summaries", "graph"):
+            reports.setdefault(name, TierReport(name, "skipped", 0.0))
+        return ConversationContext(user_id=scope.user_id, guild_id=scope.guild_id, query=query,
+                                   recent=recent[: r.recent], relevant=relevant, facts=facts or [],
+                                   tiers=reports, max_tokens=max_tokens)
+
+    # ---- forget, export, rebuild ------------------------------------------------------------
+
+    def _scope_of(self, user_id: str, guild_id: str | None, dm: bool) -> Scope | None:
+        if guild_id is not None and dm:
+            raise InvalidInput("name a guild or the DMs, not both", field="guild_id")
+        if guild_id is not None:
+            return Scope.of(user_id, guild_id)
+        return Scope.of(user_id) if dm else None
+
+    async def _targets(self, user_id: str, scope: Scope | None, exchange_id: str | None,
+                       topic: str | None, last: bool) -> list[ForgetTarget]:
+        if exchange_id is not None:
+            found = await self.t.archive.find(user_id, clean_id(exchange_id, "exchange_id"))
+            return [ForgetTarget(user_id, found.scope, (found.id,))] if found else []
+        scopes = [scope] if scope is not None else await self.t.archive.scopes(user_id)
+        if last:
+            newest = [e for s in scopes for e in await self.t.archive.recent(s, 1)]
+            newest.sort(key=lambda e: e.timestamp, reverse=True)
+            return [ForgetTarget(user_id, newest[0].scope, (newest[0].id,))] if newest else []
+        if topic is not None:
+            topic = clean_text(topic, "topic", max_chars=200)
+            await self.flush()  # the graph must know every stored exchange before we ask it
+            targets = []
+            for s in scopes:
+                ids = set(await self.graph.topic_exchanges(s, normalise(topic)))
+                ids |= set(await self.t.archive.phrase_ids(s, topic))
+                if ids:
+                    targets.append(ForgetTarget(user_id, s, tuple(sorted(ids))))
+            return targets
+        return [ForgetTarget(user_id, scope)]
+
+    async def forget(self, user_id: str, *, guild_id: str | None = None, dm: bool = False,
+                     exchange_id: str | None = None, topic: str | None = None,
+                     last: bool = False) -> dict[str, int]:
+        """Remove memories from every tier; returns how many items each tier removed.
+
+        No option: everything of the user in every scope. ``guild_id`` or ``dm``
+        narrow it to one scope; ``exchange_id``, ``topic`` or ``last`` to some
+        exchanges. Derived tiers are cleared before and after the archive, so an
+        exchange a worker was processing at that moment cannot survive.
+        Raises TierUnavailable if a tier could not be cleared (the others are).
+        """
+        user_id = clean_id(user_id, "user_id")
+        scope = self._scope_of(user_id, guild_id, dm)
+        removed = {"archive": 0, "cache": 0, "summaries": 0, "graph": 0, "facts": 0}
+        failed: list[str] = []
+        derived: list[tuple[str, Any]] = [("cache", self.cache), ("summaries", self.summaries),
+                                          ("graph", self.graph)]
+        for target in await self._targets(user_id, scope, exchange_id, topic, last):
+            for name, tier in derived:
+                try:
+                    removed[name] += await tier.forget(target)
+                except TierUnavailable:
+                    failed.append(name)
+            removed["facts"] += await self.t.ledger.forget(target)
+            removed["archive"] += await self.t.archive.forget(target)
+            for name, tier in derived:
+                with contextlib.suppress(TierUnavailable):
+                    removed[name] += await tier.forget(target)
+        if failed:
+            raise TierUnavailable(",".join(sorted(set(failed))),
+                                  f"could not forget there yet; removed elsewhere: {removed}")
+        return removed
+
+    async def counts(self, user_id: str, guild_id: str | None = None, dm: bool = False) -> dict[str, int]:
+        """What each tier holds for the user (one scope, or every scope); -1 for a tier that is down."""
+        user_id = clean_id(user_id, "user_id")
+        scope = self._scope_of(user_id, guild_id, dm)
+        out: dict[str, int] = {}
+        for name, tier in (("archive", self.t.archive), ("cache", self.cache), ("summaries", self.summaries),
+                           ("graph", self.graph), ("facts", self.t.ledger)):
+            try:
+                out[name] = await tier.count(user_id, scope)
+            except TierUnavailable:
+                out[name] = -1
+        return out
+
+    async def profile(self, user_id: str, guild_id: str | None = None, limit: int = 20) -> list[Relation]:
+        """The scope's most mentioned entities and topics (raises TierUnavailable if the graph is down)."""
+        return await self.graph.profile(Scope.of(user_id, guild_id), limit)
+
+    async def existing_exchange_ids(self, ids: Sequence[str]) -> set[str]:
+        """Which of ``ids`` are archived already."""
+        return await self.t.archive.existing(list(ids))
+
+    async def export(self, user_id: str) -> dict[str, Any]:
+        """Everything held about the user, JSON-serialisable (the archive is complete;
+        derived tiers are included as they are now)."""
+        user_id = clean_id(user_id, "user_id")
+        exchanges = await self.t.archive.exchanges(user_id)
+        scopes = sorted({e.scope for e in exchanges}, key=lambda s: s.key)
+        out: dict[str, Any] = {
+            "user_id": user_id, "exported_at": datetime.now(UTC).isoformat(),
+            "exchanges": [e.to_json() for e in exchanges],
+            "facts": [{"id": f.id, "guild_id": f.guild_id, "text": f.text,
+                       "created_at": f.created_at.isoformat()} for f in await self.t.ledger.all_facts(user_id)],
+            "usage": [{"guild_id": u.guild_id, "prompt_tokens": u.prompt_tokens,
+                       "completion_tokens": u.completion_tokens, "requests": u.requests}
+                      for u in await self.t.ledger.usage(user_id=user_id)],
+        }
+        try:
+            out["summaries"] = [{"exchange_id": r.exchange_id, "chunk": r.chunk, "scope": r.scope_key,
+                                 "summary": r.summary, "timestamp": r.timestamp.isoformat()}
+                                for r in await self.summaries.records(user_id)]
+        except TierUnavailable as exc:
+            out["summaries"] = {"unavailable": str(exc)}
+        try:
+            out["graph"] = {s.key: [{"name": rel.label or rel.name, "kind": rel.kind, "count": rel.count,
+                                     "first_seen": rel.first_seen.isoformat(),
+                                     "last_seen": rel.last_seen.isoformat()}
+                                    for rel in await self.graph.profile(s, 1000)] for s in scopes}
+        except TierUnavailable as exc:
+            out["graph"] = {"unavailable": str(exc)}
+        return out
+
+    async def rebuild(self, user_id: str | None = None) -> int:
+        """Regenerate cache, summaries and graph from the archive (one user, or everyone).
+
+        Returns the number of exchanges queued; ``flush()`` waits for them.
+        """
+        users = [clean_id(user_id, "user_id")] if user_id is not None else await self.t.archive.users()
+        if user_id is None:
+            await self.t.cache.clear()  # type: ignore[attr-defined]
+        for u in users:
+            target = ForgetTarget(u)
+            await self.cache.forget(target)
+            await self.summaries.forget(target)
+            await self.graph.forget(target)
+        queued = await self.t.outbox.enqueue_all(user_id)
+        self.worker.notify()
+        return queued
+
+    # ---- bot services: rate limits, facts, usage, rolling summaries, stats --------------------
+
+    async def check_rate_limit(self, user_id: str, *, per_user: int = 30, global_limit: int = 10_000,
+                               window_seconds: int = 60) -> None:
+        """Count one request; raise RateLimited (with ``.notify``) when over a limit.
+
+        Raises TierUnavailable if Redis is down: the caller decides whether to fail open.
+        """
+        await self.t.limiter.check(clean_id(user_id, "user_id"), per_user=per_user,
+                                   global_limit=global_limit, window_seconds=window_seconds)
+
+    async def remember_fact(self, user_id: str, text: str, guild_id: str | None = None) -> Fact:
+        return await self.t.ledger.add_fact(Scope.of(user_id, guild_id),
+                                            clean_text(text, "fact", max_chars=2000).strip())
+
+    async def forget_fact(self, user_id: str, fact_id: str, guild_id: str | None = None) -> bool:
+        return await self.t.ledger.remove_fact(Scope.of(user_id, guild_id), clean_id(fact_id, "fact_id"))
+
+    async def facts(self, user_id: str, guild_id: str | None = None) -> list[Fact]:
+        return await self.t.ledger.facts(Scope.of(user_id, guild_id))
+
+    async def record_usage(self, user_id: str, guild_id: str | None, prompt_tokens: int,
+                           completion_tokens: int) -> None:
+        await self.t.ledger.record_usage(Scope.of(user_id, guild_id), prompt_tokens, completion_tokens)
+
+    async def usage(self, guild_id: str | None = None) -> list[UsageRow]:
+        return await self.t.ledger.usage(None if guild_id is None else clean_id(guild_id, "guild_id"))
+
+    async def rolling_summary(self, user_id: str, guild_id: str | None, channel_id: str | None) -> str | None:
+        return await self.t.state.get(self.t.state.rolling_key(Scope.of(user_id, guild_id), channel_id))
+
+    async def set_rolling_summary(self, user_id: str, guild_id: str | None, channel_id: str | None,
+                                  text: str) -> None:
+        await self.t.state.set(self.t.state.rolling_key(Scope.of(user_id, guild_id), channel_id),
+                               clean_text(text, "summary", allow_empty=True, max_chars=20_000))
+
+    async def stats(self) -> MemoryStats:
+        """Tier health and latency, archive totals, queue depth and token totals."""
+        health = await tier_health(self.t)
+        exchanges = users = pending = prompt = completion = -1
+        if health["archive"].ok:
+            exchanges, users = await self.t.archive.totals()
+            pending = await self.t.outbox.pending()
+            rows = await self.t.ledger.usage()
+            prompt = sum(r.prompt_tokens for r in rows)
+            completion = sum(r.completion_tokens for r in rows)
+        return MemoryStats(health, exchanges, users, pending, self.worker.processed, prompt, completion,
+                           self.t.addresses.bundled)

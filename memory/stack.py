@@ -1,0 +1,112 @@
+"""Opening the tiers: the memory library's composition root.
+
+``open_tiers`` starts bundled servers for unconfigured tiers, connects every
+client inside one ``AsyncExitStack`` and returns them together; closing the
+stack closes them all in reverse order.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from contextlib import AsyncExitStack
+from dataclasses import dataclass, field
+
+from memory.embedding import create_embedder
+from memory.errors import TierUnavailable
+from memory.extraction import DeterministicExtractor
+from memory.launcher import Addresses, EmbeddedServers
+from memory.protocols import CacheTier, Embedder, Extractor, GraphTier, SummaryTier
+from memory.settings import MemorySettings
+from memory.tiers.archive import PostgresArchive, PostgresOutbox, create_pool
+from memory.tiers.cache import RedisCache, RedisRateLimiter, RedisState, create_redis
+from memory.tiers.graph import create_graph
+from memory.tiers.ledger import PostgresLedger
+from memory.tiers.summaries import create_summaries
+
+
+@dataclass
+class Tiers:
+    cache: CacheTier
+    limiter: RedisRateLimiter
+    state: RedisState
+    archive: PostgresArchive
+    outbox: PostgresOutbox
+    ledger: PostgresLedger
+    summaries: SummaryTier
+    graph: GraphTier
+    embedder: Embedder
+    extractor: Extractor
+    addresses: Addresses
+    stack: AsyncExitStack
+
+
+@dataclass(frozen=True)
+class TierHealth:
+    ok: bool
+    ms: float
+    detail: str = ""
+
+
+@dataclass(frozen=True)
+class MemoryStats:
+    tiers: dict[str, TierHealth]
+    exchanges: int
+    users: int
+    pending: int
+    processed_here: int
+    prompt_tokens: int = 0
+    completion_tokens: int = 0
+    bundled: tuple[str, ...] = field(default_factory=tuple)
+
+
+async def open_tiers(settings: MemorySettings) -> Tiers:
+    """Connect every tier (starting bundled servers where no URL is set).
+
+    Raises TierUnavailable naming the first tier that cannot be reached, after
+    closing whatever was opened.
+    """
+    stack = AsyncExitStack()
+    try:
+        launcher = EmbeddedServers(settings)
+        addresses = await launcher.start()
+        stack.push_async_callback(launcher.aclose)
+        redis = await create_redis(addresses.redis_url)
+        stack.push_async_callback(redis.aclose)
+        pg = settings.postgres
+        pool = await create_pool(addresses.postgres_dsn, min_size=pg.pool_min, max_size=pg.pool_max)
+        stack.push_async_callback(pool.close)
+        summaries = await create_summaries(addresses.chroma_url, addresses.chroma_path,
+                                           settings.chroma.collection)
+        stack.push_async_callback(summaries.aclose)
+        graph = await create_graph(addresses.neo4j_uri, addresses.neo4j_auth, addresses.neo4j_database)
+        stack.push_async_callback(graph.aclose)
+    except BaseException:
+        await stack.aclose()
+        raise
+    r = settings.redis
+    return Tiers(
+        cache=RedisCache(redis, size=r.cache_size, active_ttl=r.active_ttl_seconds, idle_ttl=r.idle_ttl_seconds),
+        limiter=RedisRateLimiter(redis), state=RedisState(redis),
+        archive=PostgresArchive(pool), outbox=PostgresOutbox(pool), ledger=PostgresLedger(pool),
+        summaries=summaries, graph=graph, embedder=create_embedder(settings.embedding),
+        extractor=DeterministicExtractor(settings.worker.chunk_tokens),
+        addresses=addresses, stack=stack)
+
+
+async def tier_health(tiers: Tiers, timeout: float = 2.0) -> dict[str, TierHealth]:
+    """Ping every tier in parallel; a tier that fails or is slow is reported, not raised."""
+    async def one(name: str, ping: object) -> tuple[str, TierHealth]:
+        start = time.perf_counter()
+        try:
+            async with asyncio.timeout(timeout):
+                await ping()  # type: ignore[operator]
+        except TierUnavailable as exc:
+            return name, TierHealth(False, (time.perf_counter() - start) * 1000, str(exc))
+        except TimeoutError:
+            return name, TierHealth(False, timeout * 1000, f"no answer within {timeout:.0f}s")
+        return name, TierHealth(True, (time.perf_counter() - start) * 1000)
+
+    pairs = await asyncio.gather(one("cache", tiers.cache.ping), one("archive", tiers.archive.ping),
+                                 one("summaries", tiers.summaries.ping), one("graph", tiers.graph.ping))
+    return dict(pairs)

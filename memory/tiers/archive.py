@@ -1,0 +1,245 @@
+"""Tier 2: PostgreSQL via an asyncpg pool. The source of truth.
+
+``PostgresArchive`` holds every exchange; ``PostgresOutbox`` is the durable
+queue of derived work, written in the same transaction as the exchange;
+``PostgresLedger`` keeps user-curated facts and token usage. All SQL of the
+archive lives in this module and in ``memory/sql/*.sql`` (versioned schema).
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Sequence
+from datetime import datetime
+from importlib import resources
+from typing import Any
+
+import asyncpg
+
+from memory.errors import ArchiveUnavailable
+from memory.models import Exchange, ForgetTarget, Hit, Scope
+
+_DRIVER_ERRORS = (asyncpg.PostgresError, asyncpg.InterfaceError, OSError, ConnectionError)
+_COLUMNS = "id, user_id, guild_id, channel_id, user_message, bot_response, created_at, metadata"
+
+
+def _row_to_exchange(row: asyncpg.Record) -> Exchange:
+    return Exchange(id=row["id"], user_id=row["user_id"], guild_id=row["guild_id"],
+                    channel_id=row["channel_id"], user_message=row["user_message"],
+                    bot_response=row["bot_response"], timestamp=row["created_at"],
+                    metadata=row["metadata"])
+
+
+async def _init_connection(conn: asyncpg.Connection) -> None:
+    await conn.set_type_codec("jsonb", encoder=json.dumps, decoder=json.loads, schema="pg_catalog")
+
+
+async def migrate(pool: asyncpg.Pool) -> list[int]:
+    """Apply the versioned schema files not yet applied; returns the versions applied.
+
+    An advisory lock serialises concurrent starters (bot, worker, CLI).
+    """
+    files = sorted(f for f in resources.files("memory.sql").iterdir() if f.name.endswith(".sql"))
+    applied: list[int] = []
+    async with pool.acquire() as conn, conn.transaction():
+        await conn.execute("SELECT pg_advisory_xact_lock(7262013)")
+        await conn.execute("CREATE TABLE IF NOT EXISTS schema_migrations ("
+                           "version integer PRIMARY KEY, applied_at timestamptz NOT NULL DEFAULT now())")
+        done = {r["version"] for r in await conn.fetch("SELECT version FROM schema_migrations")}
+        for f in files:
+            version = int(f.name.split("_", 1)[0])
+            if version not in done:
+                await conn.execute(f.read_text())
+                await conn.execute("INSERT INTO schema_migrations (version) VALUES ($1)", version)
+                applied.append(version)
+    return applied
+
+
+async def create_pool(dsn: str, *, min_size: int = 1, max_size: int = 10) -> asyncpg.Pool:
+    """Open a pool and bring the schema up to date; raises ArchiveUnavailable."""
+    try:
+        pool = await asyncpg.create_pool(dsn, min_size=min_size, max_size=max_size, init=_init_connection,
+                                         command_timeout=30)
+        await migrate(pool)
+    except _DRIVER_ERRORS as exc:
+        raise ArchiveUnavailable(f"{type(exc).__name__}: {exc}") from exc
+    return pool
+
+
+class _PgEdge:
+    name = "archive"
+
+    def __init__(self, pool: asyncpg.Pool) -> None:
+        self.pool = pool
+
+    async def _fetch(self, sql: str, *args: Any) -> list[asyncpg.Record]:
+        try:
+            return list(await self.pool.fetch(sql, *args))
+        except _DRIVER_ERRORS as exc:
+            raise ArchiveUnavailable(f"{type(exc).__name__}: {exc}") from exc
+
+    async def _fetchval(self, sql: str, *args: Any) -> Any:
+        try:
+            return await self.pool.fetchval(sql, *args)
+        except _DRIVER_ERRORS as exc:
+            raise ArchiveUnavailable(f"{type(exc).__name__}: {exc}") from exc
+
+    async def _execute(self, sql: str, *args: Any) -> str:
+        try:
+            return str(await self.pool.execute(sql, *args))
+        except _DRIVER_ERRORS as exc:
+            raise ArchiveUnavailable(f"{type(exc).__name__}: {exc}") from exc
+
+    async def ping(self) -> None:
+        await self._fetchval("SELECT 1")
+
+
+def _where(target: ForgetTarget | None = None, *, user_id: str | None = None,
+           scope: Scope | None = None) -> tuple[str, list[Any]]:
+    """A WHERE clause confining a statement to one user (and scope, and ids)."""
+    if target is not None:
+        user_id, scope = target.user_id, target.scope
+    clauses, args = ["user_id = $1"], [user_id]
+    if scope is not None:
+        args.append(scope.key)
+        clauses.append(f"scope = ${len(args)}")
+    if target is not None and target.exchange_ids is not None:
+        args.append(list(target.exchange_ids))
+        clauses.append(f"id = ANY(${len(args)}::text[])")
+    return " AND ".join(clauses), args
+
+
+class PostgresArchive(_PgEdge):
+    """Every exchange, full fidelity, with a full-text index."""
+
+    async def insert(self, exchange: Exchange, *, cache_stale: bool = False) -> bool:
+        e = exchange
+        try:
+            async with self.pool.acquire() as conn, conn.transaction():
+                status = await conn.execute(
+                    "INSERT INTO exchanges (id, user_id, scope, guild_id, channel_id, user_message,"
+                    " bot_response, created_at, metadata) VALUES ($1,$2,$3,$4,$5,$6,$7,$8,$9)"
+                    " ON CONFLICT (id) DO NOTHING",
+                    e.id, e.user_id, e.scope.key, e.guild_id, e.channel_id, e.user_message,
+                    e.bot_response, e.timestamp, dict(e.metadata))
+                if status.endswith(" 0"):
+                    return False
+                await conn.execute("INSERT INTO outbox (exchange_id, cache_stale) VALUES ($1, $2)",
+                                   e.id, cache_stale)
+        except _DRIVER_ERRORS as exc:
+            raise ArchiveUnavailable(f"{type(exc).__name__}: {exc}") from exc
+        return True
+
+    async def mark_cache_stale(self, exchange_id: str) -> None:
+        """Tell the worker the cache missed this exchange, so it drops the scope's list."""
+        await self._execute("UPDATE outbox SET cache_stale = true WHERE exchange_id = $1", exchange_id)
+
+    async def get(self, scope: Scope, ids: Sequence[str]) -> list[Exchange]:
+        if not ids:
+            return []
+        rows = await self._fetch(f"SELECT {_COLUMNS} FROM exchanges WHERE user_id = $1 AND scope = $2"
+                                 " AND id = ANY($3::text[])", scope.user_id, scope.key, list(ids))
+        return [_row_to_exchange(r) for r in rows]
+
+    async def find(self, user_id: str, exchange_id: str) -> Exchange | None:
+        """The user's exchange with this id, in whatever scope, or None."""
+        rows = await self._fetch(f"SELECT {_COLUMNS} FROM exchanges WHERE user_id = $1 AND id = $2",
+                                 user_id, exchange_id)
+        return _row_to_exchange(rows[0]) if rows else None
+
+    async def existing(self, ids: Sequence[str]) -> set[str]:
+        rows = await self._fetch("SELECT id FROM exchanges WHERE id = ANY($1::text[])", list(ids))
+        return {r["id"] for r in rows}
+
+    async def recent(self, scope: Scope, limit: int, *, before: datetime | None = None) -> list[Exchange]:
+        rows = await self._fetch(
+            f"SELECT {_COLUMNS} FROM exchanges WHERE user_id = $1 AND scope = $2"
+            " AND ($3::timestamptz IS NULL OR created_at < $3) ORDER BY created_at DESC, id LIMIT $4",
+            scope.user_id, scope.key, before, limit)
+        return [_row_to_exchange(r) for r in rows]
+
+    async def search(self, scope: Scope, query: str, limit: int) -> list[Hit]:
+        """Any-word full-text match (stemmed, stop words dropped), ranked by cover density."""
+        if not query.strip():
+            return []
+        rows = await self._fetch(
+            "WITH q AS (SELECT to_tsquery('english', string_agg(quote_literal(lexeme), ' | ')) AS q"
+            "           FROM unnest(to_tsvector('english', $3)))"
+            " SELECT e.id, ts_rank_cd(e.search, q.q, 1) AS rank FROM exchanges e, q"
+            " WHERE q.q IS NOT NULL AND e.user_id = $1 AND e.scope = $2 AND e.search @@ q.q"
+            " ORDER BY rank DESC, e.created_at DESC LIMIT $4",
+            scope.user_id, scope.key, query[:4000], limit)
+        return [Hit(r["id"], float(r["rank"]), "fulltext") for r in rows]
+
+    async def phrase_ids(self, scope: Scope, phrase: str) -> list[str]:
+        """Ids of the scope's exchanges containing every word of ``phrase`` (stemmed)."""
+        rows = await self._fetch(
+            "SELECT id FROM exchanges WHERE user_id = $1 AND scope = $2"
+            " AND search @@ plainto_tsquery('english', $3)", scope.user_id, scope.key, phrase[:1000])
+        return [r["id"] for r in rows]
+
+    async def exchanges(self, user_id: str, scope: Scope | None = None) -> list[Exchange]:
+        where, args = _where(user_id=user_id, scope=scope)
+        rows = await self._fetch(f"SELECT {_COLUMNS} FROM exchanges WHERE {where}"
+                                 " ORDER BY created_at, id", *args)
+        return [_row_to_exchange(r) for r in rows]
+
+    async def scopes(self, user_id: str) -> list[Scope]:
+        rows = await self._fetch("SELECT DISTINCT scope FROM exchanges WHERE user_id = $1", user_id)
+        return [Scope(user_id, Scope.guild_of(r["scope"])) for r in rows]
+
+    async def users(self) -> list[str]:
+        return [r["user_id"] for r in await self._fetch("SELECT DISTINCT user_id FROM exchanges")]
+
+    async def forget(self, target: ForgetTarget) -> int:
+        where, args = _where(target)
+        status = await self._execute(f"DELETE FROM exchanges WHERE {where}", *args)
+        return int(status.rsplit(" ", 1)[-1])
+
+    async def count(self, user_id: str, scope: Scope | None = None) -> int:
+        where, args = _where(user_id=user_id, scope=scope)
+        return int(await self._fetchval(f"SELECT count(*) FROM exchanges WHERE {where}", *args))
+
+    async def totals(self) -> tuple[int, int]:
+        """(exchanges, distinct users) across the whole archive."""
+        rows = await self._fetch("SELECT count(*) AS n, count(DISTINCT user_id) AS u FROM exchanges")
+        return int(rows[0]["n"]), int(rows[0]["u"])
+
+
+class PostgresOutbox(_PgEdge):
+    """The durable queue of derived work: one row per exchange until the worker finishes it."""
+
+    async def claim(self, limit: int, lease_seconds: float) -> list[tuple[Exchange, bool]]:
+        rows = await self._fetch(
+            "WITH c AS (UPDATE outbox SET available_at = now() + make_interval(secs => $2),"
+            "                             attempts = attempts + 1"
+            "           WHERE exchange_id IN (SELECT exchange_id FROM outbox WHERE available_at <= now()"
+            "                                 ORDER BY available_at LIMIT $1 FOR UPDATE SKIP LOCKED)"
+            "           RETURNING exchange_id, cache_stale)"
+            f" SELECT {', '.join('e.' + c for c in _COLUMNS.split(', '))}, c.cache_stale"
+            " FROM c JOIN exchanges e ON e.id = c.exchange_id ORDER BY e.created_at",
+            limit, float(lease_seconds))
+        return [(_row_to_exchange(r), bool(r["cache_stale"])) for r in rows]
+
+    async def complete(self, exchange_ids: Sequence[str]) -> None:
+        await self._execute("DELETE FROM outbox WHERE exchange_id = ANY($1::text[])", list(exchange_ids))
+
+    async def fail(self, exchange_ids: Sequence[str], error: str, retry_in: float) -> None:
+        await self._execute("UPDATE outbox SET last_error = $2, available_at = now() + make_interval(secs => $3)"
+                            " WHERE exchange_id = ANY($1::text[])", list(exchange_ids), error[:2000],
+                            float(retry_in))
+
+    async def pending(self) -> int:
+        return int(await self._fetchval("SELECT count(*) FROM outbox"))
+
+    async def last_error(self) -> str | None:
+        value = await self._fetchval("SELECT last_error FROM outbox WHERE last_error IS NOT NULL"
+                                     " ORDER BY available_at DESC LIMIT 1")
+        return str(value) if value is not None else None
+
+    async def enqueue_all(self, user_id: str | None = None) -> int:
+        status = await self._execute(
+            "INSERT INTO outbox (exchange_id, cache_stale) SELECT id, true FROM exchanges"
+            " WHERE $1::text IS NULL OR user_id = $1"
+            " ON CONFLICT (exchange_id) DO UPDATE SET available_at = now(), cache_stale = true", user_id)
+        return int(status.rsplit(" ", 1)[-1])

@@ -1,0 +1,97 @@
+"""Archive-side records that are not conversation logs: curated facts and token usage.
+
+Same PostgreSQL pool and schema as ``memory.tiers.archive``; kept apart so the
+archive module stays about exchanges.
+"""
+
+from __future__ import annotations
+
+import uuid
+from dataclasses import dataclass
+from datetime import UTC, datetime
+
+from memory.models import ForgetTarget, Scope
+from memory.tiers.archive import _PgEdge, _where
+
+
+@dataclass(frozen=True, slots=True)
+class Fact:
+    """Something the user asked the bot to remember, always included in their context."""
+
+    id: str
+    user_id: str
+    guild_id: str | None
+    text: str
+    created_at: datetime
+
+
+@dataclass(frozen=True, slots=True)
+class UsageRow:
+    user_id: str
+    guild_id: str | None
+    prompt_tokens: int
+    completion_tokens: int
+    requests: int
+
+    @property
+    def total_tokens(self) -> int:
+        return self.prompt_tokens + self.completion_tokens
+
+
+class PostgresLedger(_PgEdge):
+    """Curated facts (per user and scope) and LLM token usage (per user, scope and day)."""
+
+    async def add_fact(self, scope: Scope, text: str) -> Fact:
+        fact = Fact(uuid.uuid4().hex[:12], scope.user_id, scope.guild_id, text, datetime.now(UTC))
+        await self._execute("INSERT INTO facts (id, user_id, scope, text, created_at) VALUES ($1,$2,$3,$4,$5)",
+                            fact.id, scope.user_id, scope.key, text, fact.created_at)
+        return fact
+
+    async def facts(self, scope: Scope) -> list[Fact]:
+        rows = await self._fetch("SELECT id, text, created_at FROM facts WHERE user_id = $1 AND scope = $2"
+                                 " ORDER BY created_at, id", scope.user_id, scope.key)
+        return [Fact(r["id"], scope.user_id, scope.guild_id, r["text"], r["created_at"]) for r in rows]
+
+    async def all_facts(self, user_id: str) -> list[Fact]:
+        rows = await self._fetch("SELECT id, scope, text, created_at FROM facts WHERE user_id = $1"
+                                 " ORDER BY created_at, id", user_id)
+        return [Fact(r["id"], user_id, Scope.guild_of(r["scope"]), r["text"], r["created_at"]) for r in rows]
+
+    async def remove_fact(self, scope: Scope, fact_id: str) -> bool:
+        status = await self._execute("DELETE FROM facts WHERE user_id = $1 AND scope = $2 AND id = $3",
+                                     scope.user_id, scope.key, fact_id)
+        return status.endswith(" 1")
+
+    async def forget(self, target: ForgetTarget) -> int:
+        """Facts of the user (or scope); a target naming exchanges leaves facts alone."""
+        if target.exchange_ids is not None:
+            return 0
+        where, args = _where(user_id=target.user_id, scope=target.scope)
+        status = await self._execute(f"DELETE FROM facts WHERE {where}", *args)
+        usage = await self._execute(f"DELETE FROM token_usage WHERE {where}", *args)
+        del usage  # usage rows are bookkeeping, not memories; removed with the user but not counted
+        return int(status.rsplit(" ", 1)[-1])
+
+    async def count(self, user_id: str, scope: Scope | None = None) -> int:
+        where, args = _where(user_id=user_id, scope=scope)
+        return int(await self._fetchval(f"SELECT count(*) FROM facts WHERE {where}", *args))
+
+    async def record_usage(self, scope: Scope, prompt_tokens: int, completion_tokens: int) -> None:
+        await self._execute(
+            "INSERT INTO token_usage (user_id, scope, day, prompt_tokens, completion_tokens, requests)"
+            " VALUES ($1, $2, current_date, $3, $4, 1) ON CONFLICT (user_id, scope, day) DO UPDATE SET"
+            " prompt_tokens = token_usage.prompt_tokens + EXCLUDED.prompt_tokens,"
+            " completion_tokens = token_usage.completion_tokens + EXCLUDED.completion_tokens,"
+            " requests = token_usage.requests + 1",
+            scope.user_id, scope.key, max(0, int(prompt_tokens)), max(0, int(completion_tokens)))
+
+    async def usage(self, guild_id: str | None = None, user_id: str | None = None) -> list[UsageRow]:
+        """Totals per user and scope, biggest first; filtered to one guild and/or one user."""
+        rows = await self._fetch(
+            "SELECT user_id, scope, sum(prompt_tokens) AS p, sum(completion_tokens) AS c,"
+            " sum(requests) AS r FROM token_usage"
+            " WHERE ($1::text IS NULL OR scope = $1) AND ($2::text IS NULL OR user_id = $2)"
+            " GROUP BY user_id, scope ORDER BY sum(prompt_tokens + completion_tokens) DESC",
+            None if guild_id is None else f"g:{guild_id}", user_id)
+        return [UsageRow(r["user_id"], Scope.guild_of(r["scope"]), int(r["p"]), int(r["c"]), int(r["r"]))
+                for r in rows]

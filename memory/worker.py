@@ -1,0 +1,101 @@
+"""The derived-tier worker: outbox -> summaries, embeddings and graph, off the reply path.
+
+Idempotent by exchange id: summaries are upserted by (exchange id, chunk) and
+the graph ingests each exchange exactly once, so a batch replayed after a crash
+changes nothing. Runs as a task inside the manager, or alone with
+``python -m memory worker``; several workers share the queue safely
+(``FOR UPDATE SKIP LOCKED`` leases).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Sequence
+
+from memory.errors import TierUnavailable
+from memory.models import Exchange, Extraction, SummaryRecord
+from memory.protocols import CacheTier, Embedder, Extractor, GraphTier, SummaryTier
+from memory.tiers.archive import PostgresOutbox
+
+log = logging.getLogger(__name__)
+
+
+class DerivedWorker:
+    def __init__(self, outbox: PostgresOutbox, extractor: Extractor, embedder: Embedder,
+                 summaries: SummaryTier, graph: GraphTier, cache: CacheTier, *,
+                 batch_size: int = 64, lease_seconds: float = 120.0, idle_poll: float = 0.5) -> None:
+        self.outbox = outbox
+        self.extractor = extractor
+        self.embedder = embedder
+        self.summaries = summaries
+        self.graph = graph
+        self.cache = cache
+        self.batch_size = batch_size
+        self.lease_seconds = lease_seconds
+        self.idle_poll = idle_poll
+        self.processed = 0
+        self.failures = 0
+        self._wake = asyncio.Event()
+
+    def notify(self) -> None:
+        """Wake the loop: new work was enqueued."""
+        self._wake.set()
+
+    async def run_once(self) -> int:
+        """Claim and process one batch; returns exchanges finished (0 when idle).
+
+        A tier outage leaves the batch in the queue with a backoff and re-raises.
+        """
+        batch = await self.outbox.claim(self.batch_size, self.lease_seconds)
+        if not batch:
+            return 0
+        exchanges = [e for e, _ in batch]
+        try:
+            extractions = await self.extractor.extract(exchanges)
+            await self._summaries(exchanges, extractions)
+            await self.graph.ingest(list(zip(exchanges, extractions, strict=True)))
+            for scope in {e.scope for e, stale in batch if stale}:
+                await self.cache.invalidate(scope)
+        except TierUnavailable as exc:
+            self.failures += 1
+            await self.outbox.fail([e.id for e in exchanges], str(exc), retry_in=min(30.0, 2.0 ** min(self.failures, 5)))
+            raise
+        await self.outbox.complete([e.id for e in exchanges])
+        self.failures = 0
+        self.processed += len(exchanges)
+        return len(exchanges)
+
+    async def _summaries(self, exchanges: Sequence[Exchange], extractions: Sequence[Extraction]) -> None:
+        texts = [chunk for x in extractions for chunk in x.chunks]
+        vectors = await self.embedder.embed(texts)
+        records: list[SummaryRecord] = []
+        row = 0
+        for e, x in zip(exchanges, extractions, strict=True):
+            for i, _chunk in enumerate(x.chunks):
+                records.append(SummaryRecord(e.id, i, e.user_id, e.scope.key, e.timestamp, x.summary,
+                                             tuple(float(v) for v in vectors[row])))
+                row += 1
+        await self.summaries.upsert(records)
+
+    async def run_forever(self, stop: asyncio.Event) -> None:
+        """Process batches until ``stop`` is set; outages back off and retry, never crash the loop."""
+        while not stop.is_set():
+            try:
+                done = await self.run_once()
+            except TierUnavailable as exc:
+                log.warning("derived work deferred: %s", exc)
+                done = 0
+                await self._sleep(stop, min(30.0, 2.0 ** min(self.failures, 5)))
+                continue
+            if done == 0:
+                self._wake.clear()
+                await self._sleep(stop, self.idle_poll)
+
+    async def _sleep(self, stop: asyncio.Event, seconds: float) -> None:
+        waiters = [asyncio.ensure_future(stop.wait()), asyncio.ensure_future(self._wake.wait())]
+        try:
+            await asyncio.wait(waiters, timeout=seconds, return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            for w in waiters:
+                w.cancel()
