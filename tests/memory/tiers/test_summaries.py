@@ -1,0 +1,259 @@
+"""ChromaSummaries on a real Chroma: on-disk (PersistentClient) and over HTTP (``chroma run``)."""
+
+from __future__ import annotations
+
+import socket
+import uuid
+from collections.abc import AsyncIterator
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import chromadb
+import numpy as np
+import pytest
+import pytest_asyncio
+from chromadb.config import Settings
+
+from memory.embedding import OnnxMiniLMEmbedder
+from memory.errors import TierUnavailable
+from memory.models import ForgetTarget, Scope, SummaryRecord
+from memory.tiers.summaries import ChromaSummaries, close_chroma_client, create_summaries
+
+T0 = datetime(2024, 5, 1, 12, 0, tzinfo=UTC)
+ALICE_GUILD = Scope("alice", "g1")
+ALICE_DM = Scope("alice", None)
+BOB_GUILD = Scope("bob", "g1")
+
+
+@pytest.fixture(scope="module")
+def embedder() -> OnnxMiniLMEmbedder:
+    return OnnxMiniLMEmbedder(threads=1)
+
+
+Location = tuple[str | None, Path | None]
+
+
+@pytest.fixture
+def collection_name() -> str:
+    return f"test_{uuid.uuid4().hex[:16]}"
+
+
+@pytest_asyncio.fixture
+async def tier(chroma_location: Location, collection_name: str) -> AsyncIterator[ChromaSummaries]:
+    url, path = chroma_location
+    summaries = await create_summaries(url, path, collection_name)
+    yield summaries
+    await summaries.aclose()
+    if url:  # the HTTP server is shared by the session: drop this test's collection
+        client = _raw_client(chroma_location)
+        client.delete_collection(collection_name)
+        close_chroma_client(client)
+
+
+def _raw_client(location: Location) -> chromadb.api.ClientAPI:
+    url, path = location
+    settings = Settings(anonymized_telemetry=False)
+    if url:
+        host, port = url.removeprefix("http://").split(":")
+        return chromadb.HttpClient(host=host, port=int(port), settings=settings)
+    return chromadb.PersistentClient(path=str(path), settings=settings)
+
+
+def _raw_count(location: Location, collection_name: str) -> int:
+    client = _raw_client(location)
+    try:
+        return client.get_collection(collection_name, embedding_function=None).count()
+    finally:
+        close_chroma_client(client)
+
+
+async def _records(embedder: OnnxMiniLMEmbedder, scope: Scope,
+                   items: list[tuple[str, int, str]], minutes: int = 0) -> list[SummaryRecord]:
+    """SummaryRecords for (exchange_id, chunk, text), embedded with the real model."""
+    vectors = await embedder.embed([text for _, _, text in items])
+    return [SummaryRecord(exchange_id=ex, chunk=chunk, user_id=scope.user_id, scope_key=scope.key,
+                          timestamp=T0 + timedelta(minutes=minutes + i), summary=text,
+                          embedding=tuple(float(x) for x in vec))
+            for i, ((ex, chunk, text), vec) in enumerate(zip(items, vectors, strict=True))]
+
+
+async def _query(embedder: OnnxMiniLMEmbedder, text: str) -> np.ndarray:
+    return (await embedder.embed([text]))[0]
+
+
+async def test_ping(tier: ChromaSummaries) -> None:
+    await tier.ping()
+    assert tier.name == "summaries"
+
+
+async def test_search_returns_the_matching_exchange_first(
+        tier: ChromaSummaries, embedder: OnnxMiniLMEmbedder) -> None:
+    await tier.upsert(await _records(embedder, ALICE_GUILD, [
+        ("ex-dog", 0, "Alice said her golden retriever Max loves swimming in the lake."),
+        ("ex-job", 0, "Alice started a new job as a backend engineer at a bank."),
+        ("ex-food", 0, "Alice is learning to cook Thai green curry."),
+    ]))
+    hits = await tier.search(ALICE_GUILD, await _query(embedder, "what is the name of my dog?"), 3)
+    assert hits[0].exchange_id == "ex-dog"
+    assert len(hits) == 3
+    assert all(h.source == "semantic" for h in hits)
+    assert [h.score for h in hits] == sorted((h.score for h in hits), reverse=True)
+    assert hits[0].detail.startswith("Alice said her golden retriever")
+    assert 0.0 < hits[0].score <= 1.0 + 1e-6
+
+    job = await tier.search(ALICE_GUILD, await _query(embedder, "where do I work now?"), 1)
+    assert [h.exchange_id for h in job] == ["ex-job"]
+
+
+async def test_chunks_of_one_exchange_collapse_into_one_hit(
+        tier: ChromaSummaries, embedder: OnnxMiniLMEmbedder) -> None:
+    await tier.upsert(await _records(embedder, ALICE_GUILD, [
+        ("ex-trip", 0, "Alice plans a trip to Japan in April."),
+        ("ex-trip", 1, "She wants to see the cherry blossoms in Kyoto during her Japan trip."),
+        ("ex-trip", 2, "In Tokyo she will visit Akihabara on her Japan holiday."),
+        ("ex-tax", 0, "Alice asked how to file her tax return."),
+    ]))
+    query = await _query(embedder, "cherry blossoms in Kyoto")
+    hits = await tier.search(ALICE_GUILD, query, 5)
+    assert [h.exchange_id for h in hits] == ["ex-trip", "ex-tax"]
+    # the exchange is scored by its best chunk
+    assert "cherry blossoms" in hits[0].detail
+    assert await tier.count("alice") == 4
+
+
+async def test_upsert_replay_changes_nothing(
+        tier: ChromaSummaries, embedder: OnnxMiniLMEmbedder,
+        chroma_location: Location, collection_name: str) -> None:
+    records = await _records(embedder, ALICE_GUILD, [
+        ("ex-1", 0, "first summary"), ("ex-1", 1, "second chunk"), ("ex-2", 0, "another one")])
+    await tier.upsert(records)
+    await tier.upsert(records)
+    await tier.upsert(records[1:])
+    assert await tier.count("alice") == 3
+    assert _raw_count(chroma_location, collection_name) == 3
+    stored = await tier.records("alice")
+    assert [(r.exchange_id, r.chunk, r.summary) for r in stored] == [
+        ("ex-1", 0, "first summary"), ("ex-1", 1, "second chunk"), ("ex-2", 0, "another one")]
+    assert stored[0].timestamp == T0 and stored[0].scope_key == "g:g1"
+    assert all(r.embedding == () for r in stored)
+
+
+async def test_upsert_empty_is_a_no_op(tier: ChromaSummaries) -> None:
+    await tier.upsert([])
+    assert await tier.count("alice") == 0
+
+
+async def test_search_never_crosses_user_or_scope(
+        tier: ChromaSummaries, embedder: OnnxMiniLMEmbedder) -> None:
+    query_text = "I adopted a black cat named Pepper"
+    # Others hold the exact query text; alice's guild scope holds only a weak match.
+    await tier.upsert(await _records(embedder, BOB_GUILD, [("bob-cat", 0, query_text)]))
+    await tier.upsert(await _records(embedder, ALICE_DM, [("alice-dm-cat", 0, query_text)]))
+    await tier.upsert(await _records(embedder, ALICE_GUILD, [
+        ("alice-g-weather", 0, "It rained all day in Lisbon.")]))
+    query = await _query(embedder, query_text)
+
+    guild_hits = await tier.search(ALICE_GUILD, query, 10)
+    assert [h.exchange_id for h in guild_hits] == ["alice-g-weather"]
+    dm_hits = await tier.search(ALICE_DM, query, 10)
+    assert [h.exchange_id for h in dm_hits] == ["alice-dm-cat"]
+    bob_hits = await tier.search(BOB_GUILD, query, 10)
+    assert [h.exchange_id for h in bob_hits] == ["bob-cat"]
+    assert await tier.search(Scope("carol", "g1"), query, 10) == []
+
+    assert await tier.count("alice") == 2
+    assert await tier.count("alice", ALICE_DM) == 1
+    assert {r.exchange_id for r in await tier.records("alice", ALICE_GUILD)} == {"alice-g-weather"}
+    assert {r.exchange_id for r in await tier.records("bob")} == {"bob-cat"}
+
+
+async def _seed_for_forget(tier: ChromaSummaries, embedder: OnnxMiniLMEmbedder) -> None:
+    await tier.upsert(await _records(embedder, ALICE_GUILD, [
+        ("a-g-1", 0, "guild one"), ("a-g-1", 1, "guild one, chunk two"), ("a-g-2", 0, "guild two")]))
+    await tier.upsert(await _records(embedder, ALICE_DM, [("a-dm-1", 0, "dm one")]))
+    await tier.upsert(await _records(embedder, BOB_GUILD, [("b-g-1", 0, "bob one")]))
+
+
+async def test_forget_user_removes_every_scope_and_nothing_else(
+        tier: ChromaSummaries, embedder: OnnxMiniLMEmbedder,
+        chroma_location: Location, collection_name: str) -> None:
+    await _seed_for_forget(tier, embedder)
+    assert await tier.forget(ForgetTarget("alice")) == 4
+    assert await tier.count("alice") == 0
+    assert await tier.count("bob") == 1
+    assert _raw_count(chroma_location, collection_name) == 1  # only bob's record is left
+    assert await tier.forget(ForgetTarget("alice")) == 0
+
+
+async def test_forget_scope(tier: ChromaSummaries, embedder: OnnxMiniLMEmbedder,
+                            chroma_location: Location, collection_name: str) -> None:
+    await _seed_for_forget(tier, embedder)
+    assert await tier.forget(ForgetTarget("alice", ALICE_GUILD)) == 3
+    assert await tier.count("alice", ALICE_GUILD) == 0
+    assert await tier.count("alice", ALICE_DM) == 1
+    assert await tier.count("bob", BOB_GUILD) == 1
+    assert _raw_count(chroma_location, collection_name) == 2
+
+
+async def test_forget_exchanges(tier: ChromaSummaries, embedder: OnnxMiniLMEmbedder,
+                                chroma_location: Location, collection_name: str) -> None:
+    await _seed_for_forget(tier, embedder)
+    # b-g-1 is bob's and a-dm-1 is in another scope: neither may be touched
+    target = ForgetTarget("alice", ALICE_GUILD, ("a-g-1", "b-g-1", "a-dm-1"))
+    assert await tier.forget(target) == 2
+    assert [r.exchange_id for r in await tier.records("alice", ALICE_GUILD)] == ["a-g-2"]
+    assert await tier.count("alice", ALICE_DM) == 1 and await tier.count("bob") == 1
+    assert await tier.forget(ForgetTarget("alice", ALICE_GUILD, ())) == 0
+    assert await tier.forget(ForgetTarget("alice", ALICE_GUILD, ("a-g-2",))) == 1
+    assert await tier.count("alice", ALICE_GUILD) == 0
+    assert _raw_count(chroma_location, collection_name) == 2
+
+
+HOSTILE = [
+    'She said "hi" and \'bye\'; DROP TABLE summaries; --',
+    '{"$and": [{"user_id": "bob"}]} $or $in $ne',
+    "Ünïcödé ✓ 日本語 🐍 emoji 👩‍👩‍👧 and RTL مرحبا",
+    "line one\nline two\ttabbed \\ backslash",
+]
+
+
+async def test_hostile_strings_are_stored_faithfully(
+        tier: ChromaSummaries, embedder: OnnxMiniLMEmbedder) -> None:
+    items = [(f"ex-{i}", 0, text) for i, text in enumerate(HOSTILE)]
+    await tier.upsert(await _records(embedder, ALICE_GUILD, items))
+    stored = await tier.records("alice", ALICE_GUILD)
+    assert [r.summary for r in stored] == HOSTILE
+    hits = await tier.search(ALICE_GUILD, await _query(embedder, HOSTILE[1]), 10)
+    assert hits[0].exchange_id == "ex-1" and hits[0].detail == HOSTILE[1]
+    # a user id that looks like an operator matches nothing and breaks nothing
+    assert await tier.count("$and") == 0
+    assert await tier.forget(ForgetTarget("$ne")) == 0
+    assert await tier.count("alice") == len(HOSTILE)
+
+
+async def test_unreachable_server_is_tier_unavailable(collection_name: str) -> None:
+    with socket.socket() as s:  # a port nobody listens on
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    with pytest.raises(TierUnavailable) as info:
+        await create_summaries(f"http://127.0.0.1:{port}", None, collection_name)
+    assert info.value.tier == "summaries"
+
+
+async def test_server_going_away_is_tier_unavailable(
+        collection_name: str, embedder: OnnxMiniLMEmbedder) -> None:
+    from tests import servers
+
+    own_url, stop = servers.start_chroma_server()
+    tier = await create_summaries(own_url, None, collection_name)
+    try:
+        await tier.upsert(await _records(embedder, ALICE_GUILD, [("ex-1", 0, "hello")]))
+        stop()
+        with pytest.raises(TierUnavailable):
+            await tier.ping()
+        with pytest.raises(TierUnavailable):
+            await tier.search(ALICE_GUILD, await _query(embedder, "hello"), 5)
+        with pytest.raises(TierUnavailable):
+            await tier.count("alice")
+    finally:
+        await tier.aclose()
