@@ -1,0 +1,292 @@
+"""The message handler shared by Discord and the console: one incoming message -> one reply.
+
+``ChatHandler.handle`` runs the whole turn:
+
+1. rate limits (per user and global, in Redis through the manager); a limited
+   user gets one polite notice per window, then silence (``None``);
+2. memory context for the user and scope (guild, or DMs), degraded rather than
+   failed when a tier is down;
+3. the prompt: persona + memory notes (facts included) + the channel's rolling
+   summary + the last ``history_exchanges`` exchanges of this channel verbatim;
+   exchanges that fall out of that window are folded into the rolling summary
+   (by the LLM when configured, deterministically otherwise) stored in Redis;
+4. one LLM call (``remember_fact`` tool calls save facts), usage recorded;
+5. the exchange archived with ``store_conversation``.
+
+Failure policy: an LLM failure answers with a short apology and stores
+nothing. A tier down degrades the context and the reply still goes out. If
+the archive itself is down the reply still goes out with a note saying this
+exchange will not be remembered (it cannot be stored anywhere durable). Rate
+limiting fails open when Redis is down: the bot keeps answering.
+
+With no LLM configured (``llm.base_url`` unset) the reply is the prompt that
+would have been sent, clearly labelled; the first such reply also says that no
+LLM is configured. That exchange is stored with a short placeholder answer so
+memory can still be exercised offline.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any, Literal
+
+from bot.llm import ChatLLM, Completion, LLMUnavailable, Prompt, Turn
+from bot.settings import BotSettings
+from memory.context import ConversationContext
+from memory.errors import ArchiveUnavailable, InvalidInput, RateLimited, TierUnavailable
+from memory.manager import HierarchicalMemoryManager
+from memory.models import Exchange, clean_text
+
+log = logging.getLogger(__name__)
+
+APOLOGY = "Sorry, I can't answer right now: my language model isn't responding. Please try again in a moment."
+NOT_STORED_NOTE = "\n\n-# Memory is unavailable right now, so I won't remember this exchange."
+NO_LLM_NOTICE = ("No LLM is configured (set LLM__BASE_URL to an OpenAI-compatible endpoint), so instead "
+                 "of an answer I show the context I would have sent.")
+NO_LLM_STORED_RESPONSE = "[no LLM configured: the bot showed its memory context instead of answering]"
+CONTEXT_BEGIN = "----- context that would be sent to the LLM -----"
+CONTEXT_END = "----- end of context -----"
+
+ReplyKind = Literal["answer", "context", "rate_limited", "llm_error", "invalid"]
+
+
+@dataclass(frozen=True, slots=True)
+class IncomingMessage:
+    """A message addressed to the bot. ``guild_id`` None means a DM."""
+
+    user_id: str
+    text: str
+    guild_id: str | None = None
+    channel_id: str | None = None
+    user_name: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class ChatReply:
+    """The bot's answer to one message, and what happened to it."""
+
+    text: str
+    kind: ReplyKind
+    exchange_id: str | None = None
+    degraded: tuple[str, ...] = ()
+    facts_saved: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True, slots=True)
+class RollingSummary:
+    """The folded part of one channel's conversation; ``through`` is the newest exchange folded in."""
+
+    text: str
+    through: datetime | None
+
+    def dump(self) -> str:
+        return json.dumps({"text": self.text, "through": self.through.isoformat() if self.through else None})
+
+    @classmethod
+    def load(cls, raw: str | None) -> RollingSummary:
+        if not raw:
+            return cls("", None)
+        try:
+            data = json.loads(raw)
+            through = datetime.fromisoformat(data["through"]) if data.get("through") else None
+            return cls(str(data.get("text") or ""), through)
+        except (ValueError, TypeError, KeyError, AttributeError):
+            return cls(raw, None)  # written by something else: keep it as text
+
+
+def fold_deterministic(previous: str, exchanges: Sequence[Exchange], max_chars: int) -> str:
+    """Append one line per exchange to ``previous``, dropping the oldest lines beyond ``max_chars``."""
+    lines = [line for line in previous.splitlines() if line.strip()]
+    for e in exchanges:
+        user = " ".join(e.user_message.split())[:200]
+        bot = " ".join(e.bot_response.split())[:200]
+        lines.append(f"- {e.timestamp:%Y-%m-%d %H:%M} user: {user} | you: {bot}")
+    while lines and len("\n".join(lines)) > max_chars:
+        lines.pop(0)
+    text = "\n".join(lines)
+    return text[-max_chars:]
+
+
+def format_retry(seconds: float) -> str:
+    """A retry delay in words: "1 second", "42 seconds", "3 minutes"."""
+    whole = max(1, round(seconds))
+    if whole >= 90:
+        return f"{round(whole / 60)} minutes"
+    return f"{whole} second{'s' if whole != 1 else ''}"
+
+
+class ChatHandler:
+    """Turns incoming messages into replies using the memory manager and (optionally) an LLM.
+
+    Holds no conversation state of its own: everything lives in the memory
+    tiers, so any number of bot processes can share the work.
+    """
+
+    def __init__(self, memory: HierarchicalMemoryManager, llm: ChatLLM | None, settings: BotSettings) -> None:
+        self.memory = memory
+        self.llm = llm
+        self.settings = settings
+        self._no_llm_notice_due = True  # a display nicety only; not shared state
+
+    def suppress_no_llm_notice(self) -> None:
+        """For front ends that already said no LLM is configured (the console does at start)."""
+        self._no_llm_notice_due = False
+
+    async def handle(self, msg: IncomingMessage) -> ChatReply | None:
+        """Answer ``msg``. Returns None when the user is rate limited and was already told so."""
+        try:
+            text = clean_text(msg.text.strip(), "message")
+        except InvalidInput as exc:
+            return ChatReply(f"I can't read that message ({exc.reason}). What would you like to talk about?",
+                             "invalid")
+        cfg = self.settings.bot
+        try:
+            await self.memory.check_rate_limit(msg.user_id, per_user=cfg.rate_limit_per_user,
+                                               global_limit=cfg.rate_limit_global,
+                                               window_seconds=cfg.rate_limit_window_seconds)
+        except RateLimited as exc:
+            if not getattr(exc, "notify", True):
+                return None
+            who = "you're sending messages" if exc.scope == "user" else "I'm getting a lot of messages"
+            return ChatReply(f"Sorry, {who} faster than I can keep up. Please try again in "
+                             f"{format_retry(exc.retry_after)}.", "rate_limited")
+        except TierUnavailable as exc:
+            log.warning("rate limiter unavailable, letting the message through: %s", exc)
+
+        ctx: ConversationContext | None = None
+        degraded: tuple[str, ...] = ()
+        try:
+            ctx = await self.memory.get_conversation_context(
+                msg.user_id, text, guild_id=msg.guild_id, channel_id=msg.channel_id,
+                max_tokens=cfg.context_max_tokens)
+            degraded = tuple(ctx.degraded)
+        except TierUnavailable as exc:
+            log.warning("memory context unavailable, answering without it: %s", exc)
+            degraded = (exc.tier,)
+
+        turns, summary = await self._conversation(msg, ctx)
+        prompt = self._prompt(msg, text, ctx, summary, turns, degraded)
+
+        if self.llm is None:
+            return await self._answer_without_llm(msg, text, prompt, degraded)
+        try:
+            done = await self.llm.complete(prompt, tools=cfg.remember_tool)
+        except LLMUnavailable as exc:
+            log.warning("LLM failed for user %s: %s", msg.user_id, exc)
+            return ChatReply(APOLOGY, "llm_error", degraded=degraded)
+        await self._record_usage(msg, done)
+        saved = await self._save_facts(msg, done.facts)
+        reply = done.text or ("Got it, I'll remember: " + "; ".join(saved) if saved
+                              else "Sorry, I couldn't save that. Try /remember instead.")
+        reply = reply.replace("\x00", "")
+        exchange_id, note = await self._store(msg, text, reply, {"model": self.llm.model,
+                                                                 "degraded": list(degraded)})
+        return ChatReply(reply + note, "answer", exchange_id, degraded, tuple(saved))
+
+    async def _answer_without_llm(self, msg: IncomingMessage, text: str, prompt: Prompt,
+                                  degraded: tuple[str, ...]) -> ChatReply:
+        exchange_id, note = await self._store(msg, text, NO_LLM_STORED_RESPONSE, {"llm": None})
+        body = f"{CONTEXT_BEGIN}\n{prompt.render()}\n{CONTEXT_END}"
+        if degraded:
+            body += "\n(memory tiers that did not answer in time: " + ", ".join(degraded) + ")"
+        if self._no_llm_notice_due:
+            self._no_llm_notice_due = False
+            body = f"{NO_LLM_NOTICE}\n\n{body}"
+        return ChatReply(body + note, "context", exchange_id, degraded)
+
+    def _prompt(self, msg: IncomingMessage, text: str, ctx: ConversationContext | None, summary: str,
+                turns: tuple[Turn, ...], degraded: tuple[str, ...]) -> Prompt:
+        parts = [self.settings.bot.persona.strip()]
+        if msg.user_name:
+            parts.append(f"You are talking with {msg.user_name} "
+                         f"({'in a direct message' if msg.guild_id is None else 'in a server channel'}).")
+        notes = ctx.to_context_string(self.settings.bot.context_max_tokens) if ctx is not None else ""
+        if notes.strip():
+            parts.append("What you remember about this user:\n" + notes)
+        if summary.strip():
+            parts.append("Earlier in this conversation (summary):\n" + summary)
+        if degraded:
+            parts.append("Part of your memory is unavailable right now; some earlier conversations "
+                         "may be missing.")
+        return Prompt(system="\n\n".join(parts), turns=turns, user=text)
+
+    async def _conversation(self, msg: IncomingMessage,
+                            ctx: ConversationContext | None) -> tuple[tuple[Turn, ...], str]:
+        """The channel's last exchanges as turns, and its rolling summary (folded up to date)."""
+        window = self.settings.bot.history_exchanges
+        recent: list[Exchange] = list(ctx.recent) if ctx is not None else []
+        mine = [e for e in recent if e.channel_id == msg.channel_id]  # newest first
+        verbatim = list(reversed(mine[:window]))
+        turns = tuple(t for e in verbatim for t in (Turn("user", e.user_message),
+                                                     Turn("assistant", e.bot_response)))
+        try:
+            state = RollingSummary.load(
+                await self.memory.rolling_summary(msg.user_id, msg.guild_id, msg.channel_id))
+        except TierUnavailable as exc:
+            log.warning("rolling summary unavailable: %s", exc)
+            return turns, ""
+        overflow = [e for e in reversed(mine[window:])
+                    if state.through is None or e.timestamp > state.through]
+        if not overflow:
+            return turns, state.text
+        folded = await self._fold(msg, state.text, overflow)
+        new_state = RollingSummary(folded, max(e.timestamp for e in overflow))
+        try:
+            await self.memory.set_rolling_summary(msg.user_id, msg.guild_id, msg.channel_id, new_state.dump())
+        except TierUnavailable as exc:
+            log.warning("could not save the rolling summary: %s", exc)
+        return turns, folded
+
+    async def _fold(self, msg: IncomingMessage, previous: str, exchanges: list[Exchange]) -> str:
+        limit = self.settings.bot.summary_max_chars
+        if self.llm is None:
+            return fold_deterministic(previous, exchanges, limit)
+        transcript = "\n".join(f"User: {e.user_message}\nYou: {e.bot_response}" for e in exchanges)
+        prompt = Prompt(
+            system=("You maintain a running summary of a chat between a user and you (the assistant). "
+                    f"Merge the new exchanges into the summary. Keep names, facts, decisions and open "
+                    f"questions; drop small talk. Answer with the summary only, under {limit} characters."),
+            turns=(), user=f"Summary so far:\n{previous or '(empty)'}\n\nNew exchanges:\n{transcript}")
+        try:
+            done = await self.llm.complete(prompt, max_tokens=400, temperature=0.2)
+        except LLMUnavailable as exc:
+            log.warning("LLM summary failed, folding deterministically: %s", exc)
+            return fold_deterministic(previous, exchanges, limit)
+        await self._record_usage(msg, done)
+        return done.text[:limit] if done.text else fold_deterministic(previous, exchanges, limit)
+
+    async def _record_usage(self, msg: IncomingMessage, done: Completion) -> None:
+        try:
+            await self.memory.record_usage(msg.user_id, msg.guild_id, done.prompt_tokens,
+                                           done.completion_tokens)
+        except TierUnavailable as exc:
+            log.warning("could not record token usage: %s", exc)
+
+    async def _save_facts(self, msg: IncomingMessage, facts: Sequence[str]) -> list[str]:
+        saved: list[str] = []
+        for fact in facts:
+            try:
+                await self.memory.remember_fact(msg.user_id, fact, guild_id=msg.guild_id)
+                saved.append(fact)
+            except (InvalidInput, TierUnavailable) as exc:
+                log.warning("could not save a fact the LLM proposed: %s", exc)
+        return saved
+
+    async def _store(self, msg: IncomingMessage, text: str, reply: str,
+                     metadata: dict[str, Any]) -> tuple[str | None, str]:
+        """Archive the exchange; returns (id, note to append to the reply)."""
+        try:
+            exchange_id = await self.memory.store_conversation(
+                msg.user_id, text, reply, guild_id=msg.guild_id, channel_id=msg.channel_id,
+                metadata=metadata)
+        except ArchiveUnavailable as exc:
+            log.error("exchange of user %s not stored, archive unavailable: %s", msg.user_id, exc)
+            return None, NOT_STORED_NOTE
+        except InvalidInput as exc:
+            log.warning("exchange of user %s not stored, invalid: %s", msg.user_id, exc)
+            return None, ""
+        return exchange_id, ""

@@ -1,0 +1,1 @@
+"""Slash commands: ``/memory ...`` (memory.py) and ``/remember``, ``/forget-fact`` (facts.py)."""

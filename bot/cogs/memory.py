@@ -1,0 +1,253 @@
+"""``/memory show|search|export|forget|stats|migrate``.
+
+Personal content is answered ephemerally. ``stats`` and ``migrate`` are for
+server admins (Manage Server): hidden from others by default permissions and
+checked again when run, since server owners can override the defaults.
+"""
+
+from __future__ import annotations
+
+import io
+import json
+import logging
+import time
+from collections.abc import Awaitable, Callable
+from typing import TYPE_CHECKING, Any
+
+import discord
+from discord import app_commands
+from discord.ext import commands
+
+from bot.cogs.common import clip, format_counts, is_admin, scope_of, where
+from memory.errors import InvalidInput, MemoryStoreError, TierUnavailable
+
+if TYPE_CHECKING:
+    from bot.client import MnemoBot
+
+log = logging.getLogger(__name__)
+
+UNAVAILABLE = "My memory is unavailable right now; please try again later."
+FORGET_CHOICES = [
+    app_commands.Choice(name="everything, everywhere", value="all"),
+    app_commands.Choice(name="everything in this server (or these DMs)", value="here"),
+    app_commands.Choice(name="one topic (give the topic)", value="topic"),
+    app_commands.Choice(name="the last exchange", value="last"),
+]
+PROGRESS_EVERY_SECONDS = 2.0
+
+
+class ConfirmView(discord.ui.View):
+    """Confirm / Cancel buttons for the user who asked; runs ``action`` once on Confirm."""
+
+    def __init__(self, owner_id: int, action: Callable[[], Awaitable[str]], *, timeout: float = 60.0) -> None:
+        super().__init__(timeout=timeout)
+        self.owner_id = owner_id
+        self.action = action
+        self.done = False
+
+    async def interaction_check(self, interaction: discord.Interaction) -> bool:
+        if interaction.user.id != self.owner_id:
+            await interaction.response.send_message("This isn't your confirmation.", ephemeral=True)
+            return False
+        return True
+
+    @discord.ui.button(label="Forget it", style=discord.ButtonStyle.danger)
+    async def confirm(self, interaction: discord.Interaction, button: discord.ui.Button[Any]) -> None:
+        if self.done:
+            return
+        self.done = True
+        self.stop()
+        await interaction.response.defer()
+        text = await self.action()
+        await interaction.edit_original_response(content=text, view=None)
+
+    @discord.ui.button(label="Cancel", style=discord.ButtonStyle.secondary)
+    async def cancel(self, interaction: discord.Interaction, button: discord.ui.Button[Any]) -> None:
+        self.done = True
+        self.stop()
+        await interaction.response.edit_message(content="Cancelled: nothing was forgotten.", view=None)
+
+
+class MemoryCog(commands.GroupCog, group_name="memory", group_description="What I remember about you"):
+    def __init__(self, bot: MnemoBot) -> None:
+        self.bot = bot
+        super().__init__()
+
+    @app_commands.command(name="show", description="What I remember about you here")
+    async def show(self, interaction: discord.Interaction) -> None:
+        user_id, guild_id = scope_of(interaction)
+        await interaction.response.defer(ephemeral=True, thinking=True)
+        try:
+            ctx = await self.bot.memory.get_conversation_context(
+                user_id, "what do you remember about me", guild_id=guild_id, max_tokens=800)
+            counts = await self.bot.memory.counts(user_id, guild_id=guild_id, dm=guild_id is None)
+        except TierUnavailable:
+            await interaction.followup.send(UNAVAILABLE, ephemeral=True)
+            return
+        try:
+            profile_items = await self.bot.memory.profile(user_id, guild_id=guild_id, limit=12)
+        except TierUnavailable:
+            profile_items = None
+        embed = discord.Embed(title=f"What I remember about you {where(guild_id)}")
+        recent = "\n".join(f"`{e.timestamp:%Y-%m-%d}` {clip(e.user_message, 90)}" for e in ctx.recent[:5])
+        embed.add_field(name="Recent exchanges", value=clip(recent, 1000) or "none", inline=False)
+        profile = ("(graph unavailable right now)" if profile_items is None
+                   else ", ".join(f"{r.label or r.name} ({r.count})" for r in profile_items))
+        embed.add_field(name="Top entities and topics", value=clip(profile, 1000) or "none", inline=False)
+        facts = "\n".join(f"`{f.id}` {clip(f.text, 120)}" for f in ctx.facts[:10])
+        embed.add_field(name="Facts (/remember)", value=clip(facts, 1000) or "none", inline=False)
+        embed.add_field(name="Stored per tier (-1: tier down)", value=format_counts(counts), inline=False)
+        if ctx.degraded:
+            embed.set_footer(text="Unavailable right now: " + ", ".join(ctx.degraded))
+        await interaction.followup.send(embed=embed, ephemeral=True)
+
+    @app_commands.command(name="search", description="The memories I would use to answer this")
+    @app_commands.describe(query="what you would ask me")
+    async def search(self, interaction: discord.Interaction, query: app_commands.Range[str, 1, 500]) -> None:
+        user_id, guild_id = scope_of(interaction)
+        await interaction.response.defer(ephemeral=True, thinking=True)
+        try:
+            ctx = await self.bot.memory.get_conversation_context(
+                user_id, query, guild_id=guild_id, max_tokens=self.bot.settings.bot.context_max_tokens)
+        except (TierUnavailable, InvalidInput) as exc:
+            await interaction.followup.send(UNAVAILABLE if isinstance(exc, TierUnavailable)
+                                            else f"I can't search for that: {exc}", ephemeral=True)
+            return
+        text = ctx.to_context_string(self.bot.settings.bot.context_max_tokens)
+        embed = discord.Embed(title=f"Memories for “{clip(query, 200)}”",
+                              description=clip_block(text or "Nothing yet.", 4000))
+        ranked = "\n".join(f"{r.score:.3f} [{', '.join(r.sources)}] {clip(r.exchange.user_message, 80)}"
+                           for r in ctx.relevant[:6])
+        if ranked:
+            embed.add_field(name="Best matches (score, sources)", value=clip(ranked, 1000), inline=False)
+        embed.set_footer(text=" · ".join(f"{name} {r.status} {r.ms:.0f} ms" for name, r in ctx.tiers.items()))
+        await interaction.followup.send(embed=embed, ephemeral=True)
+
+    @app_commands.command(name="export", description="Everything I hold about you, as a JSON file")
+    async def export(self, interaction: discord.Interaction) -> None:
+        user_id, _ = scope_of(interaction)
+        await interaction.response.defer(ephemeral=True, thinking=True)
+        try:
+            data = await self.bot.memory.export(user_id)
+        except TierUnavailable:
+            await interaction.followup.send(UNAVAILABLE, ephemeral=True)
+            return
+        payload = json.dumps(data, indent=2, ensure_ascii=False, default=str).encode("utf-8")
+        file = discord.File(io.BytesIO(payload), filename=f"mnemo-export-{user_id}.json")
+        await interaction.followup.send("Here is everything I hold about you, in every server and DMs.",
+                                        file=file, ephemeral=True)
+
+    @app_commands.command(name="forget", description="Make me forget: everything, this server, a topic, "
+                                                     "or the last exchange")
+    @app_commands.describe(what="what to forget", topic="the topic, when forgetting one topic")
+    @app_commands.choices(what=FORGET_CHOICES)
+    async def forget(self, interaction: discord.Interaction, what: app_commands.Choice[str],
+                     topic: str | None = None) -> None:
+        user_id, guild_id = scope_of(interaction)
+        scope: dict[str, Any] = {"guild_id": guild_id} if guild_id is not None else {"dm": True}
+        if what.value == "all":
+            kwargs: dict[str, Any] = {}
+            question = "Forget **everything** I remember about you, in every server and in DMs?"
+        elif what.value == "here":
+            kwargs = scope
+            question = f"Forget everything I remember about you {where(guild_id)}?"
+        elif what.value == "topic":
+            if not topic or not topic.strip():
+                await interaction.response.send_message("Tell me the topic to forget (the `topic` option).",
+                                                        ephemeral=True)
+                return
+            kwargs = {**scope, "topic": topic.strip()}
+            question = f"Forget our exchanges about “{clip(topic, 100)}” {where(guild_id)}?"
+        else:
+            kwargs = {**scope, "last": True}
+            question = f"Forget our last exchange {where(guild_id)}?"
+
+        async def run() -> str:
+            try:
+                removed = await self.bot.memory.forget(user_id, **kwargs)
+            except InvalidInput as exc:
+                return f"I can't forget that: {exc}"
+            except MemoryStoreError as exc:
+                log.warning("forget failed for user %s: %s", user_id, exc)
+                return f"{UNAVAILABLE} Nothing may have been removed."
+            if not any(removed.values()):
+                return "There was nothing to forget."
+            return "Forgotten. Removed per tier: " + format_counts(removed)
+
+        await interaction.response.send_message(question, view=ConfirmView(interaction.user.id, run),
+                                                ephemeral=True)
+
+    @app_commands.command(name="stats", description="Admins: users, messages, tokens and tier health")
+    @app_commands.default_permissions(manage_guild=True)
+    @app_commands.guild_only()
+    async def stats(self, interaction: discord.Interaction) -> None:
+        if not is_admin(interaction):
+            await interaction.response.send_message("Only server admins (Manage Server) can see stats.",
+                                                    ephemeral=True)
+            return
+        await interaction.response.defer(ephemeral=True, thinking=True)
+        guild_id = str(interaction.guild_id)
+        stats = await self.bot.memory.stats()
+        try:
+            usage = await self.bot.memory.usage(guild_id=guild_id)
+        except TierUnavailable:
+            usage = []
+        embed = discord.Embed(title="Memory stats")
+        embed.add_field(name="Overall", inline=False, value=(
+            f"{stats.users} users · {stats.exchanges} exchanges · {stats.pending} pending for derived tiers\n"
+            f"tokens: {stats.prompt_tokens} prompt + {stats.completion_tokens} completion"))
+        health = "\n".join(f"{'✅' if h.ok else '❌'} {name}: {h.ms:.0f} ms {clip(h.detail, 80)}".rstrip()
+                           for name, h in stats.tiers.items())
+        embed.add_field(name="Tiers", value=health or "none", inline=False)
+        rows = sorted(usage, key=lambda r: r.total_tokens, reverse=True)
+        embed.add_field(name="This server", inline=False, value=(
+            f"{len(rows)} active users · {sum(r.requests for r in rows)} messages · "
+            f"{sum(r.total_tokens for r in rows)} tokens\n"
+            + "\n".join(f"<@{r.user_id}>: {r.requests} msgs, {r.prompt_tokens}+{r.completion_tokens} tokens"
+                        for r in rows[:10])))
+        await interaction.followup.send(embed=embed, ephemeral=True)
+
+    @app_commands.command(name="migrate", description="Admins: import the legacy Chroma memories")
+    @app_commands.describe(source="path of the legacy Chroma directory, or http(s)://host:port",
+                           collection="legacy collection name", dry_run="only count what would be imported")
+    @app_commands.default_permissions(manage_guild=True)
+    @app_commands.guild_only()
+    async def migrate(self, interaction: discord.Interaction, source: str,
+                      collection: str = "user_memories", dry_run: bool = False) -> None:
+        if not is_admin(interaction):
+            await interaction.response.send_message("Only server admins (Manage Server) can migrate.",
+                                                    ephemeral=True)
+            return
+        from memory.migration import migrate_from_chroma  # heavy: only loaded when used
+
+        await interaction.response.defer(ephemeral=True, thinking=True)
+        status = await interaction.followup.send(f"Migrating from `{clip(source, 200)}`…", ephemeral=True,
+                                                 wait=True)
+        last_edit = 0.0
+
+        async def progress(p: Any) -> None:
+            nonlocal last_edit
+            if time.monotonic() - last_edit < PROGRESS_EVERY_SECONDS:
+                return
+            last_edit = time.monotonic()
+            await status.edit(content=(f"Migrating ({p.phase}): {p.records_read}/{p.records_total} read, "
+                                       f"{p.exchanges_created} created, {p.skipped_existing} already there, "
+                                       f"{p.unmappable} unmappable"))
+
+        try:
+            report = await migrate_from_chroma(self.bot.memory, source, collection=collection,
+                                               dry_run=dry_run, progress=progress)
+        except MemoryStoreError as exc:
+            await status.edit(content=f"Migration stopped: {exc}. Running it again resumes.")
+            return
+        verb = "would create" if report.dry_run else "created"
+        await status.edit(content=(
+            f"Migration {'dry run ' if report.dry_run else ''}done in {report.seconds:.0f} s: "
+            f"{report.records_read}/{report.records_total} records read, {verb} {report.exchanges_created} "
+            f"exchanges for {len(report.users)} users, {report.skipped_existing} already there, "
+            f"{report.unmappable_count} unmappable."))
+
+
+def clip_block(text: str, limit: int) -> str:
+    """``text`` kept line by line up to ``limit`` characters (an embed description)."""
+    return text if len(text) <= limit else text[: limit - 1] + "…"
