@@ -110,7 +110,8 @@ class MigrationReport:
         out.append(f"embeddings: {self.embedding.note}")
         if not self.dry_run:
             totals = ", ".join(f"{t}={n}" for t, n in sorted(self.tier_totals.items()))
-            out.append(f"tier counts for {len(self.users)} migrated users: {totals}")
+            out.append(f"tier counts for {len(self.users)} migrated users: {totals} "
+                       "(a user's cache fills from the archive on their next read)")
             if self.hit_rate is not None:
                 out.append(f"retrieval check: {self.sample_hits}/{self.sample_checked} sampled exchanges "
                            f"found by get_conversation_context ({self.hit_rate:.0%})")
@@ -182,8 +183,6 @@ class _Run:
             await self.memory.flush()
             self.phase = "verifying"
             await self._report_progress()
-            for user in sorted(self.users):
-                counts[user] = dict(await self.memory.counts(user))
             for ex in self.sample:
                 ctx = await self.memory.get_conversation_context(
                     user_id=ex.user_id, current_query=_query_of(ex), guild_id=ex.guild_id,
@@ -192,6 +191,8 @@ class _Run:
                     hits += 1
                 else:
                     misses.append(ex.id)
+            for user in sorted(self.users):     # after the check, which warmed the sampled scopes' cache
+                counts[user] = dict(await self.memory.counts(user))
         return MigrationReport(
             source=self.reader.source, collection=self.reader.name, dry_run=self.dry_run,
             records_total=self.total, records_read=self.read, exchanges_created=self.created,

@@ -21,7 +21,7 @@ from chromadb.api.models.Collection import Collection
 from chromadb.config import Settings
 
 PETS = ["parrot", "iguana", "beagle", "ferret", "tortoise", "hamster", "falcon", "axolotl"]
-CITIES = ["lisbon", "osaka", "valparaiso", "tromso", "marrakesh", "quebec", "hobart", "tbilisi"]
+CITIES = ["Lisbon", "Osaka", "Valparaiso", "Tromso", "Marrakesh", "Quebec", "Hobart", "Tbilisi"]
 HOBBIES = ["pottery", "fencing", "beekeeping", "bouldering", "origami", "sailing", "calligraphy", "juggling"]
 BASE_TIME = datetime(2023, 3, 1, 12, 0, tzinfo=UTC)
 

@@ -2,22 +2,38 @@
 
 from __future__ import annotations
 
+import argparse
+import json
+import os
 import random
+import uuid
+from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
 
 import pytest
+import pytest_asyncio
 
+from memory import HierarchicalMemoryManager
+from memory.errors import ConfigurationError
+from memory.launcher import Addresses
 from memory.migration import (
     NO_MESSAGE,
     NO_REPLY,
     LegacyRecord,
     Mapper,
+    MigrationProgress,
     Unmappable,
+    add_migrate_parser,
     classify,
     exchange_id_for,
+    migrate_from_chroma,
     parse_timestamp,
+    run_migrate_command,
 )
 from memory.models import Exchange
+from memory.settings import MemorySettings
 from tests.memory import legacy_stores as legacy
 
 STARTED = datetime(2025, 1, 1, tzinfo=UTC)
@@ -146,3 +162,229 @@ def test_guild_ids_stored_as_numbers_and_dm_markers_map_to_scopes() -> None:
     assert isinstance(in_guild, Exchange) and isinstance(in_dm, Exchange)
     assert (in_guild.user_id, in_guild.guild_id, in_guild.channel_id) == ("42", "9001", "7")
     assert in_dm.guild_id is None
+
+
+# ---------------------------------------------------------------- whole runs on real tiers
+
+@pytest_asyncio.fixture(scope="module", loop_scope="session")
+async def memory(bundled: Addresses, tmp_path_factory: pytest.TempPathFactory
+                 ) -> AsyncIterator[HierarchicalMemoryManager]:
+    """One manager on the session's bundled servers (summaries in a fresh on-disk Chroma)."""
+    user, password = bundled.neo4j_auth or ("neo4j", None)
+    settings = MemorySettings(
+        data_dir=tmp_path_factory.mktemp("migration-memory"), redis={"url": bundled.redis_url},
+        postgres={"dsn": bundled.postgres_dsn},
+        neo4j={"uri": bundled.neo4j_uri, "user": user, "password": password,
+               "database": bundled.neo4j_database})
+    async with HierarchicalMemoryManager.from_env(settings) as manager:
+        yield manager
+
+
+def tag() -> str:
+    return f"mig{uuid.uuid4().hex[:8]}"
+
+
+async def archived(memory: HierarchicalMemoryManager, user: str) -> list[dict[str, Any]]:
+    exported = await memory.export(user)
+    return list(exported["exchanges"])
+
+
+def assert_migrated(rows: list[dict[str, Any]], expected: list[legacy.Expected]) -> None:
+    """Every expected exchange is archived exactly once, with its text, scope, legacy ids and time."""
+    by_ids = {tuple(r["metadata"]["legacy_ids"]): r for r in rows}
+    assert len(by_ids) == len(rows)                         # no duplicates
+    assert sorted(by_ids) == sorted(e.legacy_ids for e in expected)
+    for e in expected:
+        row = by_ids[e.legacy_ids]
+        assert (row["user_message"], row["bot_response"]) == (e.user_message, e.bot_response)
+        assert (row["guild_id"], row["channel_id"]) == (e.guild_id, e.channel_id)
+        if e.timestamp is not None:
+            assert datetime.fromisoformat(row["timestamp"]) == e.timestamp
+        else:
+            assert row["metadata"]["legacy_timestamp_missing"] is True
+
+
+async def test_exchange_store_migrates_into_every_tier_and_reruns_skip(
+        memory: HierarchicalMemoryManager, tmp_path: Path) -> None:
+    t = tag()
+    users = [f"{t}a", f"{t}b"]
+    rows, expected = legacy.exchange_store(t, users, per_user=5)
+    legacy.write_collection(tmp_path / "legacy", "user_memories", rows,
+                            metadata={"embedding_model": "text-embedding-ada-002"})
+    seen: list[MigrationProgress] = []
+
+    report = await migrate_from_chroma(memory, str(tmp_path / "legacy"), batch_size=4,
+                                       unmappable_path=tmp_path / "un.jsonl", progress=seen.append)
+
+    assert (report.records_total, report.records_read, report.exchanges_created) == (10, 10, 10)
+    assert (report.skipped_existing, report.unmappable_count) == (0, 0)
+    assert [p.records_read for p in seen if p.phase == "exchanges"] == [4, 8, 10]
+    assert report.users == tuple(users)
+    for user in users:
+        assert_migrated(await archived(memory, user), [e for e in expected if e.user_id == user])
+        counts = report.counts[user]
+        assert counts == await memory.counts(user)
+        assert counts["archive"] == 5
+        assert counts["summaries"] >= 5 and counts["graph"] > 0 and counts["cache"] > 0
+    assert report.sample_checked == 10 and report.sample_hits == 10
+    assert (report.embedding.legacy_model, report.embedding.legacy_dimension) == (
+        "text-embedding-ada-002", 1536)
+    assert report.embedding.matches is False
+    assert "re-embedded" in "\n".join(report.lines())
+
+    # the graph was backfilled with the original dates, and scopes kept apart
+    guild_hit = next(e for e in expected if e.user_id == users[0] and e.guild_id)
+    profile = await memory.profile(users[0], guild_id="9001")
+    city = next(r for r in profile if r.name == guild_hit.user_message.split(" to ")[1].split()[0].lower())
+    assert city.first_seen.year == 2023
+    ctx = await memory.get_conversation_context(users[0], guild_hit.user_message, guild_id="9001")
+    in_context = {str(r.exchange.metadata["legacy_ids"][0]) for r in ctx.relevant} | {
+        str(x.metadata["legacy_ids"][0]) for x in ctx.recent}
+    assert guild_hit.legacy_ids[0] in in_context
+    assert not in_context & {e.legacy_ids[0] for e in expected if e.guild_id is None}
+
+    again = await migrate_from_chroma(memory, str(tmp_path / "legacy"), batch_size=4,
+                                      unmappable_path=tmp_path / "un.jsonl")
+    assert (again.records_read, again.exchanges_created, again.skipped_existing) == (10, 0, 10)
+    assert again.counts == report.counts
+
+
+async def test_message_store_pairs_conversations_across_pages(
+        memory: HierarchicalMemoryManager, tmp_path: Path) -> None:
+    t = tag()
+    rows, expected = legacy.message_store(t, f"{t}u", conversations=3)
+    legacy.write_collection(tmp_path / "legacy", "chat_log", rows)
+
+    report = await migrate_from_chroma(memory, str(tmp_path / "legacy"), collection="chat_log", batch_size=3,
+                                       unmappable_path=tmp_path / "un.jsonl")
+
+    assert (report.records_read, report.exchanges_created, report.unmappable_count) == (
+        len(rows), len(expected), 0)
+    exported = await archived(memory, f"{t}u")
+    assert_migrated(exported, expected)
+    unpaired = sorted(r["user_message"] for r in exported if r["metadata"].get("legacy_unpaired"))
+    assert len(unpaired) == 4 and unpaired.count(NO_MESSAGE) == 1
+
+    plan = await migrate_from_chroma(memory, str(tmp_path / "legacy"), collection="chat_log", dry_run=True)
+    assert (plan.exchanges_created, plan.skipped_existing, plan.sample_checked) == (0, len(expected), 0)
+
+
+async def test_undated_and_unmappable_records(memory: HierarchicalMemoryManager, tmp_path: Path) -> None:
+    t = tag()
+    rows, expected, unmappable = legacy.messy_store(t, f"{t}u")
+    legacy.write_collection(tmp_path / "legacy", "user_memories", rows)
+    path = tmp_path / "unmappable.jsonl"
+
+    report = await migrate_from_chroma(memory, str(tmp_path / "legacy"), unmappable_path=path)
+
+    assert (report.exchanges_created, report.unmappable_count) == (len(expected), len(unmappable))
+    assert_migrated(await archived(memory, f"{t}u"), expected)
+    lines = [json.loads(line) for line in path.read_text().splitlines()]
+    assert sorted(x["legacy_id"] for x in lines) == sorted(unmappable)
+    for line in lines:
+        assert unmappable[line["legacy_id"]] in line["reason"]
+    documents = {x["legacy_id"]: x["document"] for x in lines}
+    assert documents[f"{t}-nometa-0"] == "User likes green tea"      # kept for the operator
+    assert sum(report.unmappable_reasons.values()) == len(unmappable)
+
+
+async def test_interrupted_run_resumes_without_duplicates(
+        memory: HierarchicalMemoryManager, tmp_path: Path) -> None:
+    t = tag()
+    user = f"{t}u"
+    ex_rows, ex_expected = legacy.exchange_store(t, [user], per_user=6)
+    msg_rows, msg_expected = legacy.message_store(t, user, conversations=2)
+    legacy.write_collection(tmp_path / "legacy", "user_memories", ex_rows + msg_rows)
+
+    class Stop(Exception):
+        pass
+
+    calls: list[MigrationProgress] = []
+
+    def stop_after_first_batch(p: MigrationProgress) -> None:
+        calls.append(p)
+        raise Stop
+
+    with pytest.raises(Stop):
+        await migrate_from_chroma(memory, str(tmp_path / "legacy"), batch_size=4,
+                                  unmappable_path=tmp_path / "un.jsonl", progress=stop_after_first_batch)
+    assert calls[0].exchanges_created == 4
+    assert len(await archived(memory, user)) == 4
+
+    async def stop_in_pairing(p: MigrationProgress) -> None:
+        if p.phase == "conversations":
+            raise Stop
+
+    with pytest.raises(Stop):
+        await migrate_from_chroma(memory, str(tmp_path / "legacy"), batch_size=4,
+                                  unmappable_path=tmp_path / "un.jsonl", progress=stop_in_pairing)
+    partial = len(await archived(memory, user))
+    assert len(ex_expected) <= partial < len(ex_expected) + len(msg_expected)
+
+    report = await migrate_from_chroma(memory, str(tmp_path / "legacy"), batch_size=4,
+                                       unmappable_path=tmp_path / "un.jsonl")
+    total = len(ex_expected) + len(msg_expected)
+    assert (report.exchanges_created, report.skipped_existing) == (total - partial, partial)
+    assert_migrated(await archived(memory, user), ex_expected + msg_expected)
+    assert report.counts[user]["archive"] == total
+
+
+async def test_dry_run_writes_nothing(memory: HierarchicalMemoryManager, tmp_path: Path,
+                                      monkeypatch: pytest.MonkeyPatch) -> None:
+    t = tag()
+    rows, _ = legacy.exchange_store(t, [f"{t}u"], per_user=4)
+    messy, _, unmappable = legacy.messy_store(t, f"{t}u")
+    legacy.write_collection(tmp_path / "legacy", "user_memories", rows + messy)
+    monkeypatch.chdir(tmp_path)
+
+    report = await migrate_from_chroma(memory, str(tmp_path / "legacy"), dry_run=True)
+
+    assert (report.dry_run, report.records_read, report.exchanges_created) == (True, len(rows + messy), 8)
+    assert report.unmappable_count == len(unmappable)
+    assert {u.legacy_id for u in report.unmappable_sample} == set(unmappable)
+    assert report.counts == {}
+    assert all(n == 0 for n in (await memory.counts(f"{t}u")).values())
+    assert sorted(os.listdir(tmp_path)) == ["legacy"]        # no unmappable file either
+
+
+async def test_http_chroma_store_with_the_configured_model(
+        memory: HierarchicalMemoryManager, chroma_http_url: str, tmp_path: Path) -> None:
+    t = tag()
+    rows, expected = legacy.exchange_store(t, [f"{t}u"], per_user=3)
+    legacy.write_collection(chroma_http_url, f"{t}-memories", rows, dim=384, default_function=True)
+
+    report = await migrate_from_chroma(memory, chroma_http_url, collection=f"{t}-memories",
+                                       unmappable_path=tmp_path / "un.jsonl")
+
+    assert report.exchanges_created == 3
+    assert_migrated(await archived(memory, f"{t}u"), expected)
+    assert (report.embedding.legacy_model, report.embedding.legacy_dimension) == ("all-MiniLM-L6-v2", 384)
+    assert report.embedding.matches is True
+
+
+async def test_missing_store_or_collection_is_a_configuration_error(
+        memory: HierarchicalMemoryManager, tmp_path: Path) -> None:
+    with pytest.raises(ConfigurationError, match="neither a directory"):
+        await migrate_from_chroma(memory, str(tmp_path / "nowhere"))
+    assert not (tmp_path / "nowhere").exists()
+    legacy.write_collection(tmp_path / "legacy", "other_name", [])
+    with pytest.raises(ConfigurationError, match="other_name"):
+        await migrate_from_chroma(memory, str(tmp_path / "legacy"))
+
+
+async def test_cli_command_prints_the_report(memory: HierarchicalMemoryManager, tmp_path: Path,
+                                             capsys: pytest.CaptureFixture[str]) -> None:
+    t = tag()
+    rows, _ = legacy.exchange_store(t, [f"{t}u"], per_user=2)
+    legacy.write_collection(tmp_path / "legacy", "user_memories", rows)
+    parser = argparse.ArgumentParser(prog="memory")
+    add_migrate_parser(parser.add_subparsers(dest="command"))
+    args = parser.parse_args(["migrate", "--from-chroma", str(tmp_path / "legacy"), "--batch-size", "1",
+                              "--unmappable-file", str(tmp_path / "un.jsonl")])
+
+    assert await run_migrate_command(args, memory) == 0
+    out = capsys.readouterr().out
+    assert "exchanges created: 2" in out and "retrieval check: 2/2" in out
+
+    bad = parser.parse_args(["migrate", "--from-chroma", str(tmp_path / "missing"), "--dry-run"])
+    assert await run_migrate_command(bad, memory) == 2
