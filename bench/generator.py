@@ -141,7 +141,7 @@ def generate(config: GenConfig | None = None) -> Dataset:
 def _user(
     config: GenConfig, user_id: str, index: int, guild_ids: list[str]
 ) -> tuple[list[BenchExchange], list[Question]]:
-    rng = random.Random(f"{config.seed}:{config.namespace}:{index}")
+    rng = random.Random(f"{config.seed}:{index}")  # not the namespace: same texts under any prefix
     sessions = _sessions(config, rng, index, guild_ids)
     pending: list[tuple[FactKind, dict[str, str], str | None, list[tuple[_Session, int]]]] = []
     used: dict[str, set[str]] = {}

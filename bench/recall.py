@@ -1,0 +1,248 @@
+"""Recall under a token budget: does the evidence for each question reach the context?
+
+    python -m bench.recall [--users 5] [--seed 7] [--budgets 500,1000,2000] [--quick]
+
+Generates conversations (``bench.generator``), imports them into the memory
+(real tiers: bundled servers in a temporary data directory, or the URLs
+configured in the environment), waits for the derived tiers (``flush``), then
+for every question and budget B asks ``get_conversation_context(max_tokens=B)``
+and checks which evidence needles are in ``to_context_string(max_tokens=B)``.
+The same questions are answered by three baselines packing whole raw
+exchanges (recency, BM25, dense MiniLM). Prints one JSON object on stdout and
+writes ``recall.png`` to bench/out/ (and docs/img/ for a full run).
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import time
+from collections import Counter, defaultdict
+from pathlib import Path
+from typing import Any
+
+from bench.baselines import BASELINES, Baselines, count_tokens
+from bench.common import OUT_DIR, emit, memory_settings, progress, save_plot, summary_ms
+from bench.facts import QTYPES
+from bench.generator import Dataset, GenConfig, Question, generate
+
+SYSTEM = "mnemo"
+QUICK_FACTS = {"single": 3, "multi": 2, "update": 2, "temporal": 2, "distractor": 2}
+
+
+def normalise(text: str) -> str:
+    return " ".join(text.split()).casefold()
+
+
+def found(question: Question, context: str) -> list[bool]:
+    """For each evidence exchange of the question: is its needle in the context?"""
+    haystack = normalise(context)
+    return [normalise(n) in haystack for n in question.needles]
+
+
+class Tally:
+    """Evidence found / evidence asked, per system, budget and question type."""
+
+    def __init__(self) -> None:
+        self.hit: dict[tuple[str, int], Counter[str]] = defaultdict(Counter)
+        self.total: dict[tuple[str, int], Counter[str]] = defaultdict(Counter)
+        self.complete: dict[tuple[str, int], int] = defaultdict(int)
+        self.max_tokens: dict[tuple[str, int], int] = defaultdict(int)
+
+    def add(self, system: str, budget: int, question: Question, hits: list[bool], tokens: int) -> None:
+        key = (system, budget)
+        self.hit[key][question.qtype] += sum(hits)
+        self.total[key][question.qtype] += len(hits)
+        self.complete[key] += all(hits)
+        self.max_tokens[key] = max(self.max_tokens[key], tokens)
+
+    def recall(self, system: str, budget: int) -> dict[str, float]:
+        hit, total = self.hit[(system, budget)], self.total[(system, budget)]
+        out = {"overall": round(sum(hit.values()) / max(1, sum(total.values())), 4)}
+        out.update({t: round(hit[t] / total[t], 4) for t in QTYPES if total[t]})
+        return out
+
+
+async def import_dataset(memory: Any, dataset: Dataset, concurrency: int = 4) -> float:
+    """Store every exchange with its id and timestamp; returns seconds taken."""
+    gate = asyncio.Semaphore(concurrency)
+
+    async def one(e: Any) -> None:
+        async with gate:
+            await memory.store_conversation(
+                e.user_id,
+                e.user_message,
+                e.bot_response,
+                guild_id=e.guild_id,
+                channel_id=e.channel_id,
+                timestamp=e.timestamp,
+                exchange_id=e.id,
+            )
+
+    start = time.perf_counter()
+    await asyncio.gather(*(one(e) for e in dataset.exchanges))
+    return time.perf_counter() - start
+
+
+async def run(
+    config: GenConfig, budgets: list[int], settings: Any, *, embedder: Any = None
+) -> dict[str, Any]:
+    """The whole benchmark against the memory ``settings`` name; returns the result object."""
+    from memory import HierarchicalMemoryManager
+    from memory.embedding import OnnxMiniLMEmbedder
+
+    dataset = generate(config)
+    progress(f"generated {len(dataset.exchanges)} exchanges, {len(dataset.questions)} questions")
+    tally = Tally()
+    misses: list[dict[str, Any]] = []
+    query_ms: list[float] = []
+    async with HierarchicalMemoryManager.from_env(settings) as memory:
+        import_s = await import_dataset(memory, dataset)
+        progress(f"imported in {import_s:.1f}s; waiting for the derived tiers")
+        start = time.perf_counter()
+        await memory.flush(timeout=1800)
+        flush_s = time.perf_counter() - start
+        progress(
+            f"flushed in {flush_s:.1f}s; asking {len(dataset.questions)} questions x {len(budgets)} budgets"
+        )
+        for question in dataset.questions:
+            for budget in budgets:
+                t0 = time.perf_counter()
+                ctx = await memory.get_conversation_context(
+                    question.user_id, question.text, guild_id=question.guild_id, max_tokens=budget
+                )
+                query_ms.append((time.perf_counter() - t0) * 1000)
+                text = ctx.to_context_string(max_tokens=budget)
+                hits = found(question, text)
+                tally.add(SYSTEM, budget, question, hits, count_tokens(text))
+                if budget == 1000 and not all(hits):
+                    misses.append(
+                        {
+                            "type": question.qtype,
+                            "kind": question.kind,
+                            "question": question.text,
+                            "missing": [n for n, h in zip(question.needles, hits, strict=True) if not h],
+                        }
+                    )
+    progress("memory done; running the baselines")
+    baselines = Baselines(dataset, embedder or OnnxMiniLMEmbedder())
+    for question in dataset.questions:
+        for name in BASELINES:
+            for budget in budgets:
+                packed = baselines.context(name, question, budget)
+                tally.add(name, budget, question, found(question, packed.text), packed.tokens)
+    history = {u: sum(count_tokens(e.formatted()) for e in dataset.user_exchanges(u)) for u in dataset.users}
+    mean_history = sum(history.values()) / max(1, len(history))
+    systems = (SYSTEM, *BASELINES)
+    return {
+        "benchmark": "recall",
+        "seed": config.seed,
+        "users": config.users,
+        "exchanges": len(dataset.exchanges),
+        "questions": len(dataset.questions),
+        "questions_by_type": dict(Counter(q.qtype for q in dataset.questions)),
+        "evidence_exchanges": sum(len(q.evidence_ids) for q in dataset.questions),
+        "budgets": budgets,
+        "recall": {s: {str(b): tally.recall(s, b) for b in budgets} for s in systems},
+        "all_evidence_found": {
+            s: {str(b): round(tally.complete[(s, b)] / len(dataset.questions), 4) for b in budgets}
+            for s in systems
+        },
+        "max_context_tokens": {s: {str(b): tally.max_tokens[(s, b)] for b in budgets} for s in systems},
+        "history_tokens": {
+            "per_user": history,
+            "mean": round(mean_history),
+            "reduction_x": {str(b): round(mean_history / b, 1) for b in budgets},
+        },
+        "memory_timing": {
+            "import_s": round(import_s, 2),
+            "flush_s": round(flush_s, 2),
+            "exchanges_per_s_through_worker": round(len(dataset.exchanges) / max(flush_s, 1e-9), 1),
+            "get_conversation_context_ms": summary_ms(query_ms),
+        },
+        "misses_at_1000": misses[:40],
+    }
+
+
+def plot(result: dict[str, Any], out_dir: Path, copy_to_docs: bool) -> list[str]:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    budgets = result["budgets"]
+    fig, (left, right) = plt.subplots(1, 2, figsize=(12, 4.5))
+    styles = {SYSTEM: ("o-", 2.5), "bm25": ("s--", 1.5), "dense": ("^--", 1.5), "recent": ("x:", 1.5)}
+    for system, (style, width) in styles.items():
+        ys = [100 * result["recall"][system][str(b)]["overall"] for b in budgets]
+        left.plot(budgets, ys, style, linewidth=width, label=system)
+    left.axhline(80, color="grey", linewidth=0.8, linestyle="-.", label="target at 1,000 tokens")
+    left.set(
+        xlabel="context budget (cl100k tokens)",
+        ylabel="evidence exchanges in context (%)",
+        title="Recall under a token budget",
+        ylim=(0, 100),
+        xticks=budgets,
+    )
+    left.legend(loc="lower right")
+    mid = 1000 if 1000 in budgets else budgets[len(budgets) // 2]
+    types = [t for t in QTYPES if t in result["recall"][SYSTEM][str(mid)]]
+    width = 0.2
+    for i, system in enumerate(styles):
+        ys = [100 * result["recall"][system][str(mid)].get(t, 0.0) for t in types]
+        right.bar([x + (i - 1.5) * width for x in range(len(types))], ys, width, label=system)
+    right.set(
+        xticks=range(len(types)),
+        xticklabels=types,
+        ylim=(0, 100),
+        ylabel="%",
+        title=f"By question type at {mid} tokens",
+    )
+    right.legend(fontsize=8)
+    written = save_plot(fig, "recall.png", out_dir, copy_to_docs)
+    plt.close(fig)
+    return written
+
+
+def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument("--users", type=int, default=None, help="users to generate (default 5; quick 2)")
+    parser.add_argument("--seed", type=int, default=7)
+    parser.add_argument("--budgets", default="500,1000,2000", help="comma-separated token budgets")
+    parser.add_argument("--quick", action="store_true", help="small run: 2 users, ~150 exchanges each")
+    parser.add_argument("--out", type=Path, default=OUT_DIR, help="where to write recall.png")
+    parser.add_argument("--no-docs", action="store_true", help="do not copy the plot to docs/img/")
+    return parser.parse_args(argv)
+
+
+def config_from(args: argparse.Namespace, namespace: str) -> GenConfig:
+    if args.quick:
+        return GenConfig(
+            users=args.users or 2,
+            seed=args.seed,
+            exchanges_per_user=120,
+            sessions=(12, 16),
+            facts=dict(QUICK_FACTS),
+            namespace=namespace,
+        )
+    return GenConfig(users=args.users or 5, seed=args.seed, namespace=namespace)
+
+
+async def amain(argv: list[str] | None = None) -> dict[str, Any]:
+    args = parse_args(argv)
+    budgets = sorted({int(b) for b in args.budgets.split(",") if b.strip()})
+    with memory_settings() as (settings, external, namespace):
+        result = await run(config_from(args, namespace), budgets, settings)
+        result["servers"] = "configured" if external else "bundled"
+    result["plots"] = plot(result, args.out, copy_to_docs=not (args.quick or args.no_docs))
+    return result
+
+
+def main(argv: list[str] | None = None) -> None:
+    emit(asyncio.run(amain(argv)))
+
+
+if __name__ == "__main__":
+    main()
