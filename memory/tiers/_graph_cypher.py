@@ -1,0 +1,149 @@
+"""The graph tier's Cypher, and nothing else: standard Neo4j 5 Cypher, verified on ArcadeDB's Bolt server.
+
+Only ``memory.tiers.graph`` imports this. Every query takes its values as
+parameters; labels and property names (which Cypher cannot parameterise) are
+filled in from the fixed names below, never from input. Every query matches on
+the owner's ``ukey`` or ``user_id``.
+"""
+
+from __future__ import annotations
+
+from memory.models import MentionKind
+
+LABELS: dict[MentionKind, str] = {"entity": "Entity", "topic": "Topic"}
+ALL_LABELS = ("User", "Exchange", "Entity", "Topic")
+
+# Labels cannot be query parameters; they are filled in here from the fixed names above only.
+SCHEMA = [
+    *(f"CREATE CONSTRAINT {lb.lower()}_key IF NOT EXISTS FOR (n:{lb}) REQUIRE n.key IS UNIQUE"
+      for lb in ("User", "Entity", "Topic")),
+    "CREATE CONSTRAINT exchange_id IF NOT EXISTS FOR (n:Exchange) REQUIRE n.id IS UNIQUE",
+    *(f"CREATE INDEX {lb.lower()}_{prop} IF NOT EXISTS FOR (n:{lb}) ON (n.{prop})"
+      for lb in ALL_LABELS for prop in ("ukey", "user_id")),
+]
+
+EXISTING = "UNWIND $ids AS id MATCH (x:Exchange {id: id}) RETURN x.id AS id"
+
+CREATE_EXCHANGES = """
+UNWIND $rows AS r
+MERGE (u:User {key: r.ukey})
+  ON CREATE SET u.ukey = r.ukey, u.user_id = r.user_id, u.scope = r.scope
+CREATE (u)-[:HAD]->(:Exchange {id: r.id, ukey: r.ukey, user_id: r.user_id, ts: r.ts})
+"""
+
+# One row per (scope, name) of the batch: count/first/last cover the batch's new exchanges only.
+_MERGE_MENTIONS_TEMPLATE = """
+UNWIND $rows AS r
+MATCH (u:User {key: r.ukey})
+MERGE (n:LABEL {key: r.key})
+  ON CREATE SET n.ukey = r.ukey, n.user_id = r.user_id, n.kind = r.kind, n.name = r.name,
+                n.label = r.label, n.count = 0, n.first_seen = r.first, n.last_seen = r.last
+SET n.count = n.count + r.count,
+    n.first_seen = CASE WHEN r.first < n.first_seen THEN r.first ELSE n.first_seen END,
+    n.last_seen = CASE WHEN r.last > n.last_seen THEN r.last ELSE n.last_seen END,
+    n.label = CASE WHEN n.label = '' THEN r.label ELSE n.label END
+MERGE (u)-[m:MENTIONED]->(n)
+  ON CREATE SET m.count = 0, m.first_seen = r.first, m.last_seen = r.last
+SET m.count = m.count + r.count,
+    m.first_seen = CASE WHEN r.first < m.first_seen THEN r.first ELSE m.first_seen END,
+    m.last_seen = CASE WHEN r.last > m.last_seen THEN r.last ELSE m.last_seen END
+WITH n, r
+UNWIND r.xids AS xid
+MATCH (x:Exchange {id: xid})
+WHERE x.ukey = n.ukey
+CREATE (x)-[:MENTIONS]->(n)
+"""
+MERGE_MENTIONS = {kind: _MERGE_MENTIONS_TEMPLATE.replace("LABEL", label) for kind, label in LABELS.items()}
+
+# Entity and Topic are looked up by key, one label at a time, so each lookup is an index seek.
+BY_KEYS = """
+UNWIND $keys AS key
+OPTIONAL MATCH (e:Entity {key: key})
+OPTIONAL MATCH (t:Topic {key: key})
+WITH [v IN [e, t] WHERE v IS NOT NULL] AS found
+UNWIND found AS n
+WITH n WHERE n.ukey = $ukey
+"""
+
+RELATED = BY_KEYS + """
+MATCH (n)<-[:MENTIONS]-(x:Exchange)
+WHERE x.ukey = $ukey
+WITH x, collect(n.name) AS matched, sum(1.0 / log(1.0 + n.count)) AS score
+RETURN x.id AS id, score, matched, x.ts AS ts
+ORDER BY score DESC, ts DESC
+LIMIT $limit
+"""
+
+PROFILE = """
+MATCH (u:User {key: $ukey})-[:MENTIONED]->(n)
+WHERE n.ukey = $ukey
+RETURN n.name AS name, n.kind AS kind, n.label AS label, n.count AS count,
+       n.first_seen AS first_seen, n.last_seen AS last_seen
+ORDER BY n.count DESC, n.last_seen DESC, n.name
+LIMIT $limit
+"""
+
+TOPIC_EXCHANGES = BY_KEYS + """
+MATCH (n)<-[:MENTIONS]-(x:Exchange)
+WHERE x.ukey = $ukey
+RETURN DISTINCT x.id AS id, x.ts AS ts
+ORDER BY ts
+"""
+
+COUNT = {
+    prop: "CALL { " + " UNION ALL ".join(
+        f"MATCH (n:{lb} {{{prop}: $owner}}) RETURN count(n) AS c" for lb in ALL_LABELS
+    ) + " } RETURN sum(c) AS total"
+    for prop in ("user_id", "ukey")
+}
+
+DELETE_OWNED = {
+    (lb, prop): f"MATCH (n:{lb} {{{prop}: $owner}}) DETACH DELETE n RETURN count(n) AS removed"
+    for lb in ALL_LABELS for prop in ("user_id", "ukey")
+}
+
+TOUCHED_BY = """
+UNWIND $ids AS id
+MATCH (x:Exchange {id: id})-[:MENTIONS]->(n)
+WHERE x.ukey = $ukey AND n.ukey = $ukey
+RETURN DISTINCT n.key AS key, n.kind AS kind
+"""
+
+DELETE_EXCHANGES = """
+UNWIND $ids AS id
+MATCH (x:Exchange {id: id})
+WHERE x.ukey = $ukey
+DETACH DELETE x
+RETURN count(x) AS removed
+"""
+
+# Recount from the remaining MENTIONS edges rather than subtracting: exact whatever was replayed.
+_RECOUNT_TEMPLATE = """
+UNWIND $keys AS key
+MATCH (n:LABEL {key: key})
+WHERE n.ukey = $ukey
+OPTIONAL MATCH (n)<-[:MENTIONS]-(x:Exchange)
+WITH n, count(x) AS c, min(x.ts) AS first, max(x.ts) AS last
+SET n.count = c, n.first_seen = first, n.last_seen = last
+WITH n, c, first, last
+MATCH (:User {key: $ukey})-[m:MENTIONED]->(n)
+SET m.count = c, m.first_seen = first, m.last_seen = last
+"""
+RECOUNT = {kind: _RECOUNT_TEMPLATE.replace("LABEL", label) for kind, label in LABELS.items()}
+
+_DELETE_UNMENTIONED_TEMPLATE = """
+UNWIND $keys AS key
+MATCH (n:LABEL {key: key})
+WHERE n.ukey = $ukey AND n.count = 0
+DETACH DELETE n
+RETURN count(n) AS removed
+"""
+DELETE_UNMENTIONED = {kind: _DELETE_UNMENTIONED_TEMPLATE.replace("LABEL", label)
+                       for kind, label in LABELS.items()}
+
+DELETE_IDLE_USER = """
+MATCH (u:User {key: $ukey})
+WHERE NOT (u)-[:HAD]->(:Exchange)
+DETACH DELETE u
+RETURN count(u) AS removed
+"""
