@@ -129,12 +129,13 @@ async def migrate_from_chroma(memory: HierarchicalMemoryManager, source: str, *,
     """Migrate (or, with ``dry_run``, only plan) one legacy Chroma collection; see the module doc.
 
     Writes exchanges through ``memory.store_conversation`` with deterministic
-    ids, skipping those already archived; then ``memory.flush()`` and checks
-    a sample with ``get_conversation_context``. A dry run writes nothing to
+    ids, skipping those already archived, and ``memory.flush()``es after each
+    batch; at the end it checks a sample with ``get_conversation_context``. A dry run writes nothing to
     memory. Unmappable records go to ``unmappable_path`` (JSONL; default
     ``./migration-unmappable-<collection>.jsonl`` in a real run, none in a dry
     run). An exception from ``progress`` stops the run; running it again
-    resumes. Raises ConfigurationError, TierUnavailable, ArchiveUnavailable.
+    resumes. Raises ConfigurationError, TierUnavailable (the legacy store, or
+    ``worker`` if flush times out), ArchiveUnavailable.
     """
     if batch_size < 1:
         raise InvalidInput("must be at least 1", field="batch_size")
@@ -267,6 +268,10 @@ class _Run:
                 self.created += 1
             self.users.add(ex.user_id)
             self._offer_sample(ex)
+        if batch and not self.dry_run:
+            # Let the derived tiers keep pace: the outbox stays one batch deep and progress
+            # counts exchanges that reached every tier.
+            await self.memory.flush()
         await self._report_progress()
 
     def _offer_sample(self, ex: Exchange) -> None:

@@ -16,6 +16,7 @@ from typing import Any
 from urllib.parse import urlparse
 
 import chromadb
+import numpy as np
 from chromadb.api import ClientAPI
 from chromadb.api.models.Collection import Collection
 from chromadb.config import Settings
@@ -70,7 +71,8 @@ def write_collection(location: str | Path, name: str, records: list[Record], *, 
         chunk = records[start:start + 100]
         collection.add(ids=[r[0] for r in chunk], documents=[r[1] or "" for r in chunk],
                        metadatas=[r[2] or None for r in chunk],  # type: ignore[misc]
-                       embeddings=[[rng.uniform(-1, 1) for _ in range(dim)] for _ in chunk])
+                       embeddings=np.array([[rng.uniform(-1, 1) for _ in range(dim)] for _ in chunk],
+                                           dtype=np.float32))
 
 
 def sentence(i: int, user: str) -> tuple[str, str]:
