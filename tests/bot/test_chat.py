@@ -1,0 +1,139 @@
+"""The chat flow through ChatHandler against real memory tiers and the fake LLM."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from bot.chat import APOLOGY, CONTEXT_BEGIN, NO_LLM_NOTICE, ChatHandler, IncomingMessage, RollingSummary
+from bot.llm import ChatLLM
+from memory.manager import HierarchicalMemoryManager
+from tests.bot.conftest import bot_settings
+from tests.bot.fake_llm import FakeLLM
+
+
+def _msg(uid: str, text: str, guild: str | None = "g1", channel: str = "c1") -> IncomingMessage:
+    return IncomingMessage(user_id=uid, text=text, guild_id=guild, channel_id=channel, user_name="Ada")
+
+
+async def test_answer_is_stored_with_usage(memory: HierarchicalMemoryManager, chat_llm: ChatLLM,
+                                           fake_llm: FakeLLM, uid: str, tmp_path: Path) -> None:
+    handler = ChatHandler(memory, chat_llm, bot_settings(fake_llm, tmp_path))
+    reply = await handler.handle(_msg(uid, "I just adopted a cat named Miso"))
+    assert reply is not None and reply.kind == "answer"
+    assert reply.text == "ECHO: I just adopted a cat named Miso"
+    counts = await memory.counts(uid, guild_id="g1")
+    assert counts["archive"] == 1
+    assert await memory.counts(uid, dm=True) == {k: 0 for k in counts}
+    rows = [r for r in await memory.usage(guild_id="g1") if r.user_id == uid]
+    assert len(rows) == 1 and rows[0].requests == 1 and rows[0].prompt_tokens > 0
+
+
+async def test_memory_reaches_the_prompt_in_the_same_scope_only(
+        memory: HierarchicalMemoryManager, chat_llm: ChatLLM, fake_llm: FakeLLM, uid: str,
+        tmp_path: Path) -> None:
+    handler = ChatHandler(memory, chat_llm, bot_settings(fake_llm, tmp_path))
+    await handler.handle(_msg(uid, "My sister Ingrid lives in Tromsø", channel="c-a"))
+    await memory.flush()
+    fake_llm.reset("prompt")
+    await handler.handle(_msg(uid, "Where does my sister live?", channel="c-b"))
+    system = fake_llm.requests[-1]["messages"][0]["content"]
+    assert "Ingrid lives in Tromsø" in system
+    assert "You are talking with Ada" in system
+    fake_llm.reset("prompt")
+    await handler.handle(_msg(uid, "Where does my sister live?", guild=None, channel="dm"))
+    assert "Ingrid" not in fake_llm.requests[-1]["messages"][0]["content"]  # DMs are another scope
+
+
+async def test_llm_error_apologises_and_stores_nothing(memory: HierarchicalMemoryManager, chat_llm: ChatLLM,
+                                                       fake_llm: FakeLLM, uid: str, tmp_path: Path) -> None:
+    handler = ChatHandler(memory, chat_llm, bot_settings(fake_llm, tmp_path))
+    for mode in ("error", "timeout", "malformed"):
+        fake_llm.reset(mode)
+        reply = await handler.handle(_msg(uid, "hello?"))
+        assert reply is not None and (reply.kind, reply.text) == ("llm_error", APOLOGY)
+    assert (await memory.counts(uid))["archive"] == 0
+    assert not [r for r in await memory.usage() if r.user_id == uid]
+
+
+async def test_rate_limit_notice_once_per_window(memory: HierarchicalMemoryManager, chat_llm: ChatLLM,
+                                                 fake_llm: FakeLLM, uid: str, tmp_path: Path) -> None:
+    handler = ChatHandler(memory, chat_llm, bot_settings(fake_llm, tmp_path, rate_limit_per_user=2,
+                                                         rate_limit_window_seconds=600))
+    replies = [await handler.handle(_msg(uid, f"message {i}")) for i in range(5)]
+    kinds = [r.kind if r else None for r in replies]
+    assert kinds == ["answer", "answer", "rate_limited", None, None]
+    notice = replies[2]
+    assert notice is not None and "try again in" in notice.text and "minutes" in notice.text
+    assert (await memory.counts(uid, guild_id="g1"))["archive"] == 2
+
+
+async def test_tool_call_saves_a_fact(memory: HierarchicalMemoryManager, chat_llm: ChatLLM,
+                                      fake_llm: FakeLLM, uid: str, tmp_path: Path) -> None:
+    handler = ChatHandler(memory, chat_llm, bot_settings(fake_llm, tmp_path))
+    fake_llm.reset("tool")
+    reply = await handler.handle(_msg(uid, "Please remember that my favourite tea is sencha"))
+    assert reply is not None and reply.facts_saved == ("my favourite tea is sencha",)
+    assert "sencha" in reply.text
+    assert [f.text for f in await memory.facts(uid, guild_id="g1")] == ["my favourite tea is sencha"]
+    assert await memory.facts(uid) == []  # saved in the guild scope only
+    fake_llm.reset("prompt")
+    await handler.handle(_msg(uid, "what tea should I buy?", channel="other"))
+    assert "my favourite tea is sencha" in fake_llm.requests[-1]["messages"][0]["content"]
+
+
+async def test_malformed_tool_call_with_text_still_answers(
+        memory: HierarchicalMemoryManager, chat_llm: ChatLLM, fake_llm: FakeLLM, uid: str,
+        tmp_path: Path) -> None:
+    handler = ChatHandler(memory, chat_llm, bot_settings(fake_llm, tmp_path))
+    fake_llm.reset("tool", text="Noted!")
+    fake_llm.tool_arguments = "{not json"
+    reply = await handler.handle(_msg(uid, "remember I like jazz"))
+    assert reply is not None and (reply.kind, reply.text, reply.facts_saved) == ("answer", "Noted!", ())
+    assert await memory.facts(uid, guild_id="g1") == []
+    assert (await memory.counts(uid, guild_id="g1"))["archive"] == 1
+
+
+async def test_old_exchanges_fold_into_the_rolling_summary(
+        memory: HierarchicalMemoryManager, chat_llm: ChatLLM, fake_llm: FakeLLM, uid: str,
+        tmp_path: Path) -> None:
+    handler = ChatHandler(memory, chat_llm, bot_settings(fake_llm, tmp_path, history_exchanges=1))
+    fake_llm.reset("prompt")
+    for text in ("first: my bike is a green Brompton", "second: I ride it to work",
+                 "third: it has a squeaky chain"):
+        await handler.handle(_msg(uid, text, channel="roll"))
+    last = fake_llm.requests[-1]["messages"]
+    # the window holds one earlier exchange verbatim; the one before it was folded by the LLM
+    assert [m["role"] for m in last] == ["system", "user", "assistant", "user"]
+    assert last[1]["content"] == "second: I ride it to work"
+    summary_requests = [r for r in fake_llm.requests
+                        if r["messages"][0]["content"].startswith("You maintain a running summary")]
+    assert len(summary_requests) == 1
+    assert "green Brompton" in summary_requests[0]["messages"][1]["content"]
+    state = RollingSummary.load(await memory.rolling_summary(uid, "g1", "roll"))
+    assert "green Brompton" in state.text and state.through is not None
+    assert "Earlier in this conversation (summary):" in last[0]["content"]
+    assert await memory.rolling_summary(uid, "g1", "elsewhere") is None
+
+
+async def test_without_llm_the_context_is_shown_and_the_notice_given_once(
+        memory: HierarchicalMemoryManager, uid: str, tmp_path: Path) -> None:
+    handler = ChatHandler(memory, None, bot_settings(None, tmp_path, history_exchanges=1))
+    texts = ["my dog is called Pixel", "I live in Ghent", "I play the oboe"]
+    replies = [await handler.handle(_msg(uid, t, guild=None, channel="dm")) for t in texts]
+    assert all(r is not None and r.kind == "context" and CONTEXT_BEGIN in r.text for r in replies)
+    assert [NO_LLM_NOTICE in r.text for r in replies if r] == [True, False, False]
+    assert replies[2] is not None and "my dog is called Pixel" in replies[2].text
+    # folded deterministically once it left the one-exchange window
+    state = RollingSummary.load(await memory.rolling_summary(uid, None, "dm"))
+    assert "my dog is called Pixel" in state.text
+    assert (await memory.counts(uid, dm=True))["archive"] == 3
+
+
+async def test_invalid_message_is_refused_without_storing(
+        memory: HierarchicalMemoryManager, chat_llm: ChatLLM, fake_llm: FakeLLM, uid: str,
+        tmp_path: Path) -> None:
+    handler = ChatHandler(memory, chat_llm, bot_settings(fake_llm, tmp_path))
+    reply = await handler.handle(_msg(uid, "bad\x00byte"))
+    assert reply is not None and reply.kind == "invalid" and "NUL" in reply.text
+    assert fake_llm.requests == []
+    assert (await memory.counts(uid))["archive"] == 0
