@@ -3,7 +3,7 @@
 ``migrate_from_chroma`` reads one legacy collection page by page (an on-disk
 Chroma directory or a Chroma server), maps its records to exchanges and stores
 them through the manager with their original timestamps; the manager's worker
-then fills the cache, summaries and graph. Decisions (README "Migration"):
+then fills the summaries and graph. Decisions (README "Migration"):
 
 * Shapes. A record whose metadata has ``user_message``/``bot_response`` (or
   whose document is a ``User: ...`` / ``Assistant: ...`` transcript) is one
@@ -28,6 +28,9 @@ then fills the cache, summaries and graph. Decisions (README "Migration"):
 * Bounded memory. Pass 1 streams pages and stores exchange-shaped records at
   once, keeping only (position, id) of message-shaped ones per conversation;
   pass 2 fetches one conversation at a time, pairs and stores it.
+* Tiers. Each stored batch is flushed through the worker, so summaries and
+  graph (with the original dates) keep pace; a user's Redis cache fills from
+  the archive on their next read, as for any user whose list expired.
 * Embeddings. Legacy vectors are never copied. The legacy model is read from
   the collection's metadata/configuration and vector size, compared with the
   configured one, and reported; every migrated exchange is re-embedded from
