@@ -93,6 +93,7 @@ class BoltServerProcess:
         deadline = time.monotonic() + timeout
         assert self.proc.stdout is not None
         line = self.proc.stdout.readline().decode(errors="replace")  # blocks until ready or exit
+        self.proc.stdout.close()  # the server prints nothing more
         if not line.startswith("ready") or time.monotonic() > deadline:
             self.proc.kill()
             raise ConfigurationError("NEO4J__URI", f"bundled Bolt server did not start; see "

@@ -131,6 +131,10 @@ class HierarchicalMemoryManager:
         self.worker.notify()
         return exchange.id
 
+    async def pending(self) -> int:
+        """Exchanges archived but not yet through the derived tiers."""
+        return await self.t.outbox.pending()
+
     async def flush(self, timeout: float = 300.0) -> None:
         """Return once every stored exchange has reached the derived tiers.
 

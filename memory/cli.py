@@ -1,0 +1,236 @@
+"""The memory CLI: context, import, export, forget, rebuild, worker, stats, migrate.
+
+This is a composition root: it reads settings once, opens the manager and
+passes it to the command. Output goes through rich; errors are one line with a
+non-zero exit code.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import logging
+import signal
+import sys
+from collections.abc import Awaitable, Callable
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+from rich.console import Console
+from rich.panel import Panel
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
+from rich.table import Table
+
+from memory.errors import InvalidInput, MemoryStoreError
+from memory.manager import HierarchicalMemoryManager
+from memory.settings import MemorySettings
+
+console = Console()
+err = Console(stderr=True)
+Command = Callable[[argparse.Namespace, HierarchicalMemoryManager], Awaitable[int]]
+
+
+def _scope_args(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--guild", help="a guild id (default: the user's DMs)")
+
+
+async def cmd_context(args: argparse.Namespace, memory: HierarchicalMemoryManager) -> int:
+    ctx = await memory.get_conversation_context(args.user, args.query, guild_id=args.guild,
+                                                max_tokens=args.max_tokens)
+    text = ctx.to_context_string()
+    console.print(Panel(text or "(nothing remembered yet)", title=f"context for {args.user}: {args.query!r}",
+                        subtitle=f"{len(ctx.exchange_ids)} exchanges"))
+    table = Table(title="tiers")
+    for col in ("tier", "status", "ms", "hits", "detail"):
+        table.add_column(col)
+    for name, r in ctx.tiers.items():
+        table.add_row(name, r.status, f"{r.ms:.1f}", str(r.hits), r.detail[:80])
+    console.print(table)
+    return 0
+
+
+def _parse_line(line: str, number: int) -> dict[str, Any]:
+    try:
+        row = json.loads(line)
+    except json.JSONDecodeError as exc:
+        raise InvalidInput(f"line {number}: not JSON ({exc.msg})") from exc
+    if not isinstance(row, dict):
+        raise InvalidInput(f"line {number}: expected an object")
+    missing = [k for k in ("user_id", "user_message", "bot_response") if k not in row]
+    if missing:
+        raise InvalidInput(f"line {number}: missing {', '.join(missing)}")
+    ts = row.get("timestamp")
+    if isinstance(ts, int | float):
+        row["timestamp"] = datetime.fromtimestamp(ts).astimezone()
+    elif isinstance(ts, str):
+        try:
+            row["timestamp"] = datetime.fromisoformat(ts.replace("Z", "+00:00"))
+        except ValueError as exc:
+            raise InvalidInput(f"line {number}: bad timestamp {ts!r}") from exc
+    return row
+
+
+async def cmd_import(args: argparse.Namespace, memory: HierarchicalMemoryManager) -> int:
+    """Import JSON lines {user_id, user_message, bot_response, timestamp?, guild_id?, channel_id?,
+    metadata?, id?}; bad lines are reported and skipped, the rest are stored."""
+    path = Path(args.file)
+    lines = path.read_text(encoding="utf-8").splitlines()
+    stored = bad = 0
+    columns = (TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeRemainingColumn())
+    with Progress(*columns, console=err) as progress:
+        task = progress.add_task("archiving", total=len(lines))
+        for number, line in enumerate(lines, start=1):
+            progress.advance(task)
+            if not line.strip():
+                continue
+            try:
+                row = _parse_line(line, number)
+                await memory.store_conversation(
+                    str(row["user_id"]), row["user_message"], row["bot_response"],
+                    guild_id=None if row.get("guild_id") is None else str(row["guild_id"]),
+                    channel_id=None if row.get("channel_id") is None else str(row["channel_id"]),
+                    timestamp=row.get("timestamp"), metadata=row.get("metadata"),
+                    exchange_id=None if row.get("id") is None else str(row["id"]))
+                stored += 1
+            except InvalidInput as exc:
+                bad += 1
+                err.print(f"[yellow]skipped[/] {exc}")
+        pending = await memory.pending()
+        task2 = progress.add_task("summaries + graph", total=pending)
+        flush = asyncio.create_task(memory.flush(timeout=3600))
+        while not flush.done():
+            progress.update(task2, completed=pending - await memory.pending())
+            await asyncio.wait({flush}, timeout=0.25)
+        await flush
+        progress.update(task2, completed=pending)
+    console.print(f"imported {stored} exchanges, skipped {bad} lines")
+    return 0 if bad == 0 else 2
+
+
+async def cmd_export(args: argparse.Namespace, memory: HierarchicalMemoryManager) -> int:
+    data = json.dumps(await memory.export(args.user), ensure_ascii=False, indent=2)
+    if args.out:
+        Path(args.out).write_text(data, encoding="utf-8")
+        err.print(f"wrote {args.out}")
+    else:
+        sys.stdout.write(data + "\n")
+    return 0
+
+
+async def cmd_forget(args: argparse.Namespace, memory: HierarchicalMemoryManager) -> int:
+    removed = await memory.forget(args.user, guild_id=args.guild, dm=args.dm, exchange_id=args.exchange,
+                                  topic=args.topic, last=args.last)
+    left = await memory.counts(args.user, guild_id=args.guild, dm=args.dm)
+    table = Table(title=f"forgot for {args.user}")
+    for col in ("tier", "removed", "left"):
+        table.add_column(col)
+    for name in removed:
+        table.add_row(name, str(removed[name]), str(left.get(name, "")))
+    console.print(table)
+    return 0
+
+
+async def cmd_rebuild(args: argparse.Namespace, memory: HierarchicalMemoryManager) -> int:
+    queued = await memory.rebuild(args.user)
+    err.print(f"rebuilding {queued} exchanges ...")
+    await memory.flush(timeout=3600)
+    console.print(f"rebuilt cache, summaries and graph from {queued} archived exchanges")
+    return 0
+
+
+async def cmd_stats(args: argparse.Namespace, memory: HierarchicalMemoryManager) -> int:
+    stats = await memory.stats()
+    table = Table(title="tiers")
+    for col in ("tier", "ok", "ping ms", "detail"):
+        table.add_column(col)
+    for name, h in stats.tiers.items():
+        table.add_row(name, "yes" if h.ok else "[red]no[/]", f"{h.ms:.1f}", h.detail[:80])
+    console.print(table)
+    console.print(f"exchanges {stats.exchanges}, users {stats.users}, pending derived work {stats.pending}, "
+                  f"tokens {stats.prompt_tokens}+{stats.completion_tokens}; "
+                  f"bundled servers: {', '.join(stats.bundled) or 'none'}")
+    return 0
+
+
+async def cmd_worker(args: argparse.Namespace, memory: HierarchicalMemoryManager) -> int:
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(sig, stop.set)
+    err.print("worker running; Ctrl-C to stop")
+    await memory.worker.run_forever(stop)
+    err.print(f"worker stopped after {memory.worker.processed} exchanges")
+    return 0
+
+
+async def cmd_migrate(args: argparse.Namespace, memory: HierarchicalMemoryManager) -> int:
+    from memory.migration import run_migrate_command
+
+    return int(await run_migrate_command(args, memory))
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="python -m memory", description="mnemo's four-tier memory")
+    parser.add_argument("-v", "--verbose", action="store_true")
+    sub = parser.add_subparsers(dest="command", required=True)
+    p = sub.add_parser("context", help="print the context assembled for a query, with per-tier timings")
+    p.add_argument("user")
+    p.add_argument("query")
+    p.add_argument("--max-tokens", type=int, default=1500)
+    _scope_args(p)
+    p.set_defaults(func=cmd_context)
+    p = sub.add_parser("import", help="bulk import exchanges from a JSON-lines file")
+    p.add_argument("file")
+    p.set_defaults(func=cmd_import)
+    p = sub.add_parser("export", help="everything held about a user, as JSON")
+    p.add_argument("user")
+    p.add_argument("--out", help="write to this file instead of stdout")
+    p.set_defaults(func=cmd_export)
+    p = sub.add_parser("forget", help="forget a user, a scope, an exchange or a topic in every tier")
+    p.add_argument("user")
+    _scope_args(p)
+    p.add_argument("--dm", action="store_true", help="only the user's DMs")
+    p.add_argument("--exchange", help="one exchange id")
+    p.add_argument("--topic", help="exchanges mentioning this entity or topic")
+    p.add_argument("--last", action="store_true", help="the newest exchange")
+    p.set_defaults(func=cmd_forget)
+    p = sub.add_parser("rebuild", help="regenerate cache, summaries and graph from the archive")
+    p.add_argument("--user")
+    p.set_defaults(func=cmd_rebuild)
+    p = sub.add_parser("worker", help="run the derived-tier worker in this process until stopped")
+    p.set_defaults(func=cmd_worker)
+    p = sub.add_parser("stats", help="tier health, totals and queue depth")
+    p.set_defaults(func=cmd_stats)
+    try:
+        from memory.migration import add_migrate_parser
+    except ImportError:  # pragma: no cover - migration ships with the package
+        pass
+    else:
+        add_migrate_parser(sub)
+        sub.choices["migrate"].set_defaults(func=cmd_migrate)
+    return parser
+
+
+async def run(args: argparse.Namespace) -> int:
+    settings = MemorySettings()
+    if args.command not in ("worker",):
+        # one-shot commands drain the queue themselves; a long-running worker elsewhere is fine too
+        settings.worker.in_process = True
+    async with HierarchicalMemoryManager.from_env(settings) as memory:
+        func: Command = args.func
+        return await func(args, memory)
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    logging.basicConfig(level=logging.INFO if args.verbose else logging.WARNING,
+                        format="%(levelname)s %(name)s: %(message)s")
+    try:
+        return asyncio.run(run(args))
+    except MemoryStoreError as exc:
+        err.print(f"[red]error:[/] {exc}")
+        return 1
+    except KeyboardInterrupt:
+        return 130

@@ -1,0 +1,66 @@
+"""A memory manager on the session's real servers, and a factory for managers on servers of a test's own."""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import AsyncIterator, Awaitable, Callable
+from pathlib import Path
+from typing import Any
+
+import pytest
+import pytest_asyncio
+
+from memory import HierarchicalMemoryManager, MemorySettings
+from memory.launcher import Addresses
+
+ManagerFactory = Callable[..., Awaitable[HierarchicalMemoryManager]]
+
+
+def settings_for(addresses: Addresses, data_dir: Path, **overrides: Any) -> MemorySettings:
+    """Settings that point every tier at existing servers (nothing is launched)."""
+    auth = addresses.neo4j_auth or ("neo4j", "")
+    values: dict[str, Any] = {
+        "data_dir": data_dir,
+        "redis": {"url": addresses.redis_url},
+        "postgres": {"dsn": addresses.postgres_dsn},
+        "chroma": {"url": addresses.chroma_url},
+        "neo4j": {"uri": addresses.neo4j_uri, "user": auth[0], "password": auth[1],
+                  "database": addresses.neo4j_database},
+    }
+    for section, fields in overrides.items():
+        if isinstance(fields, dict):
+            values.setdefault(section, {}).update(fields)
+        else:
+            values[section] = fields
+    return MemorySettings(**values)
+
+
+@pytest_asyncio.fixture(scope="module")
+async def memory(bundled: Addresses, tmp_path_factory: pytest.TempPathFactory
+                 ) -> AsyncIterator[HierarchicalMemoryManager]:
+    """One manager per test module on the bundled servers; tests use their own user ids."""
+    manager = await HierarchicalMemoryManager.create(settings_for(bundled, tmp_path_factory.mktemp("mem")))
+    yield manager
+    await manager.aclose()
+
+
+@pytest_asyncio.fixture
+async def make_manager() -> AsyncIterator[ManagerFactory]:
+    """Build managers on given settings; all are closed at the end of the test."""
+    made: list[HierarchicalMemoryManager] = []
+
+    async def factory(settings: MemorySettings) -> HierarchicalMemoryManager:
+        manager = await HierarchicalMemoryManager.create(settings)
+        made.append(manager)
+        return manager
+
+    yield factory
+    for manager in made:
+        await manager.aclose()
+
+
+@pytest.fixture
+def uid() -> Callable[[str], str]:
+    """Fresh user ids, so tests sharing servers never see each other's data."""
+    run = uuid.uuid4().hex[:8]
+    return lambda name: f"{name}-{run}"
