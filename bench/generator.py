@@ -80,6 +80,7 @@ class Question:
     answer: str
     evidence_ids: tuple[str, ...]
     needles: tuple[str, ...]  # needles[i] is the fact sentence of evidence_ids[i]
+    superseded_ids: tuple[str, ...] = ()  # update: the older statement, stored but not the answer
 
 
 @dataclass(frozen=True)
@@ -180,6 +181,9 @@ def _user(
                 answer=answer,
                 evidence_ids=ev_ids,
                 needles=needles,
+                superseded_ids=tuple(ids[(s.index, p)] for s, p in places[:-1])
+                if kind.qtype == "update"
+                else (),
             )
         )
     return exchanges, questions

@@ -96,6 +96,7 @@ async def run(
     tally = Tally()
     misses: list[dict[str, Any]] = []
     query_ms: list[float] = []
+    degraded: Counter[str] = Counter()
     async with HierarchicalMemoryManager.from_env(settings) as memory:
         import_s = await import_dataset(memory, dataset)
         progress(f"imported in {import_s:.1f}s; waiting for the derived tiers")
@@ -112,6 +113,7 @@ async def run(
                     question.user_id, question.text, guild_id=question.guild_id, max_tokens=budget
                 )
                 query_ms.append((time.perf_counter() - t0) * 1000)
+                degraded.update(ctx.degraded)
                 text = ctx.to_context_string(max_tokens=budget)
                 hits = found(question, text)
                 tally.add(SYSTEM, budget, question, hits, count_tokens(text))
@@ -160,6 +162,7 @@ async def run(
             "exchanges_per_s_through_worker": round(len(dataset.exchanges) / max(flush_s, 1e-9), 1),
             "get_conversation_context_ms": summary_ms(query_ms),
         },
+        "degraded_contexts": dict(degraded),  # tier timeouts/failures would lower recall: should be empty
         "misses_at_1000": misses[:40],
     }
 

@@ -1,0 +1,315 @@
+"""Latency and throughput with all four tiers on real servers on loopback.
+
+    python -m bench.latency [--archive 5000] [--users 50] [--levels 1,5,10,25,50] [--quick]
+
+1. Import: one user with ``--archive`` exchanges (timestamps spread over a
+   year) and ``--users`` users with ``--history`` exchanges each, through
+   ``store_conversation``; then ``flush``. Worker throughput = exchanges /
+   (import + flush wall time): the worker runs during the whole import.
+2. ``store_conversation`` p50/p95: sequential stores once the worker is idle.
+3. ``get_conversation_context`` alone: sequential queries for the big user
+   (after a warm-up), with the time of each tier and of the query embedding.
+4. Concurrency sweep: at each level c, c asyncio tasks, each a different user,
+   closed loop for a fixed number of requests.
+Every query text is distinct, so no embedding cache hides the model's cost.
+Prints one JSON object; writes latency.png to bench/out/ (and docs/img/ for a full run).
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import math
+import os
+import random
+import time
+from collections import defaultdict
+from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+from bench.common import OUT_DIR, emit, memory_settings, process_memory, progress, save_plot, summary_ms
+from bench.facts import KINDS, POOLS
+from bench.filler import fill, filler_exchange
+
+TARGETS = {
+    "context_p50_ms_at_50": 15.0,
+    "context_p95_ms_at_50": 40.0,
+    "store_p95_ms": 10.0,
+    "worker_exchanges_per_s": 100.0,
+}
+
+
+def queries(seed: int) -> Iterator[str]:
+    """An endless stream of distinct, plausible user queries."""
+    rng = random.Random(f"queries:{seed}")
+    seen: set[str] = set()
+    templates = [q for k in KINDS for q in k.questions]
+    while True:
+        template = rng.choice(templates)
+        values = {name: rng.choice(pool) for name, pool in POOLS.items()}
+        values.update(x=rng.choice(POOLS["city"]), y=rng.choice(POOLS["city"]), said="sister", asked="sister")
+        text = template.format(**values)
+        if rng.random() < 0.6:
+            text = filler_exchange(rng)[0] + ". " + text
+        if text not in seen:
+            seen.add(text)
+            yield text
+
+
+def history(user_id: str, count: int, seed: int, guild_id: str | None = None) -> Iterator[dict[str, Any]]:
+    """``count`` chit-chat exchanges for one user, oldest first, spread over a year."""
+    rng = random.Random(f"history:{seed}:{user_id}")
+    start = datetime(2024, 1, 1, tzinfo=UTC)
+    step = timedelta(days=365) / max(1, count)
+    for i in range(count):
+        user, bot = filler_exchange(rng)
+        if rng.random() < 0.2:
+            user += ". " + fill("my friend {fname} says hi from {bigcity}", rng)
+        yield {
+            "user_id": user_id,
+            "user_message": user,
+            "bot_response": bot,
+            "guild_id": guild_id,
+            "timestamp": start + step * i,
+        }
+
+
+class RssSampler:
+    """Samples process memory every ``interval`` seconds; keeps the peak totals."""
+
+    def __init__(self, data_dir: Path, interval: float = 1.0) -> None:
+        self.data_dir, self.interval = data_dir, interval
+        self.peak_self = 0.0
+        self.peak_total = 0.0
+        self._task: asyncio.Task[None] | None = None
+
+    async def _loop(self) -> None:
+        while True:
+            self.sample()
+            await asyncio.sleep(self.interval)
+
+    def sample(self) -> dict[str, Any]:
+        snap = process_memory(self.data_dir)
+        self.peak_self = max(self.peak_self, snap["self_mib"])
+        self.peak_total = max(self.peak_total, snap["total_mib"])
+        return snap
+
+    def __enter__(self) -> RssSampler:
+        self._task = asyncio.get_running_loop().create_task(self._loop())
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        if self._task is not None:
+            self._task.cancel()
+
+
+async def timed_context(memory: Any, user_id: str, query: str, tiers: dict[str, list[float]]) -> float:
+    start = time.perf_counter()
+    ctx = await memory.get_conversation_context(user_id, query, max_tokens=1000)
+    ms = (time.perf_counter() - start) * 1000
+    for name, report in ctx.tiers.items():
+        if report.status == "ok":
+            tiers[name].append(report.ms)
+        else:
+            tiers[f"{name}:{report.status}"].append(report.ms)
+    return ms
+
+
+def tier_summary(tiers: dict[str, list[float]]) -> dict[str, dict[str, float]]:
+    return {name: summary_ms(values) for name, values in sorted(tiers.items())}
+
+
+async def run(args: argparse.Namespace, settings: Any, namespace: str) -> dict[str, Any]:
+    from memory import HierarchicalMemoryManager
+    from memory.embedding import OnnxMiniLMEmbedder
+
+    big = f"{namespace}-big"
+    users = [f"{namespace}-c{i}" for i in range(args.users)]
+    stream = queries(args.seed)
+    result: dict[str, Any] = {"benchmark": "latency", "targets": TARGETS}
+    async with HierarchicalMemoryManager.from_env(settings) as memory:
+        with RssSampler(settings.data_dir) as rss:
+            # 1. import + worker throughput
+            rows = list(history(big, args.archive, args.seed))
+            for u in users:
+                rows += history(u, args.history, args.seed)
+            import_ms: list[float] = []
+            start = time.perf_counter()
+            for i, row in enumerate(rows):
+                t0 = time.perf_counter()
+                await memory.store_conversation(**row)
+                import_ms.append((time.perf_counter() - t0) * 1000)
+                if i % 1000 == 999:
+                    progress(f"stored {i + 1}/{len(rows)}")
+            import_s = time.perf_counter() - start
+            pending = await memory.pending()
+            progress(f"imported {len(rows)} in {import_s:.1f}s ({pending} pending); flushing")
+            t0 = time.perf_counter()
+            await memory.flush(timeout=3600)
+            flush_s = time.perf_counter() - t0
+            result["import"] = {
+                "exchanges": len(rows),
+                "import_s": round(import_s, 2),
+                "pending_after_import": pending,
+                "flush_after_import_s": round(flush_s, 2),
+                "worker_exchanges_per_s": round(len(rows) / (import_s + flush_s), 1),
+                "store_ms_during_import": summary_ms(import_ms),
+            }
+            # 2. store latency with the worker idle at the start
+            store_ms: list[float] = []
+            for row in history(f"{namespace}-store", args.stores, args.seed + 1):
+                t0 = time.perf_counter()
+                await memory.store_conversation(**row)
+                store_ms.append((time.perf_counter() - t0) * 1000)
+            result["store_conversation_ms"] = summary_ms(store_ms)
+            await memory.flush(timeout=600)
+            # 3. context assembly alone, for the big user
+            progress("context assembly, sequential")
+            warm_ms = [
+                await timed_context(memory, big, next(stream), defaultdict(list)) for _ in range(args.warmup)
+            ]
+            tiers: dict[str, list[float]] = defaultdict(list)
+            alone = [await timed_context(memory, big, next(stream), tiers) for _ in range(args.requests)]
+            result["context_alone"] = {
+                "user_exchanges": args.archive,
+                "warmup_ms": summary_ms(warm_ms),
+                "latency_ms": summary_ms(alone),
+                "tiers_ms": tier_summary(tiers),
+            }
+            # 4. concurrency sweep
+            sweep = []
+            for level in args.levels:
+                per_task = max(args.min_per_task, math.ceil(args.requests / level))
+                tiers = defaultdict(list)
+                latencies: list[float] = []
+
+                async def client(
+                    user_id: str,
+                    n: int,
+                    tiers: dict[str, list[float]] = tiers,
+                    latencies: list[float] = latencies,
+                ) -> None:
+                    for _ in range(n):
+                        latencies.append(await timed_context(memory, user_id, next(stream), tiers))
+
+                who = ([big, *users])[:level]
+                t0 = time.perf_counter()
+                await asyncio.gather(*(client(u, per_task) for u in who))
+                wall = time.perf_counter() - t0
+                sweep.append(
+                    {
+                        "concurrency": len(who),
+                        "requests": len(latencies),
+                        "throughput_per_s": round(len(latencies) / wall, 1),
+                        "latency_ms": summary_ms(latencies),
+                        "tiers_ms": tier_summary(tiers),
+                    }
+                )
+                progress(
+                    f"c={len(who)}: p50 {sweep[-1]['latency_ms']['p50']} ms, "
+                    f"p95 {sweep[-1]['latency_ms']['p95']} ms"
+                )
+            result["concurrency"] = sweep
+            result["rss_mib"] = {
+                "at_end": rss.sample(),
+                "peak_self": rss.peak_self,
+                "peak_total": rss.peak_total,
+            }
+    embedder = OnnxMiniLMEmbedder()
+    embedder.load()
+    embed_ms = []
+    for _ in range(args.requests):
+        t0 = time.perf_counter()
+        embedder.embed_sync([next(stream)])
+        embed_ms.append((time.perf_counter() - t0) * 1000)
+    result["embedding_standalone_ms"] = summary_ms(embed_ms)
+    return result
+
+
+def plot(result: dict[str, Any], out_dir: Path, copy_to_docs: bool) -> list[str]:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    sweep = result["concurrency"]
+    xs = [row["concurrency"] for row in sweep]
+    fig, (left, right) = plt.subplots(1, 2, figsize=(12, 4.5))
+    for key, style in (("p50", "o-"), ("p95", "s-"), ("p99", "^-")):
+        left.plot(xs, [row["latency_ms"][key] for row in sweep], style, label=key)
+    left.axhline(TARGETS["context_p50_ms_at_50"], color="tab:blue", linestyle=":", label="target p50 (15 ms)")
+    left.axhline(
+        TARGETS["context_p95_ms_at_50"], color="tab:orange", linestyle=":", label="target p95 (40 ms)"
+    )
+    left.set(
+        xscale="log",
+        yscale="log",
+        xticks=xs,
+        xticklabels=[str(x) for x in xs],
+        xlabel="concurrent users",
+        ylabel="get_conversation_context (ms)",
+        title="Context assembly latency, four tiers on loopback",
+    )
+    left.legend(fontsize=8)
+    names = sorted({n for row in sweep for n in row["tiers_ms"] if ":" not in n})
+    for name in names:
+        right.plot(
+            xs, [row["tiers_ms"].get(name, {}).get("p50", float("nan")) for row in sweep], "o-", label=name
+        )
+    right.set(
+        xscale="log",
+        yscale="log",
+        xticks=xs,
+        xticklabels=[str(x) for x in xs],
+        xlabel="concurrent users",
+        ylabel="p50 (ms)",
+        title="Time per tier (p50)",
+    )
+    right.legend(fontsize=8)
+    written = save_plot(fig, "latency.png", out_dir, copy_to_docs)
+    plt.close(fig)
+    return written
+
+
+def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument("--archive", type=int, default=5000, help="exchanges of the big user")
+    parser.add_argument("--users", type=int, default=50, help="other users, each with --history exchanges")
+    parser.add_argument("--history", type=int, default=40)
+    parser.add_argument("--stores", type=int, default=300, help="sequential stores timed")
+    parser.add_argument("--requests", type=int, default=300, help="context requests per measurement")
+    parser.add_argument("--warmup", type=int, default=50)
+    parser.add_argument("--min-per-task", type=int, default=6, help="closed-loop requests per task, at least")
+    parser.add_argument("--levels", default="1,5,10,25,50")
+    parser.add_argument("--seed", type=int, default=7)
+    parser.add_argument("--quick", action="store_true", help="tiny run for tests")
+    parser.add_argument("--out", type=Path, default=OUT_DIR)
+    parser.add_argument("--no-docs", action="store_true", help="do not copy the plot to docs/img/")
+    args = parser.parse_args(argv)
+    if args.quick:
+        args.archive, args.users, args.history, args.stores = 120, 4, 5, 10
+        args.requests, args.warmup, args.min_per_task, args.levels = 8, 2, 2, "1,2,5"
+    args.levels = sorted({int(x) for x in str(args.levels).split(",") if x.strip()})
+    return args
+
+
+async def amain(argv: list[str] | None = None) -> dict[str, Any]:
+    args = parse_args(argv)
+    with memory_settings() as (settings, external, namespace):
+        result = await run(args, settings, namespace)
+        result["servers"] = "configured" if external else "bundled"
+        result["machine"] = {"cpus": os.cpu_count()}
+    result["plots"] = plot(result, args.out, copy_to_docs=not (args.quick or args.no_docs))
+    return result
+
+
+def main(argv: list[str] | None = None) -> None:
+    emit(asyncio.run(amain(argv)))
+
+
+if __name__ == "__main__":
+    main()
