@@ -1,0 +1,84 @@
+"""Tiny end-to-end runs of both benchmarks against the real bundled servers."""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+
+from bench import latency, recall
+from bench.generator import GenConfig
+from memory.launcher import Addresses
+from memory.settings import MemorySettings, Neo4jSettings, PostgresSettings, RedisSettings
+
+
+def _nonempty(path: str) -> bool:
+    return os.path.getsize(path) > 0
+
+
+def settings_for(bundled: Addresses, data_dir: Path) -> MemorySettings:
+    user, password = bundled.neo4j_auth or ("neo4j", "")
+    return MemorySettings(
+        data_dir=data_dir,
+        redis=RedisSettings(url=bundled.redis_url),
+        postgres=PostgresSettings(dsn=bundled.postgres_dsn),
+        neo4j=Neo4jSettings(
+            uri=bundled.neo4j_uri, user=user, password=password, database=bundled.neo4j_database
+        ),
+    )
+
+
+async def test_recall_smoke_run(bundled: Addresses, tmp_path: Path) -> None:
+    config = GenConfig(
+        users=1,
+        exchanges_per_user=50,
+        sessions=(6, 8),
+        namespace="smokerecall",
+        facts={"single": 1, "multi": 1, "update": 1, "temporal": 1, "distractor": 1},
+    )
+    result = await recall.run(config, [300, 1000], settings_for(bundled, tmp_path))
+    json.dumps(result)  # one JSON object
+    assert result["questions"] == 5 and result["evidence_exchanges"] == 6
+    for system in ("mnemo", "recent", "bm25", "dense"):
+        for budget in (300, 1000):
+            assert 0.0 <= result["recall"][system][str(budget)]["overall"] <= 1.0
+            assert 0 < result["max_context_tokens"][system][str(budget)] <= budget
+    assert result["history_tokens"]["mean"] > 1000
+    written = recall.plot(result, tmp_path / "out", copy_to_docs=False)
+    assert [Path(p).name for p in written] == ["recall.png"] and _nonempty(written[0])
+
+
+async def test_latency_smoke_run(bundled: Addresses, tmp_path: Path) -> None:
+    args = latency.parse_args(
+        [
+            "--archive",
+            "30",
+            "--users",
+            "2",
+            "--history",
+            "3",
+            "--stores",
+            "3",
+            "--requests",
+            "3",
+            "--warmup",
+            "1",
+            "--min-per-task",
+            "2",
+            "--levels",
+            "1,3",
+            "--out",
+            str(tmp_path / "out"),
+        ]
+    )
+    result = await latency.run(args, settings_for(bundled, tmp_path), "smokelat")
+    json.dumps(result)
+    assert result["import"]["exchanges"] == 30 + 2 * 3
+    assert result["store_conversation_ms"]["n"] == 3
+    assert result["context_alone"]["latency_ms"]["n"] == 3
+    assert "embedding" in result["context_alone"]["tiers_ms"]
+    assert [row["concurrency"] for row in result["concurrency"]] == [1, 3]
+    assert result["concurrency"][1]["requests"] == 3 * 2
+    assert result["rss_mib"]["peak_total"] >= result["rss_mib"]["peak_self"] > 0
+    written = latency.plot(result, tmp_path / "out", copy_to_docs=False)
+    assert Path(written[0]).name == "latency.png" and _nonempty(written[0])
