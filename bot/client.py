@@ -43,8 +43,9 @@ class MnemoBot(commands.Bot):
     """discord.py bot wired to the memory manager; slash commands live in ``bot.cogs``."""
 
     def __init__(self, memory: HierarchicalMemoryManager, llm: ChatLLM | None, settings: BotSettings, *,
-                 sync_commands: bool = False) -> None:
-        super().__init__(command_prefix=commands.when_mentioned, intents=bot_intents(), help_command=None)
+                 sync_commands: bool = False, intents: discord.Intents | None = None) -> None:
+        super().__init__(command_prefix=commands.when_mentioned, intents=intents or bot_intents(),
+                         help_command=None)
         self.memory = memory
         self.llm = llm
         self.settings = settings

@@ -16,6 +16,11 @@ import pytest
 import pytest_asyncio
 from pydantic import SecretStr
 
+# Workaround: discord.py imports audioop, deprecated in 3.11; filterwarnings=error would fail the import.
+with warnings.catch_warnings():
+    warnings.simplefilter("ignore", DeprecationWarning)
+    import discord  # noqa: F401
+
 from bot.llm import ChatLLM
 from bot.settings import BotSettings, ChatSettings
 from memory.launcher import Addresses

@@ -1,0 +1,154 @@
+"""The Discord message flow with dpytest: mentions, DMs, silence, long replies, rate limits."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator
+from pathlib import Path
+
+import discord
+import discord.ext.test as dpytest
+import pytest
+import pytest_asyncio
+
+from bot.chat import ChatHandler
+from bot.client import MnemoBot, strip_mentions
+from bot.llm import ChatLLM
+from memory.manager import HierarchicalMemoryManager
+from tests.bot.conftest import bot_settings
+from tests.bot.fake_llm import FakeLLM
+
+
+async def _make_bot(memory: HierarchicalMemoryManager, llm: ChatLLM, fake_llm: FakeLLM, tmp_path: Path,
+                    **chat: object) -> MnemoBot:
+    return await _configure(MnemoBot(memory, llm, bot_settings(fake_llm, tmp_path, **chat),
+                                     intents=_test_intents()))
+
+
+def _test_intents() -> discord.Intents:
+    # dpytest resolves mentions through the member cache, which needs the members intent;
+    # the real bot does not ask for it.
+    intents = discord.Intents.default()
+    intents.message_content = True
+    intents.members = True
+    return intents
+
+
+async def _configure(bot: MnemoBot) -> MnemoBot:
+    await bot._async_setup_hook()
+    dpytest.configure(bot, guilds=1, text_channels=2, members=2)
+    bot._connection.loop = asyncio.get_running_loop()  # dpytest's state lacks it; typing() needs it
+    return bot
+
+
+@pytest_asyncio.fixture
+async def bot(memory: HierarchicalMemoryManager, chat_llm: ChatLLM, fake_llm: FakeLLM,
+              tmp_path: Path) -> AsyncIterator[MnemoBot]:
+    made = await _make_bot(memory, chat_llm, fake_llm, tmp_path)
+    yield made
+    await dpytest.empty_queue()
+
+
+def _sent() -> list[discord.Message]:
+    out = []
+    while not dpytest.sent_queue.empty():
+        out.append(dpytest.get_message())
+    return out
+
+
+def _cfg() -> dpytest.RunnerConfig:
+    return dpytest.get_config()
+
+
+async def test_mention_in_guild_is_answered_and_stored(bot: MnemoBot,
+                                                       memory: HierarchicalMemoryManager) -> None:
+    cfg = _cfg()
+    channel, member = cfg.channels[0], cfg.members[0]
+    assert bot.user is not None
+    await dpytest.message(f"<@{bot.user.id}> I grow tomatoes on my balcony", channel=channel, member=member)
+    sent = _sent()
+    assert [m.content for m in sent] == ["ECHO: I grow tomatoes on my balcony"]
+    counts = await memory.counts(str(member.id), guild_id=str(cfg.guilds[0].id))
+    assert counts["archive"] == 1
+
+
+async def test_guild_message_without_mention_is_ignored(bot: MnemoBot, fake_llm: FakeLLM,
+                                                        memory: HierarchicalMemoryManager) -> None:
+    cfg = _cfg()
+    await dpytest.message("just chatting with friends", channel=cfg.channels[0], member=cfg.members[0])
+    assert _sent() == []
+    assert fake_llm.requests == []
+    assert (await memory.counts(str(cfg.members[0].id)))["archive"] == 0
+
+
+async def test_dm_is_answered_in_the_dm_scope(bot: MnemoBot, memory: HierarchicalMemoryManager) -> None:
+    cfg = _cfg()
+    member = cfg.members[1]
+    dm = await member.create_dm()
+    await dpytest.message("hello in private", channel=dm, member=member)
+    assert [m.content for m in _sent()] == ["ECHO: hello in private"]
+    assert (await memory.counts(str(member.id), dm=True))["archive"] == 1
+    assert (await memory.counts(str(member.id), guild_id=str(cfg.guilds[0].id)))["archive"] == 0
+
+
+async def test_long_reply_is_split_with_code_blocks_intact(bot: MnemoBot, fake_llm: FakeLLM) -> None:
+    cfg = _cfg()
+    code = "\n".join(f"print('line {i}')" + " " * 20 for i in range(160))
+    fake_llm.reset("fixed", text="Here you go:\n```python\n" + code + "\n```\nEnjoy!")
+    assert bot.user is not None
+    await dpytest.message(f"<@{bot.user.id}> write me a long script", channel=cfg.channels[0],
+                          member=cfg.members[0])
+    sent = [m.content for m in _sent()]
+    assert len(sent) >= 3
+    assert all(len(c) <= 2000 for c in sent)
+    assert all(sum(1 for line in c.splitlines() if line.startswith("```")) % 2 == 0 for c in sent)
+    printed = [line.strip() for c in sent for line in c.splitlines() if line.startswith("print(")]
+    assert printed == [line.strip() for line in code.splitlines()]
+    assert sent[-1].endswith("Enjoy!")
+
+
+async def test_rate_limited_user_is_told_once(memory: HierarchicalMemoryManager, chat_llm: ChatLLM,
+                                              fake_llm: FakeLLM, tmp_path: Path) -> None:
+    bot = await _make_bot(memory, chat_llm, fake_llm, tmp_path, rate_limit_per_user=1,
+                          rate_limit_window_seconds=600)
+    cfg = _cfg()
+    assert bot.user is not None
+    answers = []
+    for i in range(4):
+        await dpytest.message(f"<@{bot.user.id}> question {i}", channel=cfg.channels[1],
+                              member=cfg.members[0])
+        answers.append([m.content for m in _sent()])
+    assert answers[0] == ["ECHO: question 0"]
+    assert len(answers[1]) == 1 and "try again in" in answers[1][0]
+    assert answers[2:] == [[], []]
+    await dpytest.empty_queue()
+
+
+async def test_always_on_channel_needs_no_mention(memory: HierarchicalMemoryManager, chat_llm: ChatLLM,
+                                                  fake_llm: FakeLLM, tmp_path: Path) -> None:
+    bot = await _make_bot(memory, chat_llm, fake_llm, tmp_path)
+    cfg = _cfg()
+    bot.settings = bot_settings(fake_llm, tmp_path, always_on_channels=[cfg.channels[1].id])
+    await dpytest.message("no mention needed", channel=cfg.channels[1], member=cfg.members[0])
+    assert [m.content for m in _sent()] == ["ECHO: no mention needed"]
+    await dpytest.message("but not here", channel=cfg.channels[0], member=cfg.members[0])
+    assert _sent() == []
+    await dpytest.empty_queue()
+
+
+def test_strip_mentions() -> None:
+    assert strip_mentions("<@42>  hi <@!42> there <@7>", 42) == "hi there <@7>"
+
+
+@pytest.mark.parametrize("listen", [True, False])
+async def test_listen_channels_restrict_mentions(memory: HierarchicalMemoryManager, chat_llm: ChatLLM,
+                                                 fake_llm: FakeLLM, tmp_path: Path, listen: bool) -> None:
+    bot = await _make_bot(memory, chat_llm, fake_llm, tmp_path)
+    cfg = _cfg()
+    allowed = cfg.channels[0].id if listen else cfg.channels[1].id
+    bot.settings = bot_settings(fake_llm, tmp_path, listen_channels=[allowed])
+    bot.handler = ChatHandler(memory, chat_llm, bot.settings)
+    assert bot.user is not None
+    await dpytest.message(f"<@{bot.user.id}> are you there?", channel=cfg.channels[0], member=cfg.members[0])
+    assert [m.content for m in _sent()] == (["ECHO: are you there?"] if listen else [])
+    await dpytest.empty_queue()
