@@ -29,7 +29,16 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
-from bench.common import OUT_DIR, emit, memory_settings, process_memory, progress, save_plot, summary_ms
+from bench.common import (
+    OUT_DIR,
+    emit,
+    memory_settings,
+    percentile,
+    process_memory,
+    progress,
+    save_plot,
+    summary_ms,
+)
 from bench.facts import KINDS, POOLS
 from bench.filler import fill, filler_exchange
 
@@ -179,7 +188,7 @@ async def run(args: argparse.Namespace, settings: Any, namespace: str) -> dict[s
                 "tiers_ms": tier_summary(tiers),
             }
             # 4. concurrency sweep
-            sweep = []
+            sweep: list[dict[str, Any]] = []
             for level in args.levels:
                 per_task = max(args.min_per_task, math.ceil(args.requests / level))
                 tiers = defaultdict(list)
@@ -208,8 +217,8 @@ async def run(args: argparse.Namespace, settings: Any, namespace: str) -> dict[s
                     }
                 )
                 progress(
-                    f"c={len(who)}: p50 {sweep[-1]['latency_ms']['p50']} ms, "
-                    f"p95 {sweep[-1]['latency_ms']['p95']} ms"
+                    f"c={len(who)}: p50 {percentile(latencies, 50):.1f} ms, "
+                    f"p95 {percentile(latencies, 95):.1f} ms"
                 )
             result["concurrency"] = sweep
             result["rss_mib"] = {
