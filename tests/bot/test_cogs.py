@@ -1,0 +1,187 @@
+"""Slash commands, called through their callbacks with a mocked Interaction, on real memory tiers."""
+
+from __future__ import annotations
+
+import json
+import uuid
+from pathlib import Path
+from unittest.mock import AsyncMock, MagicMock
+
+import discord
+import pytest
+from discord import app_commands
+
+from bot.client import MnemoBot
+from bot.cogs.facts import FactsCog
+from bot.cogs.memory import ConfirmView, MemoryCog
+from memory.manager import HierarchicalMemoryManager
+from tests.bot.conftest import bot_settings
+
+GUILD = 7001
+
+
+def _interaction(user_id: int, guild_id: int | None = GUILD, *, admin: bool = False) -> MagicMock:
+    it = MagicMock(spec=discord.Interaction)
+    it.user = MagicMock(spec=discord.Member)
+    it.user.id = user_id
+    it.guild_id = guild_id
+    it.permissions = discord.Permissions(manage_guild=admin)
+    it.response = MagicMock()
+    it.response.send_message = AsyncMock()
+    it.response.defer = AsyncMock()
+    it.response.edit_message = AsyncMock()
+    it.followup = MagicMock()
+    it.followup.send = AsyncMock()
+    it.edit_original_response = AsyncMock()
+    return it
+
+
+def _sent(mock: AsyncMock) -> tuple[str, dict]:  # type: ignore[type-arg]
+    """(content, kwargs) of the only call of a send-like mock."""
+    mock.assert_awaited_once()
+    args, kwargs = mock.call_args
+    return (args[0] if args else kwargs.get("content", "")), kwargs
+
+
+@pytest.fixture
+def user() -> int:
+    return uuid.uuid4().int % 10**17
+
+
+@pytest.fixture
+def cogs(memory: HierarchicalMemoryManager, tmp_path: Path) -> tuple[MemoryCog, FactsCog]:
+    bot = MnemoBot(memory, None, bot_settings(None, tmp_path))
+    return MemoryCog(bot), FactsCog(bot)
+
+
+async def _store(memory: HierarchicalMemoryManager, user: int) -> None:
+    await memory.store_conversation(str(user), "I am planning a trip to Kyoto", "Kyoto is lovely in autumn",
+                                    guild_id=str(GUILD), channel_id="c")
+    await memory.store_conversation(str(user), "my cat is called Biscuit", "What a nice name",
+                                    guild_id=None, channel_id="dm")
+    await memory.flush()
+
+
+async def test_remember_show_and_forget_fact(cogs: tuple[MemoryCog, FactsCog], user: int,
+                                             memory: HierarchicalMemoryManager) -> None:
+    memory_cog, facts_cog = cogs
+    it = _interaction(user)
+    await FactsCog.remember.callback(facts_cog, it, "I am allergic to peanuts")
+    text, kwargs = _sent(it.response.send_message)
+    assert "allergic to peanuts" in text and kwargs["ephemeral"] is True
+
+    it = _interaction(user)
+    await MemoryCog.show.callback(memory_cog, it)
+    _, kwargs = _sent(it.followup.send)
+    fields = {f.name: f.value for f in kwargs["embed"].fields}
+    assert "I am allergic to peanuts" in fields["Facts (/remember)"]
+    assert "facts 1" in fields["Stored per tier (-1: tier down)"]
+
+    choices = await facts_cog._fact_choices(_interaction(user), "peanut")
+    assert [c.name for c in choices] == ["I am allergic to peanuts"]
+    assert await facts_cog._fact_choices(_interaction(user, None), "peanut") == []  # another scope
+
+    it = _interaction(user)
+    await FactsCog.forget_fact.callback(facts_cog, it, choices[0].value)
+    assert _sent(it.response.send_message)[0] == "Forgotten."
+    assert await memory.facts(str(user), guild_id=str(GUILD)) == []
+
+    it = _interaction(user)
+    await FactsCog.forget_fact.callback(facts_cog, it, choices[0].value)
+    assert "I have no fact" in _sent(it.response.send_message)[0]
+
+
+async def test_forget_everything_after_confirmation(cogs: tuple[MemoryCog, FactsCog], user: int,
+                                                    memory: HierarchicalMemoryManager) -> None:
+    memory_cog, _ = cogs
+    await _store(memory, user)
+    await memory.remember_fact(str(user), "I like chess", guild_id=str(GUILD))
+    before = await memory.counts(str(user))
+    assert before["archive"] == 2 and before["facts"] == 1
+
+    it = _interaction(user)
+    await MemoryCog.forget.callback(memory_cog, it, app_commands.Choice(name="all", value="all"))
+    question, kwargs = _sent(it.response.send_message)
+    assert "everything" in question and kwargs["ephemeral"] is True
+    view = kwargs["view"]
+    assert isinstance(view, ConfirmView)
+
+    stranger = _interaction(user + 1)
+    assert await view.interaction_check(stranger) is False
+    assert await memory.counts(str(user)) == before
+
+    press = _interaction(user)
+    await view.confirm.callback(press)
+    report = press.edit_original_response.call_args.kwargs["content"]
+    assert "archive 2" in report and "facts 1" in report
+    assert await memory.counts(str(user)) == {k: 0 for k in before}
+
+
+async def test_forget_here_keeps_other_scopes_and_cancel_keeps_all(
+        cogs: tuple[MemoryCog, FactsCog], user: int, memory: HierarchicalMemoryManager) -> None:
+    memory_cog, _ = cogs
+    await _store(memory, user)
+    it = _interaction(user)
+    await MemoryCog.forget.callback(memory_cog, it, app_commands.Choice(name="here", value="here"))
+    view = it.response.send_message.call_args.kwargs["view"]
+    press = _interaction(user)
+    await view.cancel.callback(press)
+    assert "nothing was forgotten" in press.response.edit_message.call_args.kwargs["content"]
+    assert (await memory.counts(str(user)))["archive"] == 2
+
+    it = _interaction(user)
+    await MemoryCog.forget.callback(memory_cog, it, app_commands.Choice(name="here", value="here"))
+    view = it.response.send_message.call_args.kwargs["view"]
+    await view.confirm.callback(_interaction(user))
+    assert (await memory.counts(str(user), guild_id=str(GUILD)))["archive"] == 0
+    assert (await memory.counts(str(user), dm=True))["archive"] == 1
+
+
+async def test_forget_topic_needs_a_topic(cogs: tuple[MemoryCog, FactsCog], user: int) -> None:
+    it = _interaction(user)
+    await MemoryCog.forget.callback(cogs[0], it, app_commands.Choice(name="topic", value="topic"), None)
+    text, kwargs = _sent(it.response.send_message)
+    assert "topic" in text and "view" not in kwargs
+
+
+async def test_export_attaches_everything_as_json(cogs: tuple[MemoryCog, FactsCog], user: int,
+                                                  memory: HierarchicalMemoryManager) -> None:
+    await _store(memory, user)
+    it = _interaction(user)
+    await MemoryCog.export.callback(cogs[0], it)
+    _, kwargs = _sent(it.followup.send)
+    assert kwargs["ephemeral"] is True
+    file: discord.File = kwargs["file"]
+    data = json.loads(file.fp.read().decode("utf-8"))
+    assert sorted(e["user_message"] for e in data["exchanges"]) == ["I am planning a trip to Kyoto",
+                                                                    "my cat is called Biscuit"]
+
+
+async def test_search_shows_what_would_be_used(cogs: tuple[MemoryCog, FactsCog], user: int,
+                                               memory: HierarchicalMemoryManager) -> None:
+    await _store(memory, user)
+    it = _interaction(user)
+    await MemoryCog.search.callback(cogs[0], it, "Kyoto trip")
+    embed = _sent(it.followup.send)[1]["embed"]
+    assert "I am planning a trip to Kyoto" in embed.description
+    assert "Biscuit" not in embed.description  # the DM exchange is not in this guild's context
+
+
+async def test_admin_commands_refuse_members(cogs: tuple[MemoryCog, FactsCog], user: int) -> None:
+    for command, args in ((MemoryCog.stats, ()), (MemoryCog.migrate, ("/tmp/legacy",))):
+        it = _interaction(user, admin=False)
+        await command.callback(cogs[0], it, *args)
+        text, kwargs = _sent(it.response.send_message)
+        assert "Only server admins" in text and kwargs["ephemeral"] is True
+        it.followup.send.assert_not_awaited()
+
+
+async def test_stats_for_admins(cogs: tuple[MemoryCog, FactsCog], user: int,
+                                memory: HierarchicalMemoryManager) -> None:
+    await memory.record_usage(str(user), str(GUILD), 120, 30)
+    it = _interaction(user, admin=True)
+    await MemoryCog.stats.callback(cogs[0], it)
+    embed = _sent(it.followup.send)[1]["embed"]
+    fields = {f.name: f.value for f in embed.fields}
+    assert "archive" in fields["Tiers"] and "ms" in fields["Tiers"]
+    assert f"<@{user}>: 1 msgs, 120+30 tokens" in fields["This server"]
