@@ -15,8 +15,8 @@ ROOT = Path(__file__).resolve().parents[2]
 
 
 def _env(bundled: Addresses, data_dir: Path, llm_url: str | None) -> dict[str, str]:
-    env = {k: v for k, v in os.environ.items()
-           if not k.startswith(("LLM__", "REDIS__", "POSTGRES__", "NEO4J__", "CHROMA__", "BOT__", "DISCORD_"))}
+    ours = ("LLM__", "REDIS__", "POSTGRES__", "NEO4J__", "CHROMA__", "BOT__", "DISCORD_")
+    env = {k: v for k, v in os.environ.items() if not k.startswith(ours)}
     env.update({"MEMORY_DATA_DIR": str(data_dir), "PYTHONPATH": str(ROOT),
                 "REDIS__URL": bundled.redis_url, "POSTGRES__DSN": bundled.postgres_dsn,
                 "NEO4J__URI": bundled.neo4j_uri, "RETRIEVAL__GRAPH_TIMEOUT_MS": "5000",
