@@ -1,0 +1,153 @@
+"""The deterministic extractor: entities, topics, query names, summaries and chunks."""
+
+from __future__ import annotations
+
+import random
+from datetime import UTC, datetime
+
+import pytest
+
+from memory.extraction import DeterministicExtractor, entities, query_names, stem, summarise, topics
+from memory.models import Exchange
+from memory.tokens import count_tokens
+
+
+def exchange(user_message: str, bot_response: str = "Noted.", id: str = "e1") -> Exchange:
+    return Exchange(id=id, user_id="alice", guild_id=None, channel_id=None, user_message=user_message,
+                    bot_response=bot_response, timestamp=datetime(2024, 5, 1, tzinfo=UTC))
+
+
+def _keys(text: str) -> list[str]:
+    return [key for key, _ in entities(text)]
+
+
+# --- entities -------------------------------------------------------------------------------------
+
+def test_entities_find_names_and_multiword_places() -> None:
+    text = ("Yesterday Maria and I flew from New York to Paris. We saw the Statue of Liberty, "
+            "then met Ludwig van Beethoven fans near the Bank of England.")
+    found = dict(entities(text))
+    for key, display in [("maria", "Maria"), ("new york", "New York"), ("paris", "Paris"),
+                         ("statue of liberty", "Statue of Liberty"), ("bank of england", "Bank of England")]:
+        assert found[key] == display
+    assert "ludwig van beethoven" in found
+    assert "yesterday" not in found and "we" not in found  # capitalised stop words are not names
+
+
+def test_entities_are_normalised_and_deduplicated() -> None:
+    keys = _keys("Maria's cat likes Maria. MARIA!   New   York and New York.")
+    assert keys.count("maria") == 1
+    assert "new york" in keys
+    assert keys.index("maria") < keys.index("new york")  # first-occurrence order
+
+
+def test_entities_keep_non_ascii_names() -> None:
+    keys = _keys("I moved to Zürich with Émile, then visited São Paulo and Ålesund with Łukasz.")
+    for name in ("zürich", "émile", "são paulo", "ålesund", "łukasz"):
+        assert name in keys
+
+
+def test_no_entities_in_lower_case_text() -> None:
+    assert entities("just some lower case chatter about nothing much") == []
+
+
+# --- topics and query names -----------------------------------------------------------------------
+
+def test_topics_are_frequent_content_words() -> None:
+    text = "Pottery class again. The pottery wheel spun; pottery glaze dried. I also baked bread."
+    got = topics(text, limit=3)
+    assert got[0] == stem("pottery")
+    assert not set(got) & {"the", "also", "again"}
+    assert len(topics(text, limit=2)) == 2
+
+
+def test_word_forms_meet_after_stemming() -> None:
+    """The module promises that ``hikes`` and ``hiking`` meet (as do other regular forms)."""
+    assert stem("hikes") == stem("hiking") == stem("hiked")
+    assert stem("cities") == stem("city")
+    assert stem("glass") == "glass"  # -ss is not a plural
+
+
+def test_query_names_cover_entities_and_topics() -> None:
+    names = query_names("What did Maria say about hiking near Lake Geneva?")
+    assert "maria" in names
+    assert "lake geneva" in names
+    assert stem("hiking") in names
+    assert len(names) == len(set(names))
+    assert query_names("") == []
+    assert query_names("the and of it") == []
+
+
+# --- summaries and chunks -------------------------------------------------------------------------
+
+@pytest.mark.parametrize("message", [
+    "I adopted a cat named Miso last week. She is grey and very loud at night.",
+    "word " * 2000,
+    "One sentence without an end " + "and it goes on " * 300,
+    "🧠" * 500,
+    "Short.",
+])
+def test_summaries_are_short(message: str) -> None:
+    summary = summarise(exchange(message, "That is wonderful news! " * 40))
+    assert 0 < count_tokens(summary) <= 60
+    assert summary.startswith("User: ")
+
+
+def test_summary_keeps_the_gist() -> None:
+    summary = summarise(exchange("I adopted a cat named Miso. She is grey.", "Congratulations on Miso!"))
+    assert "Miso" in summary
+    assert "Congratulations" in summary
+
+
+def _long_text(seed: int, words: list[str], n: int) -> str:
+    rnd = random.Random(seed)
+    return " ".join(f"{rnd.choice(words)}{i}" if i % 50 == 0 else rnd.choice(words) for i in range(n))
+
+
+def _assert_chunks_cover(text: str, chunks: tuple[str, ...], limit: int) -> None:
+    assert len(chunks) > 1
+    assert all(count_tokens(c) <= limit for c in chunks)
+    end = 0
+    for c in chunks:  # each chunk is a piece of the text, overlapping or touching the previous one
+        start = text.find(c, max(0, end - len(c)))
+        assert start != -1
+        assert start <= end
+        end = max(end, start + len(c))
+    assert end == len(text)
+
+
+def test_long_message_is_chunked_within_limit_and_covered() -> None:
+    words = ["river", "mountain", "Zermatt", "naïve", "café", "the", "x", "-", "42", "pottery"]
+    message = _long_text(1, words, 4000)
+    e = exchange(message, "A fine story.")
+    assert count_tokens(e.user_message) > 4500
+    extraction = DeterministicExtractor(chunk_tokens=300).extract_one(e)
+    full = f"User: {e.user_message}\nBot: {e.bot_response}"
+    _assert_chunks_cover(full, extraction.chunks, 300)
+
+
+def test_chunks_of_multibyte_text_are_faithful() -> None:
+    """Chunk boundaries must not split a character into replacement characters."""
+    words = ["日本語", "🧠", "שלום", "naïve", "Zürich", "emoji🔥", "the"]
+    message = _long_text(2, words, 3000)
+    e = exchange(message)
+    chunks = DeterministicExtractor(chunk_tokens=300).extract_one(e).chunks
+    assert not any("\ufffd" in c for c in chunks)
+    _assert_chunks_cover(f"User: {e.user_message}\nBot: {e.bot_response}", chunks, 300)
+
+
+def test_short_exchange_is_one_chunk_with_mentions() -> None:
+    e = exchange("I visited Paris with Maria and loved the pastries", "Paris is lovely.")
+    extraction = DeterministicExtractor().extract_one(e)
+    assert extraction.exchange_id == "e1"
+    assert extraction.chunks == (f"User: {e.user_message}\nBot: {e.bot_response}",)
+    kinds = {(m.name, m.kind) for m in extraction.mentions}
+    assert {("paris", "entity"), ("maria", "entity"), (stem("pastries"), "topic")} <= kinds
+    names = [m.name for m in extraction.mentions]
+    assert len(names) == len(set(names))
+
+
+async def test_extract_keeps_order() -> None:
+    items = [exchange(f"Message about Topic{i}", id=f"e{i}") for i in range(5)]
+    got = await DeterministicExtractor().extract(items)
+    assert [x.exchange_id for x in got] == [f"e{i}" for i in range(5)]
