@@ -36,17 +36,6 @@ from memory.settings import (
 from tests.bot.fake_llm import FakeLLM
 
 
-@pytest.fixture(scope="session", autouse=True)
-def _tokenizer_loaded() -> None:
-    # Workaround: bpe_openai's first load uses importlib.resources.open_binary, deprecated in 3.11,
-    # and filterwarnings=error turns that into a failure wherever the tokenizer is first used.
-    from memory.tokens import count_tokens
-
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", DeprecationWarning)
-        count_tokens("warm up")
-
-
 @pytest_asyncio.fixture(scope="session")
 async def fake_llm_server() -> AsyncIterator[FakeLLM]:
     server = await FakeLLM().start()
