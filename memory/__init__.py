@@ -4,8 +4,15 @@
 """
 
 from memory.context import ConversationContext, RankedExchange
-from memory.errors import (ArchiveUnavailable, ConfigurationError, InvalidInput, MemoryStoreError, NotFound,
-                           RateLimited, TierUnavailable)
+from memory.errors import (
+                           ArchiveUnavailable,
+                           ConfigurationError,
+                           InvalidInput,
+                           MemoryStoreError,
+                           NotFound,
+                           RateLimited,
+                           TierUnavailable,
+)
 from memory.manager import HierarchicalMemoryManager
 from memory.settings import MemorySettings
 

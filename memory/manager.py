@@ -21,8 +21,18 @@ from typing import Any, TypeVar
 from memory.context import ConversationContext, RankedExchange
 from memory.errors import InvalidInput, TierUnavailable
 from memory.extraction import normalise, query_names
-from memory.models import (Exchange, ForgetTarget, Hit, Relation, Scope, TierReport, clean_id, clean_metadata,
-                           clean_text, utc)
+from memory.models import (
+    Exchange,
+    ForgetTarget,
+    Hit,
+    Relation,
+    Scope,
+    TierReport,
+    clean_id,
+    clean_metadata,
+    clean_text,
+    utc,
+)
 from memory.protocols import CacheTier, Embedder, Extractor, GraphTier, SummaryTier
 from memory.ranking import fuse
 from memory.settings import MemorySettings
@@ -80,10 +90,25 @@ class HierarchicalMemoryManager:
         settings = settings or MemorySettings()
         tiers = await open_tiers(settings)
         manager = cls(tiers, settings)
+        await manager._warm_up()
         if settings.worker.in_process:
             manager._task = asyncio.create_task(manager.worker.run_forever(manager._stop),
                                                 name="mnemo-derived-worker")
         return manager
+
+    async def _warm_up(self) -> None:
+        """Load the embedding model and run one cheap query per tier, so the first real
+        context is not assembled on a cold model, JIT or connection pool."""
+        probe = Scope("mnemo-warmup")
+
+        async def read_path() -> None:
+            vectors = await self.embedder.embed(["warming up"])
+            await asyncio.gather(self.summaries.search(probe, vectors[0], 1),
+                                 self.graph.related(probe, ["warmup"], 1),
+                                 self.t.archive.search(probe, "warming up", 1), self.cache.recent(probe, 1))
+
+        with contextlib.suppress(TierUnavailable):
+            await read_path()
 
     async def __aenter__(self) -> HierarchicalMemoryManager:
         return self
@@ -147,7 +172,9 @@ class HierarchicalMemoryManager:
                 raise TierUnavailable("worker", f"{pending} exchanges still pending after {timeout:.0f}s; "
                                                 f"last error: {await self.t.outbox.last_error()}")
             done = 0
-            if self.settings.worker.in_process:
+            if self._task is not None and not self._task.done():
+                self.worker.notify()  # one loop per process: concurrent batches only contend in the graph
+            elif self.settings.worker.in_process:
                 with contextlib.suppress(TierUnavailable):
                     done = await self.worker.run_once()
             if done == 0:

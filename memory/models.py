@@ -78,7 +78,7 @@ def clean_metadata(value: Mapping[str, Any] | None) -> dict[str, Any]:
         encoded.encode("utf-8")
     except UnicodeEncodeError as exc:  # pragma: no cover - ensure_ascii escapes, kept as a guard
         raise InvalidInput("is not valid Unicode", field="metadata") from exc
-    if "\\ud8" in encoded.lower() or "\\udc" in encoded.lower():
+    if re.search(r"\\ud[89a-f]", encoded, re.IGNORECASE):
         # ensure_ascii escapes lone surrogates silently; PostgreSQL's jsonb refuses them.
         _check_surrogates(value)
     result: dict[str, Any] = json.loads(encoded)

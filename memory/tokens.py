@@ -34,11 +34,30 @@ def truncate_tokens(text: str, max_tokens: int, *, ellipsis: str = "…") -> str
 
 
 def split_tokens(text: str, size: int, overlap: int = 32) -> list[str]:
-    """Split ``text`` into windows of at most ``size`` tokens overlapping by ``overlap``."""
+    """Split ``text`` into windows of at most ``size`` tokens overlapping by ``overlap``.
+
+    Window edges move off the middle of a multi-byte character, so every chunk
+    is a faithful substring (no U+FFFD replacement characters).
+    """
     enc = _encoding()
     tokens = enc.encode(text)
     if len(tokens) <= size:
         return [text]
-    step = max(1, size - overlap)
-    return [enc.decode(tokens[i:i + size]) for i in range(0, len(tokens), step)
-            if i == 0 or i + overlap < len(tokens)]
+    clean = "\ufffd" not in text
+
+    def faithful(a: int, b: int) -> bool:
+        return not clean or "\ufffd" not in enc.decode(tokens[a:b])
+
+    chunks: list[str] = []
+    start, step = 0, max(1, size - overlap)
+    while start < len(tokens):
+        while start > 0 and start < len(tokens) and not faithful(start, min(len(tokens), start + 4)):
+            start += 1  # the window began inside a character
+        end = min(len(tokens), start + size)
+        while end < len(tokens) and end > start + 1 and not faithful(start, end):
+            end -= 1
+        chunks.append(enc.decode(tokens[start:end]))
+        if end >= len(tokens):
+            break
+        start = max(start + 1, min(end, start + step))
+    return chunks

@@ -59,7 +59,8 @@ class DerivedWorker:
                 await self.cache.invalidate(scope)
         except TierUnavailable as exc:
             self.failures += 1
-            await self.outbox.fail([e.id for e in exchanges], str(exc), retry_in=min(30.0, 2.0 ** min(self.failures, 5)))
+            backoff = min(30.0, 2.0 ** min(self.failures, 5))
+            await self.outbox.fail([e.id for e in exchanges], str(exc), retry_in=backoff)
             raise
         await self.outbox.complete([e.id for e in exchanges])
         self.failures = 0

@@ -7,9 +7,9 @@ lazily, once per session, on free ports; tests clean the stores they use.
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Iterator
 import shutil
 import tempfile
+from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 
 import pytest

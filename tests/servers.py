@@ -99,3 +99,23 @@ def start_chroma_server(port: int | None = None) -> tuple[str, Callable[[], None
         shutil.rmtree(d, ignore_errors=True)
 
     return f"http://127.0.0.1:{port}", stop
+
+
+async def create_database(dsn: str) -> str:
+    """Create a fresh database on the server of ``dsn`` and return its DSN.
+
+    Each test manager gets its own database so no other manager's in-process
+    worker can claim its outbox rows (they would land in another Chroma).
+    """
+    import uuid
+
+    import asyncpg
+
+    name = f"t_{uuid.uuid4().hex[:12]}"
+    conn = await asyncpg.connect(dsn)
+    try:
+        await conn.execute(f'CREATE DATABASE "{name}"')
+    finally:
+        await conn.close()
+    base, _, query = dsn.partition("?")
+    return f"{base.rsplit('/', 1)[0]}/{name}" + (f"?{query}" if query else "")

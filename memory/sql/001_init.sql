@@ -11,8 +11,9 @@ CREATE TABLE exchanges (
     created_at   timestamptz NOT NULL,
     stored_at    timestamptz NOT NULL DEFAULT now(),
     metadata     jsonb NOT NULL DEFAULT '{}'::jsonb,
+    -- capped: a tsvector holds at most 1 MB; the archive keeps the full text regardless
     search       tsvector GENERATED ALWAYS AS (
-        to_tsvector('english'::regconfig, left(user_message, 200000) || ' ' || left(bot_response, 200000))
+        to_tsvector('english'::regconfig, left(user_message, 110000) || ' ' || left(bot_response, 110000))
     ) STORED
 );
 CREATE INDEX exchanges_user_scope_time ON exchanges (user_id, scope, created_at DESC);

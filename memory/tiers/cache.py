@@ -75,6 +75,8 @@ class RedisCache(_RedisEdge):
             raise self._unavailable(exc) from exc
 
     async def recent(self, scope: Scope, limit: int) -> list[Exchange] | None:
+        if limit <= 0:
+            return []
         try:
             raw = await self.client.lrange(_recent_key(scope.user_id, scope.key), 0, max(0, limit - 1))
         except (RedisError, OSError) as exc:
@@ -166,13 +168,15 @@ class RedisRateLimiter(_RedisEdge):
         ``RateLimited.notify`` is True for the first refusal of a window only, so
         the caller sends its polite notice once.
         """
-        window = int(time.time() // window_seconds)
+        now = time.time()
+        window = int(now // window_seconds)
+        ends_in = max(1, int((window + 1) * window_seconds - now + 0.999))  # the counter dies with its window
         try:
             for who, limit, scope in ((user_id, per_user, "user"), ("*", global_limit, "global")):
-                count, ttl = await self._script(keys=[f"mnemo:rate:{who}:{window}"], args=[window_seconds])
+                count, ttl = await self._script(keys=[f"mnemo:rate:{who}:{window}"], args=[ends_in])
                 if int(count) > limit:
                     first = await self.client.set(f"mnemo:rate-notice:{who}:{window}", 1, nx=True,
-                                                  ex=window_seconds)
+                                                  ex=ends_in)
                     error = RateLimited(max(1, int(ttl)), scope=scope)
                     error.notify = bool(first)
                     raise error

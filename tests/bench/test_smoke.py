@@ -10,18 +10,19 @@ from bench import latency, recall
 from bench.generator import GenConfig
 from memory.launcher import Addresses
 from memory.settings import MemorySettings, Neo4jSettings, PostgresSettings, RedisSettings
+from tests import servers
 
 
 def _nonempty(path: str) -> bool:
     return os.path.getsize(path) > 0
 
 
-def settings_for(bundled: Addresses, data_dir: Path) -> MemorySettings:
+def settings_for(bundled: Addresses, data_dir: Path, postgres_dsn: str | None = None) -> MemorySettings:
     user, password = bundled.neo4j_auth or ("neo4j", "")
     return MemorySettings(
         data_dir=data_dir,
         redis=RedisSettings(url=bundled.redis_url),
-        postgres=PostgresSettings(dsn=bundled.postgres_dsn),
+        postgres=PostgresSettings(dsn=postgres_dsn or bundled.postgres_dsn),
         neo4j=Neo4jSettings(
             uri=bundled.neo4j_uri, user=user, password=password, database=bundled.neo4j_database
         ),
@@ -36,7 +37,8 @@ async def test_recall_smoke_run(bundled: Addresses, tmp_path: Path) -> None:
         namespace="smokerecall",
         facts={"single": 1, "multi": 1, "update": 1, "temporal": 1, "distractor": 1},
     )
-    result = await recall.run(config, [300, 1000], settings_for(bundled, tmp_path))
+    dsn = await servers.create_database(bundled.postgres_dsn)
+    result = await recall.run(config, [300, 1000], settings_for(bundled, tmp_path, dsn))
     json.dumps(result)  # one JSON object
     assert result["questions"] == 5 and result["evidence_exchanges"] == 6
     for system in ("mnemo", "recent", "bm25", "dense"):
@@ -71,7 +73,8 @@ async def test_latency_smoke_run(bundled: Addresses, tmp_path: Path) -> None:
             str(tmp_path / "out"),
         ]
     )
-    result = await latency.run(args, settings_for(bundled, tmp_path), "smokelat")
+    dsn = await servers.create_database(bundled.postgres_dsn)
+    result = await latency.run(args, settings_for(bundled, tmp_path, dsn), "smokelat")
     json.dumps(result)
     assert result["import"]["exchanges"] == 30 + 2 * 3
     assert result["store_conversation_ms"]["n"] == 3

@@ -33,6 +33,7 @@ from memory.settings import (
     RedisSettings,
     RetrievalSettings,
 )
+from tests import servers
 from tests.bot.fake_llm import FakeLLM
 
 
@@ -50,13 +51,13 @@ async def fake_llm(fake_llm_server: FakeLLM) -> FakeLLM:
     return fake_llm_server
 
 
-def memory_settings_for(bundled: Addresses, data_dir: Path) -> MemorySettings:
+def memory_settings_for(bundled: Addresses, data_dir: Path, postgres_dsn: str | None = None) -> MemorySettings:
     """Settings pointing every tier at the session's servers (Chroma on disk under ``data_dir``)."""
     auth = bundled.neo4j_auth
     return MemorySettings(
         data_dir=data_dir,
         redis=RedisSettings(url=bundled.redis_url),
-        postgres=PostgresSettings(dsn=SecretStr(bundled.postgres_dsn)),
+        postgres=PostgresSettings(dsn=SecretStr(postgres_dsn or bundled.postgres_dsn)),
         neo4j=Neo4jSettings(uri=bundled.neo4j_uri, user=auth[0] if auth else "neo4j",
                             password=SecretStr(auth[1]) if auth else None, database=bundled.neo4j_database),
         # generous per-tier timeouts: these tests check the bot, not retrieval latency on a cold JVM
@@ -72,7 +73,9 @@ def bot_data_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 @pytest_asyncio.fixture(scope="session")
 async def memory(bundled: Addresses, bot_data_dir: Path) -> AsyncIterator[HierarchicalMemoryManager]:
-    async with HierarchicalMemoryManager.from_env(memory_settings_for(bundled, bot_data_dir)) as manager:
+    # a database of its own: no other test manager's worker may take this one's outbox rows
+    dsn = await servers.create_database(bundled.postgres_dsn)
+    async with HierarchicalMemoryManager.from_env(memory_settings_for(bundled, bot_data_dir, dsn)) as manager:
         yield manager
 
 

@@ -12,6 +12,7 @@ import pytest_asyncio
 
 from memory import HierarchicalMemoryManager, MemorySettings
 from memory.launcher import Addresses
+from tests import servers
 
 ManagerFactory = Callable[..., Awaitable[HierarchicalMemoryManager]]
 
@@ -39,7 +40,8 @@ def settings_for(addresses: Addresses, data_dir: Path, **overrides: Any) -> Memo
 async def memory(bundled: Addresses, tmp_path_factory: pytest.TempPathFactory
                  ) -> AsyncIterator[HierarchicalMemoryManager]:
     """One manager per test module on the bundled servers; tests use their own user ids."""
-    manager = await HierarchicalMemoryManager.create(settings_for(bundled, tmp_path_factory.mktemp("mem")))
+    own = Addresses(**{**bundled.__dict__, "postgres_dsn": await servers.create_database(bundled.postgres_dsn)})
+    manager = await HierarchicalMemoryManager.create(settings_for(own, tmp_path_factory.mktemp("mem")))
     yield manager
     await manager.aclose()
 
@@ -64,3 +66,10 @@ def uid() -> Callable[[str], str]:
     """Fresh user ids, so tests sharing servers never see each other's data."""
     run = uuid.uuid4().hex[:8]
     return lambda name: f"{name}-{run}"
+
+
+
+@pytest_asyncio.fixture
+async def own_postgres_dsn(bundled: Addresses) -> str:
+    """A database of this test's own on the bundled server (see ``servers.create_database``)."""
+    return await servers.create_database(bundled.postgres_dsn)

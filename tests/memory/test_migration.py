@@ -34,6 +34,7 @@ from memory.migration import (
 )
 from memory.models import Exchange
 from memory.settings import MemorySettings
+from tests import servers
 from tests.memory import legacy_stores as legacy
 
 STARTED = datetime(2025, 1, 1, tzinfo=UTC)
@@ -173,7 +174,7 @@ async def memory(bundled: Addresses, tmp_path_factory: pytest.TempPathFactory
     user, password = bundled.neo4j_auth or ("neo4j", None)
     settings = MemorySettings(
         data_dir=tmp_path_factory.mktemp("migration-memory"), redis={"url": bundled.redis_url},
-        postgres={"dsn": bundled.postgres_dsn},
+        postgres={"dsn": await servers.create_database(bundled.postgres_dsn)},  # no other worker takes its rows
         neo4j={"uri": bundled.neo4j_uri, "user": user, "password": password,
                "database": bundled.neo4j_database})
     async with HierarchicalMemoryManager.from_env(settings) as manager:

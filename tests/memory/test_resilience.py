@@ -29,10 +29,11 @@ def _worker_env(settings_env: dict[str, str]) -> dict[str, str]:
 
 
 async def test_killed_worker_loses_nothing_and_duplicates_nothing(
-        bundled: Addresses, chroma_http_url: str, make_manager: ManagerFactory, tmp_path: Path,
-        uid: Callable[[str], str]) -> None:
+        bundled: Addresses, own_postgres_dsn: str, chroma_http_url: str, make_manager: ManagerFactory,
+        tmp_path: Path, uid: Callable[[str], str]) -> None:
     """A worker process SIGKILLed mid-batch: after a restart every exchange reaches every tier once."""
-    addresses = Addresses(**{**bundled.__dict__, "chroma_url": chroma_http_url, "chroma_path": None})
+    addresses = Addresses(**{**bundled.__dict__, "chroma_url": chroma_http_url, "chroma_path": None,
+                             "postgres_dsn": own_postgres_dsn})
     settings = settings_for(addresses, tmp_path, worker={"in_process": False, "lease_seconds": 2.0,
                                                          "batch_size": 40})
     memory = await make_manager(settings)
@@ -54,8 +55,8 @@ async def test_killed_worker_loses_nothing_and_duplicates_nothing(
                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     try:
         deadline = time.monotonic() + 90
-        while await memory.pending() > total - 80 and time.monotonic() < deadline:
-            await asyncio.sleep(0.05)
+        while await memory.pending() > total - 80 and time.monotonic() < deadline:  # noqa: ASYNC110
+            await asyncio.sleep(0.05)  # polling another process's progress through the archive
         left_at_kill = await memory.pending()
         proc.send_signal(signal.SIGKILL)
         proc.wait(10)
@@ -81,7 +82,7 @@ async def test_killed_worker_loses_nothing_and_duplicates_nothing(
 
 
 async def test_each_derived_tier_down_still_answers_and_names_it(
-        bundled: Addresses, make_manager: ManagerFactory, tmp_path: Path, uid: Callable[[str], str]) -> None:
+        own_postgres_dsn: str, make_manager: ManagerFactory, tmp_path: Path, uid: Callable[[str], str]) -> None:
     """Stop Redis, then Chroma, then the Bolt server mid-test: context comes back, the tier is named."""
     if not servers.have_system_redis():
         pytest.skip("redis-server is not installed (.ci/run installs Debian's redis-server)")
@@ -91,7 +92,7 @@ async def test_each_derived_tier_down_still_answers_and_names_it(
     await asyncio.to_thread(bolt.start)
     stopped: list[Callable[[], None]] = []
     try:
-        addresses = Addresses(redis_url=redis_url, postgres_dsn=bundled.postgres_dsn, chroma_url=chroma_url,
+        addresses = Addresses(redis_url=redis_url, postgres_dsn=own_postgres_dsn, chroma_url=chroma_url,
                               chroma_path=None, neo4j_uri=f"bolt://127.0.0.1:{bolt.port}",
                               neo4j_auth=("root", bolt.password), neo4j_database="memory")
         memory = await make_manager(settings_for(addresses, tmp_path))

