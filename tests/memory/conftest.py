@@ -27,6 +27,9 @@ def settings_for(addresses: Addresses, data_dir: Path, **overrides: Any) -> Memo
         "chroma": {"url": addresses.chroma_url},
         "neo4j": {"uri": addresses.neo4j_uri, "user": auth[0], "password": auth[1],
                   "database": addresses.neo4j_database},
+        # generous read timeouts: these tests check behaviour, not latency, on a shared 2-core machine
+        "retrieval": {"cache_timeout_ms": 3000, "archive_timeout_ms": 3000, "summaries_timeout_ms": 3000,
+                      "graph_timeout_ms": 3000},
     }
     for section, fields in overrides.items():
         if isinstance(fields, dict):
