@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import socket
 import uuid
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -17,7 +17,14 @@ from chromadb.config import Settings
 from memory.embedding import OnnxMiniLMEmbedder
 from memory.errors import TierUnavailable
 from memory.models import ForgetTarget, Scope, SummaryRecord
-from memory.tiers.summaries import ChromaSummaries, close_chroma_client, create_summaries
+from memory.tiers.summaries import (
+    ChromaSummaries,
+    close_chroma_client,
+    collection_prefix,
+    create_summaries,
+    owner_collection,
+    registry_collection,
+)
 
 T0 = datetime(2024, 5, 1, 12, 0, tzinfo=UTC)
 ALICE_GUILD = Scope("alice", "g1")
@@ -38,16 +45,23 @@ def collection_name() -> str:
     return f"test_{uuid.uuid4().hex[:16]}"
 
 
+@pytest.fixture
+def drop_collections(chroma_location: Location, collection_name: str) -> Iterator[None]:
+    """After the test, drop every collection named from this test's base (the HTTP server is shared)."""
+    yield
+    if chroma_location[0]:
+        client = _raw_client(chroma_location)
+        for name in _raw_names(client, collection_name):
+            client.delete_collection(name)
+        close_chroma_client(client)
+
+
 @pytest_asyncio.fixture
-async def tier(chroma_location: Location, collection_name: str) -> AsyncIterator[ChromaSummaries]:
-    url, path = chroma_location
-    summaries = await create_summaries(url, path, collection_name)
+async def tier(chroma_location: Location, collection_name: str,
+               drop_collections: None) -> AsyncIterator[ChromaSummaries]:
+    summaries = await create_summaries(*chroma_location, collection_name)
     yield summaries
     await summaries.aclose()
-    if url:  # the HTTP server is shared by the session: drop this test's collection
-        client = _raw_client(chroma_location)
-        client.delete_collection(collection_name)
-        close_chroma_client(client)
 
 
 def _raw_client(location: Location) -> chromadb.api.ClientAPI:
@@ -59,12 +73,50 @@ def _raw_client(location: Location) -> chromadb.api.ClientAPI:
     return chromadb.PersistentClient(path=str(path), settings=settings)
 
 
-def _raw_count(location: Location, collection_name: str) -> int:
-    client = _raw_client(location)
-    try:
-        return client.get_collection(collection_name, embedding_function=None).count()
-    finally:
-        close_chroma_client(client)
+def _raw_names(client: chromadb.api.ClientAPI, base: str) -> set[str]:
+    return {c.name for c in client.list_collections() if c.name.startswith(f"{base}-")}
+
+
+class Raw:
+    """What chromadb itself holds for one test's base name, read with a client of its own."""
+
+    def __init__(self, location: Location, base: str) -> None:
+        self.location, self.base = location, base
+
+    def owners(self) -> dict[str, int]:
+        """Record count per owner collection ("user/scope-key" from its metadata); registry excluded."""
+        client = _raw_client(self.location)
+        try:
+            out = {}
+            for name in _raw_names(client, self.base) - {registry_collection(self.base)}:
+                coll = client.get_collection(name, embedding_function=None)
+                meta = coll.metadata or {}
+                assert name == owner_collection(self.base, str(meta["user_id"]), str(meta["scope"]))
+                out[f"{meta['user_id']}/{meta['scope']}"] = coll.count()
+            return out
+        finally:
+            close_chroma_client(client)
+
+    def registry(self) -> set[str]:
+        """The owners in the registry, as "user/scope-key"."""
+        client = _raw_client(self.location)
+        try:
+            got = client.get_collection(registry_collection(self.base), embedding_function=None).get()
+            return {f"{m['user_id']}/{m['scope']}" for m in got["metadatas"] or []}
+        finally:
+            close_chroma_client(client)
+
+    def names(self) -> set[str]:
+        client = _raw_client(self.location)
+        try:
+            return _raw_names(client, self.base)
+        finally:
+            close_chroma_client(client)
+
+
+@pytest.fixture
+def raw(chroma_location: Location, collection_name: str) -> Raw:
+    return Raw(chroma_location, collection_name)
 
 
 async def _records(embedder: OnnxMiniLMEmbedder, scope: Scope,
@@ -122,15 +174,15 @@ async def test_chunks_of_one_exchange_collapse_into_one_hit(
 
 
 async def test_upsert_replay_changes_nothing(
-        tier: ChromaSummaries, embedder: OnnxMiniLMEmbedder,
-        chroma_location: Location, collection_name: str) -> None:
+        tier: ChromaSummaries, embedder: OnnxMiniLMEmbedder, raw: Raw) -> None:
     records = await _records(embedder, ALICE_GUILD, [
         ("ex-1", 0, "first summary"), ("ex-1", 1, "second chunk"), ("ex-2", 0, "another one")])
     await tier.upsert(records)
     await tier.upsert(records)
     await tier.upsert(records[1:])
     assert await tier.count("alice") == 3
-    assert _raw_count(chroma_location, collection_name) == 3
+    assert raw.owners() == {"alice/g:g1": 3}
+    assert raw.registry() == {"alice/g:g1"}
     stored = await tier.records("alice")
     assert [(r.exchange_id, r.chunk, r.summary) for r in stored] == [
         ("ex-1", 0, "first summary"), ("ex-1", 1, "second chunk"), ("ex-2", 0, "another one")]
@@ -175,28 +227,32 @@ async def _seed_for_forget(tier: ChromaSummaries, embedder: OnnxMiniLMEmbedder) 
 
 
 async def test_forget_user_removes_every_scope_and_nothing_else(
-        tier: ChromaSummaries, embedder: OnnxMiniLMEmbedder,
-        chroma_location: Location, collection_name: str) -> None:
+        tier: ChromaSummaries, embedder: OnnxMiniLMEmbedder, raw: Raw) -> None:
     await _seed_for_forget(tier, embedder)
+    assert raw.owners() == {"alice/g:g1": 3, "alice/dm": 1, "bob/g:g1": 1}
+    assert raw.registry() == {"alice/g:g1", "alice/dm", "bob/g:g1"}
     assert await tier.forget(ForgetTarget("alice")) == 4
     assert await tier.count("alice") == 0
     assert await tier.count("bob") == 1
-    assert _raw_count(chroma_location, collection_name) == 1  # only bob's record is left
+    # alice's collections are really gone, with their registry records; bob's are untouched
+    assert raw.owners() == {"bob/g:g1": 1}
+    assert raw.registry() == {"bob/g:g1"}
     assert await tier.forget(ForgetTarget("alice")) == 0
 
 
-async def test_forget_scope(tier: ChromaSummaries, embedder: OnnxMiniLMEmbedder,
-                            chroma_location: Location, collection_name: str) -> None:
+async def test_forget_scope(tier: ChromaSummaries, embedder: OnnxMiniLMEmbedder, raw: Raw) -> None:
     await _seed_for_forget(tier, embedder)
     assert await tier.forget(ForgetTarget("alice", ALICE_GUILD)) == 3
     assert await tier.count("alice", ALICE_GUILD) == 0
     assert await tier.count("alice", ALICE_DM) == 1
     assert await tier.count("bob", BOB_GUILD) == 1
-    assert _raw_count(chroma_location, collection_name) == 2
+    assert raw.owners() == {"alice/dm": 1, "bob/g:g1": 1}
+    assert raw.registry() == {"alice/dm", "bob/g:g1"}
+    assert await tier.search(ALICE_GUILD, np.ones(384, dtype=np.float32), 5) == []
+    assert await tier.forget(ForgetTarget("alice", ALICE_GUILD)) == 0
 
 
-async def test_forget_exchanges(tier: ChromaSummaries, embedder: OnnxMiniLMEmbedder,
-                                chroma_location: Location, collection_name: str) -> None:
+async def test_forget_exchanges(tier: ChromaSummaries, embedder: OnnxMiniLMEmbedder, raw: Raw) -> None:
     await _seed_for_forget(tier, embedder)
     # b-g-1 is bob's and a-dm-1 is in another scope: neither may be touched
     target = ForgetTarget("alice", ALICE_GUILD, ("a-g-1", "b-g-1", "a-dm-1"))
@@ -206,7 +262,7 @@ async def test_forget_exchanges(tier: ChromaSummaries, embedder: OnnxMiniLMEmbed
     assert await tier.forget(ForgetTarget("alice", ALICE_GUILD, ())) == 0
     assert await tier.forget(ForgetTarget("alice", ALICE_GUILD, ("a-g-2",))) == 1
     assert await tier.count("alice", ALICE_GUILD) == 0
-    assert _raw_count(chroma_location, collection_name) == 2
+    assert raw.owners() == {"alice/g:g1": 0, "alice/dm": 1, "bob/g:g1": 1}
 
 
 HOSTILE = [
@@ -229,6 +285,70 @@ async def test_hostile_strings_are_stored_faithfully(
     assert await tier.count("$and") == 0
     assert await tier.forget(ForgetTarget("$ne")) == 0
     assert await tier.count("alice") == len(HOSTILE)
+
+
+async def test_an_owner_without_records_has_no_hits_and_gets_no_collection(
+        tier: ChromaSummaries, embedder: OnnxMiniLMEmbedder, raw: Raw) -> None:
+    query = await _query(embedder, "anything at all")
+    assert raw.names() == {registry_collection(raw.base)}
+    assert await tier.search(Scope("carol", "g1"), query, 10) == []
+    await tier.upsert(await _records(embedder, ALICE_GUILD, [("ex-1", 0, "anything at all")]))
+    names = raw.names()
+    # alice's other scope and another user's same scope are other owners: nothing there, nothing made
+    assert await tier.search(ALICE_DM, query, 10) == []
+    assert await tier.search(Scope("carol", "g1"), query, 10) == []
+    assert await tier.count("carol") == 0 and await tier.records("carol", Scope("carol", "g1")) == []
+    assert await tier.forget(ForgetTarget("carol", Scope("carol", "g1"))) == 0
+    assert raw.names() == names and len(names) == 2
+    assert [h.exchange_id for h in await tier.search(ALICE_GUILD, query, 10)] == ["ex-1"]
+
+
+async def test_collection_forgotten_by_another_process(
+        tier: ChromaSummaries, embedder: OnnxMiniLMEmbedder,
+        chroma_location: Location, collection_name: str, raw: Raw) -> None:
+    """Another client (as another process would) forgets and refills an owner this tier holds a handle to."""
+    query = await _query(embedder, "my sister lives in Porto")
+    other = await create_summaries(*chroma_location, collection_name)
+    try:
+        await tier.upsert(await _records(embedder, ALICE_GUILD, [("ex-old", 0, "my sister lives in Porto")]))
+        assert [h.exchange_id for h in await tier.search(ALICE_GUILD, query, 5)] == ["ex-old"]
+
+        assert await other.forget(ForgetTarget("alice")) == 1
+        assert await tier.search(ALICE_GUILD, query, 5) == []  # stale handle: no hits, no error
+        assert raw.names() == {registry_collection(collection_name)}  # and nothing recreated
+
+        await other.upsert(await _records(embedder, ALICE_GUILD, [("ex-new", 0, "my sister moved to Porto")]))
+        assert [h.exchange_id for h in await tier.search(ALICE_GUILD, query, 5)] == ["ex-new"]
+
+        # this tier's handle and registration are stale again; its upsert recreates and re-registers
+        assert await other.forget(ForgetTarget("alice", ALICE_GUILD)) == 1
+        await tier.upsert(await _records(embedder, ALICE_GUILD, [("ex-3", 0, "my sister lives in Porto")]))
+        assert raw.registry() == {"alice/g:g1"}
+        assert [h.exchange_id for h in await other.search(ALICE_GUILD, query, 5)] == ["ex-3"]
+        assert await other.count("alice") == 1
+    finally:
+        await other.aclose()
+
+
+async def test_long_base_and_odd_ids_make_valid_distinct_collections(
+        chroma_location: Location, collection_name: str, drop_collections: None,
+        embedder: OnnxMiniLMEmbedder) -> None:
+    base = collection_name + "_" + "x" * (62 - len(collection_name))  # the longest the settings allow
+    assert len(base) == 63
+    # ids that would collide if user and scope were simply joined with a separator
+    owners = [Scope("a\x1fg:b", "c"), Scope("a", "b\x1fg:c"), Scope("$and", "日本語 🐍"), Scope('"; --', None)]
+    tier = await create_summaries(*chroma_location, base)
+    try:
+        for i, scope in enumerate(owners):
+            await tier.upsert(await _records(embedder, scope, [(f"ex-{i}", 0, f"note number {i}")]))
+        query = await _query(embedder, "note number")
+        for i, scope in enumerate(owners):
+            assert [h.exchange_id for h in await tier.search(scope, query, 5)] == [f"ex-{i}"]
+            assert await tier.count(scope.user_id) == 1
+        assert len({owner_collection(base, s.user_id, s.key) for s in owners}) == len(owners)
+        assert collection_prefix(base) != collection_prefix(base[:-1] + "y")
+    finally:
+        await tier.aclose()
 
 
 async def test_unreachable_server_is_tier_unavailable(collection_name: str) -> None:
