@@ -53,6 +53,7 @@ class ConversationContext:
     tiers: dict[str, TierReport] = field(default_factory=dict)
     max_tokens: int = 1500
     recent_first: int = 2
+    relevant_first: int = 3
 
     @property
     def degraded(self) -> list[str]:
@@ -68,8 +69,8 @@ class ConversationContext:
         return self.pack(self.max_tokens if max_tokens is None else max_tokens).text
 
     def pack(self, max_tokens: int) -> PackedContext:
-        """Fill ``max_tokens`` by priority: facts, the newest exchanges, then the most
-        relevant, then the rest of the recent ones. Sections render in time order with
+        """Fill ``max_tokens`` by priority: facts, the three most relevant exchanges, the
+        two newest, the rest of the relevant ones, then the rest of the recent ones. Sections render in time order with
         dates so the reader can tell what is current. A long exchange that does not fit
         whole is cut rather than dropped when enough room remains.
         """
@@ -97,8 +98,10 @@ class ConversationContext:
 
         for f in self.facts:
             take("facts", f"fact:{f.id}", f"- {f.text}", None)
-        order: list[tuple[str, Exchange]] = [("recent", e) for e in self.recent[: self.recent_first]]
-        order += [("relevant", r.exchange) for r in self.relevant]
+        top = [("relevant", r.exchange) for r in self.relevant]
+        order: list[tuple[str, Exchange]] = top[: self.relevant_first]
+        order += [("recent", e) for e in self.recent[: self.recent_first]]
+        order += top[self.relevant_first:]
         order += [("recent", e) for e in self.recent[self.recent_first:]]
         for section, e in order:
             if e.id not in seen:

@@ -247,7 +247,9 @@ class HierarchicalMemoryManager:
             self._timed("facts", self.t.ledger.facts(scope), r.archive_timeout_ms, reports),
         )
         fused = fuse({"fulltext": fulltext or [], "semantic": semantic or [], "graph": graph or [],
-                      "recent": [Hit(e.id, 0.0, "recent") for e in recent]})
+                      "recent": [Hit(e.id, 0.0, "recent") for e in recent]},
+                     weights={"fulltext": r.weight_fulltext, "semantic": r.weight_semantic,
+                              "graph": r.weight_graph, "recent": r.weight_recent}, k=r.rrf_k)
         known = {e.id: e for e in recent}
         wanted = [f.exchange_id for f in fused[: r.candidates] if f.exchange_id not in known]
         if wanted:

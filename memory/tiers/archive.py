@@ -159,17 +159,28 @@ class PostgresArchive(_PgEdge):
         return [_row_to_exchange(r) for r in rows]
 
     async def search(self, scope: Scope, query: str, limit: int) -> list[Hit]:
-        """Any-word full-text match (stemmed, stop words dropped), ranked by cover density."""
+        """Any-word full-text match in the scope, ranked by the summed IDF of the query's
+        stemmed words each exchange contains (BM25 with binary term frequency: a rare word
+        weighs more than a common one). Stop words are dropped by the text-search config.
+        """
         if not query.strip():
             return []
         rows = await self._fetch(
-            "WITH q AS (SELECT to_tsquery('english', string_agg(quote_literal(lexeme), ' | ')) AS q"
-            "           FROM unnest(to_tsvector('english', $3)))"
-            " SELECT e.id, ts_rank_cd(e.search, q.q, 1) AS rank FROM exchanges e, q"
-            " WHERE q.q IS NOT NULL AND e.user_id = $1 AND e.scope = $2 AND e.search @@ q.q"
-            " ORDER BY rank DESC, e.created_at DESC LIMIT $4",
+            "WITH q AS (SELECT array_agg(DISTINCT lexeme) AS lx FROM unnest(to_tsvector('english', $3))),"
+            # one pass over the exchanges holding any query word; each row's matched words
+            " m AS (SELECT e.id, e.created_at, w.l FROM exchanges e, q,"
+            "       LATERAL unnest(ARRAY(SELECT unnest(tsvector_to_array(e.search))"
+            "                            INTERSECT SELECT unnest(q.lx))) AS w(l)"
+            "       WHERE q.lx IS NOT NULL AND e.user_id = $1 AND e.scope = $2 AND e.search @@ to_tsquery("
+            "         'english', array_to_string(ARRAY(SELECT quote_literal(v) FROM unnest(q.lx) v), ' | '))),"
+            # document frequency of each query word within the scope is exact: every holder is in m
+            " df AS (SELECT l, count(*) AS n FROM m GROUP BY l),"
+            " total AS (SELECT count(*) AS n FROM exchanges WHERE user_id = $1 AND scope = $2)"
+            " SELECT m.id, sum(ln(1 + (total.n - df.n + 0.5) / (df.n + 0.5))) AS score"
+            " FROM m JOIN df USING (l) CROSS JOIN total"
+            " GROUP BY m.id ORDER BY score DESC, max(m.created_at) DESC LIMIT $4",
             scope.user_id, scope.key, query[:4000], limit)
-        return [Hit(r["id"], float(r["rank"]), "fulltext") for r in rows]
+        return [Hit(r["id"], float(r["score"]), "fulltext") for r in rows]
 
     async def phrase_ids(self, scope: Scope, phrase: str) -> list[str]:
         """Ids of the scope's exchanges containing every word of ``phrase`` (stemmed)."""

@@ -81,17 +81,21 @@ def test_facts_come_first_and_sections_in_order(seed: int) -> None:
         assert text.startswith("Facts the user asked you to remember:")
 
 
-def test_small_budget_prefers_facts_then_newest() -> None:
+def test_small_budget_prefers_facts_then_the_best_relevant() -> None:
     recent = [make_exchange(n, 10) for n in (9, 8, 7, 6)]
-    relevant = [RankedExchange(make_exchange(n, 10), 1.0, ("semantic",)) for n in (1, 2, 3)]
+    relevant = [RankedExchange(make_exchange(n, 10), 1.0 - n / 10, ("semantic",)) for n in (1, 2, 3, 4, 5)]
     ctx = ConversationContext("alice", "g1", "q", recent=recent, relevant=relevant,
                               facts=[fact(1, "Allergic to peanuts")])
     text = ctx.to_context_string(120)
     assert "Allergic to peanuts" in text
     ids = ctx.pack(120).exchange_ids
-    assert "ex-9" in ids  # the newest exchange beats every relevant one
-    assert set(ids) <= {"ex-9", "ex-8"}
-    # with room, the newest two, then the relevant ones, then older recent ones
+    assert "ex-1" in ids  # the most relevant exchange beats the newest one when room is short
+    assert set(ids) <= {"ex-1", "ex-2", "ex-3"}
+    # with more room: the top three relevant, the newest two, then the rest of the relevant
+    middle = set(ctx.pack(400).exchange_ids)
+    assert {"ex-1", "ex-2", "ex-3"} <= middle
+    if len(middle) > 3:
+        assert "ex-9" in middle
     full = ctx.pack(5000).exchange_ids
     assert set(full) == {e.id for e in recent} | {r.exchange.id for r in relevant}
 

@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import random
 import uuid
+from importlib import resources
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
 from urllib.parse import urlsplit, urlunsplit
@@ -128,7 +129,10 @@ async def test_fresh_database_reports_applied_versions(postgres_dsn: str) -> Non
     try:
         pool = await asyncpg.create_pool(_with_database(postgres_dsn, name), min_size=1, max_size=2)
         try:
-            assert await migrate(pool) == [1]
+            shipped = sorted(int(f.name.split("_", 1)[0]) for f in resources.files("memory.sql").iterdir()
+                             if f.name.endswith(".sql"))
+            assert shipped[:2] == [1, 2]
+            assert await migrate(pool) == shipped
             assert await migrate(pool) == []
         finally:
             await pool.close()
@@ -450,3 +454,16 @@ async def test_methods_raise_archive_unavailable_on_a_closed_pool(dsn: str) -> N
         await outbox.claim(5, 60)
     with pytest.raises(ArchiveUnavailable):
         await ledger.add_fact(ALICE_G1, "x")
+
+
+async def test_search_weighs_rare_words_over_common_ones(archive: PostgresArchive) -> None:
+    """Ranking is IDF-weighted: one rare shared word beats two common ones."""
+    common = [ex(ALICE_G1, i, f"my friend and I went for dinner again, number {i}") for i in range(12)]
+    rare = ex(ALICE_G1, 50, "Casimir called today")
+    both_common = ex(ALICE_G1, 51, "friend dinner friend dinner")
+    for e in [*common, rare, both_common]:
+        assert await archive.insert(e)
+    hits = await archive.search(ALICE_G1, "did my friend Casimir come to dinner?", 20)
+    assert hits[0].exchange_id == rare.id
+    assert {h.exchange_id for h in hits} == {e.id for e in [*common, rare, both_common]}
+    assert all(a.score >= b.score for a, b in zip(hits, hits[1:], strict=False))
