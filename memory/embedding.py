@@ -80,6 +80,11 @@ class OnnxMiniLMEmbedder:
         self._load_lock = threading.Lock()
         self._session: onnxruntime.InferenceSession | None = None
         self._tokenizer: Tokenizer | None = None
+        self._queue: list[tuple[str, asyncio.Future[np.ndarray]]] = []
+        self._queue_loop: asyncio.AbstractEventLoop | None = None
+        self._draining = False
+        self._drain_task: asyncio.Task[None] | None = None
+        self.query_batches = 0  # model runs made for single-text calls (for stats and tests)
 
     def load(self) -> None:
         """Load the tokenizer and the ONNX session (once; later calls return at once)."""
@@ -105,8 +110,57 @@ class OnnxMiniLMEmbedder:
             self._session = session  # set last: it is the "loaded" flag read without the lock
 
     async def embed(self, texts: Sequence[str]) -> np.ndarray:
-        """Embed ``texts`` in a worker thread; see ``embed_sync``."""
-        return await asyncio.to_thread(self.embed_sync, list(texts))
+        """Embed ``texts`` in a worker thread; see ``embed_sync``.
+
+        Single texts (queries) that arrive while the model is busy are embedded
+        together in the next batch: under load one batched run replaces many
+        small ones, which costs a fraction of the CPU; alone it adds no wait.
+        """
+        texts = list(texts)
+        if len(texts) != 1:
+            return await asyncio.to_thread(self.embed_sync, texts)
+        with self._cache_lock:
+            hit = self._cache.get(texts[0])
+        if hit is not None:
+            return hit[None, :].copy()
+        loop = asyncio.get_running_loop()
+        if self._queue_loop is not loop:  # a new event loop (tests run several): start afresh
+            self._queue, self._queue_loop, self._draining = [], loop, False
+        future: asyncio.Future[np.ndarray] = loop.create_future()
+        self._queue.append((texts[0], future))
+        if not self._draining:
+            self._draining = True
+            self._drain_task = loop.create_task(self._drain())
+        return (await future)[None, :].copy()
+
+    async def _drain(self) -> None:
+        try:
+            await asyncio.sleep(0)  # let callers scheduled in the same loop turn join this batch
+            while self._queue:
+                batch, self._queue = self._queue, []
+                self.query_batches += 1
+                unique = list(dict.fromkeys(text for text, _ in batch))
+                try:
+                    vectors = await asyncio.to_thread(self._embed_many, unique)
+                except Exception as exc:  # handed to every waiting caller, not swallowed
+                    for _, future in batch:
+                        if not future.done():
+                            future.set_exception(exc)
+                    continue
+                row = {text: i for i, text in enumerate(unique)}
+                with self._cache_lock:
+                    for text, i in row.items():
+                        vector = vectors[i]
+                        vector.flags.writeable = False
+                        self._cache[text] = vector
+                        self._cache.move_to_end(text)
+                    while len(self._cache) > self._cache_size:
+                        self._cache.popitem(last=False)
+                for text, future in batch:
+                    if not future.done():  # a caller that timed out has cancelled its future
+                        future.set_result(vectors[row[text]])
+        finally:
+            self._draining = False
 
     def embed_sync(self, texts: Sequence[str]) -> np.ndarray:
         """L2-normalised float32 array of shape ``(len(texts), 384)``, rows in input order."""

@@ -210,3 +210,15 @@ async def test_openai_embedder_wrong_dimensions_is_configuration_error(
     with pytest.raises(ConfigurationError):
         await embedder.embed(["x"])
     await embedder.aclose()
+
+
+async def test_concurrent_queries_are_batched_and_match_one_by_one() -> None:
+    """Queries arriving together share one batched run and get the same vectors as alone."""
+    embedder = OnnxMiniLMEmbedder(threads=1)
+    texts = [f"question number {i} about my sister's wedding in Porto" for i in range(12)]
+    together = await asyncio.gather(*(embedder.embed([t]) for t in texts))
+    assert embedder.query_batches < len(texts)
+    alone = OnnxMiniLMEmbedder(threads=1)
+    for text, vector in zip(texts, together, strict=True):
+        assert vector.shape == (1, 384)
+        assert np.allclose(vector, alone.embed_sync([text]), atol=2e-3)
