@@ -78,6 +78,8 @@ class HierarchicalMemoryManager:
                                     lease_seconds=w.lease_seconds, idle_poll=w.idle_poll_seconds)
         self._stop = asyncio.Event()
         self._task: asyncio.Task[None] | None = None
+        # a local throttle, not shared state: each process bounds its own CPU-bound work
+        self._reads = asyncio.Semaphore(settings.retrieval.max_concurrent)
 
     @classmethod
     def from_env(cls, settings: MemorySettings | None = None) -> _Opener:
@@ -235,6 +237,10 @@ class HierarchicalMemoryManager:
         query = clean_text(current_query, "current_query", allow_empty=True)[:MAX_QUERY_CHARS]
         if not isinstance(max_tokens, int) or max_tokens < 0:
             raise InvalidInput("must be a non-negative integer", field="max_tokens")
+        async with self._reads:
+            return await self._assemble(scope, query, max_tokens)
+
+    async def _assemble(self, scope: Scope, query: str, max_tokens: int) -> ConversationContext:
         r = self.settings.retrieval
         reports: dict[str, TierReport] = {}
         names = query_names(query)

@@ -69,6 +69,9 @@ class RetrievalSettings(BaseModel):
     candidates: int = Field(30, ge=1, le=500, description="candidates asked of each tier")
     recent: int = Field(6, ge=0, le=50, description="newest exchanges always offered to the packer")
     max_tokens: int = Field(1500, ge=50, le=100_000)
+    max_concurrent: int = Field(16, ge=1, le=10_000,
+                                description="context builds in flight per process; more wait their turn "
+                                            "instead of timing tiers out on a saturated CPU")
     rrf_k: int = Field(10, ge=1, le=1000, description="reciprocal-rank constant: lower favours each list's top hits")
     weight_fulltext: float = Field(1.0, ge=0)
     weight_semantic: float = Field(1.2, ge=0)
