@@ -203,13 +203,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(func=cmd_worker)
     p = sub.add_parser("stats", help="tier health, totals and queue depth")
     p.set_defaults(func=cmd_stats)
-    try:
-        from memory.migration import add_migrate_parser
-    except ImportError:  # pragma: no cover - migration ships with the package
-        pass
-    else:
-        add_migrate_parser(sub)
-        sub.choices["migrate"].set_defaults(func=cmd_migrate)
+    from memory.migration import add_migrate_parser
+
+    add_migrate_parser(sub)
+    sub.choices["migrate"].set_defaults(func=cmd_migrate)
     return parser
 
 

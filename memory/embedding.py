@@ -79,6 +79,7 @@ class OnnxMiniLMEmbedder:
         self._cache_lock = threading.Lock()
         self._load_lock = threading.Lock()
         self._session: onnxruntime.InferenceSession | None = None
+        self._query_session: onnxruntime.InferenceSession | None = None
         self._tokenizer: Tokenizer | None = None
         self._queue: list[tuple[str, asyncio.Future[np.ndarray]]] = []
         self._queue_loop: asyncio.AbstractEventLoop | None = None
@@ -106,6 +107,17 @@ class OnnxMiniLMEmbedder:
             options.log_severity_level = 3
             session = onnxruntime.InferenceSession(str(model_path), sess_options=options,
                                                    providers=["CPUExecutionProvider"])
+            # Queries run on one core: the other stays free for the stores answering the
+            # same request in parallel (measured: context p50 27 -> 24 ms on 2 cores).
+            query_session = session
+            if self._threads > 1:
+                query_options = onnxruntime.SessionOptions()
+                query_options.intra_op_num_threads = 1
+                query_options.inter_op_num_threads = 1
+                query_options.log_severity_level = 3
+                query_session = onnxruntime.InferenceSession(str(model_path), sess_options=query_options,
+                                                             providers=["CPUExecutionProvider"])
+            self._query_session = query_session
             self._tokenizer = tokenizer
             self._session = session  # set last: it is the "loaded" flag read without the lock
 
@@ -141,7 +153,7 @@ class OnnxMiniLMEmbedder:
                 self.query_batches += 1
                 unique = list(dict.fromkeys(text for text, _ in batch))
                 try:
-                    vectors = await asyncio.to_thread(self._embed_many, unique)
+                    vectors = await asyncio.to_thread(self._embed_many, unique, True)
                 except Exception as exc:  # handed to every waiting caller, not swallowed
                     for _, future in batch:
                         if not future.done():
@@ -177,7 +189,7 @@ class OnnxMiniLMEmbedder:
             if hit is not None:
                 self._cache.move_to_end(text)
                 return hit
-        vector = self._embed_many([text])[0]
+        vector = self._embed_many([text], True)[0]
         vector.flags.writeable = False
         with self._cache_lock:
             self._cache[text] = vector
@@ -185,9 +197,10 @@ class OnnxMiniLMEmbedder:
                 self._cache.popitem(last=False)
         return vector
 
-    def _embed_many(self, texts: list[str]) -> np.ndarray:
+    def _embed_many(self, texts: list[str], query: bool = False) -> np.ndarray:
         self.load()
         assert self._tokenizer is not None and self._session is not None
+        session = self._query_session if query and self._query_session is not None else self._session
         encodings = self._tokenizer.encode_batch(texts)
         order = sorted(range(len(texts)), key=lambda i: len(encodings[i].ids))
         out = np.empty((len(texts), self.dim), dtype=np.float32)
@@ -203,7 +216,7 @@ class OnnxMiniLMEmbedder:
                 ids[row, :n] = enc.ids
                 mask[row, :n] = enc.attention_mask
                 types[row, :n] = enc.type_ids
-            hidden = self._session.run(["last_hidden_state"], {
+            hidden = session.run(["last_hidden_state"], {
                 "input_ids": ids, "attention_mask": mask, "token_type_ids": types})[0]
             weights = mask[:, :, None].astype(np.float32)
             pooled = (hidden * weights).sum(axis=1) / np.maximum(weights.sum(axis=1), 1e-9)
