@@ -168,7 +168,7 @@ class EmbeddedServers:
         if errors:
             await self.aclose()
             raise errors[0]
-        found = dict(zip(jobs, results, strict=True))
+        found: dict[str, str] = {name: str(r) for name, r in zip(jobs, results, strict=True)}
         bundled.extend(found)
         if not s.chroma.url:
             bundled.append("summaries")

@@ -39,7 +39,8 @@ async def migrate(pool: asyncpg.Pool) -> list[int]:
 
     An advisory lock serialises concurrent starters (bot, worker, CLI).
     """
-    files = sorted(f for f in resources.files("memory.sql").iterdir() if f.name.endswith(".sql"))
+    files = sorted((f for f in resources.files("memory.sql").iterdir() if f.name.endswith(".sql")),
+                   key=lambda f: f.name)
     applied: list[int] = []
     async with pool.acquire() as conn, conn.transaction():
         await conn.execute("SELECT pg_advisory_xact_lock(7262013)")
@@ -99,7 +100,8 @@ def _where(target: ForgetTarget | None = None, *, user_id: str | None = None,
     """A WHERE clause confining a statement to one user (and scope, and ids)."""
     if target is not None:
         user_id, scope = target.user_id, target.scope
-    clauses, args = ["user_id = $1"], [user_id]
+    clauses: list[str] = ["user_id = $1"]
+    args: list[object] = [user_id]
     if scope is not None:
         args.append(scope.key)
         clauses.append(f"scope = ${len(args)}")

@@ -130,7 +130,7 @@ class RedisCache(_RedisEdge):
             for key in keys:
                 for item in await self.client.lrange(key, 0, -1):
                     if json.loads(item)["id"] in wanted:
-                        removed += int(await self.client.lrem(key, 0, item))
+                        removed += int(await self.client.lrem(key, 0, item))  # type: ignore[arg-type]
             return removed
         except (RedisError, OSError) as exc:
             raise self._unavailable(exc) from exc

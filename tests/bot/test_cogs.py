@@ -185,3 +185,37 @@ async def test_stats_for_admins(cogs: tuple[MemoryCog, FactsCog], user: int,
     fields = {f.name: f.value for f in embed.fields}
     assert "archive" in fields["Tiers"] and "ms" in fields["Tiers"]
     assert f"<@{user}>: 1 msgs, 120+30 tokens" in fields["This server"]
+
+
+async def test_migrate_for_admins_reports_progress_and_fills_the_tiers(
+        cogs: tuple[MemoryCog, FactsCog], user: int, memory: HierarchicalMemoryManager, tmp_path: Path) -> None:
+    from tests.memory.legacy_stores import exchange_store, write_collection
+
+    legacy_user = f"legacy{user}"
+    records, expected = exchange_store(f"mig{user}", [legacy_user], per_user=6)
+    write_collection(tmp_path / "legacy", "user_memories", records)
+    it = _interaction(user, admin=True)
+    status = MagicMock()
+    status.edit = AsyncMock()
+    it.followup.send = AsyncMock(return_value=status)
+
+    await MemoryCog.migrate.callback(cogs[0], it, str(tmp_path / "legacy"))
+
+    it.response.defer.assert_awaited_once()
+    assert "Migrating from" in _sent(it.followup.send)[0]
+    final = status.edit.call_args.kwargs["content"]
+    assert "done" in final and "created 6 exchanges for 1 users" in final
+    exported = await memory.export(legacy_user)
+    assert sorted(e["user_message"] for e in exported["exchanges"]) == sorted(e.user_message for e in expected)
+    counts = await memory.counts(legacy_user)
+    assert counts["archive"] == 6 and counts["summaries"] == 6 and counts["graph"] > 0
+
+    it2 = _interaction(user, admin=True)
+    status2 = MagicMock()
+    status2.edit = AsyncMock()
+    it2.followup.send = AsyncMock(return_value=status2)
+    await MemoryCog.migrate.callback(cogs[0], it2, str(tmp_path / "legacy"))  # a re-run changes nothing
+    assert "created 0 exchanges" in status2.edit.call_args.kwargs["content"]
+    assert "6 already there" in status2.edit.call_args.kwargs["content"]
+    assert (await memory.counts(legacy_user))["archive"] == 6
+    await memory.forget(legacy_user)
