@@ -152,3 +152,47 @@ async def test_listen_channels_restrict_mentions(memory: HierarchicalMemoryManag
     await dpytest.message(f"<@{bot.user.id}> are you there?", channel=cfg.channels[0], member=cfg.members[0])
     assert [m.content for m in _sent()] == (["ECHO: are you there?"] if listen else [])
     await dpytest.empty_queue()
+
+
+def _thread_message(bot_id: int, *, owner_id: int, history: list[tuple[int, list[int]]],
+                    mentioned: bool = False) -> discord.Message:
+    """A guild message in a thread (dpytest has no threads: Discord objects are mocked)."""
+    from unittest.mock import MagicMock
+
+    me = MagicMock(spec=discord.ClientUser)
+    me.id = bot_id
+    thread = MagicMock(spec=discord.Thread)
+    thread.id, thread.parent_id, thread.owner_id = 9100, 9000, owner_id
+
+    async def past(limit: int | None = None) -> AsyncIterator[discord.Message]:
+        for author_id, mention_ids in history[:limit]:
+            earlier = MagicMock(spec=discord.Message)
+            earlier.author = MagicMock(id=author_id)
+            earlier.mentions = [MagicMock(id=m) for m in mention_ids]
+            yield earlier
+
+    thread.history = past
+    message = MagicMock(spec=discord.Message)
+    message.author = MagicMock(id=4242, bot=False)
+    message.guild = MagicMock(id=1)
+    message.channel = thread
+    message.mentions = [me] if mentioned else []
+    return message
+
+
+async def test_threads_are_answered_when_the_bot_belongs_to_them(
+        memory: HierarchicalMemoryManager, tmp_path: Path) -> None:
+    bot = MnemoBot(memory, None, bot_settings(None, tmp_path))
+    bot_id = 555
+    me = discord.Object(id=bot_id)
+    bot._connection.user = me  # type: ignore[assignment]
+    try:
+        # it started the thread
+        assert await bot.should_answer(_thread_message(bot_id, owner_id=bot_id, history=[]))
+        # it was mentioned, or spoke, earlier in the thread
+        assert await bot.should_answer(_thread_message(bot_id, owner_id=1, history=[(7, []), (8, [bot_id])]))
+        assert await bot.should_answer(_thread_message(bot_id, owner_id=1, history=[(bot_id, [])]))
+        # a thread it never took part in stays quiet unless it is mentioned now
+        assert not await bot.should_answer(_thread_message(bot_id, owner_id=1, history=[(7, []), (8, [9])]))
+    finally:
+        await bot.close()
