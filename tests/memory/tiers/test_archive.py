@@ -8,11 +8,12 @@ nothing); every test starts from empty tables.
 from __future__ import annotations
 
 import asyncio
+import itertools
 import random
 import uuid
-from importlib import resources
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
+from importlib import resources
 from urllib.parse import urlsplit, urlunsplit
 
 import asyncpg
@@ -24,6 +25,7 @@ from memory.launcher import free_port
 from memory.models import MAX_MESSAGE_CHARS, Exchange, ForgetTarget, Scope
 from memory.tiers.archive import PostgresArchive, PostgresOutbox, create_pool, migrate
 from memory.tiers.ledger import PostgresLedger
+from tests import servers
 
 T0 = datetime(2024, 5, 1, 12, 0, tzinfo=UTC)
 ALICE_G1 = Scope("alice", "g1")
@@ -60,13 +62,7 @@ async def _module_databases() -> AsyncIterator[dict[str, str]]:
 @pytest_asyncio.fixture
 async def dsn(postgres_dsn: str, _module_databases: dict[str, str]) -> str:
     if postgres_dsn not in _module_databases:
-        name = f"mnemo_archive_{uuid.uuid4().hex[:10]}"
-        conn = await asyncpg.connect(postgres_dsn)
-        try:
-            await conn.execute(f'CREATE DATABASE "{name}"')
-        finally:
-            await conn.close()
-        _module_databases[postgres_dsn] = _with_database(postgres_dsn, name)
+        _module_databases[postgres_dsn] = await servers.create_database(postgres_dsn)
     return _module_databases[postgres_dsn]
 
 
@@ -466,4 +462,4 @@ async def test_search_weighs_rare_words_over_common_ones(archive: PostgresArchiv
     hits = await archive.search(ALICE_G1, "did my friend Casimir come to dinner?", 20)
     assert hits[0].exchange_id == rare.id
     assert {h.exchange_id for h in hits} == {e.id for e in [*common, rare, both_common]}
-    assert all(a.score >= b.score for a, b in zip(hits, hits[1:], strict=False))
+    assert all(a.score >= b.score for a, b in itertools.pairwise(hits))
