@@ -5,17 +5,20 @@
 
 from memory.context import ConversationContext, RankedExchange
 from memory.errors import (
-                           ArchiveUnavailable,
-                           ConfigurationError,
-                           InvalidInput,
-                           MemoryStoreError,
-                           NotFound,
-                           RateLimited,
-                           TierUnavailable,
+    ArchiveUnavailable,
+    ConfigurationError,
+    ForgetPending,
+    InvalidInput,
+    MemoryStoreError,
+    NotFound,
+    RateLimited,
+    TierUnavailable,
 )
 from memory.manager import HierarchicalMemoryManager
 from memory.settings import MemorySettings
 
-__all__ = ["ArchiveUnavailable", "ConfigurationError", "ConversationContext", "HierarchicalMemoryManager",
-           "InvalidInput", "MemorySettings", "MemoryStoreError", "NotFound", "RankedExchange", "RateLimited",
-           "TierUnavailable"]
+__all__ = [
+    "ArchiveUnavailable", "ConfigurationError", "ConversationContext", "ForgetPending",
+    "HierarchicalMemoryManager", "InvalidInput", "MemorySettings", "MemoryStoreError", "NotFound",
+    "RankedExchange", "RateLimited", "TierUnavailable",
+]

@@ -1,16 +1,18 @@
-"""Run the bundled Bolt server (ArcadeDB with its Bolt plugin) until SIGTERM.
+"""Run the bundled Bolt server (ArcadeDB with its Bolt plugin) until its stdin closes.
 
 Started by ``memory.launcher`` as its own process so the JVM never lives in the
 bot's process. Prints one line ``ready <bolt_port>`` on stdout once the graph
-database accepts connections.
+database accepts connections, then serves until the launcher closes our stdin
+(it does so to stop us, and the OS does so if the launcher dies), and stops the
+database cleanly. Signals are not used: the JVM takes SIGTERM for itself.
 """
 
 from __future__ import annotations
 
 import argparse
 import os
-import signal
 import sys
+import threading
 
 
 def main() -> None:
@@ -36,11 +38,14 @@ def main() -> None:
         server.get_database(args.database)
     except Exception:
         server.create_database(args.database)
-    signal.signal(signal.SIGTERM, lambda *_: None)
     print(f"ready {args.bolt_port}", flush=True)
-    signal.sigwait({signal.SIGTERM, signal.SIGINT})
-    server.stop()
-    sys.exit(0)
+    sys.stdin.read()  # returns at EOF: the launcher closed the pipe, or exited
+    # ArcadeDB's stop waits for open Bolt client connections to end; the databases are
+    # closed (committed work is on disk) before that, so give it a few seconds and go.
+    stopper = threading.Thread(target=server.stop, daemon=True)
+    stopper.start()
+    stopper.join(8)
+    os._exit(0)
 
 
 if __name__ == "__main__":

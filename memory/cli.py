@@ -23,7 +23,7 @@ from rich.panel import Panel
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 from rich.table import Table
 
-from memory.errors import InvalidInput, MemoryStoreError
+from memory.errors import ForgetPending, InvalidInput, MemoryStoreError
 from memory.manager import HierarchicalMemoryManager
 from memory.settings import MemorySettings
 
@@ -120,8 +120,12 @@ async def cmd_export(args: argparse.Namespace, memory: HierarchicalMemoryManager
 
 
 async def cmd_forget(args: argparse.Namespace, memory: HierarchicalMemoryManager) -> int:
-    removed = await memory.forget(args.user, guild_id=args.guild, dm=args.dm, exchange_id=args.exchange,
-                                  topic=args.topic, last=args.last)
+    try:
+        removed = await memory.forget(args.user, guild_id=args.guild, dm=args.dm, exchange_id=args.exchange,
+                                      topic=args.topic, last=args.last)
+    except ForgetPending as exc:
+        removed = exc.removed
+        err.print(f"[yellow]{', '.join(exc.pending)} unavailable:[/] queued; the worker removes it when it is back")
     left = await memory.counts(args.user, guild_id=args.guild, dm=args.dm)
     table = Table(title=f"forgot for {args.user}")
     for col in ("tier", "removed", "left"):

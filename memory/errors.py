@@ -7,7 +7,8 @@ each subclass tells the caller what to do next::
     ├── InvalidInput(reason)          fix the input; nothing was written
     ├── RateLimited(retry_after)      wait ``retry_after`` seconds, then retry
     ├── TierUnavailable(tier)         a store is down or slow; the manager degrades
-    │   └── ArchiveUnavailable        the source of truth is down: writes cannot be accepted
+    │   ├── ArchiveUnavailable        the source of truth is down: writes cannot be accepted
+    │   └── ForgetPending(tiers)      forgotten everywhere else; those tiers are cleared when back
     ├── NotFound(what)                the named exchange, topic or user holds nothing
     └── ConfigurationError(setting)   a setting is missing or wrong; fix it and restart
 
@@ -55,6 +56,19 @@ class ArchiveUnavailable(TierUnavailable):
 
     def __init__(self, detail: str = "") -> None:
         super().__init__("archive", detail)
+
+
+class ForgetPending(TierUnavailable):
+    """A forget reached the archive but not every derived tier; the rest is queued.
+
+    ``removed`` holds what was removed per tier; ``pending`` names the tiers the
+    worker will clear as soon as they answer again (the request is durable).
+    """
+
+    def __init__(self, pending: list[str], removed: dict[str, int]) -> None:
+        self.pending = sorted(set(pending))
+        self.removed = removed
+        super().__init__(",".join(self.pending), "unavailable now; queued to be cleared when it is back")
 
 
 class NotFound(MemoryStoreError):

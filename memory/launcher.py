@@ -14,7 +14,6 @@ import contextlib
 import json
 import os
 import secrets
-import signal
 import socket
 import subprocess
 import sys
@@ -65,9 +64,10 @@ def _pid_alive(pid: int) -> bool:
 class BoltServerProcess:
     """The bundled graph server: one process per data directory, reused while alive."""
 
-    def __init__(self, root: Path, *, heap: str = "512m") -> None:
+    def __init__(self, root: Path, *, heap: str = "512m", port: int | None = None) -> None:
         self.root = root
         self.heap = heap
+        self.fixed_port = port
         self.state_file = root / "server.json"
         self.secret_file = root / "root-password"  # ArcadeDB keeps the first root password it was given
         self.proc: subprocess.Popen[bytes] | None = None
@@ -82,14 +82,14 @@ class BoltServerProcess:
             self.port, self.password = state["port"], state["password"]
             return
         self.password = self._password()
-        self.port = free_port()
+        self.port = self.fixed_port or free_port()
         env = dict(os.environ, MNEMO_BOLT_PASSWORD=self.password,
                    ARCADEDB_JVM_ARGS=os.environ.get("ARCADEDB_JVM_ARGS", f"-Xmx{self.heap}"))
         log = open(self.root / "server.log", "ab")
         self.proc = subprocess.Popen(
             [sys.executable, "-m", "memory._bolt_server", "--root", str(self.root),
              "--bolt-port", str(self.port), "--http-port", str(free_port())],
-            stdout=subprocess.PIPE, stderr=log, env=env, start_new_session=True)
+            stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=log, env=env, start_new_session=True)
         log.close()
         deadline = time.monotonic() + timeout
         assert self.proc.stdout is not None
@@ -123,8 +123,9 @@ class BoltServerProcess:
         """Stop the server if this object started it."""
         if self.proc is None:
             return
+        if self.proc.stdin is not None:
+            self.proc.stdin.close()  # the server's cue to stop cleanly
         if self.proc.poll() is None:
-            self.proc.send_signal(signal.SIGTERM)
             try:
                 self.proc.wait(30)
             except subprocess.TimeoutExpired:

@@ -19,7 +19,7 @@ from datetime import UTC, datetime
 from typing import Any, TypeVar
 
 from memory.context import ConversationContext, RankedExchange
-from memory.errors import InvalidInput, TierUnavailable
+from memory.errors import ForgetPending, InvalidInput, TierUnavailable
 from memory.extraction import normalise, query_names
 from memory.models import (
     Exchange,
@@ -74,7 +74,7 @@ class HierarchicalMemoryManager:
         self.extractor: Extractor = tiers.extractor
         w = settings.worker
         self.worker = DerivedWorker(tiers.outbox, tiers.extractor, tiers.embedder, tiers.summaries,
-                                    tiers.graph, tiers.cache, batch_size=w.batch_size,
+                                    tiers.graph, tiers.cache, forgets=tiers.forgets, batch_size=w.batch_size,
                                     lease_seconds=w.lease_seconds, idle_poll=w.idle_poll_seconds)
         self._stop = asyncio.Event()
         self._task: asyncio.Task[None] | None = None
@@ -309,29 +309,44 @@ class HierarchicalMemoryManager:
         narrow it to one scope; ``exchange_id``, ``topic`` or ``last`` to some
         exchanges. Derived tiers are cleared before and after the archive, so an
         exchange a worker was processing at that moment cannot survive.
-        Raises TierUnavailable if a tier could not be cleared (the others are).
+        Raises ForgetPending (a TierUnavailable) if a derived tier is down: the
+        rest is removed and the request is queued durably; the worker clears that
+        tier as soon as it answers again.
         """
         user_id = clean_id(user_id, "user_id")
         scope = self._scope_of(user_id, guild_id, dm)
         removed = {"archive": 0, "cache": 0, "summaries": 0, "graph": 0, "facts": 0}
-        failed: list[str] = []
+        pending: list[str] = []
         derived: list[tuple[str, Any]] = [("cache", self.cache), ("summaries", self.summaries),
                                           ("graph", self.graph)]
         for target in await self._targets(user_id, scope, exchange_id, topic, last):
+            down: list[str] = []
             for name, tier in derived:
                 try:
                     removed[name] += await tier.forget(target)
                 except TierUnavailable:
-                    failed.append(name)
+                    down.append(name)
             removed["facts"] += await self.t.ledger.forget(target)
             removed["archive"] += await self.t.archive.forget(target)
-            for name, tier in derived:
-                with contextlib.suppress(TierUnavailable):
+            for name, tier in derived:  # second pass: whatever a worker wrote meanwhile
+                try:
                     removed[name] += await tier.forget(target)
-        if failed:
-            raise TierUnavailable(",".join(sorted(set(failed))),
-                                  f"could not forget there yet; removed elsewhere: {removed}")
+                except TierUnavailable:
+                    if name not in down:
+                        down.append(name)
+                else:
+                    if name in down:
+                        down.remove(name)
+            if down:
+                await self.t.forgets.add(target, down)  # durable: the worker clears them when back
+                pending += down
+        if pending:
+            raise ForgetPending(pending, removed)
         return removed
+
+    async def retry_forgets(self) -> int:
+        """Carry out queued forget requests on tiers that are back; returns requests completed."""
+        return await self.worker.retry_forgets()
 
     async def counts(self, user_id: str, guild_id: str | None = None, dm: bool = False) -> dict[str, int]:
         """What each tier holds for the user (one scope, or every scope); -1 for a tier that is down."""

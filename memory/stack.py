@@ -18,7 +18,7 @@ from memory.extraction import DeterministicExtractor
 from memory.launcher import Addresses, EmbeddedServers
 from memory.protocols import CacheTier, Embedder, Extractor, GraphTier, SummaryTier
 from memory.settings import MemorySettings
-from memory.tiers.archive import PostgresArchive, PostgresOutbox, create_pool
+from memory.tiers.archive import PostgresArchive, PostgresForgetQueue, PostgresOutbox, create_pool
 from memory.tiers.cache import RedisCache, RedisRateLimiter, RedisState, create_redis
 from memory.tiers.graph import create_graph
 from memory.tiers.ledger import PostgresLedger
@@ -32,6 +32,7 @@ class Tiers:
     state: RedisState
     archive: PostgresArchive
     outbox: PostgresOutbox
+    forgets: PostgresForgetQueue
     ledger: PostgresLedger
     summaries: SummaryTier
     graph: GraphTier
@@ -88,7 +89,8 @@ async def open_tiers(settings: MemorySettings) -> Tiers:
     return Tiers(
         cache=RedisCache(redis, size=r.cache_size, active_ttl=r.active_ttl_seconds, idle_ttl=r.idle_ttl_seconds),
         limiter=RedisRateLimiter(redis), state=RedisState(redis),
-        archive=PostgresArchive(pool), outbox=PostgresOutbox(pool), ledger=PostgresLedger(pool),
+        archive=PostgresArchive(pool), outbox=PostgresOutbox(pool), forgets=PostgresForgetQueue(pool),
+        ledger=PostgresLedger(pool),
         summaries=summaries, graph=graph, embedder=create_embedder(settings.embedding),
         extractor=DeterministicExtractor(settings.worker.chunk_tokens),
         addresses=addresses, stack=stack)

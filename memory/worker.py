@@ -11,12 +11,13 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import time
 from collections.abc import Sequence
 
 from memory.errors import TierUnavailable
 from memory.models import Exchange, Extraction, SummaryRecord
 from memory.protocols import CacheTier, Embedder, Extractor, GraphTier, SummaryTier
-from memory.tiers.archive import PostgresOutbox
+from memory.tiers.archive import PostgresForgetQueue, PostgresOutbox
 
 log = logging.getLogger(__name__)
 
@@ -24,13 +25,16 @@ log = logging.getLogger(__name__)
 class DerivedWorker:
     def __init__(self, outbox: PostgresOutbox, extractor: Extractor, embedder: Embedder,
                  summaries: SummaryTier, graph: GraphTier, cache: CacheTier, *,
-                 batch_size: int = 64, lease_seconds: float = 120.0, idle_poll: float = 0.5) -> None:
+                 forgets: PostgresForgetQueue | None = None, batch_size: int = 64,
+                 lease_seconds: float = 120.0, idle_poll: float = 0.5) -> None:
         self.outbox = outbox
         self.extractor = extractor
         self.embedder = embedder
         self.summaries = summaries
         self.graph = graph
         self.cache = cache
+        self.forgets = forgets
+        self._forgets_checked = 0.0
         self.batch_size = batch_size
         self.lease_seconds = lease_seconds
         self.idle_poll = idle_poll
@@ -79,9 +83,36 @@ class DerivedWorker:
                 row += 1
         await self.summaries.upsert(records)
 
+    async def retry_forgets(self) -> int:
+        """Clear queued forget requests from the tiers that answer again; returns requests completed."""
+        if self.forgets is None:
+            return 0
+        tiers = {"cache": self.cache, "summaries": self.summaries, "graph": self.graph}
+        completed = 0
+        for request_id, target, names in await self.forgets.due():
+            left, error = [], None
+            for name in names:
+                try:
+                    await tiers[name].forget(target)
+                except TierUnavailable as exc:
+                    left.append(name)
+                    error = str(exc)
+            await self.forgets.update(request_id, left, error)
+            completed += not left
+        return completed
+
     async def run_forever(self, stop: asyncio.Event) -> None:
-        """Process batches until ``stop`` is set; outages back off and retry, never crash the loop."""
+        """Process batches until ``stop`` is set; outages back off and retry, never crash the loop.
+
+        Queued forget requests are retried every 10 seconds.
+        """
         while not stop.is_set():
+            if time.monotonic() - self._forgets_checked > 10:
+                self._forgets_checked = time.monotonic()
+                try:
+                    await self.retry_forgets()
+                except TierUnavailable as exc:
+                    log.warning("queued forgets deferred: %s", exc)
             try:
                 done = await self.run_once()
             except TierUnavailable as exc:

@@ -19,7 +19,7 @@ from discord import app_commands
 from discord.ext import commands
 
 from bot.cogs.common import clip, format_counts, is_admin, scope_of, where
-from memory.errors import InvalidInput, MemoryStoreError, TierUnavailable
+from memory.errors import ForgetPending, InvalidInput, MemoryStoreError, TierUnavailable
 
 if TYPE_CHECKING:
     from bot.client import MnemoBot
@@ -167,6 +167,10 @@ class MemoryCog(commands.GroupCog, group_name="memory", group_description="What 
                 removed = await self.bot.memory.forget(user_id, **kwargs)
             except InvalidInput as exc:
                 return f"I can't forget that: {exc}"
+            except ForgetPending as exc:
+                return ("Forgotten. Removed per tier: " + format_counts(exc.removed)
+                        + f". The {', '.join(exc.pending)} store is unavailable right now; what it holds "
+                        "is queued and will be removed as soon as it is back.")
             except MemoryStoreError as exc:
                 log.warning("forget failed for user %s: %s", user_id, exc)
                 return f"{UNAVAILABLE} Nothing may have been removed."

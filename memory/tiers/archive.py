@@ -256,3 +256,33 @@ class PostgresOutbox(_PgEdge):
             " WHERE $1::text IS NULL OR user_id = $1"
             " ON CONFLICT (exchange_id) DO UPDATE SET available_at = now(), cache_stale = true", user_id)
         return int(status.rsplit(" ", 1)[-1])
+
+
+class PostgresForgetQueue(_PgEdge):
+    """Durable forget requests for derived tiers that were down when the user asked."""
+
+    async def add(self, target: ForgetTarget, tiers: Sequence[str]) -> None:
+        await self._execute(
+            "INSERT INTO forget_requests (user_id, scope, exchange_ids, tiers) VALUES ($1, $2, $3, $4)",
+            target.user_id, target.scope.key if target.scope else None,
+            list(target.exchange_ids) if target.exchange_ids is not None else None, sorted(set(tiers)))
+
+    async def due(self, limit: int = 50) -> list[tuple[int, ForgetTarget, list[str]]]:
+        rows = await self._fetch("SELECT id, user_id, scope, exchange_ids, tiers FROM forget_requests"
+                                 " ORDER BY requested_at LIMIT $1", limit)
+        return [(r["id"], ForgetTarget(r["user_id"],
+                                       None if r["scope"] is None else Scope(r["user_id"], Scope.guild_of(r["scope"])),
+                                       None if r["exchange_ids"] is None else tuple(r["exchange_ids"])),
+                 list(r["tiers"])) for r in rows]
+
+    async def update(self, request_id: int, tiers_left: Sequence[str], error: str | None) -> None:
+        """Record the tiers still to clear; a request with none left is deleted."""
+        if not tiers_left:
+            await self._execute("DELETE FROM forget_requests WHERE id = $1", request_id)
+        else:
+            await self._execute("UPDATE forget_requests SET tiers = $2, attempts = attempts + 1, last_error = $3"
+                                " WHERE id = $1", request_id, list(tiers_left), error)
+
+    async def pending(self, user_id: str | None = None) -> int:
+        return int(await self._fetchval("SELECT count(*) FROM forget_requests WHERE $1::text IS NULL"
+                                        " OR user_id = $1", user_id))

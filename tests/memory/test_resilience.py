@@ -131,3 +131,42 @@ async def test_each_derived_tier_down_still_answers_and_names_it(
             if stop not in stopped:
                 stop()
         await asyncio.to_thread(bolt.stop)
+
+
+async def test_forget_while_the_graph_is_down_is_queued_and_completed_when_it_is_back(
+        own_postgres_dsn: str, bundled: Addresses, make_manager: ManagerFactory, tmp_path: Path,
+        uid: Callable[[str], str]) -> None:
+    """Forget must really forget: a tier that is down is cleared later from a durable queue."""
+    from memory import ForgetPending
+    from memory.launcher import free_port
+
+    port = free_port()
+    bolt = BoltServerProcess(tmp_path / "graph", port=port)
+    await asyncio.to_thread(bolt.start)
+    try:
+        addresses = Addresses(**{**bundled.__dict__, "postgres_dsn": own_postgres_dsn,
+                                 "neo4j_uri": f"bolt://127.0.0.1:{port}", "neo4j_auth": ("root", bolt.password),
+                                 "neo4j_database": "memory"})
+        memory = await make_manager(settings_for(addresses, tmp_path))
+        user = uid("private")
+        await memory.store_conversation(user, "My therapist is Dr. Okafor in Leeds.", "Thanks for sharing.")
+        await memory.flush()
+        assert (await memory.counts(user))["graph"] > 0
+
+        await asyncio.to_thread(bolt.stop)
+        with pytest.raises(ForgetPending) as pending:
+            await memory.forget(user)
+        assert pending.value.pending == ["graph"] and pending.value.removed["archive"] == 1
+        counts = await memory.counts(user)
+        assert counts["archive"] == counts["summaries"] == counts["cache"] == 0 and counts["graph"] == -1
+        assert await memory.retry_forgets() == 0  # still down: the request stays queued
+
+        await asyncio.to_thread(bolt.start)  # same data directory, same port: the old nodes are still there
+        deadline = time.monotonic() + 60
+        while (await memory.counts(user))["graph"] != 0 and time.monotonic() < deadline:
+            await memory.retry_forgets()
+            await asyncio.sleep(0.5)  # the driver reconnects on its own schedule
+        assert (await memory.counts(user))["graph"] == 0
+        assert await memory.t.forgets.pending(user) == 0
+    finally:
+        await asyncio.to_thread(bolt.stop)
