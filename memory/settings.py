@@ -35,6 +35,7 @@ class PostgresSettings(BaseModel):
 class ChromaSettings(BaseModel):
     url: str | None = Field(None, description="http(s)://host:port of a Chroma server; unset = on-disk")
     collection: str = Field("exchange_summaries", pattern=r"^[a-zA-Z0-9][a-zA-Z0-9._-]{2,62}$")
+    memory_limit_mb: int = Field(512, ge=16, description="on-disk mode: indexes kept loaded (LRU), in MiB")
 
 
 class Neo4jSettings(BaseModel):

@@ -78,7 +78,8 @@ async def open_tiers(settings: MemorySettings) -> Tiers:
         pool = await create_pool(addresses.postgres_dsn, min_size=pg.pool_min, max_size=pg.pool_max)
         stack.push_async_callback(pool.close)
         summaries = await create_summaries(addresses.chroma_url, addresses.chroma_path,
-                                           settings.chroma.collection)
+                                           settings.chroma.collection,
+                                           memory_limit_bytes=settings.chroma.memory_limit_mb * 1024 * 1024)
         stack.push_async_callback(summaries.aclose)
         graph = await create_graph(addresses.neo4j_uri, addresses.neo4j_auth, addresses.neo4j_database)
         stack.push_async_callback(graph.aclose)

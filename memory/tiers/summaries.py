@@ -371,7 +371,7 @@ def _http_address(url: str) -> tuple[str, int, bool]:
 
 
 def _open(url: str | None, path: Path | None, collection: str,
-          timeout: float) -> tuple[ClientAPI, Collection]:
+          timeout: float, memory_limit_bytes: int | None = None) -> tuple[ClientAPI, Collection]:
     import chromadb
     import httpx
     from chromadb.config import Settings
@@ -385,6 +385,9 @@ def _open(url: str | None, path: Path | None, collection: str,
             session.timeout = httpx.Timeout(timeout, connect=min(timeout, 5.0))
     elif path is not None:
         path.mkdir(parents=True, exist_ok=True)
+        if memory_limit_bytes:  # one collection per owner: keep only the recently used ones loaded
+            settings = Settings(anonymized_telemetry=False, chroma_segment_cache_policy="LRU",
+                                chroma_memory_limit_bytes=memory_limit_bytes)
         client = chromadb.PersistentClient(path=str(path), settings=settings)
     else:
         raise ConfigurationError("chroma.url", "neither a server URL nor a data path is set")
@@ -397,7 +400,8 @@ def _open(url: str | None, path: Path | None, collection: str,
 
 
 async def create_summaries(url: str | None, path: Path | None, collection: str,
-                           *, request_timeout: float = 30.0) -> ChromaSummaries:
+                           *, request_timeout: float = 30.0,
+                           memory_limit_bytes: int | None = None) -> ChromaSummaries:
     """Connect to the Chroma server at ``url``, or open the on-disk store at ``path``.
 
     ``collection`` is the base of every collection name (see the module
@@ -405,10 +409,12 @@ async def create_summaries(url: str | None, path: Path | None, collection: str,
     on their first upsert. Raises TierUnavailable when the server cannot be
     reached, ConfigurationError for a bad URL or when neither location is
     given. ``request_timeout`` bounds each HTTP request (seconds), so a hung
-    server cannot hold a worker thread forever.
+    server cannot hold a worker thread forever. ``memory_limit_bytes`` caps the
+    on-disk store's loaded collections (least recently used are unloaded).
     """
     try:
-        client, registry = await asyncio.to_thread(_open, url, path, collection, request_timeout)
+        client, registry = await asyncio.to_thread(_open, url, path, collection, request_timeout,
+                                                   memory_limit_bytes)
     except ConfigurationError:
         raise
     except ValueError as exc:
