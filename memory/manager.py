@@ -455,12 +455,13 @@ class HierarchicalMemoryManager:
     async def stats(self) -> MemoryStats:
         """Tier health and latency, archive totals, queue depth and token totals."""
         health = await tier_health(self.t)
-        exchanges = users = pending = prompt = completion = -1
+        exchanges = users = pending = prompt = completion = forgets = -1
         if health["archive"].ok:
             exchanges, users = await self.t.archive.totals()
             pending = await self.t.outbox.pending()
+            forgets = await self.t.forgets.pending()
             rows = await self.t.ledger.usage()
             prompt = sum(r.prompt_tokens for r in rows)
             completion = sum(r.completion_tokens for r in rows)
         return MemoryStats(health, exchanges, users, pending, self.worker.processed, prompt, completion,
-                           self.t.addresses.bundled)
+                           self.t.addresses.bundled, forgets)

@@ -59,6 +59,7 @@ class MemoryStats:
     prompt_tokens: int = 0
     completion_tokens: int = 0
     bundled: tuple[str, ...] = field(default_factory=tuple)
+    pending_forgets: int = 0
 
 
 async def open_tiers(settings: MemorySettings) -> Tiers:

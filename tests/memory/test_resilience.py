@@ -160,6 +160,7 @@ async def test_forget_while_the_graph_is_down_is_queued_and_completed_when_it_is
         counts = await memory.counts(user)
         assert counts["archive"] == counts["summaries"] == counts["cache"] == 0 and counts["graph"] == -1
         assert await memory.retry_forgets() == 0  # still down: the request stays queued
+        assert (await memory.stats()).pending_forgets == 1
 
         await asyncio.to_thread(bolt.start)  # same data directory, same port: the old nodes are still there
         deadline = time.monotonic() + 60
