@@ -237,6 +237,12 @@ async def run(args: argparse.Namespace, settings: Any, namespace: str) -> dict[s
     return result
 
 
+def _log_axes(ax: Any, xs: list[int], ylabel: str, title: str) -> None:
+    """Log-log axes over the concurrency levels."""
+    ax.set(xscale="log", yscale="log", xticks=xs, xticklabels=[str(x) for x in xs],
+           xlabel="concurrent users", ylabel=ylabel, title=title)
+
+
 def plot(result: dict[str, Any], out_dir: Path, copy_to_docs: bool) -> list[str]:
     import matplotlib
 
@@ -252,30 +258,14 @@ def plot(result: dict[str, Any], out_dir: Path, copy_to_docs: bool) -> list[str]
     left.axhline(
         TARGETS["context_p95_ms_at_50"], color="tab:orange", linestyle=":", label="target p95 (40 ms)"
     )
-    left.set(
-        xscale="log",
-        yscale="log",
-        xticks=xs,
-        xticklabels=[str(x) for x in xs],
-        xlabel="concurrent users",
-        ylabel="get_conversation_context (ms)",
-        title="Context assembly latency, four tiers on loopback",
-    )
+    _log_axes(left, xs, "get_conversation_context (ms)", "Context assembly latency, four tiers on loopback")
     left.legend(fontsize=8)
     names = sorted({n for row in sweep for n in row["tiers_ms"] if ":" not in n})
     for name in names:
         right.plot(
             xs, [row["tiers_ms"].get(name, {}).get("p50", float("nan")) for row in sweep], "o-", label=name
         )
-    right.set(
-        xscale="log",
-        yscale="log",
-        xticks=xs,
-        xticklabels=[str(x) for x in xs],
-        xlabel="concurrent users",
-        ylabel="p50 (ms)",
-        title="Time per tier (p50)",
-    )
+    _log_axes(right, xs, "p50 (ms)", "Time per tier (p50)")
     right.legend(fontsize=8)
     written = save_plot(fig, "latency.png", out_dir, copy_to_docs)
     plt.close(fig)
