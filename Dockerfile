@@ -25,6 +25,8 @@ RUN useradd --create-home --uid 10001 mnemo \
 
 USER mnemo
 ENV MEMORY_DATA_DIR=/var/lib/mnemo
+# Build the int8 embedding model once, into the image (~/.cache/mnemo), not at every start.
+RUN python -c "from memory.embedding import OnnxMiniLMEmbedder; OnnxMiniLMEmbedder().load()"
 # Run from the data directory, not /src, so the installed package is imported
 # (and the bundled graph server, if ever used, writes its ./log there).
 WORKDIR /var/lib/mnemo

@@ -14,6 +14,10 @@ files are missing.
 from __future__ import annotations
 
 import asyncio
+import hashlib
+import logging
+import os
+import tempfile
 import threading
 from collections import OrderedDict
 from collections.abc import Sequence
@@ -31,6 +35,8 @@ if TYPE_CHECKING:
 
     from memory.protocols import Embedder
     from memory.settings import EmbeddingSettings
+
+log = logging.getLogger(__name__)
 
 MINILM_ID = "all-MiniLM-L6-v2"
 MINILM_DIM = 384
@@ -60,20 +66,74 @@ def _minilm_files() -> tuple[Path, Path]:
     return model, tokenizer
 
 
+def default_model_cache() -> Path:
+    """Where derived model files are kept: the user's cache folder (``~/.cache/mnemo`` on Linux)."""
+    import platformdirs
+
+    return Path(platformdirs.user_cache_dir("mnemo"))
+
+
+def quantized_model(source: Path, cache_dir: Path) -> Path:
+    """``source`` with its matrix products quantised to int8 (dynamic, per channel), built once.
+
+    The packaged model stores int8 weights but multiplies in float32; onnxruntime's
+    integer kernels (VNNI on this CPU) run the quantised graph about twice as fast,
+    and its vectors keep a cosine of 0.99 to the packaged model's (measured on
+    bench exchanges). The file is named by a hash of ``source``, so a new model
+    version builds a new file; two processes building at once both write a private
+    temporary file and rename it into place. Raises ``ConfigurationError`` if the
+    ``onnx`` package is missing or the folder is not writable.
+    """
+    digest = hashlib.sha256(source.read_bytes()).hexdigest()[:16]
+    target = cache_dir / f"minilm-l6-int8-dynamic-{digest}.onnx"
+    if target.is_file():
+        return target
+    try:
+        import onnxruntime
+        from onnxruntime.quantization import QuantType, quantize_dynamic
+    except ImportError as exc:
+        raise ConfigurationError("embedding.quantize", f"quantising needs {exc.name} installed") from exc
+    log.info("building the quantised embedding model in %s (once)", cache_dir)
+    try:
+        cache_dir.mkdir(parents=True, exist_ok=True)
+        with tempfile.TemporaryDirectory(dir=cache_dir) as tmp:
+            folded, quantised = Path(tmp) / "folded.onnx", Path(tmp) / "quantised.onnx"
+            options = onnxruntime.SessionOptions()  # fold the packaged dequantise nodes into plain weights
+            options.graph_optimization_level = onnxruntime.GraphOptimizationLevel.ORT_ENABLE_BASIC
+            options.optimized_model_filepath = str(folded)
+            options.log_severity_level = 3
+            onnxruntime.InferenceSession(str(source), sess_options=options, providers=["CPUExecutionProvider"])
+            logging.disable(logging.WARNING)  # the quantiser logs a line per layer to the root logger
+            try:
+                quantize_dynamic(folded, quantised, weight_type=QuantType.QInt8, per_channel=True)
+            finally:
+                logging.disable(logging.NOTSET)
+            os.replace(quantised, target)
+    except OSError as exc:
+        raise ConfigurationError("embedding.model_cache_dir", f"cannot write {cache_dir}: {exc}") from exc
+    return target
+
+
 class OnnxMiniLMEmbedder:
     """all-MiniLM-L6-v2, int8-quantised, run by onnxruntime on the CPU.
 
     Texts are truncated to 256 tokens. Long lists are embedded in batches of
-    32, grouped by token length so little padding is computed. Single-text
+    8, grouped by token length so little padding is computed. Single-text
     calls (queries) are remembered in a small LRU cache. Safe to call from
     several threads at once.
+
+    With ``quantize`` (the default) the model runs with int8 matrix products,
+    built once into ``cache_dir`` (see ``quantized_model``); without it, as packaged.
     """
 
     model_id = MINILM_ID
     dim = MINILM_DIM
 
-    def __init__(self, threads: int = 2, *, cache_size: int = CACHE_SIZE) -> None:
+    def __init__(self, threads: int = 2, *, cache_size: int = CACHE_SIZE, quantize: bool = True,
+                 cache_dir: Path | None = None) -> None:
         self._threads = threads
+        self._quantize = quantize
+        self._cache_dir = cache_dir
         self._cache_size = cache_size
         self._cache: OrderedDict[str, np.ndarray] = OrderedDict()
         self._cache_lock = threading.Lock()
@@ -98,6 +158,8 @@ class OnnxMiniLMEmbedder:
             from tokenizers import Tokenizer
 
             model_path, tokenizer_path = _minilm_files()
+            if self._quantize:
+                model_path = quantized_model(model_path, self._cache_dir or default_model_cache())
             tokenizer = Tokenizer.from_file(str(tokenizer_path))
             tokenizer.enable_truncation(max_length=MAX_TOKENS)
             tokenizer.no_padding()  # padded per batch below, to the batch's longest text
@@ -153,7 +215,7 @@ class OnnxMiniLMEmbedder:
                 self.query_batches += 1
                 unique = list(dict.fromkeys(text for text, _ in batch))
                 try:
-                    vectors = await asyncio.to_thread(self._embed_many, unique, True)
+                    vectors = await asyncio.to_thread(self._embed_queries, unique)
                 except Exception as exc:  # handed to every waiting caller, not swallowed
                     for _, future in batch:
                         if not future.done():
@@ -196,6 +258,14 @@ class OnnxMiniLMEmbedder:
             if len(self._cache) > self._cache_size:
                 self._cache.popitem(last=False)
         return vector
+
+    def _embed_queries(self, texts: list[str]) -> np.ndarray:
+        """Queries waiting together, in one thread hop. The quantised model runs them one
+        by one: its int8 scales are set per run, so a batch-mate would nudge a query's
+        vector (cosine ~0.99) and the same question could retrieve differently under load."""
+        if not self._quantize:
+            return self._embed_many(texts, True)
+        return np.vstack([self._embed_many([text], True) for text in texts])
 
     def _embed_many(self, texts: list[str], query: bool = False) -> np.ndarray:
         self.load()
@@ -291,4 +361,5 @@ def create_embedder(settings: EmbeddingSettings) -> Embedder:
     if settings.provider == "openai":
         key = settings.api_key.get_secret_value() if settings.api_key else None
         return OpenAIEmbedder(settings.base_url, key, settings.model, settings.dimensions)
-    return OnnxMiniLMEmbedder(threads=settings.threads)
+    return OnnxMiniLMEmbedder(threads=settings.threads, quantize=settings.quantize,
+                              cache_dir=settings.model_cache_dir)

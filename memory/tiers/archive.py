@@ -168,13 +168,15 @@ class PostgresArchive(_PgEdge):
         if not query.strip():
             return []
         rows = await self._fetch(
-            "WITH q AS (SELECT array_agg(DISTINCT lexeme) AS lx FROM unnest(to_tsvector('english', $3))),"
-            # one pass over the exchanges holding any query word; each row's matched words
-            " m AS (SELECT e.id, e.created_at, w.l FROM exchanges e, q,"
+            "WITH q AS MATERIALIZED (SELECT array_agg(DISTINCT lexeme) AS lx, to_tsquery('english',"
+            "   string_agg(DISTINCT quote_literal(lexeme), ' | ')) AS tq FROM unnest(to_tsvector('english', $3))),"
+            # one pass over the exchanges holding any query word; each row's matched words. The
+            # query is a scalar subquery (an init plan), so the GIN index can serve it even when
+            # the table's statistics are stale (a correlated query made that a sequential scan)
+            " m AS (SELECT e.id, e.created_at, w.l FROM exchanges e,"
             "       LATERAL unnest(ARRAY(SELECT unnest(tsvector_to_array(e.search))"
-            "                            INTERSECT SELECT unnest(q.lx))) AS w(l)"
-            "       WHERE q.lx IS NOT NULL AND e.user_id = $1 AND e.scope = $2 AND e.search @@ to_tsquery("
-            "         'english', array_to_string(ARRAY(SELECT quote_literal(v) FROM unnest(q.lx) v), ' | '))),"
+            "                            INTERSECT SELECT unnest((SELECT lx FROM q)))) AS w(l)"
+            "       WHERE e.user_id = $1 AND e.scope = $2 AND e.search @@ (SELECT tq FROM q)),"
             # document frequency of each query word within the scope is exact: every holder is in m
             " df AS (SELECT l, count(*) AS n FROM m GROUP BY l),"
             " total AS (SELECT count(*) AS n FROM exchanges WHERE user_id = $1 AND scope = $2)"

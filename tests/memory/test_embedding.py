@@ -9,6 +9,7 @@ import socket
 import threading
 from collections.abc import Iterator
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -50,12 +51,17 @@ async def test_related_sentences_score_higher_than_unrelated(
     assert _cos(a, c) > _cos(a, f) + 0.2
 
 
-async def test_batch_equals_one_by_one(minilm: OnnxMiniLMEmbedder) -> None:
+@pytest.mark.parametrize("quantize", [False, True], ids=["packaged", "quantised"])
+async def test_batch_equals_one_by_one(quantize: bool) -> None:
+    minilm = OnnxMiniLMEmbedder(threads=1, quantize=quantize)
     # Lengths differ a lot so the batch pads, and more than one sub-batch is used.
     texts = [f"sentence number {i} " + "about gardening and tomatoes " * (i % 7) for i in range(70)]
     batch = await minilm.embed(texts)
     singles = np.vstack([minilm.embed_sync([t]) for t in texts])
-    np.testing.assert_allclose(batch, singles, atol=2e-3)
+    if quantize:  # int8 activation scales are per run, so batch-mates move a vector a little
+        assert (np.sum(batch * singles, axis=1) > 0.95).all()
+    else:
+        np.testing.assert_allclose(batch, singles, atol=2e-3)
     # rows stay in input order: each row is closest to its own single embedding
     assert (np.argmax(batch @ singles.T, axis=1) == np.arange(len(texts))).all()
 
@@ -84,7 +90,7 @@ async def test_long_text_is_truncated_not_rejected(minilm: OnnxMiniLMEmbedder) -
     # Same 256-token prefix gives the same vector: the tail past the limit is ignored.
     longer = long_text + "completely different ending about volcanoes " * 50
     again = await minilm.embed([longer])
-    np.testing.assert_allclose(again[0], vectors[0], atol=1e-5)
+    np.testing.assert_allclose(again[0], (await minilm.embed([long_text]))[0], atol=1e-5)
 
 
 async def test_concurrent_first_use_loads_once() -> None:
@@ -222,3 +228,42 @@ async def test_concurrent_queries_are_batched_and_match_one_by_one() -> None:
     for text, vector in zip(texts, together, strict=True):
         assert vector.shape == (1, 384)
         assert np.allclose(vector, alone.embed_sync([text]), atol=2e-3)
+
+
+def test_quantised_model_is_built_once_and_stays_close_to_the_packaged_one(tmp_path: Path) -> None:
+    from memory.embedding import _minilm_files, quantized_model
+
+    source, _ = _minilm_files()
+    built = quantized_model(source, tmp_path / "models")
+    assert built.parent == tmp_path / "models" and built.stat().st_size > 1_000_000
+    assert list(built.parent.iterdir()) == [built]  # no temporary files left behind
+    mtime = built.stat().st_mtime_ns
+    assert quantized_model(source, tmp_path / "models") == built
+    assert built.stat().st_mtime_ns == mtime  # the second call reused the file
+    texts = ["My sister moved to Lisbon last spring.", "What is the best way to water tomatoes?",
+             "I started learning the cello in March.", "The deploy failed because the disk was full."]
+    quantised = OnnxMiniLMEmbedder(threads=1, cache_dir=tmp_path / "models").embed_sync(texts)
+    packaged = OnnxMiniLMEmbedder(threads=1, quantize=False).embed_sync(texts)
+    similarity = quantised @ packaged.T
+    assert (np.diag(similarity) > 0.97).all()
+    assert (np.argmax(similarity, axis=1) == np.arange(len(texts))).all()
+
+
+def test_unwritable_model_cache_is_a_configuration_error(tmp_path: Path) -> None:
+    from memory.embedding import _minilm_files, quantized_model
+    from memory.errors import ConfigurationError
+
+    blocker = tmp_path / "file"
+    blocker.write_text("not a folder")
+    with pytest.raises(ConfigurationError, match="model_cache_dir"):
+        quantized_model(_minilm_files()[0], blocker / "models")
+
+
+async def test_concurrent_queries_get_the_vectors_they_get_alone(minilm: OnnxMiniLMEmbedder) -> None:
+    questions = [f"what did I say about my {thing}?" for thing in ("cat", "job", "trip", "sister", "cello")]
+    runs = minilm.query_batches
+    together = await asyncio.gather(*(minilm.embed([q]) for q in questions))
+    assert minilm.query_batches - runs < len(questions)  # they did wait together
+    fresh = OnnxMiniLMEmbedder(threads=1)  # no cache shared with the run above
+    for q, vector in zip(questions, together, strict=True):
+        np.testing.assert_allclose(vector, fresh.embed_sync([q]), atol=1e-6)
