@@ -1,6 +1,6 @@
 """Latency and throughput with all four tiers on real servers on loopback.
 
-    python -m bench.latency [--archive 5000] [--users 50] [--levels 1,5,10,25,50] [--quick]
+    python -m bench.latency [--archive 5000] [--users 50] [--levels 1,5,10,25,50] [--think-ms 1000] [--quick]
 
 1. Import: one user with ``--archive`` exchanges (timestamps spread over a
    year) and ``--users`` users with ``--history`` exchanges each, through
@@ -10,7 +10,9 @@
 3. ``get_conversation_context`` alone: sequential queries for the big user
    (after a warm-up), with the time of each tier and of the query embedding.
 4. Concurrency sweep: at each level c, c asyncio tasks, each a different user,
-   closed loop for a fixed number of requests.
+   closed loop for a fixed number of requests: c requests always in flight.
+5. Users at a chat pace: ``--paced-users`` users, each pausing ``--think-ms`` on
+   average (exponential) between getting a context and asking again.
 Every query text is distinct, so no embedding cache hides the model's cost.
 Prints one JSON object; writes latency.png to bench/out/ (and docs/img/ for a full run).
 """
@@ -126,6 +128,33 @@ async def timed_context(memory: Any, user_id: str, query: str, tiers: dict[str, 
     return ms
 
 
+async def paced(memory: Any, who: list[str], stream: Iterator[str], args: argparse.Namespace) -> dict[str, Any]:
+    """Closed loop with think time: each user pauses an exponential time (mean ``--think-ms``)
+    between getting a context and asking again, so the load is what the users offer
+    rather than as much as the machine takes. Pauses are seeded."""
+    rng = random.Random(f"think:{args.seed}")
+    tiers: dict[str, list[float]] = defaultdict(list)
+    latencies: list[float] = []
+
+    async def user(user_id: str, pauses: list[float]) -> None:
+        for pause in pauses:
+            await asyncio.sleep(pause)
+            latencies.append(await timed_context(memory, user_id, next(stream), tiers))
+
+    plans = [[rng.expovariate(1000.0 / args.think_ms) for _ in range(args.paced_requests)] for _ in who]
+    t0 = time.perf_counter()
+    await asyncio.gather(*(user(u, plan) for u, plan in zip(who, plans, strict=True)))
+    wall = time.perf_counter() - t0
+    return {
+        "users": len(who),
+        "think_ms_mean": args.think_ms,
+        "requests": len(latencies),
+        "throughput_per_s": round(len(latencies) / wall, 1),
+        "latency_ms": summary_ms(latencies),
+        "tiers_ms": tier_summary(tiers),
+    }
+
+
 def tier_summary(tiers: dict[str, list[float]]) -> dict[str, dict[str, float]]:
     return {name: summary_ms(values) for name, values in sorted(tiers.items())}
 
@@ -221,6 +250,12 @@ async def run(args: argparse.Namespace, settings: Any, namespace: str) -> dict[s
                     f"p95 {percentile(latencies, 95):.1f} ms"
                 )
             result["concurrency"] = sweep
+            # 5. users at a chat pace: each sends, waits for its context, pauses, sends again
+            if args.paced_users:
+                result["paced"] = await paced(memory, [big, *users][: args.paced_users], stream, args)
+                row = result["paced"]
+                progress(f"{row['users']} users pausing ~{args.think_ms} ms: p50 {row['latency_ms']['p50']} ms, "
+                         f"p95 {row['latency_ms']['p95']} ms, {row['throughput_per_s']} req/s")
             result["rss_mib"] = {
                 "at_end": rss.sample(),
                 "peak_self": rss.peak_self,
@@ -284,6 +319,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--warmup", type=int, default=50)
     parser.add_argument("--min-per-task", type=int, default=6, help="closed-loop requests per task, at least")
     parser.add_argument("--levels", default="1,5,10,25,50")
+    parser.add_argument("--paced-users", type=int, default=50, help="users at a chat pace (0 = skip)")
+    parser.add_argument("--think-ms", type=float, default=1000.0, help="their mean pause between requests")
+    parser.add_argument("--paced-requests", type=int, default=12, help="requests per paced user")
     parser.add_argument("--seed", type=int, default=7)
     parser.add_argument("--quick", action="store_true", help="tiny run for tests")
     parser.add_argument("--out", type=Path, default=OUT_DIR)
@@ -292,6 +330,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     if args.quick:
         args.archive, args.users, args.history, args.stores = 120, 4, 5, 10
         args.requests, args.warmup, args.min_per_task, args.levels = 8, 2, 2, "1,2,5"
+        args.paced_users, args.think_ms, args.paced_requests = 3, 20.0, 2
     args.levels = sorted({int(x) for x in str(args.levels).split(",") if x.strip()})
     return args
 

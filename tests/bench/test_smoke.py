@@ -69,6 +69,12 @@ async def test_latency_smoke_run(bundled: Addresses, tmp_path: Path) -> None:
             "2",
             "--levels",
             "1,3",
+            "--paced-users",
+            "3",
+            "--think-ms",
+            "5",
+            "--paced-requests",
+            "2",
             "--out",
             str(tmp_path / "out"),
         ]
@@ -82,6 +88,7 @@ async def test_latency_smoke_run(bundled: Addresses, tmp_path: Path) -> None:
     assert "embedding" in result["context_alone"]["tiers_ms"]
     assert [row["concurrency"] for row in result["concurrency"]] == [1, 3]
     assert result["concurrency"][1]["requests"] == 3 * 2
+    assert result["paced"]["users"] == 3 and result["paced"]["latency_ms"]["n"] == 3 * 2
     assert result["rss_mib"]["peak_total"] >= result["rss_mib"]["peak_self"] > 0
     written = latency.plot(result, tmp_path / "out", copy_to_docs=False)
     assert Path(written[0]).name == "latency.png" and _nonempty(written[0])

@@ -251,7 +251,6 @@ def test_quantised_model_is_built_once_and_stays_close_to_the_packaged_one(tmp_p
 
 def test_unwritable_model_cache_is_a_configuration_error(tmp_path: Path) -> None:
     from memory.embedding import _minilm_files, quantized_model
-    from memory.errors import ConfigurationError
 
     blocker = tmp_path / "file"
     blocker.write_text("not a folder")
