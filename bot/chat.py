@@ -168,8 +168,8 @@ class ChatHandler:
             log.warning("memory context unavailable, answering without it: %s", exc)
             degraded = (exc.tier,)
 
-        turns, summary = await self._conversation(msg, ctx)
-        prompt = self._prompt(msg, text, ctx, summary, turns, degraded)
+        turns, summary, verbatim = await self._conversation(msg, ctx)
+        prompt = self._prompt(msg, text, ctx, summary, turns, degraded, verbatim)
 
         if self.llm is None:
             return await self._answer_without_llm(msg, text, prompt, degraded)
@@ -199,12 +199,14 @@ class ChatHandler:
         return ChatReply(body + note, "context", exchange_id, degraded)
 
     def _prompt(self, msg: IncomingMessage, text: str, ctx: ConversationContext | None, summary: str,
-                turns: tuple[Turn, ...], degraded: tuple[str, ...]) -> Prompt:
+                turns: tuple[Turn, ...], degraded: tuple[str, ...], verbatim: frozenset[str]) -> Prompt:
         parts = [self.settings.bot.persona.strip()]
         if msg.user_name:
             parts.append(f"You are talking with {msg.user_name} "
                          f"({'in a direct message' if msg.guild_id is None else 'in a server channel'}).")
-        notes = ctx.to_context_string(self.settings.bot.context_max_tokens) if ctx is not None else ""
+        # the exchanges sent as turns are not repeated in the notes: their budget goes to memories
+        notes = (ctx.to_context_string(self.settings.bot.context_max_tokens, exclude=verbatim)
+                 if ctx is not None else "")
         if notes.strip():
             parts.append("What you remember about this user:\n" + notes)
         if summary.strip():
@@ -214,32 +216,34 @@ class ChatHandler:
                          "may be missing.")
         return Prompt(system="\n\n".join(parts), turns=turns, user=text)
 
-    async def _conversation(self, msg: IncomingMessage,
-                            ctx: ConversationContext | None) -> tuple[tuple[Turn, ...], str]:
-        """The channel's last exchanges as turns, and its rolling summary (folded up to date)."""
+    async def _conversation(self, msg: IncomingMessage, ctx: ConversationContext | None,
+                            ) -> tuple[tuple[Turn, ...], str, frozenset[str]]:
+        """The channel's last exchanges as turns, its rolling summary (folded up to date), and
+        the ids of the exchanges in those turns."""
         window = self.settings.bot.history_exchanges
         recent: list[Exchange] = list(ctx.recent) if ctx is not None else []
         mine = [e for e in recent if e.channel_id == msg.channel_id]  # newest first
         verbatim = list(reversed(mine[:window]))
         turns = tuple(t for e in verbatim for t in (Turn("user", e.user_message),
                                                      Turn("assistant", e.bot_response)))
+        shown = frozenset(e.id for e in verbatim)
         try:
             state = RollingSummary.load(
                 await self.memory.rolling_summary(msg.user_id, msg.guild_id, msg.channel_id))
         except TierUnavailable as exc:
             log.warning("rolling summary unavailable: %s", exc)
-            return turns, ""
+            return turns, "", shown
         overflow = [e for e in reversed(mine[window:])
                     if state.through is None or e.timestamp > state.through]
         if not overflow:
-            return turns, state.text
+            return turns, state.text, shown
         folded = await self._fold(msg, state.text, overflow)
         new_state = RollingSummary(folded, max(e.timestamp for e in overflow))
         try:
             await self.memory.set_rolling_summary(msg.user_id, msg.guild_id, msg.channel_id, new_state.dump())
         except TierUnavailable as exc:
             log.warning("could not save the rolling summary: %s", exc)
-        return turns, folded
+        return turns, folded, shown
 
     async def _fold(self, msg: IncomingMessage, previous: str, exchanges: list[Exchange]) -> str:
         limit = self.settings.bot.summary_max_chars

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Collection
 from dataclasses import dataclass, field
 from datetime import datetime
 
@@ -65,14 +66,16 @@ class ConversationContext:
         """Ids of the archived exchanges whose text is in the context at ``max_tokens``."""
         return list(self.pack(self.max_tokens).exchange_ids)
 
-    def to_context_string(self, max_tokens: int | None = None) -> str:
-        return self.pack(self.max_tokens if max_tokens is None else max_tokens).text
+    def to_context_string(self, max_tokens: int | None = None, *, exclude: Collection[str] = ()) -> str:
+        """The packed text; see ``pack``."""
+        return self.pack(self.max_tokens if max_tokens is None else max_tokens, exclude=exclude).text
 
-    def pack(self, max_tokens: int) -> PackedContext:
+    def pack(self, max_tokens: int, *, exclude: Collection[str] = ()) -> PackedContext:
         """Fill ``max_tokens`` by priority: facts, the three most relevant exchanges, the
         two newest, the rest of the relevant ones, then the rest of the recent ones. Sections render in time order with
         dates so the reader can tell what is current. A long exchange that does not fit
-        whole is cut rather than dropped when enough room remains.
+        whole is cut rather than dropped when enough room remains. Exchanges whose ids are
+        in ``exclude`` (say, the turns a caller already sends verbatim) are left out.
         """
         budget = max(0, int(max_tokens))
         headers = {"facts": "Facts the user asked you to remember:",
@@ -80,7 +83,7 @@ class ConversationContext:
                    "recent": "Recent conversation (oldest first):"}
         chosen: dict[str, list[tuple[str, str, datetime | None]]] = {k: [] for k in headers}
         used = 0
-        seen: set[str] = set()
+        seen: set[str] = set(exclude)
 
         def take(section: str, key: str, text: str, ts: datetime | None) -> None:
             nonlocal used

@@ -65,16 +65,18 @@ UNWIND found AS n
 WITH n WHERE n.ukey = $ukey
 """
 
-# One row per (exchange, matched name); memory.tiers.graph scores and orders them. Summing
-# and sorting in Cypher cost ArcadeDB three times as much as sending the rows (6 vs 2 ms a
-# query, measured on a 3,000-exchange user). Names mentioned in more than $max_count exchanges
-# are skipped: they say little about which exchange is meant (their weight, 1/ln(1 + count),
-# is the smallest) and walking all their mentions was most of the remaining cost.
+# One row per matched name, with the ids and times of the exchanges mentioning it;
+# memory.tiers.graph scores and orders them. Summing and sorting in Cypher cost ArcadeDB
+# three times as much (6 vs 2 ms a query on a 3,000-exchange user), and a row per
+# (exchange, name) cost the driver ~50 us a row to decode on the event loop. Names
+# mentioned in more than $max_count exchanges are skipped: they say little about which
+# exchange is meant (their weight, 1/ln(1 + count), is the smallest) and walking all
+# their mentions was most of the cost.
 RELATED = BY_KEYS + """
 WITH n WHERE n.count <= $max_count
 MATCH (n)<-[:MENTIONS]-(x:Exchange)
 WHERE x.ukey = $ukey
-RETURN x.id AS id, x.ts AS ts, n.name AS name, n.count AS count
+RETURN n.name AS name, n.count AS count, collect(x.id) AS ids, collect(x.ts) AS ts
 """
 
 PROFILE = """

@@ -206,14 +206,16 @@ class Neo4jGraph:
                                                       default_access_mode=READ_ACCESS) as session:
             # auto-commit: one round trip fewer than a managed transaction, on the reply path
             result = await session.run(cypher.RELATED, keys=keys, ukey=ukey, max_count=MAX_NAME_COUNT)
-            rows = [(r["id"], r["ts"], r["name"], r["count"]) async for r in result]
+            rows = [(r["name"], r["count"], r["ids"], r["ts"]) async for r in result]
         scores: dict[str, float] = {}
         matched: dict[str, list[str]] = {}
         newest: dict[str, Any] = {}
-        for xid, ts, name, count in rows:
-            scores[xid] = scores.get(xid, 0.0) + 1.0 / math.log(1.0 + max(int(count), 1))
-            matched.setdefault(xid, []).append(name)
-            newest[xid] = ts
+        for name, count, ids, times in rows:
+            weight = 1.0 / math.log(1.0 + max(int(count), 1))
+            for xid, ts in zip(ids, times, strict=True):
+                scores[xid] = scores.get(xid, 0.0) + weight
+                matched.setdefault(xid, []).append(name)
+                newest[xid] = ts
         best = sorted(scores, key=lambda x: (scores[x], newest[x]), reverse=True)[:limit]
         return [Hit(x, scores[x], "graph", ", ".join(sorted(matched[x]))) for x in best]
 

@@ -45,6 +45,22 @@ async def test_memory_reaches_the_prompt_in_the_same_scope_only(
     assert "Ingrid" not in fake_llm.requests[-1]["messages"][0]["content"]  # DMs are another scope
 
 
+async def test_turns_sent_verbatim_are_not_repeated_in_the_notes(
+        memory: HierarchicalMemoryManager, chat_llm: ChatLLM, fake_llm: FakeLLM, uid: str,
+        tmp_path: Path) -> None:
+    handler = ChatHandler(memory, chat_llm, bot_settings(fake_llm, tmp_path))
+    await handler.handle(_msg(uid, "My sister Ingrid lives in Tromsø", channel="c-a"))
+    await handler.handle(_msg(uid, "I bake sourdough bread every Sunday", channel="c-b"))
+    await memory.flush()
+    fake_llm.reset("prompt")
+    await handler.handle(_msg(uid, "What do I bake on Sundays, and where does Ingrid live?", channel="c-b"))
+    messages = fake_llm.requests[-1]["messages"]
+    system, turns = messages[0]["content"], messages[1:-1]
+    assert any("sourdough" in m["content"] for m in turns)  # this channel's last exchange, as a turn
+    assert "sourdough" not in system  # ... so not again in the notes
+    assert "Ingrid lives in Tromsø" in system  # the other channel's exchange is still remembered
+
+
 async def test_llm_error_apologises_and_stores_nothing(memory: HierarchicalMemoryManager, chat_llm: ChatLLM,
                                                        fake_llm: FakeLLM, uid: str, tmp_path: Path) -> None:
     handler = ChatHandler(memory, chat_llm, bot_settings(fake_llm, tmp_path))

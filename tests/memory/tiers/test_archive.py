@@ -463,3 +463,21 @@ async def test_search_weighs_rare_words_over_common_ones(archive: PostgresArchiv
     assert hits[0].exchange_id == rare.id
     assert {h.exchange_id for h in hits} == {e.id for e in [*common, rare, both_common]}
     assert all(a.score >= b.score for a, b in itertools.pairwise(hits))
+
+
+async def test_search_ignores_words_most_of_a_big_history_holds(
+        archive: PostgresArchive, monkeypatch: pytest.MonkeyPatch) -> None:
+    from memory.tiers import archive as archive_module
+
+    monkeypatch.setattr(archive_module, "COMMON_WORD_ROWS", 5)  # as if the history were big
+    chatter = [ex(ALICE_G1, i, f"lovely weather again today, number {i}") for i in range(8)]
+    kayak = ex(ALICE_G1, 40, "I bought a kayak, the weather was lovely")
+    for e in [*chatter, kayak]:
+        assert await archive.insert(e)
+    # "weather" and "lovely" are in 9 exchanges (> 5): only "kayak" still matches
+    hits = await archive.search(ALICE_G1, "lovely weather for my kayak", 20)
+    assert [h.exchange_id for h in hits] == [kayak.id]
+    # a query of common words alone finds nothing in full text (the semantic tier still can)
+    assert await archive.search(ALICE_G1, "lovely weather", 20) == []
+    monkeypatch.setattr(archive_module, "COMMON_WORD_ROWS", 500)
+    assert len(await archive.search(ALICE_G1, "lovely weather", 20)) == 9
