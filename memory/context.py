@@ -42,6 +42,8 @@ class ConversationContext:
     ``recent`` is newest first; ``relevant`` best first (fused across tiers, the
     recent ones excluded); ``tiers`` says how each tier answered. Text is only
     produced by ``to_context_string``, which never exceeds its token budget.
+    ``session_since``: recent exchanges older than this are not part of the
+    ongoing conversation, so they get no reserved room (None = all are).
     """
 
     user_id: str
@@ -55,6 +57,7 @@ class ConversationContext:
     max_tokens: int = 1500
     recent_first: int = 2
     relevant_first: int = 3
+    session_since: datetime | None = None
 
     @property
     def degraded(self) -> list[str]:
@@ -72,7 +75,8 @@ class ConversationContext:
 
     def pack(self, max_tokens: int, *, exclude: Collection[str] = ()) -> PackedContext:
         """Fill ``max_tokens`` by priority: facts, the three most relevant exchanges, the
-        two newest, the rest of the relevant ones, then the rest of the recent ones. Sections render in time order with
+        two newest if they belong to the ongoing conversation (``session_since``), the rest
+        of the relevant ones, then the rest of the recent ones. Sections render in time order with
         dates so the reader can tell what is current. A long exchange that does not fit
         whole is cut rather than dropped when enough room remains. Exchanges whose ids are
         in ``exclude`` (say, the turns a caller already sends verbatim) are left out.
@@ -102,10 +106,13 @@ class ConversationContext:
         for f in self.facts:
             take("facts", f"fact:{f.id}", f"- {f.text}", None)
         top = [("relevant", r.exchange) for r in self.relevant]
+        since = self.session_since
+        current = [e for e in self.recent if since is None or e.timestamp >= since][: self.recent_first]
         order: list[tuple[str, Exchange]] = top[: self.relevant_first]
-        order += [("recent", e) for e in self.recent[: self.recent_first]]
+        order += [("recent", e) for e in current]
         order += top[self.relevant_first:]
-        order += [("recent", e) for e in self.recent[self.recent_first:]]
+        reserved = {e.id for e in current}
+        order += [("recent", e) for e in self.recent if e.id not in reserved]
         for section, e in order:
             if e.id not in seen:
                 take(section, e.id, render_exchange(e, with_time=section == "recent"), e.timestamp)

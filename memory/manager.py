@@ -15,7 +15,7 @@ import logging
 import time
 import uuid
 from collections.abc import Awaitable, Mapping, Sequence
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any, TypeVar
 
 from memory.context import ConversationContext, RankedExchange
@@ -267,7 +267,8 @@ class HierarchicalMemoryManager:
             reports.setdefault(name, TierReport(name, "skipped", 0.0))
         return ConversationContext(user_id=scope.user_id, guild_id=scope.guild_id, query=query,
                                    recent=recent[: r.recent], relevant=relevant, facts=facts or [],
-                                   tiers=reports, max_tokens=max_tokens)
+                                   tiers=reports, max_tokens=max_tokens,
+                                   session_since=datetime.now(UTC) - timedelta(minutes=r.session_gap_minutes))
 
     # ---- forget, export, rebuild ------------------------------------------------------------
 

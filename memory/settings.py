@@ -72,6 +72,8 @@ class LLMSettings(BaseModel):
 class RetrievalSettings(BaseModel):
     candidates: int = Field(30, ge=1, le=500, description="candidates asked of each tier")
     recent: int = Field(6, ge=0, le=50, description="newest exchanges always offered to the packer")
+    session_gap_minutes: float = Field(60.0, ge=0, description="the newest exchanges get reserved room in the "
+                                       "context only if this recent: older ones compete as memories")
     max_tokens: int = Field(1500, ge=50, le=100_000)
     max_concurrent: int = Field(16, ge=1, le=10_000,
                                 description="context builds in flight per process; more wait their turn "

@@ -100,6 +100,29 @@ def test_small_budget_prefers_facts_then_the_best_relevant() -> None:
     assert set(full) == {e.id for e in recent} | {r.exchange.id for r in relevant}
 
 
+def test_only_the_ongoing_conversation_gets_reserved_room() -> None:
+    recent = [make_exchange(n, 10) for n in (9, 8, 7, 6)]  # ex-9 is the newest
+    relevant = [RankedExchange(make_exchange(n, 10), 1.0 - n / 10, ("semantic",)) for n in (1, 2, 3, 4, 5, 10)]
+    room = sum(count_tokens(f"{e.user_message} {e.bot_response}") + 16 for e in recent[:2]) + 6 * 16 + 40
+
+    def packed(since: datetime | None) -> tuple[str, ...]:
+        return ConversationContext("alice", "g1", "q", recent=recent, relevant=relevant,
+                                   session_since=since).pack(room).exchange_ids
+
+    # the last two exchanges are minutes old: the newest two are kept beside the best memories
+    ongoing = packed(recent[1].timestamp - timedelta(minutes=5))
+    assert {"ex-9", "ex-8"} <= set(ongoing)
+    # they are days old: no reserved room, the memories take it
+    stale = packed(recent[0].timestamp + timedelta(days=3))
+    assert "ex-9" not in stale and "ex-8" not in stale
+    assert len({"ex-1", "ex-2", "ex-3", "ex-4", "ex-5", "ex-10"} & set(stale)) > \
+        len({"ex-1", "ex-2", "ex-3", "ex-4", "ex-5", "ex-10"} & set(ongoing))
+    # with room for everything, old recent exchanges still come last rather than not at all
+    assert {"ex-9", "ex-8", "ex-7", "ex-6"} <= set(ConversationContext(
+        "alice", "g1", "q", recent=recent, relevant=relevant,
+        session_since=recent[0].timestamp + timedelta(days=3)).pack(5000).exchange_ids)
+
+
 def test_sections_render_dates_in_time_order() -> None:
     recent = [make_exchange(n, 5) for n in (30, 20, 10)]  # newest first, as the cache returns them
     relevant = [RankedExchange(make_exchange(n, 5), s, ("fulltext",)) for n, s in ((2, 0.9), (1, 0.5))]

@@ -46,6 +46,25 @@ async def test_old_relevant_exchange_reaches_the_context_with_its_date(
     assert {ctx.tiers[t].status for t in ("cache", "archive", "summaries", "graph")} == {"ok"}
 
 
+async def test_the_ongoing_conversation_is_kept_beside_old_memories(
+        memory: HierarchicalMemoryManager, uid: Callable[[str], str]) -> None:
+    user = uid("bo")
+    await seed(memory, user)  # March 2025, the beagle among them
+    chatter = [(f"Long chat {i} about nothing much: the weather, lunch, the bus being late again, "
+                "and the neighbour's very loud radio that plays all afternoon.", "Ah, quite a day.")
+               for i in range(6)]
+    await seed(memory, user, history=chatter)  # the newest exchanges, but months old
+    question = "what kind of dog do I have?"
+    tight = count_tokens(HISTORY[1][0] + HISTORY[1][1]) + 45
+    ctx = await memory.get_conversation_context(user, question, max_tokens=tight)
+    assert "Biscuit" in ctx.to_context_string(tight)  # no stale chatter holds reserved room
+    now = await memory.store_conversation(user, "brb, making tea", "Enjoy your tea!")
+    ctx = await memory.get_conversation_context(user, question, max_tokens=250)
+    assert now in ctx.exchange_ids  # the conversation going on right now is kept ...
+    assert ctx.exchange_ids.index(now) == len(ctx.exchange_ids) - 1  # ... as the newest, last
+    assert "Biscuit" in ctx.to_context_string(250)
+
+
 async def test_users_guilds_and_dms_never_cross(memory: HierarchicalMemoryManager,
                                                 uid: Callable[[str], str]) -> None:
     alice, bob = uid("alice"), uid("bob")
