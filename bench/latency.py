@@ -288,7 +288,14 @@ def plot(result: dict[str, Any], out_dir: Path, copy_to_docs: bool) -> list[str]
     xs = [row["concurrency"] for row in sweep]
     fig, (left, right) = plt.subplots(1, 2, figsize=(12, 4.5))
     for key, style in (("p50", "o-"), ("p95", "s-"), ("p99", "^-")):
-        left.plot(xs, [row["latency_ms"][key] for row in sweep], style, label=key)
+        left.plot(xs, [row["latency_ms"][key] for row in sweep], style, label=f"{key}, all users always waiting")
+    paced_row = result.get("paced")
+    if paced_row:
+        label = f"{paced_row['users']} users pausing ~{paced_row['think_ms_mean'] / 1000:g} s"
+        left.plot([paced_row["users"]], [paced_row["latency_ms"]["p50"]], "D", color="tab:blue", mfc="white",
+                  label=f"p50, {label}")
+        left.plot([paced_row["users"]], [paced_row["latency_ms"]["p95"]], "D", color="tab:orange", mfc="white",
+                  label=f"p95, {label}")
     left.axhline(TARGETS["context_p50_ms_at_50"], color="tab:blue", linestyle=":", label="target p50 (15 ms)")
     left.axhline(
         TARGETS["context_p95_ms_at_50"], color="tab:orange", linestyle=":", label="target p95 (40 ms)"
