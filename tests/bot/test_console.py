@@ -62,6 +62,9 @@ async def test_console_with_llm_sends_the_memory(bundled: Addresses, tmp_path: P
     assert "Saved fact" in first
     fake_llm.reset("prompt")
     second = await _run(env, tmp_path, "what do I keep on my roof?\n/quit\n", "--user", user)
-    system = fake_llm.requests[-1]["messages"][0]["content"]
-    assert "I keep bees on my roof" in system and "my bees are Buckfast bees" in system
+    messages = fake_llm.requests[-1]["messages"]
+    system, turns = messages[0]["content"], [m["content"] for m in messages[1:-1]]
+    assert "my bees are Buckfast bees" in system
+    # the last exchange of this channel comes back as a chat turn (and so not again in the notes)
+    assert "I keep bees on my roof" in turns and "I keep bees on my roof" not in system
     assert "my bees are Buckfast bees" in second  # the fake LLM echoed the prompt back to the terminal
