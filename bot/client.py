@@ -13,6 +13,7 @@ from __future__ import annotations
 import logging
 import re
 
+import aiohttp
 import discord
 from discord.ext import commands
 
@@ -51,6 +52,19 @@ class MnemoBot(commands.Bot):
         self.settings = settings
         self.handler = ChatHandler(memory, llm, settings)
         self.sync_commands = sync_commands
+
+    async def is_operator(self, user: discord.User | discord.Member) -> bool:
+        """Whether ``user`` is one of the bot's owners: ``BOT__OWNER_IDS``, or the Discord
+        application's owner or team admins and developers (``Bot.is_owner``, which asks
+        Discord once and remembers). Guild admins are not operators. If Discord cannot be
+        asked, only ``BOT__OWNER_IDS`` count."""
+        if user.id in self.settings.bot.owner_ids:
+            return True
+        try:
+            return await self.is_owner(user)
+        except (discord.DiscordException, aiohttp.ClientError, OSError, TimeoutError) as exc:
+            log.warning("cannot read the application's owners from Discord: %s", exc)
+            return False
 
     async def setup_hook(self) -> None:
         from bot.cogs.facts import FactsCog

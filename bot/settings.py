@@ -42,10 +42,13 @@ class ChatSettings(BaseModel):
         frozenset(), description="channel ids where mentions are answered; empty = every channel")
     always_on_channels: Annotated[frozenset[int], NoDecode] = Field(
         frozenset(), description="channel ids where every message is answered, mention or not")
+    owner_ids: Annotated[frozenset[int], NoDecode] = Field(
+        frozenset(), description="Discord user ids of the bot's operators, besides the application's owner "
+                                 "or team (migration, bot-wide stats)")
     remember_tool: bool = Field(True, description="offer the remember_fact tool to the LLM")
     console_user_id: str = Field("console-user", pattern=r"^[A-Za-z0-9_.@-]{1,100}$")
 
-    @field_validator("listen_channels", "always_on_channels", mode="before")
+    @field_validator("listen_channels", "always_on_channels", "owner_ids", mode="before")
     @classmethod
     def _split_ids(cls, value: Any) -> Any:
         # Accept "123,456" and "123 456" as well as a JSON list, for hand-written .env files.

@@ -37,7 +37,7 @@ from memory.protocols import CacheTier, Embedder, Extractor, GraphTier, SummaryT
 from memory.ranking import fuse
 from memory.settings import MemorySettings
 from memory.stack import MemoryStats, Tiers, open_tiers, tier_health
-from memory.tiers.ledger import Fact, UsageRow
+from memory.tiers.ledger import Fact, SetAside, UsageRow
 from memory.worker import DerivedWorker
 
 log = logging.getLogger(__name__)
@@ -370,6 +370,17 @@ class HierarchicalMemoryManager:
         """Which of ``ids`` are archived already."""
         return await self.t.archive.existing(list(ids))
 
+    async def set_aside(self, records: Sequence[SetAside]) -> None:
+        """Keep legacy records a migration could not map, for the operator (forget(user) removes
+        those naming the user)."""
+        await self.t.ledger.set_aside(records)
+
+    async def set_aside_records(self, *, user_id: str | None = None,
+                                collection: str | None = None) -> list[SetAside]:
+        """The legacy records set aside by migrations; those naming ``user_id`` / of ``collection``."""
+        return await self.t.ledger.set_aside_records(
+            user_id=None if user_id is None else clean_id(user_id, "user_id"), collection=collection)
+
     async def export(self, user_id: str) -> dict[str, Any]:
         """Everything held about the user, JSON-serialisable (the archive is complete;
         derived tiers are included as they are now)."""
@@ -384,6 +395,9 @@ class HierarchicalMemoryManager:
             "usage": [{"guild_id": u.guild_id, "prompt_tokens": u.prompt_tokens,
                        "completion_tokens": u.completion_tokens, "requests": u.requests}
                       for u in await self.t.ledger.usage(user_id=user_id)],
+            "legacy_set_aside": [{"legacy_id": r.legacy_id, "collection": r.collection, "reason": r.reason,
+                                  "record": dict(r.record)}
+                                 for r in await self.t.ledger.set_aside_records(user_id=user_id)],
         }
         try:
             out["summaries"] = [{"exchange_id": r.exchange_id, "chunk": r.chunk, "scope": r.scope_key,
@@ -452,6 +466,10 @@ class HierarchicalMemoryManager:
                                   text: str) -> None:
         await self.t.state.set(self.t.state.rolling_key(Scope.of(user_id, guild_id), channel_id),
                                clean_text(text, "summary", allow_empty=True, max_chars=20_000))
+
+    async def guild_totals(self, guild_id: str) -> tuple[int, int]:
+        """(exchanges, distinct users) archived in one guild: what its admins may see."""
+        return await self.t.archive.guild_totals(clean_id(guild_id, "guild_id"))
 
     async def stats(self) -> MemoryStats:
         """Tier health and latency, archive totals, queue depth and token totals."""

@@ -8,11 +8,14 @@ this object; everything else receives it.
 
 from __future__ import annotations
 
+import json
+import re
 from pathlib import Path
-from typing import Literal
+from typing import Annotated, Any, Literal
+from urllib.parse import urlsplit
 
-from pydantic import AliasChoices, BaseModel, Field, SecretStr
-from pydantic_settings import BaseSettings, SettingsConfigDict
+from pydantic import AliasChoices, BaseModel, Field, SecretStr, field_validator
+from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 
 def _default_data_dir() -> Path:
@@ -36,6 +39,8 @@ class ChromaSettings(BaseModel):
     url: str | None = Field(None, description="http(s)://host:port of a Chroma server; unset = on-disk")
     collection: str = Field("exchange_summaries", pattern=r"^[a-zA-Z0-9][a-zA-Z0-9._-]{2,62}$")
     memory_limit_mb: int = Field(512, ge=16, description="on-disk mode: indexes kept loaded (LRU), in MiB")
+    token: SecretStr | None = Field(None, description="bearer token sent to the Chroma server (a server "
+                                    "behind a token-checking proxy, as docker compose runs it)")
 
 
 class Neo4jSettings(BaseModel):
@@ -97,6 +102,45 @@ class WorkerSettings(BaseModel):
     chunk_tokens: int = Field(300, ge=32, le=2000, description="long messages are split into chunks of this size")
 
 
+SOURCE_NAME = r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,49}$"
+
+
+class MigrationSettings(BaseModel):
+    """Legacy stores the operator allows ``/memory migrate`` to read (env prefix ``MIGRATION__``)."""
+
+    # NoDecode: "name=source,name2=source2" as well as a JSON object; _parse_sources reads both.
+    allowed_sources: Annotated[dict[str, str], NoDecode] = Field(
+        default_factory=dict,
+        description="name -> legacy Chroma directory (absolute path) or http(s)://host:port; the bot's "
+                    "owners pick a name in /memory migrate. Empty = the command is off")
+
+    @field_validator("allowed_sources", mode="before")
+    @classmethod
+    def _parse_sources(cls, value: Any) -> Any:
+        if isinstance(value, str) and value.strip().startswith("{"):
+            return json.loads(value)
+        if isinstance(value, str):
+            pairs = [part.split("=", 1) for part in value.replace(",", " ").split() if part]
+            if any(len(pair) != 2 for pair in pairs):
+                raise ValueError("expected name=source pairs separated by commas, or a JSON object")
+            return dict(pairs)
+        return value
+
+    @field_validator("allowed_sources")
+    @classmethod
+    def _check_sources(cls, value: dict[str, str]) -> dict[str, str]:
+        for name, source in value.items():
+            if not re.match(SOURCE_NAME, name):
+                raise ValueError(f"source name {name!r}: 1-50 letters, digits, . _ - (starting with a "
+                                 "letter or digit)")
+            if urlsplit(source).scheme in ("http", "https"):
+                if not urlsplit(source).hostname:
+                    raise ValueError(f"source {name!r}: no host in the URL")
+            elif not Path(source).expanduser().is_absolute():
+                raise ValueError(f"source {name!r}: a directory must be an absolute path")
+        return value
+
+
 class MemorySettings(BaseSettings):
     model_config = SettingsConfigDict(env_nested_delimiter="__", env_file=".env", extra="ignore",
                                       populate_by_name=True)
@@ -111,3 +155,4 @@ class MemorySettings(BaseSettings):
     llm: LLMSettings = LLMSettings()
     retrieval: RetrievalSettings = RetrievalSettings()
     worker: WorkerSettings = WorkerSettings()
+    migration: MigrationSettings = MigrationSettings()

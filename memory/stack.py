@@ -80,7 +80,9 @@ async def open_tiers(settings: MemorySettings) -> Tiers:
         stack.push_async_callback(pool.close)
         summaries = await create_summaries(addresses.chroma_url, addresses.chroma_path,
                                            settings.chroma.collection,
-                                           memory_limit_bytes=settings.chroma.memory_limit_mb * 1024 * 1024)
+                                           memory_limit_bytes=settings.chroma.memory_limit_mb * 1024 * 1024,
+                                           token=(settings.chroma.token.get_secret_value()
+                                                  if settings.chroma.token else None))
         stack.push_async_callback(summaries.aclose)
         graph = await create_graph(addresses.neo4j_uri, addresses.neo4j_auth, addresses.neo4j_database)
         stack.push_async_callback(graph.aclose)

@@ -1,8 +1,12 @@
 """``/memory show|search|export|forget|stats|migrate``.
 
-Personal content is answered ephemerally. ``stats`` and ``migrate`` are for
-server admins (Manage Server): hidden from others by default permissions and
-checked again when run, since server owners can override the defaults.
+Personal content is answered ephemerally. Three roles (ARCHITECTURE "Failure
+and trust"): a user's own memories; a guild admin (Manage Server) sees
+``stats`` for their guild only; the bot's owners (``MnemoBot.is_operator``: the
+application's owner or team, or ``BOT__OWNER_IDS``) also see bot-wide stats and
+are the only ones who can ``migrate``, from sources the operator allowed by
+name. Every check runs when the command runs (Discord ignores default
+permissions on subcommands).
 """
 
 from __future__ import annotations
@@ -10,6 +14,7 @@ from __future__ import annotations
 import io
 import json
 import logging
+import re
 import time
 from collections.abc import Awaitable, Callable
 from typing import TYPE_CHECKING, Any
@@ -19,7 +24,7 @@ from discord import app_commands
 from discord.ext import commands
 
 from bot.cogs.common import clip, format_counts, is_admin, scope_of, where
-from memory.errors import ForgetPending, InvalidInput, MemoryStoreError, TierUnavailable
+from memory.errors import ConfigurationError, ForgetPending, InvalidInput, MemoryStoreError, TierUnavailable
 
 if TYPE_CHECKING:
     from bot.client import MnemoBot
@@ -34,6 +39,7 @@ FORGET_CHOICES = [
     app_commands.Choice(name="the last exchange", value="last"),
 ]
 PROGRESS_EVERY_SECONDS = 2.0
+COLLECTION_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{1,61}[A-Za-z0-9]$")
 
 
 class ConfirmView(discord.ui.View):
@@ -181,52 +187,67 @@ class MemoryCog(commands.GroupCog, group_name="memory", group_description="What 
         await interaction.response.send_message(question, view=ConfirmView(interaction.user.id, run),
                                                 ephemeral=True)
 
-    @app_commands.command(name="stats", description="Admins: users, messages, tokens and tier health")
-    @app_commands.default_permissions(manage_guild=True)
-    @app_commands.guild_only()
+    @app_commands.command(name="stats", description="Admins: this server's users, messages and tokens; "
+                                                    "owners: the whole bot's")
     async def stats(self, interaction: discord.Interaction) -> None:
-        if not is_admin(interaction):
-            await interaction.response.send_message("Only server admins (Manage Server) can see stats.",
-                                                    ephemeral=True)
+        operator = await self.bot.is_operator(interaction.user)
+        if not operator and not is_admin(interaction):
+            await interaction.response.send_message("Only server admins (Manage Server) can see this server's "
+                                                    "stats.", ephemeral=True)
             return
         await interaction.response.defer(ephemeral=True, thinking=True)
-        guild_id = str(interaction.guild_id)
-        stats = await self.bot.memory.stats()
-        try:
-            usage = await self.bot.memory.usage(guild_id=guild_id)
-        except TierUnavailable:
-            usage = []
         embed = discord.Embed(title="Memory stats")
-        embed.add_field(name="Overall", inline=False, value=(
-            f"{stats.users} users · {stats.exchanges} exchanges · {stats.pending} pending for derived tiers\n"
-            f"tokens: {stats.prompt_tokens} prompt + {stats.completion_tokens} completion"))
-        health = "\n".join(f"{'✅' if h.ok else '❌'} {name}: {h.ms:.0f} ms {clip(h.detail, 80)}".rstrip()
-                           for name, h in stats.tiers.items())
-        embed.add_field(name="Tiers", value=health or "none", inline=False)
-        rows = sorted(usage, key=lambda r: r.total_tokens, reverse=True)
-        embed.add_field(name="This server", inline=False, value=(
-            f"{len(rows)} active users · {sum(r.requests for r in rows)} messages · "
-            f"{sum(r.total_tokens for r in rows)} tokens\n"
-            + "\n".join(f"<@{r.user_id}>: {r.requests} msgs, {r.prompt_tokens}+{r.completion_tokens} tokens"
-                        for r in rows[:10])))
+        if interaction.guild_id is not None:
+            embed.add_field(name="This server", inline=False, value=await self._guild_stats(interaction.guild_id))
+        if operator:  # bot-wide figures and tier health are the operator's, never a guild admin's
+            stats = await self.bot.memory.stats()
+            embed.add_field(name="Bot-wide (owners only)", inline=False, value=(
+                f"{stats.users} users · {stats.exchanges} exchanges · {stats.pending} pending for derived "
+                f"tiers\ntokens: {stats.prompt_tokens} prompt + {stats.completion_tokens} completion"))
+            health = "\n".join(f"{'✅' if h.ok else '❌'} {name}: {h.ms:.0f} ms {clip(h.detail, 80)}".rstrip()
+                               for name, h in stats.tiers.items())
+            embed.add_field(name="Tiers", value=health or "none", inline=False)
         await interaction.followup.send(embed=embed, ephemeral=True)
 
-    @app_commands.command(name="migrate", description="Admins: import the legacy Chroma memories")
-    @app_commands.describe(source="path of the legacy Chroma directory, or http(s)://host:port",
+    async def _guild_stats(self, guild: int) -> str:
+        """One guild's figures, counted in the archive for that guild only."""
+        try:
+            exchanges, users = await self.bot.memory.guild_totals(str(guild))
+            usage = await self.bot.memory.usage(guild_id=str(guild))
+        except TierUnavailable:
+            return UNAVAILABLE
+        rows = sorted(usage, key=lambda r: r.total_tokens, reverse=True)
+        return (f"{users} users · {exchanges} exchanges · {sum(r.requests for r in rows)} messages answered · "
+                f"{sum(r.total_tokens for r in rows)} tokens\n"
+                + "\n".join(f"<@{r.user_id}>: {r.requests} msgs, {r.prompt_tokens}+{r.completion_tokens} tokens"
+                            for r in rows[:10]))
+
+    @app_commands.command(name="migrate", description="Bot owners: import a legacy Chroma store the operator "
+                                                      "allowed")
+    @app_commands.describe(source="one of the sources the operator allowed (MIGRATION__ALLOWED_SOURCES)",
                            collection="legacy collection name", dry_run="only count what would be imported")
-    @app_commands.default_permissions(manage_guild=True)
-    @app_commands.guild_only()
     async def migrate(self, interaction: discord.Interaction, source: str,
-                      collection: str = "user_memories", dry_run: bool = False) -> None:
-        if not is_admin(interaction):
-            await interaction.response.send_message("Only server admins (Manage Server) can migrate.",
-                                                    ephemeral=True)
+                      collection: app_commands.Range[str, 3, 63] = "user_memories", dry_run: bool = False) -> None:
+        # Operator only: a migration reads files or URLs and writes into any user's memories.
+        # Owners are checked first, so nobody else learns whether migration is on or what it reads.
+        if not await self.bot.is_operator(interaction.user):
+            await interaction.response.send_message("Only the bot's owners can migrate.", ephemeral=True)
+            return
+        allowed = self.bot.settings.migration.allowed_sources
+        refusal = None
+        if not allowed:
+            refusal = "Migration is off: the operator has allowed no source (MIGRATION__ALLOWED_SOURCES)."
+        elif source not in allowed:
+            refusal = "That is not one of the sources the operator allowed; pick one from the list."
+        elif not COLLECTION_NAME.match(collection):
+            refusal = "A collection name is 3-63 letters, digits, '.', '_' or '-'."
+        if refusal is not None:
+            await interaction.response.send_message(refusal, ephemeral=True)
             return
         from memory.migration import migrate_from_chroma  # heavy: only loaded when used
 
         await interaction.response.defer(ephemeral=True, thinking=True)
-        status = await interaction.followup.send(f"Migrating from `{clip(source, 200)}`…", ephemeral=True,
-                                                 wait=True)
+        status = await interaction.followup.send(f"Migrating from `{source}`…", ephemeral=True, wait=True)
         last_edit = 0.0
 
         async def progress(p: Any) -> None:
@@ -239,10 +260,12 @@ class MemoryCog(commands.GroupCog, group_name="memory", group_description="What 
                                        f"{p.unmappable} unmappable"))
 
         try:
-            report = await migrate_from_chroma(self.bot.memory, source, collection=collection,
-                                               dry_run=dry_run, progress=progress)
+            report = await migrate_from_chroma(self.bot.memory, allowed[source], collection=collection,
+                                               dry_run=dry_run, progress=progress, source_label=source)
         except MemoryStoreError as exc:
-            await status.edit(content=f"Migration stopped: {exc}. Running it again resumes.")
+            # The detail (paths, what a server answered) goes to the log only: a fixed message here.
+            log.warning("migration from source %r, collection %r failed: %s", source, collection, exc)
+            await status.edit(content=f"Migration stopped: {migration_failure(exc)} Details are in the bot's log.")
             return
         verb = "would create" if report.dry_run else "created"
         await status.edit(content=(
@@ -250,6 +273,26 @@ class MemoryCog(commands.GroupCog, group_name="memory", group_description="What 
             f"{report.records_read}/{report.records_total} records read, {verb} {report.exchanges_created} "
             f"exchanges for {len(report.users)} users, {report.skipped_existing} already there, "
             f"{report.unmappable_count} unmappable."))
+
+    @migrate.autocomplete("source")
+    async def source_choices(self, interaction: discord.Interaction,
+                             current: str) -> list[app_commands.Choice[str]]:
+        """The allowed sources' names (never their paths or URLs), offered to owners only."""
+        if not await self.bot.is_operator(interaction.user):
+            return []
+        names = sorted(self.bot.settings.migration.allowed_sources)
+        return [app_commands.Choice(name=n, value=n) for n in names if current.lower() in n.lower()][:25]
+
+
+def migration_failure(exc: MemoryStoreError) -> str:
+    """A fixed sentence for a failed migration: nothing of the store's or server's own words."""
+    if isinstance(exc, ConfigurationError):
+        return "the source holds no Chroma store, or no collection of that name."
+    if isinstance(exc, TierUnavailable) and exc.tier == "legacy-chroma":
+        return "the legacy store could not be read."
+    if isinstance(exc, TierUnavailable):
+        return f"{UNAVAILABLE} Running it again resumes."
+    return "the legacy records could not be migrated."
 
 
 def clip_block(text: str, limit: int) -> str:

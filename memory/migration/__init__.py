@@ -16,7 +16,12 @@ then fills the summaries and graph. Decisions (README "Migration"):
   message ``(no message recorded)``; both carry ``legacy_unpaired: true``.
   Records that name no user (no metadata at all, or no ``user_id``), have no
   text, or fail validation are unmappable: their ids, reasons, documents and
-  metadata are written to a JSONL file for the operator.
+  metadata are kept in the archive for the operator (``memory.set_aside``,
+  listed by ``python -m memory migrate --list-unmappable``), never in a file in
+  the working directory; forgetting a user removes the records that name them.
+* Read only. A legacy store is never written to: an on-disk one is copied to a
+  private temporary folder and the copy is opened (chromadb writes to any
+  folder it opens); a dry run writes nothing anywhere.
 * Time. Timestamps may be ISO strings or epoch numbers (s, ms or us). A record
   without a usable one gets the run's start time plus its legacy position in
   microseconds (so legacy order is kept) and ``legacy_timestamp_missing: true``.

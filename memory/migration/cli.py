@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 import argparse
-from pathlib import Path
+import json
+import sys
 from typing import TYPE_CHECKING, Any
 
 from memory.errors import ConfigurationError, InvalidInput, TierUnavailable
@@ -12,6 +13,7 @@ from memory.migration.run import MigrationProgress, migrate_from_chroma
 if TYPE_CHECKING:
     from memory.manager import HierarchicalMemoryManager
 
+DEFAULT_COLLECTION = "user_memories"
 _PHASES = {"exchanges": "reading legacy records", "conversations": "pairing messages",
            "verifying": "verifying"}
 
@@ -22,22 +24,32 @@ def add_migrate_parser(subparsers: Any) -> argparse.ArgumentParser:
         "migrate", help="import a legacy single-Chroma memory store into the four tiers",
         description="Read a legacy Chroma collection page by page and store every record as an "
                     "exchange with its original timestamp. Safe to re-run: migrated records are skipped.")
-    parser.add_argument("--from-chroma", required=True, metavar="PATH_OR_URL", dest="from_chroma",
-                        help="a Chroma directory or an http(s)://host:port Chroma server")
-    parser.add_argument("--collection", default="user_memories",
-                        help="legacy collection (default %(default)s)")
+    parser.add_argument("--from-chroma", metavar="PATH_OR_URL", dest="from_chroma",
+                        help="a Chroma directory or an http(s)://host:port Chroma server (only read: a "
+                             "directory is copied to a temporary folder and the copy is opened)")
+    parser.add_argument("--collection", default=None,
+                        help=f"legacy collection (default {DEFAULT_COLLECTION})")
     parser.add_argument("--batch-size", type=int, default=500, dest="batch_size",
                         help="records per page and per stored batch (default %(default)s)")
     parser.add_argument("--dry-run", action="store_true", dest="dry_run",
                         help="report what would be migrated; write nothing")
-    parser.add_argument("--unmappable-file", type=Path, default=None, dest="unmappable_file", metavar="PATH",
-                        help="JSONL file for records that cannot be mapped "
-                             "(default ./migration-unmappable-<collection>.jsonl; none in a dry run)")
+    parser.add_argument("--list-unmappable", action="store_true", dest="list_unmappable",
+                        help="print the records earlier runs could not map (kept in the archive) as JSON "
+                             "lines, of --collection if given, and exit")
     return parser
 
 
 async def run_migrate_command(args: argparse.Namespace, memory: HierarchicalMemoryManager) -> int:
     """Run ``migrate`` with a progress bar, print the report; 0 done, 1 a store failed, 2 bad arguments."""
+    if args.list_unmappable:
+        for item in await memory.set_aside_records(collection=args.collection):
+            print(json.dumps({"collection": item.collection, "source": item.source, "legacy_id": item.legacy_id,
+                              "reason": item.reason, "user_id": item.user_id, "scope": item.scope_key,
+                              "record": dict(item.record)}, default=str))  # ASCII: lone surrogates print too
+        return 0
+    if not args.from_chroma:
+        print("migrate: give --from-chroma PATH_OR_URL (or --list-unmappable)", file=sys.stderr)
+        return 2
     from rich.console import Console
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
@@ -55,8 +67,8 @@ async def run_migrate_command(args: argparse.Namespace, memory: HierarchicalMemo
 
         try:
             report = await migrate_from_chroma(
-                memory, args.from_chroma, collection=args.collection, batch_size=args.batch_size,
-                dry_run=args.dry_run, unmappable_path=args.unmappable_file, progress=show)
+                memory, args.from_chroma, collection=args.collection or DEFAULT_COLLECTION,
+                batch_size=args.batch_size, dry_run=args.dry_run, progress=show)
         except (ConfigurationError, InvalidInput) as exc:
             console.print(f"[red]migrate: {exc}[/red]")
             return 2

@@ -240,3 +240,16 @@ def _scope_id(value: object, name: str) -> str | None:
 
 def _unmappable(record: LegacyRecord, reason: str) -> Unmappable:
     return Unmappable(record.id, reason, record.document, dict(record.metadata or {}))
+
+
+def named_owner(metadata: Mapping[str, Any]) -> tuple[str | None, str | None]:
+    """(user id, scope key) a legacy record's metadata names, each None when it names no valid one."""
+    try:
+        user_id = clean_id(_id_text(metadata.get("user_id")), "user_id")
+    except InvalidInput:
+        return None, None
+    try:
+        guild_id = _scope_id(metadata.get("guild_id"), "guild_id")
+    except InvalidInput:
+        return user_id, None
+    return user_id, "dm" if guild_id is None else f"g:{guild_id}"

@@ -3,15 +3,12 @@
 from __future__ import annotations
 
 import inspect
-import json
 import random
 import time
 from collections.abc import Awaitable, Callable, Iterator, Mapping, Sequence
-from contextlib import ExitStack
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from pathlib import Path
-from typing import IO, TYPE_CHECKING, Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
 from memory.errors import InvalidInput
 from memory.migration.mapping import (
@@ -21,9 +18,11 @@ from memory.migration.mapping import (
     Unmappable,
     classify,
     conversation_key,
+    named_owner,
 )
 from memory.migration.reader import LegacyChromaReader
 from memory.models import Exchange
+from memory.tiers.ledger import SetAside
 
 if TYPE_CHECKING:
     from memory.manager import HierarchicalMemoryManager
@@ -75,7 +74,6 @@ class MigrationReport:
     unmappable_count: int
     unmappable_reasons: Mapping[str, int]
     unmappable_sample: tuple[Unmappable, ...]
-    unmappable_path: Path | None
     embedding: EmbeddingCheck
     users: tuple[str, ...]
     counts: Mapping[str, Mapping[str, int]]        # user id -> tier -> count, after the run
@@ -105,8 +103,9 @@ class MigrationReport:
                f"skipped (already migrated): {self.skipped_existing}",
                f"unmappable records: {self.unmappable_count}"]
         out += [f"  {n} x {reason}" for reason, n in sorted(self.unmappable_reasons.items())]
-        if self.unmappable_path is not None and self.unmappable_count:
-            out.append(f"  listed in {self.unmappable_path}")
+        if self.unmappable_count and not self.dry_run:
+            out.append("  kept in the archive with their content (forget of a user they name removes them); "
+                       "list them with: python -m memory migrate --list-unmappable")
         out.append(f"embeddings: {self.embedding.note}")
         if not self.dry_run:
             totals = ", ".join(f"{t}={n}" for t, n in sorted(self.tier_totals.items()))
@@ -124,39 +123,43 @@ ProgressCallback = Callable[[MigrationProgress], Awaitable[None] | None]
 
 async def migrate_from_chroma(memory: HierarchicalMemoryManager, source: str, *,
                               collection: str = "user_memories", batch_size: int = 500,
-                              dry_run: bool = False, unmappable_path: Path | str | None = None,
-                              progress: ProgressCallback | None = None) -> MigrationReport:
+                              dry_run: bool = False, progress: ProgressCallback | None = None,
+                              source_label: str | None = None) -> MigrationReport:
     """Migrate (or, with ``dry_run``, only plan) one legacy Chroma collection; see the module doc.
 
-    Writes exchanges through ``memory.store_conversation`` with deterministic
-    ids, skipping those already archived, and ``memory.flush()``es after each
-    batch; at the end it checks a sample with ``get_conversation_context``. A dry run writes nothing to
-    memory. Unmappable records go to ``unmappable_path`` (JSONL; default
-    ``./migration-unmappable-<collection>.jsonl`` in a real run, none in a dry
-    run). An exception from ``progress`` stops the run; running it again
-    resumes. Raises ConfigurationError, TierUnavailable (the legacy store, or
-    ``worker`` if flush times out), ArchiveUnavailable.
+    The legacy store is only read (an on-disk one through a private copy, see
+    ``LegacyChromaReader``). Writes exchanges through ``memory.store_conversation``
+    with deterministic ids, skipping those already archived, and
+    ``memory.flush()``es after each batch; at the end it checks a sample with
+    ``get_conversation_context``. Unmappable records are kept with their content
+    in the archive (``memory.set_aside``; ``forget`` of a user they name removes
+    them), recorded under ``source_label`` (default ``source``). A dry run writes
+    nothing anywhere. An exception from ``progress`` stops the run; running it
+    again resumes. Raises ConfigurationError, TierUnavailable (the legacy store,
+    or ``worker`` if flush times out), ArchiveUnavailable.
     """
     if batch_size < 1:
         raise InvalidInput("must be at least 1", field="batch_size")
     reader = LegacyChromaReader(source, collection)
     await reader.open()
-    if unmappable_path is None and not dry_run:
-        unmappable_path = Path.cwd() / f"migration-unmappable-{collection}.jsonl"
-    run = _Run(memory, reader, Mapper(collection, reader.uuid, datetime.now(UTC)), batch_size, dry_run,
-               Path(unmappable_path) if unmappable_path is not None else None, progress)
-    return await run.execute()
+    try:
+        run = _Run(memory, reader, Mapper(collection, reader.uuid, datetime.now(UTC)), batch_size, dry_run,
+                   source_label or source, progress)
+        return await run.execute()
+    finally:
+        await reader.aclose()
 
 
 class _Run:
     """The mutable state of one migration run."""
 
     def __init__(self, memory: HierarchicalMemoryManager, reader: LegacyChromaReader, mapper: Mapper,
-                 batch_size: int, dry_run: bool, unmappable_path: Path | None,
+                 batch_size: int, dry_run: bool, source_label: str,
                  progress: ProgressCallback | None) -> None:
         self.memory, self.reader, self.mapper = memory, reader, mapper
         self.batch_size, self.dry_run, self.progress = batch_size, dry_run, progress
-        self.path = unmappable_path
+        self.source_label = source_label
+        self.aside: list[SetAside] = []
         self.total = self.read = self.created = self.skipped = self.unmappable = 0
         self.reasons: dict[str, int] = {}
         self.unmappable_sample: list[Unmappable] = []
@@ -165,19 +168,15 @@ class _Run:
         self.sample: list[Exchange] = []
         self.seen = 0
         self.random = random.Random(0)
-        self.file: IO[str] | None = None
         self.phase: Literal["exchanges", "conversations", "verifying"] = "exchanges"
 
     async def execute(self) -> MigrationReport:
         started = time.monotonic()
         legacy_model, legacy_dim = await self.reader.embedding_model()
         self.total = await self.reader.count()
-        with ExitStack() as stack:
-            if self.path is not None:
-                self.file = stack.enter_context(self.path.open("w", encoding="utf-8"))
-            groups = await self._pass_exchanges()
-            self.phase = "conversations"
-            await self._pass_conversations(groups)
+        groups = await self._pass_exchanges()
+        self.phase = "conversations"
+        await self._pass_conversations(groups)
         counts: dict[str, dict[str, int]] = {}
         hits, misses = 0, []
         if not self.dry_run:
@@ -199,7 +198,7 @@ class _Run:
             records_total=self.total, records_read=self.read, exchanges_created=self.created,
             skipped_existing=self.skipped, unmappable_count=self.unmappable,
             unmappable_reasons=dict(self.reasons), unmappable_sample=tuple(self.unmappable_sample),
-            unmappable_path=self.path, embedding=_embedding_check(self.memory, legacy_model, legacy_dim),
+            embedding=_embedding_check(self.memory, legacy_model, legacy_dim),
             users=tuple(sorted(self.users)), counts=counts,
             sample_checked=0 if self.dry_run else len(self.sample), sample_hits=hits,
             sample_misses=tuple(misses), seconds=time.monotonic() - started)
@@ -244,8 +243,11 @@ class _Run:
             self.reasons[item.reason] = self.reasons.get(item.reason, 0) + 1
             if len(self.unmappable_sample) < 50:
                 self.unmappable_sample.append(item)
-            if self.file is not None:
-                self.file.write(json.dumps(item.to_json(), default=str, ensure_ascii=False) + "\n")
+            if not self.dry_run:
+                user_id, scope_key = named_owner(item.metadata)
+                self.aside.append(SetAside(self.mapper.collection_uuid, item.legacy_id, self.mapper.collection,
+                                           self.source_label, item.reason, user_id, scope_key,
+                                           item.to_json()))
 
     async def _store_batch(self) -> None:
         batch, self.batch = sorted(self.batch, key=lambda e: e.timestamp), []
@@ -261,13 +263,18 @@ class _Run:
                         metadata=dict(ex.metadata), exchange_id=ex.id)
                 except InvalidInput as exc:
                     ids = ex.metadata.get("legacy_ids") or [ex.id]
-                    self._add([Unmappable(i, str(exc)) for i in ids])
+                    content = {"user_id": ex.user_id, "guild_id": ex.guild_id, "channel_id": ex.channel_id,
+                               "user_message": ex.user_message, "bot_response": ex.bot_response}
+                    self._add([Unmappable(i, str(exc), None, content) for i in ids])
                     continue
                 self.created += 1
             else:
                 self.created += 1
             self.users.add(ex.user_id)
             self._offer_sample(ex)
+        if self.aside:
+            aside, self.aside = self.aside, []
+            await self.memory.set_aside(aside)
         if batch and not self.dry_run:
             # Let the derived tiers keep pace: the outbox stays one batch deep and progress
             # counts exchanges that reached every tier.

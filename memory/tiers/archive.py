@@ -230,6 +230,12 @@ class PostgresArchive(_PgEdge):
         rows = await self._fetch("SELECT count(*) AS n, count(DISTINCT user_id) AS u FROM exchanges")
         return int(rows[0]["n"]), int(rows[0]["u"])
 
+    async def guild_totals(self, guild_id: str) -> tuple[int, int]:
+        """(exchanges, distinct users) in one guild's scope."""
+        rows = await self._fetch("SELECT count(*) AS n, count(DISTINCT user_id) AS u FROM exchanges"
+                                 " WHERE scope = $1", f"g:{guild_id}")
+        return int(rows[0]["n"]), int(rows[0]["u"])
+
 
 class PostgresOutbox(_PgEdge):
     """The durable queue of derived work: one row per exchange until the worker finishes it."""

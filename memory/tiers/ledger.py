@@ -1,4 +1,5 @@
-"""Archive-side records that are not conversation logs: curated facts and token usage.
+"""Archive-side records that are not conversation logs: curated facts, token usage, and
+legacy records a migration set aside.
 
 Same PostgreSQL pool and schema as ``memory.tiers.archive``; kept apart so the
 archive module stays about exchanges.
@@ -6,12 +7,16 @@ archive module stays about exchanges.
 
 from __future__ import annotations
 
+import json
 import uuid
-from dataclasses import dataclass
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
+from typing import Any
 
+from memory.errors import ArchiveUnavailable
 from memory.models import ForgetTarget, Scope
-from memory.tiers.archive import _PgEdge, _where
+from memory.tiers.archive import _DRIVER_ERRORS, _PgEdge, _where
 
 
 @dataclass(frozen=True, slots=True)
@@ -38,8 +43,28 @@ class UsageRow:
         return self.prompt_tokens + self.completion_tokens
 
 
+@dataclass(frozen=True, slots=True)
+class SetAside:
+    """A legacy record a migration could not map to an exchange, kept for the operator.
+
+    ``user_id`` is the user the record names, when it names a valid one (forget of
+    that user removes it), ``scope_key`` its scope (``dm`` / ``g:<id>``) when that
+    can be told too; ``record`` is the legacy record as read.
+    """
+
+    collection_uuid: str
+    legacy_id: str
+    collection: str
+    source: str
+    reason: str
+    user_id: str | None = None
+    scope_key: str | None = None
+    record: Mapping[str, Any] = field(default_factory=dict)
+
+
 class PostgresLedger(_PgEdge):
-    """Curated facts (per user and scope) and LLM token usage (per user, scope and day)."""
+    """Curated facts (per user and scope), LLM token usage (per user, scope and day), and
+    legacy records set aside by a migration (``legacy_unmappable``)."""
 
     async def add_fact(self, scope: Scope, text: str) -> Fact:
         fact = Fact(uuid.uuid4().hex[:12], scope.user_id, scope.guild_id, text, datetime.now(UTC))
@@ -70,6 +95,8 @@ class PostgresLedger(_PgEdge):
         status = await self._execute(f"DELETE FROM facts WHERE {where}", *args)
         usage = await self._execute(f"DELETE FROM token_usage WHERE {where}", *args)
         del usage  # usage rows are bookkeeping, not memories; removed with the user but not counted
+        # legacy records that name the user: set aside by a migration, not memories, but about them
+        await self._execute(f"DELETE FROM legacy_unmappable WHERE {where}", *args)
         return int(status.rsplit(" ", 1)[-1])
 
     async def count(self, user_id: str, scope: Scope | None = None) -> int:
@@ -95,3 +122,32 @@ class PostgresLedger(_PgEdge):
             None if guild_id is None else f"g:{guild_id}", user_id)
         return [UsageRow(r["user_id"], Scope.guild_of(r["scope"]), int(r["p"]), int(r["c"]), int(r["r"]))
                 for r in rows]
+
+    async def set_aside(self, items: Sequence[SetAside]) -> None:
+        """Keep these unmappable legacy records (a re-run replaces a record's row)."""
+        if not items:
+            return
+        # ASCII JSON: NUL bytes and lone surrogates (reasons to set a record aside) survive exactly
+        sql = (
+            "INSERT INTO legacy_unmappable (collection_uuid, legacy_id, collection, source, user_id, scope,"
+            " reason, record) VALUES ($1, $2, $3, $4, $5, $6, $7, $8)"
+            " ON CONFLICT (collection_uuid, legacy_id) DO UPDATE SET collection = EXCLUDED.collection,"
+            " source = EXCLUDED.source, user_id = EXCLUDED.user_id, scope = EXCLUDED.scope,"
+            " reason = EXCLUDED.reason, record = EXCLUDED.record, recorded_at = now()")
+        rows = [(i.collection_uuid, i.legacy_id, i.collection, i.source, i.user_id, i.scope_key, i.reason,
+                 json.dumps(dict(i.record), ensure_ascii=True, default=str)) for i in items]
+        try:
+            await self.pool.executemany(sql, rows)
+        except _DRIVER_ERRORS as exc:
+            raise ArchiveUnavailable(f"{type(exc).__name__}: {exc}") from exc
+
+    async def set_aside_records(self, *, user_id: str | None = None,
+                                collection: str | None = None) -> list[SetAside]:
+        """The records set aside, oldest first; only those naming ``user_id`` / of ``collection``."""
+        rows = await self._fetch(
+            "SELECT collection_uuid, legacy_id, collection, source, user_id, scope, reason, record"
+            " FROM legacy_unmappable WHERE ($1::text IS NULL OR user_id = $1)"
+            " AND ($2::text IS NULL OR collection = $2) ORDER BY recorded_at, collection_uuid, legacy_id",
+            user_id, collection)
+        return [SetAside(r["collection_uuid"], r["legacy_id"], r["collection"], r["source"], r["reason"],
+                         r["user_id"], r["scope"], json.loads(r["record"])) for r in rows]

@@ -371,8 +371,8 @@ def _http_address(url: str) -> tuple[str, int, bool]:
     return parts.hostname, port, ssl
 
 
-def _open(url: str | None, path: Path | None, collection: str,
-          timeout: float, memory_limit_bytes: int | None = None) -> tuple[ClientAPI, Collection]:
+def _open(url: str | None, path: Path | None, collection: str, timeout: float,
+          memory_limit_bytes: int | None = None, token: str | None = None) -> tuple[ClientAPI, Collection]:
     import chromadb
     import httpx
     from chromadb.config import Settings
@@ -381,6 +381,10 @@ def _open(url: str | None, path: Path | None, collection: str,
     client: ClientAPI
     if url:
         host, port, ssl = _http_address(url)
+        if token:  # chromadb's own client auth: "Authorization: Bearer <token>" on every request
+            settings = Settings(anonymized_telemetry=False,
+                                chroma_client_auth_provider="chromadb.auth.token_authn.TokenAuthClientProvider",
+                                chroma_client_auth_credentials=token)
         client = chromadb.HttpClient(host=host, port=port, ssl=ssl, settings=settings)
         for session in _http_sessions(client):
             session.timeout = httpx.Timeout(timeout, connect=min(timeout, 5.0))
@@ -401,8 +405,8 @@ def _open(url: str | None, path: Path | None, collection: str,
 
 
 async def create_summaries(url: str | None, path: Path | None, collection: str,
-                           *, request_timeout: float = 30.0,
-                           memory_limit_bytes: int | None = None) -> ChromaSummaries:
+                           *, request_timeout: float = 30.0, memory_limit_bytes: int | None = None,
+                           token: str | None = None) -> ChromaSummaries:
     """Connect to the Chroma server at ``url``, or open the on-disk store at ``path``.
 
     ``collection`` is the base of every collection name (see the module
@@ -411,11 +415,12 @@ async def create_summaries(url: str | None, path: Path | None, collection: str,
     reached, ConfigurationError for a bad URL or when neither location is
     given. ``request_timeout`` bounds each HTTP request (seconds), so a hung
     server cannot hold a worker thread forever. ``memory_limit_bytes`` caps the
-    on-disk store's loaded collections (least recently used are unloaded).
+    on-disk store's loaded collections (least recently used are unloaded). ``token``
+    is sent as a bearer token to the server (ignored on disk).
     """
     try:
         client, registry = await asyncio.to_thread(_open, url, path, collection, request_timeout,
-                                                   memory_limit_bytes)
+                                                   memory_limit_bytes, token)
     except ConfigurationError:
         raise
     except ValueError as exc:
