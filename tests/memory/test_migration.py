@@ -214,8 +214,7 @@ async def test_exchange_store_migrates_into_every_tier_and_reruns_skip(
                             metadata={"embedding_model": "text-embedding-ada-002"})
     seen: list[MigrationProgress] = []
 
-    report = await migrate_from_chroma(memory, str(tmp_path / "legacy"), batch_size=4,
-                                       unmappable_path=tmp_path / "un.jsonl", progress=seen.append)
+    report = await migrate_from_chroma(memory, str(tmp_path / "legacy"), batch_size=4, progress=seen.append)
 
     assert (report.records_total, report.records_read, report.exchanges_created) == (10, 10, 10)
     assert (report.skipped_existing, report.unmappable_count) == (0, 0)
@@ -244,8 +243,7 @@ async def test_exchange_store_migrates_into_every_tier_and_reruns_skip(
     assert guild_hit.legacy_ids[0] in in_context
     assert not in_context & {e.legacy_ids[0] for e in expected if e.guild_id is None}
 
-    again = await migrate_from_chroma(memory, str(tmp_path / "legacy"), batch_size=4,
-                                      unmappable_path=tmp_path / "un.jsonl")
+    again = await migrate_from_chroma(memory, str(tmp_path / "legacy"), batch_size=4)
     assert (again.records_read, again.exchanges_created, again.skipped_existing) == (10, 0, 10)
     assert again.counts == report.counts
 
@@ -256,8 +254,7 @@ async def test_message_store_pairs_conversations_across_pages(
     rows, expected = legacy.message_store(t, f"{t}u", conversations=3)
     legacy.write_collection(tmp_path / "legacy", "chat_log", rows)
 
-    report = await migrate_from_chroma(memory, str(tmp_path / "legacy"), collection="chat_log", batch_size=3,
-                                       unmappable_path=tmp_path / "un.jsonl")
+    report = await migrate_from_chroma(memory, str(tmp_path / "legacy"), collection="chat_log", batch_size=3)
 
     assert (report.records_read, report.exchanges_created, report.unmappable_count) == (
         len(rows), len(expected), 0)
@@ -270,23 +267,37 @@ async def test_message_store_pairs_conversations_across_pages(
     assert (plan.exchanges_created, plan.skipped_existing, plan.sample_checked) == (0, len(expected), 0)
 
 
-async def test_undated_and_unmappable_records(memory: HierarchicalMemoryManager, tmp_path: Path) -> None:
+async def test_undated_and_unmappable_records(memory: HierarchicalMemoryManager, tmp_path: Path,
+                                              monkeypatch: pytest.MonkeyPatch) -> None:
     t = tag()
-    rows, expected, unmappable = legacy.messy_store(t, f"{t}u")
+    user = f"{t}u"
+    rows, expected, unmappable = legacy.messy_store(t, user)
     legacy.write_collection(tmp_path / "legacy", "user_memories", rows)
-    path = tmp_path / "unmappable.jsonl"
+    monkeypatch.chdir(tmp_path)
 
-    report = await migrate_from_chroma(memory, str(tmp_path / "legacy"), unmappable_path=path)
+    report = await migrate_from_chroma(memory, str(tmp_path / "legacy"))
 
     assert (report.exchanges_created, report.unmappable_count) == (len(expected), len(unmappable))
-    assert_migrated(await archived(memory, f"{t}u"), expected)
-    lines = [json.loads(line) for line in path.read_text().splitlines()]
-    assert sorted(x["legacy_id"] for x in lines) == sorted(unmappable)
-    for line in lines:
-        assert unmappable[line["legacy_id"]] in line["reason"]
-    documents = {x["legacy_id"]: x["document"] for x in lines}
-    assert documents[f"{t}-nometa-0"] == "User likes green tea"      # kept for the operator
+    assert_migrated(await archived(memory, user), expected)
     assert sum(report.unmappable_reasons.values()) == len(unmappable)
+    assert sorted(os.listdir(tmp_path)) == ["legacy"]       # nothing written into the working directory
+    # the unmappable records are kept in the archive, content and all, for the operator
+    kept = {r.legacy_id: r for r in await memory.set_aside_records(collection="user_memories")
+            if r.legacy_id.startswith(t)}
+    assert sorted(kept) == sorted(unmappable)
+    for legacy_id, fragment in unmappable.items():
+        assert fragment in kept[legacy_id].reason
+    assert kept[f"{t}-nometa-0"].record["document"] == "User likes green tea"
+    assert kept[f"{t}-nul"].record["metadata"]["user_message"] == "bad\x00byte"    # exact, NUL and all
+    naming_user = {f"{t}-weird", f"{t}-nul"}
+    assert {r.legacy_id for r in await memory.set_aside_records(user_id=user)} == naming_user
+    assert {r["legacy_id"] for r in (await memory.export(user))["legacy_set_aside"]} == naming_user
+
+    # forget covers them: the records naming the user go, the ones naming nobody stay for the operator
+    await memory.forget(user)
+    assert await memory.set_aside_records(user_id=user) == []
+    left = {r.legacy_id for r in await memory.set_aside_records() if r.legacy_id.startswith(t)}
+    assert left == set(unmappable) - naming_user
 
 
 async def test_interrupted_run_resumes_without_duplicates(
@@ -307,8 +318,7 @@ async def test_interrupted_run_resumes_without_duplicates(
         raise Stop
 
     with pytest.raises(Stop):
-        await migrate_from_chroma(memory, str(tmp_path / "legacy"), batch_size=4,
-                                  unmappable_path=tmp_path / "un.jsonl", progress=stop_after_first_batch)
+        await migrate_from_chroma(memory, str(tmp_path / "legacy"), batch_size=4, progress=stop_after_first_batch)
     assert calls[0].exchanges_created == 4
     assert len(await archived(memory, user)) == 4
 
@@ -317,17 +327,22 @@ async def test_interrupted_run_resumes_without_duplicates(
             raise Stop
 
     with pytest.raises(Stop):
-        await migrate_from_chroma(memory, str(tmp_path / "legacy"), batch_size=4,
-                                  unmappable_path=tmp_path / "un.jsonl", progress=stop_in_pairing)
+        await migrate_from_chroma(memory, str(tmp_path / "legacy"), batch_size=4, progress=stop_in_pairing)
     partial = len(await archived(memory, user))
     assert len(ex_expected) <= partial < len(ex_expected) + len(msg_expected)
 
-    report = await migrate_from_chroma(memory, str(tmp_path / "legacy"), batch_size=4,
-                                       unmappable_path=tmp_path / "un.jsonl")
+    report = await migrate_from_chroma(memory, str(tmp_path / "legacy"), batch_size=4)
     total = len(ex_expected) + len(msg_expected)
     assert (report.exchanges_created, report.skipped_existing) == (total - partial, partial)
     assert_migrated(await archived(memory, user), ex_expected + msg_expected)
     assert report.counts[user]["archive"] == total
+
+
+def tree(root: Path) -> dict[str, tuple[int, int, bytes]]:
+    """Every file under ``root``: (size, mtime in ns, content), to tell that nothing was written."""
+    return {str(p.relative_to(root)): (p.stat().st_size, p.stat().st_mtime_ns, p.read_bytes())
+            for p in sorted(root.rglob("*")) if p.is_file()} | {
+            str(p.relative_to(root)) + "/": (0, 0, b"") for p in root.rglob("*") if p.is_dir()}
 
 
 async def test_dry_run_writes_nothing(memory: HierarchicalMemoryManager, tmp_path: Path,
@@ -337,6 +352,7 @@ async def test_dry_run_writes_nothing(memory: HierarchicalMemoryManager, tmp_pat
     messy, _, unmappable = legacy.messy_store(t, f"{t}u")
     legacy.write_collection(tmp_path / "legacy", "user_memories", rows + messy)
     monkeypatch.chdir(tmp_path)
+    before = tree(tmp_path)
 
     report = await migrate_from_chroma(memory, str(tmp_path / "legacy"), dry_run=True)
 
@@ -345,7 +361,35 @@ async def test_dry_run_writes_nothing(memory: HierarchicalMemoryManager, tmp_pat
     assert {u.legacy_id for u in report.unmappable_sample} == set(unmappable)
     assert report.counts == {}
     assert all(n == 0 for n in (await memory.counts(f"{t}u")).values())
-    assert sorted(os.listdir(tmp_path)) == ["legacy"]        # no unmappable file either
+    assert [r for r in await memory.set_aside_records() if r.legacy_id.startswith(t)] == []
+    # the legacy store itself is untouched: same files, same bytes, same modification times
+    assert tree(tmp_path) == before
+
+
+async def test_a_real_run_leaves_the_legacy_store_untouched(memory: HierarchicalMemoryManager,
+                                                            tmp_path: Path) -> None:
+    t = tag()
+    rows, expected = legacy.exchange_store(t, [f"{t}u"], per_user=3)
+    legacy.write_collection(tmp_path / "legacy", "user_memories", rows)
+    before = tree(tmp_path)
+
+    report = await migrate_from_chroma(memory, str(tmp_path / "legacy"))
+
+    assert report.exchanges_created == 3
+    assert_migrated(await archived(memory, f"{t}u"), expected)
+    assert tree(tmp_path) == before
+
+
+async def test_a_folder_without_a_store_is_refused_before_anything_opens_it(
+        memory: HierarchicalMemoryManager, tmp_path: Path) -> None:
+    folder = tmp_path / "not-a-store"
+    folder.mkdir()
+    (folder / "notes.txt").write_text("private")
+    before = tree(tmp_path)
+    for dry_run in (True, False):
+        with pytest.raises(ConfigurationError, match="no Chroma store"):
+            await migrate_from_chroma(memory, str(folder), dry_run=dry_run)
+    assert tree(tmp_path) == before                          # no chroma.sqlite3 created there
 
 
 async def test_http_chroma_store_with_the_configured_model(
@@ -354,8 +398,7 @@ async def test_http_chroma_store_with_the_configured_model(
     rows, expected = legacy.exchange_store(t, [f"{t}u"], per_user=3)
     legacy.write_collection(chroma_http_url, f"{t}-memories", rows, dim=384, default_function=True)
 
-    report = await migrate_from_chroma(memory, chroma_http_url, collection=f"{t}-memories",
-                                       unmappable_path=tmp_path / "un.jsonl")
+    report = await migrate_from_chroma(memory, chroma_http_url, collection=f"{t}-memories")
 
     assert report.exchanges_created == 3
     assert_migrated(await archived(memory, f"{t}u"), expected)
@@ -369,8 +412,9 @@ async def test_missing_store_or_collection_is_a_configuration_error(
         await migrate_from_chroma(memory, str(tmp_path / "nowhere"))
     assert not (tmp_path / "nowhere").exists()
     legacy.write_collection(tmp_path / "legacy", "other_name", [])
-    with pytest.raises(ConfigurationError, match="other_name"):
+    with pytest.raises(ConfigurationError, match="no collection 'user_memories'") as raised:
         await migrate_from_chroma(memory, str(tmp_path / "legacy"))
+    assert "other_name" not in str(raised.value)             # the store's other collections stay unnamed
 
 
 async def test_cli_command_prints_the_report(memory: HierarchicalMemoryManager, tmp_path: Path,
@@ -381,11 +425,20 @@ async def test_cli_command_prints_the_report(memory: HierarchicalMemoryManager, 
     parser = argparse.ArgumentParser(prog="memory")
     add_migrate_parser(parser.add_subparsers(dest="command"))
     args = parser.parse_args(["migrate", "--from-chroma", str(tmp_path / "legacy"), "--batch-size", "1",
-                              "--unmappable-file", str(tmp_path / "un.jsonl")])
+                              "--collection", f"{t}-cli"])
 
+    assert await run_migrate_command(args, memory) == 2       # no such collection
+    capsys.readouterr()
+    legacy.write_collection(tmp_path / "legacy", f"{t}-cli", rows + [(f"{t}-x", "orphan", None)])
     assert await run_migrate_command(args, memory) == 0
     out = capsys.readouterr().out
     assert "exchanges created: 2" in out and "retrieval check: 2/2" in out
+    assert "unmappable records: 1" in out and "--list-unmappable" in out
+
+    listing = parser.parse_args(["migrate", "--list-unmappable", "--collection", f"{t}-cli"])
+    assert await run_migrate_command(listing, memory) == 0
+    (line,) = capsys.readouterr().out.splitlines()
+    assert json.loads(line)["legacy_id"] == f"{t}-x" and json.loads(line)["record"]["document"] == "orphan"
 
     bad = parser.parse_args(["migrate", "--from-chroma", str(tmp_path / "missing"), "--dry-run"])
     assert await run_migrate_command(bad, memory) == 2
