@@ -8,6 +8,7 @@ lazily, once per session, on free ports; tests clean the stores they use.
 from __future__ import annotations
 
 import shutil
+import subprocess
 import tempfile
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
@@ -18,6 +19,32 @@ import pytest_asyncio
 from memory.launcher import Addresses, EmbeddedServers
 from memory.settings import MemorySettings
 from tests import servers
+
+CHECKOUT = Path(__file__).resolve().parents[1]
+# written by Python and the tools themselves, not by the code under test
+_TOOL_DIRS = ("__pycache__/", ".pytest_cache/", ".mypy_cache/", ".ruff_cache/", ".hypothesis/", ".venv/")
+
+
+def checkout_entries() -> set[str] | None:
+    """Untracked and ignored entries of the checkout (``git status``), or None outside a git checkout."""
+    try:
+        out = subprocess.run(["git", "-C", str(CHECKOUT), "status", "--porcelain", "--ignored=traditional"],
+                             capture_output=True, text=True, timeout=120, check=True).stdout
+    except (OSError, subprocess.SubprocessError):
+        return None
+    return {line[3:] for line in out.splitlines()
+            if line[:2] in ("??", "!!") and not line[3:].endswith(_TOOL_DIRS) and "egg-info" not in line}
+
+
+@pytest.fixture(scope="session", autouse=True)
+def checkout_stays_clean() -> Iterator[None]:
+    """No test may write into the checkout (tmp_path and MEMORY_DATA_DIR under tmp are the places):
+    the run fails if the checkout gains a file or folder git does not track."""
+    before = checkout_entries()
+    yield
+    after = checkout_entries()
+    if before is not None and after is not None and after - before:
+        pytest.fail(f"the tests wrote into the checkout: {sorted(after - before)}", pytrace=False)
 
 
 @pytest.fixture(scope="session")

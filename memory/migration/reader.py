@@ -95,6 +95,7 @@ class LegacyChromaReader:
         settings = Settings(anonymized_telemetry=False)
         url = urlparse(self.source)
         if url.scheme in ("http", "https"):
+            # (chromadb leaves the HTTP pool of a client whose constructor fails to the garbage collector)
             self._client = chromadb.HttpClient(host=url.hostname or "localhost",
                                                port=url.port or (443 if url.scheme == "https" else 8000),
                                                ssl=url.scheme == "https", settings=settings)

@@ -9,8 +9,9 @@ from __future__ import annotations
 
 import uuid
 import warnings
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Sequence
 from pathlib import Path
+from unittest.mock import MagicMock
 
 import pytest
 import pytest_asyncio
@@ -19,7 +20,7 @@ from pydantic import SecretStr
 # Workaround: discord.py imports audioop, deprecated in 3.11; filterwarnings=error would fail the import.
 with warnings.catch_warnings():
     warnings.simplefilter("ignore", DeprecationWarning)
-    import discord  # noqa: F401
+    import discord
 
 from bot.llm import ChatLLM
 from bot.settings import BotSettings, ChatSettings
@@ -96,3 +97,22 @@ async def chat_llm(fake_llm: FakeLLM) -> AsyncIterator[ChatLLM]:
     async with ChatLLM(LLMSettings(base_url=fake_llm.base_url, model="fake-model", timeout_seconds=2.0),
                        max_retries=0) as llm:
         yield llm
+
+
+def application(owner_id: int | None = None,
+                team: Sequence[tuple[int, discord.TeamMemberRole]] | None = None) -> MagicMock:
+    """What ``Bot.application_info()`` returns for an application owned by one user or by a team."""
+    app = MagicMock(spec=discord.AppInfo)
+    app.owner = MagicMock(spec=discord.User)
+    app.owner.id = owner_id
+    if team is None:
+        app.team = None
+    else:
+        app.team = MagicMock(spec=discord.Team)
+        members = []
+        for member_id, role in team:
+            member = MagicMock(spec=discord.TeamMember)
+            member.id, member.role = member_id, role
+            members.append(member)
+        app.team.members = members
+    return app

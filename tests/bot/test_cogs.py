@@ -15,7 +15,7 @@ from bot.client import MnemoBot
 from bot.cogs.facts import FactsCog
 from bot.cogs.memory import ConfirmView, MemoryCog
 from memory.manager import HierarchicalMemoryManager
-from tests.bot.conftest import bot_settings
+from tests.bot.conftest import application, bot_settings
 
 GUILD = 7001
 
@@ -51,6 +51,7 @@ def user() -> int:
 @pytest.fixture
 def cogs(memory: HierarchicalMemoryManager, tmp_path: Path) -> tuple[MemoryCog, FactsCog]:
     bot = MnemoBot(memory, None, bot_settings(None, tmp_path))
+    bot.application_info = AsyncMock(return_value=application(owner_id=1))  # type: ignore[method-assign]
     return MemoryCog(bot), FactsCog(bot)
 
 
@@ -165,57 +166,3 @@ async def test_search_shows_what_would_be_used(cogs: tuple[MemoryCog, FactsCog],
     embed = _sent(it.followup.send)[1]["embed"]
     assert "I am planning a trip to Kyoto" in embed.description
     assert "Biscuit" not in embed.description  # the DM exchange is not in this guild's context
-
-
-async def test_admin_commands_refuse_members(cogs: tuple[MemoryCog, FactsCog], user: int) -> None:
-    for command, args in ((MemoryCog.stats, ()), (MemoryCog.migrate, ("/tmp/legacy",))):
-        it = _interaction(user, admin=False)
-        await command.callback(cogs[0], it, *args)
-        text, kwargs = _sent(it.response.send_message)
-        assert "Only server admins" in text and kwargs["ephemeral"] is True
-        it.followup.send.assert_not_awaited()
-
-
-async def test_stats_for_admins(cogs: tuple[MemoryCog, FactsCog], user: int,
-                                memory: HierarchicalMemoryManager) -> None:
-    await memory.record_usage(str(user), str(GUILD), 120, 30)
-    it = _interaction(user, admin=True)
-    await MemoryCog.stats.callback(cogs[0], it)
-    embed = _sent(it.followup.send)[1]["embed"]
-    fields = {f.name: f.value for f in embed.fields}
-    assert "archive" in fields["Tiers"] and "ms" in fields["Tiers"]
-    assert f"<@{user}>: 1 msgs, 120+30 tokens" in fields["This server"]
-
-
-async def test_migrate_for_admins_reports_progress_and_fills_the_tiers(
-        cogs: tuple[MemoryCog, FactsCog], user: int, memory: HierarchicalMemoryManager, tmp_path: Path) -> None:
-    from tests.memory.legacy_stores import exchange_store, write_collection
-
-    legacy_user = f"legacy{user}"
-    records, expected = exchange_store(f"mig{user}", [legacy_user], per_user=6)
-    write_collection(tmp_path / "legacy", "user_memories", records)
-    it = _interaction(user, admin=True)
-    status = MagicMock()
-    status.edit = AsyncMock()
-    it.followup.send = AsyncMock(return_value=status)
-
-    await MemoryCog.migrate.callback(cogs[0], it, str(tmp_path / "legacy"))
-
-    it.response.defer.assert_awaited_once()
-    assert "Migrating from" in _sent(it.followup.send)[0]
-    final = status.edit.call_args.kwargs["content"]
-    assert "done" in final and "created 6 exchanges for 1 users" in final
-    exported = await memory.export(legacy_user)
-    assert sorted(e["user_message"] for e in exported["exchanges"]) == sorted(e.user_message for e in expected)
-    counts = await memory.counts(legacy_user)
-    assert counts["archive"] == 6 and counts["summaries"] == 6 and counts["graph"] > 0
-
-    it2 = _interaction(user, admin=True)
-    status2 = MagicMock()
-    status2.edit = AsyncMock()
-    it2.followup.send = AsyncMock(return_value=status2)
-    await MemoryCog.migrate.callback(cogs[0], it2, str(tmp_path / "legacy"))  # a re-run changes nothing
-    assert "created 0 exchanges" in status2.edit.call_args.kwargs["content"]
-    assert "6 already there" in status2.edit.call_args.kwargs["content"]
-    assert (await memory.counts(legacy_user))["archive"] == 6
-    await memory.forget(legacy_user)

@@ -42,6 +42,13 @@ class Expected:
     channel_id: str | None = None
 
 
+def file_tree(root: Path) -> dict[str, tuple[int, int, bytes]]:
+    """Every file and folder under ``root``: (size, mtime in ns, content), to tell nothing was written."""
+    files = {str(p.relative_to(root)): (p.stat().st_size, p.stat().st_mtime_ns, p.read_bytes())
+             for p in sorted(root.rglob("*")) if p.is_file()}
+    return files | {str(p.relative_to(root)) + "/": (0, 0, b"") for p in root.rglob("*") if p.is_dir()}
+
+
 def open_client(location: str | Path) -> ClientAPI:
     """A client of the legacy store: a directory or an http:// URL."""
     settings = Settings(anonymized_telemetry=False)

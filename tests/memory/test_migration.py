@@ -338,13 +338,6 @@ async def test_interrupted_run_resumes_without_duplicates(
     assert report.counts[user]["archive"] == total
 
 
-def tree(root: Path) -> dict[str, tuple[int, int, bytes]]:
-    """Every file under ``root``: (size, mtime in ns, content), to tell that nothing was written."""
-    return {str(p.relative_to(root)): (p.stat().st_size, p.stat().st_mtime_ns, p.read_bytes())
-            for p in sorted(root.rglob("*")) if p.is_file()} | {
-            str(p.relative_to(root)) + "/": (0, 0, b"") for p in root.rglob("*") if p.is_dir()}
-
-
 async def test_dry_run_writes_nothing(memory: HierarchicalMemoryManager, tmp_path: Path,
                                       monkeypatch: pytest.MonkeyPatch) -> None:
     t = tag()
@@ -352,7 +345,7 @@ async def test_dry_run_writes_nothing(memory: HierarchicalMemoryManager, tmp_pat
     messy, _, unmappable = legacy.messy_store(t, f"{t}u")
     legacy.write_collection(tmp_path / "legacy", "user_memories", rows + messy)
     monkeypatch.chdir(tmp_path)
-    before = tree(tmp_path)
+    before = legacy.file_tree(tmp_path)
 
     report = await migrate_from_chroma(memory, str(tmp_path / "legacy"), dry_run=True)
 
@@ -363,7 +356,7 @@ async def test_dry_run_writes_nothing(memory: HierarchicalMemoryManager, tmp_pat
     assert all(n == 0 for n in (await memory.counts(f"{t}u")).values())
     assert [r for r in await memory.set_aside_records() if r.legacy_id.startswith(t)] == []
     # the legacy store itself is untouched: same files, same bytes, same modification times
-    assert tree(tmp_path) == before
+    assert legacy.file_tree(tmp_path) == before
 
 
 async def test_a_real_run_leaves_the_legacy_store_untouched(memory: HierarchicalMemoryManager,
@@ -371,13 +364,13 @@ async def test_a_real_run_leaves_the_legacy_store_untouched(memory: Hierarchical
     t = tag()
     rows, expected = legacy.exchange_store(t, [f"{t}u"], per_user=3)
     legacy.write_collection(tmp_path / "legacy", "user_memories", rows)
-    before = tree(tmp_path)
+    before = legacy.file_tree(tmp_path)
 
     report = await migrate_from_chroma(memory, str(tmp_path / "legacy"))
 
     assert report.exchanges_created == 3
     assert_migrated(await archived(memory, f"{t}u"), expected)
-    assert tree(tmp_path) == before
+    assert legacy.file_tree(tmp_path) == before
 
 
 async def test_a_folder_without_a_store_is_refused_before_anything_opens_it(
@@ -385,11 +378,11 @@ async def test_a_folder_without_a_store_is_refused_before_anything_opens_it(
     folder = tmp_path / "not-a-store"
     folder.mkdir()
     (folder / "notes.txt").write_text("private")
-    before = tree(tmp_path)
+    before = legacy.file_tree(tmp_path)
     for dry_run in (True, False):
         with pytest.raises(ConfigurationError, match="no Chroma store"):
             await migrate_from_chroma(memory, str(folder), dry_run=dry_run)
-    assert tree(tmp_path) == before                          # no chroma.sqlite3 created there
+    assert legacy.file_tree(tmp_path) == before                          # no chroma.sqlite3 created there
 
 
 async def test_http_chroma_store_with_the_configured_model(
@@ -429,7 +422,7 @@ async def test_cli_command_prints_the_report(memory: HierarchicalMemoryManager, 
 
     assert await run_migrate_command(args, memory) == 2       # no such collection
     capsys.readouterr()
-    legacy.write_collection(tmp_path / "legacy", f"{t}-cli", rows + [(f"{t}-x", "orphan", None)])
+    legacy.write_collection(tmp_path / "legacy", f"{t}-cli", [*rows, (f"{t}-x", "orphan", None)])
     assert await run_migrate_command(args, memory) == 0
     out = capsys.readouterr().out
     assert "exchanges created: 2" in out and "retrieval check: 2/2" in out
