@@ -1,7 +1,7 @@
 # syntax=docker/dockerfile:1
 # mnemo: the Discord bot and the memory CLI (`python -m memory ...`) in one image.
 # docker-compose.yml runs it next to Redis, PostgreSQL, Chroma and Neo4j.
-FROM python:3.11-slim
+FROM python:3.11.11-slim-bookworm
 
 ENV PYTHONDONTWRITEBYTECODE=1 \
     PYTHONUNBUFFERED=1 \

@@ -10,8 +10,13 @@ bot would, and check each one was consumed by that field.
 from __future__ import annotations
 
 import re
+import secrets
+import shutil
+import subprocess
+from collections.abc import Iterator, Mapping
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 
 import pytest
 import yaml
@@ -23,6 +28,10 @@ from memory.settings import MemorySettings
 ROOT = Path(__file__).resolve().parents[1]
 ENV_EXAMPLE = ROOT / "config" / ".env.example"
 COMPOSE = ROOT / "docker-compose.yml"
+CHROMA_PROXY = ROOT / "config" / "chroma-auth.conf.template"
+DOCKERFILE = ROOT / "Dockerfile"
+# compose variables holding a server's secret: empty in the example, required by compose
+SECRETS = ("POSTGRES_PASSWORD", "NEO4J_PASSWORD", "REDIS_PASSWORD", "CHROMA_TOKEN")
 
 # "NAME=value" (set) or "# NAME=value" (documented, commented out)
 _ASSIGNMENT = re.compile(r"^(?P<commented>#\s?)?(?P<name>[A-Z][A-Z0-9_]*)=(?P<value>.*)$")
@@ -65,11 +74,42 @@ def _interpolated_names(text: str) -> set[str]:
     return {m["name"] for m in _INTERPOLATION.finditer(text)}
 
 
+class ComposeRefuses(Exception):
+    """What ``docker compose`` does for ``${NAME:?message}`` when NAME is unset or empty."""
+
+
 def _interpolate(value: str, variables: dict[str, str]) -> str:
+    """``value`` as compose interpolates it: ``${N}``, ``${N:-default}``, ``${N:?message}`` (refuses)."""
     def one(match: re.Match[str]) -> str:
-        assert match["name"] in variables, f"compose needs {match['name']}, which .env.example does not set"
-        return variables[match["name"]]
+        name, rest = match["name"], match["rest"]
+        current = variables.get(name)
+        if rest.startswith(":?"):
+            if not current:
+                raise ComposeRefuses(name)
+            return current
+        if rest.startswith(":-"):
+            return current or rest[2:]
+        assert current is not None, f"compose needs {name}, which .env.example does not set"
+        return current
     return _INTERPOLATION.sub(one, value)
+
+
+def _strings(node: Any) -> Iterator[str]:
+    """Every string in a parsed YAML document (compose interpolates them all)."""
+    if isinstance(node, str):
+        yield node
+    elif isinstance(node, Mapping):
+        for value in node.values():
+            yield from _strings(value)
+    elif isinstance(node, list):
+        for item in node:
+            yield from _strings(item)
+
+
+def _filled_dotenv() -> dict[str, str]:
+    """The example's active lines with every secret set, as an operator's .env would be."""
+    dotenv = {name: value for name, value, is_active in _example() if is_active}
+    return dotenv | {name: secrets.token_hex(16) for name in SECRETS}
 
 
 def _aliases(info: Any) -> list[str]:
@@ -120,6 +160,8 @@ def _matches(loaded: Any, raw: str) -> bool:
         return loaded == Path(raw)
     if isinstance(loaded, frozenset):
         return loaded == frozenset(int(p) for p in raw.replace(",", " ").split())
+    if isinstance(loaded, Mapping):
+        return dict(loaded) == dict(p.split("=", 1) for p in raw.replace(",", " ").split())
     return bool(loaded == raw)
 
 
@@ -189,14 +231,121 @@ def test_compose_app_environment_loads_into_the_settings(
     # interpolated with the same .env as compose does.
     service = _compose()["services"][service_name]
     assert service["env_file"] in (".env", [".env"])
-    dotenv = {name: value for name, value, is_active in _example() if is_active}
+    dotenv = _filled_dotenv()
     environment = {name: _interpolate(value, dotenv) for name, value in _environment(service).items()}
-    assert {"REDIS__URL", "POSTGRES__DSN", "CHROMA__URL", "NEO4J__URI"} <= environment.keys()
+    assert {"REDIS__URL", "POSTGRES__DSN", "CHROMA__URL", "CHROMA__TOKEN", "NEO4J__URI"} <= environment.keys()
     settings = _load(monkeypatch, tmp_path, {**dotenv, **environment}, BotSettings)
     for name, value in environment.items():
         _assert_landed(settings, name, value)
+    # every server is reached with its secret
     assert settings.postgres.dsn is not None
-    assert f":{dotenv['POSTGRES_PASSWORD']}@" in settings.postgres.dsn.get_secret_value()
+    assert urlsplit(settings.postgres.dsn.get_secret_value()).password == dotenv["POSTGRES_PASSWORD"]
+    assert settings.redis.url is not None and urlsplit(settings.redis.url).password == dotenv["REDIS_PASSWORD"]
+    assert settings.chroma.token is not None
+    assert settings.chroma.token.get_secret_value() == dotenv["CHROMA_TOKEN"]
+    assert urlsplit(settings.chroma.url or "").hostname == "chroma-auth"     # through the token check
+    assert settings.neo4j.password is not None
+    assert settings.neo4j.password.get_secret_value() == dotenv["NEO4J_PASSWORD"]
+
+
+def test_compose_refuses_to_start_without_each_secret() -> None:
+    example = {name: value for name, value, is_active in _example() if is_active}
+    assert {name: example.get(name) for name in SECRETS} == {name: "" for name in SECRETS}  # no default
+    text = COMPOSE.read_text()
+    for name in SECRETS:
+        uses = re.findall(r"\$\{" + name + r"([^}]*)\}", text)
+        assert uses and all(rest.startswith(":?") for rest in uses), f"{name} is not required everywhere"
+        missing = _filled_dotenv() | {name: ""}
+        with pytest.raises(ComposeRefuses, match=f"^{name}$"):
+            for value in _strings(_compose()):
+                _interpolate(value, missing)
+    for value in _strings(_compose()):                     # all four set: compose starts
+        _interpolate(value, _filled_dotenv())
+
+
+def test_the_examples_ship_no_working_secret() -> None:
+    for path in (ENV_EXAMPLE, COMPOSE, CHROMA_PROXY):
+        assert "change-me" not in path.read_text().lower(), path
+    for name, value, is_active in _example():
+        path = _field_path(name)
+        if not is_active or path is None:
+            continue
+        holder: Any = BotSettings
+        for part in path[:-1]:
+            holder = holder.model_fields[part].annotation
+        annotation = str(holder.model_fields[path[-1]].annotation)
+        assert "SecretStr" not in annotation or value == "", f"{name} ships a value"
+
+
+def test_every_server_asks_for_its_secret() -> None:
+    services = _compose()["services"]
+    redis_command = services["redis"]["command"]
+    assert redis_command[redis_command.index("--requirepass") + 1].startswith("${REDIS_PASSWORD:?")
+    assert services["postgres"]["environment"]["POSTGRES_PASSWORD"].startswith("${POSTGRES_PASSWORD:?")
+    assert services["neo4j"]["environment"]["NEO4J_AUTH"].startswith("neo4j/${NEO4J_PASSWORD:?")
+    # Chroma has no authentication of its own: no published port, an internal network shared only
+    # with the token-checking proxy, which is what the apps are pointed at
+    chroma, proxy = services["chroma"], services["chroma-auth"]
+    assert "ports" not in chroma and chroma["networks"] == ["chroma-internal"]
+    assert _compose()["networks"]["chroma-internal"]["internal"] is True
+    assert [name for name, s in services.items() if "chroma-internal" in s.get("networks", [])] == [
+        "chroma", "chroma-auth"]
+    assert proxy["environment"]["CHROMA_TOKEN"].startswith("${CHROMA_TOKEN:?")
+    mounted = proxy["volumes"][0].split(":")[0]
+    assert (ROOT / mounted).resolve() == CHROMA_PROXY
+
+
+def test_images_are_pinned_to_exact_versions() -> None:
+    # a full version (major.minor.patch; PostgreSQL's exact versions are major.minor) or a digest:
+    # never latest, a bare major or a moving minor
+    pinned = re.compile(r"^([\w./-]+:[\w.-]*\d+\.\d+\.\d+[\w.-]*|postgres:\d+\.\d+[\w.-]*"
+                        r"|[\w./-]+@sha256:[0-9a-f]{64})$")
+    for name, service in _compose()["services"].items():
+        if "build" in service:          # built here from the Dockerfile, checked below
+            continue
+        assert pinned.match(service["image"]), f"{name}: {service['image']} is not pinned"
+    bases = re.findall(r"^FROM\s+(\S+)", DOCKERFILE.read_text(), re.MULTILINE)
+    assert bases and all(pinned.match(base) for base in bases), bases
+
+
+@pytest.mark.skipif(shutil.which("nginx") is None or shutil.which("envsubst") is None,
+                    reason="nginx is not installed here (not needed by mnemo itself: the proxy runs in compose)")
+def test_chroma_proxy_lets_only_the_token_through(chroma_http_url: str, tmp_path: Path) -> None:
+    import httpx
+
+    from tests import servers
+
+    token = secrets.token_hex(16)
+    port = servers.free_port()
+    # what the nginx image does at start: fill in the variables it has (only those)
+    conf = subprocess.run(["envsubst", "${CHROMA_TOKEN}"], input=CHROMA_PROXY.read_text(), text=True,
+                          capture_output=True, check=True, env={"CHROMA_TOKEN": token}).stdout
+    conf = conf.replace("http://chroma:8000", chroma_http_url.rstrip("/")).replace(
+        "listen 8000;", f"listen 127.0.0.1:{port};")
+    (tmp_path / "site.conf").write_text(conf)
+    (tmp_path / "logs").mkdir()
+    (tmp_path / "nginx.conf").write_text(
+        f"pid {tmp_path}/nginx.pid; error_log {tmp_path}/logs/error.log; events {{}} "
+        f"http {{ access_log off; include {tmp_path}/site.conf; }}")
+    proc = subprocess.Popen(["nginx", "-p", str(tmp_path), "-c", str(tmp_path / "nginx.conf"),
+                             "-g", "daemon off;"], stderr=subprocess.DEVNULL)
+    try:
+        servers.wait_port(port, 20)
+        heartbeat = f"http://127.0.0.1:{port}/api/v2/heartbeat"
+        statuses = [httpx.get(heartbeat, headers=headers).status_code for headers in (
+            {}, {"Authorization": f"Bearer {token}x"}, {"Authorization": token}, {"X-Chroma-Token": token[:-1]},
+            {"Authorization": f"Bearer {token}"}, {"X-Chroma-Token": token})]
+        assert statuses == [401, 401, 401, 401, 200, 200]
+    finally:
+        proc.terminate()
+        proc.wait(10)
+    # an empty token would let everything through: nginx refuses such a configuration
+    empty = subprocess.run(["envsubst", "${CHROMA_TOKEN}"], input=CHROMA_PROXY.read_text(), text=True,
+                           capture_output=True, check=True, env={"CHROMA_TOKEN": ""}).stdout
+    (tmp_path / "site.conf").write_text(empty.replace("http://chroma:8000", chroma_http_url.rstrip("/")))
+    check = subprocess.run(["nginx", "-t", "-p", str(tmp_path), "-c", str(tmp_path / "nginx.conf")],
+                           capture_output=True, text=True)
+    assert check.returncode != 0 and "conflicting parameter" in check.stderr
 
 
 def test_compose_worker_is_opt_in_and_runs_alone() -> None:
@@ -211,7 +360,7 @@ def test_compose_apps_wait_for_healthy_tiers() -> None:
     services = _compose()["services"]
     for name in _APP_SERVICES:
         depends = services[name]["depends_on"]
-        assert set(depends) == {"redis", "postgres", "chroma", "neo4j"}
+        assert set(depends) == {"redis", "postgres", "chroma-auth", "neo4j"}
         for tier, condition in depends.items():
             assert condition == {"condition": "service_healthy"}
             assert services[tier]["healthcheck"]["test"], f"{tier} has no healthcheck"
