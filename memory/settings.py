@@ -42,6 +42,14 @@ class ChromaSettings(BaseModel):
     token: SecretStr | None = Field(None, description="bearer token sent to the Chroma server (a server "
                                     "behind a token-checking proxy, as docker compose runs it)")
 
+    @field_validator("token")
+    @classmethod
+    def _printable_token(cls, value: SecretStr | None) -> SecretStr | None:
+        # what an HTTP header (and chromadb's client) accepts: ASCII letters, digits, punctuation
+        if value is not None and not re.fullmatch(r"[!-~]+", value.get_secret_value()):
+            raise ValueError("the Chroma token must be ASCII letters, digits and punctuation, no spaces")
+        return value
+
 
 class Neo4jSettings(BaseModel):
     uri: str | None = Field(None, description="bolt:// or neo4j:// URI; unset = bundled Bolt server")
