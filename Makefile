@@ -17,11 +17,13 @@ $(STAMP): pyproject.toml
 
 setup: $(STAMP)
 
-# System servers the contract suites also run against (Debian's redis-server; PostgreSQL 15).
+# System servers the contract suites also run against (Debian's redis-server; PostgreSQL 15),
+# and nginx, to check the compose file's Chroma token proxy (its test is skipped without it).
 system-deps:
-	@if ! command -v redis-server >/dev/null || [ ! -x /usr/lib/postgresql/15/bin/initdb ]; then \
-	  if [ "$$(id -u)" = 0 ]; then apt-get update -qq && apt-get install -y -qq redis-server postgresql-15 >/dev/null; \
-	  else echo "install redis-server and postgresql-15 (sudo apt-get install redis-server postgresql-15)"; fi; \
+	@if ! command -v redis-server >/dev/null || [ ! -x /usr/lib/postgresql/15/bin/initdb ] \
+	    || ! command -v nginx >/dev/null; then \
+	  if [ "$$(id -u)" = 0 ]; then apt-get update -qq && apt-get install -y -qq redis-server postgresql-15 nginx >/dev/null; \
+	  else echo "install redis-server, postgresql-15 and nginx (sudo apt-get install redis-server postgresql-15 nginx)"; fi; \
 	fi
 
 # Runs the bot: on Discord when DISCORD_TOKEN is set (env or .env), else in this terminal.
