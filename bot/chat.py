@@ -218,7 +218,8 @@ class ChatHandler:
     async def _state(self, msg: IncomingMessage) -> MessageState:
         """Pause, the one-time notice and the guild's settings; defaults when the archive is down."""
         try:
-            return await self.memory.message_state(msg.user_id, msg.guild_id)
+            return await self.memory.message_state(msg.user_id, msg.guild_id,
+                                                   claim_notice=self.settings.bot.memory_notice)
         except TierUnavailable as exc:
             log.warning("pause and guild settings unavailable, using the defaults: %s", exc)
             return MessageState()
