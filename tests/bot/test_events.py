@@ -227,3 +227,22 @@ async def test_guild_admins_set_persona_and_channels_for_their_guild_only(
     assert fields["Persona"] == "the bot's default" and fields[
         "Always-on channels (besides the bot's own list)"] == "none"
     assert guild_b and (await memory.guild_settings(guild_b)).persona is None
+
+
+async def test_stats_list_this_servers_active_conversations_only(bot: MnemoBot) -> None:
+    channel_a, member_a, guild_a = where(0)
+    _, member_b, _ = where(1)
+    await say(bot, "hello")
+    await say(bot, "hello from the other server", 1)
+    sent()
+    it = interaction(member_a.id, int(guild_a), admin=True)
+    it.response.defer = AsyncMock()
+    it.followup = MagicMock()
+    it.followup.send = AsyncMock()
+    await MemoryCog.stats.callback(memory_cog(bot), it)
+    fields = {f.name: f.value for f in it.followup.send.call_args.kwargs["embed"].fields}
+    active = fields["Active conversations here (last 30 min)"]
+    assert active.startswith("1 users in 1 channels\n")
+    assert f"<@{member_a.id}> in <#{channel_a.id}>: 1 exchanges" in active
+    assert str(member_b.id) not in active
+    assert "users with token usage (all time)" in fields["This server"]
