@@ -205,13 +205,13 @@ class MnemoBot(commands.Bot):
 
     async def _forget_messages(self, message_ids: Iterable[int], channel_id: int) -> None:
         """Forget the exchanges answering these messages of the channel, in every tier."""
-        for message_id in message_ids:
-            try:
-                removed = await self.memory.forget_message(str(message_id), channel_id=str(channel_id))
-            except ForgetPending as exc:
-                log.info("deleted message %s forgotten; %s queued", message_id, ", ".join(exc.pending))
-            except TierUnavailable as exc:
-                log.error("deleted message %s not forgotten, memory unavailable: %s", message_id, exc)
-            else:
-                if removed is not None:
-                    log.info("deleted message %s forgotten: %s", message_id, removed)
+        ids = [str(m) for m in message_ids]
+        try:
+            removed = await self.memory.forget_messages(ids, channel_id=str(channel_id))
+        except ForgetPending as exc:
+            log.info("deleted messages %s forgotten; %s queued", ids, ", ".join(exc.pending))
+        except TierUnavailable as exc:
+            log.error("deleted messages %s not forgotten, memory unavailable: %s", ids, exc)
+        else:
+            if removed is not None:
+                log.info("deleted messages %s forgotten: %s", ids, removed)

@@ -108,11 +108,11 @@ class ExchangeLifecycle:
     async def update_message(self, user_id: str, message_id: str, user_message: str) -> Exchange | None:
         """The user edited Discord message ``message_id``: store its new text in the exchange
         answering it (see ``update_exchange``). None when no exchange answers that message."""
-        found = await self.t.archive.by_message(clean_id(message_id, "message_id"),
-                                                user_id=clean_id(user_id, "user_id"))
-        if found is None:
+        found = await self.t.archive.by_messages([clean_id(message_id, "message_id")],
+                                                 user_id=clean_id(user_id, "user_id"))
+        if not found:
             return None
-        return await self.update_exchange(found.user_id, found.id, user_message=user_message)
+        return await self.update_exchange(found[0].user_id, found[0].id, user_message=user_message)
 
     async def forget_message(self, message_id: str, *, channel_id: str | None = None,
                              user_id: str | None = None) -> dict[str, int] | None:
@@ -122,13 +122,21 @@ class ExchangeLifecycle:
 
         Raises ForgetPending like ``forget`` when a derived tier is down.
         """
-        found = await self.t.archive.by_message(
-            clean_id(message_id, "message_id"),
+        return await self.forget_messages([message_id], channel_id=channel_id, user_id=user_id)
+
+    async def forget_messages(self, message_ids: Sequence[str], *, channel_id: str | None = None,
+                              user_id: str | None = None) -> dict[str, int] | None:
+        """``forget_message`` for many messages at once (a bulk delete): one lookup, one forget."""
+        found = await self.t.archive.by_messages(
+            [clean_id(m, "message_id") for m in message_ids],
             user_id=None if user_id is None else clean_id(user_id, "user_id"),
             channel_id=None if channel_id is None else clean_id(channel_id, "channel_id"))
-        if found is None:
+        if not found:
             return None
-        return await self._forget_targets([ForgetTarget(found.user_id, found.scope, (found.id,))])
+        by_owner: dict[Scope, list[str]] = {}
+        for e in found:
+            by_owner.setdefault(e.scope, []).append(e.id)
+        return await self._forget_targets([ForgetTarget(s.user_id, s, tuple(ids)) for s, ids in by_owner.items()])
 
     # ---- pause and notice ---------------------------------------------------------------------
 

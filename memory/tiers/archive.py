@@ -178,15 +178,16 @@ class PostgresArchive(_PgEdge):
             raise ArchiveUnavailable(f"{type(exc).__name__}: {exc}") from exc
         return _row_to_exchange(row)
 
-    async def by_message(self, message_id: str, *, user_id: str | None = None,
-                         channel_id: str | None = None) -> Exchange | None:
-        """The exchange answering Discord message ``message_id``, confined to its author when
-        ``user_id`` is given and to its channel when ``channel_id`` is (an indexed lookup)."""
+    async def by_messages(self, message_ids: Sequence[str], *, user_id: str | None = None,
+                          channel_id: str | None = None) -> list[Exchange]:
+        """The exchanges answering these (Discord) messages, oldest first, confined to their
+        author when ``user_id`` is given and to their channel when ``channel_id`` is (an
+        indexed lookup on the message id)."""
         rows = await self._fetch(
-            f"SELECT {_COLUMNS} FROM exchanges WHERE message_id = $1"
+            f"SELECT {_COLUMNS} FROM exchanges WHERE message_id = ANY($1::text[])"
             " AND ($2::text IS NULL OR user_id = $2) AND ($3::text IS NULL OR channel_id = $3)"
-            " ORDER BY created_at LIMIT 1", message_id, user_id, channel_id)
-        return _row_to_exchange(rows[0]) if rows else None
+            " ORDER BY created_at, id", list(message_ids), user_id, channel_id)
+        return [_row_to_exchange(r) for r in rows]
 
     async def mark_cache_stale(self, exchange_id: str) -> None:
         """Tell the worker the cache missed this exchange, so it drops the scope's list."""

@@ -246,3 +246,16 @@ async def test_stats_list_this_servers_active_conversations_only(bot: MnemoBot) 
     assert f"<@{member_a.id}> in <#{channel_a.id}>: 1 exchanges" in active
     assert str(member_b.id) not in active
     assert "users with token usage (all time)" in fields["This server"]
+
+
+async def test_a_bulk_delete_forgets_every_message_it_names(bot: MnemoBot,
+                                                            memory: HierarchicalMemoryManager) -> None:
+    channel, member, guild = where(0)
+    purged = [await say(bot, f"spam number {i}") for i in range(3)]
+    await say(bot, "a message the moderator kept")
+    sent()
+    backend.get_state().parse_message_delete_bulk(  # type: ignore[arg-type]
+        {"ids": [str(m.id) for m in purged] + ["1234"], "channel_id": str(channel.id), "guild_id": guild})
+    await dpytest.run_all_events()
+    left = [e["user_message"] for e in (await memory.export(str(member.id)))["exchanges"]]
+    assert left == ["a message the moderator kept"]
