@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from memory import HierarchicalMemoryManager, InvalidInput
+from memory import HierarchicalMemoryManager, InvalidInput, NotFound
 from memory.errors import MemoryPaused
 from memory.launcher import Addresses
 from memory.models import Scope
@@ -88,6 +88,19 @@ async def test_edits_reach_only_the_author_and_bad_text_changes_nothing(
     same = await memory.update_message(alice, "9101", "My locker code is 4471.")
     assert same is not None and same.revision == 0  # unchanged text: nothing to do
     assert [e["user_message"] for e in (await memory.export(alice))["exchanges"]] == ["My locker code is 4471."]
+
+
+async def test_update_exchange_by_id(memory: HierarchicalMemoryManager, uid: Callable[[str], str]) -> None:
+    user = uid("byid")
+    xid = await memory.store_conversation(user, "What is the capital of Peru?", "Quito.")
+    fixed = await memory.update_exchange(user, xid, bot_response="Lima.")
+    assert (fixed.user_message, fixed.bot_response, fixed.revision) == ("What is the capital of Peru?", "Lima.", 1)
+    with pytest.raises(InvalidInput):
+        await memory.update_exchange(user, xid)
+    with pytest.raises(NotFound):
+        await memory.update_exchange(uid("stranger"), xid, bot_response="Bogotá.")
+    await memory.flush()
+    assert ["Lima" in s and "Quito" not in s for s in await summaries_of(memory, user, xid)] == [True]
 
 
 async def test_an_edit_while_a_worker_holds_the_old_text_is_not_lost(
