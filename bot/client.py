@@ -11,9 +11,9 @@ holds state only one process knows, so the bot can run sharded across processes.
 
 Discord's own events: when a user edits a message the bot stored, the exchange
 takes the new text and is derived again (an edit that empties the message
-forgets it). The bot's reply is kept as it was sent: memory mirrors what the
-channel shows, and that reply is still there, unedited; when a user's message is deleted (by them or a moderator, one by
-one or in bulk), its exchange is forgotten in every tier. Deleting the bot's
+forgets it); the bot's reply is kept as it was sent, since memory mirrors what
+the channel shows. When a user's message is deleted (by them or a moderator, one
+by one or in bulk), its exchange is forgotten in every tier. Deleting the bot's
 reply changes nothing: the exchange belongs to the user's message, which is
 still there, and anyone with Manage Messages can delete the bot's messages;
 users forget an exchange with ``/memory forget``.
