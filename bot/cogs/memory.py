@@ -1,4 +1,4 @@
-"""``/memory show|search|export|forget|stats|migrate``.
+"""``/memory show|search|export|forget|stats|migrate`` (and ``pause|resume|settings``, see ``preferences``).
 
 Personal content is answered ephemerally. Three roles (ARCHITECTURE "Failure
 and trust"): a user's own memories; a guild admin (Manage Server) sees
@@ -24,6 +24,7 @@ from discord import app_commands
 from discord.ext import commands
 
 from bot.cogs.common import clip, format_counts, is_admin, scope_of, where
+from bot.cogs.preferences import PreferenceCommands, add_activity
 from memory.errors import ConfigurationError, ForgetPending, InvalidInput, MemoryStoreError, TierUnavailable
 
 if TYPE_CHECKING:
@@ -74,7 +75,9 @@ class ConfirmView(discord.ui.View):
         await interaction.response.edit_message(content="Cancelled: nothing was forgotten.", view=None)
 
 
-class MemoryCog(commands.GroupCog, group_name="memory", group_description="What I remember about you"):
+# pause, resume and settings come from PreferenceCommands (bot/cogs/preferences.py)
+class MemoryCog(PreferenceCommands, commands.GroupCog, group_name="memory",
+                group_description="What I remember about you"):
     def __init__(self, bot: MnemoBot) -> None:
         self.bot = bot
         super().__init__()
@@ -199,6 +202,7 @@ class MemoryCog(commands.GroupCog, group_name="memory", group_description="What 
         embed = discord.Embed(title="Memory stats")
         if interaction.guild_id is not None:
             embed.add_field(name="This server", inline=False, value=await self._guild_stats(interaction.guild_id))
+            await add_activity(embed, self.bot.memory, str(interaction.guild_id))
         if operator:  # bot-wide figures and tier health are the operator's, never a guild admin's
             stats = await self.bot.memory.stats()
             embed.add_field(name="Bot-wide (owners only)", inline=False, value=(

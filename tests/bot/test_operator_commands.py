@@ -267,7 +267,8 @@ async def test_a_guild_admin_sees_their_guild_and_owners_the_whole_bot(
             return {f.name: str(f.value) for f in _sent(it.followup.send)[1]["embed"].fields}
 
         admin_a = await stats(9001, guild_a, True)
-        assert list(admin_a) == ["This server"]                     # no bot-wide figures, no tier health
+        # no bot-wide figures, no tier health
+        assert list(admin_a) == ["This server", "Active conversations here (last 30 min)"]
         assert admin_a["This server"] == ("2 users · 3 exchanges · 1 messages answered · 120 tokens\n"
                                           "<@501>: 1 msgs, 100+20 tokens")
         admin_b = await stats(9002, guild_b, True)
