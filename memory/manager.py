@@ -91,8 +91,12 @@ class HierarchicalMemoryManager:
         """Start bundled servers for unconfigured tiers, connect every tier, start the worker."""
         settings = settings or MemorySettings()
         tiers = await open_tiers(settings)
-        manager = cls(tiers, settings)
-        await manager._warm_up()
+        try:
+            manager = cls(tiers, settings)
+            await manager._warm_up()
+        except BaseException:
+            await tiers.stack.aclose()  # a failed start stops the bundled servers it started
+            raise
         if settings.worker.in_process:
             manager._task = asyncio.create_task(manager.worker.run_forever(manager._stop),
                                                 name="mnemo-derived-worker")
@@ -465,4 +469,5 @@ class HierarchicalMemoryManager:
             prompt = sum(r.prompt_tokens for r in rows)
             completion = sum(r.completion_tokens for r in rows)
         return MemoryStats(health, exchanges, users, pending, self.worker.processed, prompt, completion,
-                           self.t.addresses.bundled, forgets)
+                           self.t.addresses.bundled, forgets,
+                           restarts=self.t.servers.restarts if self.t.servers is not None else {})
