@@ -296,6 +296,8 @@ class BoltServerProcess:
     def restart(self) -> bool:
         with file_lock(self.root / ".lock"):
             if self.proc is not None and self.proc.poll() is not None:
+                if self.proc.stdin is not None:
+                    self.proc.stdin.close()
                 self.proc = None
             if self._adopt():
                 return False
