@@ -312,7 +312,10 @@ class BoltServerProcess:
         if server is None or state is None:
             return False
         owner = state.get("owner")  # absent in files written before owners were recorded
-        if (owner is None or process(owner) is not None) and port_open(state["port"]):
+        if owner is None or process(owner) is not None:  # another live process's server: never stop it
+            if not port_open(state["port"]):
+                raise ConfigurationError("NEO4J__URI", f"the bundled Bolt server {server.pid} (of process "
+                                                       f"{owner}) does not answer on port {state['port']}")
             self.port, self.password, self._adopted = state["port"], state["password"], server
             return True
         log.info("bundled Bolt server %s outlived its owner; waiting for it to stop", server.pid)

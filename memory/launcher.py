@@ -89,7 +89,7 @@ class EmbeddedServers:
             else:
                 self._servers[name] = wanted[name]
 
-        threads = [asyncio.to_thread(start_one, name) for name in wanted]
+        threads = [asyncio.ensure_future(asyncio.to_thread(start_one, name)) for name in wanted]
         try:
             # shielded: a cancelled start still waits for the threads, so it can stop what they started
             await asyncio.shield(asyncio.gather(*threads))

@@ -15,6 +15,7 @@ import logging
 import threading
 import time
 from collections.abc import Mapping
+from concurrent.futures import ThreadPoolExecutor
 from typing import Protocol
 
 log = logging.getLogger(__name__)
@@ -48,6 +49,9 @@ class Supervisor:
         self._guards = {name: threading.Lock() for name in self.servers}
         self._stopped: set[str] = set()
         self._tasks: list[asyncio.Task[None]] = []
+        # restarts block for seconds (a JVM starting): threads of their own, not the loop's default pool
+        self._pool = ThreadPoolExecutor(max_workers=max(1, len(self.servers)),
+                                        thread_name_prefix="mnemo-supervisor")
 
     def start(self) -> None:
         for name in self.servers:
@@ -59,6 +63,7 @@ class Supervisor:
             task.cancel()
         await asyncio.gather(*self._tasks, return_exceptions=True)
         self._tasks.clear()
+        self._pool.shutdown(wait=False)  # a restart in flight finishes; stop() waits for it
 
     def stop(self, name: str) -> None:
         with self._guards[name]:
@@ -69,7 +74,7 @@ class Supervisor:
         server = self.servers[name]
         while True:
             await asyncio.sleep(self.poll_seconds)
-            if await asyncio.to_thread(server.alive):
+            if server.alive():  # a look at /proc or a poll() of a child: microseconds
                 continue
             log.warning("bundled %s server exited; restarting it", name)
             down = time.monotonic()
@@ -78,7 +83,7 @@ class Supervisor:
             while True:
                 attempt += 1
                 try:
-                    started = await asyncio.to_thread(self._restart, name)
+                    started = await asyncio.get_running_loop().run_in_executor(self._pool, self._restart, name)
                     break
                 except Exception as exc:  # any failure to start is retried; the log says why
                     log.warning("bundled %s server: restart attempt %d failed (%s: %s); next in %.1fs",

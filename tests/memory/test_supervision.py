@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import argparse
 import asyncio
 import json
 import os
@@ -18,6 +19,7 @@ import psutil
 import pytest
 
 from memory import ConfigurationError, HierarchicalMemoryManager, MemorySettings
+from memory.cli import cmd_stats
 from memory.launcher import Addresses, EmbeddedServers
 from memory.stack import open_tiers
 from memory.tiers.archive import create_pool
@@ -95,7 +97,8 @@ def data_dir() -> Iterator[Path]:
 
 @pytest.mark.timeout(420)
 async def test_killed_bundled_servers_come_back_and_are_counted(
-        data_dir: Path, make_manager: ManagerFactory, uid: Callable[[str], str]) -> None:
+        data_dir: Path, make_manager: ManagerFactory, uid: Callable[[str], str],
+        capsys: pytest.CaptureFixture[str]) -> None:
     """SIGKILL the bundled Redis, the Bolt server, then PostgreSQL: each comes back on its own."""
     memory = await make_manager(MemorySettings(data_dir=data_dir, retrieval=GENEROUS))
     assert memory.t.servers is not None
@@ -119,6 +122,9 @@ async def test_killed_bundled_servers_come_back_and_are_counted(
 
     stats = await memory.stats()
     assert stats.restarts == {"cache": 1, "archive": 1, "graph": 1}
+    capsys.readouterr()
+    assert await cmd_stats(argparse.Namespace(), memory) == 0
+    assert "restarts of bundled servers: archive 1, cache 1, graph 1" in capsys.readouterr().out
     # the restarted servers serve the write path and the derived tiers again
     second = await memory.store_conversation(user, "Alma is a marine biologist.", "Fascinating.")
     await memory.flush(timeout=120)
