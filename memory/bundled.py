@@ -34,13 +34,27 @@ import time
 import warnings
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
 import psutil
 
 from memory.errors import ConfigurationError
 
 log = logging.getLogger(__name__)
+
+
+class BundledServer(Protocol):
+    """What every handle below offers (see the module docstring)."""
+
+    def start(self) -> str: ...
+
+    def alive(self) -> bool: ...
+
+    def pid(self) -> int | None: ...
+
+    def restart(self) -> bool: ...
+
+    def stop(self) -> None: ...
 
 
 def free_port() -> int:

@@ -15,9 +15,8 @@ import asyncio
 import logging
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 
-from memory.bundled import BoltServerProcess, BundledPostgres, BundledRedis, free_port
+from memory.bundled import BoltServerProcess, BundledPostgres, BundledRedis, BundledServer, free_port
 from memory.settings import MemorySettings
 from memory.supervisor import Supervisor
 
@@ -51,7 +50,7 @@ class EmbeddedServers:
         self.settings = settings
         self.supervise = supervise
         self.poll_seconds = poll_seconds
-        self._servers: dict[str, Any] = {}
+        self._servers: dict[str, BundledServer] = {}
         self._supervisor: Supervisor | None = None
 
     @property
@@ -71,13 +70,14 @@ class EmbeddedServers:
         data = s.data_dir.expanduser().resolve()
         if not (s.redis.url and s.postgres.dsn and s.neo4j.uri and s.chroma.url):
             data.mkdir(parents=True, exist_ok=True)
-        wanted: dict[str, Any] = {}
+        wanted: dict[str, BundledServer] = {}
         if not s.redis.url:
             wanted["cache"] = BundledRedis(data / "redis")
         if not s.postgres.dsn:
             wanted["archive"] = BundledPostgres(data / "postgres")
-        if not s.neo4j.uri:
-            wanted["graph"] = BoltServerProcess(data / "graph")
+        bolt = BoltServerProcess(data / "graph") if not s.neo4j.uri else None
+        if bolt is not None:
+            wanted["graph"] = bolt
         found: dict[str, str] = {}
         errors: list[BaseException] = []
 
@@ -111,7 +111,8 @@ class EmbeddedServers:
             pw = s.neo4j.password.get_secret_value() if s.neo4j.password else None
             neo_auth = (s.neo4j.user, pw) if pw is not None else None
         else:
-            neo_auth = ("root", wanted["graph"].password)
+            assert bolt is not None
+            neo_auth = ("root", bolt.password)
         return Addresses(
             redis_url=s.redis.url or found["cache"],
             postgres_dsn=s.postgres.dsn.get_secret_value() if s.postgres.dsn else found["archive"],
