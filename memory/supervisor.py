@@ -74,7 +74,11 @@ class Supervisor:
         server = self.servers[name]
         while True:
             await asyncio.sleep(self.poll_seconds)
-            if server.alive():  # a look at /proc or a poll() of a child: microseconds
+            try:
+                if server.alive():  # a look at /proc or a poll() of a child: microseconds
+                    continue
+            except Exception as exc:  # cannot tell: keep watching rather than restart a live server
+                log.warning("bundled %s server: cannot check its process (%s)", name, exc)
                 continue
             log.warning("bundled %s server exited; restarting it", name)
             down = time.monotonic()
@@ -87,7 +91,7 @@ class Supervisor:
                     break
                 except Exception as exc:  # any failure to start is retried; the log says why
                     log.warning("bundled %s server: restart attempt %d failed (%s: %s); next in %.1fs",
-                              name, attempt, type(exc).__name__, exc, delay)
+                                name, attempt, type(exc).__name__, exc, delay)
                 await asyncio.sleep(delay)
                 delay = min(delay * 2, self.max_backoff_seconds)
             if started is None:
