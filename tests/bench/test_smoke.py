@@ -75,6 +75,10 @@ async def test_latency_smoke_run(bundled: Addresses, tmp_path: Path) -> None:
             "5",
             "--paced-requests",
             "2",
+            "--open-rate",
+            "40",
+            "--open-requests",
+            "5",
             "--out",
             str(tmp_path / "out"),
         ]
@@ -89,6 +93,7 @@ async def test_latency_smoke_run(bundled: Addresses, tmp_path: Path) -> None:
     assert [row["concurrency"] for row in result["concurrency"]] == [1, 3]
     assert result["concurrency"][1]["requests"] == 3 * 2
     assert result["paced"]["users"] == 3 and result["paced"]["latency_ms"]["n"] == 3 * 2
+    assert result["open_loop"]["requests"] == 5 and result["open_loop"]["latency_ms"]["n"] == 5
     assert result["rss_mib"]["peak_total"] >= result["rss_mib"]["peak_self"] > 0
     written = latency.plot(result, tmp_path / "out", copy_to_docs=False)
     assert Path(written[0]).name == "latency.png" and _nonempty(written[0])
