@@ -90,6 +90,15 @@ class ConversationContext:
         """The packed text; see ``pack``."""
         return self.pack(self.max_tokens if max_tokens is None else max_tokens, exclude=exclude).text
 
+    def _crowded(self, budget: int) -> bool:
+        """Whether the relevant exchanges, whole, would overflow ``budget`` (then focus pays)."""
+        total = 0
+        for r in self.relevant:
+            total += count_tokens(render_exchange(r.exchange))
+            if total > budget:
+                return True
+        return False
+
     def pack(self, max_tokens: int, *, exclude: Collection[str] = ()) -> PackedContext:
         """Fill ``max_tokens`` by priority: facts, the three most relevant exchanges, the
         two newest if they belong to the ongoing conversation (``session_since``), the rest
@@ -130,7 +139,7 @@ class ConversationContext:
         order += top[self.relevant_first:]
         reserved = {e.id for e in current}
         order += [("recent", e) for e in self.recent if e.id not in reserved]
-        query_terms = terms(self.query) if self.focus else frozenset()
+        query_terms = terms(self.query) if self.focus and self._crowded(budget) else frozenset()
         whole: dict[str, str] = {}
         for section, e in order:
             if e.id not in seen:

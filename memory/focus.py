@@ -38,13 +38,15 @@ def _date(ts: datetime, with_time: bool) -> str:
 
 
 def focused(e: Exchange, query_terms: frozenset[str], *, with_time: bool = False) -> str | None:
-    """The exchange cut to its turn(s) sharing the most query words, with date and speaker;
-    None when that would be the whole exchange, or when no turn shares a word."""
+    """The exchange cut to its turn sharing the most query words for its length, with date and
+    speaker; None when no turn shares a word, or both score the same."""
     if not query_terms:
         return None
     user, bot = speakers(e)
     parts = [(user, e.user_message), (bot, e.bot_response)]
-    overlap = [len(query_terms & terms(text)) for _, text in parts]
+    words = [terms(text) for _, text in parts]
+    # shared words per sqrt(distinct words): a long reply does not win by sheer length
+    overlap = [len(query_terms & w) / max(1.0, len(w)) ** 0.5 for w in words]
     best = max(overlap)
     if best == 0 or all(o == best for o in overlap):
         return None
