@@ -224,6 +224,8 @@ def plot(result: dict[str, Any], out_dir: Path, copy_to_docs: bool, name: str = 
         ylabel="%",
         title=f"By question type at {mid} tokens",
     )
+    if len(types) > 4:
+        right.tick_params(axis="x", labelrotation=40, labelsize=8)
     right.legend(fontsize=8)
     written = save_plot(fig, name, out_dir, copy_to_docs)
     plt.close(fig)
