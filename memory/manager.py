@@ -308,7 +308,8 @@ class HierarchicalMemoryManager:
 
         No option: everything of the user in every scope. ``guild_id`` or ``dm``
         narrow it to one scope; ``exchange_id``, ``topic`` or ``last`` to some
-        exchanges. Derived tiers are cleared before and after the archive, so an
+        exchanges (at most one of the three; InvalidInput otherwise, and for a guild
+        together with ``dm``). Derived tiers are cleared before and after the archive, so an
         exchange a worker was processing at that moment cannot survive.
         Raises ForgetPending (a TierUnavailable) if a derived tier is down: the
         rest is removed and the request is queued durably; the worker clears that
@@ -316,6 +317,9 @@ class HierarchicalMemoryManager:
         """
         user_id = clean_id(user_id, "user_id")
         scope = self._scope_of(user_id, guild_id, dm)
+        if (exchange_id is not None) + (topic is not None) + bool(last) > 1:
+            raise InvalidInput("name one exchange, one topic or the last exchange, not several",
+                               field="exchange_id" if exchange_id is not None else "topic")
         removed = {"archive": 0, "cache": 0, "summaries": 0, "graph": 0, "facts": 0}
         pending: list[str] = []
         derived: list[tuple[str, Any]] = [("cache", self.cache), ("summaries", self.summaries),
