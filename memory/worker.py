@@ -15,7 +15,7 @@ import time
 from collections.abc import Sequence
 
 from memory.errors import TierUnavailable
-from memory.models import Exchange, Extraction, SummaryRecord
+from memory.models import Exchange, Extraction, ForgetTarget, Scope, SummaryRecord
 from memory.protocols import CacheTier, Embedder, Extractor, GraphTier, SummaryTier
 from memory.tiers.archive import PostgresForgetQueue, PostgresOutbox
 
@@ -66,10 +66,30 @@ class DerivedWorker:
             backoff = min(30.0, 2.0 ** min(self.failures, 5))
             await self.outbox.fail([e.id for e in exchanges], str(exc), retry_in=backoff)
             raise
-        await self.outbox.complete([e.id for e in exchanges])
+        done = await self.outbox.complete([e.id for e in exchanges])
+        if len(done) < len(exchanges):  # forgotten meanwhile, or replayed by another worker after our lease
+            gone = await self.outbox.forgotten([e.id for e in exchanges if e.id not in done])
+            await self._drop_forgotten([e for e in exchanges if e.id in gone])
         self.failures = 0
         self.processed += len(exchanges)
         return len(exchanges)
+
+    async def _drop_forgotten(self, exchanges: Sequence[Exchange]) -> None:
+        """Remove what this batch wrote for exchanges forgotten while it ran (their outbox rows went
+        with them): the forget's own passes may have run before these writes landed."""
+        by_scope: dict[Scope, list[str]] = {}
+        for e in exchanges:
+            by_scope.setdefault(e.scope, []).append(e.id)
+        for scope, ids in by_scope.items():
+            target = ForgetTarget(scope.user_id, scope, tuple(ids))
+            down = []
+            for name, tier in (("summaries", self.summaries), ("graph", self.graph)):
+                try:
+                    await tier.forget(target)
+                except TierUnavailable:
+                    down.append(name)
+            if down and self.forgets is not None:
+                await self.forgets.add(target, down)  # cleared by retry_forgets when the tier is back
 
     async def _summaries(self, exchanges: Sequence[Exchange], extractions: Sequence[Extraction]) -> None:
         texts = [chunk for x in extractions for chunk in x.chunks]

@@ -246,8 +246,17 @@ class PostgresOutbox(_PgEdge):
             limit, float(lease_seconds))
         return [(_row_to_exchange(r), bool(r["cache_stale"])) for r in rows]
 
-    async def complete(self, exchange_ids: Sequence[str]) -> None:
-        await self._execute("DELETE FROM outbox WHERE exchange_id = ANY($1::text[])", list(exchange_ids))
+    async def complete(self, exchange_ids: Sequence[str]) -> set[str]:
+        """Remove finished work; returns the ids whose rows were still there (the others were
+        forgotten while the worker held them)."""
+        rows = await self._fetch("DELETE FROM outbox WHERE exchange_id = ANY($1::text[]) RETURNING exchange_id",
+                                 list(exchange_ids))
+        return {r["exchange_id"] for r in rows}
+
+    async def forgotten(self, exchange_ids: Sequence[str]) -> set[str]:
+        """Which of ``exchange_ids`` the archive no longer holds."""
+        rows = await self._fetch("SELECT id FROM exchanges WHERE id = ANY($1::text[])", list(exchange_ids))
+        return set(exchange_ids) - {r["id"] for r in rows}
 
     async def fail(self, exchange_ids: Sequence[str], error: str, retry_in: float) -> None:
         await self._execute("UPDATE outbox SET last_error = $2, available_at = now() + make_interval(secs => $3)"
