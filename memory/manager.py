@@ -234,6 +234,8 @@ class HierarchicalMemoryManager:
         Raises InvalidInput for malformed ids or query text.
         """
         scope = Scope.of(user_id, guild_id)
+        if channel_id is not None:
+            clean_id(channel_id, "channel_id")
         query = clean_text(current_query, "current_query", allow_empty=True)[:MAX_QUERY_CHARS]
         if not isinstance(max_tokens, int) or max_tokens < 0:
             raise InvalidInput("must be a non-negative integer", field="max_tokens")
