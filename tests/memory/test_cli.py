@@ -226,8 +226,8 @@ async def test_rebuild_stats_and_context(cli: Cli, memory: HierarchicalMemoryMan
     assert code == 0
     assert "exchanges 5, users 1, pending derived work 0, queued forgets 0, tokens 0+0" in out
     rows = [line.replace("│", " ").split() for line in out.splitlines()]
-    for tier in ("cache", "archive", "summaries", "graph"):
-        assert any(row[:2] == [tier, "yes"] for row in rows), (tier, out)
+    for name in ("cache", "archive", "summaries", "graph"):
+        assert any(row[:2] == [name, "yes"] for row in rows), (name, out)
 
     code, out, _ = await cli("context", user, "what is my dog called?", "--max-tokens", "300")
     assert code == 0
