@@ -32,12 +32,12 @@ async def test_over_long_and_empty_remember_are_refused(memory: HierarchicalMemo
                          ("  \n ", "must not be empty or whitespace only"),
                          ("nul\x00", "contains a NUL byte, which cannot be stored")):
         it = _interaction(user, 7001)
-        await FactsCog.remember.callback(cog, it, text)  # type: ignore[call-arg]
+        await FactsCog.remember.callback(cog, it, text)  # type: ignore[call-arg, arg-type]
         it.response.send_message.assert_awaited_once_with(f"I can't save that: {reason}.", ephemeral=True)
     assert await memory.facts(str(user), guild_id="7001") == []
 
     it = _interaction(user, None)
-    await FactsCog.remember.callback(cog, it, "y" * 2000)  # type: ignore[call-arg]
+    await FactsCog.remember.callback(cog, it, "y" * 2000)  # type: ignore[call-arg, arg-type]
     [saved] = await memory.facts(str(user))
     assert saved.text == "y" * 2000
     assert it.response.send_message.await_args.args[0].startswith("Saved in your DMs with me: “yyy")
