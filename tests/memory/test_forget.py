@@ -144,3 +144,37 @@ async def test_forget_while_the_worker_holds_a_batch_leaves_nothing(
 
     assert await memory.pending() == 0
     assert await memory.counts(user) == {"archive": 0, "cache": 0, "summaries": 0, "graph": 0, "facts": 0}
+
+
+async def test_a_batch_replayed_by_another_worker_after_the_lease_keeps_its_data(
+        bundled: Addresses, own_postgres_dsn: str, make_manager: ManagerFactory, tmp_path: Path,
+        uid: Callable[[str], str]) -> None:
+    """The other side of the race above: a slow worker whose lease ran out finds its rows completed by
+    another worker. The exchanges still exist, so nothing may be removed from the derived tiers."""
+    from memory.worker import DerivedWorker
+
+    own = Addresses(**{**bundled.__dict__, "postgres_dsn": own_postgres_dsn})
+    memory = await make_manager(settings_for(own, tmp_path, worker={"in_process": False, "lease_seconds": 1.0}))
+    user = uid("slow")
+    for i in range(4):
+        await memory.store_conversation(user, f"Note {i}: my tortoise Sheldon ate a strawberry.", "Yum.")
+    gated = _GatedExtractor(memory.worker.extractor)
+    memory.worker.extractor = gated  # type: ignore[assignment]
+    slow = asyncio.create_task(memory.worker.run_once())
+    await asyncio.wait_for(gated.entered.wait(), 60)
+    t = memory.t
+    other = DerivedWorker(t.outbox, t.extractor, t.embedder, t.summaries, t.graph, t.cache, forgets=t.forgets,
+                          lease_seconds=60.0)
+    deadline = asyncio.get_running_loop().time() + 60
+    while await other.run_once() == 0:  # the rows come free once the slow worker's lease ends
+        assert asyncio.get_running_loop().time() < deadline
+        await asyncio.sleep(0.2)
+    assert await memory.pending() == 0
+    gated.gate.set()
+    assert await slow == 4
+
+    counts = await memory.counts(user)
+    assert (counts["archive"], counts["summaries"]) == (4, 4)
+    [sheldon] = [r for r in await memory.profile(user, limit=50) if r.name == "sheldon"]
+    assert sheldon.count == 4
+    assert await memory.t.forgets.pending(user) == 0
