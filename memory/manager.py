@@ -265,6 +265,8 @@ class HierarchicalMemoryManager(ExchangeLifecycle):
         Raises InvalidInput for malformed ids or query text.
         """
         scope = Scope.of(user_id, guild_id)
+        if channel_id is not None:
+            clean_id(channel_id, "channel_id")
         query = clean_text(current_query, "current_query", allow_empty=True)[:MAX_QUERY_CHARS]
         if not isinstance(max_tokens, int) or max_tokens < 0:
             raise InvalidInput("must be a non-negative integer", field="max_tokens")
@@ -342,7 +344,8 @@ class HierarchicalMemoryManager(ExchangeLifecycle):
 
         No option: everything of the user in every scope. ``guild_id`` or ``dm``
         narrow it to one scope; ``exchange_id``, ``topic`` or ``last`` to some
-        exchanges. Derived tiers are cleared before and after the archive, so an
+        exchanges (at most one of the three; InvalidInput otherwise, and for a guild
+        together with ``dm``). Derived tiers are cleared before and after the archive, so an
         exchange a worker was processing at that moment cannot survive.
         Raises ForgetPending (a TierUnavailable) if a derived tier is down: the
         rest is removed and the request is queued durably; the worker clears that
@@ -350,6 +353,9 @@ class HierarchicalMemoryManager(ExchangeLifecycle):
         """
         user_id = clean_id(user_id, "user_id")
         scope = self._scope_of(user_id, guild_id, dm)
+        if (exchange_id is not None) + (topic is not None) + bool(last) > 1:
+            raise InvalidInput("name one exchange, one topic or the last exchange, not several",
+                               field="exchange_id" if exchange_id is not None else "topic")
         return await self._forget_targets(await self._targets(user_id, scope, exchange_id, topic, last))
 
     async def _forget_targets(self, targets: Sequence[ForgetTarget]) -> dict[str, int]:
