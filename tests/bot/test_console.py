@@ -1,14 +1,22 @@
-"""``python -m bot console`` end to end: a subprocess fed through stdin, run twice, remembers."""
+"""``python -m bot console``: end to end as a subprocess fed through stdin, and its commands in-process."""
 
 from __future__ import annotations
 
 import asyncio
+import io
+import json
 import os
+import re
 import sys
 from pathlib import Path
 
-from bot.chat import CONTEXT_BEGIN, NO_LLM_NOTICE
+from rich.console import Console
+
+from bot.chat import CONTEXT_BEGIN, NO_LLM_NOTICE, ChatHandler
+from bot.console import run_console
 from memory.launcher import Addresses
+from memory.manager import HierarchicalMemoryManager
+from tests.bot.conftest import bot_settings
 from tests.bot.fake_llm import FakeLLM
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -68,3 +76,85 @@ async def test_console_with_llm_sends_the_memory(bundled: Addresses, tmp_path: P
     # the last exchange of this channel comes back as a chat turn (and so not again in the notes)
     assert "I keep bees on my roof" in turns and "I keep bees on my roof" not in system
     assert "my bees are Buckfast bees" in second  # the fake LLM echoed the prompt back to the terminal
+
+
+# ---- the Discord commands in the console, driven in-process with scripted stdin ----------------------
+
+async def _drive(memory: HierarchicalMemoryManager, tmp_path: Path, user: str, script: str) -> str:
+    """Run the console loop on ``script`` as stdin; returns everything it printed."""
+    screen = io.StringIO()
+    out = Console(file=screen, width=400, soft_wrap=True, highlight=False, color_system=None)
+    handler = ChatHandler(memory, None, bot_settings(None, tmp_path))
+    assert await run_console(handler, user_id=user, stdin=io.StringIO(script), console=out) == 0
+    return screen.getvalue()
+
+
+async def test_help_lists_every_discord_command(memory: HierarchicalMemoryManager, tmp_path: Path,
+                                                uid: str) -> None:
+    printed = await _drive(memory, tmp_path, uid, "/help\n/memory\n/shout\n")
+    for command in ("/memory show", "/memory search <query>", "/memory export", "/forget all|here|last",
+                    "/forget topic <topic>", "/remember <fact>", "/forget-fact <id>", "/quit"):
+        assert f"\n  {command} " in printed
+    assert "Usage: /memory show | search <query> | export\n" in printed
+    assert "Unknown command /shout. /help lists the commands.\n" in printed
+
+
+async def test_show_and_search_print_what_the_slash_commands_show(
+        memory: HierarchicalMemoryManager, tmp_path: Path, uid: str) -> None:
+    await memory.store_conversation(uid, "I adopted a greyhound named Comet", "Lovely!", channel_id="console")
+    await memory.store_conversation(uid, "I work night shifts", "Take care", guild_id="9001", channel_id="g")
+    printed = await _drive(memory, tmp_path, uid,
+                           "/remember I grow tomatoes on my balcony\n/memory show\n/memory search greyhound\n")
+    [fact] = await memory.facts(uid)
+    assert f"Saved fact {fact.id}: I grow tomatoes on my balcony\n" in printed
+    show = printed.split("What I remember about you in your DMs with me\n", 1)[1].split("Memories for", 1)[0]
+    assert re.search(r"Recent exchanges:\n  \d{4}-\d\d-\d\d I adopted a greyhound named Comet\n", show)
+    assert f"Facts (/remember):\n  {fact.id} I grow tomatoes on my balcony\n" in show
+    counts = await memory.counts(uid, dm=True)
+    assert f"Stored per tier (-1: tier down):\n  archive 1 · cache 1 · summaries {counts['summaries']}" in show
+    assert "night shifts" not in printed  # the guild's exchange stays out of the DM scope
+    search = printed.split("Memories for “greyhound”\n", 1)[1]
+    assert "I adopted a greyhound named Comet" in search
+    assert re.search(r"Best matches \(score, sources\):\n  \d\.\d{3} \[[a-z, ]+\] I adopted a greyhound named Comet",
+                     search)
+
+
+async def test_export_writes_the_json_under_the_data_dir(memory: HierarchicalMemoryManager, tmp_path: Path,
+                                                         uid: str) -> None:
+    exchange_id = await memory.store_conversation(uid, "my bike is a green Brompton", "Nice", channel_id="console")
+    printed = await _drive(memory, tmp_path, uid, "/memory export\n")
+    match = re.search(r"is in (\S+\.json)\n", printed)
+    assert match, printed
+    path = Path(match.group(1))
+    assert path.parent == memory.settings.data_dir / "exports"
+    data = json.loads(path.read_text(encoding="utf-8"))
+    assert data["user_id"] == uid
+    assert [(e["id"], e["user_message"]) for e in data["exchanges"]] == [(exchange_id,
+                                                                         "my bike is a green Brompton")]
+
+
+async def test_forget_asks_first_and_only_yes_forgets(memory: HierarchicalMemoryManager, tmp_path: Path,
+                                                      uid: str) -> None:
+    older = await memory.store_conversation(uid, "I live in Ghent", "Nice city", channel_id="console")
+    newer = await memory.store_conversation(uid, "I moved to Leuven", "Congrats", channel_id="console")
+    await memory.flush()
+    printed = await _drive(memory, tmp_path, uid, "/forget last\nn\n/forget topic\n/forget last\n")
+    assert printed.count("Forget our last exchange in your DMs with me? [y/N]\n") == 2
+    assert printed.count("Cancelled: nothing was forgotten.\n") == 2  # "n", then end of input
+    assert "Usage: /forget all | here | last | topic <topic>\n" in printed
+    assert (await memory.counts(uid, dm=True))["archive"] == 2
+
+    printed = await _drive(memory, tmp_path, uid, "/forget last\ny\n")
+    assert re.search(r"Forgotten\. Removed per tier: archive 1 · cache \d+ · summaries 1 · graph \d+ · facts 0\n",
+                     printed)
+    left = await memory.export(uid)
+    assert [e["id"] for e in left["exchanges"]] == [older]
+    assert newer not in {s["exchange_id"] for s in left["summaries"]}
+
+
+async def test_forget_fact_by_id(memory: HierarchicalMemoryManager, tmp_path: Path, uid: str) -> None:
+    fact = await memory.remember_fact(uid, "I am left-handed")
+    printed = await _drive(memory, tmp_path, uid, f"/forget-fact {fact.id}\n/forget-fact {fact.id}\n")
+    assert "Forgotten.\n" in printed
+    assert f"I have no fact with id '{fact.id}'. /memory show lists them.\n" in printed
+    assert await memory.facts(uid) == []
