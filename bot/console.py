@@ -22,6 +22,7 @@ from rich.console import Console
 from rich.text import Text
 
 from bot.chat import ChatHandler, IncomingMessage
+from bot.logs import new_request
 from bot.reports import UNAVAILABLE, Card, export_json, forget_now, forget_request, search_card, show_card
 from memory.errors import InvalidInput, TierUnavailable
 
@@ -195,6 +196,7 @@ async def run_console(handler: ChatHandler, *, user_id: str, stdin: TextIO | Non
             if not await session.command(text):
                 break
             continue
+        new_request()
         reply = await handler.handle(IncomingMessage(user_id=user_id, text=text, guild_id=None,
                                                      channel_id=CHANNEL_ID, user_name=None))
         if reply is None:
