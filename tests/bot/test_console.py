@@ -10,6 +10,7 @@ import re
 import sys
 from pathlib import Path
 
+import asyncpg
 from rich.console import Console
 
 from bot.chat import CONTEXT_BEGIN, NO_LLM_NOTICE, ChatHandler
@@ -158,3 +159,31 @@ async def test_forget_fact_by_id(memory: HierarchicalMemoryManager, tmp_path: Pa
     assert "Forgotten.\n" in printed
     assert f"I have no fact with id '{fact.id}'. /memory show lists them.\n" in printed
     assert await memory.facts(uid) == []
+
+
+async def test_json_logs_carry_one_request_id_per_message_to_the_stored_exchange(
+        bundled: Addresses, tmp_path: Path, fake_llm: FakeLLM) -> None:
+    env = _env(bundled, tmp_path / "data", fake_llm.base_url)
+    user = f"console-{tmp_path.name[-12:].replace('_', '-')}"
+    proc = await asyncio.create_subprocess_exec(
+        sys.executable, "-m", "bot", "console", "--user", user, "--log-level", "INFO", "--log-format", "json",
+        cwd=tmp_path, env=env, stdin=asyncio.subprocess.PIPE, stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.PIPE)
+    _, err = await asyncio.wait_for(proc.communicate(b"my kayak is red\nmy tent is green\n"), 90)
+    assert proc.returncode == 0, err.decode()
+    lines = [json.loads(line) for line in err.decode().splitlines() if line.startswith("{")]
+    assert lines and all({"time", "level", "logger", "request_id", "message"} <= set(line) for line in lines)
+    stored = [line for line in lines if line["message"].startswith("stored exchange")]
+    assert len(stored) == 2 and stored[0]["request_id"] != stored[1]["request_id"]
+    conn = await asyncpg.connect(bundled.postgres_dsn)
+    try:
+        rows = await conn.fetch("SELECT id, user_message, metadata FROM exchanges WHERE user_id = $1", user)
+    finally:
+        await conn.close()
+    by_id = {r["id"]: (r["user_message"], json.loads(r["metadata"])["request_id"]) for r in rows}
+    assert {by_id[line["exchange_id"]] for line in stored} == {
+        ("my kayak is red", stored[0]["request_id"]), ("my tent is green", stored[1]["request_id"])}
+    # the LLM request of each message was logged under that message's id too
+    for line in stored:
+        assert any(other["request_id"] == line["request_id"] and "chat/completions" in other["message"]
+                   for other in lines)
