@@ -12,6 +12,7 @@ import shutil
 import subprocess
 import sys
 import tempfile
+import zipfile
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -31,10 +32,11 @@ async def main():
         eid = await m.store_conversation("installer", "My parrot Kiwi speaks three words.",
                                          "Clever bird!", channel_id="c1")
         ctx = await m.get_conversation_context("installer", "what does my parrot say?")
-        return eid, ctx.to_context_string(500), [e.id for e in ctx.recent]
+        return eid, ctx.to_context_string(500), [e.id for e in ctx.recent], ctx.tiers["embedding"].status
 
-eid, text, recent = asyncio.run(main())
+eid, text, recent, embedding = asyncio.run(main())
 print(json.dumps({"module": memory.__file__, "exchange": eid, "context": text, "recent": recent,
+                  "embedding": embedding,
                   "torch": importlib.util.find_spec("torch") is not None,
                   "sentence_transformers": importlib.util.find_spec("sentence_transformers") is not None}))
 """
@@ -75,6 +77,9 @@ def test_built_wheel_works_in_a_clean_venv(open_tmp: Path) -> None:
     dist = tmp_path / "dist"
     _run([sys.executable, "-m", "pip", "wheel", "-q", "--no-deps", "-w", dist, src])
     wheel = next(dist.glob("mnemo-*.whl"))
+    with zipfile.ZipFile(wheel) as archive:
+        assert {"memory/assets/all-MiniLM-L6-v2/tokenizer.json", "memory/assets/all-MiniLM-L6-v2/NOTICE.md",
+                "memory/sql/001_init.sql"} <= set(archive.namelist())
 
     venv = tmp_path / "venv"
     _run([sys.executable, "-m", "venv", venv])  # no system or shared site-packages
@@ -96,4 +101,5 @@ def test_built_wheel_works_in_a_clean_venv(open_tmp: Path) -> None:
     assert Path(result["module"]).is_relative_to(venv)
     assert result["recent"] == [result["exchange"]]
     assert "My parrot Kiwi speaks three words." in result["context"]
+    assert result["embedding"] == "ok"  # the query was embedded by the local model, tokenizer included
     assert result["torch"] is False and result["sentence_transformers"] is False
