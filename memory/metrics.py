@@ -92,8 +92,9 @@ class Metrics:
         self.registry.register(StatsCollector(read))
 
 
-# (metric name, help, kind, field of MemoryStats). A field may be a number, or a mapping
-# name -> number (one sample per name, label "name"); negative numbers mean "unknown".
+# (metric name, help, kind, field of MemoryStats). A field may be a number, a mapping
+# name -> number (one sample per name, label "name") or a tuple (its length); negative
+# numbers mean "unknown".
 STATS_GAUGES: tuple[tuple[str, str, str, str], ...] = (
     ("mnemo_worker_queue_depth", "Exchanges archived but not yet through summaries and graph", "gauge",
      "pending"),
@@ -103,6 +104,10 @@ STATS_GAUGES: tuple[tuple[str, str, str, str], ...] = (
     ("mnemo_bundled_server_restarts", "Restarts of bundled servers since this process started", "counter",
      "restarts"),
     ("mnemo_archived_exchanges", "Exchanges in the archive (all processes)", "gauge", "exchanges"),
+    ("mnemo_active_conversations", "Users and channels with a recent exchange (MEMORY__ACTIVE_MINUTES)",
+     "gauge", "active"),
+    ("mnemo_retention_removed_exchanges", "Exchanges the retention policy removed, all time", "counter",
+     "retention_removed"),
 )
 
 
@@ -134,6 +139,8 @@ class StatsCollector(Collector):
         yield ping
         for metric, text, kind, field in STATS_GAUGES:
             value = getattr(stats, field, None)
+            if isinstance(value, tuple):
+                value = len(value)
             if value is None:
                 continue
             family: GaugeMetricFamily | CounterMetricFamily

@@ -100,6 +100,7 @@ async def test_scrape_counts_what_the_chat_handler_did(
     assert _value(samples, "mnemo_archived_exchanges") == 1
     assert _value(samples, "mnemo_worker_queue_depth") == 0
     assert _value(samples, "mnemo_forget_queue_depth") == 0
+    assert _value(samples, "mnemo_active_conversations") == 1  # this user in channel c, the only one here
 
 
 async def test_request_id_follows_a_message_to_its_stored_exchange(

@@ -44,6 +44,8 @@ def test_stats_fields_become_gauges_and_counters() -> None:
     assert samples[("mnemo_forget_queue_depth", ())] == 2
     assert samples[("mnemo_dead_letters", ())] == 5
     assert samples[("mnemo_archived_exchanges", ())] == 41
+    assert samples[("mnemo_active_conversations", ())] == 0
+    assert samples[("mnemo_retention_removed_exchanges_total", ())] == 0
     assert samples[("mnemo_bundled_server_restarts_total", (("name", "graph"),))] == 2
     assert samples[("mnemo_bundled_server_restarts_total", (("name", "cache"),))] == 0
 
