@@ -5,8 +5,9 @@ scope, on the same memory tiers (bundled ones by default), so it remembers
 across runs. Reads lines from stdin (a terminal or a pipe); ``/quit`` or end
 of input exits. The user's commands are those of Discord, answered by the same
 functions (``bot.reports``): ``/memory show``, ``/memory search <query>``,
-``/memory export`` (a JSON file under the data directory), ``/forget`` (asks
-y/N first), ``/remember <fact>``, ``/forget-fact <id>``; ``/help`` lists them.
+``/memory export`` (a JSON file under the data directory), ``/memory pause|resume``,
+``/forget`` (asks y/N first), ``/remember <fact>``, ``/forget-fact <id>``; ``/help``
+lists them.
 """
 
 from __future__ import annotations
@@ -23,7 +24,17 @@ from rich.text import Text
 
 from bot.chat import ChatHandler, IncomingMessage
 from bot.logs import new_request
-from bot.reports import UNAVAILABLE, Card, export_json, forget_now, forget_request, search_card, show_card
+from bot.reports import (
+    UNAVAILABLE,
+    Card,
+    export_json,
+    forget_now,
+    forget_request,
+    pause_message,
+    resume_message,
+    search_card,
+    show_card,
+)
 from memory.errors import InvalidInput, TierUnavailable
 
 CHANNEL_ID = "console"
@@ -32,6 +43,7 @@ COMMANDS = """Commands (what Discord's slash commands do, for you in DM scope):
   /memory show              what I remember about you
   /memory search <query>    the memories I would use to answer <query>
   /memory export            write everything I hold about you to a JSON file
+  /memory pause | resume    stop remembering what you say (I still answer) | start again
   /forget all|here|last     forget everything, these DMs, or our last exchange (asks y/N first)
   /forget topic <topic>     forget our exchanges about one topic (asks y/N first)
   /remember <fact>          save a fact I should always keep in mind
@@ -93,8 +105,10 @@ class _Session:
                 await self.search(rest.strip())
             elif sub == "export":
                 await self.export()
+            elif sub in ("pause", "resume"):
+                await self.pause(sub == "pause")
             else:
-                self.say("Usage: /memory show | search <query> | export", "yellow")
+                self.say("Usage: /memory show | search <query> | export | pause | resume", "yellow")
         else:
             self.say(f"Unknown command {name}. /help lists the commands.", "yellow")
         return True
@@ -125,6 +139,15 @@ class _Session:
         path = folder / f"mnemo-export-{_safe(self.user_id)}-{stamp}.json"
         await asyncio.to_thread(_write, path, payload)
         self.say(f"Everything I hold about you, in every server and DMs, is in {path}", "green")
+
+    async def pause(self, pause: bool) -> None:
+        memory = self.handler.memory
+        try:
+            changed = await (memory.pause(self.user_id) if pause else memory.resume(self.user_id))
+        except TierUnavailable:
+            self.say(UNAVAILABLE, "red")
+            return
+        self.say((pause_message if pause else resume_message)(changed, None))
 
     async def forget(self, arg: str) -> None:
         what, _, topic = arg.partition(" ")

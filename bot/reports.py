@@ -137,3 +137,16 @@ async def forget_now(memory: HierarchicalMemoryManager, user_id: str, request: F
     if not any(removed.values()):
         return "There was nothing to forget."
     return "Forgotten. Removed per tier: " + format_counts(removed)
+
+
+def pause_message(changed: bool, guild_id: str | None) -> str:
+    """The answer to a pause in this scope; ``changed`` False when it was paused already."""
+    first = "Paused" if changed else "Already paused"
+    return (f"{first}: I won't remember anything new you say {where(guild_id)}. I still answer, using what I "
+            "already remember. `/memory resume` starts again; `/memory forget` erases what I have.")
+
+
+def resume_message(changed: bool, guild_id: str | None) -> str:
+    """The answer to a resume in this scope; ``changed`` False when it was not paused."""
+    return (f"Resumed: I remember our conversations {where(guild_id)} again." if changed
+            else f"I wasn't paused {where(guild_id)}: I remember our conversations here.")

@@ -93,10 +93,11 @@ async def _drive(memory: HierarchicalMemoryManager, tmp_path: Path, user: str, s
 async def test_help_lists_every_discord_command(memory: HierarchicalMemoryManager, tmp_path: Path,
                                                 uid: str) -> None:
     printed = await _drive(memory, tmp_path, uid, "/help\n/memory\n/shout\n")
-    for command in ("/memory show", "/memory search <query>", "/memory export", "/forget all|here|last",
+    for command in ("/memory show", "/memory search <query>", "/memory export", "/memory pause | resume",
+                    "/forget all|here|last",
                     "/forget topic <topic>", "/remember <fact>", "/forget-fact <id>", "/quit"):
         assert f"\n  {command} " in printed
-    assert "Usage: /memory show | search <query> | export\n" in printed
+    assert "Usage: /memory show | search <query> | export | pause | resume\n" in printed
     assert "Unknown command /shout. /help lists the commands.\n" in printed
 
 
@@ -187,3 +188,15 @@ async def test_json_logs_carry_one_request_id_per_message_to_the_stored_exchange
     for line in stored:
         assert any(other["request_id"] == line["request_id"] and "chat/completions" in other["message"]
                    for other in lines)
+
+
+async def test_pause_stops_remembering_until_resume(memory: HierarchicalMemoryManager, tmp_path: Path,
+                                                    uid: str) -> None:
+    printed = await _drive(memory, tmp_path, uid, "/memory pause\n/memory pause\nmy locker code is 4411\n"
+                           "/memory resume\n/memory resume\nmy bike lock is blue\n")
+    assert "Paused: I won't remember anything new you say in your DMs with me." in printed
+    assert "Already paused: I won't remember" in printed
+    assert "Resumed: I remember our conversations in your DMs with me again.\n" in printed
+    assert "I wasn't paused in your DMs with me: I remember our conversations here.\n" in printed
+    exported = await memory.export(uid)
+    assert [e["user_message"] for e in exported["exchanges"]] == ["my bike lock is blue"]
