@@ -225,5 +225,7 @@ async def run_console(handler: ChatHandler, *, user_id: str, stdin: TextIO | Non
         if reply is None:
             continue
         out.print(Text("mnemo> ", style="bold green"), Text(reply.text))
+        if reply.notice:  # the one-time "I remember our conversations" notice Discord shows too
+            out.print(Text(_plain(reply.notice.removeprefix("-# ")), style="dim"))
     out.print(Text("bye", style="dim"))
     return 0

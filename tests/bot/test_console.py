@@ -200,3 +200,4 @@ async def test_pause_stops_remembering_until_resume(memory: HierarchicalMemoryMa
     assert "I wasn't paused in your DMs with me: I remember our conversations here.\n" in printed
     exported = await memory.export(uid)
     assert [e["user_message"] for e in exported["exchanges"]] == ["my bike lock is blue"]
+    assert printed.count("I remember our conversations in our DMs, so I can pick up where we left off.") == 1
