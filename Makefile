@@ -4,7 +4,7 @@ VENV   ?= .venv
 PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.installed-$(shell cat pyproject.toml | cksum | cut -d' ' -f1)
 
-.PHONY: setup system-deps run console discord test check lint bench-recall bench-latency clean
+.PHONY: setup system-deps run console discord test check lint bench-recall bench-latency bench-soak clean
 
 $(STAMP): pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -31,8 +31,21 @@ run: setup
 console: setup
 	$(PY) -m bot console
 
+# Ends with a loud count of skipped tests and their reasons (without root, the system-server
+# contract suites skip); the exit code is pytest's.
 test: setup system-deps
-	$(PY) -m pytest -q
+	@log=$$(mktemp); \
+	{ $(PY) -m pytest -q -rs; echo $$? > $$log.rc; } 2>&1 | tee $$log; \
+	rc=$$(cat $$log.rc); \
+	awk '/^SKIPPED \[[0-9]+\]/ { n = $$2; gsub(/[][]/, "", n); r = $$0; \
+	       sub(/^SKIPPED \[[0-9]+\] [^ ]+: /, "", r); count[r] += n; total += n } \
+	     END { if (total > 0) { \
+	       print "\n=============================================================================="; \
+	       printf "WARNING: %d tests were SKIPPED and did not run here:\n", total; \
+	       for (r in count) printf "  %4d  %s\n", count[r], r; \
+	       print "==============================================================================" } \
+	     else print "\nno test was skipped" }' $$log; \
+	rm -f $$log $$log.rc; exit $$rc
 
 lint: setup
 	$(VENV)/bin/ruff check memory bot tests bench
@@ -45,6 +58,9 @@ bench-recall: setup
 
 bench-latency: setup
 	$(PY) -m bench.latency
+
+bench-soak: setup
+	$(PY) -m bench.soak
 
 clean:
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache

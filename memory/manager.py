@@ -102,8 +102,12 @@ class HierarchicalMemoryManager(ExchangeLifecycle):
         """Start bundled servers for unconfigured tiers, connect every tier, start the worker."""
         settings = settings or MemorySettings()
         tiers = await open_tiers(settings)
-        manager = cls(tiers, settings, metrics)
-        await manager._warm_up()
+        try:
+            manager = cls(tiers, settings, metrics)
+            await manager._warm_up()
+        except BaseException:
+            await tiers.stack.aclose()  # a failed start stops the bundled servers it started
+            raise
         if settings.worker.in_process:
             manager._task = asyncio.create_task(manager.worker.run_forever(manager._stop),
                                                 name="mnemo-derived-worker")
@@ -252,6 +256,8 @@ class HierarchicalMemoryManager(ExchangeLifecycle):
         Raises InvalidInput for malformed ids or query text.
         """
         scope = Scope.of(user_id, guild_id)
+        if channel_id is not None:
+            clean_id(channel_id, "channel_id")
         query = clean_text(current_query, "current_query", allow_empty=True)[:MAX_QUERY_CHARS]
         if not isinstance(max_tokens, int) or max_tokens < 0:
             raise InvalidInput("must be a non-negative integer", field="max_tokens")
@@ -326,7 +332,8 @@ class HierarchicalMemoryManager(ExchangeLifecycle):
 
         No option: everything of the user in every scope. ``guild_id`` or ``dm``
         narrow it to one scope; ``exchange_id``, ``topic`` or ``last`` to some
-        exchanges. Derived tiers are cleared before and after the archive, so an
+        exchanges (at most one of the three; InvalidInput otherwise, and for a guild
+        together with ``dm``). Derived tiers are cleared before and after the archive, so an
         exchange a worker was processing at that moment cannot survive.
         Raises ForgetPending (a TierUnavailable) if a derived tier is down: the
         rest is removed and the request is queued durably; the worker clears that
@@ -334,6 +341,9 @@ class HierarchicalMemoryManager(ExchangeLifecycle):
         """
         user_id = clean_id(user_id, "user_id")
         scope = self._scope_of(user_id, guild_id, dm)
+        if (exchange_id is not None) + (topic is not None) + bool(last) > 1:
+            raise InvalidInput("name one exchange, one topic or the last exchange, not several",
+                               field="exchange_id" if exchange_id is not None else "topic")
         return await self._forget_targets(await self._targets(user_id, scope, exchange_id, topic, last))
 
     async def _forget_targets(self, targets: Sequence[ForgetTarget]) -> dict[str, int]:
@@ -493,4 +503,5 @@ class HierarchicalMemoryManager(ExchangeLifecycle):
             completion = sum(r.completion_tokens for r in rows)
         activity = await self._activity_stats() if health["archive"].ok else {}
         return MemoryStats(health, exchanges, users, pending, self.worker.processed, prompt, completion,
-                           self.t.addresses.bundled, forgets, **activity)
+                           self.t.addresses.bundled, forgets, **activity,
+                           restarts=self.t.servers.restarts if self.t.servers is not None else {})

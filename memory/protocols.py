@@ -69,9 +69,12 @@ class Outbox(Protocol):
     async def claim(self, limit: int, lease_seconds: float) -> list[tuple[Exchange, bool]]:
         """Lease up to ``limit`` pending exchanges as (exchange, cache_stale) pairs."""
 
-    async def complete(self, exchange_ids: Sequence[str], revisions: Sequence[int] | None = None) -> None:
+    async def complete(self, exchange_ids: Sequence[str], revisions: Sequence[int] | None = None) -> set[str]:
         """Remove finished exchanges from the queue; with ``revisions`` (each as processed), one
-        edited since stays queued, claimable at once."""
+        edited since stays queued, claimable at once. Returns the ids that were still queued."""
+
+    async def forgotten(self, exchange_ids: Sequence[str]) -> set[str]:
+        """Which of ``exchange_ids`` the archive no longer holds."""
 
     async def fail(self, exchange_ids: Sequence[str], error: str, retry_in: float) -> None:
         """Record an error and make the exchanges claimable again after ``retry_in`` seconds."""
@@ -109,6 +112,9 @@ class GraphTier(Tier, Protocol):
 
     async def topic_exchanges(self, scope: Scope, name: str) -> list[str]:
         """Ids of the scope's exchanges that mention the entity or topic ``name``."""
+
+    async def existing(self, exchange_ids: Sequence[str]) -> set[str]:
+        """Which of ``exchange_ids`` have been ingested (to audit the derived tiers)."""
 
 
 class Embedder(Protocol):

@@ -19,7 +19,9 @@ import asyncpg
 from memory.errors import ArchiveUnavailable, MemoryPaused
 from memory.models import Exchange, ForgetTarget, Hit, Scope
 
-_DRIVER_ERRORS = (asyncpg.PostgresError, asyncpg.InterfaceError, OSError, ConnectionError)
+# InternalClientError: a pooled connection caught mid-reconnect after the server restarted
+_DRIVER_ERRORS = (asyncpg.PostgresError, asyncpg.InterfaceError, asyncpg.exceptions.InternalClientError,
+                  OSError, ConnectionError)
 _COLUMNS = ("id, user_id, guild_id, channel_id, user_message, bot_response, created_at, metadata,"
             " message_id, revision")
 COMMON_WORD_ROWS = 300  # search() ignores words found in more exchanges of the scope than this
@@ -293,18 +295,30 @@ class PostgresOutbox(_PgEdge):
             limit, float(lease_seconds))
         return [(_row_to_exchange(r), bool(r["cache_stale"])) for r in rows]
 
-    async def complete(self, exchange_ids: Sequence[str], revisions: Sequence[int] | None = None) -> None:
+    async def complete(self, exchange_ids: Sequence[str], revisions: Sequence[int] | None = None) -> set[str]:
         """Remove finished exchanges from the queue. With ``revisions`` (the revision of each
-        exchange as processed), an exchange edited since stays queued and claimable at once."""
+        exchange as processed), an exchange edited since stays queued and claimable at once.
+
+        Returns the ids whose rows were still queued (removed or kept for the edit); the others
+        were forgotten, or finished by another worker, while the caller held them.
+        """
         if revisions is None:
-            await self._execute("DELETE FROM outbox WHERE exchange_id = ANY($1::text[])", list(exchange_ids))
-            return
-        await self._execute(
+            rows = await self._fetch("DELETE FROM outbox WHERE exchange_id = ANY($1::text[]) RETURNING exchange_id",
+                                     list(exchange_ids))
+            return {r["exchange_id"] for r in rows}
+        rows = await self._fetch(
             "WITH done AS (DELETE FROM outbox o USING unnest($1::text[], $2::int[]) AS d(id, rev)"
-            "              WHERE o.exchange_id = d.id AND o.revision <= d.rev RETURNING o.exchange_id)"
-            " UPDATE outbox SET available_at = now() WHERE exchange_id = ANY($1::text[])"
-            " AND exchange_id NOT IN (SELECT exchange_id FROM done)",
+            "              WHERE o.exchange_id = d.id AND o.revision <= d.rev RETURNING o.exchange_id),"
+            " again AS (UPDATE outbox SET available_at = now() WHERE exchange_id = ANY($1::text[])"
+            "           AND exchange_id NOT IN (SELECT exchange_id FROM done) RETURNING exchange_id)"
+            " SELECT exchange_id FROM done UNION ALL SELECT exchange_id FROM again",
             list(exchange_ids), [int(r) for r in revisions])
+        return {r["exchange_id"] for r in rows}
+
+    async def forgotten(self, exchange_ids: Sequence[str]) -> set[str]:
+        """Which of ``exchange_ids`` the archive no longer holds."""
+        rows = await self._fetch("SELECT id FROM exchanges WHERE id = ANY($1::text[])", list(exchange_ids))
+        return set(exchange_ids) - {r["id"] for r in rows}
 
     async def fail(self, exchange_ids: Sequence[str], error: str, retry_in: float) -> None:
         await self._execute("UPDATE outbox SET last_error = $2, available_at = now() + make_interval(secs => $3)"

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 from prometheus_client import generate_latest
 from prometheus_client.parser import text_string_to_metric_families
@@ -12,11 +12,10 @@ from memory.stack import MemoryStats, TierHealth
 
 
 @dataclass(frozen=True)
-class StatsWithSupervision(MemoryStats):
-    """MemoryStats as the dead-letter and supervision work extends it."""
+class StatsWithDeadLetters(MemoryStats):
+    """MemoryStats as the dead-letter work extends it (restarts are there already)."""
 
     dead_letters: int = 0
-    restarts: dict[str, int] = field(default_factory=dict)
 
 
 def _scrape(metrics: Metrics) -> dict[tuple[str, tuple[tuple[str, str], ...]], float]:
@@ -31,7 +30,7 @@ def _health(**ok: bool) -> dict[str, TierHealth]:
 
 def test_stats_fields_become_gauges_and_counters() -> None:
     metrics = Metrics()
-    stats = StatsWithSupervision(_health(cache=True, graph=False), exchanges=41, users=3, pending=7,
+    stats = StatsWithDeadLetters(_health(cache=True, graph=False), exchanges=41, users=3, pending=7,
                                  processed_here=0, pending_forgets=2, dead_letters=5,
                                  restarts={"graph": 2, "cache": 0})
     metrics.watch_stats(lambda: stats)
