@@ -58,8 +58,9 @@ class ArchiveTier(Tier, Protocol):
     async def recent(self, scope: Scope, limit: int, *, before: datetime | None = None) -> list[Exchange]:
         """The scope's newest exchanges, newest first."""
 
-    async def search(self, scope: Scope, query: str, limit: int) -> list[Hit]:
-        """Full-text search within the scope, best first."""
+    async def search(self, scope: Scope, query: str, limit: int, *, since: datetime | None = None,
+                     until: datetime | None = None) -> list[Hit]:
+        """Full-text search within the scope (and the time window ``[since, until)``), best first."""
 
     async def exchanges(self, user_id: str, scope: Scope | None = None) -> list[Exchange]:
         """Every exchange of the user (one scope or all), oldest first."""

@@ -85,6 +85,10 @@ async def test_latency_smoke_run(bundled: Addresses, tmp_path: Path) -> None:
             "5",
             "--paced-requests",
             "2",
+            "--open-rate",
+            "40",
+            "--open-requests",
+            "5",
             "--out",
             str(tmp_path / "out"),
         ]
@@ -99,6 +103,31 @@ async def test_latency_smoke_run(bundled: Addresses, tmp_path: Path) -> None:
     assert [row["concurrency"] for row in result["concurrency"]] == [1, 3]
     assert result["concurrency"][1]["requests"] == 3 * 2
     assert result["paced"]["users"] == 3 and result["paced"]["latency_ms"]["n"] == 3 * 2
+    assert result["open_loop"]["requests"] == 5 and result["open_loop"]["latency_ms"]["n"] == 5
     assert result["rss_mib"]["peak_total"] >= result["rss_mib"]["peak_self"] > 0
     written = latency.plot(result, tmp_path / "out", copy_to_docs=False)
     assert Path(written[0]).name == "latency.png" and _nonempty(written[0])
+
+
+async def test_recall_on_a_public_dataset_layout(bundled: Addresses, tmp_path: Path) -> None:
+    from bench.datasets import load
+
+    data = tmp_path / "rt" / "data"
+    data.mkdir(parents=True)
+    turns = [{"clean_text": text, "speaker": who, "date_time": f"0{day}.01.2024, 10:0{i}:00", "dia_id": f"D1:{n}"}
+             for n, (day, i, who, text) in enumerate([
+                 (1, 0, "Emi", "I made shrimp scampi for dinner"), (1, 1, "elise", "Sounds delicious!"),
+                 (2, 0, "elise", "I signed up for a yoga class"), (2, 1, "Emi", "Good luck at yoga")], start=1)]
+    chat = {"session_1": turns[:2], "session_2": turns[2:],
+            "qa": [{"question": "What did Emi cook?", "answer": "scampi", "evidence": ["D1:1"], "category": 1},
+                   {"question": "When did elise sign up for yoga?", "answer": "2 Jan", "evidence": ["D1:3"],
+                    "category": 2}]}
+    (data / "Chat_1_Emi_Elise.json").write_text(json.dumps(chat))
+    dataset = load("realtalk", tmp_path / "rt")
+    dsn = await servers.create_database(bundled.postgres_dsn)
+    result = await recall.run(dataset, [300], settings_for(bundled, tmp_path / "mem", dsn))
+    assert result["exchanges"] == 2 and result["questions"] == 2 and result["evidence_exchanges"] == 2
+    # both short exchanges fit in 300 tokens whole, so everything is found
+    assert result["recall"]["mnemo"]["300"] == {"overall": 1.0, "multi-hop": 1.0, "temporal": 1.0}
+    assert result["recall"]["bm25"]["300"]["overall"] == 1.0
+    assert 0 < result["mean_context_tokens"]["mnemo"]["300"] <= 300

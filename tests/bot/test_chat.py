@@ -37,7 +37,7 @@ async def test_memory_reaches_the_prompt_in_the_same_scope_only(
     fake_llm.reset("prompt")
     await handler.handle(_msg(uid, "Where does my sister live?", channel="c-b"))
     system = fake_llm.requests[-1]["messages"][0]["content"]
-    assert "Ingrid lives in Tromsø" in system
+    assert "Ada: My sister Ingrid lives in Tromsø" in system  # the display name, stored with the exchange
     assert "You are talking with Ada" in system
     fake_llm.reset("prompt")
     await handler.handle(_msg(uid, "Where does my sister live?", guild=None, channel="dm"))
