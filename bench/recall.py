@@ -21,6 +21,7 @@ import argparse
 import asyncio
 import time
 from collections import Counter, defaultdict
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
@@ -56,7 +57,7 @@ class Tally:
         self.sum_tokens: dict[tuple[str, int], int] = defaultdict(int)
         self.asked: dict[tuple[str, int], int] = defaultdict(int)
         self.per_question: dict[tuple[str, int], float] = defaultdict(float)  # share of its evidence found
-        self.share: dict[tuple[str, int], Counter[str]] = defaultdict(Counter)  # the same, per type
+        self.share: dict[tuple[str, int], dict[str, float]] = defaultdict(lambda: defaultdict(float))  # per type
         self.questions: dict[tuple[str, int], Counter[str]] = defaultdict(Counter)
 
     def add(self, system: str, budget: int, question: Question, hits: list[bool], tokens: int) -> None:
@@ -74,6 +75,7 @@ class Tally:
     def recall(self, system: str, budget: int, *, per_question: bool = False) -> dict[str, float]:
         """Evidence found, overall and per type: pooled over evidence turns, or with
         ``per_question`` each question's share of its evidence averaged over questions."""
+        hit: Mapping[str, float]
         if per_question:
             hit, total = self.share[(system, budget)], self.questions[(system, budget)]
         else:
@@ -116,8 +118,8 @@ async def run(
     from memory import HierarchicalMemoryManager
     from memory.embedding import OnnxMiniLMEmbedder
 
-    public = isinstance(config, Dataset)  # public datasets score per question, as the calibration does
-    dataset = config if public else generate(config)
+    dataset = config if isinstance(config, Dataset) else generate(config)
+    public = dataset is config  # public datasets score per question, as the calibration does
     config = dataset.config
     progress(f"generated {len(dataset.exchanges)} exchanges, {len(dataset.questions)} questions")
     tally = Tally()
