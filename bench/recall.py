@@ -11,7 +11,10 @@ configured in the environment), waits for the derived tiers (``flush``), then
 for every question and budget B asks ``get_conversation_context(max_tokens=B)``
 and checks which evidence needles are in ``to_context_string(max_tokens=B)``.
 The same questions are answered by three baselines packing whole raw
-exchanges (recency, BM25, dense MiniLM). Prints one JSON object on stdout and
+exchanges (recency, BM25, dense MiniLM). Generated runs pool the evidence
+exchanges; public datasets score each question by the share of its evidence
+found, averaged over questions (``recall_per_evidence_turn`` keeps the pooled
+figure). Prints one JSON object on stdout and
 writes ``recall.png`` to bench/out/ (and docs/img/ for a full run).
 """
 
