@@ -60,6 +60,7 @@ class MemoryStats:
     completion_tokens: int = 0
     bundled: tuple[str, ...] = field(default_factory=tuple)
     pending_forgets: int = 0
+    dead_letters: int = 0  # exchanges the worker gave up on (`python -m memory dead-letters`)
 
 
 async def open_tiers(settings: MemorySettings) -> Tiers:
