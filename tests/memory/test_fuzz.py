@@ -47,7 +47,7 @@ HOSTILE = [
 BIG = ["x" * 300_000, "ü" * 270_000, "🙂" * 270_000, ("The Lisbon trams are steep. " * 120)[:3_000]]
 
 any_char = st.characters(min_codepoint=0, max_codepoint=0x10FFFF, exclude_categories=())
-storable_char = st.characters(exclude_categories=("Cs",), exclude_characters="\x00")
+storable_char = st.characters(exclude_categories=["Cs"], exclude_characters="\x00")
 piece = st.one_of(st.text(storable_char, min_size=1, max_size=40), st.text(storable_char, min_size=1, max_size=40),
                   st.text(any_char, max_size=40), st.sampled_from(HOSTILE),
                   st.text(st.sampled_from("ab \n\u200b\u202e😀"), max_size=20))
@@ -185,11 +185,12 @@ async def test_forget_succeeds_or_refuses(memory: HierarchicalMemoryManager, mes
         xid = await memory.store_conversation(user, message, "reply", guild_id=guild)
     except InvalidInput:
         xid = None
-    kwargs: dict[str, Any] = {
+    choices: dict[str, dict[str, Any]] = {
         "all": {}, "guild": {"guild_id": "g1"}, "dm": {"dm": True}, "topic": {"topic": topic},
         "exchange": {"exchange_id": xid if exchange == "real" and xid else exchange}, "last": {"last": True},
         "both": {"guild_id": "g1", "dm": True},
-    }[option]
+    }
+    kwargs = choices[option]
     try:
         await memory.forget(user, **kwargs)
     except InvalidInput:
