@@ -439,6 +439,9 @@ class HierarchicalMemoryManager:
             "usage": [{"guild_id": u.guild_id, "prompt_tokens": u.prompt_tokens,
                        "completion_tokens": u.completion_tokens, "requests": u.requests}
                       for u in await self.t.ledger.usage(user_id=user_id)],
+            "dead_letters": [{"exchange_id": d.exchange_id, "attempts": d.attempts, "error": d.error,
+                              "failed_at": d.failed_at.isoformat()}
+                             for d in await self.dead_letters.of_user(user_id)],
         }
         try:
             out["summaries"] = [{"exchange_id": r.exchange_id, "chunk": r.chunk, "scope": r.scope_key,

@@ -35,6 +35,13 @@ class PostgresDeadLetters(_PgEdge):
         return [DeadLetter(r["exchange_id"], r["user_id"], int(r["attempts"]), r["error"], r["failed_at"])
                 for r in rows]
 
+    async def of_user(self, user_id: str) -> list[DeadLetter]:
+        """The user's dead letters (for export: an error may quote the message)."""
+        rows = await self._fetch("SELECT exchange_id, user_id, attempts, error, failed_at FROM dead_letters"
+                                 " WHERE user_id = $1 ORDER BY failed_at, exchange_id", user_id)
+        return [DeadLetter(r["exchange_id"], r["user_id"], int(r["attempts"]), r["error"], r["failed_at"])
+                for r in rows]
+
     async def count(self) -> int:
         return int(await self._fetchval("SELECT count(*) FROM dead_letters"))
 

@@ -90,6 +90,8 @@ async def test_a_poison_record_is_dead_lettered_while_everyone_else_goes_on(
     assert letters[bad_b].error == "ValueError: cannot extract this exchange"
     assert (await memory.stats()).dead_letters == 2
     assert (await memory.counts(bob))["archive"] == 2  # the archive keeps it: nothing is lost
+    exported = (await memory.export(bob))["dead_letters"]
+    assert [(d["exchange_id"], d["attempts"]) for d in exported] == [(bad_b, 3)]
 
     await memory.forget(carol)  # forget reaches the dead letters too
     assert [d.exchange_id for d in await memory.dead_letter_list()] == [bad_b]
