@@ -136,6 +136,8 @@ async def test_a_year_one_record_already_stored_harms_no_one(
     await memory.flush(timeout=90)
     assert memory._task is not None and not memory._task.done()  # the worker is alive
     assert kept in await memory.graph.topic_exchanges(Scope(other), "whiskers")
+    # read back as an aware datetime, the old record itself goes through every tier
+    assert await memory.dead_letter_list() == [] and (await memory.counts(old))["summaries"] == 2
 
     for _ in range(2):  # the user's every later message still gets a context (cache cold, then warm)
         ctx = await memory.get_conversation_context(old, "Lisbon trams")
