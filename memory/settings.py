@@ -132,6 +132,17 @@ class TimestampSettings(BaseModel):
         return timedelta(seconds=self.max_future_seconds)
 
 
+class PolicySettings(BaseModel):
+    """Retention and activity (env prefix ``MEMORY__``); guilds can shorten retention with /memory settings."""
+
+    retention_days: int | None = Field(None, ge=1, le=36500, description="exchanges older than this many days "
+                                       "are removed from every tier by the worker; unset = kept forever")
+    retention_check_minutes: float = Field(60.0, gt=0, le=7 * 24 * 60,
+                                           description="how often a worker runs the retention job")
+    active_minutes: float = Field(30.0, gt=0, le=7 * 24 * 60,
+                                  description="a conversation with an exchange this recent counts as active")
+
+
 class MemorySettings(BaseSettings):
     model_config = SettingsConfigDict(env_nested_delimiter="__", env_file=".env", extra="ignore",
                                       populate_by_name=True)
@@ -147,3 +158,4 @@ class MemorySettings(BaseSettings):
     retrieval: RetrievalSettings = RetrievalSettings()
     worker: WorkerSettings = WorkerSettings()
     timestamps: TimestampSettings = TimestampSettings()
+    memory: PolicySettings = PolicySettings()

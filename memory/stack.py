@@ -11,17 +11,20 @@ import asyncio
 import time
 from contextlib import AsyncExitStack
 from dataclasses import dataclass, field
+from datetime import datetime
 
 from memory.embedding import create_embedder
 from memory.errors import TierUnavailable
 from memory.extraction import DeterministicExtractor
 from memory.launcher import Addresses, EmbeddedServers
+from memory.models import ActiveConversation
 from memory.protocols import CacheTier, Embedder, Extractor, GraphTier, SummaryTier
 from memory.settings import MemorySettings
 from memory.tiers.archive import PostgresArchive, PostgresForgetQueue, PostgresOutbox, create_pool
 from memory.tiers.cache import RedisCache, RedisRateLimiter, RedisState, create_redis
 from memory.tiers.graph import create_graph
 from memory.tiers.ledger import PostgresLedger
+from memory.tiers.policy import PostgresPolicies
 from memory.tiers.summaries import create_summaries
 
 
@@ -34,6 +37,7 @@ class Tiers:
     outbox: PostgresOutbox
     forgets: PostgresForgetQueue
     ledger: PostgresLedger
+    policies: PostgresPolicies
     summaries: SummaryTier
     graph: GraphTier
     embedder: Embedder
@@ -61,6 +65,11 @@ class MemoryStats:
     bundled: tuple[str, ...] = field(default_factory=tuple)
     pending_forgets: int = 0
     dead_letters: int = 0  # exchanges the worker gave up on (`python -m memory dead-letters`)
+    # activity and retention (memory.lifecycle)
+    active: tuple[ActiveConversation, ...] = ()
+    active_minutes: float = 0.0
+    retention_removed: int = 0
+    retention_last_run: datetime | None = None
 
 
 async def open_tiers(settings: MemorySettings) -> Tiers:
@@ -93,7 +102,7 @@ async def open_tiers(settings: MemorySettings) -> Tiers:
         cache=RedisCache(redis, size=r.cache_size, active_ttl=r.active_ttl_seconds, idle_ttl=r.idle_ttl_seconds),
         limiter=RedisRateLimiter(redis), state=RedisState(redis),
         archive=PostgresArchive(pool), outbox=PostgresOutbox(pool), forgets=PostgresForgetQueue(pool),
-        ledger=PostgresLedger(pool),
+        ledger=PostgresLedger(pool), policies=PostgresPolicies(pool),
         summaries=summaries, graph=graph, embedder=create_embedder(settings.embedding),
         extractor=DeterministicExtractor(settings.worker.chunk_tokens),
         addresses=addresses, stack=stack)

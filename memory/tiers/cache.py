@@ -114,7 +114,8 @@ class RedisCache(_RedisEdge):
         return [k async for k in self._user_keys(f"mnemo:recent:{user_id}:*")]
 
     async def forget(self, target: ForgetTarget) -> int:
-        """Remove cached exchanges (and rolling summaries of the scope(s)); returns exchanges removed."""
+        """Remove cached exchanges and the rolling summaries of the scope(s), which may quote
+        them; returns exchanges removed."""
         try:
             keys = await self._keys(target.user_id, target.scope)
             removed = 0
@@ -131,6 +132,11 @@ class RedisCache(_RedisEdge):
                 for item in await self.client.lrange(key, 0, -1):
                     if json.loads(item)["id"] in wanted:
                         removed += int(await self.client.lrem(key, 0, item))  # type: ignore[arg-type]
+            # a rolling summary may quote a forgotten exchange: drop the scope's (they are rebuilt)
+            scope_key = target.scope.key if target.scope is not None else "*"
+            stale = [k async for k in self._user_keys(f"mnemo:rolling:{target.user_id}:{scope_key}:*")]
+            if stale:
+                await self.client.delete(*stale)
             return removed
         except (RedisError, OSError) as exc:
             raise self._unavailable(exc) from exc
@@ -205,6 +211,15 @@ class RedisState(_RedisEdge):
     async def set(self, key: str, value: str) -> None:
         try:
             await self.client.set(key, value, ex=self.ttl)
+        except (RedisError, OSError) as exc:
+            raise self._unavailable(exc) from exc
+
+    async def delete(self, *keys: str) -> int:
+        """Remove the keys; returns how many existed."""
+        if not keys:
+            return 0
+        try:
+            return int(await self.client.delete(*keys))
         except (RedisError, OSError) as exc:
             raise self._unavailable(exc) from exc
 

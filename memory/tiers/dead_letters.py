@@ -54,7 +54,8 @@ class PostgresDeadLetters(_PgEdge):
                                         " RETURNING exchange_id, cache_stale", exchange_id)
                 if rows:
                     await conn.executemany(
-                        "INSERT INTO outbox (exchange_id, cache_stale) VALUES ($1, $2) ON CONFLICT (exchange_id)"
+                        "INSERT INTO outbox (exchange_id, cache_stale, revision)"
+                        " SELECT id, $2, revision FROM exchanges WHERE id = $1 ON CONFLICT (exchange_id)"
                         " DO UPDATE SET available_at = now(), failures = 0",
                         [(r["exchange_id"], r["cache_stale"]) for r in rows])
         except _DRIVER_ERRORS as exc:
