@@ -206,3 +206,20 @@ async def test_aclose_after_the_worker_task_died_still_stops_the_bundled_servers
     with socket.socket(socket.AF_UNIX) as probe, pytest.raises(OSError):
         probe.connect(socket_path)  # the redis-server is gone
     assert memory.t.archive.pool.is_closing()
+
+
+async def test_an_edited_dead_letter_goes_back_to_the_queue(
+        bundled: Addresses, own_postgres_dsn: str, make_manager: ManagerFactory, tmp_path: Path,
+        uid: Callable[[str], str]) -> None:
+    memory = await make_manager(settings_for(_addresses(bundled, own_postgres_dsn), tmp_path,
+                                             worker={"in_process": False, "max_attempts": 1}))
+    memory.worker.extractor = PoisonedExtractor(memory.extractor)
+    user = uid("editor")
+    xid = await memory.store_conversation(user, "POISON typo about Lisbon", "Noted.")
+    assert await memory.worker.run_once() == 0
+    assert [d.exchange_id for d in await memory.dead_letter_list()] == [xid] and await memory.pending() == 0
+
+    await memory.update_exchange(user, xid, user_message="A fixed note about Lisbon")
+    assert await memory.dead_letter_list() == [] and await memory.pending() == 1
+    assert await memory.worker.run_once() == 1
+    assert xid in await memory.graph.topic_exchanges(Scope(user), "lisbon")
