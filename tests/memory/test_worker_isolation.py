@@ -7,6 +7,7 @@ so that one message makes it raise, as a malformed record or a buggy model would
 from __future__ import annotations
 
 import asyncio
+import io
 import socket
 import time
 import uuid
@@ -16,8 +17,9 @@ from pathlib import Path
 
 import pytest
 import redis.asyncio as aioredis
+from rich.console import Console
 
-from memory import HierarchicalMemoryManager, TierUnavailable
+from memory import HierarchicalMemoryManager, TierUnavailable, cli
 from memory.cli import build_parser, cmd_dead_letters
 from memory.launcher import Addresses
 from memory.models import Exchange, Extraction, Scope
@@ -61,7 +63,7 @@ async def _until(check: Callable[[], object], seconds: float = 60) -> None:
 
 async def test_a_poison_record_is_dead_lettered_while_everyone_else_goes_on(
         bundled: Addresses, own_postgres_dsn: str, make_manager: ManagerFactory, tmp_path: Path,
-        uid: Callable[[str], str]) -> None:
+        uid: Callable[[str], str], monkeypatch: pytest.MonkeyPatch) -> None:
     memory = await make_manager(settings_for(_addresses(bundled, own_postgres_dsn), tmp_path,
                                              worker={"in_process": False, "max_attempts": 3,
                                                      "retry_seconds": 0.1}))
@@ -95,6 +97,11 @@ async def test_a_poison_record_is_dead_lettered_while_everyone_else_goes_on(
 
     await memory.forget(carol)  # forget reaches the dead letters too
     assert [d.exchange_id for d in await memory.dead_letter_list()] == [bad_b]
+    out = io.StringIO()
+    monkeypatch.setattr(cli, "console", Console(file=out, width=250))
+    assert await cmd_dead_letters(build_parser().parse_args(["dead-letters"]), memory) == 0
+    listed = out.getvalue()
+    assert "dead letters (1)" in listed and bad_b in listed and "ValueError: cannot extract" in listed
 
     # the operator fixes the cause and retries from the CLI
     memory.worker.extractor = memory.extractor
