@@ -10,8 +10,11 @@ No single record stops it. A batch that fails for a reason other than an
 outage (checked by pinging the tier that raised) is retried record by record,
 so the good records complete; a record that fails ``max_attempts`` times moves
 to the dead-letter table with its error. An outage leaves the batch queued
-with a backoff. Dropping a stale cached list is best effort: when Redis is
-down the scope is remembered in ``stale_caches`` and dropped once it is back.
+with a backoff. A remote embedding endpoint cannot be pinged: its error counts
+against a record only when another record of the batch got through (a lone
+such record waits as in an outage until other work arrives beside it).
+Dropping a stale cached list is best effort: when Redis is down the scope is
+remembered in ``stale_caches`` and dropped once it is back.
 """
 
 from __future__ import annotations
@@ -30,6 +33,7 @@ from memory.tiers.dead_letters import PostgresStaleCaches
 
 log = logging.getLogger(__name__)
 Claimed = Sequence[tuple[Exchange, bool]]
+UNSURE_BEFORE_OUTAGE = 3  # failures of an unpingable service, with no success between, that mean it is down
 
 
 @dataclass
@@ -83,7 +87,7 @@ class DerivedWorker:
         try:
             await self._derive([e for e, _ in batch])
         except Exception as exc:  # isolated below: outage or bad record
-            if await self._is_outage(exc):
+            if await self._judge(exc) == "outage":
                 await self._defer(batch, exc)
                 raise
             log.warning("batch of %d failed (%s: %s); retrying exchange by exchange",
@@ -99,39 +103,60 @@ class DerivedWorker:
         await self.graph.ingest(list(zip(exchanges, extractions, strict=True)))
 
     async def _one_by_one(self, batch: Claimed) -> int:
+        """Each exchange alone: the good ones complete, a bad one counts a failure.
+
+        An error from a service that cannot be pinged (a remote embedding endpoint) is
+        an outage only if no exchange of the batch got through (after UNSURE_BEFORE_OUTAGE
+        tries); if one did, it was the record.
+        """
         done: list[tuple[Exchange, bool]] = []
+        unsure: list[tuple[Exchange, bool, Exception]] = []
         for i, (exchange, stale) in enumerate(batch):
             try:
                 await self._derive([exchange])
             except Exception as exc:  # counted against this record, or an outage
-                if await self._is_outage(exc):
+                verdict = await self._judge(exc)
+                if verdict == "unsure":
+                    unsure.append((exchange, stale, exc))
+                    if done or len(unsure) < UNSURE_BEFORE_OUTAGE:
+                        continue
+                    verdict = "outage"  # nothing got through: do not wait on a dead endpoint once per record
+                if verdict == "outage":
                     await self._finish(done)
-                    await self._defer(batch[i:], exc)
+                    rest = {e.id: (e, s) for e, s, _ in unsure} | {e.id: (e, s) for e, s in batch[i:]}
+                    await self._defer(list(rest.values()), exc)
                     raise
-                await self._failed(exchange, exc)
+                else:
+                    await self._failed(exchange, exc)
             else:
                 done.append((exchange, stale))
         await self._finish(done)
+        if unsure and not done:
+            await self._defer([(e, s) for e, s, _ in unsure], unsure[-1][2])
+            raise unsure[-1][2]
+        for exchange, _, error in unsure:
+            await self._failed(exchange, error)
         return len(done)
 
-    async def _is_outage(self, exc: Exception) -> bool:
-        """Whether ``exc`` means a store is down (retry later) rather than a bad record.
+    async def _judge(self, exc: Exception) -> str:
+        """"outage" (a store is down: retry later), "record" (this input is at fault) or
+        "unsure" (a service that cannot be asked failed).
 
         A tier edge reports a query the store refused (a value it cannot hold) as
         TierUnavailable too, so the tier is pinged: if it answers, the record is at fault.
         """
         if not isinstance(exc, TierUnavailable):
-            return False
+            return "record"
         tier = {"cache": self.cache, "summaries": self.summaries, "graph": self.graph}.get(exc.tier)
         if tier is None:
-            return True  # the embedding endpoint or the archive: nothing to ask, assume an outage
+            return "unsure"  # the embedding endpoint: nothing to ping
         try:
             await tier.ping()
         except TierUnavailable:
-            return True
-        return False
+            return "outage"
+        return "record"
 
-    async def _defer(self, batch: Claimed, exc: Exception) -> None:
+    async def _defer(self, batch: Claimed, exc: BaseException) -> None:
         self.failures += 1
         self.last_error = f"{type(exc).__name__}: {exc}"
         backoff = min(30.0, 2.0 ** min(self.failures, 5))

@@ -15,6 +15,7 @@ from collections.abc import Callable, Sequence
 from datetime import UTC, datetime
 from pathlib import Path
 
+import numpy as np
 import pytest
 import redis.asyncio as aioredis
 from rich.console import Console
@@ -23,7 +24,7 @@ from memory import HierarchicalMemoryManager, TierUnavailable, cli
 from memory.cli import build_parser, cmd_dead_letters
 from memory.launcher import Addresses
 from memory.models import Exchange, Extraction, Scope
-from memory.protocols import Extractor
+from memory.protocols import Embedder, Extractor
 from tests import servers
 from tests.memory.conftest import ManagerFactory, settings_for
 from tests.memory.own_redis import RestartableRedis
@@ -230,3 +231,54 @@ async def test_an_edited_dead_letter_goes_back_to_the_queue(
     assert await memory.dead_letter_list() == [] and await memory.pending() == 1
     assert await memory.worker.run_once() == 1
     assert xid in await memory.graph.topic_exchanges(Scope(user), "lisbon")
+
+
+class EndpointEmbedder:
+    """The local model behind a stand-in for a remote embedding endpoint (which cannot be pinged):
+    it rejects any text with POISON in it, and everything while ``down``."""
+
+    def __init__(self, real: Embedder) -> None:
+        self.real = real
+        self.model_id, self.dim = real.model_id, real.dim
+        self.down = False
+
+    async def embed(self, texts: Sequence[str]) -> np.ndarray:
+        if self.down or any("POISON" in t for t in texts):
+            raise TierUnavailable("embedding", "HTTPStatusError")
+        return await self.real.embed(texts)
+
+
+async def test_an_endpoint_that_fails_for_one_text_is_not_taken_for_an_outage(
+        bundled: Addresses, own_postgres_dsn: str, make_manager: ManagerFactory, tmp_path: Path,
+        uid: Callable[[str], str]) -> None:
+    memory = await make_manager(settings_for(_addresses(bundled, own_postgres_dsn), tmp_path,
+                                             worker={"in_process": False, "max_attempts": 2,
+                                                     "retry_seconds": 0.1}))
+    endpoint = EndpointEmbedder(memory.embedder)
+    memory.worker.embedder = endpoint
+    user = uid("endpoint")
+    first = await memory.store_conversation(user, "Breakfast in Lisbon.", "Yum.")
+    bad = await memory.store_conversation(user, "POISON for the endpoint", "Hm.")
+    last = await memory.store_conversation(user, "Dinner in Porto.", "Nice.")
+    assert await memory.worker.run_once() == 2  # the others got through: the endpoint is up
+    assert set(await memory.graph.topic_exchanges(Scope(user), "lisbon")) == {first}
+    assert last in await memory.graph.topic_exchanges(Scope(user), "porto")
+
+    # alone in a batch it cannot be told from an outage; beside an exchange that gets through, it can
+    await memory.store_conversation(user, "Coffee in Braga.", "Strong.")
+    await memory.t.outbox._execute("UPDATE outbox SET available_at = now()")  # skip the backoff
+    assert await memory.worker.run_once() == 1
+    [letter] = await memory.dead_letter_list()
+    assert letter.exchange_id == bad and letter.error.startswith("TierUnavailable: embedding tier unavailable")
+    assert await memory.pending() == 0
+
+    endpoint.down = True  # now nothing gets through: an outage, which counts against no record
+    queued = await memory.store_conversation(user, "Lunch in Faro.", "Sunny.")
+    for _ in range(3):
+        with pytest.raises(TierUnavailable):
+            await memory.worker.run_once()
+        await memory.t.outbox._execute("UPDATE outbox SET available_at = now()")  # skip the backoff
+    assert await memory.pending() == 1 and len(await memory.dead_letter_list()) == 1
+    endpoint.down = False
+    assert await memory.worker.run_once() == 1
+    assert queued in await memory.graph.topic_exchanges(Scope(user), "faro")
