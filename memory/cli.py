@@ -178,6 +178,9 @@ async def cmd_stats(args: argparse.Namespace, memory: HierarchicalMemoryManager)
                   f"queued forgets {stats.pending_forgets}, dead letters {stats.dead_letters}, "
                   f"tokens {stats.prompt_tokens}+{stats.completion_tokens}; "
                   f"bundled servers: {', '.join(stats.bundled) or 'none'}")
+    if stats.restarts:
+        console.print("restarts of bundled servers: "
+                      + ", ".join(f"{name} {count}" for name, count in sorted(stats.restarts.items())))
     _print_activity(stats)
     return 0
 

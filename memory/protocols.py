@@ -110,6 +110,9 @@ class GraphTier(Tier, Protocol):
     async def topic_exchanges(self, scope: Scope, name: str) -> list[str]:
         """Ids of the scope's exchanges that mention the entity or topic ``name``."""
 
+    async def existing(self, exchange_ids: Sequence[str]) -> set[str]:
+        """Which of ``exchange_ids`` have been ingested (to audit the derived tiers)."""
+
 
 class Embedder(Protocol):
     model_id: str
