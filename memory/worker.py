@@ -178,7 +178,11 @@ class DerivedWorker:
             return
         await self._invalidate({e.scope for e, stale in done if stale})
         # an exchange edited while we worked stays queued: it is done again with the new text
-        await self.outbox.complete([e.id for e, _ in done], revisions=[e.revision for e, _ in done])
+        ids = [e.id for e, _ in done]
+        completed = await self.outbox.complete(ids, revisions=[e.revision for e, _ in done])
+        if len(completed) < len(done):  # forgotten meanwhile, or replayed by another worker after our lease
+            gone = await self.outbox.forgotten([i for i in ids if i not in completed])
+            await self._drop_forgotten([e for e, _ in done if e.id in gone])
         self.failures = 0
         self.processed += len(done)
 
@@ -222,6 +226,23 @@ class DerivedWorker:
                 log.warning("periodic job %s deferred: %s", periodic.name, exc)
             except Exception:  # a bug in one job must not stop the derived work of everyone
                 log.exception("periodic job %s failed", periodic.name)
+
+    async def _drop_forgotten(self, exchanges: Sequence[Exchange]) -> None:
+        """Remove what this batch wrote for exchanges forgotten while it ran (their outbox rows went
+        with them): the forget's own passes may have run before these writes landed."""
+        by_scope: dict[Scope, list[str]] = {}
+        for e in exchanges:
+            by_scope.setdefault(e.scope, []).append(e.id)
+        for scope, ids in by_scope.items():
+            target = ForgetTarget(scope.user_id, scope, tuple(ids))
+            down = []
+            for name, tier in (("summaries", self.summaries), ("graph", self.graph)):
+                try:
+                    await tier.forget(target)
+                except TierUnavailable:
+                    down.append(name)
+            if down and self.forgets is not None:
+                await self.forgets.add(target, down)  # cleared by retry_forgets when the tier is back
 
     async def _summaries(self, exchanges: Sequence[Exchange], extractions: Sequence[Extraction]) -> None:
         texts = [chunk for x in extractions for chunk in x.chunks]
