@@ -175,8 +175,9 @@ async def cmd_stats(args: argparse.Namespace, memory: HierarchicalMemoryManager)
         table.add_row(name, "yes" if h.ok else "[red]no[/]", f"{h.ms:.1f}", h.detail[:80])
     console.print(table)
     console.print(f"exchanges {stats.exchanges}, users {stats.users}, pending derived work {stats.pending}, "
-                  f"queued forgets {stats.pending_forgets}, dead letters {stats.dead_letters}, "
+                  f"queued forgets {stats.pending_forgets}, "
                   f"tokens {stats.prompt_tokens}+{stats.completion_tokens}; "
+                  f"dead letters {stats.dead_letters} (python -m memory dead-letters); "
                   f"bundled servers: {', '.join(stats.bundled) or 'none'}")
     if stats.restarts:
         console.print("restarts of bundled servers: "

@@ -21,7 +21,7 @@ import redis.asyncio as aioredis
 from rich.console import Console
 
 from memory import HierarchicalMemoryManager, TierUnavailable, cli
-from memory.cli import build_parser, cmd_dead_letters
+from memory.cli import build_parser, cmd_dead_letters, cmd_stats
 from memory.launcher import Addresses
 from memory.models import Exchange, Extraction, Scope
 from memory.protocols import Embedder, Extractor
@@ -92,6 +92,10 @@ async def test_a_poison_record_is_dead_lettered_while_everyone_else_goes_on(
     assert letters[bad_b].attempts == 3 and letters[bad_b].user_id == bob
     assert letters[bad_b].error == "ValueError: cannot extract this exchange"
     assert (await memory.stats()).dead_letters == 2
+    shown = io.StringIO()
+    monkeypatch.setattr(cli, "console", Console(file=shown, width=250))
+    assert await cmd_stats(build_parser().parse_args(["stats"]), memory) == 0
+    assert "dead letters 2 (python -m memory dead-letters)" in shown.getvalue()
     assert (await memory.counts(bob))["archive"] == 2  # the archive keeps it: nothing is lost
     exported = (await memory.export(bob))["dead_letters"]
     assert [(d["exchange_id"], d["attempts"]) for d in exported] == [(bad_b, 3)]
