@@ -26,6 +26,7 @@ from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 
 from memory.errors import MemoryStoreError, TierUnavailable
+from memory.metrics import Metrics
 from memory.models import Exchange, Extraction, ForgetTarget, Scope, SummaryRecord
 from memory.protocols import CacheTier, Embedder, Extractor, GraphTier, SummaryTier
 from memory.tiers.archive import PostgresForgetQueue, PostgresOutbox
@@ -49,7 +50,7 @@ class DerivedWorker:
                  summaries: SummaryTier, graph: GraphTier, cache: CacheTier, *,
                  forgets: PostgresForgetQueue | None = None, stale_caches: PostgresStaleCaches | None = None,
                  batch_size: int = 64, lease_seconds: float = 120.0, idle_poll: float = 0.5,
-                 max_attempts: int = 3, retry_seconds: float = 1.0) -> None:
+                 max_attempts: int = 3, retry_seconds: float = 1.0, metrics: Metrics | None = None) -> None:
         self.outbox = outbox
         self.extractor = extractor
         self.embedder = embedder
@@ -64,6 +65,7 @@ class DerivedWorker:
         self.idle_poll = idle_poll
         self.max_attempts = max_attempts
         self.retry_seconds = retry_seconds
+        self.metrics = metrics or Metrics()
         self.processed = 0
         self.dead_lettered = 0
         self.failures = 0  # consecutive outages, for the backoff
@@ -158,6 +160,7 @@ class DerivedWorker:
 
     async def _defer(self, batch: Claimed, exc: BaseException) -> None:
         self.failures += 1
+        self.metrics.worker_failures.inc()
         self.last_error = f"{type(exc).__name__}: {exc}"
         backoff = min(30.0, 2.0 ** min(self.failures, 5))
         await self.outbox.fail([e.id for e, _ in batch], self.last_error, retry_in=backoff)
@@ -185,6 +188,7 @@ class DerivedWorker:
             await self._drop_forgotten([e for e, _ in done if e.id in gone])
         self.failures = 0
         self.processed += len(done)
+        self.metrics.worker_exchanges.inc(len(done))
 
     async def _invalidate(self, scopes: set[Scope]) -> None:
         """Drop cached lists that missed an exchange; best effort (the cache is derived,
