@@ -14,11 +14,12 @@ import logging
 import signal
 import sys
 from collections.abc import Awaitable, Callable
-from datetime import datetime
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
 from rich.console import Console
+from rich.markup import escape
 from rich.panel import Panel
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 from rich.table import Table
@@ -54,31 +55,57 @@ async def cmd_context(args: argparse.Namespace, memory: HierarchicalMemoryManage
 
 
 def _parse_line(line: str, number: int) -> dict[str, Any]:
+    """One import line as keyword arguments of ``store_conversation``; raises InvalidInput.
+
+    ``timestamp`` is ISO 8601 (naive = UTC) or epoch seconds; whether it lies in the
+    accepted window is checked by ``store_conversation``. Ids are strings or integers.
+    """
     try:
         row = json.loads(line)
     except json.JSONDecodeError as exc:
         raise InvalidInput(f"line {number}: not JSON ({exc.msg})") from exc
+    except RecursionError as exc:
+        raise InvalidInput(f"line {number}: nested too deeply") from exc
     if not isinstance(row, dict):
         raise InvalidInput(f"line {number}: expected an object")
     missing = [k for k in ("user_id", "user_message", "bot_response") if k not in row]
     if missing:
         raise InvalidInput(f"line {number}: missing {', '.join(missing)}")
-    ts = row.get("timestamp")
-    if isinstance(ts, int | float):
-        row["timestamp"] = datetime.fromtimestamp(ts).astimezone()
-    elif isinstance(ts, str):
+    out: dict[str, Any] = {"user_message": row["user_message"], "bot_response": row["bot_response"],
+                           "metadata": row.get("metadata")}
+    for key, arg in (("user_id", "user_id"), ("guild_id", "guild_id"), ("channel_id", "channel_id"),
+                     ("id", "exchange_id")):
+        value = row.get(key)
+        if value is not None and (isinstance(value, bool) or not isinstance(value, str | int)):
+            raise InvalidInput(f"line {number}: must be a string or an integer", field=key)
+        out[arg] = None if value is None else str(value)
+    out["timestamp"] = _parse_timestamp(row.get("timestamp"), number)
+    return out
+
+
+def _parse_timestamp(ts: object, number: int) -> datetime | None:
+    if ts is None:
+        return None
+    if isinstance(ts, int | float) and not isinstance(ts, bool):
         try:
-            row["timestamp"] = datetime.fromisoformat(ts.replace("Z", "+00:00"))
+            return datetime.fromtimestamp(ts, UTC)
+        except (OverflowError, OSError, ValueError) as exc:
+            raise InvalidInput(f"line {number}: epoch seconds out of range ({ts!r})", field="timestamp") from exc
+    if isinstance(ts, str):
+        try:
+            return datetime.fromisoformat(ts.strip().replace("Z", "+00:00"))
         except ValueError as exc:
-            raise InvalidInput(f"line {number}: bad timestamp {ts!r}") from exc
-    return row
+            raise InvalidInput(f"line {number}: bad timestamp {ts[:40]!r}", field="timestamp") from exc
+    raise InvalidInput(f"line {number}: must be an ISO 8601 string or epoch seconds", field="timestamp")
 
 
 async def cmd_import(args: argparse.Namespace, memory: HierarchicalMemoryManager) -> int:
     """Import JSON lines {user_id, user_message, bot_response, timestamp?, guild_id?, channel_id?,
     metadata?, id?}; bad lines are reported and skipped, the rest are stored."""
     path = Path(args.file)
-    lines = path.read_text(encoding="utf-8").splitlines()
+    # split on newlines only: str.splitlines() also breaks at U+2028, U+0085 ..., which JSON
+    # strings may hold unescaped; bytes that are not UTF-8 become lone surrogates, refused per line
+    lines = path.read_text(encoding="utf-8", errors="surrogateescape").split("\n")
     stored = bad = 0
     columns = (TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeRemainingColumn())
     with Progress(*columns, console=err) as progress:
@@ -88,17 +115,11 @@ async def cmd_import(args: argparse.Namespace, memory: HierarchicalMemoryManager
             if not line.strip():
                 continue
             try:
-                row = _parse_line(line, number)
-                await memory.store_conversation(
-                    str(row["user_id"]), row["user_message"], row["bot_response"],
-                    guild_id=None if row.get("guild_id") is None else str(row["guild_id"]),
-                    channel_id=None if row.get("channel_id") is None else str(row["channel_id"]),
-                    timestamp=row.get("timestamp"), metadata=row.get("metadata"),
-                    exchange_id=None if row.get("id") is None else str(row["id"]))
+                await memory.store_conversation(**_parse_line(line, number))
                 stored += 1
             except InvalidInput as exc:
                 bad += 1
-                err.print(f"[yellow]skipped[/] {exc}")
+                err.print(f"[yellow]skipped[/] line {number}: {escape(str(exc)[:300])}")
         pending = await memory.pending()
         task2 = progress.add_task("summaries + graph", total=pending)
         flush = asyncio.create_task(memory.flush(timeout=3600))
@@ -157,6 +178,7 @@ async def cmd_stats(args: argparse.Namespace, memory: HierarchicalMemoryManager)
     console.print(f"exchanges {stats.exchanges}, users {stats.users}, pending derived work {stats.pending}, "
                   f"queued forgets {stats.pending_forgets}, "
                   f"tokens {stats.prompt_tokens}+{stats.completion_tokens}; "
+                  f"dead letters {stats.dead_letters} (python -m memory dead-letters); "
                   f"bundled servers: {', '.join(stats.bundled) or 'none'}")
     if stats.restarts:
         console.print("restarts of bundled servers: "
@@ -187,6 +209,28 @@ async def cmd_retention(args: argparse.Namespace, memory: HierarchicalMemoryMana
     console.print(f"retention removed {report.exchanges} expired exchanges: "
                   + " · ".join(f"{k} {v}" for k, v in sorted(report.removed.items()))
                   + (f"; queued for {', '.join(report.pending)} (down)" if report.pending else ""))
+    return 0
+
+
+async def cmd_dead_letters(args: argparse.Namespace, memory: HierarchicalMemoryManager) -> int:
+    if args.retry is not None:
+        queued = await memory.retry_dead_letters(args.retry or None)
+        if args.retry and queued == 0:
+            err.print(f"[red]error:[/] no dead letter {escape(args.retry)}")
+            return 1
+        err.print(f"queued {queued} exchanges again; waiting for the worker ...")
+        await memory.flush(timeout=args.timeout)
+        left = (await memory.stats()).dead_letters
+        console.print(f"retried {queued}; dead letters now {left}")
+        return 0
+    letters = await memory.dead_letter_list(args.limit)
+    table = Table(title=f"dead letters ({(await memory.stats()).dead_letters})")
+    for col in ("exchange", "user", "failures", "failed at", "error"):
+        table.add_column(col)
+    for d in letters:
+        table.add_row(d.exchange_id, d.user_id, str(d.attempts), d.failed_at.isoformat(timespec="seconds"),
+                      escape(d.error[:120]))
+    console.print(table)
     return 0
 
 
@@ -246,6 +290,12 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(func=cmd_worker)
     p = sub.add_parser("stats", help="tier health, totals, queue depth, active conversations, retention")
     p.set_defaults(func=cmd_stats)
+    p = sub.add_parser("dead-letters", help="list the exchanges the worker gave up on, or queue them again")
+    p.add_argument("--retry", nargs="?", const="", metavar="ID",
+                   help="queue this dead letter again (no ID: all of them) and wait for the worker")
+    p.add_argument("--limit", type=int, default=50)
+    p.add_argument("--timeout", type=float, default=300.0, help="seconds to wait for the retried work")
+    p.set_defaults(func=cmd_dead_letters)
     p = sub.add_parser("retention", help="remove exchanges past MEMORY__RETENTION_DAYS (or their guild's) now")
     p.set_defaults(func=cmd_retention)
     from memory.migration import add_migrate_parser

@@ -39,6 +39,7 @@ from memory.protocols import CacheTier, Embedder, Extractor, GraphTier, SummaryT
 from memory.ranking import aged, fuse
 from memory.settings import MemorySettings
 from memory.stack import MemoryStats, Tiers, open_tiers, tier_health
+from memory.tiers.dead_letters import DeadLetter, PostgresDeadLetters, PostgresStaleCaches
 from memory.tiers.ledger import Fact, SetAside, UsageRow
 from memory.timeq import Window, window
 from memory.worker import DerivedWorker
@@ -46,6 +47,7 @@ from memory.worker import DerivedWorker
 log = logging.getLogger(__name__)
 T = TypeVar("T")
 MAX_QUERY_CHARS = 4000
+FORGET_TIER_TIMEOUT = 10.0  # seconds one derived tier gets per forget pass before it is queued instead
 
 
 class _Opener:
@@ -81,9 +83,12 @@ class HierarchicalMemoryManager(ExchangeLifecycle):
         self.embedder: Embedder = tiers.embedder
         self.extractor: Extractor = tiers.extractor
         w = settings.worker
+        self.dead_letters = PostgresDeadLetters(tiers.archive.pool)
         self.worker = DerivedWorker(tiers.outbox, tiers.extractor, tiers.embedder, tiers.summaries,
-                                    tiers.graph, tiers.cache, forgets=tiers.forgets, batch_size=w.batch_size,
+                                    tiers.graph, tiers.cache, forgets=tiers.forgets,
+                                    stale_caches=PostgresStaleCaches(tiers.archive.pool), batch_size=w.batch_size,
                                     lease_seconds=w.lease_seconds, idle_poll=w.idle_poll_seconds,
+                                    max_attempts=w.max_attempts, retry_seconds=w.retry_seconds,
                                     metrics=self.metrics)
         self.worker.every(settings.memory.retention_check_minutes * 60, self.apply_retention, "retention")
         self._stop = asyncio.Event()
@@ -135,13 +140,24 @@ class HierarchicalMemoryManager(ExchangeLifecycle):
         await self.aclose()
 
     async def aclose(self) -> None:
-        """Stop the worker, close every client, stop the bundled servers this process started."""
+        """Stop the worker, close every client, stop the bundled servers this process started.
+
+        Every resource is closed even if the worker task had failed; an error the
+        task ended with is logged (and a BaseException re-raised) only after that.
+        """
         self._stop.set()
-        if self._task is not None:
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._task
-            self._task = None
-        await self.t.stack.aclose()
+        task, self._task = self._task, None
+        try:
+            if task is not None:
+                done, _ = await asyncio.wait({task}, timeout=30)  # it stops between batches
+                if not done:
+                    task.cancel()  # a batch stuck on a hung tier: its lease expires, another worker redoes it
+                with contextlib.suppress(asyncio.CancelledError):
+                    await task
+        except Exception:  # reported, then the stores are closed regardless
+            log.exception("the derived-tier worker task had failed")
+        finally:
+            await self.t.stack.aclose()
 
     # ---- write path -------------------------------------------------------------------------
 
@@ -165,7 +181,7 @@ class HierarchicalMemoryManager(ExchangeLifecycle):
             channel_id=None if channel_id is None else clean_id(channel_id, "channel_id"),
             user_message=clean_text(user_message, "user_message"),
             bot_response=clean_text(bot_response, "bot_response"),
-            timestamp=utc(timestamp), metadata=clean_metadata(metadata),
+            timestamp=self._timestamp(timestamp), metadata=clean_metadata(metadata),
             message_id=None if message_id is None else clean_id(message_id, "message_id"))
         if not await self.t.archive.insert(exchange):
             return exchange.id
@@ -178,21 +194,27 @@ class HierarchicalMemoryManager(ExchangeLifecycle):
         self.worker.notify()
         return exchange.id
 
+    def _timestamp(self, value: datetime | None) -> datetime:
+        window = self.settings.timestamps
+        return utc(value, "timestamp", earliest=window.earliest_at, max_future=window.max_future)
+
     async def pending(self) -> int:
-        """Exchanges archived but not yet through the derived tiers."""
+        """Exchanges archived but not yet through the derived tiers (dead letters excluded)."""
         return await self.t.outbox.pending()
 
     async def flush(self, timeout: float = 300.0) -> None:
         """Return once every stored exchange has reached the derived tiers.
 
         Raises TierUnavailable("worker") if work is still pending after ``timeout``
-        seconds (a derived tier is down, or no worker process runs).
+        seconds (a derived tier is down, or no worker process runs), with the last
+        error seen. Dead-lettered exchanges are not pending: ``dead_letter_list``.
         """
         deadline = time.monotonic() + timeout
         while (pending := await self.t.outbox.pending()) > 0:
             if time.monotonic() > deadline:
+                error = await self.t.outbox.last_error() or self.worker.last_error or "none recorded"
                 raise TierUnavailable("worker", f"{pending} exchanges still pending after {timeout:.0f}s; "
-                                                f"last error: {await self.t.outbox.last_error()}")
+                                                f"last error: {error}")
             done = 0
             if self._task is not None and not self._task.done():
                 self.worker.notify()  # one loop per process: concurrent batches only contend in the graph
@@ -337,15 +359,36 @@ class HierarchicalMemoryManager(ExchangeLifecycle):
             return [ForgetTarget(user_id, newest[0].scope, (newest[0].id,))] if newest else []
         if topic is not None:
             topic = clean_text(topic, "topic", max_chars=200)
-            await self.flush()  # the graph must know every stored exchange before we ask it
             targets = []
             for s in scopes:
-                ids = set(await self.graph.topic_exchanges(s, normalise(topic)))
-                ids |= set(await self.t.archive.phrase_ids(s, topic))
+                ids = await self._topic_ids(s, topic)
                 if ids:
                     targets.append(ForgetTarget(user_id, s, tuple(sorted(ids))))
             return targets
         return [ForgetTarget(user_id, scope)]
+
+    async def _topic_ids(self, scope: Scope, topic: str) -> set[str]:
+        """The scope's exchanges about ``topic``, found without waiting for the queue.
+
+        The archive's full text finds every exchange containing the words; the graph
+        those it linked to the topic; exchanges the worker has not reached yet (queued
+        or dead-lettered) are run through the extractor here, as the worker would. If
+        the graph is down, every archived exchange of the scope is.
+        """
+        name = normalise(topic)
+        ids = set(await self.t.archive.phrase_ids(scope, topic))
+        try:
+            ids |= set(await asyncio.wait_for(self.graph.topic_exchanges(scope, name), FORGET_TIER_TIMEOUT))
+        except (TierUnavailable, TimeoutError) as exc:
+            log.warning("graph unavailable for forget(topic); extracting the archive instead: %s", exc)
+            unlinked = await self.t.archive.exchanges(scope.user_id, scope)
+        else:
+            unlinked = await self.t.archive.unprocessed(scope)
+        unlinked = [e for e in unlinked if e.id not in ids]
+        if unlinked:
+            extractions = await self.extractor.extract(unlinked)
+            ids |= {x.exchange_id for x in extractions if any(normalise(m.name) == name for m in x.mentions)}
+        return ids
 
     async def forget(self, user_id: str, *, guild_id: str | None = None, dm: bool = False,
                      exchange_id: str | None = None, topic: str | None = None,
@@ -356,7 +399,10 @@ class HierarchicalMemoryManager(ExchangeLifecycle):
         narrow it to one scope; ``exchange_id``, ``topic`` or ``last`` to some
         exchanges (at most one of the three; InvalidInput otherwise, and for a guild
         together with ``dm``). Derived tiers are cleared before and after the archive, so an
-        exchange a worker was processing at that moment cannot survive.
+        exchange a worker was processing at that moment cannot survive. It never
+        waits for the derived-work queue: a topic is resolved from the archive, the
+        graph and the extractor (see ``_topic_ids``), and a tier that does not answer
+        within ``FORGET_TIER_TIMEOUT`` is queued like one that is down.
         Raises ForgetPending (a TierUnavailable) if a derived tier is down: the
         rest is removed and the request is queued durably; the worker clears that
         tier as soon as it answers again.
@@ -378,20 +424,18 @@ class HierarchicalMemoryManager(ExchangeLifecycle):
             down: list[str] = []
             for name, tier in derived:
                 try:
-                    removed[name] += await tier.forget(target)
-                except TierUnavailable:
+                    removed[name] += await asyncio.wait_for(tier.forget(target), FORGET_TIER_TIMEOUT)
+                except (TierUnavailable, TimeoutError):
                     down.append(name)
             removed["facts"] += await self.t.ledger.forget(target)
             removed["archive"] += await self.t.archive.forget(target)
             for name, tier in derived:  # second pass: whatever a worker wrote meanwhile
+                if name in down:
+                    continue  # it was down a moment ago: the queued request covers it, no second wait
                 try:
-                    removed[name] += await tier.forget(target)
-                except TierUnavailable:
-                    if name not in down:
-                        down.append(name)
-                else:
-                    if name in down:
-                        down.remove(name)
+                    removed[name] += await asyncio.wait_for(tier.forget(target), FORGET_TIER_TIMEOUT)
+                except (TierUnavailable, TimeoutError):
+                    down.append(name)
             if down:
                 await self.t.forgets.add(target, down)  # durable: the worker clears them when back
                 pending += down
@@ -402,6 +446,17 @@ class HierarchicalMemoryManager(ExchangeLifecycle):
     async def retry_forgets(self) -> int:
         """Carry out queued forget requests on tiers that are back; returns requests completed."""
         return await self.worker.retry_forgets()
+
+    async def dead_letter_list(self, limit: int = 100) -> list[DeadLetter]:
+        """Exchanges the worker gave up on (newest first), with their errors."""
+        return await self.dead_letters.recent(limit)
+
+    async def retry_dead_letters(self, exchange_id: str | None = None) -> int:
+        """Queue one dead-lettered exchange (or all) for the worker again; returns how many."""
+        ids = None if exchange_id is None else clean_id(exchange_id, "exchange_id")
+        queued = await self.dead_letters.retry(ids)
+        self.worker.notify()
+        return queued
 
     async def counts(self, user_id: str, guild_id: str | None = None, dm: bool = False) -> dict[str, int]:
         """What each tier holds for the user (one scope, or every scope); -1 for a tier that is down."""
@@ -452,6 +507,9 @@ class HierarchicalMemoryManager(ExchangeLifecycle):
             "legacy_set_aside": [{"legacy_id": r.legacy_id, "collection": r.collection, "reason": r.reason,
                                   "record": dict(r.record)}
                                  for r in await self.t.ledger.set_aside_records(user_id=user_id)],
+            "dead_letters": [{"exchange_id": d.exchange_id, "attempts": d.attempts, "error": d.error,
+                              "failed_at": d.failed_at.isoformat()}
+                             for d in await self.dead_letters.of_user(user_id)],
             "preferences": await self._export_preferences(user_id),
         }
         try:
@@ -533,15 +591,16 @@ class HierarchicalMemoryManager(ExchangeLifecycle):
     async def stats(self) -> MemoryStats:
         """Tier health and latency, archive totals, queue depth and token totals."""
         health = await tier_health(self.t)
-        exchanges = users = pending = prompt = completion = forgets = -1
+        exchanges = users = pending = prompt = completion = forgets = dead = -1
         if health["archive"].ok:
             exchanges, users = await self.t.archive.totals()
             pending = await self.t.outbox.pending()
             forgets = await self.t.forgets.pending()
+            dead = await self.dead_letters.count()
             rows = await self.t.ledger.usage()
             prompt = sum(r.prompt_tokens for r in rows)
             completion = sum(r.completion_tokens for r in rows)
         activity = await self._activity_stats() if health["archive"].ok else {}
         return MemoryStats(health, exchanges, users, pending, self.worker.processed, prompt, completion,
-                           self.t.addresses.bundled, forgets, **activity,
+                           self.t.addresses.bundled, forgets, **activity, dead_letters=dead,
                            restarts=self.t.servers.restarts if self.t.servers is not None else {})

@@ -11,14 +11,18 @@ import json
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any, Literal
 
 from memory.errors import InvalidInput
 
 MAX_MESSAGE_BYTES = 256 * 1024  # 256 KiB of UTF-8, as the README promises
 MAX_METADATA_BYTES = 64 * 1024
-_ID_RE = re.compile(r"^[A-Za-z0-9_.@-]{1,100}$")
+MAX_METADATA_DEPTH = 32        # nesting levels of dicts and lists
+MAX_METADATA_ITEMS = 10_000    # keys, list items and values, counted together
+EARLIEST_TIMESTAMP = datetime(1970, 1, 1, tzinfo=UTC)
+MAX_FUTURE = timedelta(days=1)
+_ID_RE = re.compile(r"[A-Za-z0-9_.@-]{1,100}")
 
 
 def clean_id(value: object, field_name: str) -> str:
@@ -29,7 +33,7 @@ def clean_id(value: object, field_name: str) -> str:
     """
     if isinstance(value, int) and not isinstance(value, bool):
         value = str(value)
-    if not isinstance(value, str) or not _ID_RE.match(value):
+    if not isinstance(value, str) or not _ID_RE.fullmatch(value):
         raise InvalidInput("must be 1-100 characters of letters, digits, '_', '.', '@' or '-'",
                            field=field_name)
     return value
@@ -70,6 +74,7 @@ def clean_metadata(value: Mapping[str, Any] | None) -> dict[str, Any]:
         return {}
     if not isinstance(value, Mapping):
         raise InvalidInput("must be a mapping", field="metadata")
+    _check_shape(value)
     try:
         encoded = json.dumps(dict(value), ensure_ascii=True, allow_nan=False, default=_reject)
     except (TypeError, ValueError) as exc:
@@ -90,6 +95,25 @@ def clean_metadata(value: Mapping[str, Any] | None) -> dict[str, Any]:
     return result
 
 
+def _check_shape(value: Mapping[str, Any]) -> None:
+    """Refuse metadata nested deeper than MAX_METADATA_DEPTH or holding more than
+    MAX_METADATA_ITEMS values, before anything recursive (json, the checks below) sees it.
+    Iterative, so a cycle or a 100,000-deep nesting costs at most the caps."""
+    stack: list[tuple[Any, int]] = [(value, 1)]
+    items = 0
+    while stack:
+        node, depth = stack.pop()
+        if depth > MAX_METADATA_DEPTH:
+            raise InvalidInput(f"is nested more than {MAX_METADATA_DEPTH} levels deep", field="metadata")
+        children: Any = node.values() if isinstance(node, Mapping) else node
+        for child in children:
+            items += 1
+            if items > MAX_METADATA_ITEMS:
+                raise InvalidInput(f"holds more than {MAX_METADATA_ITEMS} values", field="metadata")
+            if isinstance(child, Mapping | list | tuple):
+                stack.append((child, depth + 1))
+
+
 def _reject(obj: object) -> Any:
     if isinstance(obj, datetime):
         return obj.isoformat()
@@ -108,13 +132,36 @@ def _check_surrogates(value: Any) -> None:
             _check_surrogates(v)
 
 
-def utc(ts: datetime | None) -> datetime:
-    """Return ``ts`` as an aware UTC datetime (naive means UTC; None means now)."""
+def utc(ts: datetime | None, field_name: str = "timestamp", *, earliest: datetime = EARLIEST_TIMESTAMP,
+        max_future: timedelta = MAX_FUTURE) -> datetime:
+    """Return ``ts`` as an aware UTC datetime (naive means UTC; None means now).
+
+    Raises InvalidInput naming ``field_name`` for a non-datetime, a time that cannot
+    be expressed in UTC (``datetime.max`` at -03:00), or one outside
+    [``earliest``, now + ``max_future``]: PostgreSQL would store year 1 as -infinity.
+    """
     if ts is None:
         return datetime.now(UTC)
     if not isinstance(ts, datetime):
-        raise InvalidInput("must be a datetime", field="timestamp")
-    return ts.replace(tzinfo=UTC) if ts.tzinfo is None else ts.astimezone(UTC)
+        raise InvalidInput("must be a datetime", field=field_name)
+    try:
+        aware = ts.replace(tzinfo=UTC) if ts.tzinfo is None else ts.astimezone(UTC)
+    except (OverflowError, ValueError) as exc:
+        raise InvalidInput(f"cannot be expressed in UTC ({exc})", field=field_name) from exc
+    latest = datetime.now(UTC) + max_future
+    if not earliest <= aware <= latest:
+        raise InvalidInput(f"{aware.isoformat()} is outside {earliest.date().isoformat()} .. "
+                           f"{latest.isoformat(timespec='seconds')}", field=field_name)
+    return aware
+
+
+def as_aware(ts: datetime) -> datetime:
+    """``ts`` with a timezone, for values read back from a store: naive means UTC.
+
+    Unlike ``utc`` this never refuses: a record stored before the window was
+    enforced must still be readable, sortable and comparable.
+    """
+    return ts.replace(tzinfo=UTC) if ts.tzinfo is None else ts
 
 
 @dataclass(frozen=True, slots=True)
@@ -158,6 +205,12 @@ class Exchange:
     metadata: Mapping[str, Any] = field(default_factory=dict)
     message_id: str | None = None      # the Discord message it answered, if any
     revision: int = 0                  # how many times its text was edited
+
+    def __post_init__(self) -> None:
+        # every Exchange compares with aware datetimes, whatever a store handed back
+        # (asyncpg reads -infinity as a naive datetime.min)
+        if isinstance(self.timestamp, datetime) and self.timestamp.tzinfo is None:
+            object.__setattr__(self, "timestamp", as_aware(self.timestamp))
 
     @property
     def scope(self) -> Scope:

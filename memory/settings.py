@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import re
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Annotated, Any, Literal
 from urllib.parse import urlsplit
@@ -113,6 +114,40 @@ class WorkerSettings(BaseModel):
     lease_seconds: float = Field(120.0, gt=0)
     idle_poll_seconds: float = Field(0.5, gt=0)
     chunk_tokens: int = Field(300, ge=32, le=2000, description="long messages are split into chunks of this size")
+    max_attempts: int = Field(3, ge=1, le=100, description="failures of one exchange before it moves to the "
+                                                           "dead-letter table (outages do not count)")
+    retry_seconds: float = Field(1.0, gt=0, le=3600, description="first wait before a failed exchange is "
+                                                                 "retried; doubles with each failure")
+
+
+class TimestampSettings(BaseModel):
+    """The window of timestamps ``store_conversation`` and imports accept."""
+
+    earliest: str = Field("1970-01-01T00:00:00+00:00", description="ISO 8601; earlier timestamps are refused")
+    max_future_seconds: int = Field(86400, ge=0, le=10 * 365 * 86400,
+                                    description="how far past now a timestamp may lie")
+
+    @field_validator("earliest")
+    @classmethod
+    def _iso(cls, value: str) -> str:
+        cls.parse(value)
+        return value
+
+    @staticmethod
+    def parse(value: str) -> datetime:
+        stamp = datetime.fromisoformat(value.strip().replace("Z", "+00:00"))
+        stamp = stamp.replace(tzinfo=UTC) if stamp.tzinfo is None else stamp.astimezone(UTC)
+        if stamp.year < 1900:
+            raise ValueError("must be 1900 or later (PostgreSQL and the graph store epoch seconds)")
+        return stamp
+
+    @property
+    def earliest_at(self) -> datetime:
+        return self.parse(self.earliest)
+
+    @property
+    def max_future(self) -> timedelta:
+        return timedelta(seconds=self.max_future_seconds)
 
 
 SOURCE_NAME = r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,49}$"
@@ -190,5 +225,6 @@ class MemorySettings(BaseSettings):
     retrieval: RetrievalSettings = RetrievalSettings()
     worker: WorkerSettings = WorkerSettings()
     migration: MigrationSettings = MigrationSettings()
+    timestamps: TimestampSettings = TimestampSettings()
     memory: PolicySettings = PolicySettings()
     metrics: MetricsSettings = MetricsSettings()

@@ -65,6 +65,7 @@ class MemoryStats:
     completion_tokens: int = 0
     bundled: tuple[str, ...] = field(default_factory=tuple)
     pending_forgets: int = 0
+    dead_letters: int = 0  # exchanges the worker gave up on (`python -m memory dead-letters`)
     # activity and retention (memory.lifecycle)
     active: tuple[ActiveConversation, ...] = ()
     active_minutes: float = 0.0

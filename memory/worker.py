@@ -5,6 +5,16 @@ the graph ingests each exchange exactly once, so a batch replayed after a crash
 changes nothing. Runs as a task inside the manager, or alone with
 ``python -m memory worker``; several workers share the queue safely
 (``FOR UPDATE SKIP LOCKED`` leases).
+
+No single record stops it. A batch that fails for a reason other than an
+outage (checked by pinging the tier that raised) is retried record by record,
+so the good records complete; a record that fails ``max_attempts`` times moves
+to the dead-letter table with its error. An outage leaves the batch queued
+with a backoff. A remote embedding endpoint cannot be pinged: its error counts
+against a record only when another record of the batch got through (a lone
+such record waits as in an outage until other work arrives beside it).
+Dropping a stale cached list is best effort: when Redis is down the scope is
+remembered in ``stale_caches`` and dropped once it is back.
 """
 
 from __future__ import annotations
@@ -20,8 +30,11 @@ from memory.metrics import Metrics
 from memory.models import Exchange, Extraction, ForgetTarget, Scope, SummaryRecord
 from memory.protocols import CacheTier, Embedder, Extractor, GraphTier, SummaryTier
 from memory.tiers.archive import PostgresForgetQueue, PostgresOutbox
+from memory.tiers.dead_letters import PostgresStaleCaches
 
 log = logging.getLogger(__name__)
+Claimed = Sequence[tuple[Exchange, bool]]
+UNSURE_BEFORE_OUTAGE = 3  # failures of an unpingable service, with no success between, that mean it is down
 
 
 @dataclass
@@ -35,8 +48,9 @@ class _Periodic:
 class DerivedWorker:
     def __init__(self, outbox: PostgresOutbox, extractor: Extractor, embedder: Embedder,
                  summaries: SummaryTier, graph: GraphTier, cache: CacheTier, *,
-                 forgets: PostgresForgetQueue | None = None, batch_size: int = 64,
-                 lease_seconds: float = 120.0, idle_poll: float = 0.5, metrics: Metrics | None = None) -> None:
+                 forgets: PostgresForgetQueue | None = None, stale_caches: PostgresStaleCaches | None = None,
+                 batch_size: int = 64, lease_seconds: float = 120.0, idle_poll: float = 0.5,
+                 max_attempts: int = 3, retry_seconds: float = 1.0, metrics: Metrics | None = None) -> None:
         self.outbox = outbox
         self.extractor = extractor
         self.embedder = embedder
@@ -44,13 +58,18 @@ class DerivedWorker:
         self.graph = graph
         self.cache = cache
         self.forgets = forgets
+        self.stale_caches = stale_caches
         self._forgets_checked = 0.0
         self.batch_size = batch_size
         self.lease_seconds = lease_seconds
         self.idle_poll = idle_poll
+        self.max_attempts = max_attempts
+        self.retry_seconds = retry_seconds
         self.metrics = metrics or Metrics()
         self.processed = 0
-        self.failures = 0
+        self.dead_lettered = 0
+        self.failures = 0  # consecutive outages, for the backoff
+        self.last_error: str | None = None
         self._wake = asyncio.Event()
         self._jobs: list[_Periodic] = []
 
@@ -61,34 +80,126 @@ class DerivedWorker:
     async def run_once(self) -> int:
         """Claim and process one batch; returns exchanges finished (0 when idle).
 
-        A tier outage leaves the batch in the queue with a backoff and re-raises.
+        A tier outage leaves the unfinished exchanges queued with a backoff and
+        re-raises TierUnavailable. Any other failure is isolated to its record.
         """
         batch = await self.outbox.claim(self.batch_size, self.lease_seconds)
         if not batch:
             return 0
-        exchanges = [e for e, _ in batch]
         try:
-            await self._drop_derived([e for e in exchanges if e.revision > 0])
-            extractions = await self.extractor.extract(exchanges)
-            await self._summaries(exchanges, extractions)
-            await self.graph.ingest(list(zip(exchanges, extractions, strict=True)))
-            for scope in {e.scope for e, stale in batch if stale}:
-                await self.cache.invalidate(scope)
-        except TierUnavailable as exc:
-            self.failures += 1
-            self.metrics.worker_failures.inc()
-            backoff = min(30.0, 2.0 ** min(self.failures, 5))
-            await self.outbox.fail([e.id for e in exchanges], str(exc), retry_in=backoff)
-            raise
+            await self._derive([e for e, _ in batch])
+        except Exception as exc:  # isolated below: outage or bad record
+            if await self._judge(exc) == "outage":
+                await self._defer(batch, exc)
+                raise
+            log.warning("batch of %d failed (%s: %s); retrying exchange by exchange",
+                        len(batch), type(exc).__name__, exc)
+            return await self._one_by_one(batch)
+        await self._finish(batch)
+        return len(batch)
+
+    async def _derive(self, exchanges: Sequence[Exchange]) -> None:
+        await self._drop_derived([e for e in exchanges if e.revision > 0])
+        extractions = await self.extractor.extract(exchanges)
+        await self._summaries(exchanges, extractions)
+        await self.graph.ingest(list(zip(exchanges, extractions, strict=True)))
+
+    async def _one_by_one(self, batch: Claimed) -> int:
+        """Each exchange alone: the good ones complete, a bad one counts a failure.
+
+        An error from a service that cannot be pinged (a remote embedding endpoint) is
+        an outage only if no exchange of the batch got through (after UNSURE_BEFORE_OUTAGE
+        tries); if one did, it was the record.
+        """
+        done: list[tuple[Exchange, bool]] = []
+        unsure: list[tuple[Exchange, bool, Exception]] = []
+        for i, (exchange, stale) in enumerate(batch):
+            try:
+                await self._derive([exchange])
+            except Exception as exc:  # counted against this record, or an outage
+                verdict = await self._judge(exc)
+                if verdict == "unsure":
+                    unsure.append((exchange, stale, exc))
+                    if done or len(unsure) < UNSURE_BEFORE_OUTAGE:
+                        continue
+                    verdict = "outage"  # nothing got through: do not wait on a dead endpoint once per record
+                if verdict == "outage":
+                    await self._finish(done)
+                    rest = {e.id: (e, s) for e, s, _ in unsure} | {e.id: (e, s) for e, s in batch[i:]}
+                    await self._defer(list(rest.values()), exc)
+                    raise
+                else:
+                    await self._failed(exchange, exc)
+            else:
+                done.append((exchange, stale))
+        await self._finish(done)
+        if unsure and not done:
+            await self._defer([(e, s) for e, s, _ in unsure], unsure[-1][2])
+            raise unsure[-1][2]
+        for exchange, _, error in unsure:
+            await self._failed(exchange, error)
+        return len(done)
+
+    async def _judge(self, exc: Exception) -> str:
+        """"outage" (a store is down: retry later), "record" (this input is at fault) or
+        "unsure" (a service that cannot be asked failed).
+
+        A tier edge reports a query the store refused (a value it cannot hold) as
+        TierUnavailable too, so the tier is pinged: if it answers, the record is at fault.
+        """
+        if not isinstance(exc, TierUnavailable):
+            return "record"
+        tier = {"cache": self.cache, "summaries": self.summaries, "graph": self.graph}.get(exc.tier)
+        if tier is None:
+            return "unsure"  # the embedding endpoint: nothing to ping
+        try:
+            await tier.ping()
+        except TierUnavailable:
+            return "outage"
+        return "record"
+
+    async def _defer(self, batch: Claimed, exc: BaseException) -> None:
+        self.failures += 1
+        self.metrics.worker_failures.inc()
+        self.last_error = f"{type(exc).__name__}: {exc}"
+        backoff = min(30.0, 2.0 ** min(self.failures, 5))
+        await self.outbox.fail([e.id for e, _ in batch], self.last_error, retry_in=backoff)
+
+    async def _failed(self, exchange: Exchange, exc: Exception) -> None:
+        self.last_error = f"{type(exc).__name__}: {exc}"
+        dead = await self.outbox.record_failure(exchange.id, self.last_error, self.retry_seconds,
+                                                self.max_attempts)
+        if dead:
+            self.dead_lettered += 1
+            log.error("exchange %s moved to the dead letters after %d failures: %s", exchange.id,
+                      self.max_attempts, self.last_error)
+        else:
+            log.warning("exchange %s failed, will retry: %s", exchange.id, self.last_error)
+
+    async def _finish(self, done: Claimed) -> None:
+        if not done:
+            return
+        await self._invalidate({e.scope for e, stale in done if stale})
         # an exchange edited while we worked stays queued: it is done again with the new text
-        done = await self.outbox.complete([e.id for e in exchanges], revisions=[e.revision for e in exchanges])
-        if len(done) < len(exchanges):  # forgotten meanwhile, or replayed by another worker after our lease
-            gone = await self.outbox.forgotten([e.id for e in exchanges if e.id not in done])
-            await self._drop_forgotten([e for e in exchanges if e.id in gone])
+        ids = [e.id for e, _ in done]
+        completed = await self.outbox.complete(ids, revisions=[e.revision for e, _ in done])
+        if len(completed) < len(done):  # forgotten meanwhile, or replayed by another worker after our lease
+            gone = await self.outbox.forgotten([i for i in ids if i not in completed])
+            await self._drop_forgotten([e for e, _ in done if e.id in gone])
         self.failures = 0
-        self.processed += len(exchanges)
-        self.metrics.worker_exchanges.inc(len(exchanges))
-        return len(exchanges)
+        self.processed += len(done)
+        self.metrics.worker_exchanges.inc(len(done))
+
+    async def _invalidate(self, scopes: set[Scope]) -> None:
+        """Drop cached lists that missed an exchange; best effort (the cache is derived,
+        with a TTL): with Redis down the scope is queued and dropped when it is back."""
+        for scope in scopes:
+            try:
+                await self.cache.invalidate(scope)
+            except TierUnavailable as exc:
+                log.warning("cached list of %s left stale for now: %s", scope.user_id, exc)
+                if self.stale_caches is not None:
+                    await self.stale_caches.add(scope, str(exc))
 
     async def _drop_derived(self, edited: Sequence[Exchange]) -> None:
         """Remove the summaries and graph entries of an earlier text of edited exchanges, so the
@@ -117,6 +228,8 @@ class DerivedWorker:
                 await periodic.job()
             except MemoryStoreError as exc:  # a typed failure waits for the next turn; the loop goes on
                 log.warning("periodic job %s deferred: %s", periodic.name, exc)
+            except Exception:  # a bug in one job must not stop the derived work of everyone
+                log.exception("periodic job %s failed", periodic.name)
 
     async def _drop_forgotten(self, exchanges: Sequence[Exchange]) -> None:
         """Remove what this batch wrote for exchanges forgotten while it ran (their outbox rows went
@@ -165,24 +278,50 @@ class DerivedWorker:
             completed += not left
         return completed
 
-    async def run_forever(self, stop: asyncio.Event) -> None:
-        """Process batches until ``stop`` is set; outages back off and retry, never crash the loop.
+    async def retry_stale_caches(self) -> int:
+        """Drop the cached lists left stale during a Redis outage; returns lists dropped."""
+        if self.stale_caches is None:
+            return 0
+        dropped = 0
+        for scope in await self.stale_caches.due():
+            try:
+                await self.cache.invalidate(scope)
+            except TierUnavailable:
+                break  # still down: try again on the next round
+            await self.stale_caches.done(scope)
+            dropped += 1
+        return dropped
 
-        Queued forget requests are retried every 10 seconds.
+    async def _housekeeping(self) -> None:
+        try:
+            await self.retry_forgets()
+            await self.retry_stale_caches()
+        except TierUnavailable as exc:
+            log.warning("queued forgets and stale caches deferred: %s", exc)
+        except Exception:  # the loop must outlive any bug here; logged with its traceback
+            log.exception("queued forgets and stale caches failed")
+
+    async def run_forever(self, stop: asyncio.Event) -> None:
+        """Process batches until ``stop`` is set; no error ends the loop.
+
+        Outages back off and retry; a failure outside any one record (say, the
+        archive answering garbage) is logged with its traceback and backed off too.
+        Queued forget requests and stale cached lists are retried every 10 seconds.
         """
         while not stop.is_set():
             await self._run_jobs()
             if time.monotonic() - self._forgets_checked > 10:
                 self._forgets_checked = time.monotonic()
-                try:
-                    await self.retry_forgets()
-                except TierUnavailable as exc:
-                    log.warning("queued forgets deferred: %s", exc)
+                await self._housekeeping()
             try:
                 done = await self.run_once()
-            except TierUnavailable as exc:
-                log.warning("derived work deferred: %s", exc)
-                done = 0
+            except Exception as exc:  # outage (expected) or bug (logged); never stop
+                if isinstance(exc, TierUnavailable):
+                    log.warning("derived work deferred: %s", exc)
+                else:
+                    self.failures += 1
+                    self.last_error = f"{type(exc).__name__}: {exc}"
+                    log.exception("derived-tier worker error; backing off")
                 await self._sleep(stop, min(30.0, 2.0 ** min(self.failures, 5)))
                 continue
             if done == 0:

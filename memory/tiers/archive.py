@@ -174,8 +174,10 @@ class PostgresArchive(_PgEdge):
                 # a pending row keeps its lease: the worker holding it will not complete an older revision
                 await conn.execute(
                     "INSERT INTO outbox (exchange_id, cache_stale, revision) VALUES ($1, true, $2)"
-                    " ON CONFLICT (exchange_id) DO UPDATE SET cache_stale = true, revision = EXCLUDED.revision",
-                    exchange_id, row["revision"])
+                    " ON CONFLICT (exchange_id) DO UPDATE SET cache_stale = true, revision = EXCLUDED.revision,"
+                    " failures = 0", exchange_id, row["revision"])
+                # a new text is a new chance: it leaves the dead letters for the queue
+                await conn.execute("DELETE FROM dead_letters WHERE exchange_id = $1", exchange_id)
         except _DRIVER_ERRORS as exc:
             raise ArchiveUnavailable(f"{type(exc).__name__}: {exc}") from exc
         return _row_to_exchange(row)
@@ -269,9 +271,22 @@ class PostgresArchive(_PgEdge):
     async def users(self) -> list[str]:
         return [r["user_id"] for r in await self._fetch("SELECT DISTINCT user_id FROM exchanges")]
 
+    async def unprocessed(self, scope: Scope) -> list[Exchange]:
+        """The scope's exchanges not (yet) in the derived tiers: queued or dead-lettered."""
+        rows = await self._fetch(
+            f"SELECT {_COLUMNS} FROM exchanges e WHERE user_id = $1 AND scope = $2 AND"
+            " (EXISTS (SELECT 1 FROM outbox o WHERE o.exchange_id = e.id)"
+            "  OR EXISTS (SELECT 1 FROM dead_letters d WHERE d.exchange_id = e.id))"
+            " ORDER BY created_at, id", scope.user_id, scope.key)
+        return [_row_to_exchange(r) for r in rows]
+
     async def forget(self, target: ForgetTarget) -> int:
+        """Delete the target's exchanges (their outbox rows and dead letters go with them)."""
         where, args = _where(target)
         status = await self._execute(f"DELETE FROM exchanges WHERE {where}", *args)
+        if target.exchange_ids is None:
+            where, args = _where(user_id=target.user_id, scope=target.scope)
+            await self._execute(f"DELETE FROM stale_caches WHERE {where}", *args)
         return int(status.rsplit(" ", 1)[-1])
 
     async def count(self, user_id: str, scope: Scope | None = None) -> int:
@@ -335,6 +350,30 @@ class PostgresOutbox(_PgEdge):
                             " WHERE exchange_id = ANY($1::text[])", list(exchange_ids), error[:2000],
                             float(retry_in))
 
+    async def record_failure(self, exchange_id: str, error: str, retry_in: float, max_failures: int) -> bool:
+        """Count one failure of a record (not an outage). Below ``max_failures`` it is
+        retried after ``retry_in`` seconds, doubled for each earlier failure; at
+        ``max_failures`` it moves, with ``error``, to the dead-letter table and leaves the
+        queue. Returns True when it was dead-lettered."""
+        try:
+            async with self.pool.acquire() as conn, conn.transaction():
+                failures = await conn.fetchval(  # the wait doubles with each failure
+                    "UPDATE outbox SET failures = failures + 1, last_error = $2,"
+                    " available_at = now() + make_interval(secs => $3 * power(2, failures))"
+                    " WHERE exchange_id = $1 RETURNING failures", exchange_id, error[:2000], float(retry_in))
+                if failures is None or failures < max_failures:
+                    return False
+                await conn.execute(
+                    "INSERT INTO dead_letters (exchange_id, user_id, attempts, cache_stale, error)"
+                    " SELECT o.exchange_id, e.user_id, o.failures, o.cache_stale, $2 FROM outbox o"
+                    " JOIN exchanges e ON e.id = o.exchange_id WHERE o.exchange_id = $1"
+                    " ON CONFLICT (exchange_id) DO UPDATE SET attempts = EXCLUDED.attempts,"
+                    " error = EXCLUDED.error, failed_at = now()", exchange_id, error[:2000])
+                await conn.execute("DELETE FROM outbox WHERE exchange_id = $1", exchange_id)
+        except _DRIVER_ERRORS as exc:
+            raise ArchiveUnavailable(f"{type(exc).__name__}: {exc}") from exc
+        return True
+
     async def pending(self) -> int:
         return int(await self._fetchval("SELECT count(*) FROM outbox"))
 
@@ -344,11 +383,13 @@ class PostgresOutbox(_PgEdge):
         return str(value) if value is not None else None
 
     async def enqueue_all(self, user_id: str | None = None) -> int:
+        """Queue every exchange (of one user, or all) again, dead letters included."""
         status = await self._execute(
             "INSERT INTO outbox (exchange_id, cache_stale, revision) SELECT id, true, revision FROM exchanges"
             " WHERE $1::text IS NULL OR user_id = $1"
             " ON CONFLICT (exchange_id) DO UPDATE SET available_at = now(), cache_stale = true,"
-            " revision = EXCLUDED.revision", user_id)
+            " revision = EXCLUDED.revision, failures = 0", user_id)
+        await self._execute("DELETE FROM dead_letters WHERE $1::text IS NULL OR user_id = $1", user_id)
         return int(status.rsplit(" ", 1)[-1])
 
 
