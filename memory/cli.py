@@ -156,6 +156,8 @@ async def cmd_stats(args: argparse.Namespace, memory: HierarchicalMemoryManager)
                   f"queued forgets {stats.pending_forgets}, "
                   f"tokens {stats.prompt_tokens}+{stats.completion_tokens}; "
                   f"bundled servers: {', '.join(stats.bundled) or 'none'}")
+    x = stats.extraction
+    console.print("extraction: " + ", ".join(f"{k} {v}" for k, v in x.items()))
     return 0
 
 

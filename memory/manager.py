@@ -465,4 +465,9 @@ class HierarchicalMemoryManager:
             prompt = sum(r.prompt_tokens for r in rows)
             completion = sum(r.completion_tokens for r in rows)
         return MemoryStats(health, exchanges, users, pending, self.worker.processed, prompt, completion,
-                           self.t.addresses.bundled, forgets)
+                           self.t.addresses.bundled, forgets, extraction=self.extraction_stats())
+
+    def extraction_stats(self) -> dict[str, object]:
+        """This process's extraction counters: mode, calls, tokens and fallbacks per exchange."""
+        stats = getattr(self.extractor, "stats", None)
+        return stats.as_dict() if stats is not None else {"mode": "deterministic"}

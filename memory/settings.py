@@ -66,7 +66,14 @@ class LLMSettings(BaseModel):
     temperature: float = Field(0.7, ge=0.0, le=2.0)
     max_tokens: int = Field(600, ge=1, le=32000)
     timeout_seconds: float = Field(60.0, gt=0)
-    extraction: bool = Field(False, description="use the LLM for summaries and entities")
+    extraction: bool = Field(False, description="use the LLM for summaries, entities, typed facts and the "
+                                                "profile (in the worker, off the reply path)")
+    extraction_mode: Literal["auto", "json_schema", "json_object", "prompt"] = Field(
+        "auto", description="structured output: json_schema (OpenAI, llama.cpp's server), json_object with "
+                            "a schema (llama-cpp-python), or the schema in the prompt; auto tries them in "
+                            "that order and keeps the first the endpoint accepts")
+    extraction_batch_size: int = Field(8, ge=1, le=50, description="exchanges per extraction call")
+    extraction_max_tokens: int = Field(2000, ge=100, le=32000, description="most tokens of one extraction answer")
 
 
 class RetrievalSettings(BaseModel):
