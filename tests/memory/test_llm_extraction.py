@@ -30,7 +30,7 @@ def exchanges(n: int = 3) -> list[Exchange]:
 
 
 def answer(n: int = 3, **overrides: Any) -> str:
-    entries: list[dict[str, Any]] = [
+    entries: list[Any] = [
         {"id": "1", "summary": "Ana introduces herself: lives in Paris with her cat Tofu.",
          "entities": ["Paris", "Tofu"],
          "relations": [{"predicate": "LIVES_IN", "object": "Paris"},
