@@ -14,7 +14,7 @@ from typing import Protocol
 
 import numpy as np
 
-from memory.models import Exchange, Extraction, ForgetTarget, Hit, Relation, Scope, SummaryRecord
+from memory.models import Exchange, Extraction, ForgetTarget, Hit, Relation, Scope, SummaryRecord, TypedFact
 
 
 class Tier(Protocol):
@@ -108,6 +108,9 @@ class GraphTier(Tier, Protocol):
 
     async def topic_exchanges(self, scope: Scope, name: str) -> list[str]:
         """Ids of the scope's exchanges that mention the entity or topic ``name``."""
+
+    async def facts(self, scope: Scope) -> list[TypedFact]:
+        """The scope's typed facts (current and closed), oldest first, with their supporting exchanges."""
 
 
 class Embedder(Protocol):
