@@ -6,6 +6,7 @@ import uuid
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
 
+import pytest
 import pytest_asyncio
 
 from memory.models import Exchange, Extraction, ForgetTarget, Scope, Statement, TypedFact
@@ -23,7 +24,7 @@ async def graph(bolt: Bolt) -> AsyncIterator[Neo4jGraph]:
     await g.aclose()
 
 
-@pytest_asyncio.fixture
+@pytest.fixture
 def scope() -> Scope:
     return Scope(f"facts-{uuid.uuid4().hex[:8]}", "g1")
 
