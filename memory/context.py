@@ -6,7 +6,8 @@ from collections.abc import Collection
 from dataclasses import dataclass, field
 from datetime import datetime
 
-from memory.models import Exchange, Relation, TierReport
+from memory.models import Exchange, TierReport
+from memory.profile import PROFILE_TOKENS, Profile
 from memory.tiers.ledger import Fact
 from memory.tokens import count_tokens, truncate_tokens
 
@@ -52,7 +53,8 @@ class ConversationContext:
     recent: list[Exchange] = field(default_factory=list)
     relevant: list[RankedExchange] = field(default_factory=list)
     facts: list[Fact] = field(default_factory=list)
-    profile: list[Relation] = field(default_factory=list)
+    profile: Profile | None = None
+    profile_tokens: int = PROFILE_TOKENS
     tiers: dict[str, TierReport] = field(default_factory=dict)
     max_tokens: int = 1500
     recent_first: int = 2
@@ -82,6 +84,9 @@ class ConversationContext:
         in ``exclude`` (say, the turns a caller already sends verbatim) are left out.
         """
         budget = max(0, int(max_tokens))
+        profile = self._profile_text(budget)
+        if profile:
+            budget -= count_tokens(profile) + 2
         headers = {"facts": "Facts the user asked you to remember:",
                    "relevant": "Relevant earlier conversations (oldest first):",
                    "recent": "Recent conversation (oldest first):"}
@@ -127,7 +132,16 @@ class ConversationContext:
                 items = sorted(items, key=lambda it: it[2] or datetime.min)
                 ids += [key for key, _, _ in items]
             parts.append(headers[section] + "\n" + "\n".join(text for _, text, _ in items))
-        text = "\n\n".join(parts)
+        text = "\n\n".join(([profile] if profile else []) + parts)
+        budget = max(0, int(max_tokens))
         while text and count_tokens(text) > budget:  # joins can add a token or two; stay under
             text = truncate_tokens(text, budget)
         return PackedContext(text, tuple(ids), count_tokens(text))
+
+    # ---- the profile: a small fixed cost at the head of every context --------------------------
+
+    def _profile_text(self, budget: int) -> str:
+        """The profile rendered within ``profile_tokens`` (and never more than a third of ``budget``)."""
+        if self.profile is None:
+            return ""
+        return self.profile.render(min(self.profile_tokens, budget // 3))

@@ -28,11 +28,13 @@ from memory.models import (
     Relation,
     Scope,
     TierReport,
+    TypedFact,
     clean_id,
     clean_metadata,
     clean_text,
     utc,
 )
+from memory.profile import Profile, build_profile, derive_lines
 from memory.protocols import CacheTier, Embedder, Extractor, GraphTier, SummaryTier
 from memory.ranking import fuse
 from memory.settings import MemorySettings
@@ -244,14 +246,14 @@ class HierarchicalMemoryManager:
         r = self.settings.retrieval
         reports: dict[str, TierReport] = {}
         names = query_names(query)
-        recent, fulltext, semantic, graph, facts = await asyncio.gather(
+        (recent, fulltext, semantic, graph, facts), (typed, corrections) = await asyncio.gather(asyncio.gather(
             self._recent(scope, reports),
             self._timed("archive", self.t.archive.search(scope, query, r.candidates), r.archive_timeout_ms,
                         reports),
             self._semantic(scope, query, reports),
             self._timed("graph", self.graph.related(scope, names, r.candidates), r.graph_timeout_ms, reports),
             self._timed("facts", self.t.ledger.facts(scope), r.archive_timeout_ms, reports),
-        )
+        ), self._profile_sources(scope, reports))
         fused = fuse({"fulltext": fulltext or [], "semantic": semantic or [], "graph": graph or [],
                       "recent": [Hit(e.id, 0.0, "recent") for e in recent]},
                      weights={"fulltext": r.weight_fulltext, "semantic": r.weight_semantic,
@@ -268,7 +270,56 @@ class HierarchicalMemoryManager:
         return ConversationContext(user_id=scope.user_id, guild_id=scope.guild_id, query=query,
                                    recent=recent[: r.recent], relevant=relevant, facts=facts or [],
                                    tiers=reports, max_tokens=max_tokens,
+                                   profile=build_profile(scope.user_id, scope.guild_id, typed, facts or [],
+                                                         corrections),
+                                   profile_tokens=r.profile_tokens,
                                    session_since=datetime.now(UTC) - timedelta(minutes=r.session_gap_minutes))
+
+    # ---- profile and typed facts ------------------------------------------------------------
+
+    async def _profile_sources(self, scope: Scope, reports: dict[str, TierReport]
+                               ) -> tuple[list[TypedFact], dict[str, tuple[str, str | None]]]:
+        """Typed facts and profile corrections for the context; a tier that fails leaves its part out."""
+        if self.settings.retrieval.profile_tokens == 0:
+            return [], {}
+        r = self.settings.retrieval
+        typed, corrections = await asyncio.gather(
+            self._timed("graph", self.graph.facts(scope), r.graph_timeout_ms, reports),
+            self._timed("facts", self.t.ledger.corrections(scope), r.archive_timeout_ms, reports))
+        return typed or [], corrections or {}
+
+    async def typed_facts(self, user_id: str, guild_id: str | None = None) -> list[TypedFact]:
+        """The scope's typed facts, current and closed, oldest first (raises TierUnavailable)."""
+        return await self.graph.facts(Scope.of(user_id, guild_id))
+
+    async def user_profile(self, user_id: str, guild_id: str | None = None) -> Profile:
+        """The scope's profile: derived lines, corrections applied, and the saved facts.
+
+        Raises TierUnavailable if the graph or the archive is down.
+        """
+        scope = Scope.of(user_id, guild_id)
+        typed, saved, corrections = await asyncio.gather(
+            self.graph.facts(scope), self.t.ledger.facts(scope), self.t.ledger.corrections(scope))
+        return build_profile(scope.user_id, scope.guild_id, typed, saved, corrections)
+
+    async def correct_profile(self, user_id: str, key: str, replacement: str | None,
+                              guild_id: str | None = None) -> Profile:
+        """Remove one profile line (``replacement`` None) or replace its text; returns the new profile.
+
+        Raises InvalidInput when the profile has no line ``key`` or the text is unusable.
+        """
+        scope = Scope.of(user_id, guild_id)
+        key = clean_text(key, "line", max_chars=40).strip().lower()
+        if replacement is not None:
+            replacement = " ".join(clean_text(replacement, "text", max_chars=200).split())
+        profile = await self.user_profile(scope.user_id, scope.guild_id)
+        line = profile.line(key)
+        if line is None:
+            raise InvalidInput(f"your profile has no line {key!r}; lines: "
+                               + (", ".join(ln.key for ln in profile.lines) or "none"), field="line")
+        derived = derive_lines(await self.graph.facts(scope)).get(key, line.text)
+        await self.t.ledger.correct(scope, key, derived, replacement)
+        return await self.user_profile(scope.user_id, scope.guild_id)
 
     # ---- forget, export, rebuild ------------------------------------------------------------
 
@@ -398,7 +449,21 @@ class HierarchicalMemoryManager:
                                     for rel in await self.graph.profile(s, 1000)] for s in scopes}
         except TierUnavailable as exc:
             out["graph"] = {"unavailable": str(exc)}
+        out.update(await self._export_understanding(user_id, scopes))
         return out
+
+    async def _export_understanding(self, user_id: str, scopes: Sequence[Scope]) -> dict[str, Any]:
+        """The profile and typed facts of every scope, for ``export``."""
+        try:
+            profiles = {s.key: (await self.user_profile(user_id, s.guild_id)).to_json() for s in scopes}
+            typed = {s.key: [{"predicate": f.predicate, "object": f.label, "detail": f.detail,
+                              "aliases": list(f.aliases), "valid_from": f.valid_from.isoformat(),
+                              "valid_to": f.valid_to.isoformat() if f.valid_to else None,
+                              "support": list(f.support)} for f in await self.graph.facts(s)]
+                     for s in scopes}
+        except TierUnavailable as exc:
+            return {"profile": {"unavailable": str(exc)}, "typed_facts": {"unavailable": str(exc)}}
+        return {"profile": profiles, "typed_facts": typed}
 
     async def rebuild(self, user_id: str | None = None) -> int:
         """Regenerate cache, summaries and graph from the archive (one user, or everyone).

@@ -82,6 +82,8 @@ class RetrievalSettings(BaseModel):
     session_gap_minutes: float = Field(60.0, ge=0, description="the newest exchanges get reserved room in the "
                                        "context only if this recent: older ones compete as memories")
     max_tokens: int = Field(1500, ge=50, le=100_000)
+    profile_tokens: int = Field(80, ge=0, le=1000, description="tokens of every context kept for the user's "
+                                "profile (at most a third of the budget; 0 = no profile)")
     max_concurrent: int = Field(16, ge=1, le=10_000,
                                 description="context builds in flight per process; more wait their turn "
                                             "instead of timing tiers out on a saturated CPU")

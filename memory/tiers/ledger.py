@@ -70,11 +70,28 @@ class PostgresLedger(_PgEdge):
         status = await self._execute(f"DELETE FROM facts WHERE {where}", *args)
         usage = await self._execute(f"DELETE FROM token_usage WHERE {where}", *args)
         del usage  # usage rows are bookkeeping, not memories; removed with the user but not counted
-        return int(status.rsplit(" ", 1)[-1])
+        corrections = await self._execute(f"DELETE FROM profile_corrections WHERE {where}", *args)
+        return int(status.rsplit(" ", 1)[-1]) + int(corrections.rsplit(" ", 1)[-1])
+
+    async def corrections(self, scope: Scope) -> dict[str, tuple[str, str | None]]:
+        """The scope's profile corrections: line key -> (the line as corrected, replacement or None)."""
+        rows = await self._fetch("SELECT line_key, corrected, replacement FROM profile_corrections"
+                                 " WHERE user_id = $1 AND scope = $2", scope.user_id, scope.key)
+        return {r["line_key"]: (r["corrected"], r["replacement"]) for r in rows}
+
+    async def correct(self, scope: Scope, line_key: str, corrected: str, replacement: str | None) -> None:
+        """Remove (``replacement`` None) or replace one profile line; a later correction of it wins."""
+        await self._execute(
+            "INSERT INTO profile_corrections (user_id, scope, line_key, corrected, replacement)"
+            " VALUES ($1, $2, $3, $4, $5) ON CONFLICT (user_id, scope, line_key) DO UPDATE SET"
+            " corrected = EXCLUDED.corrected, replacement = EXCLUDED.replacement, created_at = now()",
+            scope.user_id, scope.key, line_key, corrected, replacement)
 
     async def count(self, user_id: str, scope: Scope | None = None) -> int:
+        """Saved facts and profile corrections of the user (or scope)."""
         where, args = _where(user_id=user_id, scope=scope)
-        return int(await self._fetchval(f"SELECT count(*) FROM facts WHERE {where}", *args))
+        return int(await self._fetchval(f"SELECT (SELECT count(*) FROM facts WHERE {where})"
+                                        f" + (SELECT count(*) FROM profile_corrections WHERE {where})", *args))
 
     async def record_usage(self, scope: Scope, prompt_tokens: int, completion_tokens: int) -> None:
         await self._execute(
