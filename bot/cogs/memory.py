@@ -34,6 +34,9 @@ FORGET_CHOICES = [
     app_commands.Choice(name="the last exchange", value="last"),
 ]
 PROGRESS_EVERY_SECONDS = 2.0
+PROFILE_ACTIONS = [app_commands.Choice(name="show it", value="show"),
+                   app_commands.Choice(name="remove a wrong line", value="remove"),
+                   app_commands.Choice(name="replace a line with my text", value="replace")]
 
 
 class ConfirmView(discord.ui.View):
@@ -94,12 +97,24 @@ class MemoryCog(commands.GroupCog, group_name="memory", group_description="What 
         profile = ("(graph unavailable right now)" if profile_items is None
                    else ", ".join(f"{r.label or r.name} ({r.count})" for r in profile_items))
         embed.add_field(name="Top entities and topics", value=clip(profile, 1000) or "none", inline=False)
+        if ctx.profile is not None:
+            embed.add_field(name="Profile (/memory profile to correct it)",
+                            value=clip(format_profile(ctx.profile), 1000) or "nothing yet", inline=False)
         facts = "\n".join(f"`{f.id}` {clip(f.text, 120)}" for f in ctx.facts[:10])
         embed.add_field(name="Facts (/remember)", value=clip(facts, 1000) or "none", inline=False)
         embed.add_field(name="Stored per tier (-1: tier down)", value=format_counts(counts), inline=False)
         if ctx.degraded:
             embed.set_footer(text="Unavailable right now: " + ", ".join(ctx.degraded))
         await interaction.followup.send(embed=embed, ephemeral=True)
+
+    @app_commands.command(name="profile", description="Your profile here: show it, or remove or replace a line")
+    @app_commands.describe(action="show, remove a line, or replace a line", line="the line's key, e.g. home",
+                           text="the new text, when replacing")
+    @app_commands.choices(action=PROFILE_ACTIONS)
+    async def profile(self, interaction: discord.Interaction, action: app_commands.Choice[str] | None = None,
+                      line: app_commands.Range[str, 1, 40] | None = None,
+                      text: app_commands.Range[str, 1, 200] | None = None) -> None:
+        await ProfileCommands.run(self, interaction, action.value if action else "show", line, text)
 
     @app_commands.command(name="search", description="The memories I would use to answer this")
     @app_commands.describe(query="what you would ask me")
@@ -250,6 +265,44 @@ class MemoryCog(commands.GroupCog, group_name="memory", group_description="What 
             f"{report.records_read}/{report.records_total} records read, {verb} {report.exchanges_created} "
             f"exchanges for {len(report.users)} users, {report.skipped_existing} already there, "
             f"{report.unmappable_count} unmappable."))
+
+
+class ProfileCommands:
+    """``/memory profile``: show the profile, or remove or replace one of its lines (own scope only)."""
+
+    @staticmethod
+    async def run(cog: MemoryCog, interaction: discord.Interaction, action: str, line: str | None,
+                  text: str | None) -> None:
+        user_id, guild_id = scope_of(interaction)
+        memory = cog.bot.memory
+        try:
+            if action == "show":
+                profile = await memory.user_profile(user_id, guild_id)
+                note = ""
+            elif line is None or (action == "replace" and not text):
+                await interaction.response.send_message(
+                    "Name the line (its key, e.g. `home`) and, to replace it, the new text.", ephemeral=True)
+                return
+            else:
+                profile = await memory.correct_profile(user_id, line, text if action == "replace" else None,
+                                                       guild_id=guild_id)
+                note = f"Line `{line}` {'replaced' if action == 'replace' else 'removed'}.\n"
+        except InvalidInput as exc:
+            await interaction.response.send_message(f"I can't do that: {exc.reason}", ephemeral=True)
+            return
+        except TierUnavailable:
+            await interaction.response.send_message(UNAVAILABLE, ephemeral=True)
+            return
+        body = format_profile(profile) or "Nothing yet: tell me about yourself and it will show here."
+        await interaction.response.send_message(clip(f"{note}Your profile {where(guild_id)}:\n{body}", 1900),
+                                                ephemeral=True)
+
+
+def format_profile(profile: Any) -> str:
+    """Profile lines as `key` text, one a line, then the saved facts."""
+    lines = [f"`{ln.key}` {ln.text}" + (" (your correction)" if ln.corrected else "") for ln in profile.lines]
+    lines += [f"saved: {f.text}" for f in profile.saved]
+    return "\n".join(lines)
 
 
 def clip_block(text: str, limit: int) -> str:
