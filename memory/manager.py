@@ -463,7 +463,11 @@ class HierarchicalMemoryManager:
                      for s in scopes}
         except TierUnavailable as exc:
             return {"profile": {"unavailable": str(exc)}, "typed_facts": {"unavailable": str(exc)}}
-        return {"profile": profiles, "typed_facts": typed}
+        try:
+            rolling: dict[str, Any] = dict(await self.t.state.rolling_summaries(user_id))
+        except TierUnavailable as exc:
+            rolling = {"unavailable": str(exc)}
+        return {"profile": profiles, "typed_facts": typed, "rolling_summaries": rolling}
 
     async def rebuild(self, user_id: str | None = None) -> int:
         """Regenerate cache, summaries and graph from the archive (one user, or everyone).

@@ -114,7 +114,11 @@ class RedisCache(_RedisEdge):
         return [k async for k in self._user_keys(f"mnemo:recent:{user_id}:*")]
 
     async def forget(self, target: ForgetTarget) -> int:
-        """Remove cached exchanges (and rolling summaries of the scope(s)); returns exchanges removed."""
+        """Remove cached exchanges and the rolling summaries of the scope(s); returns exchanges removed.
+
+        Forgetting some exchanges drops the scope's rolling summaries too (they may have
+        folded those exchanges in): the next reply folds them again from what remains.
+        """
         try:
             keys = await self._keys(target.user_id, target.scope)
             removed = 0
@@ -131,6 +135,10 @@ class RedisCache(_RedisEdge):
                 for item in await self.client.lrange(key, 0, -1):
                     if json.loads(item)["id"] in wanted:
                         removed += int(await self.client.lrem(key, 0, item))  # type: ignore[arg-type]
+            scope_key = target.scope.key if target.scope else "*"
+            rolling_keys = [k async for k in self._user_keys(f"mnemo:rolling:{target.user_id}:{scope_key}:*")]
+            if rolling_keys:
+                await self.client.delete(*rolling_keys)
             return removed
         except (RedisError, OSError) as exc:
             raise self._unavailable(exc) from exc
@@ -207,6 +215,22 @@ class RedisState(_RedisEdge):
             await self.client.set(key, value, ex=self.ttl)
         except (RedisError, OSError) as exc:
             raise self._unavailable(exc) from exc
+
+    async def rolling_summaries(self, user_id: str) -> dict[str, str]:
+        """Every rolling summary of the user, as {"<scope key> <channel>": stored text} (for export)."""
+        prefix = f"mnemo:rolling:{user_id}:"
+        try:
+            keys = [k.decode() if isinstance(k, bytes) else k
+                    async for k in self.client.scan_iter(match=prefix + "*", count=500)]
+            values = await self.client.mget(keys) if keys else []
+        except (RedisError, OSError) as exc:
+            raise self._unavailable(exc) from exc
+        out = {}
+        for key, value in zip(keys, values, strict=True):
+            if value is not None:
+                scope, _, channel = key.removeprefix(prefix).rpartition(":")
+                out[f"{scope} {channel}"] = value.decode() if isinstance(value, bytes) else value
+        return out
 
 
 async def create_redis(url: str) -> aioredis.Redis:

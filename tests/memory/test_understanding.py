@@ -169,3 +169,17 @@ async def test_llm_extraction_over_weeks_with_bad_answers_in_between(
     assert records[ids[1]].startswith("User: My dog Rex is sick.")
     profile = await llm_memory.user_profile(user)
     assert [ln.key for ln in profile.lines] == ["name", "home", "work", "people", "pets"]
+
+
+async def test_rolling_summaries_are_exported_and_go_with_forgotten_exchanges(
+        memory: HierarchicalMemoryManager, uid: Callable[[str], str]) -> None:
+    user = uid("gil")
+    await tell(memory, user, WEEKS[:2], guild="g1")
+    await memory.set_rolling_summary(user, "g1", "c1", "Gil's dog Rex chewed shoes")
+    await memory.set_rolling_summary(user, None, "dm", "a DM summary")
+    exported = await memory.export(user)
+    assert exported["rolling_summaries"] == {"g:g1 c1": "Gil's dog Rex chewed shoes", "dm dm": "a DM summary"}
+    await memory.forget(user, topic="Rex")
+    assert await memory.rolling_summary(user, "g1", "c1") is None  # it had folded the forgotten text in
+    assert await memory.rolling_summary(user, None, "dm") == "a DM summary"  # another scope: untouched
+    assert "HAS_PET" not in {f.predicate for f in await memory.typed_facts(user, "g1")}
