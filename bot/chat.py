@@ -36,6 +36,7 @@ from typing import Any, Literal
 
 from bot.llm import ChatLLM, Completion, LLMUnavailable, Prompt, Turn
 from bot.settings import BotSettings
+from bot.tools import MemoryTools
 from memory.context import ConversationContext
 from memory.errors import ArchiveUnavailable, InvalidInput, RateLimited, TierUnavailable
 from memory.manager import HierarchicalMemoryManager
@@ -173,13 +174,14 @@ class ChatHandler:
 
         if self.llm is None:
             return await self._answer_without_llm(msg, text, prompt, degraded)
-        try:
-            done = await self.llm.complete(prompt, tools=cfg.remember_tool)
+        try:  # the tools save and search only this user's memory in this scope
+            done = (await self.llm.complete_with_tools(prompt, MemoryTools(self.memory, msg.user_id, msg.guild_id))
+                    if cfg.remember_tool else await self.llm.complete(prompt))
         except LLMUnavailable as exc:
             log.warning("LLM failed for user %s: %s", msg.user_id, exc)
             return ChatReply(APOLOGY, "llm_error", degraded=degraded)
         await self._record_usage(msg, done)
-        saved = await self._save_facts(msg, done.facts)
+        saved = list(done.facts)  # saved by MemoryTools as the model called remember_fact
         reply = done.text or ("Got it, I'll remember: " + "; ".join(saved) if saved
                               else "Sorry, I couldn't save that. Try /remember instead.")
         reply = reply.replace("\x00", "")
@@ -269,16 +271,6 @@ class ChatHandler:
                                            done.completion_tokens)
         except TierUnavailable as exc:
             log.warning("could not record token usage: %s", exc)
-
-    async def _save_facts(self, msg: IncomingMessage, facts: Sequence[str]) -> list[str]:
-        saved: list[str] = []
-        for fact in facts:
-            try:
-                await self.memory.remember_fact(msg.user_id, fact, guild_id=msg.guild_id)
-                saved.append(fact)
-            except (InvalidInput, TierUnavailable) as exc:
-                log.warning("could not save a fact the LLM proposed: %s", exc)
-        return saved
 
     async def _store(self, msg: IncomingMessage, text: str, reply: str,
                      metadata: dict[str, Any]) -> tuple[str | None, str]:

@@ -6,7 +6,8 @@ built), ``fixed`` (answers ``text``), ``timeout`` (never answers in time),
 ``error`` (HTTP 500), ``tool`` (a ``remember_fact`` call with ``tool_arguments``
 and optional ``text``), ``malformed`` (200 with a body that is not a completion),
 ``script`` (answers the next item of ``script``: ``{"content": ...}``,
-``{"status": 500}``, ``{"refusal": ...}``, ``{"timeout": True}``, optionally with
+``{"status": 500}``, ``{"refusal": ...}``, ``{"timeout": True}``,
+``{"tool_calls": [(name, arguments), ...]}``, optionally with
 ``"finish": "length"``; an exhausted script answers HTTP 500). A request whose
 ``response_format`` type is in ``reject_formats`` gets HTTP 500 first, as
 llama-cpp-python's server answers ``json_schema``.
@@ -109,6 +110,11 @@ class FakeLLM:
         if "status" in step:
             return web.json_response({"error": {"message": "scripted"}}, status=step["status"])
         message: dict[str, Any] = {"role": "assistant", "content": step.get("content")}
+        if "tool_calls" in step:  # [(name, arguments JSON), ...]
+            message["tool_calls"] = [{"id": f"call_{len(self.requests)}_{i}", "type": "function",
+                                      "function": {"name": name, "arguments": arguments}}
+                                     for i, (name, arguments) in enumerate(step["tool_calls"])]
+            return self._completion(body, message, "tool_calls")
         if "refusal" in step:
             message = {"role": "assistant", "content": None, "refusal": step["refusal"]}
         return self._completion(body, message, step.get("finish", "stop"))
