@@ -17,7 +17,7 @@ from memory.models import TypedFact
 from memory.tiers.ledger import Fact
 from memory.tokens import count_tokens, truncate_tokens
 
-HEADER = "About the user (profile):"
+HEADER = "User profile:"
 PROFILE_TOKENS = 80
 _PEOPLE = ("PARTNER_OF", "SIBLING_OF", "PARENT_OF", "CHILD_OF", "FRIEND_OF")
 # line key -> heading, in the order lines are shown (and kept when the budget is short)
@@ -71,8 +71,12 @@ def _join(items: Sequence[str]) -> str:
     return ", ".join(dict.fromkeys(items))
 
 
-def _named(f: TypedFact) -> str:
-    return f"{f.detail} {f.label}".strip() if f.detail else f.label
+def _grouped(facts: Sequence[TypedFact]) -> str:
+    """Names grouped by their relation, compactly: "friend Ben, Jess; sister Maria; Tom"."""
+    groups: dict[str, list[str]] = {}
+    for f in facts:
+        groups.setdefault(f.detail, []).append(f.label)
+    return "; ".join(f"{detail} {_join(names)}".strip() for detail, names in groups.items())
 
 
 def derive_lines(facts: Sequence[TypedFact]) -> dict[str, str]:
@@ -103,12 +107,12 @@ def derive_lines(facts: Sequence[TypedFact]) -> dict[str, str]:
         if old is not None and old.valid_to is not None:
             text += f"; before: {old.label} until {old.valid_to:%Y-%m-%d}"
         lines["work"] = text
-    people = [_named(f) for p in _PEOPLE for f in current if f.predicate == p]
+    people = _grouped([f for p in _PEOPLE for f in current if f.predicate == p])
     if people:
-        lines["people"] = "People: " + _join(people)
-    pets = [_named(f) for f in current if f.predicate == "HAS_PET"]
+        lines["people"] = "People: " + people
+    pets = _grouped([f for f in current if f.predicate == "HAS_PET"])
     if pets:
-        lines["pets"] = "Pets: " + _join(pets)
+        lines["pets"] = "Pets: " + pets
     for key, predicate in (("likes", "LIKES"), ("dislikes", "DISLIKES")):
         values = [f.label for f in current if f.predicate == predicate][-6:]
         if values:

@@ -50,7 +50,7 @@ async def test_facts_change_over_weeks_and_the_profile_reaches_every_context(
     assert paris.valid_to == T0 + timedelta(weeks=5) and paris.support == (ids[0],)
     ctx = await memory.get_conversation_context(user, "any plans for the weekend?", guild_id="g1", max_tokens=600)
     text = ctx.to_context_string(600)
-    assert text.startswith("About the user (profile):\n- Name: Ana\n- Lives in Berlin (since 2025-03-10); "
+    assert text.startswith("User profile:\n- Name: Ana\n- Lives in Berlin (since 2025-03-10); "
                            "before: Paris until 2025-03-10\n- Works as nurse\n- Pets: dog Rex")
     # another scope and another user see none of it
     other = await memory.get_conversation_context(user, "hello", max_tokens=600)
@@ -69,7 +69,7 @@ async def test_the_profile_stays_within_its_small_budget(memory: HierarchicalMem
     ctx = await memory.get_conversation_context(user, "hi", max_tokens=1500)
     from memory.tokens import count_tokens
     head = ctx.to_context_string(1500).split("\n\n")[0]
-    assert head.startswith("About the user (profile):") and count_tokens(head) <= 80
+    assert head.startswith("User profile:") and count_tokens(head) <= 80
     small = ctx.to_context_string(120)
     assert count_tokens(small) <= 120 and count_tokens(small.split("\n\n")[0]) <= 40
 
