@@ -34,6 +34,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, Literal
 
+from bot.budget import plan_prompt
 from bot.llm import ChatLLM, Completion, LLMUnavailable, Prompt, Turn
 from bot.settings import BotSettings
 from bot.tools import MemoryTools
@@ -170,7 +171,10 @@ class ChatHandler:
             degraded = (exc.tier,)
 
         turns, summary, verbatim = await self._conversation(msg, ctx)
-        prompt = self._prompt(msg, text, ctx, summary, turns, degraded, verbatim)
+        plan = plan_prompt(self.settings.llm.context_tokens - self.settings.llm.max_tokens,
+                           self.settings.bot.persona, text, turns, summary, cfg.context_max_tokens)
+        turns, summary, text = plan.turns, plan.summary, plan.message
+        prompt = self._prompt(msg, text, ctx, summary, turns, degraded, verbatim, plan.notes_tokens)
 
         if self.llm is None:
             return await self._answer_without_llm(msg, text, prompt, degraded)
@@ -201,14 +205,15 @@ class ChatHandler:
         return ChatReply(body + note, "context", exchange_id, degraded)
 
     def _prompt(self, msg: IncomingMessage, text: str, ctx: ConversationContext | None, summary: str,
-                turns: tuple[Turn, ...], degraded: tuple[str, ...], verbatim: frozenset[str]) -> Prompt:
+                turns: tuple[Turn, ...], degraded: tuple[str, ...], verbatim: frozenset[str],
+                notes_tokens: int | None = None) -> Prompt:
         parts = [self.settings.bot.persona.strip()]
         if msg.user_name:
             parts.append(f"You are talking with {msg.user_name} "
                          f"({'in a direct message' if msg.guild_id is None else 'in a server channel'}).")
         # the exchanges sent as turns are not repeated in the notes: their budget goes to memories
-        notes = (ctx.to_context_string(self.settings.bot.context_max_tokens, exclude=verbatim)
-                 if ctx is not None else "")
+        budget = self.settings.bot.context_max_tokens if notes_tokens is None else notes_tokens
+        notes = ctx.to_context_string(budget, exclude=verbatim) if ctx is not None and budget > 0 else ""
         if notes.strip():
             parts.append("What you remember about this user:\n" + notes)
         if summary.strip():

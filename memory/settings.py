@@ -66,6 +66,8 @@ class LLMSettings(BaseModel):
     temperature: float = Field(0.7, ge=0.0, le=2.0)
     max_tokens: int = Field(600, ge=1, le=32000)
     timeout_seconds: float = Field(60.0, gt=0)
+    context_tokens: int = Field(8192, ge=512, le=2_000_000, description="the model's context window: the "
+                                "whole prompt plus the reply (max_tokens) fit in it")
     extraction: bool = Field(False, description="use the LLM for summaries, entities, typed facts and the "
                                                 "profile (in the worker, off the reply path)")
     extraction_mode: Literal["auto", "json_schema", "json_object", "prompt"] = Field(
