@@ -34,12 +34,13 @@ from memory.models import (
     clean_text,
     utc,
 )
-from memory.profile import Profile, build_profile, derive_lines
+from memory.profile import Profile, build_profile
 from memory.protocols import CacheTier, Embedder, Extractor, GraphTier, SummaryTier
 from memory.ranking import fuse
 from memory.settings import MemorySettings
 from memory.stack import MemoryStats, Tiers, open_tiers, tier_health
 from memory.tiers.ledger import Fact, UsageRow
+from memory.understanding import ProfileBook
 from memory.worker import DerivedWorker
 
 log = logging.getLogger(__name__)
@@ -78,6 +79,7 @@ class HierarchicalMemoryManager:
         self.worker = DerivedWorker(tiers.outbox, tiers.extractor, tiers.embedder, tiers.summaries,
                                     tiers.graph, tiers.cache, forgets=tiers.forgets, batch_size=w.batch_size,
                                     lease_seconds=w.lease_seconds, idle_poll=w.idle_poll_seconds)
+        self.profiles = ProfileBook(tiers.graph, tiers.ledger)
         self._stop = asyncio.Event()
         self._task: asyncio.Task[None] | None = None
         # a local throttle, not shared state: each process bounds its own CPU-bound work
@@ -293,33 +295,13 @@ class HierarchicalMemoryManager:
         return await self.graph.facts(Scope.of(user_id, guild_id))
 
     async def user_profile(self, user_id: str, guild_id: str | None = None) -> Profile:
-        """The scope's profile: derived lines, corrections applied, and the saved facts.
-
-        Raises TierUnavailable if the graph or the archive is down.
-        """
-        scope = Scope.of(user_id, guild_id)
-        typed, saved, corrections = await asyncio.gather(
-            self.graph.facts(scope), self.t.ledger.facts(scope), self.t.ledger.corrections(scope))
-        return build_profile(scope.user_id, scope.guild_id, typed, saved, corrections)
+        """The scope's profile (see ``ProfileBook.profile``); raises TierUnavailable."""
+        return await self.profiles.profile(Scope.of(user_id, guild_id))
 
     async def correct_profile(self, user_id: str, key: str, replacement: str | None,
                               guild_id: str | None = None) -> Profile:
-        """Remove one profile line (``replacement`` None) or replace its text; returns the new profile.
-
-        Raises InvalidInput when the profile has no line ``key`` or the text is unusable.
-        """
-        scope = Scope.of(user_id, guild_id)
-        key = clean_text(key, "line", max_chars=40).strip().lower()
-        if replacement is not None:
-            replacement = " ".join(clean_text(replacement, "text", max_chars=200).split())
-        profile = await self.user_profile(scope.user_id, scope.guild_id)
-        line = profile.line(key)
-        if line is None:
-            raise InvalidInput(f"your profile has no line {key!r}; lines: "
-                               + (", ".join(ln.key for ln in profile.lines) or "none"), field="line")
-        derived = derive_lines(await self.graph.facts(scope)).get(key, line.text)
-        await self.t.ledger.correct(scope, key, derived, replacement)
-        return await self.user_profile(scope.user_id, scope.guild_id)
+        """Remove (``replacement`` None) or replace one profile line; see ``ProfileBook.correct``."""
+        return await self.profiles.correct(Scope.of(user_id, guild_id), key, replacement)
 
     # ---- forget, export, rebuild ------------------------------------------------------------
 
@@ -449,25 +431,15 @@ class HierarchicalMemoryManager:
                                     for rel in await self.graph.profile(s, 1000)] for s in scopes}
         except TierUnavailable as exc:
             out["graph"] = {"unavailable": str(exc)}
-        out.update(await self._export_understanding(user_id, scopes))
+        try:
+            out.update(await self.profiles.export(user_id, scopes))
+        except TierUnavailable as exc:
+            out["profile"] = out["typed_facts"] = {"unavailable": str(exc)}
+        try:
+            out["rolling_summaries"] = await self.t.state.rolling_summaries(user_id)
+        except TierUnavailable as exc:
+            out["rolling_summaries"] = {"unavailable": str(exc)}
         return out
-
-    async def _export_understanding(self, user_id: str, scopes: Sequence[Scope]) -> dict[str, Any]:
-        """The profile and typed facts of every scope, for ``export``."""
-        try:
-            profiles = {s.key: (await self.user_profile(user_id, s.guild_id)).to_json() for s in scopes}
-            typed = {s.key: [{"predicate": f.predicate, "object": f.label, "detail": f.detail,
-                              "aliases": list(f.aliases), "valid_from": f.valid_from.isoformat(),
-                              "valid_to": f.valid_to.isoformat() if f.valid_to else None,
-                              "support": list(f.support)} for f in await self.graph.facts(s)]
-                     for s in scopes}
-        except TierUnavailable as exc:
-            return {"profile": {"unavailable": str(exc)}, "typed_facts": {"unavailable": str(exc)}}
-        try:
-            rolling: dict[str, Any] = dict(await self.t.state.rolling_summaries(user_id))
-        except TierUnavailable as exc:
-            rolling = {"unavailable": str(exc)}
-        return {"profile": profiles, "typed_facts": typed, "rolling_summaries": rolling}
 
     async def rebuild(self, user_id: str | None = None) -> int:
         """Regenerate cache, summaries and graph from the archive (one user, or everyone).
