@@ -6,6 +6,7 @@ from collections.abc import Collection
 from dataclasses import dataclass, field
 from datetime import datetime
 
+from memory.extraction import summarise
 from memory.models import Exchange, TierReport
 from memory.profile import PROFILE_TOKENS, Profile
 from memory.tiers.ledger import Fact
@@ -19,6 +20,7 @@ class RankedExchange:
     exchange: Exchange
     score: float
     sources: tuple[str, ...]
+    summary: str = ""  # the stored summary when the caller has it; else one is made when packing
 
 
 @dataclass(frozen=True, slots=True)
@@ -79,8 +81,9 @@ class ConversationContext:
         """Fill ``max_tokens`` by priority: facts, the three most relevant exchanges, the
         two newest if they belong to the ongoing conversation (``session_since``), the rest
         of the relevant ones, then the rest of the recent ones. Sections render in time order with
-        dates so the reader can tell what is current. A long exchange that does not fit
-        whole is cut rather than dropped when enough room remains. Exchanges whose ids are
+        dates so the reader can tell what is current. An older relevant exchange that does
+        not fit whole is packed as its summary when that fits (names, numbers and dates
+        kept); otherwise a long exchange is cut rather than dropped when enough room remains. Exchanges whose ids are
         in ``exclude`` (say, the turns a caller already sends verbatim) are left out.
         """
         budget = max(0, int(max_tokens))
@@ -94,10 +97,12 @@ class ConversationContext:
         used = 0
         seen: set[str] = set(exclude)
 
-        def take(section: str, key: str, text: str, ts: datetime | None) -> None:
+        def take(section: str, key: str, text: str, ts: datetime | None, short: str = "") -> None:
             nonlocal used
             cost = count_tokens(text) + 1 + (0 if chosen[section] else count_tokens(headers[section]) + 2)
             room = budget - used
+            if cost > room and short and count_tokens(short) + cost - count_tokens(text) <= room:
+                text, cost = short, count_tokens(short) + cost - count_tokens(text)  # the summary fits
             if cost > room:
                 header_cost = 0 if chosen[section] else count_tokens(headers[section]) + 2
                 if room - header_cost - 1 < _MIN_ITEM_TOKENS:
@@ -118,9 +123,11 @@ class ConversationContext:
         order += top[self.relevant_first:]
         reserved = {e.id for e in current}
         order += [("recent", e) for e in self.recent if e.id not in reserved]
+        summaries = {r.exchange.id: r.summary for r in self.relevant}
         for section, e in order:
             if e.id not in seen:
-                take(section, e.id, render_exchange(e, with_time=section == "recent"), e.timestamp)
+                take(section, e.id, render_exchange(e, with_time=section == "recent"), e.timestamp,
+                     self._summary_line(e, summaries.get(e.id)) if section == "relevant" else "")
 
         parts: list[str] = []
         ids: list[str] = []
@@ -139,6 +146,11 @@ class ConversationContext:
         return PackedContext(text, tuple(ids), count_tokens(text))
 
     # ---- the profile: a small fixed cost at the head of every context --------------------------
+
+    @staticmethod
+    def _summary_line(e: Exchange, summary: str | None) -> str:
+        """An older exchange as its summary: packed instead when its full text does not fit."""
+        return f"[{_date(e.timestamp, False)}] (summary) {summary or summarise(e)}"
 
     def _profile_text(self, budget: int) -> str:
         """The profile rendered within ``profile_tokens`` (and never more than a third of ``budget``)."""
