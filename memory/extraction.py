@@ -13,7 +13,7 @@ from collections import Counter
 from collections.abc import Sequence
 
 from memory.models import Exchange, Extraction, Mention
-from memory.statements import relation_labels, statements
+from memory.statements import statements
 from memory.tokens import split_tokens, truncate_tokens
 
 STOPWORDS = frozenset("""
@@ -181,11 +181,10 @@ class DeterministicExtractor:
         text = f"User: {exchange.user_message}\nBot: {exchange.bot_response}"
         chunks = tuple(split_tokens(text, self.chunk_tokens))
         source = exchange.user_message + "\n" + exchange.bot_response
-        said = statements(exchange.user_message)
-        labels = relation_labels(said)  # "my sister Maria" keeps the relation: label "sister Maria"
-        mentions = [Mention(key, "entity", labels.get(key, display)) for key, display in entities(source)[:20]]
+        said = statements(exchange.user_message)  # "my sister Maria": SIBLING_OF maria, detail "sister"
+        mentions = [Mention(key, "entity", display) for key, display in entities(source)[:20]]
         seen = {m.name for m in mentions}
-        mentions += [Mention(s.obj, "entity", labels.get(s.obj, s.label)) for s in said
+        mentions += [Mention(s.obj, "entity", s.label) for s in said
                      if s.obj not in seen and s.predicate not in ("LIKES", "WORKS_AS", "NAME", "CALLED")]
         seen = {m.name for m in mentions}
         mentions += [Mention(t, "topic", t) for t in topics(exchange.user_message) if t not in seen]

@@ -258,15 +258,14 @@ class LLMExtractor:
         for predicate, value in (("NAME", out.profile.name), ("CALLED", out.profile.address_as)):
             if value and normalise(value):
                 said.append(Statement(predicate, normalise(value), " ".join(value.split())))
-        labels = {s.obj: f"{s.detail} {s.label}" for s in said if s.detail}
         mentions: dict[str, Mention] = {}
         for name in out.entities:
             key = normalise(name)
             if key and len(key) <= 200:
-                mentions.setdefault(key, Mention(key, "entity", labels.get(key, " ".join(name.split()))))
+                mentions.setdefault(key, Mention(key, "entity", " ".join(name.split())))
         for s in said:
             if s.predicate not in ("NAME", "CALLED", "WORKS_AS", "LIKES"):
-                mentions.setdefault(s.obj, Mention(s.obj, "entity", labels.get(s.obj, s.label)))
+                mentions.setdefault(s.obj, Mention(s.obj, "entity", s.label))
         for t in topics(exchange.user_message):
             mentions.setdefault(t, Mention(t, "topic", t))
         unique = list({(s.predicate, s.obj): s for s in said}.values())

@@ -96,8 +96,3 @@ def statements(text: str) -> list[Statement]:
         for m in pattern.finditer(text):
             add("HAS_PET", m.group("name"), m.group("role").lower())
     return list(found.values())
-
-
-def relation_labels(found: list[Statement]) -> dict[str, str]:
-    """Display forms that keep the relation: {"maria": "sister Maria"} for people and pets."""
-    return {s.obj: f"{s.detail} {s.label}" for s in found if s.detail}

@@ -84,7 +84,8 @@ async def test_a_valid_answer_gives_summaries_entities_relations_and_profile_in_
     assert out[1].summary == "Ana's sister Maria starts a job in Lisbon on 3 March."
     assert {(s.predicate, s.obj, s.detail) for s in out[0].statements} == {
         ("LIVES_IN", "paris", ""), ("HAS_PET", "tofu", "cat"), ("NAME", "ana", "")}
-    assert {m.label for m in out[1].mentions if m.kind == "entity"} == {"sister Maria", "Lisbon"}
+    assert {m.label for m in out[1].mentions if m.kind == "entity"} == {"Maria", "Lisbon"}
+    assert [(s.predicate, s.detail) for s in out[1].statements] == [("SIBLING_OF", "sister")]
     # a lower-case predicate is accepted, an unknown one is dropped and counted
     assert [(s.predicate, s.obj) for s in out[2].statements] == [("LIKES", "hiking")]
     assert x.stats.dropped_relations == 1

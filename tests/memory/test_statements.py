@@ -44,10 +44,10 @@ def test_sentence_openers_are_not_entities_but_names_at_sentence_start_are() -> 
     assert entities("Maria just moved to Lisbon.") == [("maria", "Maria"), ("lisbon", "Lisbon")]
 
 
-def test_the_extractor_keeps_the_relation_in_the_entity_label_and_the_statements() -> None:
+def test_the_extractor_keeps_the_relation_in_its_statements() -> None:
     e = Exchange("e1", "ana", None, None, "My sister Maria just moved to Lisbon for a nursing job.",
                  "Good luck to Maria!", datetime(2024, 5, 1, tzinfo=UTC))
     x = DeterministicExtractor().extract_one(e)
     labels = {m.name: m.label for m in x.mentions if m.kind == "entity"}
-    assert labels == {"maria": "sister Maria", "lisbon": "Lisbon"}
-    assert [(s.predicate, s.obj) for s in x.statements] == [("SIBLING_OF", "maria")]
+    assert labels == {"maria": "Maria", "lisbon": "Lisbon"}
+    assert [(s.predicate, s.obj, s.detail) for s in x.statements] == [("SIBLING_OF", "maria", "sister")]
