@@ -286,7 +286,7 @@ class HierarchicalMemoryManager:
             return [], {}
         r = self.settings.retrieval
         typed, corrections = await asyncio.gather(
-            self._timed("graph", self.graph.facts(scope), r.graph_timeout_ms, reports),
+            self._timed("graph", self.graph.facts(scope, support=False), r.graph_timeout_ms, reports),
             self._timed("facts", self.t.ledger.corrections(scope), r.archive_timeout_ms, reports))
         return typed or [], corrections or {}
 

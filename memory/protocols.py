@@ -109,8 +109,9 @@ class GraphTier(Tier, Protocol):
     async def topic_exchanges(self, scope: Scope, name: str) -> list[str]:
         """Ids of the scope's exchanges that mention the entity or topic ``name``."""
 
-    async def facts(self, scope: Scope) -> list[TypedFact]:
-        """The scope's typed facts (current and closed), oldest first, with their supporting exchanges."""
+    async def facts(self, scope: Scope, *, support: bool = True) -> list[TypedFact]:
+        """The scope's typed facts (current and closed), oldest first, with their supporting exchanges
+        (``support=False``: support left empty, for the read path)."""
 
 
 class Embedder(Protocol):

@@ -204,6 +204,14 @@ RETURN f.fid AS fid, f.predicate AS predicate, f.obj AS obj, f.label AS label, f
 ORDER BY valid_from, fid
 """
 
+# The read path's variant: no support ids (the profile does not show them), one index seek.
+FACTS_BRIEF = """
+MATCH (f:Fact {ukey: $ukey})
+RETURN f.fid AS fid, f.predicate AS predicate, f.obj AS obj, f.label AS label, f.detail AS detail,
+       f.aliases AS aliases, f.valid_from AS valid_from, f.valid_to AS valid_to, [] AS support
+ORDER BY valid_from, fid
+"""
+
 FACTS_SUPPORTED_BY = """
 UNWIND $ids AS id
 MATCH (x:Exchange {id: id})-[:SUPPORTS]->(f:Fact)

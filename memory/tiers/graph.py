@@ -239,12 +239,13 @@ class Neo4jGraph:
 
         return await self._read(work)
 
-    async def facts(self, scope: Scope) -> list[TypedFact]:
-        """The scope's typed facts, current and closed, oldest first, with their supporting exchange ids."""
+    async def facts(self, scope: Scope, *, support: bool = True) -> list[TypedFact]:
+        """The scope's typed facts, current and closed, oldest first, with their supporting exchange
+        ids (``support=False``: without them, a cheaper query for the read path)."""
         ukey = _ukey(scope)
 
         async def work(tx: AsyncManagedTransaction) -> list[TypedFact]:
-            result = await tx.run(cypher.FACTS, ukey=ukey)
+            result = await tx.run(cypher.FACTS if support else cypher.FACTS_BRIEF, ukey=ukey)
             return [TypedFact(r["fid"], r["predicate"], r["obj"], r["label"] or r["obj"], r["detail"] or "",
                               _aware(r["valid_from"]),
                               None if r["valid_to"] is None else _aware(r["valid_to"]),
