@@ -16,6 +16,7 @@ from typing import Any, Literal, Protocol
 import openai
 
 from memory.settings import LLMSettings
+from memory.tiers.ledger import FACT_CATEGORIES
 
 log = logging.getLogger(__name__)
 
@@ -29,7 +30,12 @@ REMEMBER_FACT_TOOL: dict[str, Any] = {
                         "(e.g. 'My birthday is 3 May'). Do not call it for anything else."),
         "parameters": {
             "type": "object",
-            "properties": {"fact": {"type": "string", "description": "the fact, in one sentence"}},
+            "properties": {
+                "fact": {"type": "string", "description": "the fact, in one sentence"},
+                "category": {"type": "string", "enum": list(FACT_CATEGORIES)},
+                "importance": {"type": "integer", "minimum": 1, "maximum": 5,
+                               "description": "5 = vital (allergies, names), 1 = trivia"},
+            },
             "required": ["fact"],
         },
     },
@@ -55,7 +61,7 @@ MAX_TOOL_ROUNDS = 2
 class ToolRunner(Protocol):
     """Carries out the model's tool calls for one reply, always for the asking user and scope."""
 
-    async def remember(self, fact: str) -> str:
+    async def remember(self, fact: str, category: str, importance: int) -> str:
         """Save ``fact``; returns the result sent back to the model."""
 
     async def retrieve(self, query: str) -> str:
@@ -107,6 +113,18 @@ class Completion:
     prompt_tokens: int
     completion_tokens: int
     facts: tuple[str, ...] = ()
+
+
+def _fact_details(raw: str) -> tuple[str, int]:
+    """Category and importance of a remember_fact call; missing or invalid ones get the defaults."""
+    try:
+        args = json.loads(raw)
+    except ValueError:
+        args = {}
+    category = args.get("category") if isinstance(args, dict) else None
+    importance = args.get("importance") if isinstance(args, dict) else None
+    return (category if category in FACT_CATEGORIES else "other",
+            importance if isinstance(importance, int) and 1 <= importance <= 5 else 3)
 
 
 def _call_ok(call: Any) -> bool:
@@ -210,7 +228,8 @@ class ChatLLM:
                 return "error: the arguments must be JSON like {\"fact\": \"...\"}"
             if fact in saved:
                 return f"already saved: {fact}"
-            result = await runner.remember(fact)
+            category, importance = _fact_details(args)
+            result = await runner.remember(fact, category, importance)
             if result.startswith("saved"):
                 saved.append(fact)
             return result

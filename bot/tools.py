@@ -27,10 +27,11 @@ class MemoryTools:
         self.guild_id = guild_id
         self.max_tokens = max_tokens
 
-    async def remember(self, fact: str) -> str:
+    async def remember(self, fact: str, category: str = "other", importance: int = 3) -> str:
         """Save ``fact`` in the user's scope; the result says whether it was saved, for the model."""
         try:
-            await self.memory.remember_fact(self.user_id, fact, guild_id=self.guild_id)
+            await self.memory.remember_fact(self.user_id, fact, guild_id=self.guild_id, category=category,
+                                            importance=importance)
         except (InvalidInput, TierUnavailable) as exc:
             log.warning("could not save a fact the LLM proposed: %s", exc)
             return f"not saved ({exc}); tell the user it could not be saved"

@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
+import re
 from collections.abc import Collection
 from dataclasses import dataclass, field
 from datetime import datetime
 
-from memory.extraction import summarise
+from memory.extraction import STOPWORDS, stem, summarise
 from memory.models import Exchange, TierReport
 from memory.profile import PROFILE_TOKENS, Profile
 from memory.tiers.ledger import Fact
@@ -113,7 +114,7 @@ class ConversationContext:
             seen.add(key)
             used += cost
 
-        for f in self.facts:
+        for f in self._ranked_facts(budget):
             take("facts", f"fact:{f.id}", f"- {f.text}", None)
         top = [("relevant", r.exchange) for r in self.relevant]
         since = self.session_since
@@ -146,6 +147,27 @@ class ConversationContext:
         return PackedContext(text, tuple(ids), count_tokens(text))
 
     # ---- the profile: a small fixed cost at the head of every context --------------------------
+
+    def _ranked_facts(self, budget: int) -> list[Fact]:
+        """Saved facts by relevance to the query, then importance, then recency, within a third of
+        ``budget``: facts no longer crowd out the rest of a small budget."""
+        def words(text: str) -> set[str]:
+            return {stem(w) for w in re.findall(r"\w{3,}", text.lower()) if w not in STOPWORDS}
+
+        query = words(self.query)
+
+        def rank(f: Fact) -> tuple[int, int, datetime]:
+            overlap = len(query & words(f.text))
+            return overlap, f.importance, f.created_at
+
+        out, used = [], 0
+        for f in sorted(self.facts, key=rank, reverse=True):
+            cost = count_tokens(f.text) + 3
+            if used + cost > budget // 3:
+                continue
+            out.append(f)
+            used += cost
+        return out
 
     @staticmethod
     def _summary_line(e: Exchange, summary: str | None) -> str:

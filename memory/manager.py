@@ -39,7 +39,7 @@ from memory.protocols import CacheTier, Embedder, Extractor, GraphTier, SummaryT
 from memory.ranking import fuse
 from memory.settings import MemorySettings
 from memory.stack import MemoryStats, Tiers, open_tiers, tier_health
-from memory.tiers.ledger import Fact, UsageRow
+from memory.tiers.ledger import FACT_CATEGORIES, Fact, UsageRow
 from memory.understanding import ProfileBook
 from memory.worker import DerivedWorker
 
@@ -413,7 +413,8 @@ class HierarchicalMemoryManager:
             "user_id": user_id, "exported_at": datetime.now(UTC).isoformat(),
             "exchanges": [e.to_json() for e in exchanges],
             "facts": [{"id": f.id, "guild_id": f.guild_id, "text": f.text,
-                       "created_at": f.created_at.isoformat()} for f in await self.t.ledger.all_facts(user_id)],
+                       "created_at": f.created_at.isoformat(), "category": f.category,
+                       "importance": f.importance} for f in await self.t.ledger.all_facts(user_id)],
             "usage": [{"guild_id": u.guild_id, "prompt_tokens": u.prompt_tokens,
                        "completion_tokens": u.completion_tokens, "requests": u.requests}
                       for u in await self.t.ledger.usage(user_id=user_id)],
@@ -469,9 +470,15 @@ class HierarchicalMemoryManager:
         await self.t.limiter.check(clean_id(user_id, "user_id"), per_user=per_user,
                                    global_limit=global_limit, window_seconds=window_seconds)
 
-    async def remember_fact(self, user_id: str, text: str, guild_id: str | None = None) -> Fact:
+    async def remember_fact(self, user_id: str, text: str, guild_id: str | None = None, *,
+                            category: str = "other", importance: int = 3) -> Fact:
+        """Save a fact; raises InvalidInput for bad text, an unknown category or importance outside 1-5."""
+        if category not in FACT_CATEGORIES:
+            raise InvalidInput(f"must be one of {', '.join(FACT_CATEGORIES)}", field="category")
+        if not isinstance(importance, int) or not 1 <= importance <= 5:
+            raise InvalidInput("must be an integer from 1 to 5", field="importance")
         return await self.t.ledger.add_fact(Scope.of(user_id, guild_id),
-                                            clean_text(text, "fact", max_chars=2000).strip())
+                                            clean_text(text, "fact", max_chars=2000).strip(), category, importance)
 
     async def forget_fact(self, user_id: str, fact_id: str, guild_id: str | None = None) -> bool:
         return await self.t.ledger.remove_fact(Scope.of(user_id, guild_id), clean_id(fact_id, "fact_id"))

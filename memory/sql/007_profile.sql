@@ -10,3 +10,7 @@ CREATE TABLE profile_corrections (
     created_at  timestamptz NOT NULL DEFAULT now(),
     PRIMARY KEY (user_id, scope, line_key)
 );
+
+-- Saved facts get a category and an importance (1-5), so the context can rank them under a cap.
+ALTER TABLE facts ADD COLUMN category text NOT NULL DEFAULT 'other';
+ALTER TABLE facts ADD COLUMN importance smallint NOT NULL DEFAULT 3 CHECK (importance BETWEEN 1 AND 5);

@@ -42,13 +42,15 @@ async def test_remember_fact_result_goes_back_to_the_model(
         memory: HierarchicalMemoryManager, chat_llm: ChatLLM, fake_llm: FakeLLM, uid: str, tmp_path: Path) -> None:
     handler = ChatHandler(memory, chat_llm, bot_settings(fake_llm, tmp_path))
     fake_llm.reset("script")
-    fake_llm.script = [{"tool_calls": [("remember_fact", json.dumps({"fact": "My birthday is 3 May"}))]},
+    fake_llm.script = [{"tool_calls": [("remember_fact", json.dumps({"fact": "My birthday is 3 May",
+                                                                     "category": "identity", "importance": 4}))]},
                        {"content": "Saved: your birthday is 3 May."}]
     reply = await handler.handle(_msg(uid, "remember that my birthday is 3 May"))
     assert reply is not None and reply.text == "Saved: your birthday is 3 May."
     assert reply.facts_saved == ("My birthday is 3 May",)
     assert _tool_results(fake_llm.requests[1]) == ["saved: My birthday is 3 May"]
-    assert [f.text for f in await memory.facts(uid, guild_id="g1")] == ["My birthday is 3 May"]
+    assert [(f.text, f.category, f.importance) for f in await memory.facts(uid, guild_id="g1")] == [
+        ("My birthday is 3 May", "identity", 4)]
 
 
 async def test_at_most_two_tool_rounds_then_an_answer_without_tools(

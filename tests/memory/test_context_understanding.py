@@ -48,3 +48,18 @@ def test_the_profile_heads_every_context_within_its_share() -> None:
     assert tight.startswith("User profile:\n- Name: Alice") and count_tokens(tight) <= 60
     assert count_tokens(tight.split("\n\n")[0]) <= 20
     assert ctx.to_context_string(0) == ""
+
+
+def test_saved_facts_are_ranked_by_relevance_and_importance_under_a_cap() -> None:
+    from memory.tiers.ledger import Fact
+    facts = [Fact(f"f{i}", "alice", None, f"trivia number {i} about nothing in particular at all", T0, "other", 1)
+             for i in range(20)]
+    facts += [Fact("vital", "alice", None, "Severe peanut allergy", T0, "health", 5),
+              Fact("tea", "alice", None, "Favourite tea is sencha", T0, "preference", 2)]
+    ctx = ConversationContext("alice", None, "which tea should I buy?", facts=facts,
+                              recent=[ex(1, "hello there", "hi!")])
+    text = ctx.to_context_string(150)
+    lines = [ln for ln in text.split("\n\n")[0].splitlines() if ln.startswith("- ")]
+    assert lines[:2] == ["- Favourite tea is sencha", "- Severe peanut allergy"]  # relevant, then vital
+    assert sum(count_tokens(ln) + 1 for ln in lines) <= 150 // 3 + 5
+    assert "hello there" in text  # the rest of the budget is not crowded out
