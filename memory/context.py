@@ -82,10 +82,12 @@ class ConversationContext:
         """Fill ``max_tokens`` by priority: facts, the three most relevant exchanges, the
         two newest if they belong to the ongoing conversation (``session_since``), the rest
         of the relevant ones, then the rest of the recent ones. Sections render in time order with
-        dates so the reader can tell what is current. An older relevant exchange that does
-        not fit whole is packed as its summary when that fits (names, numbers and dates
-        kept); otherwise a long exchange is cut rather than dropped when enough room remains. Exchanges whose ids are
-        in ``exclude`` (say, the turns a caller already sends verbatim) are left out.
+        dates so the reader can tell what is current. An exchange outside the ongoing
+        conversation that does not fit whole is packed as its summary when that fits
+        (names, numbers and dates kept); otherwise a long exchange is cut rather than
+        dropped when enough room remains. The user's profile heads the text at a small
+        fixed cost. Exchanges whose ids are in ``exclude`` (say, the turns a caller
+        already sends verbatim) are left out.
         """
         budget = max(0, int(max_tokens))
         profile = self._profile_text(budget)
@@ -128,7 +130,7 @@ class ConversationContext:
         for section, e in order:
             if e.id not in seen:
                 take(section, e.id, render_exchange(e, with_time=section == "recent"), e.timestamp,
-                     self._summary_line(e, summaries.get(e.id)) if section == "relevant" else "")
+                     "" if e.id in reserved else self._summary_line(e, summaries.get(e.id)))
 
         parts: list[str] = []
         ids: list[str] = []
