@@ -13,6 +13,13 @@
 4. one LLM call (``remember_fact`` tool calls save facts), usage recorded;
 5. the exchange archived with ``store_conversation``.
 
+Per message, one query reads the user's pause, the guild's settings and claims
+the one-time notice (``memory.message_state``): a guild's persona replaces
+``BOT__PERSONA``; a paused user gets answers from the memories they have, but
+nothing is stored (and no ``remember_fact`` tool is offered); the notice that the
+bot remembers, and how to see, pause or forget it, rides on the first reply in
+each guild (and DMs) for each user, as ``ChatReply.notice``.
+
 Failure policy: an LLM failure answers with a short apology and stores
 nothing. A tier down degrades the context and the reply still goes out. If
 the archive itself is down the reply still goes out with a note saying this
@@ -30,7 +37,7 @@ from __future__ import annotations
 import json
 import logging
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime
 from typing import Any, Literal
 
@@ -39,9 +46,9 @@ from bot.llm import ChatLLM, Completion, LLMUnavailable, Prompt, Turn
 from bot.settings import BotSettings
 from bot.tools import MemoryTools
 from memory.context import ConversationContext
-from memory.errors import ArchiveUnavailable, InvalidInput, RateLimited, TierUnavailable
+from memory.errors import ArchiveUnavailable, InvalidInput, MemoryPaused, RateLimited, TierUnavailable
 from memory.manager import HierarchicalMemoryManager
-from memory.models import Exchange, clean_text
+from memory.models import Exchange, MessageState, clean_text
 
 log = logging.getLogger(__name__)
 
@@ -65,6 +72,7 @@ class IncomingMessage:
     guild_id: str | None = None
     channel_id: str | None = None
     user_name: str | None = None
+    message_id: str | None = None  # the Discord message, so its edit or deletion reaches the exchange
 
 
 @dataclass(frozen=True, slots=True)
@@ -76,6 +84,7 @@ class ChatReply:
     exchange_id: str | None = None
     degraded: tuple[str, ...] = ()
     facts_saved: tuple[str, ...] = ()
+    notice: str | None = None  # the one-time "I remember our conversations" notice, to show with it
 
 
 @dataclass(frozen=True, slots=True)
@@ -111,6 +120,23 @@ def fold_deterministic(previous: str, exchanges: Sequence[Exchange], max_chars: 
         lines.pop(0)
     text = "\n".join(lines)
     return text[-max_chars:]
+
+
+def memory_notice(guild_id: str | None) -> str:
+    """The one-time notice: the bot remembers, and how to see, pause or forget it."""
+    where = "in this server" if guild_id is not None else "in our DMs"
+    return (f"-# I remember our conversations {where}, so I can pick up where we left off. "
+            "`/memory show` shows what I remember, `/memory pause` stops me remembering you here, "
+            "`/memory forget` makes me forget. (I say this once.)")
+
+
+def with_notice(reply: ChatReply, state: MessageState, msg: IncomingMessage) -> ChatReply:
+    return replace(reply, notice=memory_notice(msg.guild_id)) if state.first_notice else reply
+
+
+def guild_persona(state: MessageState) -> str | None:
+    """The persona the guild's admins set, overriding BOT__PERSONA; None when unset."""
+    return state.guild.persona if state.guild is not None and state.guild.persona else None
 
 
 def format_retry(seconds: float) -> str:
@@ -158,6 +184,7 @@ class ChatHandler:
                              f"{format_retry(exc.retry_after)}.", "rate_limited")
         except TierUnavailable as exc:
             log.warning("rate limiter unavailable, letting the message through: %s", exc)
+        state = await self._state(msg)
 
         ctx: ConversationContext | None = None
         degraded: tuple[str, ...] = ()
@@ -172,30 +199,42 @@ class ChatHandler:
 
         turns, summary, verbatim = await self._conversation(msg, ctx)
         plan = plan_prompt(self.settings.llm.context_tokens - self.settings.llm.max_tokens,
-                           self.settings.bot.persona, text, turns, summary, cfg.context_max_tokens)
+                           guild_persona(state) or self.settings.bot.persona, text, turns, summary,
+                           cfg.context_max_tokens)
         turns, summary, text = plan.turns, plan.summary, plan.message
-        prompt = self._prompt(msg, text, ctx, summary, turns, degraded, verbatim, plan.notes_tokens)
+        prompt = self._prompt(msg, text, ctx, summary, turns, degraded, verbatim, persona=guild_persona(state),
+                              notes_tokens=plan.notes_tokens)
 
         if self.llm is None:
-            return await self._answer_without_llm(msg, text, prompt, degraded)
-        try:  # the tools save and search only this user's memory in this scope
+            return with_notice(await self._answer_without_llm(msg, text, prompt, degraded, paused=state.paused),
+                               state, msg)
+        try:  # the tools save and search only this user's memory here; paused: no tools at all
             done = (await self.llm.complete_with_tools(prompt, MemoryTools(self.memory, msg.user_id, msg.guild_id))
-                    if cfg.remember_tool else await self.llm.complete(prompt))
+                    if cfg.remember_tool and not state.paused else await self.llm.complete(prompt))
         except LLMUnavailable as exc:
             log.warning("LLM failed for user %s: %s", msg.user_id, exc)
-            return ChatReply(APOLOGY, "llm_error", degraded=degraded)
+            return with_notice(ChatReply(APOLOGY, "llm_error", degraded=degraded), state, msg)
         await self._record_usage(msg, done)
         saved = list(done.facts)  # saved by MemoryTools as the model called remember_fact
         reply = done.text or ("Got it, I'll remember: " + "; ".join(saved) if saved
                               else "Sorry, I couldn't save that. Try /remember instead.")
         reply = reply.replace("\x00", "")
         exchange_id, note = await self._store(msg, text, reply, {"model": self.llm.model,
-                                                                 "degraded": list(degraded)})
-        return ChatReply(reply + note, "answer", exchange_id, degraded, tuple(saved))
+                                                                 "degraded": list(degraded)}, paused=state.paused)
+        return with_notice(ChatReply(reply + note, "answer", exchange_id, degraded, tuple(saved)), state, msg)
+
+    async def _state(self, msg: IncomingMessage) -> MessageState:
+        """Pause, the one-time notice and the guild's settings; defaults when the archive is down."""
+        try:
+            return await self.memory.message_state(msg.user_id, msg.guild_id,
+                                                   claim_notice=self.settings.bot.memory_notice)
+        except TierUnavailable as exc:
+            log.warning("pause and guild settings unavailable, using the defaults: %s", exc)
+            return MessageState()
 
     async def _answer_without_llm(self, msg: IncomingMessage, text: str, prompt: Prompt,
-                                  degraded: tuple[str, ...]) -> ChatReply:
-        exchange_id, note = await self._store(msg, text, NO_LLM_STORED_RESPONSE, {"llm": None})
+                                  degraded: tuple[str, ...], *, paused: bool = False) -> ChatReply:
+        exchange_id, note = await self._store(msg, text, NO_LLM_STORED_RESPONSE, {"llm": None}, paused=paused)
         body = f"{CONTEXT_BEGIN}\n{prompt.render()}\n{CONTEXT_END}"
         if degraded:
             body += "\n(memory tiers that did not answer in time: " + ", ".join(degraded) + ")"
@@ -205,9 +244,9 @@ class ChatHandler:
         return ChatReply(body + note, "context", exchange_id, degraded)
 
     def _prompt(self, msg: IncomingMessage, text: str, ctx: ConversationContext | None, summary: str,
-                turns: tuple[Turn, ...], degraded: tuple[str, ...], verbatim: frozenset[str],
-                notes_tokens: int | None = None) -> Prompt:
-        parts = [self.settings.bot.persona.strip()]
+                turns: tuple[Turn, ...], degraded: tuple[str, ...], verbatim: frozenset[str], *,
+                persona: str | None = None, notes_tokens: int | None = None) -> Prompt:
+        parts = [(persona or self.settings.bot.persona).strip()]
         if msg.user_name:
             parts.append(f"You are talking with {msg.user_name} "
                          f"({'in a direct message' if msg.guild_id is None else 'in a server channel'}).")
@@ -278,12 +317,17 @@ class ChatHandler:
             log.warning("could not record token usage: %s", exc)
 
     async def _store(self, msg: IncomingMessage, text: str, reply: str,
-                     metadata: dict[str, Any]) -> tuple[str | None, str]:
-        """Archive the exchange; returns (id, note to append to the reply)."""
+                     metadata: dict[str, Any], *, paused: bool = False) -> tuple[str | None, str]:
+        """Archive the exchange (not when the user paused memory here); returns (id, note to
+        append to the reply)."""
+        if paused:
+            return None, ""
         try:
             exchange_id = await self.memory.store_conversation(
                 msg.user_id, text, reply, guild_id=msg.guild_id, channel_id=msg.channel_id,
-                metadata=metadata)
+                metadata=metadata, message_id=msg.message_id)
+        except MemoryPaused:
+            return None, ""  # paused after this message arrived
         except ArchiveUnavailable as exc:
             log.error("exchange of user %s not stored, archive unavailable: %s", msg.user_id, exc)
             return None, NOT_STORED_NOTE

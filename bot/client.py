@@ -4,14 +4,27 @@ The bot answers in DMs, when mentioned in a guild channel, in threads where it
 was mentioned or has spoken (read from the thread's history, not remembered
 in-process), and to every message in always-on channels. When
 ``BOT__LISTEN_CHANNELS`` is set, mentions outside those channels (and their
-threads) are ignored. Nothing here holds state only one process knows, so the
-bot can run sharded across processes.
+threads) are ignored. Guild admins add always-on channels of their guild with
+``/memory settings`` (read through a short-lived per-process copy, so a change
+reaches other processes within ``BOT__GUILD_SETTINGS_TTL_SECONDS``). Nothing here
+holds state only one process knows, so the bot can run sharded across processes.
+
+Discord's own events: when a user edits a message the bot stored, the exchange
+takes the new text and is derived again (an edit that empties the message
+forgets it); the bot's reply is kept as it was sent, since memory mirrors what
+the channel shows. When a user's message is deleted (by them or a moderator, one
+by one or in bulk), its exchange is forgotten in every tier. Deleting the bot's
+reply changes nothing: the exchange belongs to the user's message, which is
+still there, and anyone with Manage Messages can delete the bot's messages;
+users forget an exchange with ``/memory forget``.
 """
 
 from __future__ import annotations
 
 import logging
 import re
+import time
+from collections.abc import Iterable
 
 import discord
 from discord.ext import commands
@@ -20,6 +33,7 @@ from bot.chat import ChatHandler, IncomingMessage
 from bot.llm import ChatLLM
 from bot.settings import BotSettings
 from bot.split import split_message
+from memory.errors import ForgetPending, InvalidInput, NotFound, TierUnavailable
 from memory.manager import HierarchicalMemoryManager
 
 log = logging.getLogger(__name__)
@@ -39,6 +53,34 @@ def strip_mentions(text: str, user_id: int) -> str:
     return " ".join(re.sub(rf"<@!?{user_id}>", " ", text).split())
 
 
+class GuildChannels:
+    """Always-on channels set per guild, read from PostgreSQL at most once per ``ttl`` seconds per
+    guild and process (a copy that expires, never the only one)."""
+
+    def __init__(self, memory: HierarchicalMemoryManager, ttl: float) -> None:
+        self.memory = memory
+        self.ttl = ttl
+        self._copies: dict[int, tuple[float, frozenset[int]]] = {}
+
+    async def always_on(self, guild_id: int) -> frozenset[int]:
+        now = time.monotonic()
+        copy = self._copies.get(guild_id)
+        if copy is not None and copy[0] > now:
+            return copy[1]
+        try:
+            settings = await self.memory.guild_settings(str(guild_id))
+            channels = frozenset(int(c) for c in settings.always_on_channels if c.isdigit())
+        except TierUnavailable as exc:
+            log.warning("always-on channels of guild %s unavailable: %s", guild_id, exc)
+            channels = copy[1] if copy is not None else frozenset()
+        self._copies[guild_id] = (now + self.ttl, channels)
+        return channels
+
+    def forget(self, guild_id: int) -> None:
+        """Drop this process's copy (after a change made here)."""
+        self._copies.pop(guild_id, None)
+
+
 class MnemoBot(commands.Bot):
     """discord.py bot wired to the memory manager; slash commands live in ``bot.cogs``."""
 
@@ -51,6 +93,7 @@ class MnemoBot(commands.Bot):
         self.settings = settings
         self.handler = ChatHandler(memory, llm, settings)
         self.sync_commands = sync_commands
+        self.guild_channels = GuildChannels(memory, settings.bot.guild_settings_ttl_seconds)
 
     async def setup_hook(self) -> None:
         from bot.cogs.facts import FactsCog
@@ -88,7 +131,7 @@ class MnemoBot(commands.Bot):
         channel = message.channel
         parent_id = getattr(channel, "parent_id", None)
         ids = {channel.id} | ({parent_id} if parent_id else set())
-        if ids & cfg.always_on_channels:
+        if ids & cfg.always_on_channels or ids & await self.guild_channels.always_on(message.guild.id):
             return True
         if cfg.listen_channels and not ids & cfg.listen_channels:
             return False
@@ -117,7 +160,7 @@ class MnemoBot(commands.Bot):
         incoming = IncomingMessage(
             user_id=str(message.author.id), text=strip_mentions(message.content, self.user.id),
             guild_id=str(message.guild.id) if message.guild else None, channel_id=str(message.channel.id),
-            user_name=message.author.display_name)
+            user_name=message.author.display_name, message_id=str(message.id))
         if not incoming.text:
             await message.channel.send("Yes? Mention me with a message and I'll answer.")
             return
@@ -125,8 +168,50 @@ class MnemoBot(commands.Bot):
             reply = await self.handler.handle(incoming)
         if reply is None:
             return
-        for i, chunk in enumerate(split_message(reply.text)):
+        text = f"{reply.text}\n\n{reply.notice}" if reply.notice else reply.text
+        for i, chunk in enumerate(split_message(text)):
             if i == 0 and message.guild is not None:
                 await message.reply(chunk, mention_author=False)
             else:
                 await message.channel.send(chunk)
+
+    # ---- Discord's own events: edits and deletions of messages the bot stored ------------------
+
+    async def on_raw_message_edit(self, payload: discord.RawMessageUpdateEvent) -> None:
+        message = payload.message
+        if self.user is None or message.author.bot or "content" not in payload.data:
+            return  # the bot's own messages, and updates that only add embeds
+        user_id, message_id = str(message.author.id), str(payload.message_id)
+        text = strip_mentions(message.content, self.user.id)
+        try:
+            if not text:  # emptied: what the user said is gone, so is the memory of it
+                await self.memory.forget_message(message_id, user_id=user_id)
+                return
+            await self.memory.update_message(user_id, message_id, text)
+        except NotFound:
+            pass  # forgotten meanwhile
+        except ForgetPending as exc:
+            log.info("edited message %s forgotten; %s queued", message_id, ", ".join(exc.pending))
+        except InvalidInput as exc:
+            log.warning("edit of message %s not applied: %s", message_id, exc)
+        except TierUnavailable as exc:
+            log.error("edit of message %s not applied, memory unavailable: %s", message_id, exc)
+
+    async def on_raw_message_delete(self, payload: discord.RawMessageDeleteEvent) -> None:
+        await self._forget_messages([payload.message_id], payload.channel_id)
+
+    async def on_raw_bulk_message_delete(self, payload: discord.RawBulkMessageDeleteEvent) -> None:
+        await self._forget_messages(sorted(payload.message_ids), payload.channel_id)
+
+    async def _forget_messages(self, message_ids: Iterable[int], channel_id: int) -> None:
+        """Forget the exchanges answering these messages of the channel, in every tier."""
+        ids = [str(m) for m in message_ids]
+        try:
+            removed = await self.memory.forget_messages(ids, channel_id=str(channel_id))
+        except ForgetPending as exc:
+            log.info("deleted messages %s forgotten; %s queued", ids, ", ".join(exc.pending))
+        except TierUnavailable as exc:
+            log.error("deleted messages %s not forgotten, memory unavailable: %s", ids, exc)
+        else:
+            if removed is not None:
+                log.info("deleted messages %s forgotten: %s", ids, removed)

@@ -43,6 +43,11 @@ class ChatSettings(BaseModel):
     always_on_channels: Annotated[frozenset[int], NoDecode] = Field(
         frozenset(), description="channel ids where every message is answered, mention or not")
     remember_tool: bool = Field(True, description="offer the remember_fact tool to the LLM")
+    memory_notice: bool = Field(True, description="tell each user once per guild (and in DMs) that the bot "
+                                                  "remembers conversations, and how to see, pause or forget that")
+    guild_settings_ttl_seconds: float = Field(
+        30.0, ge=0, le=3600, description="how long a process reuses a guild's always-on channels before "
+                                         "reading them again (changes made elsewhere show up within this)")
     console_user_id: str = Field("console-user", pattern=r"^[A-Za-z0-9_.@-]{1,100}$")
 
     @field_validator("listen_channels", "always_on_channels", mode="before")

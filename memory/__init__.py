@@ -9,6 +9,7 @@ from memory.errors import (
     ConfigurationError,
     ForgetPending,
     InvalidInput,
+    MemoryPaused,
     MemoryStoreError,
     NotFound,
     RateLimited,
@@ -19,6 +20,6 @@ from memory.settings import MemorySettings
 
 __all__ = [
     "ArchiveUnavailable", "ConfigurationError", "ConversationContext", "ForgetPending",
-    "HierarchicalMemoryManager", "InvalidInput", "MemorySettings", "MemoryStoreError", "NotFound",
+    "HierarchicalMemoryManager", "InvalidInput", "MemoryPaused", "MemorySettings", "MemoryStoreError", "NotFound",
     "RankedExchange", "RateLimited", "TierUnavailable",
 ]

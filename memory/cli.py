@@ -26,6 +26,7 @@ from rich.table import Table
 from memory.errors import ForgetPending, InvalidInput, MemoryStoreError
 from memory.manager import HierarchicalMemoryManager
 from memory.settings import MemorySettings
+from memory.stack import MemoryStats
 
 console = Console()
 err = Console(stderr=True)
@@ -158,6 +159,32 @@ async def cmd_stats(args: argparse.Namespace, memory: HierarchicalMemoryManager)
                   f"bundled servers: {', '.join(stats.bundled) or 'none'}")
     x = stats.extraction
     console.print("extraction: " + ", ".join(f"{k} {v}" for k, v in x.items()))
+    _print_activity(stats)
+    return 0
+
+
+def _print_activity(stats: MemoryStats) -> None:
+    """Active conversations and what retention removed (``stats``)."""
+    minutes = stats.active_minutes
+    active = Table(title=f"active conversations (an exchange in the last {minutes:g} min)")
+    for col in ("user", "scope", "channel", "exchanges", "last"):
+        active.add_column(col)
+    for a in stats.active:
+        active.add_row(a.user_id, "DMs" if a.guild_id is None else f"guild {a.guild_id}", a.channel_id or "-",
+                       str(a.exchanges), f"{a.last_at:%Y-%m-%d %H:%M:%S}")
+    console.print(active)
+    console.print(f"{len({a.user_id for a in stats.active})} active users in "
+                  f"{len({(a.guild_id, a.channel_id) for a in stats.active})} channels; retention removed "
+                  f"{stats.retention_removed} exchanges in total"
+                  + (f", last run {stats.retention_last_run:%Y-%m-%d %H:%M}" if stats.retention_last_run else ""))
+
+
+async def cmd_retention(args: argparse.Namespace, memory: HierarchicalMemoryManager) -> int:
+    report = await memory.apply_retention(force=True)
+    assert report is not None  # forced runs always report
+    console.print(f"retention removed {report.exchanges} expired exchanges: "
+                  + " · ".join(f"{k} {v}" for k, v in sorted(report.removed.items()))
+                  + (f"; queued for {', '.join(report.pending)} (down)" if report.pending else ""))
     return 0
 
 
@@ -208,8 +235,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(func=cmd_rebuild)
     p = sub.add_parser("worker", help="run the derived-tier worker in this process until stopped")
     p.set_defaults(func=cmd_worker)
-    p = sub.add_parser("stats", help="tier health, totals and queue depth")
+    p = sub.add_parser("stats", help="tier health, totals, queue depth, active conversations, retention")
     p.set_defaults(func=cmd_stats)
+    p = sub.add_parser("retention", help="remove exchanges past MEMORY__RETENTION_DAYS (or their guild's) now")
+    p.set_defaults(func=cmd_retention)
     from memory.migration import add_migrate_parser
 
     add_migrate_parser(sub)

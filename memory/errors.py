@@ -5,6 +5,7 @@ each subclass tells the caller what to do next::
 
     MemoryStoreError
     ├── InvalidInput(reason)          fix the input; nothing was written
+    │   └── MemoryPaused(scope)       the user paused memory in that scope; nothing was stored
     ├── RateLimited(retry_after)      wait ``retry_after`` seconds, then retry
     ├── TierUnavailable(tier)         a store is down or slow; the manager degrades
     │   ├── ArchiveUnavailable        the source of truth is down: writes cannot be accepted
@@ -30,6 +31,14 @@ class InvalidInput(MemoryStoreError):
         self.reason = reason
         self.field = field
         super().__init__(f"{field}: {reason}" if field else reason)
+
+
+class MemoryPaused(InvalidInput):
+    """The user paused memory in this scope (``/memory pause``): the exchange was not stored."""
+
+    def __init__(self, scope: str) -> None:
+        self.scope = scope
+        super().__init__(f"memory is paused for this user in {scope}", field="user_id")
 
 
 class RateLimited(MemoryStoreError):

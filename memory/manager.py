@@ -21,6 +21,7 @@ from typing import Any, TypeVar
 from memory.context import ConversationContext, RankedExchange
 from memory.errors import ForgetPending, InvalidInput, TierUnavailable
 from memory.extraction import normalise, query_names
+from memory.lifecycle import ExchangeLifecycle
 from memory.models import (
     Exchange,
     ForgetTarget,
@@ -64,8 +65,11 @@ class _Opener:
             await self.manager.aclose()
 
 
-class HierarchicalMemoryManager:
-    """Coordinates the four tiers. Build with ``from_env()`` or ``create()``; close with ``aclose()``."""
+class HierarchicalMemoryManager(ExchangeLifecycle):
+    """Coordinates the four tiers. Build with ``from_env()`` or ``create()``; close with ``aclose()``.
+
+    Edits, deletions, pause, guild settings and retention: see ``memory.lifecycle``.
+    """
 
     def __init__(self, tiers: Tiers, settings: MemorySettings) -> None:
         self.t = tiers
@@ -80,6 +84,7 @@ class HierarchicalMemoryManager:
                                     tiers.graph, tiers.cache, forgets=tiers.forgets, batch_size=w.batch_size,
                                     lease_seconds=w.lease_seconds, idle_poll=w.idle_poll_seconds)
         self.profiles = ProfileBook(tiers.graph, tiers.ledger)
+        self.worker.every(settings.memory.retention_check_minutes * 60, self.apply_retention, "retention")
         self._stop = asyncio.Event()
         self._task: asyncio.Task[None] | None = None
         # a local throttle, not shared state: each process bounds its own CPU-bound work
@@ -137,12 +142,14 @@ class HierarchicalMemoryManager:
                                  guild_id: str | None = None, channel_id: str | None = None,
                                  timestamp: datetime | None = None,
                                  metadata: Mapping[str, Any] | None = None, *,
-                                 exchange_id: str | None = None) -> str:
+                                 exchange_id: str | None = None, message_id: str | None = None) -> str:
         """Archive one exchange and queue its derived work; returns its id.
 
         Raises InvalidInput (nothing written) or ArchiveUnavailable. A cache
         outage does not fail the call: the worker drops the stale list later.
         Storing an id that exists already changes nothing and returns that id.
+        ``message_id`` names the (Discord) message answered, for its edits and deletion.
+        Raises MemoryPaused (an InvalidInput) when the user paused memory in this scope.
         """
         scope = Scope.of(user_id, guild_id)
         exchange = Exchange(
@@ -151,7 +158,8 @@ class HierarchicalMemoryManager:
             channel_id=None if channel_id is None else clean_id(channel_id, "channel_id"),
             user_message=clean_text(user_message, "user_message"),
             bot_response=clean_text(bot_response, "bot_response"),
-            timestamp=utc(timestamp), metadata=clean_metadata(metadata))
+            timestamp=utc(timestamp), metadata=clean_metadata(metadata),
+            message_id=None if message_id is None else clean_id(message_id, "message_id"))
         if not await self.t.archive.insert(exchange):
             return exchange.id
         try:
@@ -349,11 +357,15 @@ class HierarchicalMemoryManager:
         """
         user_id = clean_id(user_id, "user_id")
         scope = self._scope_of(user_id, guild_id, dm)
+        return await self._forget_targets(await self._targets(user_id, scope, exchange_id, topic, last))
+
+    async def _forget_targets(self, targets: Sequence[ForgetTarget]) -> dict[str, int]:
+        """Remove each target from every tier (see ``forget``); raises ForgetPending like it."""
         removed = {"archive": 0, "cache": 0, "summaries": 0, "graph": 0, "facts": 0}
         pending: list[str] = []
         derived: list[tuple[str, Any]] = [("cache", self.cache), ("summaries", self.summaries),
                                           ("graph", self.graph)]
-        for target in await self._targets(user_id, scope, exchange_id, topic, last):
+        for target in targets:
             down: list[str] = []
             for name, tier in derived:
                 try:
@@ -418,6 +430,7 @@ class HierarchicalMemoryManager:
             "usage": [{"guild_id": u.guild_id, "prompt_tokens": u.prompt_tokens,
                        "completion_tokens": u.completion_tokens, "requests": u.requests}
                       for u in await self.t.ledger.usage(user_id=user_id)],
+            "preferences": await self._export_preferences(user_id),
         }
         try:
             out["summaries"] = [{"exchange_id": r.exchange_id, "chunk": r.chunk, "scope": r.scope_key,
@@ -512,8 +525,9 @@ class HierarchicalMemoryManager:
             rows = await self.t.ledger.usage()
             prompt = sum(r.prompt_tokens for r in rows)
             completion = sum(r.completion_tokens for r in rows)
+        activity = await self._activity_stats() if health["archive"].ok else {}
         return MemoryStats(health, exchanges, users, pending, self.worker.processed, prompt, completion,
-                           self.t.addresses.bundled, forgets, extraction=self.extraction_stats())
+                           self.t.addresses.bundled, forgets, extraction=self.extraction_stats(), **activity)
 
     def extraction_stats(self) -> dict[str, object]:
         """This process's extraction counters: mode, calls, tokens and fallbacks per exchange."""

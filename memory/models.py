@@ -151,6 +151,8 @@ class Exchange:
     bot_response: str
     timestamp: datetime
     metadata: Mapping[str, Any] = field(default_factory=dict)
+    message_id: str | None = None      # the Discord message it answered, if any
+    revision: int = 0                  # how many times its text was edited
 
     @property
     def scope(self) -> Scope:
@@ -166,7 +168,7 @@ class Exchange:
             "id": self.id, "user_id": self.user_id, "guild_id": self.guild_id,
             "channel_id": self.channel_id, "user_message": self.user_message,
             "bot_response": self.bot_response, "timestamp": self.timestamp.isoformat(),
-            "metadata": dict(self.metadata),
+            "metadata": dict(self.metadata), "message_id": self.message_id, "revision": self.revision,
         }
 
     @classmethod
@@ -175,7 +177,8 @@ class Exchange:
                    channel_id=data.get("channel_id"), user_message=data["user_message"],
                    bot_response=data["bot_response"],
                    timestamp=datetime.fromisoformat(data["timestamp"]),
-                   metadata=data.get("metadata") or {})
+                   metadata=data.get("metadata") or {}, message_id=data.get("message_id"),
+                   revision=int(data.get("revision") or 0))
 
 
 MentionKind = Literal["entity", "topic"]
@@ -308,3 +311,47 @@ class TierReport:
     ms: float
     hits: int = 0
     detail: str = ""
+
+
+# ---- preferences and policies: pause, notices, guild settings, retention, activity ----------
+
+
+@dataclass(frozen=True, slots=True)
+class GuildSettings:
+    """What a guild's admins set with ``/memory settings``; unset fields fall back to the bot's."""
+
+    guild_id: str
+    persona: str | None = None
+    always_on_channels: frozenset[str] = frozenset()
+    retention_days: int | None = None
+    updated_by: str | None = None
+    updated_at: datetime | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class MessageState:
+    """What the bot needs to know about a user and scope before answering one message."""
+
+    paused: bool = False
+    first_notice: bool = False         # the one-time "I remember" notice is due now
+    guild: GuildSettings | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class ActiveConversation:
+    """A user and channel with exchanges stored in the last minutes."""
+
+    user_id: str
+    guild_id: str | None
+    channel_id: str | None
+    exchanges: int
+    last_at: datetime
+
+
+@dataclass(frozen=True, slots=True)
+class RetentionReport:
+    """One run of the retention job: exchanges past their retention, and what each tier removed."""
+
+    exchanges: int
+    removed: Mapping[str, int]
+    pending: tuple[str, ...] = ()      # derived tiers that were down: queued like any forget

@@ -69,8 +69,9 @@ class Outbox(Protocol):
     async def claim(self, limit: int, lease_seconds: float) -> list[tuple[Exchange, bool]]:
         """Lease up to ``limit`` pending exchanges as (exchange, cache_stale) pairs."""
 
-    async def complete(self, exchange_ids: Sequence[str]) -> None:
-        """Remove finished exchanges from the queue."""
+    async def complete(self, exchange_ids: Sequence[str], revisions: Sequence[int] | None = None) -> None:
+        """Remove finished exchanges from the queue; with ``revisions`` (each as processed), one
+        edited since stays queued, claimable at once."""
 
     async def fail(self, exchange_ids: Sequence[str], error: str, retry_in: float) -> None:
         """Record an error and make the exchanges claimable again after ``retry_in`` seconds."""

@@ -108,6 +108,17 @@ class WorkerSettings(BaseModel):
     chunk_tokens: int = Field(300, ge=32, le=2000, description="long messages are split into chunks of this size")
 
 
+class PolicySettings(BaseModel):
+    """Retention and activity (env prefix ``MEMORY__``); guilds can shorten retention with /memory settings."""
+
+    retention_days: int | None = Field(None, ge=1, le=36500, description="exchanges older than this many days "
+                                       "are removed from every tier by the worker; unset = kept forever")
+    retention_check_minutes: float = Field(60.0, gt=0, le=7 * 24 * 60,
+                                           description="how often a worker runs the retention job")
+    active_minutes: float = Field(30.0, gt=0, le=7 * 24 * 60,
+                                  description="a conversation with an exchange this recent counts as active")
+
+
 class MemorySettings(BaseSettings):
     model_config = SettingsConfigDict(env_nested_delimiter="__", env_file=".env", extra="ignore",
                                       populate_by_name=True)
@@ -122,3 +133,4 @@ class MemorySettings(BaseSettings):
     llm: LLMSettings = LLMSettings()
     retrieval: RetrievalSettings = RetrievalSettings()
     worker: WorkerSettings = WorkerSettings()
+    memory: PolicySettings = PolicySettings()

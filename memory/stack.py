@@ -12,6 +12,7 @@ import logging
 import time
 from contextlib import AsyncExitStack
 from dataclasses import dataclass, field
+from datetime import datetime
 
 import openai
 
@@ -20,12 +21,14 @@ from memory.errors import TierUnavailable
 from memory.extraction import DeterministicExtractor
 from memory.launcher import Addresses, EmbeddedServers
 from memory.llm_extraction import LLMExtractor
+from memory.models import ActiveConversation
 from memory.protocols import CacheTier, Embedder, Extractor, GraphTier, SummaryTier
 from memory.settings import MemorySettings
 from memory.tiers.archive import PostgresArchive, PostgresForgetQueue, PostgresOutbox, create_pool
 from memory.tiers.cache import RedisCache, RedisRateLimiter, RedisState, create_redis
 from memory.tiers.graph import create_graph
 from memory.tiers.ledger import PostgresLedger
+from memory.tiers.policy import PostgresPolicies
 from memory.tiers.summaries import create_summaries
 
 log = logging.getLogger(__name__)
@@ -40,6 +43,7 @@ class Tiers:
     outbox: PostgresOutbox
     forgets: PostgresForgetQueue
     ledger: PostgresLedger
+    policies: PostgresPolicies
     summaries: SummaryTier
     graph: GraphTier
     embedder: Embedder
@@ -67,6 +71,11 @@ class MemoryStats:
     bundled: tuple[str, ...] = field(default_factory=tuple)
     pending_forgets: int = 0
     extraction: dict[str, object] = field(default_factory=dict)
+    # activity and retention (memory.lifecycle)
+    active: tuple[ActiveConversation, ...] = ()
+    active_minutes: float = 0.0
+    retention_removed: int = 0
+    retention_last_run: datetime | None = None
 
 
 async def open_tiers(settings: MemorySettings) -> Tiers:
@@ -100,7 +109,7 @@ async def open_tiers(settings: MemorySettings) -> Tiers:
         cache=RedisCache(redis, size=r.cache_size, active_ttl=r.active_ttl_seconds, idle_ttl=r.idle_ttl_seconds),
         limiter=RedisRateLimiter(redis), state=RedisState(redis),
         archive=PostgresArchive(pool), outbox=PostgresOutbox(pool), forgets=PostgresForgetQueue(pool),
-        ledger=PostgresLedger(pool),
+        ledger=PostgresLedger(pool), policies=PostgresPolicies(pool),
         summaries=summaries, graph=graph, embedder=create_embedder(settings.embedding),
         extractor=extractor, addresses=addresses, stack=stack)
 

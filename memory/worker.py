@@ -12,14 +12,23 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections.abc import Sequence
+from collections.abc import Awaitable, Callable, Sequence
+from dataclasses import dataclass
 
-from memory.errors import TierUnavailable
-from memory.models import Exchange, Extraction, SummaryRecord
+from memory.errors import MemoryStoreError, TierUnavailable
+from memory.models import Exchange, Extraction, ForgetTarget, Scope, SummaryRecord
 from memory.protocols import CacheTier, Embedder, Extractor, GraphTier, SummaryTier
 from memory.tiers.archive import PostgresForgetQueue, PostgresOutbox
 
 log = logging.getLogger(__name__)
+
+
+@dataclass
+class _Periodic:
+    name: str
+    seconds: float
+    job: Callable[[], Awaitable[object]]
+    due: float = 0.0
 
 
 class DerivedWorker:
@@ -41,6 +50,7 @@ class DerivedWorker:
         self.processed = 0
         self.failures = 0
         self._wake = asyncio.Event()
+        self._jobs: list[_Periodic] = []
 
     def notify(self) -> None:
         """Wake the loop: new work was enqueued."""
@@ -56,6 +66,7 @@ class DerivedWorker:
             return 0
         exchanges = [e for e, _ in batch]
         try:
+            await self._drop_derived([e for e in exchanges if e.revision > 0])
             extractions = await self.extractor.extract(exchanges)
             await self._summaries(exchanges, extractions)
             await self.graph.ingest(list(zip(exchanges, extractions, strict=True)))
@@ -66,10 +77,39 @@ class DerivedWorker:
             backoff = min(30.0, 2.0 ** min(self.failures, 5))
             await self.outbox.fail([e.id for e in exchanges], str(exc), retry_in=backoff)
             raise
-        await self.outbox.complete([e.id for e in exchanges])
+        # an exchange edited while we worked stays queued: it is done again with the new text
+        await self.outbox.complete([e.id for e in exchanges], revisions=[e.revision for e in exchanges])
         self.failures = 0
         self.processed += len(exchanges)
         return len(exchanges)
+
+    async def _drop_derived(self, edited: Sequence[Exchange]) -> None:
+        """Remove the summaries and graph entries of an earlier text of edited exchanges, so the
+        new text replaces them (the graph ingests each exchange id once)."""
+        by_scope: dict[Scope, list[str]] = {}
+        for e in edited:
+            by_scope.setdefault(e.scope, []).append(e.id)
+        for scope, ids in by_scope.items():
+            target = ForgetTarget(scope.user_id, scope, tuple(ids))
+            await self.summaries.forget(target)
+            await self.graph.forget(target)
+
+    def every(self, seconds: float, job: Callable[[], Awaitable[object]], name: str) -> None:
+        """Run ``job`` from ``run_forever`` about every ``seconds`` (the first time right away).
+
+        A job raising a MemoryStoreError (a tier down, say) is logged and tried again at its next turn.
+        """
+        self._jobs.append(_Periodic(name, seconds, job))
+
+    async def _run_jobs(self) -> None:
+        for periodic in self._jobs:
+            if time.monotonic() < periodic.due:
+                continue
+            periodic.due = time.monotonic() + periodic.seconds
+            try:
+                await periodic.job()
+            except MemoryStoreError as exc:  # a typed failure waits for the next turn; the loop goes on
+                log.warning("periodic job %s deferred: %s", periodic.name, exc)
 
     async def _summaries(self, exchanges: Sequence[Exchange], extractions: Sequence[Extraction]) -> None:
         texts = [chunk for x in extractions for chunk in x.chunks]
@@ -107,6 +147,7 @@ class DerivedWorker:
         Queued forget requests are retried every 10 seconds.
         """
         while not stop.is_set():
+            await self._run_jobs()
             if time.monotonic() - self._forgets_checked > 10:
                 self._forgets_checked = time.monotonic()
                 try:

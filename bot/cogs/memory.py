@@ -1,4 +1,4 @@
-"""``/memory show|search|export|forget|stats|migrate``.
+"""``/memory show|search|export|forget|stats|migrate`` (and ``pause|resume|settings``, see ``preferences``).
 
 Personal content is answered ephemerally. ``stats`` and ``migrate`` are for
 server admins (Manage Server): hidden from others by default permissions and
@@ -19,6 +19,7 @@ from discord import app_commands
 from discord.ext import commands
 
 from bot.cogs.common import clip, format_counts, is_admin, scope_of, where
+from bot.cogs.preferences import PreferenceCommands, add_activity
 from memory.errors import ForgetPending, InvalidInput, MemoryStoreError, TierUnavailable
 
 if TYPE_CHECKING:
@@ -71,7 +72,9 @@ class ConfirmView(discord.ui.View):
         await interaction.response.edit_message(content="Cancelled: nothing was forgotten.", view=None)
 
 
-class MemoryCog(commands.GroupCog, group_name="memory", group_description="What I remember about you"):
+# pause, resume and settings come from PreferenceCommands (bot/cogs/preferences.py)
+class MemoryCog(PreferenceCommands, commands.GroupCog, group_name="memory",
+                group_description="What I remember about you"):
     def __init__(self, bot: MnemoBot) -> None:
         self.bot = bot
         super().__init__()
@@ -220,10 +223,11 @@ class MemoryCog(commands.GroupCog, group_name="memory", group_description="What 
         embed.add_field(name="Tiers", value=health or "none", inline=False)
         rows = sorted(usage, key=lambda r: r.total_tokens, reverse=True)
         embed.add_field(name="This server", inline=False, value=(
-            f"{len(rows)} active users · {sum(r.requests for r in rows)} messages · "
+            f"{len(rows)} users with token usage (all time) · {sum(r.requests for r in rows)} messages · "
             f"{sum(r.total_tokens for r in rows)} tokens\n"
             + "\n".join(f"<@{r.user_id}>: {r.requests} msgs, {r.prompt_tokens}+{r.completion_tokens} tokens"
                         for r in rows[:10])))
+        await add_activity(embed, self.bot.memory, guild_id)
         await interaction.followup.send(embed=embed, ephemeral=True)
 
     @app_commands.command(name="migrate", description="Admins: import the legacy Chroma memories")

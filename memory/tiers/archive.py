@@ -16,11 +16,12 @@ from typing import Any
 
 import asyncpg
 
-from memory.errors import ArchiveUnavailable
+from memory.errors import ArchiveUnavailable, MemoryPaused
 from memory.models import Exchange, ForgetTarget, Hit, Scope
 
 _DRIVER_ERRORS = (asyncpg.PostgresError, asyncpg.InterfaceError, OSError, ConnectionError)
-_COLUMNS = "id, user_id, guild_id, channel_id, user_message, bot_response, created_at, metadata"
+_COLUMNS = ("id, user_id, guild_id, channel_id, user_message, bot_response, created_at, metadata,"
+            " message_id, revision")
 COMMON_WORD_ROWS = 300  # search() ignores words found in more exchanges of the scope than this
 
 
@@ -28,7 +29,7 @@ def _row_to_exchange(row: asyncpg.Record) -> Exchange:
     return Exchange(id=row["id"], user_id=row["user_id"], guild_id=row["guild_id"],
                     channel_id=row["channel_id"], user_message=row["user_message"],
                     bot_response=row["bot_response"], timestamp=row["created_at"],
-                    metadata=row["metadata"])
+                    metadata=row["metadata"], message_id=row["message_id"], revision=row["revision"])
 
 
 async def _init_connection(conn: asyncpg.Connection) -> None:
@@ -125,22 +126,68 @@ class PostgresArchive(_PgEdge):
     """Every exchange, full fidelity, with a full-text index."""
 
     async def insert(self, exchange: Exchange, *, cache_stale: bool = False) -> bool:
+        """Store the exchange and its outbox row in one transaction; False if the id exists.
+
+        Raises MemoryPaused (nothing written) when the user paused memory in the
+        exchange's scope: checked in the same statement as the insert, so a pause
+        that commits first is never missed.
+        """
         e = exchange
         try:
             async with self.pool.acquire() as conn, conn.transaction():
-                status = await conn.execute(
-                    "INSERT INTO exchanges (id, user_id, scope, guild_id, channel_id, user_message,"
-                    " bot_response, created_at, metadata) VALUES ($1,$2,$3,$4,$5,$6,$7,$8,$9)"
-                    " ON CONFLICT (id) DO NOTHING",
+                row = await conn.fetchrow(
+                    "WITH p AS (SELECT EXISTS (SELECT 1 FROM memory_pauses WHERE user_id = $2 AND scope = $3)"
+                    "           AS paused),"
+                    " ins AS (INSERT INTO exchanges (id, user_id, scope, guild_id, channel_id, user_message,"
+                    "         bot_response, created_at, metadata, message_id)"
+                    "         SELECT $1,$2,$3,$4,$5,$6,$7,$8,$9,$10 FROM p WHERE NOT p.paused"
+                    "         ON CONFLICT (id) DO NOTHING RETURNING 1)"
+                    " SELECT p.paused, EXISTS (SELECT 1 FROM ins) AS inserted FROM p",
                     e.id, e.user_id, e.scope.key, e.guild_id, e.channel_id, e.user_message,
-                    e.bot_response, e.timestamp, dict(e.metadata))
-                if status.endswith(" 0"):
+                    e.bot_response, e.timestamp, dict(e.metadata), e.message_id)
+                if row["paused"]:
+                    raise MemoryPaused(e.scope.label)
+                if not row["inserted"]:
                     return False
                 await conn.execute("INSERT INTO outbox (exchange_id, cache_stale) VALUES ($1, $2)",
                                    e.id, cache_stale)
         except _DRIVER_ERRORS as exc:
             raise ArchiveUnavailable(f"{type(exc).__name__}: {exc}") from exc
         return True
+
+    async def update_text(self, user_id: str, exchange_id: str, *, user_message: str | None,
+                          bot_response: str | None, metadata: dict[str, Any]) -> Exchange | None:
+        """Replace the texts given (None keeps one), merge ``metadata`` in, count a revision and
+        queue the exchange for re-derivation, in one transaction. None if the user has no such exchange.
+        """
+        try:
+            async with self.pool.acquire() as conn, conn.transaction():
+                row = await conn.fetchrow(
+                    "UPDATE exchanges SET user_message = coalesce($3, user_message),"
+                    " bot_response = coalesce($4, bot_response), metadata = metadata || $5::jsonb,"
+                    f" revision = revision + 1 WHERE user_id = $1 AND id = $2 RETURNING {_COLUMNS}",
+                    user_id, exchange_id, user_message, bot_response, metadata)
+                if row is None:
+                    return None
+                # a pending row keeps its lease: the worker holding it will not complete an older revision
+                await conn.execute(
+                    "INSERT INTO outbox (exchange_id, cache_stale, revision) VALUES ($1, true, $2)"
+                    " ON CONFLICT (exchange_id) DO UPDATE SET cache_stale = true, revision = EXCLUDED.revision",
+                    exchange_id, row["revision"])
+        except _DRIVER_ERRORS as exc:
+            raise ArchiveUnavailable(f"{type(exc).__name__}: {exc}") from exc
+        return _row_to_exchange(row)
+
+    async def by_messages(self, message_ids: Sequence[str], *, user_id: str | None = None,
+                          channel_id: str | None = None) -> list[Exchange]:
+        """The exchanges answering these (Discord) messages, oldest first, confined to their
+        author when ``user_id`` is given and to their channel when ``channel_id`` is (an
+        indexed lookup on the message id)."""
+        rows = await self._fetch(
+            f"SELECT {_COLUMNS} FROM exchanges WHERE message_id = ANY($1::text[])"
+            " AND ($2::text IS NULL OR user_id = $2) AND ($3::text IS NULL OR channel_id = $3)"
+            " ORDER BY created_at, id", list(message_ids), user_id, channel_id)
+        return [_row_to_exchange(r) for r in rows]
 
     async def mark_cache_stale(self, exchange_id: str) -> None:
         """Tell the worker the cache missed this exchange, so it drops the scope's list."""
@@ -246,8 +293,18 @@ class PostgresOutbox(_PgEdge):
             limit, float(lease_seconds))
         return [(_row_to_exchange(r), bool(r["cache_stale"])) for r in rows]
 
-    async def complete(self, exchange_ids: Sequence[str]) -> None:
-        await self._execute("DELETE FROM outbox WHERE exchange_id = ANY($1::text[])", list(exchange_ids))
+    async def complete(self, exchange_ids: Sequence[str], revisions: Sequence[int] | None = None) -> None:
+        """Remove finished exchanges from the queue. With ``revisions`` (the revision of each
+        exchange as processed), an exchange edited since stays queued and claimable at once."""
+        if revisions is None:
+            await self._execute("DELETE FROM outbox WHERE exchange_id = ANY($1::text[])", list(exchange_ids))
+            return
+        await self._execute(
+            "WITH done AS (DELETE FROM outbox o USING unnest($1::text[], $2::int[]) AS d(id, rev)"
+            "              WHERE o.exchange_id = d.id AND o.revision <= d.rev RETURNING o.exchange_id)"
+            " UPDATE outbox SET available_at = now() WHERE exchange_id = ANY($1::text[])"
+            " AND exchange_id NOT IN (SELECT exchange_id FROM done)",
+            list(exchange_ids), [int(r) for r in revisions])
 
     async def fail(self, exchange_ids: Sequence[str], error: str, retry_in: float) -> None:
         await self._execute("UPDATE outbox SET last_error = $2, available_at = now() + make_interval(secs => $3)"
@@ -264,9 +321,10 @@ class PostgresOutbox(_PgEdge):
 
     async def enqueue_all(self, user_id: str | None = None) -> int:
         status = await self._execute(
-            "INSERT INTO outbox (exchange_id, cache_stale) SELECT id, true FROM exchanges"
+            "INSERT INTO outbox (exchange_id, cache_stale, revision) SELECT id, true, revision FROM exchanges"
             " WHERE $1::text IS NULL OR user_id = $1"
-            " ON CONFLICT (exchange_id) DO UPDATE SET available_at = now(), cache_stale = true", user_id)
+            " ON CONFLICT (exchange_id) DO UPDATE SET available_at = now(), cache_stale = true,"
+            " revision = EXCLUDED.revision", user_id)
         return int(status.rsplit(" ", 1)[-1])
 
 

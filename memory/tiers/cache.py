@@ -114,11 +114,8 @@ class RedisCache(_RedisEdge):
         return [k async for k in self._user_keys(f"mnemo:recent:{user_id}:*")]
 
     async def forget(self, target: ForgetTarget) -> int:
-        """Remove cached exchanges and the rolling summaries of the scope(s); returns exchanges removed.
-
-        Forgetting some exchanges drops the scope's rolling summaries too (they may have
-        folded those exchanges in): the next reply folds them again from what remains.
-        """
+        """Remove cached exchanges and the rolling summaries of the scope(s), which may quote
+        them; returns exchanges removed."""
         try:
             keys = await self._keys(target.user_id, target.scope)
             removed = 0
@@ -135,10 +132,11 @@ class RedisCache(_RedisEdge):
                 for item in await self.client.lrange(key, 0, -1):
                     if json.loads(item)["id"] in wanted:
                         removed += int(await self.client.lrem(key, 0, item))  # type: ignore[arg-type]
-            scope_key = target.scope.key if target.scope else "*"
-            rolling_keys = [k async for k in self._user_keys(f"mnemo:rolling:{target.user_id}:{scope_key}:*")]
-            if rolling_keys:
-                await self.client.delete(*rolling_keys)
+            # a rolling summary may quote a forgotten exchange: drop the scope's (they are rebuilt)
+            scope_key = target.scope.key if target.scope is not None else "*"
+            stale = [k async for k in self._user_keys(f"mnemo:rolling:{target.user_id}:{scope_key}:*")]
+            if stale:
+                await self.client.delete(*stale)
             return removed
         except (RedisError, OSError) as exc:
             raise self._unavailable(exc) from exc
@@ -231,6 +229,15 @@ class RedisState(_RedisEdge):
                 scope, _, channel = key.removeprefix(prefix).rpartition(":")
                 out[f"{scope} {channel}"] = value.decode() if isinstance(value, bytes) else value
         return out
+
+    async def delete(self, *keys: str) -> int:
+        """Remove the keys; returns how many existed."""
+        if not keys:
+            return 0
+        try:
+            return int(await self.client.delete(*keys))
+        except (RedisError, OSError) as exc:
+            raise self._unavailable(exc) from exc
 
 
 async def create_redis(url: str) -> aioredis.Redis:

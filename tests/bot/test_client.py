@@ -21,7 +21,8 @@ from tests.bot.fake_llm import FakeLLM
 
 async def _make_bot(memory: HierarchicalMemoryManager, llm: ChatLLM, fake_llm: FakeLLM, tmp_path: Path,
                     **chat: object) -> MnemoBot:
-    return await _configure(MnemoBot(memory, llm, bot_settings(fake_llm, tmp_path, **chat),
+    # the one-time memory notice has its own tests (test_events.py); here replies are compared exactly
+    return await _configure(MnemoBot(memory, llm, bot_settings(fake_llm, tmp_path, memory_notice=False, **chat),
                                      intents=_test_intents()))
 
 
@@ -128,7 +129,7 @@ async def test_always_on_channel_needs_no_mention(memory: HierarchicalMemoryMana
                                                   fake_llm: FakeLLM, tmp_path: Path) -> None:
     bot = await _make_bot(memory, chat_llm, fake_llm, tmp_path)
     cfg = _cfg()
-    bot.settings = bot_settings(fake_llm, tmp_path, always_on_channels=[cfg.channels[1].id])
+    bot.settings = bot_settings(fake_llm, tmp_path, always_on_channels=[cfg.channels[1].id], memory_notice=False)
     await dpytest.message("no mention needed", channel=cfg.channels[1], member=cfg.members[0])
     assert [m.content for m in _sent()] == ["ECHO: no mention needed"]
     await dpytest.message("but not here", channel=cfg.channels[0], member=cfg.members[0])
@@ -146,7 +147,7 @@ async def test_listen_channels_restrict_mentions(memory: HierarchicalMemoryManag
     bot = await _make_bot(memory, chat_llm, fake_llm, tmp_path)
     cfg = _cfg()
     allowed = cfg.channels[0].id if listen else cfg.channels[1].id
-    bot.settings = bot_settings(fake_llm, tmp_path, listen_channels=[allowed])
+    bot.settings = bot_settings(fake_llm, tmp_path, listen_channels=[allowed], memory_notice=False)
     bot.handler = ChatHandler(memory, chat_llm, bot.settings)
     assert bot.user is not None
     await dpytest.message(f"<@{bot.user.id}> are you there?", channel=cfg.channels[0], member=cfg.members[0])

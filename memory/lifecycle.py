@@ -1,0 +1,256 @@
+"""What happens to exchanges after they are stored, and the preferences that govern it.
+
+``ExchangeLifecycle`` is a part of ``HierarchicalMemoryManager`` kept in its own
+module: edits and deletions of the messages exchanges came from (Discord's own
+events), pause and the one-time notice per user and scope, per-guild settings,
+retention, and the list of active conversations. Everything is stored in
+PostgreSQL (``memory.tiers.policy``), so it survives restarts and every process
+sees the same.
+
+- An **edit** replaces the exchange's text in the archive, counts a revision and
+  queues the exchange again in the same transaction; the worker drops the old
+  summaries and graph entries before deriving them from the new text. The
+  cache list and rolling summaries of the scope are dropped at once (they are
+  rebuilt from the archive), or queued like any forget when Redis is down.
+- A **delete** forgets the exchange in every tier, exactly like ``forget``.
+- **Retention** removes exchanges older than ``MEMORY__RETENTION_DAYS`` (or their
+  guild's shorter setting) from every tier, like ``forget``, in a job the worker
+  runs about every ``MEMORY__RETENTION_CHECK_MINUTES``; one process runs it per
+  interval, and what it removed is kept for ``stats``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Sequence
+from datetime import UTC, datetime, timedelta
+from typing import TYPE_CHECKING, Any
+
+from memory.errors import ForgetPending, InvalidInput, NotFound, TierUnavailable
+from memory.models import (
+    ActiveConversation,
+    Exchange,
+    ForgetTarget,
+    GuildSettings,
+    MessageState,
+    RetentionReport,
+    Scope,
+    clean_id,
+    clean_text,
+)
+
+if TYPE_CHECKING:
+    from memory.settings import MemorySettings
+    from memory.stack import Tiers
+    from memory.worker import DerivedWorker
+
+log = logging.getLogger(__name__)
+
+MAX_PERSONA_CHARS = 4000
+MAX_GUILD_CHANNELS = 50
+RETENTION_BATCH = 500
+RETENTION_MAX_BATCHES = 40  # per run; the rest waits for the next run
+RETENTION_JOB = "retention"
+
+
+class ExchangeLifecycle:
+    """Edits, deletions, pause, notices, guild settings, retention and activity (see the module doc)."""
+
+    t: Tiers
+    settings: MemorySettings
+    worker: DerivedWorker
+
+    if TYPE_CHECKING:
+        async def _forget_targets(self, targets: Sequence[ForgetTarget]) -> dict[str, int]: ...
+
+    # ---- edits and deletions ------------------------------------------------------------------
+
+    async def update_exchange(self, user_id: str, exchange_id: str, *, user_message: str | None = None,
+                              bot_response: str | None = None) -> Exchange:
+        """Replace the exchange's user message and/or bot response; summaries, graph and cache are
+        derived again from the new text (the old entries are replaced, not kept beside it).
+
+        Returns the exchange as now stored (unchanged if the text is the same).
+        Raises InvalidInput (nothing changed), NotFound, or ArchiveUnavailable.
+        """
+        user_id = clean_id(user_id, "user_id")
+        exchange_id = clean_id(exchange_id, "exchange_id")
+        if user_message is None and bot_response is None:
+            raise InvalidInput("give the new user_message or bot_response", field="user_message")
+        if user_message is not None:
+            user_message = clean_text(user_message, "user_message")
+        if bot_response is not None:
+            bot_response = clean_text(bot_response, "bot_response")
+        current = await self.t.archive.find(user_id, exchange_id)
+        if current is None:
+            raise NotFound(f"exchange {exchange_id}")
+        if user_message in (None, current.user_message) and bot_response in (None, current.bot_response):
+            return current
+        updated = await self.t.archive.update_text(
+            user_id, exchange_id, user_message=user_message, bot_response=bot_response,
+            metadata={"edited_at": datetime.now(UTC).isoformat()})
+        if updated is None:
+            raise NotFound(f"exchange {exchange_id}")  # forgotten meanwhile
+        await self._drop_cached(updated.scope)
+        self.worker.notify()
+        return updated
+
+    async def _drop_cached(self, scope: Scope) -> None:
+        """Drop the scope's recent list and rolling summaries; queue it if Redis is down."""
+        target = ForgetTarget(scope.user_id, scope)
+        try:
+            await asyncio.wait_for(self.t.cache.forget(target), self.settings.retrieval.cache_timeout_ms / 1000)
+        except (TierUnavailable, TimeoutError) as exc:
+            log.warning("cache of %s not cleared after an edit, queued: %s", scope.label, exc)
+            await self.t.forgets.add(target, ["cache"])
+
+    async def update_message(self, user_id: str, message_id: str, user_message: str) -> Exchange | None:
+        """The user edited Discord message ``message_id``: store its new text in the exchange
+        answering it (see ``update_exchange``). None when no exchange answers that message."""
+        found = await self.t.archive.by_messages([clean_id(message_id, "message_id")],
+                                                 user_id=clean_id(user_id, "user_id"))
+        if not found:
+            return None
+        return await self.update_exchange(found[0].user_id, found[0].id, user_message=user_message)
+
+    async def forget_message(self, message_id: str, *, channel_id: str | None = None,
+                             user_id: str | None = None) -> dict[str, int] | None:
+        """Discord message ``message_id`` was deleted: forget the exchange answering it in every
+        tier, like ``forget(exchange_id=...)``. Narrowed to its channel and/or author when given
+        (a delete event does not name the author). None when no exchange answers that message.
+
+        Raises ForgetPending like ``forget`` when a derived tier is down.
+        """
+        return await self.forget_messages([message_id], channel_id=channel_id, user_id=user_id)
+
+    async def forget_messages(self, message_ids: Sequence[str], *, channel_id: str | None = None,
+                              user_id: str | None = None) -> dict[str, int] | None:
+        """``forget_message`` for many messages at once (a bulk delete): one lookup, one forget."""
+        found = await self.t.archive.by_messages(
+            [clean_id(m, "message_id") for m in message_ids],
+            user_id=None if user_id is None else clean_id(user_id, "user_id"),
+            channel_id=None if channel_id is None else clean_id(channel_id, "channel_id"))
+        if not found:
+            return None
+        by_owner: dict[Scope, list[str]] = {}
+        for e in found:
+            by_owner.setdefault(e.scope, []).append(e.id)
+        return await self._forget_targets([ForgetTarget(s.user_id, s, tuple(ids)) for s, ids in by_owner.items()])
+
+    # ---- pause and notice ---------------------------------------------------------------------
+
+    async def pause(self, user_id: str, guild_id: str | None = None) -> bool:
+        """Stop storing new exchanges of the user in this scope (guild, or DMs); existing memories
+        are kept and still used. Returns False if it was paused already."""
+        return await self.t.policies.set_paused(Scope.of(user_id, guild_id), True)
+
+    async def resume(self, user_id: str, guild_id: str | None = None) -> bool:
+        """Store the user's exchanges in this scope again. Returns False if it was not paused."""
+        return await self.t.policies.set_paused(Scope.of(user_id, guild_id), False)
+
+    async def paused_scopes(self, user_id: str) -> list[Scope]:
+        return await self.t.policies.paused_scopes(clean_id(user_id, "user_id"))
+
+    async def message_state(self, user_id: str, guild_id: str | None = None, *,
+                            claim_notice: bool = True) -> MessageState:
+        """Pause, the one-time notice (claimed here: due for exactly one message per user and
+        scope) and the guild's settings, in one round trip. Raises ArchiveUnavailable."""
+        return await self.t.policies.message_state(Scope.of(user_id, guild_id), claim_notice=claim_notice)
+
+    # ---- guild settings -----------------------------------------------------------------------
+
+    async def guild_settings(self, guild_id: str) -> GuildSettings:
+        """The guild's settings (all unset when its admins never set any)."""
+        guild_id = clean_id(guild_id, "guild_id")
+        return await self.t.policies.guild(guild_id) or GuildSettings(guild_id)
+
+    async def update_guild_settings(self, guild_id: str, *, updated_by: str, persona: str | None = None,
+                                    clear_persona: bool = False, add_channels: Sequence[str] = (),
+                                    remove_channels: Sequence[str] = (), retention_days: int | None = None,
+                                    clear_retention: bool = False) -> GuildSettings:
+        """Change what is given (None / empty / False leaves a setting alone); returns the result.
+
+        Raises InvalidInput (nothing changed) for a malformed value, over
+        ``MAX_GUILD_CHANNELS`` always-on channels, or retention outside 1-36500 days.
+        Who may call this (the guild's admins) is the caller's check.
+        """
+        guild_id = clean_id(guild_id, "guild_id")
+        if persona is not None:
+            persona = clean_text(persona, "persona", max_chars=MAX_PERSONA_CHARS).strip()
+        add = [clean_id(c, "channel_id") for c in add_channels]
+        remove = [clean_id(c, "channel_id") for c in remove_channels]
+        if retention_days is not None and (isinstance(retention_days, bool) or not isinstance(retention_days, int)
+                                           or not 1 <= retention_days <= 36500):
+            raise InvalidInput("must be a whole number of days from 1 to 36500", field="retention_days")
+        if add:
+            current = (await self.guild_settings(guild_id)).always_on_channels
+            if len((current | set(add)) - set(remove)) > MAX_GUILD_CHANNELS:
+                raise InvalidInput(f"at most {MAX_GUILD_CHANNELS} always-on channels per guild",
+                                   field="always_on_channels")
+        return await self.t.policies.update_guild(
+            guild_id, updated_by=clean_id(updated_by, "updated_by"), persona=persona, clear_persona=clear_persona,
+            add_channels=add, remove_channels=remove, retention_days=retention_days,
+            clear_retention=clear_retention)
+
+    # ---- activity and retention ---------------------------------------------------------------
+
+    async def active_conversations(self, minutes: float | None = None, *, guild_id: str | None = None,
+                                   limit: int = 50) -> list[ActiveConversation]:
+        """Users and channels with an exchange stored in the last ``minutes`` (default
+        ``MEMORY__ACTIVE_MINUTES``), newest first; only one guild's when ``guild_id`` is given."""
+        minutes = self.settings.memory.active_minutes if minutes is None else minutes
+        if minutes <= 0:
+            raise InvalidInput("must be positive", field="minutes")
+        since = datetime.now(UTC) - timedelta(minutes=minutes)
+        return await self.t.policies.active(since, guild_id=None if guild_id is None else
+                                            clean_id(guild_id, "guild_id"), limit=limit)
+
+    async def apply_retention(self, *, force: bool = False) -> RetentionReport | None:
+        """Remove exchanges past their retention from every tier, as ``forget`` does.
+
+        Without ``force`` it runs only if no process ran it in the last
+        ``MEMORY__RETENTION_CHECK_MINUTES`` (None otherwise). A derived tier that is
+        down is queued like any forget and named in ``pending``. What was removed is
+        logged and added to the totals ``stats`` shows. Raises ArchiveUnavailable.
+        """
+        policy = self.settings.memory
+        if not force and not await self.t.policies.claim_job(RETENTION_JOB, policy.retention_check_minutes * 60):
+            return None
+        removed: dict[str, int] = {}
+        pending: set[str] = set()
+        expired = 0
+        for _ in range(RETENTION_MAX_BATCHES):
+            rows = await self.t.policies.expired(policy.retention_days, RETENTION_BATCH)
+            if not rows:
+                break
+            by_owner: dict[tuple[str, str], list[str]] = {}
+            for exchange_id, user_id, scope_key in rows:
+                by_owner.setdefault((user_id, scope_key), []).append(exchange_id)
+            targets = [ForgetTarget(u, Scope(u, Scope.guild_of(key)), tuple(ids)) for (u, key), ids in by_owner.items()]
+            try:
+                counts = await self._forget_targets(targets)
+            except ForgetPending as exc:
+                counts, pending = exc.removed, pending | set(exc.pending)
+            for name, n in counts.items():
+                removed[name] = removed.get(name, 0) + n
+            expired += len(rows)
+            if len(rows) < RETENTION_BATCH:
+                break
+        await self.t.policies.record_job(RETENTION_JOB, removed, removed.get("archive", 0))
+        if expired:
+            log.info("retention removed %d expired exchanges: %s%s", expired,
+                     ", ".join(f"{k} {v}" for k, v in sorted(removed.items())),
+                     f" (queued for {', '.join(sorted(pending))})" if pending else "")
+        return RetentionReport(expired, removed, tuple(sorted(pending)))
+
+    async def _activity_stats(self) -> dict[str, Any]:
+        """The ``MemoryStats`` fields about activity and retention (archive up)."""
+        job = await self.t.policies.job(RETENTION_JOB)
+        return {"active": tuple(await self.active_conversations()),
+                "active_minutes": self.settings.memory.active_minutes,
+                "retention_removed": int(job["total_removed"]) if job else 0,
+                "retention_last_run": job["last_run"] if job else None}
+
+    async def _export_preferences(self, user_id: str) -> dict[str, Any]:
+        return {"paused": [s.label for s in await self.paused_scopes(user_id)]}
