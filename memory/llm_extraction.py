@@ -24,7 +24,7 @@ import json
 import logging
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass
-from typing import Any
+from typing import Any, Protocol
 
 import openai
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
@@ -89,6 +89,7 @@ class ExtractionStats:
     exchanges: int = 0
     llm_exchanges: int = 0
     fallbacks: int = 0
+    over_budget: int = 0
     repairs: int = 0
     dropped_relations: int = 0
     prompt_tokens: int = 0
@@ -123,20 +124,47 @@ class LLMExtractor:
     """The ``Extractor`` backed by an OpenAI-compatible chat endpoint, with the deterministic one behind it."""
 
     def __init__(self, client: openai.AsyncOpenAI, settings: LLMSettings,
-                 fallback: DeterministicExtractor) -> None:
+                 fallback: DeterministicExtractor, budget: TokenBudget | None = None) -> None:
         self.client = client
         self.settings = settings
         self.fallback = fallback
+        self.budget = budget if settings.extraction_daily_tokens > 0 else None
         self.batch_size = settings.extraction_batch_size
         self._modes = list(MODES) if settings.extraction_mode == "auto" else [settings.extraction_mode]
         self.stats = ExtractionStats(mode=self._modes[0])
 
     async def extract(self, exchanges: Sequence[Exchange]) -> list[Extraction]:
-        """One extraction per exchange, in order; never raises for a bad or missing answer."""
-        out: list[Extraction] = []
-        for start in range(0, len(exchanges), self.batch_size):
-            out += await self._batch(list(exchanges[start:start + self.batch_size]))
-        return out
+        """One extraction per exchange, in order; never raises for a bad or missing answer.
+
+        Exchanges of a guild (or DM user) over its daily token budget get the rules' extraction,
+        counted in ``stats.over_budget``. Raises TierUnavailable when the budget cannot be read.
+        """
+        done: dict[str, Extraction] = {}
+        todo = list(exchanges)
+        if self.budget is not None:
+            spent = await self.budget.spent(sorted({_owner(e) for e in todo}))
+            over = [e for e in todo if spent[_owner(e)] >= self.settings.extraction_daily_tokens]
+            for e in over:
+                self.stats.over_budget += 1
+                done[e.id] = self.fallback.extract_one(e)
+            todo = [e for e in todo if e.id not in done]
+        for start in range(0, len(todo), self.batch_size):
+            batch = todo[start:start + self.batch_size]
+            before = self.stats.prompt_tokens + self.stats.completion_tokens
+            for e, x in zip(batch, await self._batch(batch), strict=True):
+                done[e.id] = x
+            await self._charge(batch, self.stats.prompt_tokens + self.stats.completion_tokens - before)
+        return [done[e.id] for e in exchanges]
+
+    async def _charge(self, batch: Sequence[Exchange], tokens: int) -> None:
+        """Split a batch's tokens over the owners of its exchanges."""
+        if self.budget is None or tokens <= 0:
+            return
+        share: dict[str, int] = {}
+        for e in batch:
+            share[_owner(e)] = share.get(_owner(e), 0) + 1
+        for owner, n in share.items():
+            await self.budget.add(owner, -(-tokens * n // len(batch)))
 
     async def _batch(self, batch: list[Exchange]) -> list[Extraction]:
         self.stats.exchanges += len(batch)
@@ -271,6 +299,17 @@ class LLMExtractor:
         unique = list({(s.predicate, s.obj): s for s in said}.values())
         return Extraction(exchange.id, clip_summary(out.summary), base.chunks, tuple(mentions.values()),
                           tuple(unique))
+
+
+class TokenBudget(Protocol):
+    async def spent(self, owners: Sequence[str]) -> dict[str, int]: ...
+
+    async def add(self, owner: str, tokens: int) -> None: ...
+
+
+def _owner(e: Exchange) -> str:
+    """Whose daily budget an exchange's extraction counts against: its guild, or the DM user."""
+    return f"g:{e.guild_id}" if e.guild_id is not None else f"dm:{e.user_id}"
 
 
 def _strip_fence(text: str) -> str:

@@ -76,6 +76,8 @@ class LLMSettings(BaseModel):
                             "that order and keeps the first the endpoint accepts")
     extraction_batch_size: int = Field(8, ge=1, le=50, description="exchanges per extraction call")
     extraction_max_tokens: int = Field(2000, ge=100, le=32000, description="most tokens of one extraction answer")
+    extraction_daily_tokens: int = Field(0, ge=0, description="tokens LLM extraction may spend per guild (or per "
+                                         "user's DMs) and UTC day; beyond it the rules take over; 0 = no limit")
 
 
 class RetrievalSettings(BaseModel):

@@ -25,6 +25,7 @@ from memory.models import ActiveConversation
 from memory.protocols import CacheTier, Embedder, Extractor, GraphTier, SummaryTier
 from memory.settings import MemorySettings
 from memory.tiers.archive import PostgresArchive, PostgresForgetQueue, PostgresOutbox, create_pool
+from memory.tiers.budget import RedisTokenBudget
 from memory.tiers.cache import RedisCache, RedisRateLimiter, RedisState, create_redis
 from memory.tiers.graph import create_graph
 from memory.tiers.ledger import PostgresLedger
@@ -100,7 +101,7 @@ async def open_tiers(settings: MemorySettings) -> Tiers:
         stack.push_async_callback(summaries.aclose)
         graph = await create_graph(addresses.neo4j_uri, addresses.neo4j_auth, addresses.neo4j_database)
         stack.push_async_callback(graph.aclose)
-        extractor = create_extractor(settings, stack)
+        extractor = create_extractor(settings, stack, RedisTokenBudget(redis))
     except BaseException:
         await stack.aclose()
         raise
@@ -114,7 +115,8 @@ async def open_tiers(settings: MemorySettings) -> Tiers:
         extractor=extractor, addresses=addresses, stack=stack)
 
 
-def create_extractor(settings: MemorySettings, stack: AsyncExitStack) -> Extractor:
+def create_extractor(settings: MemorySettings, stack: AsyncExitStack,
+                     budget: RedisTokenBudget | None = None) -> Extractor:
     """The LLM extractor when ``LLM__EXTRACTION`` is on and an endpoint is set, else the deterministic one.
 
     The LLM client is closed with ``stack``; no request is made here.
@@ -129,7 +131,7 @@ def create_extractor(settings: MemorySettings, stack: AsyncExitStack) -> Extract
     client = openai.AsyncOpenAI(base_url=llm.base_url, api_key=llm.api_key.get_secret_value(),
                                 timeout=llm.timeout_seconds, max_retries=0)  # a failed call falls back at once
     stack.push_async_callback(client.close)
-    return LLMExtractor(client, llm, deterministic)
+    return LLMExtractor(client, llm, deterministic, budget)
 
 
 async def tier_health(tiers: Tiers, timeout: float = 2.0) -> dict[str, TierHealth]:

@@ -174,3 +174,32 @@ async def test_batches_bound_the_calls_per_exchange(fake: FakeLLM) -> None:
     await x.extract(exchanges(3))
     assert len(fake.requests) == 2
     assert x.stats.as_dict()["calls_per_exchange"] == round(2 / 3, 3)
+
+
+async def test_a_guild_over_its_daily_token_budget_gets_the_rules(fake: FakeLLM, system_redis_url: str) -> None:
+    import uuid
+
+    from memory.tiers.budget import RedisTokenBudget
+    from memory.tiers.cache import create_redis
+
+    redis = await create_redis(system_redis_url)
+    try:
+        budget = RedisTokenBudget(redis)
+        g1, g2 = f"g{uuid.uuid4().hex[:8]}", f"g{uuid.uuid4().hex[:8]}"
+        s = LLMSettings(base_url=fake.base_url, extraction=True, extraction_daily_tokens=50)
+        client = openai.AsyncOpenAI(base_url=fake.base_url, api_key="x", max_retries=0)
+        _clients.append(client)
+        x = LLMExtractor(client, s, DeterministicExtractor(), budget)
+        first = [Exchange("b1", "ana", g1, None, *MESSAGES[0], T0)]
+        fake.script = [{"content": answer(1)}, {"content": answer(1)}]
+        await x.extract(first)
+        spent = (await budget.spent([f"g:{g1}"]))[f"g:{g1}"]
+        assert spent == x.stats.prompt_tokens + x.stats.completion_tokens > 50
+        out = await x.extract([Exchange("b2", "ana", g1, None, *MESSAGES[1], T0),
+                               Exchange("b3", "ana", g2, None, *MESSAGES[0], T0)])
+        assert len(fake.requests) == 2  # one call for g1's first exchange, one for g2's
+        assert out[0] == DeterministicExtractor().extract_one(Exchange("b2", "ana", g1, None, *MESSAGES[1], T0))
+        assert out[1].summary.startswith("Ana introduces herself")
+        assert x.stats.over_budget == 1
+    finally:
+        await redis.aclose()
