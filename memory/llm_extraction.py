@@ -1,9 +1,10 @@
 """LLM extraction: summary, entities, typed relations and profile updates, several exchanges per call.
 
 Runs in the worker, never on the reply path. One request covers up to
-``batch_size`` exchanges, so there is at most one call per exchange (plus one
-repair attempt). The answer must be JSON matching ``BATCH_SCHEMA``; how that is
-asked for depends on the endpoint (``mode``):
+``batch_size`` exchanges of one user in one scope (never two users' words in one
+prompt), so there is at most one call per exchange (plus one repair attempt).
+The answer must be JSON matching ``BATCH_SCHEMA``; how that is asked for
+depends on the endpoint (``mode``):
 
 * ``json_schema`` - ``response_format={"type": "json_schema", ...}`` (OpenAI, llama.cpp's own server);
 * ``json_object`` - ``{"type": "json_object", "schema": ...}`` (llama-cpp-python's server, which
@@ -148,8 +149,12 @@ class LLMExtractor:
                 self.stats.over_budget += 1
                 done[e.id] = self.fallback.extract_one(e)
             todo = [e for e in todo if e.id not in done]
-        for start in range(0, len(todo), self.batch_size):
-            batch = todo[start:start + self.batch_size]
+        by_scope: dict[tuple[str, str | None], list[Exchange]] = {}
+        for e in todo:  # one user and scope per call: no model ever reads two users' words together
+            by_scope.setdefault((e.user_id, e.guild_id), []).append(e)
+        batches = [group[i:i + self.batch_size] for group in by_scope.values()
+                   for i in range(0, len(group), self.batch_size)]
+        for batch in batches:
             before = self.stats.prompt_tokens + self.stats.completion_tokens
             for e, x in zip(batch, await self._batch(batch), strict=True):
                 done[e.id] = x

@@ -203,3 +203,16 @@ async def test_a_guild_over_its_daily_token_budget_gets_the_rules(fake: FakeLLM,
         assert x.stats.over_budget == 1
     finally:
         await redis.aclose()
+
+
+async def test_no_call_mixes_two_users_or_two_scopes(fake: FakeLLM) -> None:
+    ana = exchanges(2)
+    bo = Exchange("y0", "bo", None, None, "I'm Bo and I live in Oslo.", "Hi Bo.", T0)
+    ana_guild = Exchange("z0", "ana", "g1", None, "My cat Tofu is asleep.", "Cute.", T0)
+    fake.script = [{"content": answer(2)}, {"content": answer(1)}, {"content": answer(1)}]
+    await extractor(fake).extract([ana[0], bo, ana[1], ana_guild])
+    prompts = [r["messages"][1]["content"] for r in fake.requests]
+    assert len(prompts) == 3
+    assert ["Oslo" in p for p in prompts] == [False, True, False]
+    assert ["Lisbon" in p for p in prompts] == [True, False, False]  # ana's two DM exchanges together
+    assert "Tofu is asleep" in prompts[2] and "Paris" not in prompts[2]
