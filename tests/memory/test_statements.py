@@ -20,6 +20,7 @@ def said(text: str) -> set[tuple[str, str, str]]:
     ("My name is Ana Lopez and I live in Paris.", {("NAME", "Ana Lopez", ""), ("LIVES_IN", "Paris", "")}),
     ("You can call me Annie.", {("CALLED", "Annie", "")}),
     ("I just moved to Berlin for work!", {("LIVES_IN", "Berlin", "")}),
+    ("I've been living in Porto for about three years now.", {("LIVES_IN", "Porto", "")}),
     ("I work as a nurse at the hospital.", {("WORKS_AS", "nurse", "")}),
     ("I'm a software engineer.", {("WORKS_AS", "software engineer", "")}),
     ("I work at Google now.", {("WORKS_AT", "Google", "")}),
