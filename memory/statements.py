@@ -41,7 +41,7 @@ _RULES: list[tuple[re.Pattern[str], str]] = [
     (re.compile(r"(?:^|[.!?,]\s*|\bhi\b,?\s*|\bhello\b,?\s*|\bhey\b,?\s*)(?:i'm|i’m|i am)\s+"
                 + _NAME + _END, re.I), "NAME"),
     (re.compile(r"\b(?:call me|you can call me|please call me)\s+" + _NAME, re.I), "CALLED"),
-    (re.compile(r"\b(?:i|and) (?:now |currently |still )?(?:live|am living|'m living|’m living|"
+    (re.compile(r"\b(?:i|and)(?: (?:now |currently |still )?(?:live|am living)|(?:'m|’m) living|"
                 r"(?:'ve|’ve| have) been living) in\s+" + _NAME, re.I),
      "LIVES_IN"),
     (re.compile(r"\bi(?:'ve| have)? (?:just |recently |finally )?(?:moved|relocated) to\s+" + _NAME, re.I),
