@@ -96,10 +96,12 @@ def derive_lines(facts: Sequence[TypedFact]) -> dict[str, str]:
     home = latest("LIVES_IN")
     before = next((f for f in closed if f.predicate == "LIVES_IN"), None)
     if home is not None or before is not None:
-        text = f"Lives in {home.label} (since {home.valid_from:%Y-%m-%d})" if home else "Home: unknown now"
+        text = f"Lives in {home.label} (since {home.valid_from:%Y-%m-%d}" if home else "Home: unknown now ("
         if before is not None and before.valid_to is not None:
-            text += f"; before: {before.label} until {before.valid_to:%Y-%m-%d}"
-        lines["home"] = text
+            same = home is not None and before.valid_to == home.valid_from  # "until" would repeat "since"
+            text += ("; " if home else "") + f"before: {before.label}" + (
+                "" if same else f" until {before.valid_to:%Y-%m-%d}")
+        lines["home"] = text + ")"
     job, employer = latest("WORKS_AS"), latest("WORKS_AT")
     if job or employer:
         text = "Works" + (f" as {job.label}" if job else "") + (f" at {employer.label}" if employer else "")

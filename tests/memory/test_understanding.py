@@ -50,8 +50,8 @@ async def test_facts_change_over_weeks_and_the_profile_reaches_every_context(
     assert paris.valid_to == T0 + timedelta(weeks=5) and paris.support == (ids[0],)
     ctx = await memory.get_conversation_context(user, "any plans for the weekend?", guild_id="g1", max_tokens=600)
     text = ctx.to_context_string(600)
-    assert text.startswith("User profile:\n- Name: Ana\n- Lives in Berlin (since 2025-03-10); "
-                           "before: Paris until 2025-03-10\n- Works as nurse\n- Pets: dog Rex")
+    assert text.startswith("User profile:\n- Name: Ana\n- Lives in Berlin (since 2025-03-10; "
+                           "before: Paris)\n- Works as nurse\n- Pets: dog Rex")
     # another scope and another user see none of it
     other = await memory.get_conversation_context(user, "hello", max_tokens=600)
     assert other.profile is not None and other.profile.lines == ()
