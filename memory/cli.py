@@ -159,6 +159,9 @@ async def cmd_stats(args: argparse.Namespace, memory: HierarchicalMemoryManager)
                   f"bundled servers: {', '.join(stats.bundled) or 'none'}")
     x = stats.extraction
     console.print("extraction: " + ", ".join(f"{k} {v}" for k, v in x.items()))
+    if stats.restarts:
+        console.print("restarts of bundled servers: "
+                      + ", ".join(f"{name} {count}" for name, count in sorted(stats.restarts.items())))
     _print_activity(stats)
     return 0
 

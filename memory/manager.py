@@ -100,8 +100,12 @@ class HierarchicalMemoryManager(ExchangeLifecycle):
         """Start bundled servers for unconfigured tiers, connect every tier, start the worker."""
         settings = settings or MemorySettings()
         tiers = await open_tiers(settings)
-        manager = cls(tiers, settings)
-        await manager._warm_up()
+        try:
+            manager = cls(tiers, settings)
+            await manager._warm_up()
+        except BaseException:
+            await tiers.stack.aclose()  # a failed start stops the bundled servers it started
+            raise
         if settings.worker.in_process:
             manager._task = asyncio.create_task(manager.worker.run_forever(manager._stop),
                                                 name="mnemo-derived-worker")
@@ -527,7 +531,8 @@ class HierarchicalMemoryManager(ExchangeLifecycle):
             completion = sum(r.completion_tokens for r in rows)
         activity = await self._activity_stats() if health["archive"].ok else {}
         return MemoryStats(health, exchanges, users, pending, self.worker.processed, prompt, completion,
-                           self.t.addresses.bundled, forgets, extraction=self.extraction_stats(), **activity)
+                           self.t.addresses.bundled, forgets, extraction=self.extraction_stats(), **activity,
+                           restarts=self.t.servers.restarts if self.t.servers is not None else {})
 
     def extraction_stats(self) -> dict[str, object]:
         """This process's extraction counters: mode, calls, tokens and fallbacks per exchange."""

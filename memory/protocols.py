@@ -114,6 +114,9 @@ class GraphTier(Tier, Protocol):
         """The scope's typed facts (current and closed), oldest first, with their supporting exchanges
         (``support=False``: support left empty, for the read path)."""
 
+    async def existing(self, exchange_ids: Sequence[str]) -> set[str]:
+        """Which of ``exchange_ids`` have been ingested (to audit the derived tiers)."""
+
 
 class Embedder(Protocol):
     model_id: str

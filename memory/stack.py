@@ -51,6 +51,7 @@ class Tiers:
     extractor: Extractor
     addresses: Addresses
     stack: AsyncExitStack
+    servers: EmbeddedServers | None = None  # the bundled servers' launcher: restart counts
 
 
 @dataclass(frozen=True)
@@ -77,13 +78,15 @@ class MemoryStats:
     active_minutes: float = 0.0
     retention_removed: int = 0
     retention_last_run: datetime | None = None
+    restarts: dict[str, int] = field(default_factory=dict)  # bundled server -> restarts by the supervisor
 
 
 async def open_tiers(settings: MemorySettings) -> Tiers:
     """Connect every tier (starting bundled servers where no URL is set).
 
-    Raises TierUnavailable naming the first tier that cannot be reached, after
-    closing whatever was opened.
+    Raises TierUnavailable naming the first tier that cannot be reached (or
+    ConfigurationError), after closing whatever was opened and stopping the
+    bundled servers already started.
     """
     stack = AsyncExitStack()
     try:
@@ -102,17 +105,18 @@ async def open_tiers(settings: MemorySettings) -> Tiers:
         graph = await create_graph(addresses.neo4j_uri, addresses.neo4j_auth, addresses.neo4j_database)
         stack.push_async_callback(graph.aclose)
         extractor = create_extractor(settings, stack, RedisTokenBudget(redis))
+        r = settings.redis
+        return Tiers(
+            cache=RedisCache(redis, size=r.cache_size, active_ttl=r.active_ttl_seconds,
+                             idle_ttl=r.idle_ttl_seconds),
+            limiter=RedisRateLimiter(redis), state=RedisState(redis),
+            archive=PostgresArchive(pool), outbox=PostgresOutbox(pool), forgets=PostgresForgetQueue(pool),
+            ledger=PostgresLedger(pool), policies=PostgresPolicies(pool),
+            summaries=summaries, graph=graph, embedder=create_embedder(settings.embedding),
+            extractor=extractor, addresses=addresses, stack=stack, servers=launcher)
     except BaseException:
         await stack.aclose()
         raise
-    r = settings.redis
-    return Tiers(
-        cache=RedisCache(redis, size=r.cache_size, active_ttl=r.active_ttl_seconds, idle_ttl=r.idle_ttl_seconds),
-        limiter=RedisRateLimiter(redis), state=RedisState(redis),
-        archive=PostgresArchive(pool), outbox=PostgresOutbox(pool), forgets=PostgresForgetQueue(pool),
-        ledger=PostgresLedger(pool), policies=PostgresPolicies(pool),
-        summaries=summaries, graph=graph, embedder=create_embedder(settings.embedding),
-        extractor=extractor, addresses=addresses, stack=stack)
 
 
 def create_extractor(settings: MemorySettings, stack: AsyncExitStack,

@@ -19,7 +19,9 @@ import asyncpg
 from memory.errors import ArchiveUnavailable, MemoryPaused
 from memory.models import Exchange, ForgetTarget, Hit, Scope
 
-_DRIVER_ERRORS = (asyncpg.PostgresError, asyncpg.InterfaceError, OSError, ConnectionError)
+# InternalClientError: a pooled connection caught mid-reconnect after the server restarted
+_DRIVER_ERRORS = (asyncpg.PostgresError, asyncpg.InterfaceError, asyncpg.exceptions.InternalClientError,
+                  OSError, ConnectionError)
 _COLUMNS = ("id, user_id, guild_id, channel_id, user_message, bot_response, created_at, metadata,"
             " message_id, revision")
 COMMON_WORD_ROWS = 300  # search() ignores words found in more exchanges of the scope than this

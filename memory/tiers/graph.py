@@ -198,6 +198,17 @@ class Neo4jGraph:
                     raise
         return await self._write(work)
 
+    async def existing(self, exchange_ids: Sequence[str]) -> set[str]:
+        """Which of ``exchange_ids`` have an exchange node (ingested); raises TierUnavailable."""
+        if not exchange_ids:
+            return set()
+
+        async def work(tx: AsyncManagedTransaction) -> set[str]:
+            result = await tx.run(cypher.EXISTING, ids=list(exchange_ids))
+            return {record["id"] async for record in result}
+
+        return await self._read(work)
+
     async def related(self, scope: Scope, names: Sequence[str], limit: int) -> list[Hit]:
         """The scope's exchanges mentioning any of ``names``, best first.
 

@@ -125,6 +125,15 @@ async def test_replayed_batch_changes_nothing(graph: Neo4jGraph) -> None:
     assert edges[0]["c"] == 9
 
 
+async def test_existing_names_the_ingested_exchanges(graph: Neo4jGraph) -> None:
+    assert await graph.existing(["x1", "x2"]) == set()
+    await graph.ingest(sample()[:2])
+    assert await graph.existing(["x1", "x2", "x3", "nope"]) == {"x1", "x2"}
+    await graph.forget(ForgetTarget("u1", S1, ("x1",)))
+    assert await graph.existing(["x1", "x2"]) == {"x2"}
+    assert await graph.existing([]) == set()
+
+
 async def test_overlapping_batches_count_each_exchange_once(graph: Neo4jGraph) -> None:
     first = [item(f"x{i}", minutes=i, topics=["music"]) for i in range(4)]
     second = [item(f"x{i}", minutes=i, topics=["music"]) for i in range(2, 6)]
