@@ -33,8 +33,21 @@ run: setup
 console: setup
 	$(PY) -m bot console
 
+# Ends with a loud count of skipped tests and their reasons (without root, the system-server
+# contract suites skip); the exit code is pytest's.
 test: setup system-deps
-	$(PY) -m pytest -q
+	@log=$$(mktemp); \
+	{ $(PY) -m pytest -q -rs; echo $$? > $$log.rc; } 2>&1 | tee $$log; \
+	rc=$$(cat $$log.rc); \
+	awk '/^SKIPPED \[[0-9]+\]/ { n = $$2; gsub(/[][]/, "", n); r = $$0; \
+	       sub(/^SKIPPED \[[0-9]+\] [^ ]+: /, "", r); count[r] += n; total += n } \
+	     END { if (total > 0) { \
+	       print "\n=============================================================================="; \
+	       printf "WARNING: %d tests were SKIPPED and did not run here:\n", total; \
+	       for (r in count) printf "  %4d  %s\n", count[r], r; \
+	       print "==============================================================================" } \
+	     else print "\nno test was skipped" }' $$log; \
+	rm -f $$log $$log.rc; exit $$rc
 
 lint: setup
 	$(VENV)/bin/ruff check memory bot tests bench

@@ -63,6 +63,7 @@ class BenchExchange:
     session: int
     role: str = "filler"  # filler | evidence | stale | distractor
     needle: str = ""  # for evidence/stale: the sentence that carries the fact
+    speakers: tuple[str, ...] = ()  # public datasets: who speaks in the exchange (display names)
 
     def formatted(self) -> str:
         """The exchange as the baselines pack it: ``[YYYY-MM-DD] User: ... / Bot: ...``."""

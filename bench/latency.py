@@ -13,6 +13,9 @@
    closed loop for a fixed number of requests: c requests always in flight.
 5. Users at a chat pace: ``--paced-users`` users, each pausing ``--think-ms`` on
    average (exponential) between getting a context and asking again.
+6. Open loop: ``--open-requests`` contexts for the big user, one every
+   1/``--open-rate`` s whether or not the earlier ones finished (the issue's
+   setting: ``--archive 3000 --users 40 --open-rate 20``).
 Every query text is distinct, so no embedding cache hides the model's cost.
 Prints one JSON object; writes latency.png to bench/out/ (and docs/img/ for a full run).
 """
@@ -155,6 +158,30 @@ async def paced(memory: Any, who: list[str], stream: Iterator[str], args: argpar
     }
 
 
+async def open_loop(memory: Any, user_id: str, stream: Iterator[str], args: argparse.Namespace) -> dict[str, Any]:
+    """Open loop: a new request for ``user_id`` every 1/``--open-rate`` s whether or not the earlier
+    ones have finished, so queueing shows in the latency instead of slowing the offered load."""
+    tiers: dict[str, list[float]] = defaultdict(list)
+    latencies: list[float] = []
+    interval = 1.0 / args.open_rate
+
+    async def one(query: str) -> None:
+        latencies.append(await timed_context(memory, user_id, query, tiers))
+
+    loop = asyncio.get_running_loop()
+    t0 = loop.time()
+    tasks = []
+    for i in range(args.open_requests):
+        await asyncio.sleep(max(0.0, t0 + i * interval - loop.time()))
+        tasks.append(asyncio.create_task(one(next(stream))))
+    late = loop.time() - (t0 + (args.open_requests - 1) * interval)  # how far the sender itself fell behind
+    await asyncio.gather(*tasks)
+    wall = loop.time() - t0
+    return {"rate_per_s": args.open_rate, "requests": len(latencies), "sender_late_s": round(late, 3),
+            "throughput_per_s": round(len(latencies) / wall, 1), "latency_ms": summary_ms(latencies),
+            "tiers_ms": tier_summary(tiers)}
+
+
 def tier_summary(tiers: dict[str, list[float]]) -> dict[str, dict[str, float]]:
     return {name: summary_ms(values) for name, values in sorted(tiers.items())}
 
@@ -256,6 +283,11 @@ async def run(args: argparse.Namespace, settings: Any, namespace: str) -> dict[s
                 row = result["paced"]
                 progress(f"{row['users']} users pausing ~{args.think_ms} ms: p50 {row['latency_ms']['p50']} ms, "
                          f"p95 {row['latency_ms']['p95']} ms, {row['throughput_per_s']} req/s")
+            # 6. open loop at a fixed rate for the big user
+            if args.open_requests:
+                result["open_loop"] = row = await open_loop(memory, big, stream, args)
+                progress(f"open loop {args.open_rate:g} req/s: p50 {row['latency_ms']['p50']} ms, "
+                         f"p95 {row['latency_ms']['p95']} ms")
             result["rss_mib"] = {
                 "at_end": rss.sample(),
                 "peak_self": rss.peak_self,
@@ -329,6 +361,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--paced-users", type=int, default=50, help="users at a chat pace (0 = skip)")
     parser.add_argument("--think-ms", type=float, default=1000.0, help="their mean pause between requests")
     parser.add_argument("--paced-requests", type=int, default=12, help="requests per paced user")
+    parser.add_argument("--open-rate", type=float, default=20.0, help="open loop: requests per second")
+    parser.add_argument("--open-requests", type=int, default=400, help="open-loop requests (0 = skip)")
     parser.add_argument("--seed", type=int, default=7)
     parser.add_argument("--quick", action="store_true", help="tiny run for tests")
     parser.add_argument("--out", type=Path, default=OUT_DIR)
@@ -338,6 +372,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         args.archive, args.users, args.history, args.stores = 120, 4, 5, 10
         args.requests, args.warmup, args.min_per_task, args.levels = 8, 2, 2, "1,2,5"
         args.paced_users, args.think_ms, args.paced_requests = 3, 20.0, 2
+        args.open_requests = 4
     args.levels = sorted({int(x) for x in str(args.levels).split(",") if x.strip()})
     return args
 

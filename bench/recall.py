@@ -1,8 +1,11 @@
 """Recall under a token budget: does the evidence for each question reach the context?
 
     python -m bench.recall [--users 5] [--seed 7] [--budgets 500,1000,2000] [--quick]
+    python -m bench.recall --dataset realtalk|beam|realmem --path DIR [--half tune|report] [--limit N]
 
-Generates conversations (``bench.generator``), imports them into the memory
+Generates conversations (``bench.generator``), or reads a public dataset from
+its upstream layout (``bench.datasets``; ``--half`` picks the tuning or the
+reporting half of its conversations, ``--limit`` the first N of them), imports them into the memory
 (real tiers: bundled servers in a temporary data directory, or the URLs
 configured in the environment), waits for the derived tiers (``flush``), then
 for every question and budget B asks ``get_conversation_context(max_tokens=B)``
@@ -23,6 +26,8 @@ from typing import Any
 
 from bench.baselines import BASELINES, Baselines, count_tokens
 from bench.common import OUT_DIR, emit, memory_settings, progress, save_plot, summary_ms
+from bench.datasets import DATASETS, HALVES
+from bench.datasets import load as load_dataset
 from bench.facts import QTYPES
 from bench.generator import Dataset, GenConfig, Question, generate
 
@@ -48,6 +53,9 @@ class Tally:
         self.total: dict[tuple[str, int], Counter[str]] = defaultdict(Counter)
         self.complete: dict[tuple[str, int], int] = defaultdict(int)
         self.max_tokens: dict[tuple[str, int], int] = defaultdict(int)
+        self.sum_tokens: dict[tuple[str, int], int] = defaultdict(int)
+        self.asked: dict[tuple[str, int], int] = defaultdict(int)
+        self.per_question: dict[tuple[str, int], float] = defaultdict(float)  # share of its evidence found
 
     def add(self, system: str, budget: int, question: Question, hits: list[bool], tokens: int) -> None:
         key = (system, budget)
@@ -55,11 +63,15 @@ class Tally:
         self.total[key][question.qtype] += len(hits)
         self.complete[key] += all(hits)
         self.max_tokens[key] = max(self.max_tokens[key], tokens)
+        self.sum_tokens[key] += tokens
+        self.asked[key] += 1
+        self.per_question[key] += sum(hits) / max(1, len(hits))
 
     def recall(self, system: str, budget: int) -> dict[str, float]:
         hit, total = self.hit[(system, budget)], self.total[(system, budget)]
         out = {"overall": round(sum(hit.values()) / max(1, sum(total.values())), 4)}
-        out.update({t: round(hit[t] / total[t], 4) for t in QTYPES if total[t]})
+        types = [t for t in QTYPES if total[t]] + sorted(t for t in total if t not in QTYPES and total[t])
+        out.update({t: round(hit[t] / total[t], 4) for t in types})
         return out
 
 
@@ -76,6 +88,7 @@ async def import_dataset(memory: Any, dataset: Dataset, concurrency: int = 4) ->
                 guild_id=e.guild_id,
                 channel_id=e.channel_id,
                 timestamp=e.timestamp,
+                metadata={"speakers": list(e.speakers)} if e.speakers else None,
                 exchange_id=e.id,
             )
 
@@ -85,13 +98,17 @@ async def import_dataset(memory: Any, dataset: Dataset, concurrency: int = 4) ->
 
 
 async def run(
-    config: GenConfig, budgets: list[int], settings: Any, *, embedder: Any = None
+    config: GenConfig | Dataset, budgets: list[int], settings: Any, *, embedder: Any = None
 ) -> dict[str, Any]:
-    """The whole benchmark against the memory ``settings`` name; returns the result object."""
+    """The whole benchmark against the memory ``settings`` name; returns the result object.
+
+    ``config`` generates the conversations; a ``Dataset`` (a public one) is used as given.
+    """
     from memory import HierarchicalMemoryManager
     from memory.embedding import OnnxMiniLMEmbedder
 
-    dataset = generate(config)
+    dataset = config if isinstance(config, Dataset) else generate(config)
+    config = dataset.config
     progress(f"generated {len(dataset.exchanges)} exchanges, {len(dataset.questions)} questions")
     tally = Tally()
     misses: list[dict[str, Any]] = []
@@ -150,7 +167,13 @@ async def run(
             s: {str(b): round(tally.complete[(s, b)] / len(dataset.questions), 4) for b in budgets}
             for s in systems
         },
+        "per_question_mean": {  # each question's share of its evidence found, averaged over questions
+            s: {str(b): round(tally.per_question[(s, b)] / max(1, tally.asked[(s, b)]), 4) for b in budgets}
+            for s in systems
+        },
         "max_context_tokens": {s: {str(b): tally.max_tokens[(s, b)] for b in budgets} for s in systems},
+        "mean_context_tokens": {s: {str(b): round(tally.sum_tokens[(s, b)] / max(1, tally.asked[(s, b)]))
+                                    for b in budgets} for s in systems},
         "history_tokens": {
             "per_user": history,
             "mean": round(mean_history),
@@ -167,7 +190,7 @@ async def run(
     }
 
 
-def plot(result: dict[str, Any], out_dir: Path, copy_to_docs: bool) -> list[str]:
+def plot(result: dict[str, Any], out_dir: Path, copy_to_docs: bool, name: str = "recall.png") -> list[str]:
     import matplotlib
 
     matplotlib.use("Agg")
@@ -189,20 +212,22 @@ def plot(result: dict[str, Any], out_dir: Path, copy_to_docs: bool) -> list[str]
     )
     left.legend(loc="lower right")
     mid = 1000 if 1000 in budgets else budgets[len(budgets) // 2]
-    types = [t for t in QTYPES if t in result["recall"][SYSTEM][str(mid)]]
+    types = [t for t in result["recall"][SYSTEM][str(mid)] if t != "overall"]
     width = 0.2
     for i, system in enumerate(styles):
         ys = [100 * result["recall"][system][str(mid)].get(t, 0.0) for t in types]
         right.bar([x + (i - 1.5) * width for x in range(len(types))], ys, width, label=system)
     right.set(
         xticks=range(len(types)),
-        xticklabels=types,
+        xticklabels=[t.replace("_", " ")[:14] for t in types],
         ylim=(0, 100),
         ylabel="%",
         title=f"By question type at {mid} tokens",
     )
+    if len(types) > 4:
+        right.tick_params(axis="x", labelrotation=40, labelsize=8)
     right.legend(fontsize=8)
-    written = save_plot(fig, "recall.png", out_dir, copy_to_docs)
+    written = save_plot(fig, name, out_dir, copy_to_docs)
     plt.close(fig)
     return written
 
@@ -215,6 +240,12 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--seed", type=int, default=7)
     parser.add_argument("--budgets", default="500,1000,2000", help="comma-separated token budgets")
     parser.add_argument("--quick", action="store_true", help="small run: 2 users, ~150 exchanges each")
+    parser.add_argument("--dataset", choices=DATASETS, default="synthetic",
+                        help="synthetic (generated) or a public dataset read from --path")
+    parser.add_argument("--path", type=Path, default=None, help="the public dataset's checkout or extract")
+    parser.add_argument("--half", choices=HALVES, default="all",
+                        help="public datasets: tune on one half of the conversations, report the other")
+    parser.add_argument("--limit", type=int, default=None, help="public datasets: first N conversations")
     parser.add_argument("--out", type=Path, default=OUT_DIR, help="where to write recall.png")
     parser.add_argument("--no-docs", action="store_true", help="do not copy the plot to docs/img/")
     return parser.parse_args(argv)
@@ -236,10 +267,20 @@ def config_from(args: argparse.Namespace, namespace: str) -> GenConfig:
 async def amain(argv: list[str] | None = None) -> dict[str, Any]:
     args = parse_args(argv)
     budgets = sorted({int(b) for b in args.budgets.split(",") if b.strip()})
+    public = args.dataset != "synthetic"
+    if public and args.path is None:
+        raise SystemExit("--path DIR is required with --dataset " + args.dataset)
     with memory_settings() as (settings, external, namespace):
-        result = await run(config_from(args, namespace), budgets, settings)
+        source: GenConfig | Dataset = config_from(args, namespace)
+        if public:
+            source = load_dataset(args.dataset, args.path, half=args.half, limit=args.limit)
+        result = await run(source, budgets, settings)
         result["servers"] = "configured" if external else "bundled"
-    result["plots"] = plot(result, args.out, copy_to_docs=not (args.quick or args.no_docs))
+    if public:
+        result.update(dataset=args.dataset, half=args.half, limit=args.limit,
+                      conversations=len(source.users) if isinstance(source, Dataset) else 0)
+    name = "recall.png" if not public else f"recall-{args.dataset}-{args.half}.png"
+    result["plots"] = plot(result, args.out, copy_to_docs=not (args.quick or args.no_docs), name=name)
     return result
 
 

@@ -319,9 +319,12 @@ class ChatHandler:
     async def _store(self, msg: IncomingMessage, text: str, reply: str,
                      metadata: dict[str, Any], *, paused: bool = False) -> tuple[str | None, str]:
         """Archive the exchange (not when the user paused memory here); returns (id, note to
-        append to the reply)."""
+        append to the reply). The user's display name goes with it, so the context names who
+        said what."""
         if paused:
             return None, ""
+        if msg.user_name:
+            metadata = {**metadata, "user_name": msg.user_name}
         try:
             exchange_id = await self.memory.store_conversation(
                 msg.user_id, text, reply, guild_id=msg.guild_id, channel_id=msg.channel_id,

@@ -227,11 +227,13 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(func=cmd_export)
     p = sub.add_parser("forget", help="forget a user, a scope, an exchange or a topic in every tier")
     p.add_argument("user")
-    _scope_args(p)
-    p.add_argument("--dm", action="store_true", help="only the user's DMs")
-    p.add_argument("--exchange", help="one exchange id")
-    p.add_argument("--topic", help="exchanges mentioning this entity or topic")
-    p.add_argument("--last", action="store_true", help="the newest exchange")
+    where = p.add_mutually_exclusive_group()  # [--guild G | --dm]
+    where.add_argument("--guild", help="only this guild")
+    where.add_argument("--dm", action="store_true", help="only the user's DMs")
+    what = p.add_mutually_exclusive_group()  # [--exchange ID | --topic T | --last]
+    what.add_argument("--exchange", help="one exchange id")
+    what.add_argument("--topic", help="exchanges mentioning this entity or topic")
+    what.add_argument("--last", action="store_true", help="the newest exchange")
     p.set_defaults(func=cmd_forget)
     p = sub.add_parser("rebuild", help="regenerate cache, summaries and graph from the archive")
     p.add_argument("--user")

@@ -8,6 +8,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 
 from memory.extraction import STOPWORDS, stem, summarise
+from memory.focus import focused, speakers, terms
 from memory.models import Exchange, TierReport
 from memory.profile import PROFILE_TOKENS, Profile
 from memory.tiers.ledger import Fact
@@ -36,7 +37,21 @@ def _date(ts: datetime, with_time: bool) -> str:
 
 
 def render_exchange(e: Exchange, *, with_time: bool = False) -> str:
-    return f"[{_date(e.timestamp, with_time)}] User: {e.user_message}\nBot: {e.bot_response}"
+    user, bot = speakers(e)
+    return f"[{_date(e.timestamp, with_time)}] {user}: {e.user_message}\n{bot}: {e.bot_response}"
+
+
+def widen(chosen: list[tuple[str, str, datetime | None]], whole: dict[str, str], room: int) -> int:
+    """Give focused items (``whole``: key -> the whole exchange) their whole text back, in
+    ``chosen``'s order, while the extra tokens fit in ``room``; returns the tokens added."""
+    added = 0
+    for i, (key, text, ts) in enumerate(chosen):
+        if key in whole:
+            extra = count_tokens(whole[key]) - count_tokens(text)
+            if extra <= room - added:
+                chosen[i] = (key, whole[key], ts)
+                added += extra
+    return added
 
 
 @dataclass
@@ -63,6 +78,8 @@ class ConversationContext:
     recent_first: int = 2
     relevant_first: int = 3
     session_since: datetime | None = None
+    focus: bool = True  # long relevant exchanges are packed as their matching turn first (memory.focus)
+    focus_min_tokens: int = 80  # ... when the whole exchange would cost more than this
 
     @property
     def degraded(self) -> list[str]:
@@ -77,6 +94,15 @@ class ConversationContext:
     def to_context_string(self, max_tokens: int | None = None, *, exclude: Collection[str] = ()) -> str:
         """The packed text; see ``pack``."""
         return self.pack(self.max_tokens if max_tokens is None else max_tokens, exclude=exclude).text
+
+    def _crowded(self, budget: int) -> bool:
+        """Whether the relevant exchanges, whole, would overflow ``budget`` (then focus pays)."""
+        total = 0
+        for r in self.relevant:
+            total += count_tokens(render_exchange(r.exchange))
+            if total > budget:
+                return True
+        return False
 
     def pack(self, max_tokens: int, *, exclude: Collection[str] = ()) -> PackedContext:
         """Fill ``max_tokens`` by priority: facts, the three most relevant exchanges, the
@@ -127,10 +153,20 @@ class ConversationContext:
         reserved = {e.id for e in current}
         order += [("recent", e) for e in self.recent if e.id not in reserved]
         summaries = {r.exchange.id: r.summary for r in self.relevant}
+        query_terms = terms(self.query) if self.focus and self._crowded(budget) else frozenset()
+        whole: dict[str, str] = {}
         for section, e in order:
             if e.id not in seen:
-                take(section, e.id, render_exchange(e, with_time=section == "recent"), e.timestamp,
+                text = render_exchange(e, with_time=section == "recent")
+                short = None
+                if section == "relevant" and query_terms and count_tokens(text) > self.focus_min_tokens:
+                    short = focused(e, query_terms)
+                if short is not None:
+                    whole[e.id] = text
+                take(section, e.id, short or text, e.timestamp,
                      "" if e.id in reserved else self._summary_line(e, summaries.get(e.id)))
+        if whole:
+            used += widen(chosen["relevant"], whole, budget - used)
 
         parts: list[str] = []
         ids: list[str] = []

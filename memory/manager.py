@@ -37,10 +37,11 @@ from memory.models import (
 )
 from memory.profile import Profile, build_profile
 from memory.protocols import CacheTier, Embedder, Extractor, GraphTier, SummaryTier
-from memory.ranking import fuse
+from memory.ranking import aged, fuse
 from memory.settings import MemorySettings
 from memory.stack import MemoryStats, Tiers, open_tiers, tier_health
 from memory.tiers.ledger import FACT_CATEGORIES, Fact, UsageRow
+from memory.timeq import Window, window
 from memory.understanding import ProfileBook
 from memory.worker import DerivedWorker
 
@@ -242,6 +243,24 @@ class HierarchicalMemoryManager(ExchangeLifecycle):
                                  r.summaries_timeout_ms, reports)
         return hits or []
 
+    async def _in_window(self, scope: Scope, query: str, when: Window | None,
+                         reports: dict[str, TierReport]) -> list[Hit]:
+        """Exchanges of the date window the query names ("in July 2023", "last week"): those
+        matching its other words first, then the window's newest, so a question about a
+        time finds that time even when it shares no word with what was said."""
+        if when is None:
+            return []
+        r = self.settings.retrieval
+        words = query.replace(when.phrase, " ")
+        hits, newest = await asyncio.gather(
+            self._timed("archive", self.t.archive.search(scope, words, r.candidates, since=when.start,
+                                                         until=when.end), r.archive_timeout_ms, reports),
+            self._timed("archive", self.t.archive.recent(scope, r.candidates, before=when.end),
+                        r.archive_timeout_ms, reports))
+        out = [Hit(h.exchange_id, h.score, "time") for h in hits or []]
+        out += [Hit(e.id, 0.0, "time") for e in newest or [] if e.timestamp >= when.start]
+        return out
+
     async def get_conversation_context(self, user_id: str, current_query: str, guild_id: str | None = None,
                                        channel_id: str | None = None,
                                        max_tokens: int = 1500) -> ConversationContext:
@@ -250,6 +269,8 @@ class HierarchicalMemoryManager(ExchangeLifecycle):
         Raises InvalidInput for malformed ids or query text.
         """
         scope = Scope.of(user_id, guild_id)
+        if channel_id is not None:
+            clean_id(channel_id, "channel_id")
         query = clean_text(current_query, "current_query", allow_empty=True)[:MAX_QUERY_CHARS]
         if not isinstance(max_tokens, int) or max_tokens < 0:
             raise InvalidInput("must be a non-negative integer", field="max_tokens")
@@ -260,25 +281,29 @@ class HierarchicalMemoryManager(ExchangeLifecycle):
         r = self.settings.retrieval
         reports: dict[str, TierReport] = {}
         names = query_names(query)
-        (recent, fulltext, semantic, graph, facts), (typed, corrections) = await asyncio.gather(asyncio.gather(
-            self._recent(scope, reports),
-            self._timed("archive", self.t.archive.search(scope, query, r.candidates), r.archive_timeout_ms,
-                        reports),
-            self._semantic(scope, query, reports),
-            self._timed("graph", self.graph.related(scope, names, r.candidates), r.graph_timeout_ms, reports),
-            self._timed("facts", self.t.ledger.facts(scope), r.archive_timeout_ms, reports),
-        ), self._profile_sources(scope, reports))
+        when = window(query, datetime.now(UTC))
+        (recent, fulltext, semantic, graph, facts, dated), (typed, corrections) = await asyncio.gather(
+            asyncio.gather(
+                self._recent(scope, reports),
+                self._timed("archive", self.t.archive.search(scope, query, r.candidates), r.archive_timeout_ms,
+                            reports),
+                self._semantic(scope, query, reports),
+                self._timed("graph", self.graph.related(scope, names, r.candidates), r.graph_timeout_ms, reports),
+                self._timed("facts", self.t.ledger.facts(scope), r.archive_timeout_ms, reports),
+                self._in_window(scope, query, when, reports),
+            ), self._profile_sources(scope, reports))
         fused = fuse({"fulltext": fulltext or [], "semantic": semantic or [], "graph": graph or [],
-                      "recent": [Hit(e.id, 0.0, "recent") for e in recent]},
+                      "recent": [Hit(e.id, 0.0, "recent") for e in recent], "time": dated},
                      weights={"fulltext": r.weight_fulltext, "semantic": r.weight_semantic,
-                              "graph": r.weight_graph, "recent": r.weight_recent}, k=r.rrf_k)
+                              "graph": r.weight_graph, "recent": r.weight_recent, "time": r.weight_time},
+                     k=r.rrf_k)
         known = {e.id: e for e in recent}
         wanted = [f.exchange_id for f in fused[: r.candidates] if f.exchange_id not in known]
         if wanted:
             rows = await self._timed("archive", self.t.archive.get(scope, wanted), r.archive_timeout_ms, reports)
             known.update({e.id: e for e in rows or []})
-        relevant = [RankedExchange(known[f.exchange_id], f.score, f.sources) for f in fused[: r.candidates]
-                    if f.exchange_id in known]
+        relevant = aged([RankedExchange(known[f.exchange_id], f.score, f.sources) for f in fused[: r.candidates]
+                         if f.exchange_id in known], datetime.now(UTC), r.weight_age, r.age_half_life_days)
         for name in ("cache", "archive", "summaries", "graph"):
             reports.setdefault(name, TierReport(name, "skipped", 0.0))
         return ConversationContext(user_id=scope.user_id, guild_id=scope.guild_id, query=query,
@@ -353,7 +378,8 @@ class HierarchicalMemoryManager(ExchangeLifecycle):
 
         No option: everything of the user in every scope. ``guild_id`` or ``dm``
         narrow it to one scope; ``exchange_id``, ``topic`` or ``last`` to some
-        exchanges. Derived tiers are cleared before and after the archive, so an
+        exchanges (at most one of the three; InvalidInput otherwise, and for a guild
+        together with ``dm``). Derived tiers are cleared before and after the archive, so an
         exchange a worker was processing at that moment cannot survive.
         Raises ForgetPending (a TierUnavailable) if a derived tier is down: the
         rest is removed and the request is queued durably; the worker clears that
@@ -361,6 +387,9 @@ class HierarchicalMemoryManager(ExchangeLifecycle):
         """
         user_id = clean_id(user_id, "user_id")
         scope = self._scope_of(user_id, guild_id, dm)
+        if (exchange_id is not None) + (topic is not None) + bool(last) > 1:
+            raise InvalidInput("name one exchange, one topic or the last exchange, not several",
+                               field="exchange_id" if exchange_id is not None else "topic")
         return await self._forget_targets(await self._targets(user_id, scope, exchange_id, topic, last))
 
     async def _forget_targets(self, targets: Sequence[ForgetTarget]) -> dict[str, int]:

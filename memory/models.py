@@ -16,7 +16,7 @@ from typing import Any, Literal
 
 from memory.errors import InvalidInput
 
-MAX_MESSAGE_CHARS = 256 * 1024
+MAX_MESSAGE_BYTES = 256 * 1024  # 256 KiB of UTF-8, as the README promises
 MAX_METADATA_BYTES = 64 * 1024
 _ID_RE = re.compile(r"^[A-Za-z0-9_.@-]{1,100}$")
 
@@ -36,26 +36,31 @@ def clean_id(value: object, field_name: str) -> str:
 
 
 def clean_text(value: object, field_name: str, *, allow_empty: bool = False,
-               max_chars: int = MAX_MESSAGE_CHARS) -> str:
+               max_chars: int | None = None, max_bytes: int = MAX_MESSAGE_BYTES) -> str:
     """Return ``value`` unchanged if it can be stored faithfully in every tier.
 
     Raises InvalidInput for non-strings, empty or whitespace-only text (unless
-    ``allow_empty``), text over ``max_chars``, NUL bytes (PostgreSQL text cannot
-    hold them) and lone surrogates (not encodable as UTF-8).
+    ``allow_empty``), text over ``max_chars`` characters (when given) or over
+    ``max_bytes`` bytes of UTF-8 (256 KiB by default), NUL bytes (PostgreSQL
+    text cannot hold them) and lone surrogates (not encodable as UTF-8).
     """
     if not isinstance(value, str):
         raise InvalidInput(f"must be a string, not {type(value).__name__}", field=field_name)
     if not allow_empty and not value.strip():
         raise InvalidInput("must not be empty or whitespace only", field=field_name)
-    if len(value) > max_chars:
+    if max_chars is not None and len(value) > max_chars:
         raise InvalidInput(f"is {len(value)} characters; the limit is {max_chars}", field=field_name)
+    if len(value) > max_bytes:  # cheap early refusal: every character is at least one byte
+        raise InvalidInput(f"is over {max_bytes} bytes as UTF-8; the limit is {max_bytes}", field=field_name)
     if "\x00" in value:
         raise InvalidInput("contains a NUL byte, which cannot be stored", field=field_name)
     try:
-        value.encode("utf-8")
+        size = len(value.encode("utf-8"))
     except UnicodeEncodeError as exc:
         raise InvalidInput(f"is not valid Unicode (lone surrogate at {exc.start})",
                            field=field_name) from exc
+    if size > max_bytes:
+        raise InvalidInput(f"is {size} bytes as UTF-8; the limit is {max_bytes}", field=field_name)
     return value
 
 

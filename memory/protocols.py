@@ -58,8 +58,9 @@ class ArchiveTier(Tier, Protocol):
     async def recent(self, scope: Scope, limit: int, *, before: datetime | None = None) -> list[Exchange]:
         """The scope's newest exchanges, newest first."""
 
-    async def search(self, scope: Scope, query: str, limit: int) -> list[Hit]:
-        """Full-text search within the scope, best first."""
+    async def search(self, scope: Scope, query: str, limit: int, *, since: datetime | None = None,
+                     until: datetime | None = None) -> list[Hit]:
+        """Full-text search within the scope (and the time window ``[since, until)``), best first."""
 
     async def exchanges(self, user_id: str, scope: Scope | None = None) -> list[Exchange]:
         """Every exchange of the user (one scope or all), oldest first."""
@@ -69,9 +70,12 @@ class Outbox(Protocol):
     async def claim(self, limit: int, lease_seconds: float) -> list[tuple[Exchange, bool]]:
         """Lease up to ``limit`` pending exchanges as (exchange, cache_stale) pairs."""
 
-    async def complete(self, exchange_ids: Sequence[str], revisions: Sequence[int] | None = None) -> None:
+    async def complete(self, exchange_ids: Sequence[str], revisions: Sequence[int] | None = None) -> set[str]:
         """Remove finished exchanges from the queue; with ``revisions`` (each as processed), one
-        edited since stays queued, claimable at once."""
+        edited since stays queued, claimable at once. Returns the ids that were still queued."""
+
+    async def forgotten(self, exchange_ids: Sequence[str]) -> set[str]:
+        """Which of ``exchange_ids`` the archive no longer holds."""
 
     async def fail(self, exchange_ids: Sequence[str], error: str, retry_in: float) -> None:
         """Record an error and make the exchanges claimable again after ``retry_in`` seconds."""

@@ -96,6 +96,11 @@ class RetrievalSettings(BaseModel):
     weight_semantic: float = Field(1.2, ge=0)
     weight_graph: float = Field(0.5, ge=0)
     weight_recent: float = Field(0.2, ge=0)
+    weight_age: float = Field(0.0, ge=0, le=1, description="time decay: share of a memory's score that "
+                              "halves every age_half_life_days (0 = off)")
+    age_half_life_days: float = Field(30.0, gt=0)
+    weight_time: float = Field(1.0, ge=0, description="exchanges in the date window a query names "
+                               "(\"in July 2023\", \"last week\"); 0 turns it off")
     cache_timeout_ms: int = Field(150, ge=1)
     archive_timeout_ms: int = Field(400, ge=1)
     summaries_timeout_ms: int = Field(300, ge=1)

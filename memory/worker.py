@@ -78,7 +78,10 @@ class DerivedWorker:
             await self.outbox.fail([e.id for e in exchanges], str(exc), retry_in=backoff)
             raise
         # an exchange edited while we worked stays queued: it is done again with the new text
-        await self.outbox.complete([e.id for e in exchanges], revisions=[e.revision for e in exchanges])
+        done = await self.outbox.complete([e.id for e in exchanges], revisions=[e.revision for e in exchanges])
+        if len(done) < len(exchanges):  # forgotten meanwhile, or replayed by another worker after our lease
+            gone = await self.outbox.forgotten([e.id for e in exchanges if e.id not in done])
+            await self._drop_forgotten([e for e in exchanges if e.id in gone])
         self.failures = 0
         self.processed += len(exchanges)
         return len(exchanges)
@@ -110,6 +113,23 @@ class DerivedWorker:
                 await periodic.job()
             except MemoryStoreError as exc:  # a typed failure waits for the next turn; the loop goes on
                 log.warning("periodic job %s deferred: %s", periodic.name, exc)
+
+    async def _drop_forgotten(self, exchanges: Sequence[Exchange]) -> None:
+        """Remove what this batch wrote for exchanges forgotten while it ran (their outbox rows went
+        with them): the forget's own passes may have run before these writes landed."""
+        by_scope: dict[Scope, list[str]] = {}
+        for e in exchanges:
+            by_scope.setdefault(e.scope, []).append(e.id)
+        for scope, ids in by_scope.items():
+            target = ForgetTarget(scope.user_id, scope, tuple(ids))
+            down = []
+            for name, tier in (("summaries", self.summaries), ("graph", self.graph)):
+                try:
+                    await tier.forget(target)
+                except TierUnavailable:
+                    down.append(name)
+            if down and self.forgets is not None:
+                await self.forgets.add(target, down)  # cleared by retry_forgets when the tier is back
 
     async def _summaries(self, exchanges: Sequence[Exchange], extractions: Sequence[Extraction]) -> None:
         texts = [chunk for x in extractions for chunk in x.chunks]

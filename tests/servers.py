@@ -85,9 +85,10 @@ def start_system_postgres(port: int | None = None) -> tuple[str, Callable[[], No
     return f"postgresql://postgres@127.0.0.1:{port}/postgres", stop
 
 
-def start_chroma_server(port: int | None = None) -> tuple[str, Callable[[], None]]:
+def start_chroma_server(port: int | None = None, path: Path | None = None) -> tuple[str, Callable[[], None]]:
+    """A ``chroma run`` server; its data is deleted on stop unless ``path`` (kept, for restarts) is given."""
     port = port or free_port()
-    d = tempfile.mkdtemp(prefix="mnemo-chroma-")
+    d = str(path) if path is not None else tempfile.mkdtemp(prefix="mnemo-chroma-")
     chroma = Path(sys.executable).with_name("chroma")
     proc = subprocess.Popen([str(chroma), "run", "--path", d, "--host", "127.0.0.1", "--port", str(port)],
                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
@@ -96,7 +97,8 @@ def start_chroma_server(port: int | None = None) -> tuple[str, Callable[[], None
     def stop() -> None:
         os.killpg(proc.pid, signal.SIGTERM)
         proc.wait(20)
-        shutil.rmtree(d, ignore_errors=True)
+        if path is None:
+            shutil.rmtree(d, ignore_errors=True)
 
     return f"http://127.0.0.1:{port}", stop
 

@@ -219,11 +219,13 @@ class PostgresArchive(_PgEdge):
             scope.user_id, scope.key, before, limit)
         return [_row_to_exchange(r) for r in rows]
 
-    async def search(self, scope: Scope, query: str, limit: int) -> list[Hit]:
+    async def search(self, scope: Scope, query: str, limit: int, *, since: datetime | None = None,
+                     until: datetime | None = None) -> list[Hit]:
         """Any-word full-text match in the scope, ranked by the summed IDF of the query's
         stemmed words each exchange contains (BM25 with binary term frequency: a rare word
         weighs more than a common one). Stop words are dropped by the text-search config,
         and so are words found in more than ``COMMON_WORD_ROWS`` of the scope's exchanges.
+        ``since``/``until`` confine the match to exchanges in ``[since, until)``.
         """
         if not query.strip():
             return []
@@ -236,13 +238,15 @@ class PostgresArchive(_PgEdge):
             "WITH m AS MATERIALIZED (SELECT e.id, e.created_at, w.l"
             "   FROM (SELECT DISTINCT lexeme AS l FROM unnest(to_tsvector('english', $3))) w,"
             "   LATERAL (SELECT id, created_at FROM exchanges WHERE user_id = $1 AND scope = $2"
-            "            AND search @@ quote_literal(w.l)::tsquery LIMIT $5 + 1) e),"
+            "            AND search @@ quote_literal(w.l)::tsquery"
+            "            AND ($6::timestamptz IS NULL OR created_at >= $6)"
+            "            AND ($7::timestamptz IS NULL OR created_at < $7) LIMIT $5 + 1) e),"
             " df AS (SELECT l, count(*) AS n FROM m GROUP BY l HAVING count(*) <= $5),"
             " total AS (SELECT count(*) AS n FROM exchanges WHERE user_id = $1 AND scope = $2)"
             " SELECT m.id, sum(ln(1 + (total.n - df.n + 0.5) / (df.n + 0.5))) AS score"
             " FROM m JOIN df USING (l) CROSS JOIN total"
             " GROUP BY m.id ORDER BY score DESC, max(m.created_at) DESC LIMIT $4",
-            scope.user_id, scope.key, query[:4000], limit, COMMON_WORD_ROWS)
+            scope.user_id, scope.key, query[:4000], limit, COMMON_WORD_ROWS, since, until)
         return [Hit(r["id"], float(r["score"]), "fulltext") for r in rows]
 
     async def phrase_ids(self, scope: Scope, phrase: str) -> list[str]:
@@ -295,18 +299,30 @@ class PostgresOutbox(_PgEdge):
             limit, float(lease_seconds))
         return [(_row_to_exchange(r), bool(r["cache_stale"])) for r in rows]
 
-    async def complete(self, exchange_ids: Sequence[str], revisions: Sequence[int] | None = None) -> None:
+    async def complete(self, exchange_ids: Sequence[str], revisions: Sequence[int] | None = None) -> set[str]:
         """Remove finished exchanges from the queue. With ``revisions`` (the revision of each
-        exchange as processed), an exchange edited since stays queued and claimable at once."""
+        exchange as processed), an exchange edited since stays queued and claimable at once.
+
+        Returns the ids whose rows were still queued (removed or kept for the edit); the others
+        were forgotten, or finished by another worker, while the caller held them.
+        """
         if revisions is None:
-            await self._execute("DELETE FROM outbox WHERE exchange_id = ANY($1::text[])", list(exchange_ids))
-            return
-        await self._execute(
+            rows = await self._fetch("DELETE FROM outbox WHERE exchange_id = ANY($1::text[]) RETURNING exchange_id",
+                                     list(exchange_ids))
+            return {r["exchange_id"] for r in rows}
+        rows = await self._fetch(
             "WITH done AS (DELETE FROM outbox o USING unnest($1::text[], $2::int[]) AS d(id, rev)"
-            "              WHERE o.exchange_id = d.id AND o.revision <= d.rev RETURNING o.exchange_id)"
-            " UPDATE outbox SET available_at = now() WHERE exchange_id = ANY($1::text[])"
-            " AND exchange_id NOT IN (SELECT exchange_id FROM done)",
+            "              WHERE o.exchange_id = d.id AND o.revision <= d.rev RETURNING o.exchange_id),"
+            " again AS (UPDATE outbox SET available_at = now() WHERE exchange_id = ANY($1::text[])"
+            "           AND exchange_id NOT IN (SELECT exchange_id FROM done) RETURNING exchange_id)"
+            " SELECT exchange_id FROM done UNION ALL SELECT exchange_id FROM again",
             list(exchange_ids), [int(r) for r in revisions])
+        return {r["exchange_id"] for r in rows}
+
+    async def forgotten(self, exchange_ids: Sequence[str]) -> set[str]:
+        """Which of ``exchange_ids`` the archive no longer holds."""
+        rows = await self._fetch("SELECT id FROM exchanges WHERE id = ANY($1::text[])", list(exchange_ids))
+        return set(exchange_ids) - {r["id"] for r in rows}
 
     async def fail(self, exchange_ids: Sequence[str], error: str, retry_in: float) -> None:
         await self._execute("UPDATE outbox SET last_error = $2, available_at = now() + make_interval(secs => $3)"

@@ -10,8 +10,9 @@ Keys (user ids never contain ':'):
 from __future__ import annotations
 
 import json
+import math
 import time
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import AsyncIterator, Callable, Sequence
 from typing import Any
 
 import redis.asyncio as aioredis
@@ -164,26 +165,28 @@ class RedisCache(_RedisEdge):
 class RedisRateLimiter(_RedisEdge):
     """Fixed-window counters, atomic across processes (one Lua script per key)."""
 
-    def __init__(self, client: aioredis.Redis) -> None:
+    def __init__(self, client: aioredis.Redis, clock: Callable[[], float] = time.time) -> None:
         super().__init__(client)
         self._script = client.register_script(_INCR_WINDOW)
+        self.clock = clock  # wall-clock seconds; every process must agree on the window number
 
     async def check(self, user_id: str, *, per_user: int, global_limit: int, window_seconds: int) -> None:
         """Count one request; raise RateLimited when the user's or the global limit is exceeded.
 
         ``RateLimited.notify`` is True for the first refusal of a window only, so
-        the caller sends its polite notice once.
+        the caller sends its polite notice once. ``RateLimited.retry_after`` is
+        the time left in the current window, rounded up to whole seconds.
         """
-        now = time.time()
+        now = self.clock()
         window = int(now // window_seconds)
-        ends_in = max(1, int((window + 1) * window_seconds - now + 0.999))  # the counter dies with its window
+        ends_in = max(1, math.ceil((window + 1) * window_seconds - now))  # the counter dies with its window
         try:
             for who, limit, scope in ((user_id, per_user, "user"), ("*", global_limit, "global")):
-                count, ttl = await self._script(keys=[f"mnemo:rate:{who}:{window}"], args=[ends_in])
+                count, _ttl = await self._script(keys=[f"mnemo:rate:{who}:{window}"], args=[ends_in])
                 if int(count) > limit:
                     first = await self.client.set(f"mnemo:rate-notice:{who}:{window}", 1, nx=True,
                                                   ex=ends_in)
-                    error = RateLimited(max(1, int(ttl)), scope=scope)
+                    error = RateLimited(ends_in, scope=scope)
                     error.notify = bool(first)
                     raise error
         except (RedisError, OSError) as exc:

@@ -79,6 +79,20 @@ async def memory(bundled: Addresses, bot_data_dir: Path) -> AsyncIterator[Hierar
         yield manager
 
 
+RATE_WINDOW_START = 1_800_000_000.0  # the first instant of a window of 60, 600 or 3600 seconds
+
+
+@pytest.fixture
+def frozen_rate_clock(memory: HierarchicalMemoryManager, monkeypatch: pytest.MonkeyPatch) -> float:
+    """Freeze the rate limiter's clock 100.4 s into a window, so no test straddles a window edge.
+
+    Returns the frozen time; with a 600 s window, 499.6 s (shown as 8 minutes) are left.
+    """
+    now = RATE_WINDOW_START + 100.4
+    monkeypatch.setattr(memory.t.limiter, "clock", lambda: now)
+    return now
+
+
 @pytest.fixture
 def uid() -> str:
     """A user id no other test uses."""

@@ -11,7 +11,9 @@ and optional ``text``), ``malformed`` (200 with a body that is not a completion)
 ``"finish": "length"``; an exhausted script answers HTTP 500). A request whose
 ``response_format`` type is in ``reject_formats`` gets HTTP 500 first, as
 llama-cpp-python's server answers ``json_schema``.
-Every request body is kept in ``requests``.
+``scripted`` maps the start of a system prompt to a fixed answer given whatever
+the mode (so a test can script the rolling-summary call and still read the
+chat prompt). Every request body is kept in ``requests``.
 """
 
 from __future__ import annotations
@@ -30,6 +32,7 @@ class FakeLLM:
         self.mode = "echo"
         self.text = ""
         self.tool_arguments = ""
+        self.scripted: dict[str, str] = {}
         self.requests: list[dict[str, Any]] = []
         self.script: list[dict[str, Any]] = []
         self.reject_formats: set[str] = set()
@@ -44,6 +47,7 @@ class FakeLLM:
     def reset(self, mode: str = "echo", text: str = "") -> None:
         self.mode, self.text = mode, text
         self.tool_arguments = '{"fact": "my favourite tea is sencha"}'
+        self.scripted = {}
         self.requests.clear()
         self.script = []
         self.reject_formats = set()
@@ -82,7 +86,11 @@ class FakeLLM:
         if self.mode == "malformed":
             return web.json_response({"id": "x", "object": "chat.completion", "choices": []})
         message: dict[str, Any]
-        if self.mode == "tool":
+        system = messages[0]["content"] if messages and messages[0]["role"] == "system" else ""
+        script = next((answer for start, answer in self.scripted.items() if system.startswith(start)), None)
+        if script is not None:
+            message = {"role": "assistant", "content": script}
+        elif self.mode == "tool":
             message = {"role": "assistant", "content": self.text or None, "tool_calls": [{
                 "id": "call_1", "type": "function",
                 "function": {"name": "remember_fact", "arguments": self.tool_arguments}}]}

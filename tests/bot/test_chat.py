@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import re
 from pathlib import Path
 
 from bot.chat import APOLOGY, CONTEXT_BEGIN, NO_LLM_NOTICE, ChatHandler, IncomingMessage, RollingSummary
@@ -38,7 +37,7 @@ async def test_memory_reaches_the_prompt_in_the_same_scope_only(
     fake_llm.reset("prompt")
     await handler.handle(_msg(uid, "Where does my sister live?", channel="c-b"))
     system = fake_llm.requests[-1]["messages"][0]["content"]
-    assert "Ingrid lives in Tromsø" in system
+    assert "Ada: My sister Ingrid lives in Tromsø" in system  # the display name, stored with the exchange
     assert "You are talking with Ada" in system
     fake_llm.reset("prompt")
     await handler.handle(_msg(uid, "Where does my sister live?", guild=None, channel="dm"))
@@ -73,7 +72,8 @@ async def test_llm_error_apologises_and_stores_nothing(memory: HierarchicalMemor
 
 
 async def test_rate_limit_notice_once_per_window(memory: HierarchicalMemoryManager, chat_llm: ChatLLM,
-                                                 fake_llm: FakeLLM, uid: str, tmp_path: Path) -> None:
+                                                 fake_llm: FakeLLM, uid: str, tmp_path: Path,
+                                                 frozen_rate_clock: float) -> None:
     handler = ChatHandler(memory, chat_llm, bot_settings(fake_llm, tmp_path, rate_limit_per_user=2,
                                                          rate_limit_window_seconds=600))
     replies = [await handler.handle(_msg(uid, f"message {i}")) for i in range(5)]
@@ -81,10 +81,9 @@ async def test_rate_limit_notice_once_per_window(memory: HierarchicalMemoryManag
     assert kinds == ["answer", "answer", "rate_limited", None, None]
     notice = replies[2]
     assert notice is not None
-    # fixed windows: the wait is whatever is left of the current 600 s window
-    wait = re.search(r"try again in (\d+) (second|minute)s?", notice.text)
-    assert wait is not None
-    assert 0 < int(wait.group(1)) * (60 if wait.group(2) == "minute" else 1) <= 600
+    # fixed windows: 499.6 s are left of the frozen 600 s window, said as 8 minutes
+    assert notice.text == ("Sorry, you're sending messages faster than I can keep up. "
+                           "Please try again in 8 minutes.")
     assert (await memory.counts(uid, guild_id="g1"))["archive"] == 2
 
 
@@ -114,11 +113,17 @@ async def test_malformed_tool_call_with_text_still_answers(
     assert (await memory.counts(uid, guild_id="g1"))["archive"] == 1
 
 
+SUMMARY_PROMPT = "You maintain a running summary"
+
+
 async def test_old_exchanges_fold_into_the_rolling_summary(
         memory: HierarchicalMemoryManager, chat_llm: ChatLLM, fake_llm: FakeLLM, uid: str,
         tmp_path: Path) -> None:
+    """The LLM's own summary (scripted, not an echo of its input) is what is stored and sent."""
     handler = ChatHandler(memory, chat_llm, bot_settings(fake_llm, tmp_path, history_exchanges=1))
     fake_llm.reset("prompt")
+    first_summary = "S1: owns a green folding bike."
+    fake_llm.scripted = {SUMMARY_PROMPT: first_summary}
     for text in ("first: my bike is a green Brompton", "second: I ride it to work",
                  "third: it has a squeaky chain"):
         await handler.handle(_msg(uid, text, channel="roll"))
@@ -126,14 +131,26 @@ async def test_old_exchanges_fold_into_the_rolling_summary(
     # the window holds one earlier exchange verbatim; the one before it was folded by the LLM
     assert [m["role"] for m in last] == ["system", "user", "assistant", "user"]
     assert last[1]["content"] == "second: I ride it to work"
-    summary_requests = [r for r in fake_llm.requests
-                        if r["messages"][0]["content"].startswith("You maintain a running summary")]
+    summary_requests = [r for r in fake_llm.requests if r["messages"][0]["content"].startswith(SUMMARY_PROMPT)]
     assert len(summary_requests) == 1
-    assert "green Brompton" in summary_requests[0]["messages"][1]["content"]
+    assert summary_requests[0]["messages"][1]["content"].startswith("Summary so far:\n(empty)\n\nNew exchanges:\n"
+                                                                    "User: first: my bike is a green Brompton")
     state = RollingSummary.load(await memory.rolling_summary(uid, "g1", "roll"))
-    assert "green Brompton" in state.text and state.through is not None
-    assert "Earlier in this conversation (summary):" in last[0]["content"]
+    assert state.text == first_summary and state.through is not None
+    assert f"Earlier in this conversation (summary):\n{first_summary}" in last[0]["content"]
     assert await memory.rolling_summary(uid, "g1", "elsewhere") is None
+
+    # the next fold gets the stored summary as its start, and its answer replaces it
+    fake_llm.scripted = {SUMMARY_PROMPT: "S2: green folding bike, rides it to work."}
+    await handler.handle(_msg(uid, "fourth: I oiled the chain", channel="roll"))
+    fold = [r for r in fake_llm.requests if r["messages"][0]["content"].startswith(SUMMARY_PROMPT)][-1]
+    assert fold["messages"][1]["content"].startswith(f"Summary so far:\n{first_summary}\n\nNew exchanges:\n"
+                                                     "User: second: I ride it to work")
+    state = RollingSummary.load(await memory.rolling_summary(uid, "g1", "roll"))
+    assert state.text == "S2: green folding bike, rides it to work."
+    system = fake_llm.requests[-1]["messages"][0]["content"]
+    assert "Earlier in this conversation (summary):\nS2: green folding bike, rides it to work." in system
+    assert first_summary not in system
 
 
 async def test_without_llm_the_context_is_shown_and_the_notice_given_once(

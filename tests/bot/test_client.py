@@ -109,7 +109,8 @@ async def test_long_reply_is_split_with_code_blocks_intact(bot: MnemoBot, fake_l
 
 
 async def test_rate_limited_user_is_told_once(memory: HierarchicalMemoryManager, chat_llm: ChatLLM,
-                                              fake_llm: FakeLLM, tmp_path: Path) -> None:
+                                              fake_llm: FakeLLM, tmp_path: Path,
+                                              frozen_rate_clock: float) -> None:
     bot = await _make_bot(memory, chat_llm, fake_llm, tmp_path, rate_limit_per_user=1,
                           rate_limit_window_seconds=600)
     cfg = _cfg()
@@ -120,7 +121,7 @@ async def test_rate_limited_user_is_told_once(memory: HierarchicalMemoryManager,
                               member=cfg.members[0])
         answers.append([m.content for m in _sent()])
     assert answers[0] == ["ECHO: question 0"]
-    assert len(answers[1]) == 1 and "try again in" in answers[1][0]
+    assert len(answers[1]) == 1 and answers[1][0].endswith("Please try again in 8 minutes.")
     assert answers[2:] == [[], []]
     await dpytest.empty_queue()
 

@@ -92,10 +92,7 @@ def test_small_budget_prefers_facts_then_the_best_relevant() -> None:
     assert "ex-1" in ids  # the most relevant exchange beats the newest one when room is short
     assert set(ids) <= {"ex-1", "ex-2", "ex-3"}
     # with more room: the top three relevant, the newest two, then the rest of the relevant
-    middle = set(ctx.pack(400).exchange_ids)
-    assert {"ex-1", "ex-2", "ex-3"} <= middle
-    if len(middle) > 3:
-        assert "ex-9" in middle
+    assert {"ex-1", "ex-2", "ex-3", "ex-9", "ex-8"} <= set(ctx.pack(400).exchange_ids)
     full = ctx.pack(5000).exchange_ids
     assert set(full) == {e.id for e in recent} | {r.exchange.id for r in relevant}
 

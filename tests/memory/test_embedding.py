@@ -93,10 +93,30 @@ async def test_long_text_is_truncated_not_rejected(minilm: OnnxMiniLMEmbedder) -
     np.testing.assert_allclose(again[0], (await minilm.embed([long_text]))[0], atol=1e-5)
 
 
-async def test_concurrent_first_use_loads_once() -> None:
+async def test_concurrent_first_use_loads_once(monkeypatch: pytest.MonkeyPatch) -> None:
+    import onnxruntime
+
+    made: list[str] = []
+    real = onnxruntime.InferenceSession
+
+    def counting(path: str, *args: object, **kwargs: object) -> onnxruntime.InferenceSession:
+        made.append(path)
+        return real(path, *args, **kwargs)
+
+    monkeypatch.setattr(onnxruntime, "InferenceSession", counting)
     fresh = OnnxMiniLMEmbedder(threads=1)
-    results = await asyncio.gather(*(fresh.embed([f"text {i}"]) for i in range(6)))
-    assert all(r.shape == (1, 384) for r in results)
+    texts = [f"text number {i} about {topic}" for i, topic in enumerate(
+        ["cats", "tax law", "volcanoes", "jazz", "knitting", "rockets"])]
+    results = await asyncio.gather(*(fresh.embed([t]) for t in texts))
+    assert len(made) == 1  # six first calls at once, one model session
+    # each caller got the vector of its own text, not a neighbour's from the shared batch (int8
+    # products scale per batch, so vectors of one text in different batches agree closely, not exactly)
+    alone = fresh.embed_sync(texts)
+    for i, r in enumerate(results):
+        assert r.shape == (1, 384)
+        similarity = alone @ r[0]
+        assert int(np.argmax(similarity)) == i and similarity[i] > 0.98
+    assert len(made) == 1
 
 
 def test_create_embedder_picks_provider() -> None:

@@ -56,9 +56,21 @@ def test_no_entities_in_lower_case_text() -> None:
 def test_topics_are_frequent_content_words() -> None:
     text = "Pottery class again. The pottery wheel spun; pottery glaze dried. I also baked bread."
     got = topics(text, limit=3)
-    assert got[0] == stem("pottery")
+    assert got[0] == "pottery"
     assert not set(got) & {"the", "also", "again"}
     assert len(topics(text, limit=2)) == 2
+
+
+@pytest.mark.parametrize(("word", "expected"), [
+    ("hikes", "hik"), ("hiking", "hik"), ("hiked", "hik"), ("hike", "hik"),
+    ("cities", "city"), ("city", "city"), ("pastries", "pastry"), ("pottery", "pottery"),
+    ("boxes", "box"), ("dishes", "dish"), ("classes", "class"), ("glass", "glass"),
+    ("running", "run"), ("swimming", "swim"), ("stopped", "stop"), ("wanted", "want"),
+    ("baked", "bak"), ("bake", "bak"), ("falls", "fall"), ("bus", "bus"), ("analysis", "analysis"),
+    ("Paris", "paris"), ("Cats", "cat"),
+])
+def test_hand_written_stems(word: str, expected: str) -> None:
+    assert stem(word) == expected
 
 
 def test_word_forms_meet_after_stemming() -> None:
@@ -72,7 +84,7 @@ def test_query_names_cover_entities_and_topics() -> None:
     names = query_names("What did Maria say about hiking near Lake Geneva?")
     assert "maria" in names
     assert "lake geneva" in names
-    assert stem("hiking") in names
+    assert "hik" in names
     assert len(names) == len(set(names))
     assert query_names("") == []
     assert query_names("the and of it") == []
@@ -142,7 +154,7 @@ def test_short_exchange_is_one_chunk_with_mentions() -> None:
     assert extraction.exchange_id == "e1"
     assert extraction.chunks == (f"User: {e.user_message}\nBot: {e.bot_response}",)
     kinds = {(m.name, m.kind) for m in extraction.mentions}
-    assert {("paris", "entity"), ("maria", "entity"), (stem("pastries"), "topic")} <= kinds
+    assert {("paris", "entity"), ("maria", "entity"), ("pastry", "topic")} <= kinds
     names = [m.name for m in extraction.mentions]
     assert len(names) == len(set(names))
 

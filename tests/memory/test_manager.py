@@ -5,11 +5,15 @@ from __future__ import annotations
 import json
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 
 import pytest
 
 from memory import HierarchicalMemoryManager, InvalidInput
+from memory.launcher import Addresses
+from memory.models import ForgetTarget
 from memory.tokens import count_tokens
+from tests.memory.conftest import ManagerFactory, settings_for
 
 T0 = datetime(2025, 3, 1, 12, 0, tzinfo=UTC)
 
@@ -144,18 +148,57 @@ async def test_export_holds_everything_and_is_json(memory: HierarchicalMemoryMan
     assert any(r["name"] == "Biscuit" for r in data["graph"]["dm"])
 
 
+async def _empty_derived_tiers(memory: HierarchicalMemoryManager, user: str) -> None:
+    """Drop what the cache, summaries and graph hold for ``user``; the archive keeps everything."""
+    target = ForgetTarget(user)
+    for tier in (memory.cache, memory.summaries, memory.graph):
+        await tier.forget(target)
+    counts = await memory.counts(user)
+    assert (counts["cache"], counts["summaries"], counts["graph"]) == (0, 0, 0)
+    assert counts["archive"] > 0
+
+
 async def test_rebuild_regenerates_derived_tiers_from_the_archive(memory: HierarchicalMemoryManager,
                                                                   uid: Callable[[str], str]) -> None:
     user = uid("rebuild")
     await seed(memory, user)
     before = await memory.counts(user)
+    assert before["summaries"] == len(HISTORY) and before["graph"] > 0
+    await _empty_derived_tiers(memory, user)
+    ctx = await memory.get_conversation_context(user, "half marathon time")
+    assert ctx.tiers["summaries"].hits == 0 and ctx.tiers["graph"].hits == 0
+
     queued = await memory.rebuild(user)
     assert queued == len(HISTORY)
     await memory.flush()
     after = await memory.counts(user)
-    assert after["summaries"] == before["summaries"] and after["graph"] == before["graph"]
+    assert (after["archive"], after["summaries"], after["graph"]) == \
+        (len(HISTORY), len(HISTORY), before["graph"])
+    assert {r.name for r in await memory.profile(user, limit=100)} >= {"biscuit", "lisbon", "maria", "porto"}
     ctx = await memory.get_conversation_context(user, "half marathon time")
+    assert ctx.tiers["summaries"].hits > 0
     assert "1:52" in ctx.to_context_string()
+
+
+async def test_rebuild_of_everyone_restores_every_user(bundled: Addresses, own_postgres_dsn: str,
+                                                       make_manager: ManagerFactory, tmp_path: Path,
+                                                       uid: Callable[[str], str]) -> None:
+    own = Addresses(**{**bundled.__dict__, "postgres_dsn": own_postgres_dsn})
+    memory = await make_manager(settings_for(own, tmp_path))
+    ana, bo = uid("ana"), uid("bo")
+    await seed(memory, ana)
+    await seed(memory, bo, guild="g7", history=HISTORY[:2])
+    before = {u: await memory.counts(u) for u in (ana, bo)}
+    for u in (ana, bo):
+        await _empty_derived_tiers(memory, u)
+
+    assert await memory.rebuild() == len(HISTORY) + 2  # every archived exchange of every user
+    await memory.flush()
+    for u, n in ((ana, len(HISTORY)), (bo, 2)):
+        after = await memory.counts(u)
+        assert (after["archive"], after["summaries"], after["graph"]) == (n, n, before[u]["graph"])
+    assert "Biscuit" in (await memory.get_conversation_context(bo, "my puppy's name", guild_id="g7")
+                         ).to_context_string()
 
 
 @pytest.mark.parametrize("text", [
@@ -181,7 +224,11 @@ async def test_hostile_and_huge_text_is_stored_faithfully(memory: HierarchicalMe
     ({"user_message": "nul\x00byte"}, "user_message"),
     ({"bot_response": "lone \ud800 surrogate"}, "bot_response"),
     ({"user_message": "y" * 300_000}, "user_message"),
+    ({"bot_response": "語" * 87_382}, "bot_response"),  # 87,382 characters, but 262,146 bytes
     ({"user_id": "a b"}, "user_id"),
+    ({"guild_id": "g 1"}, "guild_id"),
+    ({"channel_id": "c/1"}, "channel_id"),
+    ({"exchange_id": "x" * 101}, "exchange_id"),
     ({"metadata": {"when": object()}}, "metadata"),
 ])
 async def test_bad_input_is_refused_and_writes_nothing(memory: HierarchicalMemoryManager,
@@ -189,10 +236,15 @@ async def test_bad_input_is_refused_and_writes_nothing(memory: HierarchicalMemor
                                                        field: str) -> None:
     user = uid("bad")
     call: dict[str, object] = {"user_id": user, "user_message": "hi", "bot_response": "hello", **kwargs}
+    await memory.flush()  # earlier tests' work is done, so the queue cannot move by itself
+    exchanges, users = await memory.t.archive.totals()
+    pending = await memory.pending()
     with pytest.raises(InvalidInput) as info:
         await memory.store_conversation(**call)  # type: ignore[arg-type]
     assert info.value.field == field
-    assert (await memory.counts(user))["archive"] == 0
+    # nothing written for anyone (the bad id may be the user's own): the archive and queue are unchanged
+    assert await memory.t.archive.totals() == (exchanges, users)
+    assert await memory.pending() == pending
 
 
 async def test_storing_an_existing_id_changes_nothing(memory: HierarchicalMemoryManager,

@@ -10,7 +10,7 @@ import pytest
 
 from memory.errors import InvalidInput
 from memory.models import (
-    MAX_MESSAGE_CHARS,
+    MAX_MESSAGE_BYTES,
     MAX_METADATA_BYTES,
     Exchange,
     ForgetTarget,
@@ -52,10 +52,24 @@ def test_clean_text_refuses_lone_surrogates(value: str) -> None:
     assert err.value.field == "user_message"
 
 
-def test_clean_text_refuses_oversize_and_non_strings() -> None:
-    assert clean_text("x" * MAX_MESSAGE_CHARS, "user_message") == "x" * MAX_MESSAGE_CHARS
+@pytest.mark.parametrize(("unit", "bytes_each"), [("é", 2), ("語", 3), ("🧠", 4)])
+def test_the_size_limit_counts_utf8_bytes_not_characters(unit: str, bytes_each: int) -> None:
+    """256 KiB of UTF-8: a text of multi-byte characters reaches it with far fewer characters."""
+    fits = unit * (262_144 // bytes_each)
+    assert clean_text(fits, "user_message") == fits
+    over = fits + unit
+    assert len(over) < 262_144  # a character limit would let it through
     with pytest.raises(InvalidInput) as err:
-        clean_text("x" * (MAX_MESSAGE_CHARS + 1), "user_message")
+        clean_text(over, "user_message")
+    assert err.value.field == "user_message"
+    assert f"is {len(over) * bytes_each} bytes as UTF-8; the limit is 262144" in str(err.value)
+
+
+def test_clean_text_refuses_oversize_and_non_strings() -> None:
+    assert MAX_MESSAGE_BYTES == 262_144  # the README's 256 KiB
+    assert clean_text("x" * 262_144, "user_message") == "x" * 262_144
+    with pytest.raises(InvalidInput) as err:
+        clean_text("x" * 262_145, "user_message")
     assert err.value.field == "user_message"
     with pytest.raises(InvalidInput):
         clean_text("abcdef", "topic", max_chars=5)

@@ -65,3 +65,23 @@ def test_k_flattens_rank_differences() -> None:
 def test_empty_input_gives_nothing() -> None:
     assert fuse({}) == []
     assert fuse({"semantic": [], "graph": []}) == []
+
+
+def test_time_decay_reorders_by_age_only_when_weighted() -> None:
+    from datetime import UTC, datetime, timedelta
+
+    from memory.context import RankedExchange
+    from memory.models import Exchange
+    from memory.ranking import aged
+
+    now = datetime(2024, 6, 1, tzinfo=UTC)
+
+    def ranked(i: str, days_old: int, score: float) -> RankedExchange:
+        e = Exchange(id=i, user_id="u", guild_id=None, channel_id=None, user_message="m", bot_response="r",
+                     timestamp=now - timedelta(days=days_old), metadata={})
+        return RankedExchange(e, score, ("fulltext",))
+
+    items = [ranked("old", 60, 1.0), ranked("new", 0, 0.8)]
+    assert [r.exchange.id for r in aged(items, now, 0.0, 30)] == ["old", "new"]
+    decayed = aged(items, now, 0.5, 30)  # old: 1.0 * (0.5 + 0.5 * 0.25) = 0.625; new: 0.8
+    assert [(r.exchange.id, round(r.score, 3)) for r in decayed] == [("new", 0.8), ("old", 0.625)]

@@ -22,7 +22,7 @@ import pytest_asyncio
 
 from memory.errors import ArchiveUnavailable, TierUnavailable
 from memory.launcher import free_port
-from memory.models import MAX_MESSAGE_CHARS, Exchange, ForgetTarget, Scope
+from memory.models import MAX_MESSAGE_BYTES, Exchange, ForgetTarget, Scope, clean_text
 from memory.tiers.archive import PostgresArchive, PostgresOutbox, create_pool, migrate
 from memory.tiers.ledger import PostgresLedger
 from tests import servers
@@ -249,14 +249,16 @@ def _unique_cjk_words(seed: int, chars: int) -> str:
 
 
 async def test_long_multibyte_exchange_within_input_limits_is_stored(archive: PostgresArchive) -> None:
-    """Both sides at 200,000 characters (under MAX_MESSAGE_CHARS) of distinct CJK words.
+    """Both sides just under 256 KiB of UTF-8 (MAX_MESSAGE_BYTES) of distinct CJK words.
 
     clean_text accepts this, so the archive must store it rather than report itself unavailable.
     """
-    e = ex(ALICE_G1, 1, _unique_cjk_words(1, 200_000), _unique_cjk_words(2, 200_000))
-    assert len(e.user_message) <= MAX_MESSAGE_CHARS
+    e = ex(ALICE_G1, 1, _unique_cjk_words(1, 94_000), _unique_cjk_words(2, 94_000))
+    assert 250_000 < len(e.user_message.encode()) <= MAX_MESSAGE_BYTES
+    assert clean_text(e.user_message, "user_message") == e.user_message
     assert await archive.insert(e)
     assert await archive.get(ALICE_G1, [e.id]) == [e]
+
 
 async def test_hostile_ids_and_scopes_are_data(archive: PostgresArchive) -> None:
     await _seed(archive)

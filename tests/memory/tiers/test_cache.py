@@ -6,8 +6,6 @@ flushed before each test.
 
 from __future__ import annotations
 
-import asyncio
-import time
 from collections.abc import AsyncIterator, Awaitable, Callable
 from datetime import UTC, datetime, timedelta
 
@@ -15,7 +13,7 @@ import pytest
 import pytest_asyncio
 import redis.asyncio as aioredis
 
-from memory.errors import RateLimited, TierUnavailable
+from memory.errors import TierUnavailable
 from memory.launcher import free_port
 from memory.models import Exchange, ForgetTarget, Scope
 from memory.tiers.cache import RedisCache, RedisRateLimiter, RedisState, create_redis
@@ -176,76 +174,7 @@ async def test_state_set_get_with_ttl(client: aioredis.Redis) -> None:
     assert RedisState.rolling_key(ALICE_DM, None) != RedisState.rolling_key(ALICE_G1, None)
 
 
-# --- rate limits ----------------------------------------------------------------------------------
-
-async def test_rate_limit_allows_n_then_refuses(client: aioredis.Redis) -> None:
-    limiter = RedisRateLimiter(client)
-    for _ in range(3):
-        await limiter.check("alice", per_user=3, global_limit=1000, window_seconds=FOREVER)
-    with pytest.raises(RateLimited) as first:
-        await limiter.check("alice", per_user=3, global_limit=1000, window_seconds=FOREVER)
-    assert first.value.retry_after > 0
-    assert first.value.scope == "user"
-    assert first.value.notify is True
-    with pytest.raises(RateLimited) as second:
-        await limiter.check("alice", per_user=3, global_limit=1000, window_seconds=FOREVER)
-    assert second.value.notify is False
-    # another user has their own counter
-    await limiter.check("bob", per_user=3, global_limit=1000, window_seconds=FOREVER)
-
-
-async def test_rate_limit_retry_after_ends_with_the_window(client: aioredis.Redis) -> None:
-    """The counter resets when the fixed window ends, so retry_after must not point past that."""
-    window = 3600
-    limiter = RedisRateLimiter(client)
-    await limiter.check("alice", per_user=1, global_limit=1000, window_seconds=window)
-    with pytest.raises(RateLimited) as refused:
-        await limiter.check("alice", per_user=1, global_limit=1000, window_seconds=window)
-    until_window_end = window - time.time() % window
-    assert refused.value.retry_after <= until_window_end + 1
-
-
-async def test_global_limit_spans_users(client: aioredis.Redis) -> None:
-    limiter = RedisRateLimiter(client)
-    for n in range(4):
-        await limiter.check(f"user{n}", per_user=10, global_limit=4, window_seconds=FOREVER)
-    with pytest.raises(RateLimited) as refused:
-        await limiter.check("user9", per_user=10, global_limit=4, window_seconds=FOREVER)
-    assert refused.value.scope == "global"
-    assert refused.value.retry_after > 0
-    assert refused.value.notify is True
-    with pytest.raises(RateLimited) as again:
-        await limiter.check("user8", per_user=10, global_limit=4, window_seconds=FOREVER)
-    assert again.value.notify is False
-
-
-async def _concurrent_passes(redis_url: str, users: list[str], per_user: int, global_limit: int) -> int:
-    clients = [await create_redis(redis_url) for _ in range(4)]
-    limiters = [RedisRateLimiter(c) for c in clients]
-
-    async def one(i: int, user: str) -> bool:
-        try:
-            await limiters[i % len(limiters)].check(user, per_user=per_user, global_limit=global_limit,
-                                                    window_seconds=FOREVER)
-        except RateLimited:
-            return False
-        return True
-
-    try:
-        results = await asyncio.gather(*(one(i, u) for i, u in enumerate(users)))
-    finally:
-        for c in clients:
-            await c.aclose()
-    return sum(results)
-
-
-async def test_per_user_limit_is_atomic_under_concurrency(client: aioredis.Redis, redis_url: str) -> None:
-    assert await _concurrent_passes(redis_url, ["alice"] * 200, per_user=50, global_limit=10_000) == 50
-
-
-async def test_global_limit_is_atomic_under_concurrency(client: aioredis.Redis, redis_url: str) -> None:
-    users = [f"user{n}" for n in range(200)]
-    assert await _concurrent_passes(redis_url, users, per_user=5, global_limit=50) == 50
+# Rate limits: tests/memory/tiers/test_rate_limit.py (with a frozen clock).
 
 
 # --- outages --------------------------------------------------------------------------------------

@@ -25,6 +25,7 @@ from memory.tiers.summaries import (
     owner_collection,
     registry_collection,
 )
+from tests import servers
 
 T0 = datetime(2024, 5, 1, 12, 0, tzinfo=UTC)
 ALICE_GUILD = Scope("alice", "g1")
@@ -133,9 +134,24 @@ async def _query(embedder: OnnxMiniLMEmbedder, text: str) -> np.ndarray:
     return (await embedder.embed([text]))[0]
 
 
-async def test_ping(tier: ChromaSummaries) -> None:
-    await tier.ping()
-    assert tier.name == "summaries"
+async def test_ping_answers_only_while_the_server_runs() -> None:
+    url, stop = servers.start_chroma_server()
+    stopped = False
+    try:
+        tier = await create_summaries(url, None, f"test_{uuid.uuid4().hex[:16]}")
+        try:
+            assert tier.name == "summaries"
+            assert await tier.ping() is None
+            stop()
+            stopped = True
+            with pytest.raises(TierUnavailable) as err:
+                await tier.ping()
+            assert err.value.tier == "summaries"
+        finally:
+            await tier.aclose()
+    finally:
+        if not stopped:
+            stop()
 
 
 async def test_search_returns_the_matching_exchange_first(

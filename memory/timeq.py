@@ -1,0 +1,104 @@
+"""Time named in a query, as a date window: "in July 2023", "on 29 Dec 2023", "last week".
+
+``window(query, now)`` returns the half-open UTC interval ``[start, end)`` the
+query points at, or None. Absolute dates win over relative ones; relative
+expressions are read against ``now`` (the time of asking). Only English
+phrasings are recognised; anything else simply yields no window.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+
+_MONTHS = {m: i + 1 for i, m in enumerate(
+    ("jan", "feb", "mar", "apr", "may", "jun", "jul", "aug", "sep", "oct", "nov", "dec"))}
+_MONTH = (r"(jan(?:uary)?|feb(?:ruary)?|mar(?:ch)?|apr(?:il)?|may|june?|july?|aug(?:ust)?"
+          r"|sept?(?:ember)?|oct(?:ober)?|nov(?:ember)?|dec(?:ember)?)\.?")
+_YEAR = r"((?:19|20)\d\d)"
+_DAY = r"(\d{1,2})(?:st|nd|rd|th)?"
+_DAY_MONTH_YEAR = re.compile(rf"\b{_DAY}\s+(?:of\s+)?{_MONTH},?\s+{_YEAR}\b", re.I)
+_MONTH_DAY_YEAR = re.compile(rf"\b{_MONTH}\s+{_DAY},?\s+{_YEAR}\b", re.I)
+_NUMERIC = re.compile(r"\b(\d{4})-(\d{1,2})-(\d{1,2})\b|\b(\d{1,2})[./](\d{1,2})[./](\d{4})\b")
+_MONTH_YEAR = re.compile(rf"\b{_MONTH}\s+(?:of\s+)?{_YEAR}\b", re.I)
+_DAY_MONTH = re.compile(rf"\b{_DAY}\s+(?:of\s+)?{_MONTH}\b|\b{_MONTH}\s+{_DAY}\b", re.I)
+_YEAR_ONLY = re.compile(rf"\b(?:in|during|of|since)\s+{_YEAR}\b", re.I)
+_AGO = re.compile(r"\b(\d+|a|an|one|two|three|four|five|six)\s+(day|week|month|year)s?\s+ago\b", re.I)
+_LAST = re.compile(r"\b(yesterday|today|this morning|tonight|last night|(?:last|this|past)\s+"
+                   r"(?:week|month|year|weekend|few days))\b", re.I)
+_COUNTS = {"a": 1, "an": 1, "one": 1, "two": 2, "three": 3, "four": 4, "five": 5, "six": 6}
+_UNIT_DAYS = {"day": 1, "week": 7, "month": 30, "year": 365}
+
+
+@dataclass(frozen=True, slots=True)
+class Window:
+    start: datetime
+    end: datetime
+    phrase: str  # the words of the query that named it
+
+
+def _month(name: str) -> int:
+    return _MONTHS[name[:3].lower()]
+
+
+def _day(year: int, month: int, day: int, phrase: str) -> Window | None:
+    try:
+        start = datetime(year, month, day, tzinfo=UTC)
+    except ValueError:
+        return None
+    return Window(start, start + timedelta(days=1), phrase)
+
+
+def _month_window(year: int, month: int, phrase: str) -> Window:
+    start = datetime(year, month, 1, tzinfo=UTC)
+    end = datetime(year + (month == 12), month % 12 + 1, 1, tzinfo=UTC)
+    return Window(start, end, phrase)
+
+
+def _absolute(query: str, now: datetime) -> Window | None:
+    if m := _DAY_MONTH_YEAR.search(query):
+        return _day(int(m.group(3)), _month(m.group(2)), int(m.group(1)), m.group(0))
+    if m := _MONTH_DAY_YEAR.search(query):
+        return _day(int(m.group(3)), _month(m.group(1)), int(m.group(2)), m.group(0))
+    if m := _NUMERIC.search(query):
+        if m.group(1):
+            return _day(int(m.group(1)), int(m.group(2)), int(m.group(3)), m.group(0))
+        return _day(int(m.group(6)), int(m.group(5)), int(m.group(4)), m.group(0))  # day.month.year
+    if m := _MONTH_YEAR.search(query):
+        return _month_window(int(m.group(2)), _month(m.group(1)), m.group(0))
+    if m := _DAY_MONTH.search(query):
+        day, month = (m.group(1), m.group(2)) if m.group(1) else (m.group(4), m.group(3))
+        year = now.year if (int(_month(month)), int(day)) <= (now.month, now.day) else now.year - 1
+        return _day(year, _month(month), int(day), m.group(0))
+    if m := _YEAR_ONLY.search(query):
+        year = int(m.group(1))
+        return Window(datetime(year, 1, 1, tzinfo=UTC), datetime(year + 1, 1, 1, tzinfo=UTC), m.group(0))
+    return None
+
+
+def _relative(query: str, now: datetime) -> Window | None:
+    today = now.astimezone(UTC).replace(hour=0, minute=0, second=0, microsecond=0)
+    if m := _AGO.search(query):
+        n = _COUNTS.get(m.group(1).lower()) or int(m.group(1))
+        days = _UNIT_DAYS[m.group(2).lower()]
+        centre = today - timedelta(days=n * days)
+        slack = timedelta(days=max(1, days // 2))
+        return Window(centre - slack, centre + slack + timedelta(days=1), m.group(0))
+    if m := _LAST.search(query):
+        phrase = " ".join(m.group(1).lower().split())
+        span = {"yesterday": (1, 0), "today": (0, -1), "this morning": (0, -1), "tonight": (0, -1),
+                "last night": (1, 0), "last weekend": (9, 0), "this week": (7, -1), "past week": (7, -1),
+                "last week": (14, 0), "this month": (31, -1), "past month": (31, -1), "last month": (62, 0),
+                "this year": (366, -1), "past year": (366, -1), "last year": (731, 0),
+                "past few days": (5, -1), "last few days": (5, -1)}.get(phrase)
+        if span is None:
+            return None
+        back, until = span
+        return Window(today - timedelta(days=back), today + timedelta(days=-until if until >= 0 else 1), m.group(0))
+    return None
+
+
+def window(query: str, now: datetime) -> Window | None:
+    """The date window ``query`` names, or None (see the module docstring)."""
+    return _absolute(query, now) or _relative(query, now)

@@ -1,0 +1,99 @@
+"""The chat path when a tier is down: Redis (rate limits fail open) and the archive (not remembered).
+
+Each test runs its own redis-server and PostgreSQL (Debian's, as ``make test``
+installs them) so it can stop them; Chroma is on disk and the graph is the
+session's Bolt server.
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+import pytest_asyncio
+from pydantic import SecretStr
+
+from bot.chat import NOT_STORED_NOTE, ChatHandler, IncomingMessage
+from bot.llm import ChatLLM
+from memory.launcher import Addresses
+from memory.manager import HierarchicalMemoryManager
+from memory.settings import MemorySettings, Neo4jSettings, PostgresSettings, RedisSettings, RetrievalSettings
+from tests import servers
+from tests.bot.conftest import bot_settings
+from tests.bot.fake_llm import FakeLLM
+
+
+@dataclass
+class Stack:
+    memory: HierarchicalMemoryManager
+    stop_redis: Callable[[], None]
+    stop_postgres: Callable[[], None]
+
+
+@pytest_asyncio.fixture
+async def stack(bundled: Addresses, tmp_path: Path) -> AsyncIterator[Stack]:
+    if not (servers.have_system_redis() and servers.have_system_postgres()):
+        pytest.skip("needs Debian's redis-server and PostgreSQL 15 of the test's own to stop")
+    redis_url, stop_redis = servers.start_system_redis()
+    dsn, stop_postgres = servers.start_system_postgres()
+    stopped: set[str] = set()
+
+    def once(name: str, stop: Callable[[], None]) -> Callable[[], None]:
+        def run() -> None:
+            if name not in stopped:
+                stopped.add(name)
+                stop()
+        return run
+
+    auth = bundled.neo4j_auth or ("neo4j", "")
+    settings = MemorySettings(
+        data_dir=tmp_path, redis=RedisSettings(url=redis_url), postgres=PostgresSettings(dsn=SecretStr(dsn)),
+        neo4j=Neo4jSettings(uri=bundled.neo4j_uri, user=auth[0], password=SecretStr(auth[1]),
+                            database=bundled.neo4j_database),
+        retrieval=RetrievalSettings(cache_timeout_ms=5000, archive_timeout_ms=5000, summaries_timeout_ms=5000,
+                                    graph_timeout_ms=5000))
+    memory = await HierarchicalMemoryManager.create(settings)
+    try:
+        yield Stack(memory, once("redis", stop_redis), once("postgres", stop_postgres))
+    finally:
+        await memory.aclose()
+        once("redis", stop_redis)()
+        once("postgres", stop_postgres)()
+
+
+def _msg(text: str, user: str = "u-outage") -> IncomingMessage:
+    return IncomingMessage(user_id=user, text=text, guild_id="g1", channel_id="c1", user_name="Ada")
+
+
+async def test_redis_down_the_bot_still_answers_and_remembers(stack: Stack, chat_llm: ChatLLM,
+                                                              fake_llm: FakeLLM, tmp_path: Path) -> None:
+    """Rate limiting fails open: with Redis gone nobody is refused, and the exchange is archived."""
+    handler = ChatHandler(stack.memory, chat_llm, bot_settings(fake_llm, tmp_path, rate_limit_per_user=1))
+    first = await handler.handle(_msg("my kayak is called Otter"))
+    assert first is not None and (first.kind, first.text) == ("answer", "ECHO: my kayak is called Otter")
+    stack.stop_redis()
+
+    replies = [await handler.handle(_msg(f"question {i} while Redis is down")) for i in range(3)]
+
+    # over the limit of 1 per window, yet answered: the limiter could not count, so it let them through
+    assert [(r.kind, r.text) for r in replies if r] == [
+        ("answer", f"ECHO: question {i} while Redis is down") for i in range(3)]
+    assert all(r is not None and "cache" in r.degraded and r.exchange_id for r in replies)
+    assert (await stack.memory.counts("u-outage", guild_id="g1"))["archive"] == 4
+
+
+async def test_archive_down_the_reply_says_it_will_not_be_remembered(
+        stack: Stack, chat_llm: ChatLLM, fake_llm: FakeLLM, tmp_path: Path) -> None:
+    handler = ChatHandler(stack.memory, chat_llm, bot_settings(fake_llm, tmp_path))
+    stored = await handler.handle(_msg("I grow chillies on my balcony"))
+    assert stored is not None and stored.exchange_id is not None and NOT_STORED_NOTE not in stored.text
+    stack.stop_postgres()
+
+    reply = await handler.handle(_msg("what do I grow?"))
+
+    assert reply is not None and reply.kind == "answer"
+    assert reply.text == "ECHO: what do I grow?" + NOT_STORED_NOTE
+    assert "won't remember this exchange" in reply.text
+    assert reply.exchange_id is None and "archive" in reply.degraded

@@ -1,0 +1,41 @@
+"""Dates named in a query become a window; queries naming no date give none."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+
+import pytest
+
+from memory.timeq import window
+
+NOW = datetime(2024, 3, 10, 15, 30, tzinfo=UTC)
+
+
+def day(y: int, m: int, d: int) -> datetime:
+    return datetime(y, m, d, tzinfo=UTC)
+
+
+@pytest.mark.parametrize(("query", "start", "end"), [
+    ("What did Evan do in July 2023?", day(2023, 7, 1), day(2023, 8, 1)),
+    ("What did Evan do in December 2023?", day(2023, 12, 1), day(2024, 1, 1)),
+    ("What kind of pasta did Kate make on 29 Dec 2023?", day(2023, 12, 29), day(2023, 12, 30)),
+    ("What happened on January 5th, 2024?", day(2024, 1, 5), day(2024, 1, 6)),
+    ("Where was I on 03.01.2024?", day(2024, 1, 3), day(2024, 1, 4)),
+    ("and on 2023-11-02?", day(2023, 11, 2), day(2023, 11, 3)),
+    ("What did we say on 5 January?", day(2024, 1, 5), day(2024, 1, 6)),
+    ("What did we say on 20 December?", day(2023, 12, 20), day(2023, 12, 21)),  # not yet this year
+    ("Which trips did I take in 2022?", day(2022, 1, 1), day(2023, 1, 1)),
+    ("what did I eat yesterday", day(2024, 3, 9), day(2024, 3, 10)),
+    ("what did I do last week", day(2024, 2, 25), day(2024, 3, 10)),
+    ("the film I saw 3 days ago", day(2024, 3, 6), day(2024, 3, 9)),
+])
+def test_named_dates_become_windows(query: str, start: datetime, end: datetime) -> None:
+    w = window(query, NOW)
+    assert w is not None and (w.start, w.end) == (start, end)
+    assert w.phrase in query
+
+
+@pytest.mark.parametrize("query", ["When did I move?", "May I ask about my cat?", "I ran 30 laps",
+                                   "on 31 February 2024 what happened", ""])
+def test_no_date_no_window(query: str) -> None:
+    assert window(query, NOW) is None
