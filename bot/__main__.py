@@ -19,9 +19,11 @@ import discord
 from pydantic import ValidationError
 
 from bot.llm import ChatLLM, LLMUnavailable
+from bot.logs import configure_logging
 from bot.settings import BotSettings
 from memory.errors import ConfigurationError
 from memory.manager import HierarchicalMemoryManager
+from memory.metrics import Metrics, serve_metrics
 
 log = logging.getLogger("bot")
 
@@ -31,12 +33,23 @@ def _fail(message: str) -> int:
     return 2
 
 
-async def _open_llm(stack: contextlib.AsyncExitStack, settings: BotSettings) -> ChatLLM | None:
+async def _open_memory(stack: contextlib.AsyncExitStack, settings: BotSettings,
+                       metrics: Metrics) -> HierarchicalMemoryManager:
+    """The memory manager, and the metrics endpoint when ``METRICS__PORT`` is set."""
+    memory = await stack.enter_async_context(HierarchicalMemoryManager.from_env(settings, metrics))
+    server = serve_metrics(settings.metrics, metrics, memory.stats)
+    if server is not None:
+        stack.push_async_callback(server.aclose)
+        print(f"metrics on http://{server.host}:{server.port}/metrics", file=sys.stderr)
+    return memory
+
+
+async def _open_llm(stack: contextlib.AsyncExitStack, settings: BotSettings, metrics: Metrics) -> ChatLLM | None:
     """The LLM client, checked with a one-token request; an unreachable LLM is a warning, not fatal."""
     if settings.llm.base_url is None:
         log.warning("no LLM configured (LLM__BASE_URL unset): replies will show the context instead")
         return None
-    llm = await stack.enter_async_context(ChatLLM(settings.llm))
+    llm = await stack.enter_async_context(ChatLLM(settings.llm, metrics=metrics))
     try:
         await llm.ping(request_timeout=min(10.0, settings.llm.timeout_seconds))
     except LLMUnavailable as exc:
@@ -50,8 +63,9 @@ async def run_console(settings: BotSettings, user_id: str) -> int:
     from bot.console import run_console as console_loop
 
     async with contextlib.AsyncExitStack() as stack:
-        memory = await stack.enter_async_context(HierarchicalMemoryManager.from_env(settings))
-        llm = await _open_llm(stack, settings)
+        metrics = Metrics()
+        memory = await _open_memory(stack, settings, metrics)
+        llm = await _open_llm(stack, settings, metrics)
         return await console_loop(ChatHandler(memory, llm, settings), user_id=user_id)
 
 
@@ -60,8 +74,9 @@ async def run_discord(settings: BotSettings) -> int:
 
     assert settings.discord_token is not None
     async with contextlib.AsyncExitStack() as stack:
-        memory = await stack.enter_async_context(HierarchicalMemoryManager.from_env(settings))
-        llm = await _open_llm(stack, settings)
+        metrics = Metrics()
+        memory = await _open_memory(stack, settings, metrics)
+        llm = await _open_llm(stack, settings, metrics)
         bot = await stack.enter_async_context(MnemoBot(memory, llm, settings, sync_commands=True))
         try:
             await bot.start(settings.discord_token.get_secret_value())
@@ -80,11 +95,12 @@ def main(argv: list[str] | None = None) -> int:
                         help="discord (default, needs DISCORD_TOKEN) or console (chat in this terminal)")
     parser.add_argument("--user", help="console only: the user id to chat as (default BOT__CONSOLE_USER_ID)")
     parser.add_argument("--log-level", default="WARNING", help="DEBUG, INFO, WARNING (default), ERROR")
+    parser.add_argument("--log-format", default="text", choices=("text", "json"),
+                        help="text (default) or one JSON object per line; both carry each message's request id")
     args = parser.parse_args(argv)
     # platformdirs warns on every start when XDG_RUNTIME_DIR is unset (containers); it is harmless here.
     warnings.filterwarnings("ignore", message=".*XDG_RUNTIME_DIR.*")
-    logging.basicConfig(level=args.log_level.upper(), stream=sys.stderr,
-                        format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    configure_logging(args.log_level, args.log_format)
     try:
         settings = BotSettings()
     except ValidationError as exc:

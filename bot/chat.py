@@ -43,6 +43,7 @@ from typing import Any, Literal
 
 from bot.budget import plan_prompt
 from bot.llm import ChatLLM, Completion, LLMUnavailable, Prompt, Turn
+from bot.logs import current_request
 from bot.settings import BotSettings
 from bot.tools import MemoryTools
 from memory.context import ConversationContext
@@ -159,13 +160,24 @@ class ChatHandler:
         self.llm = llm
         self.settings = settings
         self._no_llm_notice_due = True  # a display nicety only; not shared state
+        self.metrics = memory.metrics  # one registry per process, made by the composition root
 
     def suppress_no_llm_notice(self) -> None:
         """For front ends that already said no LLM is configured (the console does at start)."""
         self._no_llm_notice_due = False
 
     async def handle(self, msg: IncomingMessage) -> ChatReply | None:
-        """Answer ``msg``. Returns None when the user is rate limited and was already told so."""
+        """Answer ``msg``. Returns None when the user is rate limited and was already told so.
+
+        Runs under the caller's request id (``bot.logs``), or a new one."""
+        current_request()
+        self.metrics.messages.inc()
+        reply = await self._answer(msg)
+        if reply is not None:
+            self.metrics.replies.labels(reply.kind).inc()
+        return reply
+
+    async def _answer(self, msg: IncomingMessage) -> ChatReply | None:
         try:
             text = clean_text(msg.text.strip(), "message")
         except InvalidInput as exc:
@@ -183,6 +195,7 @@ class ChatHandler:
             return ChatReply(f"Sorry, {who} faster than I can keep up. Please try again in "
                              f"{format_retry(exc.retry_after)}.", "rate_limited")
         except TierUnavailable as exc:
+            self.metrics.errors.labels("rate_limiter_unavailable").inc()
             log.warning("rate limiter unavailable, letting the message through: %s", exc)
         state = await self._state(msg)
 
@@ -194,6 +207,7 @@ class ChatHandler:
                 max_tokens=cfg.context_max_tokens)
             degraded = tuple(ctx.degraded)
         except TierUnavailable as exc:
+            self.metrics.errors.labels("context_unavailable").inc()
             log.warning("memory context unavailable, answering without it: %s", exc)
             degraded = (exc.tier,)
 
@@ -212,6 +226,7 @@ class ChatHandler:
             done = (await self.llm.complete_with_tools(prompt, MemoryTools(self.memory, msg.user_id, msg.guild_id))
                     if cfg.remember_tool and not state.paused else await self.llm.complete(prompt))
         except LLMUnavailable as exc:
+            self.metrics.errors.labels("llm_unavailable").inc()
             log.warning("LLM failed for user %s: %s", msg.user_id, exc)
             return with_notice(ChatReply(APOLOGY, "llm_error", degraded=degraded), state, msg)
         await self._record_usage(msg, done)
@@ -229,6 +244,7 @@ class ChatHandler:
             return await self.memory.message_state(msg.user_id, msg.guild_id,
                                                    claim_notice=self.settings.bot.memory_notice)
         except TierUnavailable as exc:
+            self.metrics.errors.labels("message_state_unavailable").inc()
             log.warning("pause and guild settings unavailable, using the defaults: %s", exc)
             return MessageState()
 
@@ -277,6 +293,7 @@ class ChatHandler:
             state = RollingSummary.load(
                 await self.memory.rolling_summary(msg.user_id, msg.guild_id, msg.channel_id))
         except TierUnavailable as exc:
+            self.metrics.errors.labels("rolling_summary_unavailable").inc()
             log.warning("rolling summary unavailable: %s", exc)
             return turns, "", shown
         overflow = [e for e in reversed(mine[window:])
@@ -288,6 +305,7 @@ class ChatHandler:
         try:
             await self.memory.set_rolling_summary(msg.user_id, msg.guild_id, msg.channel_id, new_state.dump())
         except TierUnavailable as exc:
+            self.metrics.errors.labels("rolling_summary_unavailable").inc()
             log.warning("could not save the rolling summary: %s", exc)
         return turns, folded, shown
 
@@ -304,6 +322,7 @@ class ChatHandler:
         try:
             done = await self.llm.complete(prompt, max_tokens=400, temperature=0.2)
         except LLMUnavailable as exc:
+            self.metrics.errors.labels("llm_summary_unavailable").inc()
             log.warning("LLM summary failed, folding deterministically: %s", exc)
             return fold_deterministic(previous, exchanges, limit)
         await self._record_usage(msg, done)
@@ -314,6 +333,7 @@ class ChatHandler:
             await self.memory.record_usage(msg.user_id, msg.guild_id, done.prompt_tokens,
                                            done.completion_tokens)
         except TierUnavailable as exc:
+            self.metrics.errors.labels("usage_not_recorded").inc()
             log.warning("could not record token usage: %s", exc)
 
     async def _store(self, msg: IncomingMessage, text: str, reply: str,
@@ -328,13 +348,17 @@ class ChatHandler:
         try:
             exchange_id = await self.memory.store_conversation(
                 msg.user_id, text, reply, guild_id=msg.guild_id, channel_id=msg.channel_id,
-                metadata=metadata, message_id=msg.message_id)
+                metadata={**metadata, "request_id": current_request()}, message_id=msg.message_id)
         except MemoryPaused:
             return None, ""  # paused after this message arrived
         except ArchiveUnavailable as exc:
+            self.metrics.errors.labels("exchange_not_stored").inc()
             log.error("exchange of user %s not stored, archive unavailable: %s", msg.user_id, exc)
             return None, NOT_STORED_NOTE
         except InvalidInput as exc:
+            self.metrics.errors.labels("exchange_invalid").inc()
             log.warning("exchange of user %s not stored, invalid: %s", msg.user_id, exc)
             return None, ""
+        log.info("stored exchange %s of user %s", exchange_id, msg.user_id,
+                 extra={"exchange_id": exchange_id, "user_id": msg.user_id})
         return exchange_id, ""

@@ -31,6 +31,7 @@ from discord.ext import commands
 
 from bot.chat import ChatHandler, IncomingMessage
 from bot.llm import ChatLLM
+from bot.logs import new_request
 from bot.settings import BotSettings
 from bot.split import split_message
 from memory.errors import ForgetPending, InvalidInput, NotFound, TierUnavailable
@@ -154,9 +155,12 @@ class MnemoBot(commands.Bot):
         return False
 
     async def on_message(self, message: discord.Message) -> None:
+        new_request()  # this event's task only: every log line and the stored exchange carry its id
         if not await self.should_answer(message):
             return
         assert self.user is not None
+        log.info("message %s from user %s in channel %s", message.id, message.author.id, message.channel.id,
+                 extra={"message_id": message.id, "user_id": message.author.id})
         incoming = IncomingMessage(
             user_id=str(message.author.id), text=strip_mentions(message.content, self.user.id),
             guild_id=str(message.guild.id) if message.guild else None, channel_id=str(message.channel.id),

@@ -10,11 +10,13 @@ from __future__ import annotations
 
 import json
 import logging
+import time
 from dataclasses import dataclass
 from typing import Any, Literal, Protocol
 
 import openai
 
+from memory.metrics import Metrics
 from memory.settings import LLMSettings
 from memory.tiers.ledger import FACT_CATEGORIES
 
@@ -158,10 +160,11 @@ class ChatLLM:
     Open with ``async with`` or ``create()``; close with ``aclose()``.
     """
 
-    def __init__(self, settings: LLMSettings, *, max_retries: int = 1) -> None:
+    def __init__(self, settings: LLMSettings, *, max_retries: int = 1, metrics: Metrics | None = None) -> None:
         if settings.base_url is None:
             raise ValueError("ChatLLM needs llm.base_url; without it the bot runs without an LLM")
         self.settings = settings
+        self.metrics = metrics or Metrics()
         self._max_retries = max_retries
         self._client: openai.AsyncOpenAI | None = None
 
@@ -274,6 +277,21 @@ class ChatLLM:
 
     async def _create(self, messages: list[dict[str, Any]], *, tools: bool, max_tokens: int | None,
                       temperature: float | None, request_timeout: float | None, retrieve: bool = False) -> Any:
+        """One request, counted in ``metrics`` (calls by outcome, latency, tokens)."""
+        start = time.perf_counter()
+        try:
+            data = await self._request(messages, tools=tools, max_tokens=max_tokens, temperature=temperature,
+                                       request_timeout=request_timeout, retrieve=retrieve)
+        except LLMUnavailable:
+            self.metrics.llm_call("error", time.perf_counter() - start)
+            raise
+        usage = getattr(data, "usage", None)
+        self.metrics.llm_call("ok", time.perf_counter() - start, int(getattr(usage, "prompt_tokens", 0) or 0),
+                              int(getattr(usage, "completion_tokens", 0) or 0))
+        return data
+
+    async def _request(self, messages: list[dict[str, Any]], *, tools: bool, max_tokens: int | None,
+                       temperature: float | None, request_timeout: float | None, retrieve: bool = False) -> Any:
         if self._client is None:
             raise RuntimeError("ChatLLM is not open; use 'async with' or create()")
         kwargs: dict[str, Any] = {}

@@ -25,6 +25,7 @@ from rich.table import Table
 
 from memory.errors import ForgetPending, InvalidInput, MemoryStoreError
 from memory.manager import HierarchicalMemoryManager
+from memory.metrics import serve_metrics
 from memory.settings import MemorySettings
 from memory.stack import MemoryStats
 
@@ -196,8 +197,13 @@ async def cmd_worker(args: argparse.Namespace, memory: HierarchicalMemoryManager
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(sig, stop.set)
-    err.print("worker running; Ctrl-C to stop")
-    await memory.worker.run_forever(stop)
+    server = serve_metrics(memory.settings.metrics, memory.metrics, memory.stats)
+    err.print("worker running; Ctrl-C to stop" + (f"; metrics on port {server.port}" if server else ""))
+    try:
+        await memory.worker.run_forever(stop)
+    finally:
+        if server is not None:
+            await server.aclose()
     err.print(f"worker stopped after {memory.worker.processed} exchanges")
     return 0
 

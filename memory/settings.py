@@ -126,6 +126,16 @@ class PolicySettings(BaseModel):
                                   description="a conversation with an exchange this recent counts as active")
 
 
+class MetricsSettings(BaseModel):
+    """The Prometheus endpoint (``METRICS__PORT``); off unless a port is set."""
+
+    port: int | None = Field(None, ge=0, le=65535, description="serve /metrics on this port; unset = off; "
+                             "0 = any free port (logged)")
+    host: str = Field("127.0.0.1", description="address to bind; 0.0.0.0 to be scraped from other machines")
+    stats_timeout_seconds: float = Field(5.0, gt=0, description="how long a scrape waits for queue depths "
+                                         "and tier health")
+
+
 class MemorySettings(BaseSettings):
     model_config = SettingsConfigDict(env_nested_delimiter="__", env_file=".env", extra="ignore",
                                       populate_by_name=True)
@@ -141,3 +151,4 @@ class MemorySettings(BaseSettings):
     retrieval: RetrievalSettings = RetrievalSettings()
     worker: WorkerSettings = WorkerSettings()
     memory: PolicySettings = PolicySettings()
+    metrics: MetricsSettings = MetricsSettings()

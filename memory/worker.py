@@ -16,6 +16,7 @@ from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 
 from memory.errors import MemoryStoreError, TierUnavailable
+from memory.metrics import Metrics
 from memory.models import Exchange, Extraction, ForgetTarget, Scope, SummaryRecord
 from memory.protocols import CacheTier, Embedder, Extractor, GraphTier, SummaryTier
 from memory.tiers.archive import PostgresForgetQueue, PostgresOutbox
@@ -35,7 +36,7 @@ class DerivedWorker:
     def __init__(self, outbox: PostgresOutbox, extractor: Extractor, embedder: Embedder,
                  summaries: SummaryTier, graph: GraphTier, cache: CacheTier, *,
                  forgets: PostgresForgetQueue | None = None, batch_size: int = 64,
-                 lease_seconds: float = 120.0, idle_poll: float = 0.5) -> None:
+                 lease_seconds: float = 120.0, idle_poll: float = 0.5, metrics: Metrics | None = None) -> None:
         self.outbox = outbox
         self.extractor = extractor
         self.embedder = embedder
@@ -47,6 +48,7 @@ class DerivedWorker:
         self.batch_size = batch_size
         self.lease_seconds = lease_seconds
         self.idle_poll = idle_poll
+        self.metrics = metrics or Metrics()
         self.processed = 0
         self.failures = 0
         self._wake = asyncio.Event()
@@ -74,6 +76,7 @@ class DerivedWorker:
                 await self.cache.invalidate(scope)
         except TierUnavailable as exc:
             self.failures += 1
+            self.metrics.worker_failures.inc()
             backoff = min(30.0, 2.0 ** min(self.failures, 5))
             await self.outbox.fail([e.id for e in exchanges], str(exc), retry_in=backoff)
             raise
@@ -84,6 +87,7 @@ class DerivedWorker:
             await self._drop_forgotten([e for e in exchanges if e.id in gone])
         self.failures = 0
         self.processed += len(exchanges)
+        self.metrics.worker_exchanges.inc(len(exchanges))
         return len(exchanges)
 
     async def _drop_derived(self, edited: Sequence[Exchange]) -> None:

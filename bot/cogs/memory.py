@@ -8,7 +8,6 @@ checked again when run, since server owners can override the defaults.
 from __future__ import annotations
 
 import io
-import json
 import logging
 import time
 from collections.abc import Awaitable, Callable
@@ -18,16 +17,25 @@ import discord
 from discord import app_commands
 from discord.ext import commands
 
-from bot.cogs.common import clip, format_counts, is_admin, scope_of, where
+from bot.cogs.common import clip, is_admin, scope_of, where
 from bot.cogs.preferences import PreferenceCommands, add_activity
-from memory.errors import ForgetPending, InvalidInput, MemoryStoreError, TierUnavailable
+from bot.reports import (
+    UNAVAILABLE,
+    Card,
+    export_json,
+    forget_now,
+    forget_request,
+    format_profile,
+    search_card,
+    show_card,
+)
+from memory.errors import InvalidInput, MemoryStoreError, TierUnavailable
 
 if TYPE_CHECKING:
     from bot.client import MnemoBot
 
 log = logging.getLogger(__name__)
 
-UNAVAILABLE = "My memory is unavailable right now; please try again later."
 FORGET_CHOICES = [
     app_commands.Choice(name="everything, everywhere", value="all"),
     app_commands.Choice(name="everything in this server (or these DMs)", value="here"),
@@ -84,31 +92,11 @@ class MemoryCog(PreferenceCommands, commands.GroupCog, group_name="memory",
         user_id, guild_id = scope_of(interaction)
         await interaction.response.defer(ephemeral=True, thinking=True)
         try:
-            ctx = await self.bot.memory.get_conversation_context(
-                user_id, "what do you remember about me", guild_id=guild_id, max_tokens=800)
-            counts = await self.bot.memory.counts(user_id, guild_id=guild_id, dm=guild_id is None)
+            card = await show_card(self.bot.memory, user_id, guild_id)
         except TierUnavailable:
             await interaction.followup.send(UNAVAILABLE, ephemeral=True)
             return
-        try:
-            profile_items = await self.bot.memory.profile(user_id, guild_id=guild_id, limit=12)
-        except TierUnavailable:
-            profile_items = None
-        embed = discord.Embed(title=f"What I remember about you {where(guild_id)}")
-        recent = "\n".join(f"`{e.timestamp:%Y-%m-%d}` {clip(e.user_message, 90)}" for e in ctx.recent[:5])
-        embed.add_field(name="Recent exchanges", value=clip(recent, 1000) or "none", inline=False)
-        profile = ("(graph unavailable right now)" if profile_items is None
-                   else ", ".join(f"{r.label or r.name} ({r.count})" for r in profile_items))
-        embed.add_field(name="Top entities and topics", value=clip(profile, 1000) or "none", inline=False)
-        if ctx.profile is not None:
-            embed.add_field(name="Profile (/memory profile to correct it)",
-                            value=clip(format_profile(ctx.profile), 1000) or "nothing yet", inline=False)
-        facts = "\n".join(f"`{f.id}` {clip(f.text, 120)}" for f in ctx.facts[:10])
-        embed.add_field(name="Facts (/remember)", value=clip(facts, 1000) or "none", inline=False)
-        embed.add_field(name="Stored per tier (-1: tier down)", value=format_counts(counts), inline=False)
-        if ctx.degraded:
-            embed.set_footer(text="Unavailable right now: " + ", ".join(ctx.degraded))
-        await interaction.followup.send(embed=embed, ephemeral=True)
+        await interaction.followup.send(embed=embed_of(card), ephemeral=True)
 
     @app_commands.command(name="profile", description="Your profile here: show it, or remove or replace a line")
     @app_commands.describe(action="show, remove a line, or replace a line", line="the line's key, e.g. home",
@@ -125,32 +113,23 @@ class MemoryCog(PreferenceCommands, commands.GroupCog, group_name="memory",
         user_id, guild_id = scope_of(interaction)
         await interaction.response.defer(ephemeral=True, thinking=True)
         try:
-            ctx = await self.bot.memory.get_conversation_context(
-                user_id, query, guild_id=guild_id, max_tokens=self.bot.settings.bot.context_max_tokens)
+            card = await search_card(self.bot.memory, user_id, guild_id, query,
+                                     self.bot.settings.bot.context_max_tokens)
         except (TierUnavailable, InvalidInput) as exc:
             await interaction.followup.send(UNAVAILABLE if isinstance(exc, TierUnavailable)
                                             else f"I can't search for that: {exc}", ephemeral=True)
             return
-        text = ctx.to_context_string(self.bot.settings.bot.context_max_tokens)
-        embed = discord.Embed(title=f"Memories for “{clip(query, 200)}”",
-                              description=clip_block(text or "Nothing yet.", 4000))
-        ranked = "\n".join(f"{r.score:.3f} [{', '.join(r.sources)}] {clip(r.exchange.user_message, 80)}"
-                           for r in ctx.relevant[:6])
-        if ranked:
-            embed.add_field(name="Best matches (score, sources)", value=clip(ranked, 1000), inline=False)
-        embed.set_footer(text=" · ".join(f"{name} {r.status} {r.ms:.0f} ms" for name, r in ctx.tiers.items()))
-        await interaction.followup.send(embed=embed, ephemeral=True)
+        await interaction.followup.send(embed=embed_of(card), ephemeral=True)
 
     @app_commands.command(name="export", description="Everything I hold about you, as a JSON file")
     async def export(self, interaction: discord.Interaction) -> None:
         user_id, _ = scope_of(interaction)
         await interaction.response.defer(ephemeral=True, thinking=True)
         try:
-            data = await self.bot.memory.export(user_id)
+            payload = await export_json(self.bot.memory, user_id)
         except TierUnavailable:
             await interaction.followup.send(UNAVAILABLE, ephemeral=True)
             return
-        payload = json.dumps(data, indent=2, ensure_ascii=False, default=str).encode("utf-8")
         file = discord.File(io.BytesIO(payload), filename=f"mnemo-export-{user_id}.json")
         await interaction.followup.send("Here is everything I hold about you, in every server and DMs.",
                                         file=file, ephemeral=True)
@@ -162,41 +141,17 @@ class MemoryCog(PreferenceCommands, commands.GroupCog, group_name="memory",
     async def forget(self, interaction: discord.Interaction, what: app_commands.Choice[str],
                      topic: str | None = None) -> None:
         user_id, guild_id = scope_of(interaction)
-        scope: dict[str, Any] = {"guild_id": guild_id} if guild_id is not None else {"dm": True}
-        if what.value == "all":
-            kwargs: dict[str, Any] = {}
-            question = "Forget **everything** I remember about you, in every server and in DMs?"
-        elif what.value == "here":
-            kwargs = scope
-            question = f"Forget everything I remember about you {where(guild_id)}?"
-        elif what.value == "topic":
-            if not topic or not topic.strip():
-                await interaction.response.send_message("Tell me the topic to forget (the `topic` option).",
-                                                        ephemeral=True)
-                return
-            kwargs = {**scope, "topic": topic.strip()}
-            question = f"Forget our exchanges about “{clip(topic, 100)}” {where(guild_id)}?"
-        else:
-            kwargs = {**scope, "last": True}
-            question = f"Forget our last exchange {where(guild_id)}?"
+        try:
+            request = forget_request(what.value, guild_id, topic)
+        except InvalidInput:
+            await interaction.response.send_message("Tell me the topic to forget (the `topic` option).",
+                                                    ephemeral=True)
+            return
 
         async def run() -> str:
-            try:
-                removed = await self.bot.memory.forget(user_id, **kwargs)
-            except InvalidInput as exc:
-                return f"I can't forget that: {exc}"
-            except ForgetPending as exc:
-                return ("Forgotten. Removed per tier: " + format_counts(exc.removed)
-                        + f". The {', '.join(exc.pending)} store is unavailable right now; what it holds "
-                        "is queued and will be removed as soon as it is back.")
-            except MemoryStoreError as exc:
-                log.warning("forget failed for user %s: %s", user_id, exc)
-                return f"{UNAVAILABLE} Nothing may have been removed."
-            if not any(removed.values()):
-                return "There was nothing to forget."
-            return "Forgotten. Removed per tier: " + format_counts(removed)
+            return await forget_now(self.bot.memory, user_id, request)
 
-        await interaction.response.send_message(question, view=ConfirmView(interaction.user.id, run),
+        await interaction.response.send_message(request.question, view=ConfirmView(interaction.user.id, run),
                                                 ephemeral=True)
 
     @app_commands.command(name="stats", description="Admins: users, messages, tokens and tier health")
@@ -302,13 +257,12 @@ class ProfileCommands:
                                                 ephemeral=True)
 
 
-def format_profile(profile: Any) -> str:
-    """Profile lines as `key` text, one a line, then the saved facts."""
-    lines = [f"`{ln.key}` {ln.text}" + (" (your correction)" if ln.corrected else "") for ln in profile.lines]
-    lines += [f"saved: {f.text}" for f in profile.saved]
-    return "\n".join(lines)
 
-
-def clip_block(text: str, limit: int) -> str:
-    """``text`` kept line by line up to ``limit`` characters (an embed description)."""
-    return text if len(text) <= limit else text[: limit - 1] + "…"
+def embed_of(card: Card) -> discord.Embed:
+    """A card as an embed: title, description, one field per section, footer."""
+    embed = discord.Embed(title=card.title, description=card.description or None)
+    for section in card.sections:
+        embed.add_field(name=section.name, value=section.value, inline=False)
+    if card.footer:
+        embed.set_footer(text=card.footer)
+    return embed

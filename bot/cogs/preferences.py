@@ -16,7 +16,8 @@ import discord
 from discord import app_commands
 from discord.ext import commands
 
-from bot.cogs.common import clip, is_admin, scope_of, where
+from bot.cogs.common import clip, is_admin, scope_of
+from bot.reports import pause_message, resume_message
 from memory.errors import InvalidInput, TierUnavailable
 from memory.lifecycle import MAX_PERSONA_CHARS
 from memory.models import GuildSettings
@@ -41,11 +42,7 @@ class PreferenceCommands(commands.Cog):
         except TierUnavailable:
             await interaction.response.send_message(UNAVAILABLE, ephemeral=True)
             return
-        first = "Paused" if changed else "Already paused"
-        await interaction.response.send_message(
-            f"{first}: I won't remember anything new you say {where(guild_id)}. I still answer, using what I "
-            "already remember. `/memory resume` starts again; `/memory forget` erases what I have.",
-            ephemeral=True)
+        await interaction.response.send_message(pause_message(changed, guild_id), ephemeral=True)
 
     @app_commands.command(name="resume", description="Remember what you say here again")
     async def resume(self, interaction: discord.Interaction) -> None:
@@ -55,9 +52,7 @@ class PreferenceCommands(commands.Cog):
         except TierUnavailable:
             await interaction.response.send_message(UNAVAILABLE, ephemeral=True)
             return
-        text = (f"Resumed: I remember our conversations {where(guild_id)} again." if changed
-                else f"I wasn't paused {where(guild_id)}: I remember our conversations here.")
-        await interaction.response.send_message(text, ephemeral=True)
+        await interaction.response.send_message(resume_message(changed, guild_id), ephemeral=True)
 
     @app_commands.command(name="settings", description="Admins: this server's persona, always-on channels "
                                                         "and retention")

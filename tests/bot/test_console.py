@@ -1,14 +1,23 @@
-"""``python -m bot console`` end to end: a subprocess fed through stdin, run twice, remembers."""
+"""``python -m bot console``: end to end as a subprocess fed through stdin, and its commands in-process."""
 
 from __future__ import annotations
 
 import asyncio
+import io
+import json
 import os
+import re
 import sys
 from pathlib import Path
 
-from bot.chat import CONTEXT_BEGIN, NO_LLM_NOTICE
+import asyncpg
+from rich.console import Console
+
+from bot.chat import CONTEXT_BEGIN, NO_LLM_NOTICE, ChatHandler
+from bot.console import run_console
 from memory.launcher import Addresses
+from memory.manager import HierarchicalMemoryManager
+from tests.bot.conftest import bot_settings
 from tests.bot.fake_llm import FakeLLM
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -68,3 +77,127 @@ async def test_console_with_llm_sends_the_memory(bundled: Addresses, tmp_path: P
     # the last exchange of this channel comes back as a chat turn (and so not again in the notes)
     assert "I keep bees on my roof" in turns and "I keep bees on my roof" not in system
     assert "my bees are Buckfast bees" in second  # the fake LLM echoed the prompt back to the terminal
+
+
+# ---- the Discord commands in the console, driven in-process with scripted stdin ----------------------
+
+async def _drive(memory: HierarchicalMemoryManager, tmp_path: Path, user: str, script: str) -> str:
+    """Run the console loop on ``script`` as stdin; returns everything it printed."""
+    screen = io.StringIO()
+    out = Console(file=screen, width=400, soft_wrap=True, highlight=False, color_system=None)
+    handler = ChatHandler(memory, None, bot_settings(None, tmp_path))
+    assert await run_console(handler, user_id=user, stdin=io.StringIO(script), console=out) == 0
+    return screen.getvalue()
+
+
+async def test_help_lists_every_discord_command(memory: HierarchicalMemoryManager, tmp_path: Path,
+                                                uid: str) -> None:
+    printed = await _drive(memory, tmp_path, uid, "/help\n/memory\n/shout\n")
+    for command in ("/memory show", "/memory search <query>", "/memory export", "/memory pause | resume",
+                    "/forget all|here|last",
+                    "/forget topic <topic>", "/remember <fact>", "/forget-fact <id>", "/quit"):
+        assert f"\n  {command} " in printed
+    assert "Usage: /memory show | search <query> | export | pause | resume\n" in printed
+    assert "Unknown command /shout. /help lists the commands.\n" in printed
+
+
+async def test_show_and_search_print_what_the_slash_commands_show(
+        memory: HierarchicalMemoryManager, tmp_path: Path, uid: str) -> None:
+    await memory.store_conversation(uid, "I adopted a greyhound named Comet", "Lovely!", channel_id="console")
+    await memory.store_conversation(uid, "I work night shifts", "Take care", guild_id="9001", channel_id="g")
+    printed = await _drive(memory, tmp_path, uid,
+                           "/remember I grow tomatoes on my balcony\n/memory show\n/memory search greyhound\n")
+    [fact] = await memory.facts(uid)
+    assert f"Saved fact {fact.id}: I grow tomatoes on my balcony\n" in printed
+    show = printed.split("What I remember about you in your DMs with me\n", 1)[1].split("Memories for", 1)[0]
+    assert re.search(r"Recent exchanges:\n  \d{4}-\d\d-\d\d I adopted a greyhound named Comet\n", show)
+    assert f"Facts (/remember):\n  {fact.id} I grow tomatoes on my balcony\n" in show
+    counts = await memory.counts(uid, dm=True)
+    assert f"Stored per tier (-1: tier down):\n  archive 1 · cache 1 · summaries {counts['summaries']}" in show
+    assert "night shifts" not in printed  # the guild's exchange stays out of the DM scope
+    search = printed.split("Memories for “greyhound”\n", 1)[1]
+    assert "I adopted a greyhound named Comet" in search
+    assert re.search(r"Best matches \(score, sources\):\n  \d\.\d{3} \[[a-z, ]+\] I adopted a greyhound named Comet",
+                     search)
+
+
+async def test_export_writes_the_json_under_the_data_dir(memory: HierarchicalMemoryManager, tmp_path: Path,
+                                                         uid: str) -> None:
+    exchange_id = await memory.store_conversation(uid, "my bike is a green Brompton", "Nice", channel_id="console")
+    printed = await _drive(memory, tmp_path, uid, "/memory export\n")
+    match = re.search(r"is in (\S+\.json)\n", printed)
+    assert match, printed
+    path = Path(match.group(1))
+    assert path.parent == memory.settings.data_dir / "exports"
+    data = json.loads(path.read_text(encoding="utf-8"))
+    assert data["user_id"] == uid
+    assert [(e["id"], e["user_message"]) for e in data["exchanges"]] == [(exchange_id,
+                                                                         "my bike is a green Brompton")]
+
+
+async def test_forget_asks_first_and_only_yes_forgets(memory: HierarchicalMemoryManager, tmp_path: Path,
+                                                      uid: str) -> None:
+    older = await memory.store_conversation(uid, "I live in Ghent", "Nice city", channel_id="console")
+    newer = await memory.store_conversation(uid, "I moved to Leuven", "Congrats", channel_id="console")
+    await memory.flush()
+    printed = await _drive(memory, tmp_path, uid, "/forget last\nn\n/forget topic\n/forget last\n")
+    assert printed.count("Forget our last exchange in your DMs with me? [y/N]\n") == 2
+    assert printed.count("Cancelled: nothing was forgotten.\n") == 2  # "n", then end of input
+    assert "Usage: /forget all | here | last | topic <topic>\n" in printed
+    assert (await memory.counts(uid, dm=True))["archive"] == 2
+
+    printed = await _drive(memory, tmp_path, uid, "/forget last\ny\n")
+    assert re.search(r"Forgotten\. Removed per tier: archive 1 · cache \d+ · summaries 1 · graph \d+ · facts 0\n",
+                     printed)
+    left = await memory.export(uid)
+    assert [e["id"] for e in left["exchanges"]] == [older]
+    assert newer not in {s["exchange_id"] for s in left["summaries"]}
+
+
+async def test_forget_fact_by_id(memory: HierarchicalMemoryManager, tmp_path: Path, uid: str) -> None:
+    fact = await memory.remember_fact(uid, "I am left-handed")
+    printed = await _drive(memory, tmp_path, uid, f"/forget-fact {fact.id}\n/forget-fact {fact.id}\n")
+    assert "Forgotten.\n" in printed
+    assert f"I have no fact with id '{fact.id}'. /memory show lists them.\n" in printed
+    assert await memory.facts(uid) == []
+
+
+async def test_json_logs_carry_one_request_id_per_message_to_the_stored_exchange(
+        bundled: Addresses, tmp_path: Path, fake_llm: FakeLLM) -> None:
+    env = _env(bundled, tmp_path / "data", fake_llm.base_url)
+    user = f"console-{tmp_path.name[-12:].replace('_', '-')}"
+    proc = await asyncio.create_subprocess_exec(
+        sys.executable, "-m", "bot", "console", "--user", user, "--log-level", "INFO", "--log-format", "json",
+        cwd=tmp_path, env=env, stdin=asyncio.subprocess.PIPE, stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.PIPE)
+    _, err = await asyncio.wait_for(proc.communicate(b"my kayak is red\nmy tent is green\n"), 90)
+    assert proc.returncode == 0, err.decode()
+    lines = [json.loads(line) for line in err.decode().splitlines() if line.startswith("{")]
+    assert lines and all({"time", "level", "logger", "request_id", "message"} <= set(line) for line in lines)
+    stored = [line for line in lines if line["message"].startswith("stored exchange")]
+    assert len(stored) == 2 and stored[0]["request_id"] != stored[1]["request_id"]
+    conn = await asyncpg.connect(bundled.postgres_dsn)
+    try:
+        rows = await conn.fetch("SELECT id, user_message, metadata FROM exchanges WHERE user_id = $1", user)
+    finally:
+        await conn.close()
+    by_id = {r["id"]: (r["user_message"], json.loads(r["metadata"])["request_id"]) for r in rows}
+    assert {by_id[line["exchange_id"]] for line in stored} == {
+        ("my kayak is red", stored[0]["request_id"]), ("my tent is green", stored[1]["request_id"])}
+    # the LLM request of each message was logged under that message's id too
+    for line in stored:
+        assert any(other["request_id"] == line["request_id"] and "chat/completions" in other["message"]
+                   for other in lines)
+
+
+async def test_pause_stops_remembering_until_resume(memory: HierarchicalMemoryManager, tmp_path: Path,
+                                                    uid: str) -> None:
+    printed = await _drive(memory, tmp_path, uid, "/memory pause\n/memory pause\nmy locker code is 4411\n"
+                           "/memory resume\n/memory resume\nmy bike lock is blue\n")
+    assert "Paused: I won't remember anything new you say in your DMs with me." in printed
+    assert "Already paused: I won't remember" in printed
+    assert "Resumed: I remember our conversations in your DMs with me again.\n" in printed
+    assert "I wasn't paused in your DMs with me: I remember our conversations here.\n" in printed
+    exported = await memory.export(uid)
+    assert [e["user_message"] for e in exported["exchanges"]] == ["my bike lock is blue"]
+    assert printed.count("I remember our conversations in our DMs, so I can pick up where we left off.") == 1

@@ -1,0 +1,161 @@
+"""What the user's memory commands show, as plain text: shared by the slash commands and the console.
+
+Each function asks the memory manager and returns a ``Card`` (a title, a
+description, named sections, a footer) or a string; ``bot.cogs.memory`` turns a
+card into an embed and ``bot.console`` prints it. Errors are the manager's
+(``TierUnavailable``, ``InvalidInput``); front ends word them.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any
+
+from bot.cogs.common import clip, format_counts, where
+from memory.errors import ForgetPending, InvalidInput, MemoryStoreError, TierUnavailable
+from memory.manager import HierarchicalMemoryManager
+
+log = logging.getLogger(__name__)
+
+UNAVAILABLE = "My memory is unavailable right now; please try again later."
+SHOW_QUERY = "what do you remember about me"
+FORGET_WHAT = ("all", "here", "topic", "last")
+
+
+@dataclass(frozen=True, slots=True)
+class Section:
+    name: str
+    value: str
+
+
+@dataclass(frozen=True, slots=True)
+class Card:
+    """Front-end neutral output of a command: an embed on Discord, plain lines in the console."""
+
+    title: str
+    description: str = ""
+    sections: tuple[Section, ...] = ()
+    footer: str = ""
+
+
+@dataclass(frozen=True, slots=True)
+class ForgetRequest:
+    """What ``forget_now`` passes to ``memory.forget`` and the question to confirm first."""
+
+    kwargs: Mapping[str, Any]
+    question: str
+
+
+def clip_block(text: str, limit: int) -> str:
+    """``text`` kept line by line up to ``limit`` characters (an embed description)."""
+    return text if len(text) <= limit else text[: limit - 1] + "…"
+
+
+def format_profile(profile: Any) -> str:
+    """Profile lines as `key` text, one a line, then the saved facts."""
+    lines = [f"`{ln.key}` {ln.text}" + (" (your correction)" if ln.corrected else "") for ln in profile.lines]
+    lines += [f"saved: {f.text}" for f in profile.saved]
+    return "\n".join(lines)
+
+
+async def show_card(memory: HierarchicalMemoryManager, user_id: str, guild_id: str | None) -> Card:
+    """Recent exchanges, top entities, facts and per-tier counts of this user in this scope.
+
+    Raises TierUnavailable when the context or the counts cannot be read; a
+    graph outage only blanks the entities section.
+    """
+    ctx = await memory.get_conversation_context(user_id, SHOW_QUERY, guild_id=guild_id, max_tokens=800)
+    counts = await memory.counts(user_id, guild_id=guild_id, dm=guild_id is None)
+    try:
+        profile_items = await memory.profile(user_id, guild_id=guild_id, limit=12)
+    except TierUnavailable:
+        profile_items = None
+    recent = "\n".join(f"`{e.timestamp:%Y-%m-%d}` {clip(e.user_message, 90)}" for e in ctx.recent[:5])
+    profile = ("(graph unavailable right now)" if profile_items is None
+               else ", ".join(f"{r.label or r.name} ({r.count})" for r in profile_items))
+    facts = "\n".join(f"`{f.id}` {clip(f.text, 120)}" for f in ctx.facts[:10])
+    return Card(
+        title=f"What I remember about you {where(guild_id)}",
+        sections=(Section("Recent exchanges", clip(recent, 1000) or "none"),
+                  Section("Top entities and topics", clip(profile, 1000) or "none"),
+                  *((Section("Profile (/memory profile to correct it)",
+                             clip(format_profile(ctx.profile), 1000) or "nothing yet"),) if ctx.profile else ()),
+                  Section("Facts (/remember)", clip(facts, 1000) or "none"),
+                  Section("Stored per tier (-1: tier down)", format_counts(counts))),
+        footer="Unavailable right now: " + ", ".join(ctx.degraded) if ctx.degraded else "")
+
+
+async def search_card(memory: HierarchicalMemoryManager, user_id: str, guild_id: str | None, query: str,
+                      max_tokens: int) -> Card:
+    """The context the bot would use to answer ``query``, its best matches and per-tier timings.
+
+    Raises TierUnavailable or InvalidInput (a malformed query).
+    """
+    ctx = await memory.get_conversation_context(user_id, query, guild_id=guild_id, max_tokens=max_tokens)
+    text = ctx.to_context_string(max_tokens)
+    ranked = "\n".join(f"{r.score:.3f} [{', '.join(r.sources)}] {clip(r.exchange.user_message, 80)}"
+                       for r in ctx.relevant[:6])
+    return Card(
+        title=f"Memories for “{clip(query, 200)}”",
+        description=clip_block(text or "Nothing yet.", 4000),
+        sections=(Section("Best matches (score, sources)", clip(ranked, 1000)),) if ranked else (),
+        footer=" · ".join(f"{name} {r.status} {r.ms:.0f} ms" for name, r in ctx.tiers.items()))
+
+
+async def export_json(memory: HierarchicalMemoryManager, user_id: str) -> bytes:
+    """Everything held about the user, in every scope, as indented UTF-8 JSON. Raises TierUnavailable."""
+    data = await memory.export(user_id)
+    return json.dumps(data, indent=2, ensure_ascii=False, default=str).encode("utf-8")
+
+
+def forget_request(what: str, guild_id: str | None, topic: str | None = None) -> ForgetRequest:
+    """The forget arguments and confirmation question for ``what`` (one of ``FORGET_WHAT``) in the
+    asker's scope. Raises InvalidInput for another ``what``, or "topic" with no topic given.
+    """
+    if what not in FORGET_WHAT:
+        raise InvalidInput(f"expected one of {', '.join(FORGET_WHAT)}", field="what")
+    scope: dict[str, Any] = {"guild_id": guild_id} if guild_id is not None else {"dm": True}
+    if what == "all":
+        return ForgetRequest({}, "Forget **everything** I remember about you, in every server and in DMs?")
+    if what == "here":
+        return ForgetRequest(scope, f"Forget everything I remember about you {where(guild_id)}?")
+    if what == "topic":
+        if not topic or not topic.strip():
+            raise InvalidInput("name the topic to forget", field="topic")
+        return ForgetRequest({**scope, "topic": topic.strip()},
+                             f"Forget our exchanges about “{clip(topic, 100)}” {where(guild_id)}?")
+    return ForgetRequest({**scope, "last": True}, f"Forget our last exchange {where(guild_id)}?")
+
+
+async def forget_now(memory: HierarchicalMemoryManager, user_id: str, request: ForgetRequest) -> str:
+    """Run a confirmed forget; returns what to tell the user (never raises for a tier outage)."""
+    try:
+        removed = await memory.forget(user_id, **request.kwargs)
+    except InvalidInput as exc:
+        return f"I can't forget that: {exc}"
+    except ForgetPending as exc:
+        return ("Forgotten. Removed per tier: " + format_counts(exc.removed)
+                + f". The {', '.join(exc.pending)} store is unavailable right now; what it holds "
+                "is queued and will be removed as soon as it is back.")
+    except MemoryStoreError as exc:
+        log.warning("forget failed for user %s: %s", user_id, exc)
+        return f"{UNAVAILABLE} Nothing may have been removed."
+    if not any(removed.values()):
+        return "There was nothing to forget."
+    return "Forgotten. Removed per tier: " + format_counts(removed)
+
+
+def pause_message(changed: bool, guild_id: str | None) -> str:
+    """The answer to a pause in this scope; ``changed`` False when it was paused already."""
+    first = "Paused" if changed else "Already paused"
+    return (f"{first}: I won't remember anything new you say {where(guild_id)}. I still answer, using what I "
+            "already remember. `/memory resume` starts again; `/memory forget` erases what I have.")
+
+
+def resume_message(changed: bool, guild_id: str | None) -> str:
+    """The answer to a resume in this scope; ``changed`` False when it was not paused."""
+    return (f"Resumed: I remember our conversations {where(guild_id)} again." if changed
+            else f"I wasn't paused {where(guild_id)}: I remember our conversations here.")
