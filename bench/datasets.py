@@ -47,10 +47,11 @@ class Turn:
     timestamp: datetime
 
 
-def pair_turns(user_id: str, conv: str, sessions: Sequence[Sequence[Turn]],
-               *, with_speakers: bool) -> tuple[list[BenchExchange], dict[str, BenchExchange]]:
-    """Consecutive turns of each session paired into exchanges (a lone last turn joins the
-    previous exchange). Returns the exchanges, oldest first, and turn key -> exchange."""
+def pair_turns(user_id: str, conv: str, sessions: Sequence[Sequence[Turn]], *, with_speakers: bool,
+               drop_lone: bool = False) -> tuple[list[BenchExchange], dict[str, BenchExchange]]:
+    """Consecutive turns of each session paired into exchanges. A lone last turn of a session
+    joins the previous exchange, or with ``drop_lone`` is left out (as is a one-turn session),
+    so its id no longer resolves. Returns the exchanges, oldest first, and turn key -> exchange."""
     exchanges: list[BenchExchange] = []
     where: dict[str, BenchExchange] = {}
 
@@ -61,6 +62,8 @@ def pair_turns(user_id: str, conv: str, sessions: Sequence[Sequence[Turn]],
     for s, turns in enumerate(sessions):
         turns = [t for t in turns if t.text.strip()]
         groups = [list(turns[i:i + 2]) for i in range(0, len(turns), 2)]
+        if drop_lone and groups and len(groups[-1]) == 1:
+            groups.pop()
         if len(groups) > 1 and len(groups[-1]) == 1:
             groups[-2].append(groups.pop()[0])
         for group in groups:
@@ -150,7 +153,7 @@ def load_realtalk(path: Path, *, half: str = "all", limit: int | None = None,
             n += 1
         user = f"{namespace}-{name.split('_')[1]}"
         exchanges, where = pair_turns(user, f"{namespace}{name.split('_')[1]}", sessions,
-                                      with_speakers=with_speakers)
+                                      with_speakers=with_speakers, drop_lone=True)
         texts = {t.key: t.text for s in sessions for t in s}
         questions = [q for i, qa in enumerate(raw.get("qa", []))
                      if (q := _question(f"{user}-q{i}", user, qa["question"],

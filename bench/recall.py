@@ -11,7 +11,10 @@ configured in the environment), waits for the derived tiers (``flush``), then
 for every question and budget B asks ``get_conversation_context(max_tokens=B)``
 and checks which evidence needles are in ``to_context_string(max_tokens=B)``.
 The same questions are answered by three baselines packing whole raw
-exchanges (recency, BM25, dense MiniLM). Prints one JSON object on stdout and
+exchanges (recency, BM25, dense MiniLM). Generated runs pool the evidence
+exchanges; public datasets score each question by the share of its evidence
+found, averaged over questions (``recall_per_evidence_turn`` keeps the pooled
+figure). Prints one JSON object on stdout and
 writes ``recall.png`` to bench/out/ (and docs/img/ for a full run).
 """
 
@@ -21,6 +24,7 @@ import argparse
 import asyncio
 import time
 from collections import Counter, defaultdict
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
@@ -56,6 +60,8 @@ class Tally:
         self.sum_tokens: dict[tuple[str, int], int] = defaultdict(int)
         self.asked: dict[tuple[str, int], int] = defaultdict(int)
         self.per_question: dict[tuple[str, int], float] = defaultdict(float)  # share of its evidence found
+        self.share: dict[tuple[str, int], dict[str, float]] = defaultdict(lambda: defaultdict(float))  # per type
+        self.questions: dict[tuple[str, int], Counter[str]] = defaultdict(Counter)
 
     def add(self, system: str, budget: int, question: Question, hits: list[bool], tokens: int) -> None:
         key = (system, budget)
@@ -66,9 +72,17 @@ class Tally:
         self.sum_tokens[key] += tokens
         self.asked[key] += 1
         self.per_question[key] += sum(hits) / max(1, len(hits))
+        self.share[key][question.qtype] += sum(hits) / max(1, len(hits))
+        self.questions[key][question.qtype] += 1
 
-    def recall(self, system: str, budget: int) -> dict[str, float]:
-        hit, total = self.hit[(system, budget)], self.total[(system, budget)]
+    def recall(self, system: str, budget: int, *, per_question: bool = False) -> dict[str, float]:
+        """Evidence found, overall and per type: pooled over evidence turns, or with
+        ``per_question`` each question's share of its evidence averaged over questions."""
+        hit: Mapping[str, float]
+        if per_question:
+            hit, total = self.share[(system, budget)], self.questions[(system, budget)]
+        else:
+            hit, total = self.hit[(system, budget)], self.total[(system, budget)]
         out = {"overall": round(sum(hit.values()) / max(1, sum(total.values())), 4)}
         types = [t for t in QTYPES if total[t]] + sorted(t for t in total if t not in QTYPES and total[t])
         out.update({t: round(hit[t] / total[t], 4) for t in types})
@@ -108,6 +122,7 @@ async def run(
     from memory.embedding import OnnxMiniLMEmbedder
 
     dataset = config if isinstance(config, Dataset) else generate(config)
+    public = dataset is config  # public datasets score per question, as the calibration does
     config = dataset.config
     progress(f"generated {len(dataset.exchanges)} exchanges, {len(dataset.questions)} questions")
     tally = Tally()
@@ -162,7 +177,9 @@ async def run(
         "questions_by_type": dict(Counter(q.qtype for q in dataset.questions)),
         "evidence_exchanges": sum(len(q.evidence_ids) for q in dataset.questions),
         "budgets": budgets,
-        "recall": {s: {str(b): tally.recall(s, b) for b in budgets} for s in systems},
+        "scoring": "per question" if public else "per evidence exchange",
+        "recall": {s: {str(b): tally.recall(s, b, per_question=public) for b in budgets} for s in systems},
+        "recall_per_evidence_turn": {s: {str(b): tally.recall(s, b) for b in budgets} for s in systems},
         "all_evidence_found": {
             s: {str(b): round(tally.complete[(s, b)] / len(dataset.questions), 4) for b in budgets}
             for s in systems
