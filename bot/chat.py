@@ -41,9 +41,11 @@ from dataclasses import dataclass, replace
 from datetime import datetime
 from typing import Any, Literal
 
+from bot.budget import plan_prompt
 from bot.llm import ChatLLM, Completion, LLMUnavailable, Prompt, Turn
 from bot.logs import current_request
 from bot.settings import BotSettings
+from bot.tools import MemoryTools
 from memory.context import ConversationContext
 from memory.errors import ArchiveUnavailable, InvalidInput, MemoryPaused, RateLimited, TierUnavailable
 from memory.manager import HierarchicalMemoryManager
@@ -210,19 +212,25 @@ class ChatHandler:
             degraded = (exc.tier,)
 
         turns, summary, verbatim = await self._conversation(msg, ctx)
-        prompt = self._prompt(msg, text, ctx, summary, turns, degraded, verbatim, persona=guild_persona(state))
+        plan = plan_prompt(self.settings.llm.context_tokens - self.settings.llm.max_tokens,
+                           guild_persona(state) or self.settings.bot.persona, text, turns, summary,
+                           cfg.context_max_tokens)
+        turns, summary, text = plan.turns, plan.summary, plan.message
+        prompt = self._prompt(msg, text, ctx, summary, turns, degraded, verbatim, persona=guild_persona(state),
+                              notes_tokens=plan.notes_tokens)
 
         if self.llm is None:
             return with_notice(await self._answer_without_llm(msg, text, prompt, degraded, paused=state.paused),
                                state, msg)
-        try:  # paused: the LLM is not offered the remember_fact tool either
-            done = await self.llm.complete(prompt, tools=cfg.remember_tool and not state.paused)
+        try:  # the tools save and search only this user's memory here; paused: no tools at all
+            done = (await self.llm.complete_with_tools(prompt, MemoryTools(self.memory, msg.user_id, msg.guild_id))
+                    if cfg.remember_tool and not state.paused else await self.llm.complete(prompt))
         except LLMUnavailable as exc:
             self.metrics.errors.labels("llm_unavailable").inc()
             log.warning("LLM failed for user %s: %s", msg.user_id, exc)
             return with_notice(ChatReply(APOLOGY, "llm_error", degraded=degraded), state, msg)
         await self._record_usage(msg, done)
-        saved = await self._save_facts(msg, done.facts)
+        saved = list(done.facts)  # saved by MemoryTools as the model called remember_fact
         reply = done.text or ("Got it, I'll remember: " + "; ".join(saved) if saved
                               else "Sorry, I couldn't save that. Try /remember instead.")
         reply = reply.replace("\x00", "")
@@ -253,14 +261,14 @@ class ChatHandler:
 
     def _prompt(self, msg: IncomingMessage, text: str, ctx: ConversationContext | None, summary: str,
                 turns: tuple[Turn, ...], degraded: tuple[str, ...], verbatim: frozenset[str], *,
-                persona: str | None = None) -> Prompt:
+                persona: str | None = None, notes_tokens: int | None = None) -> Prompt:
         parts = [(persona or self.settings.bot.persona).strip()]
         if msg.user_name:
             parts.append(f"You are talking with {msg.user_name} "
                          f"({'in a direct message' if msg.guild_id is None else 'in a server channel'}).")
         # the exchanges sent as turns are not repeated in the notes: their budget goes to memories
-        notes = (ctx.to_context_string(self.settings.bot.context_max_tokens, exclude=verbatim)
-                 if ctx is not None else "")
+        budget = self.settings.bot.context_max_tokens if notes_tokens is None else notes_tokens
+        notes = ctx.to_context_string(budget, exclude=verbatim) if ctx is not None and budget > 0 else ""
         if notes.strip():
             parts.append("What you remember about this user:\n" + notes)
         if summary.strip():
@@ -327,17 +335,6 @@ class ChatHandler:
         except TierUnavailable as exc:
             self.metrics.errors.labels("usage_not_recorded").inc()
             log.warning("could not record token usage: %s", exc)
-
-    async def _save_facts(self, msg: IncomingMessage, facts: Sequence[str]) -> list[str]:
-        saved: list[str] = []
-        for fact in facts:
-            try:
-                await self.memory.remember_fact(msg.user_id, fact, guild_id=msg.guild_id)
-                saved.append(fact)
-            except (InvalidInput, TierUnavailable) as exc:
-                self.metrics.errors.labels("fact_not_saved").inc()
-                log.warning("could not save a fact the LLM proposed: %s", exc)
-        return saved
 
     async def _store(self, msg: IncomingMessage, text: str, reply: str,
                      metadata: dict[str, Any], *, paused: bool = False) -> tuple[str | None, str]:

@@ -12,12 +12,13 @@ import json
 import logging
 import time
 from dataclasses import dataclass
-from typing import Any, Literal
+from typing import Any, Literal, Protocol
 
 import openai
 
 from memory.metrics import Metrics
 from memory.settings import LLMSettings
+from memory.tiers.ledger import FACT_CATEGORIES
 
 log = logging.getLogger(__name__)
 
@@ -31,11 +32,42 @@ REMEMBER_FACT_TOOL: dict[str, Any] = {
                         "(e.g. 'My birthday is 3 May'). Do not call it for anything else."),
         "parameters": {
             "type": "object",
-            "properties": {"fact": {"type": "string", "description": "the fact, in one sentence"}},
+            "properties": {
+                "fact": {"type": "string", "description": "the fact, in one sentence"},
+                "category": {"type": "string", "enum": list(FACT_CATEGORIES)},
+                "importance": {"type": "integer", "minimum": 1, "maximum": 5,
+                               "description": "5 = vital (allergies, names), 1 = trivia"},
+            },
             "required": ["fact"],
         },
     },
 }
+
+
+RETRIEVE_USER_INFO_TOOL: dict[str, Any] = {
+    "type": "function",
+    "function": {
+        "name": "retrieve_user_info",
+        "description": ("Search your memory of this user (their earlier conversations with you) when the "
+                        "notes you were given do not answer the question. Returns the best matches."),
+        "parameters": {
+            "type": "object",
+            "properties": {"query": {"type": "string", "description": "what to look for, in a few words"}},
+            "required": ["query"],
+        },
+    },
+}
+MAX_TOOL_ROUNDS = 2
+
+
+class ToolRunner(Protocol):
+    """Carries out the model's tool calls for one reply, always for the asking user and scope."""
+
+    async def remember(self, fact: str, category: str, importance: int) -> str:
+        """Save ``fact``; returns the result sent back to the model."""
+
+    async def retrieve(self, query: str) -> str:
+        """Search the user's memory; returns the text sent back to the model."""
 
 
 class LLMUnavailable(Exception):
@@ -85,15 +117,35 @@ class Completion:
     facts: tuple[str, ...] = ()
 
 
-def parse_fact_arguments(raw: object) -> str | None:
-    """Return the fact of a ``remember_fact`` call's JSON arguments, or None if they are malformed."""
+def _fact_details(raw: str) -> tuple[str, int]:
+    """Category and importance of a remember_fact call; missing or invalid ones get the defaults."""
+    try:
+        args = json.loads(raw)
+    except ValueError:
+        args = {}
+    category = args.get("category") if isinstance(args, dict) else None
+    importance = args.get("importance") if isinstance(args, dict) else None
+    return (category if category in FACT_CATEGORIES else "other",
+            importance if isinstance(importance, int) and 1 <= importance <= 5 else 3)
+
+
+def _call_ok(call: Any) -> bool:
+    function = getattr(call, "function", None)
+    if function is None or function.name not in ("remember_fact", "retrieve_user_info"):
+        log.warning("ignoring an unknown tool call from the LLM: %r", getattr(function, "name", call))
+        return False
+    return True
+
+
+def parse_fact_arguments(raw: object, key: str = "fact") -> str | None:
+    """Return the ``key`` string of a tool call's JSON arguments, or None if they are malformed."""
     if not isinstance(raw, str):
         return None
     try:
         args = json.loads(raw)
     except ValueError:
         return None
-    fact = args.get("fact") if isinstance(args, dict) else None
+    fact = args.get(key) if isinstance(args, dict) else None
     if not isinstance(fact, str):
         return None
     fact = " ".join(fact.split())
@@ -137,6 +189,58 @@ class ChatLLM:
             await self._client.close()
             self._client = None
 
+    async def complete_with_tools(self, prompt: Prompt, runner: ToolRunner, *,
+                                  max_tokens: int | None = None) -> Completion:
+        """Answer with the memory tools: each round's tool calls are run by ``runner`` and their
+        results sent back, at most ``MAX_TOOL_ROUNDS`` rounds, then a last call without tools.
+
+        ``facts`` of the result are those ``runner`` saved. Raises LLMUnavailable as ``complete``.
+        """
+        messages: list[dict[str, Any]] = list(prompt.messages())
+        saved: list[str] = []
+        prompt_tokens = completion_tokens = 0
+        for round_ in range(MAX_TOOL_ROUNDS + 1):
+            tools = round_ < MAX_TOOL_ROUNDS
+            data = await self._create(messages, tools=tools, retrieve=tools, max_tokens=max_tokens,
+                                      temperature=None, request_timeout=None)
+            if not data.choices:
+                raise LLMUnavailable("the reply had no choices")
+            if data.usage:
+                prompt_tokens += int(data.usage.prompt_tokens)
+                completion_tokens += int(data.usage.completion_tokens)
+            message = data.choices[0].message
+            text = (message.content or "").strip()
+            calls = [c for c in message.tool_calls or [] if _call_ok(c)] if tools else []
+            if not calls:
+                if not text and not saved:
+                    raise LLMUnavailable("the reply had no text")
+                return Completion(text, prompt_tokens, completion_tokens, tuple(saved))
+            messages.append({"role": "assistant", "content": message.content, "tool_calls": [
+                {"id": c.id, "type": "function",
+                 "function": {"name": c.function.name, "arguments": c.function.arguments}} for c in calls]})
+            for call in calls:
+                result = await self._run_tool(call, runner, saved)
+                messages.append({"role": "tool", "tool_call_id": call.id, "content": result})
+        raise AssertionError("unreachable: the last round has no tools")  # pragma: no cover
+
+    async def _run_tool(self, call: Any, runner: ToolRunner, saved: list[str]) -> str:
+        args = call.function.arguments
+        if call.function.name == "remember_fact":
+            fact = parse_fact_arguments(args)
+            if fact is None:
+                return "error: the arguments must be JSON like {\"fact\": \"...\"}"
+            if fact in saved:
+                return f"already saved: {fact}"
+            category, importance = _fact_details(args)
+            result = await runner.remember(fact, category, importance)
+            if result.startswith("saved"):
+                saved.append(fact)
+            return result
+        query = parse_fact_arguments(args, key="query")
+        if query is None:
+            return "error: the arguments must be JSON like {\"query\": \"...\"}"
+        return await runner.retrieve(query)
+
     async def complete(self, prompt: Prompt, *, tools: bool = False, max_tokens: int | None = None,
                        temperature: float | None = None) -> Completion:
         """Ask the model once. Raises LLMUnavailable when no usable text or fact comes back."""
@@ -171,13 +275,13 @@ class ChatLLM:
         await self._create([{"role": "user", "content": "ping"}], tools=False, max_tokens=1,
                            temperature=0.0, request_timeout=request_timeout)
 
-    async def _create(self, messages: list[dict[str, str]], *, tools: bool, max_tokens: int | None,
-                      temperature: float | None, request_timeout: float | None) -> Any:
+    async def _create(self, messages: list[dict[str, Any]], *, tools: bool, max_tokens: int | None,
+                      temperature: float | None, request_timeout: float | None, retrieve: bool = False) -> Any:
         """One request, counted in ``metrics`` (calls by outcome, latency, tokens)."""
         start = time.perf_counter()
         try:
             data = await self._request(messages, tools=tools, max_tokens=max_tokens, temperature=temperature,
-                                       request_timeout=request_timeout)
+                                       request_timeout=request_timeout, retrieve=retrieve)
         except LLMUnavailable:
             self.metrics.llm_call("error", time.perf_counter() - start)
             raise
@@ -186,13 +290,13 @@ class ChatLLM:
                               int(getattr(usage, "completion_tokens", 0) or 0))
         return data
 
-    async def _request(self, messages: list[dict[str, str]], *, tools: bool, max_tokens: int | None,
-                       temperature: float | None, request_timeout: float | None) -> Any:
+    async def _request(self, messages: list[dict[str, Any]], *, tools: bool, max_tokens: int | None,
+                       temperature: float | None, request_timeout: float | None, retrieve: bool = False) -> Any:
         if self._client is None:
             raise RuntimeError("ChatLLM is not open; use 'async with' or create()")
         kwargs: dict[str, Any] = {}
         if tools:
-            kwargs["tools"] = [REMEMBER_FACT_TOOL]
+            kwargs["tools"] = [REMEMBER_FACT_TOOL] + ([RETRIEVE_USER_INFO_TOOL] if retrieve else [])
         if request_timeout is not None:
             kwargs["timeout"] = request_timeout
         try:

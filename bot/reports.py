@@ -54,6 +54,13 @@ def clip_block(text: str, limit: int) -> str:
     return text if len(text) <= limit else text[: limit - 1] + "…"
 
 
+def format_profile(profile: Any) -> str:
+    """Profile lines as `key` text, one a line, then the saved facts."""
+    lines = [f"`{ln.key}` {ln.text}" + (" (your correction)" if ln.corrected else "") for ln in profile.lines]
+    lines += [f"saved: {f.text}" for f in profile.saved]
+    return "\n".join(lines)
+
+
 async def show_card(memory: HierarchicalMemoryManager, user_id: str, guild_id: str | None) -> Card:
     """Recent exchanges, top entities, facts and per-tier counts of this user in this scope.
 
@@ -74,6 +81,8 @@ async def show_card(memory: HierarchicalMemoryManager, user_id: str, guild_id: s
         title=f"What I remember about you {where(guild_id)}",
         sections=(Section("Recent exchanges", clip(recent, 1000) or "none"),
                   Section("Top entities and topics", clip(profile, 1000) or "none"),
+                  *((Section("Profile (/memory profile to correct it)",
+                             clip(format_profile(ctx.profile), 1000) or "nothing yet"),) if ctx.profile else ()),
                   Section("Facts (/remember)", clip(facts, 1000) or "none"),
                   Section("Stored per tier (-1: tier down)", format_counts(counts))),
         footer="Unavailable right now: " + ", ".join(ctx.degraded) if ctx.degraded else "")

@@ -180,6 +180,8 @@ async def cmd_stats(args: argparse.Namespace, memory: HierarchicalMemoryManager)
                   f"tokens {stats.prompt_tokens}+{stats.completion_tokens}; "
                   f"dead letters {stats.dead_letters} (python -m memory dead-letters); "
                   f"bundled servers: {', '.join(stats.bundled) or 'none'}")
+    x = stats.extraction
+    console.print("extraction: " + ", ".join(f"{k} {v}" for k, v in x.items()))
     if stats.restarts:
         console.print("restarts of bundled servers: "
                       + ", ".join(f"{name} {count}" for name, count in sorted(stats.restarts.items())))

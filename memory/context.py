@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+import re
 from collections.abc import Collection
 from dataclasses import dataclass, field
 from datetime import datetime
 
+from memory.extraction import STOPWORDS, stem, summarise
 from memory.focus import focused, speakers, terms
-from memory.models import Exchange, Relation, TierReport
+from memory.models import Exchange, TierReport
+from memory.profile import PROFILE_TOKENS, Profile
 from memory.tiers.ledger import Fact
 from memory.tokens import count_tokens, truncate_tokens
 
@@ -19,6 +22,7 @@ class RankedExchange:
     exchange: Exchange
     score: float
     sources: tuple[str, ...]
+    summary: str = ""  # the stored summary when the caller has it; else one is made when packing
 
 
 @dataclass(frozen=True, slots=True)
@@ -67,7 +71,8 @@ class ConversationContext:
     recent: list[Exchange] = field(default_factory=list)
     relevant: list[RankedExchange] = field(default_factory=list)
     facts: list[Fact] = field(default_factory=list)
-    profile: list[Relation] = field(default_factory=list)
+    profile: Profile | None = None
+    profile_tokens: int = PROFILE_TOKENS
     tiers: dict[str, TierReport] = field(default_factory=dict)
     max_tokens: int = 1500
     recent_first: int = 2
@@ -103,11 +108,17 @@ class ConversationContext:
         """Fill ``max_tokens`` by priority: facts, the three most relevant exchanges, the
         two newest if they belong to the ongoing conversation (``session_since``), the rest
         of the relevant ones, then the rest of the recent ones. Sections render in time order with
-        dates so the reader can tell what is current. A long exchange that does not fit
-        whole is cut rather than dropped when enough room remains. Exchanges whose ids are
-        in ``exclude`` (say, the turns a caller already sends verbatim) are left out.
+        dates so the reader can tell what is current. An exchange outside the ongoing
+        conversation that does not fit whole is packed as its summary when that fits
+        (names, numbers and dates kept); otherwise a long exchange is cut rather than
+        dropped when enough room remains. The user's profile heads the text at a small
+        fixed cost. Exchanges whose ids are in ``exclude`` (say, the turns a caller
+        already sends verbatim) are left out.
         """
         budget = max(0, int(max_tokens))
+        profile = self._profile_text(budget)
+        if profile:
+            budget -= count_tokens(profile) + 2
         headers = {"facts": "Facts the user asked you to remember:",
                    "relevant": "Relevant earlier conversations (oldest first):",
                    "recent": "Recent conversation (oldest first):"}
@@ -115,10 +126,12 @@ class ConversationContext:
         used = 0
         seen: set[str] = set(exclude)
 
-        def take(section: str, key: str, text: str, ts: datetime | None) -> None:
+        def take(section: str, key: str, text: str, ts: datetime | None, short: str = "") -> None:
             nonlocal used
             cost = count_tokens(text) + 1 + (0 if chosen[section] else count_tokens(headers[section]) + 2)
             room = budget - used
+            if cost > room and short and count_tokens(short) + cost - count_tokens(text) <= room:
+                text, cost = short, count_tokens(short) + cost - count_tokens(text)  # the summary fits
             if cost > room:
                 header_cost = 0 if chosen[section] else count_tokens(headers[section]) + 2
                 if room - header_cost - 1 < _MIN_ITEM_TOKENS:
@@ -129,7 +142,7 @@ class ConversationContext:
             seen.add(key)
             used += cost
 
-        for f in self.facts:
+        for f in self._ranked_facts(budget):
             take("facts", f"fact:{f.id}", f"- {f.text}", None)
         top = [("relevant", r.exchange) for r in self.relevant]
         since = self.session_since
@@ -139,6 +152,7 @@ class ConversationContext:
         order += top[self.relevant_first:]
         reserved = {e.id for e in current}
         order += [("recent", e) for e in self.recent if e.id not in reserved]
+        summaries = {r.exchange.id: r.summary for r in self.relevant}
         query_terms = terms(self.query) if self.focus and self._crowded(budget) else frozenset()
         whole: dict[str, str] = {}
         for section, e in order:
@@ -149,7 +163,8 @@ class ConversationContext:
                     short = focused(e, query_terms)
                 if short is not None:
                     whole[e.id] = text
-                take(section, e.id, short or text, e.timestamp)
+                take(section, e.id, short or text, e.timestamp,
+                     "" if e.id in reserved else self._summary_line(e, summaries.get(e.id)))
         if whole:
             used += widen(chosen["relevant"], whole, budget - used)
 
@@ -163,7 +178,42 @@ class ConversationContext:
                 items = sorted(items, key=lambda it: it[2] or datetime.min)
                 ids += [key for key, _, _ in items]
             parts.append(headers[section] + "\n" + "\n".join(text for _, text, _ in items))
-        text = "\n\n".join(parts)
+        text = "\n\n".join(([profile] if profile else []) + parts)
+        budget = max(0, int(max_tokens))
         while text and count_tokens(text) > budget:  # joins can add a token or two; stay under
             text = truncate_tokens(text, budget)
         return PackedContext(text, tuple(ids), count_tokens(text))
+
+    # ---- the profile: a small fixed cost at the head of every context --------------------------
+
+    def _ranked_facts(self, budget: int) -> list[Fact]:
+        """Saved facts by relevance to the query, then importance, then recency, within a third of
+        ``budget``: facts no longer crowd out the rest of a small budget."""
+        def words(text: str) -> set[str]:
+            return {stem(w) for w in re.findall(r"\w{3,}", text.lower()) if w not in STOPWORDS}
+
+        query = words(self.query)
+
+        def rank(f: Fact) -> tuple[int, int, datetime]:
+            overlap = len(query & words(f.text))
+            return overlap, f.importance, f.created_at
+
+        out, used = [], 0
+        for f in sorted(self.facts, key=rank, reverse=True):
+            cost = count_tokens(f.text) + 3
+            if used + cost > budget // 3:
+                continue
+            out.append(f)
+            used += cost
+        return out
+
+    @staticmethod
+    def _summary_line(e: Exchange, summary: str | None) -> str:
+        """An older exchange as its summary: packed instead when its full text does not fit."""
+        return f"[{_date(e.timestamp, False)}] (summary) {summary or summarise(e)}"
+
+    def _profile_text(self, budget: int) -> str:
+        """The profile rendered within ``profile_tokens`` (and never more than a third of ``budget``)."""
+        if self.profile is None:
+            return ""
+        return self.profile.render(min(self.profile_tokens, budget // 3))

@@ -13,6 +13,7 @@ from collections import Counter
 from collections.abc import Sequence
 
 from memory.models import Exchange, Extraction, Mention
+from memory.statements import statements
 from memory.tokens import split_tokens, truncate_tokens
 
 STOPWORDS = frozenset("""
@@ -69,6 +70,35 @@ def _capitalised(word: str) -> bool:
     return word[0].isupper()
 
 
+# Words that open sentences ("Certainly!", "Absolutely, ...") and are capitalised only for that.
+_OPENERS = frozenset("""
+certainly absolutely definitely actually honestly really sure wow well thanks great awesome yes no okay
+oh ah hmm also anyway congratulations welcome lovely cool perfect exactly indeed glad happy sorry sounds
+try let maybe perhaps hopefully unfortunately fortunately basically seriously totally nope yep yeah
+agreed alright right wonderful amazing fantastic interesting good nice hello hi hey dear thank cheers
+of course here there this that these those it what how why when where which who whose
+""".split())
+
+
+def _sentence_opener(word: str, text: str, start: int) -> bool:
+    """Whether ``word`` at ``start`` opens a sentence and is a common word rather than a name.
+
+    A sentence-initial word counts as a name only if nothing marks it as an ordinary word:
+    it is no known opener, no -ly adverb or -ing form, and it is not followed by "!"
+    or "," right away (interjections); a word also seen capitalised mid-sentence is a name.
+    """
+    before = text[:start].rstrip()
+    if before and before[-1] not in ".!?:\n\"“(" and not text[:start].endswith("\n"):
+        return False
+    lower = word.lower()
+    if lower in _OPENERS or lower in STOPWORDS:
+        return True
+    if re.search(r"(?<![.!?\n]\s)(?<!^)\b" + re.escape(word) + r"\b", text[start + len(word):]):
+        return False  # capitalised again mid-text: a name
+    follow = text[start + len(word):start + len(word) + 1]
+    return (len(lower) > 4 and (lower.endswith("ly") or lower.endswith("ing"))) or follow in ("!", ",")
+
+
 def entities(text: str) -> list[tuple[str, str]]:
     """Capitalised names in ``text`` (any script with case) as (normalised, display) pairs, in order."""
     found: dict[str, str] = {}
@@ -93,6 +123,11 @@ def entities(text: str) -> list[tuple[str, str]]:
         word = match.group(0).rstrip("'’-")
         gap = text[last_end:match.start()] if last_end >= 0 else ""
         joined = last_end >= 0 and gap.strip() == "" and "\n" not in gap
+        if (not run or not joined) and _capitalised(word) and _sentence_opener(word, text, match.start()):
+            if run:
+                close()
+            last_end = match.end()  # "Certainly", "Absolutely": capitalised only as sentence openers
+            continue
         if _capitalised(word) or (run and joined and word.lower() in _CONNECTORS):
             if run and not joined:
                 close()
@@ -146,10 +181,14 @@ class DeterministicExtractor:
         text = f"User: {exchange.user_message}\nBot: {exchange.bot_response}"
         chunks = tuple(split_tokens(text, self.chunk_tokens))
         source = exchange.user_message + "\n" + exchange.bot_response
+        said = statements(exchange.user_message)  # "my sister Maria": SIBLING_OF maria, detail "sister"
         mentions = [Mention(key, "entity", display) for key, display in entities(source)[:20]]
         seen = {m.name for m in mentions}
+        mentions += [Mention(s.obj, "entity", s.label) for s in said
+                     if s.obj not in seen and s.predicate not in ("LIKES", "WORKS_AS", "NAME", "CALLED")]
+        seen = {m.name for m in mentions}
         mentions += [Mention(t, "topic", t) for t in topics(exchange.user_message) if t not in seen]
-        return Extraction(exchange.id, summarise(exchange), chunks, tuple(mentions))
+        return Extraction(exchange.id, summarise(exchange), chunks, tuple(mentions), tuple(said))
 
     async def extract(self, exchanges: Sequence[Exchange]) -> list[Extraction]:
         return [self.extract_one(e) for e in exchanges]

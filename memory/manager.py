@@ -30,18 +30,21 @@ from memory.models import (
     Relation,
     Scope,
     TierReport,
+    TypedFact,
     clean_id,
     clean_metadata,
     clean_text,
     utc,
 )
+from memory.profile import Profile, build_profile
 from memory.protocols import CacheTier, Embedder, Extractor, GraphTier, SummaryTier
 from memory.ranking import aged, fuse
 from memory.settings import MemorySettings
 from memory.stack import MemoryStats, Tiers, open_tiers, tier_health
 from memory.tiers.dead_letters import DeadLetter, PostgresDeadLetters, PostgresStaleCaches
-from memory.tiers.ledger import Fact, SetAside, UsageRow
+from memory.tiers.ledger import FACT_CATEGORIES, Fact, SetAside, UsageRow
 from memory.timeq import Window, window
+from memory.understanding import ProfileBook
 from memory.worker import DerivedWorker
 
 log = logging.getLogger(__name__)
@@ -90,6 +93,7 @@ class HierarchicalMemoryManager(ExchangeLifecycle):
                                     lease_seconds=w.lease_seconds, idle_poll=w.idle_poll_seconds,
                                     max_attempts=w.max_attempts, retry_seconds=w.retry_seconds,
                                     metrics=self.metrics)
+        self.profiles = ProfileBook(tiers.graph, tiers.ledger)
         self.worker.every(settings.memory.retention_check_minutes * 60, self.apply_retention, "retention")
         self._stop = asyncio.Event()
         self._task: asyncio.Task[None] | None = None
@@ -310,15 +314,16 @@ class HierarchicalMemoryManager(ExchangeLifecycle):
         reports: dict[str, TierReport] = {}
         names = query_names(query)
         when = window(query, datetime.now(UTC))
-        recent, fulltext, semantic, graph, facts, dated = await asyncio.gather(
-            self._recent(scope, reports),
-            self._timed("archive", self.t.archive.search(scope, query, r.candidates), r.archive_timeout_ms,
-                        reports),
-            self._semantic(scope, query, reports),
-            self._timed("graph", self.graph.related(scope, names, r.candidates), r.graph_timeout_ms, reports),
-            self._timed("facts", self.t.ledger.facts(scope), r.archive_timeout_ms, reports),
-            self._in_window(scope, query, when, reports),
-        )
+        (recent, fulltext, semantic, graph, facts, dated), (typed, corrections) = await asyncio.gather(
+            asyncio.gather(
+                self._recent(scope, reports),
+                self._timed("archive", self.t.archive.search(scope, query, r.candidates), r.archive_timeout_ms,
+                            reports),
+                self._semantic(scope, query, reports),
+                self._timed("graph", self.graph.related(scope, names, r.candidates), r.graph_timeout_ms, reports),
+                self._timed("facts", self.t.ledger.facts(scope), r.archive_timeout_ms, reports),
+                self._in_window(scope, query, when, reports),
+            ), self._profile_sources(scope, reports))
         fused = fuse({"fulltext": fulltext or [], "semantic": semantic or [], "graph": graph or [],
                       "recent": [Hit(e.id, 0.0, "recent") for e in recent], "time": dated},
                      weights={"fulltext": r.weight_fulltext, "semantic": r.weight_semantic,
@@ -336,7 +341,36 @@ class HierarchicalMemoryManager(ExchangeLifecycle):
         return ConversationContext(user_id=scope.user_id, guild_id=scope.guild_id, query=query,
                                    recent=recent[: r.recent], relevant=relevant, facts=facts or [],
                                    tiers=reports, max_tokens=max_tokens,
+                                   profile=build_profile(scope.user_id, scope.guild_id, typed, facts or [],
+                                                         corrections),
+                                   profile_tokens=r.profile_tokens,
                                    session_since=datetime.now(UTC) - timedelta(minutes=r.session_gap_minutes))
+
+    # ---- profile and typed facts ------------------------------------------------------------
+
+    async def _profile_sources(self, scope: Scope, reports: dict[str, TierReport]
+                               ) -> tuple[list[TypedFact], dict[str, tuple[str, str | None]]]:
+        """Typed facts and profile corrections for the context; a tier that fails leaves its part out."""
+        if self.settings.retrieval.profile_tokens == 0:
+            return [], {}
+        r = self.settings.retrieval
+        typed, corrections = await asyncio.gather(
+            self._timed("graph", self.graph.facts(scope, support=False), r.graph_timeout_ms, reports),
+            self._timed("facts", self.t.ledger.corrections(scope), r.archive_timeout_ms, reports))
+        return typed or [], corrections or {}
+
+    async def typed_facts(self, user_id: str, guild_id: str | None = None) -> list[TypedFact]:
+        """The scope's typed facts, current and closed, oldest first (raises TierUnavailable)."""
+        return await self.graph.facts(Scope.of(user_id, guild_id))
+
+    async def user_profile(self, user_id: str, guild_id: str | None = None) -> Profile:
+        """The scope's profile (see ``ProfileBook.profile``); raises TierUnavailable."""
+        return await self.profiles.profile(Scope.of(user_id, guild_id))
+
+    async def correct_profile(self, user_id: str, key: str, replacement: str | None,
+                              guild_id: str | None = None) -> Profile:
+        """Remove (``replacement`` None) or replace one profile line; see ``ProfileBook.correct``."""
+        return await self.profiles.correct(Scope.of(user_id, guild_id), key, replacement)
 
     # ---- forget, export, rebuild ------------------------------------------------------------
 
@@ -500,7 +534,8 @@ class HierarchicalMemoryManager(ExchangeLifecycle):
             "user_id": user_id, "exported_at": datetime.now(UTC).isoformat(),
             "exchanges": [e.to_json() for e in exchanges],
             "facts": [{"id": f.id, "guild_id": f.guild_id, "text": f.text,
-                       "created_at": f.created_at.isoformat()} for f in await self.t.ledger.all_facts(user_id)],
+                       "created_at": f.created_at.isoformat(), "category": f.category,
+                       "importance": f.importance} for f in await self.t.ledger.all_facts(user_id)],
             "usage": [{"guild_id": u.guild_id, "prompt_tokens": u.prompt_tokens,
                        "completion_tokens": u.completion_tokens, "requests": u.requests}
                       for u in await self.t.ledger.usage(user_id=user_id)],
@@ -525,6 +560,14 @@ class HierarchicalMemoryManager(ExchangeLifecycle):
                                     for rel in await self.graph.profile(s, 1000)] for s in scopes}
         except TierUnavailable as exc:
             out["graph"] = {"unavailable": str(exc)}
+        try:
+            out.update(await self.profiles.export(user_id, scopes))
+        except TierUnavailable as exc:
+            out["profile"] = out["typed_facts"] = {"unavailable": str(exc)}
+        try:
+            out["rolling_summaries"] = await self.t.state.rolling_summaries(user_id)
+        except TierUnavailable as exc:
+            out["rolling_summaries"] = {"unavailable": str(exc)}
         return out
 
     async def rebuild(self, user_id: str | None = None) -> int:
@@ -559,9 +602,15 @@ class HierarchicalMemoryManager(ExchangeLifecycle):
             self.metrics.rate_limited.labels(exc.scope).inc()
             raise
 
-    async def remember_fact(self, user_id: str, text: str, guild_id: str | None = None) -> Fact:
+    async def remember_fact(self, user_id: str, text: str, guild_id: str | None = None, *,
+                            category: str = "other", importance: int = 3) -> Fact:
+        """Save a fact; raises InvalidInput for bad text, an unknown category or importance outside 1-5."""
+        if category not in FACT_CATEGORIES:
+            raise InvalidInput(f"must be one of {', '.join(FACT_CATEGORIES)}", field="category")
+        if not isinstance(importance, int) or not 1 <= importance <= 5:
+            raise InvalidInput("must be an integer from 1 to 5", field="importance")
         return await self.t.ledger.add_fact(Scope.of(user_id, guild_id),
-                                            clean_text(text, "fact", max_chars=2000).strip())
+                                            clean_text(text, "fact", max_chars=2000).strip(), category, importance)
 
     async def forget_fact(self, user_id: str, fact_id: str, guild_id: str | None = None) -> bool:
         return await self.t.ledger.remove_fact(Scope.of(user_id, guild_id), clean_id(fact_id, "fact_id"))
@@ -602,5 +651,11 @@ class HierarchicalMemoryManager(ExchangeLifecycle):
             completion = sum(r.completion_tokens for r in rows)
         activity = await self._activity_stats() if health["archive"].ok else {}
         return MemoryStats(health, exchanges, users, pending, self.worker.processed, prompt, completion,
-                           self.t.addresses.bundled, forgets, **activity, dead_letters=dead,
+                           self.t.addresses.bundled, forgets, extraction=self.extraction_stats(), **activity,
+                           dead_letters=dead,
                            restarts=self.t.servers.restarts if self.t.servers is not None else {})
+
+    def extraction_stats(self) -> dict[str, object]:
+        """This process's extraction counters: mode, calls, tokens and fallbacks per exchange."""
+        stats = getattr(self.extractor, "stats", None)
+        return stats.as_dict() if stats is not None else {"mode": "deterministic"}

@@ -251,6 +251,53 @@ class Mention:
     label: str = ""    # display form, e.g. "Paris"
 
 
+# Typed relations between the user and something they talk about. Single-valued ones (a user
+# lives in one place at a time) are closed by a newer statement with another object.
+SINGLE_VALUED = frozenset({"NAME", "CALLED", "LIVES_IN", "WORKS_AS", "WORKS_AT"})
+MULTI_VALUED = frozenset({"HAS_PET", "SIBLING_OF", "PARENT_OF", "CHILD_OF", "PARTNER_OF", "FRIEND_OF",
+                          "LIKES", "DISLIKES"})
+PREDICATES = SINGLE_VALUED | MULTI_VALUED
+
+
+@dataclass(frozen=True, slots=True)
+class Statement:
+    """Something an exchange says about the user: ``predicate`` -> ``obj`` (normalised name).
+
+    ``label`` is the display form ("Berlin"), ``detail`` qualifies the relation
+    ("sister", "dog"). Raises InvalidInput for an unknown predicate or an empty object.
+    """
+
+    predicate: str
+    obj: str
+    label: str = ""
+    detail: str = ""
+
+    def __post_init__(self) -> None:
+        if self.predicate not in PREDICATES:
+            raise InvalidInput(f"unknown predicate {self.predicate!r}", field="predicate")
+        if not self.obj.strip() or len(self.obj) > 200:
+            raise InvalidInput("must be 1-200 characters", field="obj")
+
+
+@dataclass(frozen=True, slots=True)
+class TypedFact:
+    """A typed relation as the graph holds it: current while ``valid_to`` is None."""
+
+    id: str
+    predicate: str
+    obj: str
+    label: str
+    detail: str
+    valid_from: datetime
+    valid_to: datetime | None
+    support: tuple[str, ...]           # ids of the exchanges that state it
+    aliases: tuple[str, ...] = ()
+
+    @property
+    def current(self) -> bool:
+        return self.valid_to is None
+
+
 @dataclass(frozen=True, slots=True)
 class Extraction:
     """What the derived tiers keep of one exchange."""
@@ -259,6 +306,7 @@ class Extraction:
     summary: str
     chunks: tuple[str, ...]            # texts to embed; chunk i is keyed (exchange_id, i)
     mentions: tuple[Mention, ...] = ()
+    statements: tuple[Statement, ...] = ()
 
 
 @dataclass(frozen=True, slots=True)

@@ -14,7 +14,7 @@ from typing import Protocol
 
 import numpy as np
 
-from memory.models import Exchange, Extraction, ForgetTarget, Hit, Relation, Scope, SummaryRecord
+from memory.models import Exchange, Extraction, ForgetTarget, Hit, Relation, Scope, SummaryRecord, TypedFact
 
 
 class Tier(Protocol):
@@ -113,6 +113,10 @@ class GraphTier(Tier, Protocol):
 
     async def topic_exchanges(self, scope: Scope, name: str) -> list[str]:
         """Ids of the scope's exchanges that mention the entity or topic ``name``."""
+
+    async def facts(self, scope: Scope, *, support: bool = True) -> list[TypedFact]:
+        """The scope's typed facts (current and closed), oldest first, with their supporting exchanges
+        (``support=False``: support left empty, for the read path)."""
 
     async def existing(self, exchange_ids: Sequence[str]) -> set[str]:
         """Which of ``exchange_ids`` have been ingested (to audit the derived tiers)."""

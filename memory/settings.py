@@ -80,7 +80,18 @@ class LLMSettings(BaseModel):
     temperature: float = Field(0.7, ge=0.0, le=2.0)
     max_tokens: int = Field(600, ge=1, le=32000)
     timeout_seconds: float = Field(60.0, gt=0)
-    extraction: bool = Field(False, description="use the LLM for summaries and entities")
+    context_tokens: int = Field(8192, ge=512, le=2_000_000, description="the model's context window: the "
+                                "whole prompt plus the reply (max_tokens) fit in it")
+    extraction: bool = Field(False, description="use the LLM for summaries, entities, typed facts and the "
+                                                "profile (in the worker, off the reply path)")
+    extraction_mode: Literal["auto", "json_schema", "json_object", "prompt"] = Field(
+        "auto", description="structured output: json_schema (OpenAI, llama.cpp's server), json_object with "
+                            "a schema (llama-cpp-python), or the schema in the prompt; auto tries them in "
+                            "that order and keeps the first the endpoint accepts")
+    extraction_batch_size: int = Field(8, ge=1, le=50, description="exchanges per extraction call")
+    extraction_max_tokens: int = Field(2000, ge=100, le=32000, description="most tokens of one extraction answer")
+    extraction_daily_tokens: int = Field(0, ge=0, description="tokens LLM extraction may spend per guild (or per "
+                                         "user's DMs) and UTC day; beyond it the rules take over; 0 = no limit")
 
 
 class RetrievalSettings(BaseModel):
@@ -89,6 +100,8 @@ class RetrievalSettings(BaseModel):
     session_gap_minutes: float = Field(60.0, ge=0, description="the newest exchanges get reserved room in the "
                                        "context only if this recent: older ones compete as memories")
     max_tokens: int = Field(1500, ge=50, le=100_000)
+    profile_tokens: int = Field(80, ge=0, le=1000, description="tokens of every context kept for the user's "
+                                "profile (at most a third of the budget; 0 = no profile)")
     max_concurrent: int = Field(16, ge=1, le=10_000,
                                 description="context builds in flight per process; more wait their turn "
                                             "instead of timing tiers out on a saturated CPU")

@@ -8,24 +8,31 @@ stack closes them all in reverse order.
 from __future__ import annotations
 
 import asyncio
+import logging
 import time
 from contextlib import AsyncExitStack
 from dataclasses import dataclass, field
 from datetime import datetime
 
+import openai
+
 from memory.embedding import create_embedder
 from memory.errors import TierUnavailable
 from memory.extraction import DeterministicExtractor
 from memory.launcher import Addresses, EmbeddedServers
+from memory.llm_extraction import LLMExtractor
 from memory.models import ActiveConversation
 from memory.protocols import CacheTier, Embedder, Extractor, GraphTier, SummaryTier
 from memory.settings import MemorySettings
 from memory.tiers.archive import PostgresArchive, PostgresForgetQueue, PostgresOutbox, create_pool
+from memory.tiers.budget import RedisTokenBudget
 from memory.tiers.cache import RedisCache, RedisRateLimiter, RedisState, create_redis
 from memory.tiers.graph import create_graph
 from memory.tiers.ledger import PostgresLedger
 from memory.tiers.policy import PostgresPolicies
 from memory.tiers.summaries import create_summaries
+
+log = logging.getLogger(__name__)
 
 
 @dataclass
@@ -66,6 +73,7 @@ class MemoryStats:
     bundled: tuple[str, ...] = field(default_factory=tuple)
     pending_forgets: int = 0
     dead_letters: int = 0  # exchanges the worker gave up on (`python -m memory dead-letters`)
+    extraction: dict[str, object] = field(default_factory=dict)
     # activity and retention (memory.lifecycle)
     active: tuple[ActiveConversation, ...] = ()
     active_minutes: float = 0.0
@@ -99,6 +107,7 @@ async def open_tiers(settings: MemorySettings) -> Tiers:
         stack.push_async_callback(summaries.aclose)
         graph = await create_graph(addresses.neo4j_uri, addresses.neo4j_auth, addresses.neo4j_database)
         stack.push_async_callback(graph.aclose)
+        extractor = create_extractor(settings, stack, RedisTokenBudget(redis))
         r = settings.redis
         return Tiers(
             cache=RedisCache(redis, size=r.cache_size, active_ttl=r.active_ttl_seconds,
@@ -107,11 +116,29 @@ async def open_tiers(settings: MemorySettings) -> Tiers:
             archive=PostgresArchive(pool), outbox=PostgresOutbox(pool), forgets=PostgresForgetQueue(pool),
             ledger=PostgresLedger(pool), policies=PostgresPolicies(pool),
             summaries=summaries, graph=graph, embedder=create_embedder(settings.embedding),
-            extractor=DeterministicExtractor(settings.worker.chunk_tokens),
-            addresses=addresses, stack=stack, servers=launcher)
+            extractor=extractor, addresses=addresses, stack=stack, servers=launcher)
     except BaseException:
         await stack.aclose()
         raise
+
+
+def create_extractor(settings: MemorySettings, stack: AsyncExitStack,
+                     budget: RedisTokenBudget | None = None) -> Extractor:
+    """The LLM extractor when ``LLM__EXTRACTION`` is on and an endpoint is set, else the deterministic one.
+
+    The LLM client is closed with ``stack``; no request is made here.
+    """
+    deterministic = DeterministicExtractor(settings.worker.chunk_tokens)
+    llm = settings.llm
+    if not llm.extraction:
+        return deterministic
+    if llm.base_url is None:
+        log.warning("LLM__EXTRACTION is on but LLM__BASE_URL is unset: using the deterministic extractor")
+        return deterministic
+    client = openai.AsyncOpenAI(base_url=llm.base_url, api_key=llm.api_key.get_secret_value(),
+                                timeout=llm.timeout_seconds, max_retries=0)  # a failed call falls back at once
+    stack.push_async_callback(client.close)
+    return LLMExtractor(client, llm, deterministic, budget)
 
 
 async def tier_health(tiers: Tiers, timeout: float = 2.0) -> dict[str, TierHealth]:

@@ -22,9 +22,18 @@ import discord
 from discord import app_commands
 from discord.ext import commands
 
-from bot.cogs.common import clip, is_admin, scope_of
+from bot.cogs.common import clip, is_admin, scope_of, where
 from bot.cogs.preferences import PreferenceCommands, add_activity
-from bot.reports import UNAVAILABLE, Card, export_json, forget_now, forget_request, search_card, show_card
+from bot.reports import (
+    UNAVAILABLE,
+    Card,
+    export_json,
+    forget_now,
+    forget_request,
+    format_profile,
+    search_card,
+    show_card,
+)
 from memory.errors import ConfigurationError, InvalidInput, MemoryStoreError, TierUnavailable
 
 if TYPE_CHECKING:
@@ -40,6 +49,9 @@ FORGET_CHOICES = [
 ]
 PROGRESS_EVERY_SECONDS = 2.0
 COLLECTION_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{1,61}[A-Za-z0-9]$")
+PROFILE_ACTIONS = [app_commands.Choice(name="show it", value="show"),
+                   app_commands.Choice(name="remove a wrong line", value="remove"),
+                   app_commands.Choice(name="replace a line with my text", value="replace")]
 
 
 class ConfirmView(discord.ui.View):
@@ -91,6 +103,15 @@ class MemoryCog(PreferenceCommands, commands.GroupCog, group_name="memory",
             await interaction.followup.send(UNAVAILABLE, ephemeral=True)
             return
         await interaction.followup.send(embed=embed_of(card), ephemeral=True)
+
+    @app_commands.command(name="profile", description="Your profile here: show it, or remove or replace a line")
+    @app_commands.describe(action="show, remove a line, or replace a line", line="the line's key, e.g. home",
+                           text="the new text, when replacing")
+    @app_commands.choices(action=PROFILE_ACTIONS)
+    async def profile(self, interaction: discord.Interaction, action: app_commands.Choice[str] | None = None,
+                      line: app_commands.Range[str, 1, 40] | None = None,
+                      text: app_commands.Range[str, 1, 200] | None = None) -> None:
+        await ProfileCommands.run(self, interaction, action.value if action else "show", line, text)
 
     @app_commands.command(name="search", description="The memories I would use to answer this")
     @app_commands.describe(query="what you would ask me")
@@ -246,6 +267,37 @@ def migration_failure(exc: MemoryStoreError) -> str:
     if isinstance(exc, TierUnavailable):
         return f"{UNAVAILABLE} Running it again resumes."
     return "the legacy records could not be migrated."
+
+
+class ProfileCommands:
+    """``/memory profile``: show the profile, or remove or replace one of its lines (own scope only)."""
+
+    @staticmethod
+    async def run(cog: MemoryCog, interaction: discord.Interaction, action: str, line: str | None,
+                  text: str | None) -> None:
+        user_id, guild_id = scope_of(interaction)
+        memory = cog.bot.memory
+        try:
+            if action == "show":
+                profile = await memory.user_profile(user_id, guild_id)
+                note = ""
+            elif line is None or (action == "replace" and not text):
+                await interaction.response.send_message(
+                    "Name the line (its key, e.g. `home`) and, to replace it, the new text.", ephemeral=True)
+                return
+            else:
+                profile = await memory.correct_profile(user_id, line, text if action == "replace" else None,
+                                                       guild_id=guild_id)
+                note = f"Line `{line}` {'replaced' if action == 'replace' else 'removed'}.\n"
+        except InvalidInput as exc:
+            await interaction.response.send_message(f"I can't do that: {exc.reason}", ephemeral=True)
+            return
+        except TierUnavailable:
+            await interaction.response.send_message(UNAVAILABLE, ephemeral=True)
+            return
+        body = format_profile(profile) or "Nothing yet: tell me about yourself and it will show here."
+        await interaction.response.send_message(clip(f"{note}Your profile {where(guild_id)}:\n{body}", 1900),
+                                                ephemeral=True)
 
 
 

@@ -11,13 +11,14 @@ from __future__ import annotations
 from memory.models import MentionKind
 
 LABELS: dict[MentionKind, str] = {"entity": "Entity", "topic": "Topic"}
-ALL_LABELS = ("User", "Exchange", "Entity", "Topic")
+ALL_LABELS = ("User", "Exchange", "Entity", "Topic", "Fact")
 
 # Labels cannot be query parameters; they are filled in here from the fixed names above only.
 SCHEMA = [
     *(f"CREATE CONSTRAINT {lb.lower()}_key IF NOT EXISTS FOR (n:{lb}) REQUIRE n.key IS UNIQUE"
       for lb in ("User", "Entity", "Topic")),
     "CREATE CONSTRAINT exchange_id IF NOT EXISTS FOR (n:Exchange) REQUIRE n.id IS UNIQUE",
+    "CREATE CONSTRAINT fact_fid IF NOT EXISTS FOR (n:Fact) REQUIRE n.fid IS UNIQUE",
     *(f"CREATE INDEX {lb.lower()}_{prop} IF NOT EXISTS FOR (n:{lb}) ON (n.{prop})"
       for lb in ALL_LABELS for prop in ("ukey", "user_id")),
 ]
@@ -151,4 +152,93 @@ MATCH (u:User {key: $ukey})
 WHERE NOT (u)-[:HAD]->(:Exchange)
 DETACH DELETE u
 RETURN count(u) AS removed
+"""
+
+
+# ---- typed facts: (:User)-[:HOLDS]->(:Fact {predicate, obj, valid_from, valid_to})<-[:SUPPORTS]-(:Exchange)
+
+FACT_STATES = """
+UNWIND $ukeys AS k
+MATCH (f:Fact {ukey: k})
+RETURN f.ukey AS ukey, f.fid AS fid, f.predicate AS predicate, f.obj AS obj, f.aliases AS aliases,
+       f.valid_from AS valid_from, f.valid_to AS valid_to, f.label AS label
+"""
+
+CREATE_FACTS = """
+UNWIND $rows AS r
+MATCH (u:User {key: r.ukey})
+CREATE (u)-[:HOLDS]->(:Fact {fid: r.fid, ukey: r.ukey, user_id: r.user_id, predicate: r.predicate,
+                             obj: r.obj, label: r.label, detail: r.detail, aliases: r.aliases,
+                             valid_from: r.valid_from, valid_to: r.valid_to, closed_by: r.closed_by})
+"""
+
+CLOSE_FACTS = """
+UNWIND $rows AS r
+MATCH (f:Fact {fid: r.fid})
+WHERE f.ukey = $ukey
+SET f.valid_to = r.valid_to, f.closed_by = r.closed_by
+"""
+
+UPDATE_FACTS = """
+UNWIND $rows AS r
+MATCH (f:Fact {fid: r.fid})
+WHERE f.ukey = $ukey
+SET f.obj = r.obj, f.label = r.label, f.aliases = r.aliases, f.valid_from = r.valid_from
+"""
+
+SUPPORT_FACTS = """
+UNWIND $rows AS r
+MATCH (f:Fact {fid: r.fid})
+WHERE f.ukey = $ukey
+MATCH (x:Exchange {id: r.xid})
+WHERE x.ukey = $ukey
+CREATE (x)-[:SUPPORTS]->(f)
+"""
+
+FACTS = """
+MATCH (f:Fact {ukey: $ukey})
+OPTIONAL MATCH (f)<-[:SUPPORTS]-(x:Exchange)
+WHERE x.ukey = $ukey
+RETURN f.fid AS fid, f.predicate AS predicate, f.obj AS obj, f.label AS label, f.detail AS detail,
+       f.aliases AS aliases, f.valid_from AS valid_from, f.valid_to AS valid_to, collect(x.id) AS support
+ORDER BY valid_from, fid
+"""
+
+# The read path's variant: no support ids (the profile does not show them), one index seek.
+FACTS_BRIEF = """
+MATCH (f:Fact {ukey: $ukey})
+RETURN f.fid AS fid, f.predicate AS predicate, f.obj AS obj, f.label AS label, f.detail AS detail,
+       f.aliases AS aliases, f.valid_from AS valid_from, f.valid_to AS valid_to, [] AS support
+ORDER BY valid_from, fid
+"""
+
+FACTS_SUPPORTED_BY = """
+UNWIND $ids AS id
+MATCH (x:Exchange {id: id})-[:SUPPORTS]->(f:Fact)
+WHERE x.ukey = $ukey AND f.ukey = $ukey
+RETURN DISTINCT f.fid AS fid
+"""
+
+# Facts whose last supporting exchange was deleted go; a fact one of them had closed takes over its
+# end (reopened if the deleted fact was current), so forgetting "I moved to Berlin" brings Paris back.
+UNSUPPORTED_FACTS = """
+UNWIND $fids AS fid
+MATCH (f:Fact {fid: fid})
+WHERE f.ukey = $ukey AND NOT (f)<-[:SUPPORTS]-(:Exchange)
+RETURN f.fid AS fid, f.valid_to AS valid_to, f.closed_by AS closed_by
+"""
+
+REOPEN_FACTS = """
+UNWIND $rows AS r
+MATCH (o:Fact {ukey: $ukey})
+WHERE o.closed_by = r.fid
+SET o.valid_to = r.valid_to, o.closed_by = r.closed_by
+"""
+
+DELETE_FACTS = """
+UNWIND $fids AS fid
+MATCH (f:Fact {fid: fid})
+WHERE f.ukey = $ukey
+DETACH DELETE f
+RETURN count(f) AS removed
 """

@@ -217,6 +217,22 @@ class RedisState(_RedisEdge):
         except (RedisError, OSError) as exc:
             raise self._unavailable(exc) from exc
 
+    async def rolling_summaries(self, user_id: str) -> dict[str, str]:
+        """Every rolling summary of the user, as {"<scope key> <channel>": stored text} (for export)."""
+        prefix = f"mnemo:rolling:{user_id}:"
+        try:
+            keys = [k.decode() if isinstance(k, bytes) else k
+                    async for k in self.client.scan_iter(match=prefix + "*", count=500)]
+            values = await self.client.mget(keys) if keys else []
+        except (RedisError, OSError) as exc:
+            raise self._unavailable(exc) from exc
+        out = {}
+        for key, value in zip(keys, values, strict=True):
+            if value is not None:
+                scope, _, channel = key.removeprefix(prefix).rpartition(":")
+                out[f"{scope} {channel}"] = value.decode() if isinstance(value, bytes) else value
+        return out
+
     async def delete(self, *keys: str) -> int:
         """Remove the keys; returns how many existed."""
         if not keys:

@@ -10,6 +10,12 @@ every query matches on one of them, so isolation is part of each ``MATCH``::
     (:User)-[:MENTIONED {count, first_seen, last_seen}]->(:Entity|Topic)
     (:Exchange)-[:MENTIONS]->(:Entity|Topic {key: ukey|name, ukey, user_id, kind, name, label,
                                             count, first_seen, last_seen})
+    (:User)-[:HOLDS]->(:Fact {fid, ukey, user_id, predicate, obj, label, detail, aliases,
+                              valid_from, valid_to, closed_by})<-[:SUPPORTS]-(:Exchange)
+
+A ``Fact`` is a typed relation from the user (``LIVES_IN`` Berlin), reified as a node so
+it can carry its validity period and the exchanges that state it (``SUPPORTS``); how
+new statements change facts is planned in ``_graph_facts``.
 
 ``count`` is the number of the scope's exchanges that mention the node (its
 ``MENTIONS`` edges); times are epoch seconds in the store and aware UTC
@@ -30,8 +36,9 @@ from neo4j import READ_ACCESS, AsyncDriver, AsyncGraphDatabase, AsyncManagedTran
 from neo4j.exceptions import ConstraintError, DriverError, Neo4jError
 
 from memory.errors import InvalidInput, TierUnavailable
-from memory.models import Exchange, Extraction, ForgetTarget, Hit, MentionKind, Relation, Scope
+from memory.models import Exchange, Extraction, ForgetTarget, Hit, MentionKind, Relation, Scope, TypedFact
 from memory.tiers import _graph_cypher as cypher
+from memory.tiers._graph_facts import FactState, plan
 
 T = TypeVar("T")
 
@@ -178,6 +185,7 @@ class Neo4jGraph:
             for kind, rows in by_kind.items():
                 if rows:
                     await (await tx.run(cypher.MERGE_MENTIONS[kind], rows=rows)).consume()
+            await _apply_statements(tx, new)
             return len(new)
 
         for _ in range(_CONFLICT_RETRIES):
@@ -242,6 +250,21 @@ class Neo4jGraph:
 
         return await self._read(work)
 
+    async def facts(self, scope: Scope, *, support: bool = True) -> list[TypedFact]:
+        """The scope's typed facts, current and closed, oldest first, with their supporting exchange
+        ids (``support=False``: without them, a cheaper query for the read path)."""
+        ukey = _ukey(scope)
+
+        async def work(tx: AsyncManagedTransaction) -> list[TypedFact]:
+            result = await tx.run(cypher.FACTS if support else cypher.FACTS_BRIEF, ukey=ukey)
+            return [TypedFact(r["fid"], r["predicate"], r["obj"], r["label"] or r["obj"], r["detail"] or "",
+                              _aware(r["valid_from"]),
+                              None if r["valid_to"] is None else _aware(r["valid_to"]),
+                              tuple(sorted(r["support"])), tuple(r["aliases"] or ()))
+                    async for r in result]
+
+        return await self._read(work)
+
     async def topic_exchanges(self, scope: Scope, name: str) -> list[str]:
         """Ids of the scope's exchanges mentioning the entity or topic ``name``, oldest first."""
         ukey = _ukey(scope)
@@ -273,7 +296,10 @@ class Neo4jGraph:
             touched: dict[MentionKind, list[str]] = {"entity": [], "topic": []}
             async for r in await tx.run(cypher.TOUCHED_BY, ids=ids, ukey=ukey):
                 touched[r["kind"]].append(r["key"])
+            fids = [r["fid"] async for r in await tx.run(cypher.FACTS_SUPPORTED_BY, ids=ids, ukey=ukey)]
             removed = await _single(tx, cypher.DELETE_EXCHANGES, ids=ids, ukey=ukey)
+            if fids:
+                removed += await _drop_unsupported(tx, ukey, fids)
             for kind, keys in touched.items():
                 if keys:
                     await (await tx.run(cypher.RECOUNT[kind], keys=keys, ukey=ukey)).consume()
@@ -296,6 +322,39 @@ class Neo4jGraph:
 async def _single(tx: AsyncManagedTransaction, query: str, **params: Any) -> int:
     record = await (await tx.run(query, params)).single()
     return 0 if record is None or record[0] is None else int(record[0])
+
+
+async def _apply_statements(tx: AsyncManagedTransaction, items: Sequence[tuple[Exchange, Extraction]]) -> None:
+    """Bring the typed facts of the batch's scopes up to date with its statements (see ``_graph_facts``)."""
+    by_scope: dict[str, list[tuple[str, float, str, str, str, str]]] = {}
+    owners: dict[str, str] = {}
+    for e, x in sorted(items, key=lambda item: (item[0].timestamp, item[0].id)):
+        for st in x.statements:
+            ukey = _ukey(e.scope)
+            owners[ukey] = e.user_id
+            by_scope.setdefault(ukey, []).append((e.id, _epoch(e.timestamp), st.predicate, st.obj,
+                                                  st.label or st.obj, st.detail))
+    if not by_scope:
+        return
+    states: dict[str, list[FactState]] = {k: [] for k in by_scope}
+    async for r in await tx.run(cypher.FACT_STATES, ukeys=list(by_scope)):
+        states[r["ukey"]].append(FactState(r["fid"], r["predicate"], r["obj"], list(r["aliases"] or []),
+                                           r["valid_from"], r["valid_to"], label=r["label"] or ""))
+    for ukey, said in by_scope.items():
+        p = plan(ukey, owners[ukey], states[ukey], said)
+        for query, rows in ((cypher.CREATE_FACTS, p.create), (cypher.CLOSE_FACTS, p.close),
+                            (cypher.UPDATE_FACTS, p.update), (cypher.SUPPORT_FACTS, p.support)):
+            if rows:
+                await (await tx.run(query, rows=rows, ukey=ukey)).consume()
+
+
+async def _drop_unsupported(tx: AsyncManagedTransaction, ukey: str, fids: list[str]) -> int:
+    """Delete the facts among ``fids`` that no exchange supports any more; returns how many."""
+    gone = [dict(r) async for r in await tx.run(cypher.UNSUPPORTED_FACTS, fids=fids, ukey=ukey)]
+    if not gone:
+        return 0
+    await (await tx.run(cypher.REOPEN_FACTS, rows=gone, ukey=ukey)).consume()
+    return await _single(tx, cypher.DELETE_FACTS, fids=[g["fid"] for g in gone], ukey=ukey)
 
 
 def _delete_owned(prop: str, owner: str) -> Callable[[AsyncManagedTransaction], Awaitable[int]]:

@@ -18,6 +18,8 @@ from memory.errors import ArchiveUnavailable
 from memory.models import ForgetTarget, Scope
 from memory.tiers.archive import _DRIVER_ERRORS, _PgEdge, _where
 
+FACT_CATEGORIES = ("identity", "health", "preference", "people", "work", "plans", "other")
+
 
 @dataclass(frozen=True, slots=True)
 class Fact:
@@ -28,6 +30,8 @@ class Fact:
     guild_id: str | None
     text: str
     created_at: datetime
+    category: str = "other"
+    importance: int = 3  # 1 (trivia) .. 5 (vital: allergies, names)
 
 
 @dataclass(frozen=True, slots=True)
@@ -66,21 +70,25 @@ class PostgresLedger(_PgEdge):
     """Curated facts (per user and scope), LLM token usage (per user, scope and day), and
     legacy records set aside by a migration (``legacy_unmappable``)."""
 
-    async def add_fact(self, scope: Scope, text: str) -> Fact:
-        fact = Fact(uuid.uuid4().hex[:12], scope.user_id, scope.guild_id, text, datetime.now(UTC))
-        await self._execute("INSERT INTO facts (id, user_id, scope, text, created_at) VALUES ($1,$2,$3,$4,$5)",
-                            fact.id, scope.user_id, scope.key, text, fact.created_at)
+    async def add_fact(self, scope: Scope, text: str, category: str = "other", importance: int = 3) -> Fact:
+        fact = Fact(uuid.uuid4().hex[:12], scope.user_id, scope.guild_id, text, datetime.now(UTC),
+                    category, importance)
+        await self._execute("INSERT INTO facts (id, user_id, scope, text, created_at, category, importance)"
+                            " VALUES ($1,$2,$3,$4,$5,$6,$7)",
+                            fact.id, scope.user_id, scope.key, text, fact.created_at, category, importance)
         return fact
 
     async def facts(self, scope: Scope) -> list[Fact]:
-        rows = await self._fetch("SELECT id, text, created_at FROM facts WHERE user_id = $1 AND scope = $2"
-                                 " ORDER BY created_at, id", scope.user_id, scope.key)
-        return [Fact(r["id"], scope.user_id, scope.guild_id, r["text"], r["created_at"]) for r in rows]
+        rows = await self._fetch("SELECT id, text, created_at, category, importance FROM facts"
+                                 " WHERE user_id = $1 AND scope = $2 ORDER BY created_at, id", scope.user_id, scope.key)
+        return [Fact(r["id"], scope.user_id, scope.guild_id, r["text"], r["created_at"], r["category"],
+                     int(r["importance"])) for r in rows]
 
     async def all_facts(self, user_id: str) -> list[Fact]:
-        rows = await self._fetch("SELECT id, scope, text, created_at FROM facts WHERE user_id = $1"
-                                 " ORDER BY created_at, id", user_id)
-        return [Fact(r["id"], user_id, Scope.guild_of(r["scope"]), r["text"], r["created_at"]) for r in rows]
+        rows = await self._fetch("SELECT id, scope, text, created_at, category, importance FROM facts"
+                                 " WHERE user_id = $1 ORDER BY created_at, id", user_id)
+        return [Fact(r["id"], user_id, Scope.guild_of(r["scope"]), r["text"], r["created_at"], r["category"],
+                     int(r["importance"])) for r in rows]
 
     async def remove_fact(self, scope: Scope, fact_id: str) -> bool:
         status = await self._execute("DELETE FROM facts WHERE user_id = $1 AND scope = $2 AND id = $3",
@@ -97,11 +105,28 @@ class PostgresLedger(_PgEdge):
         del usage  # usage rows are bookkeeping, not memories; removed with the user but not counted
         # legacy records that name the user: set aside by a migration, not memories, but about them
         await self._execute(f"DELETE FROM legacy_unmappable WHERE {where}", *args)
-        return int(status.rsplit(" ", 1)[-1])
+        corrections = await self._execute(f"DELETE FROM profile_corrections WHERE {where}", *args)
+        return int(status.rsplit(" ", 1)[-1]) + int(corrections.rsplit(" ", 1)[-1])
+
+    async def corrections(self, scope: Scope) -> dict[str, tuple[str, str | None]]:
+        """The scope's profile corrections: line key -> (the line as corrected, replacement or None)."""
+        rows = await self._fetch("SELECT line_key, corrected, replacement FROM profile_corrections"
+                                 " WHERE user_id = $1 AND scope = $2", scope.user_id, scope.key)
+        return {r["line_key"]: (r["corrected"], r["replacement"]) for r in rows}
+
+    async def correct(self, scope: Scope, line_key: str, corrected: str, replacement: str | None) -> None:
+        """Remove (``replacement`` None) or replace one profile line; a later correction of it wins."""
+        await self._execute(
+            "INSERT INTO profile_corrections (user_id, scope, line_key, corrected, replacement)"
+            " VALUES ($1, $2, $3, $4, $5) ON CONFLICT (user_id, scope, line_key) DO UPDATE SET"
+            " corrected = EXCLUDED.corrected, replacement = EXCLUDED.replacement, created_at = now()",
+            scope.user_id, scope.key, line_key, corrected, replacement)
 
     async def count(self, user_id: str, scope: Scope | None = None) -> int:
+        """Saved facts and profile corrections of the user (or scope)."""
         where, args = _where(user_id=user_id, scope=scope)
-        return int(await self._fetchval(f"SELECT count(*) FROM facts WHERE {where}", *args))
+        return int(await self._fetchval(f"SELECT (SELECT count(*) FROM facts WHERE {where})"
+                                        f" + (SELECT count(*) FROM profile_corrections WHERE {where})", *args))
 
     async def record_usage(self, scope: Scope, prompt_tokens: int, completion_tokens: int) -> None:
         await self._execute(

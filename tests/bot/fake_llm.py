@@ -4,7 +4,13 @@ Modes: ``echo`` (answers "ECHO: <last user message>"), ``prompt`` (answers
 with every message's content, so tests can read the system prompt the bot
 built), ``fixed`` (answers ``text``), ``timeout`` (never answers in time),
 ``error`` (HTTP 500), ``tool`` (a ``remember_fact`` call with ``tool_arguments``
-and optional ``text``), ``malformed`` (200 with a body that is not a completion).
+and optional ``text``), ``malformed`` (200 with a body that is not a completion),
+``script`` (answers the next item of ``script``: ``{"content": ...}``,
+``{"status": 500}``, ``{"refusal": ...}``, ``{"timeout": True}``,
+``{"tool_calls": [(name, arguments), ...]}``, optionally with
+``"finish": "length"``; an exhausted script answers HTTP 500). A request whose
+``response_format`` type is in ``reject_formats`` gets HTTP 500 first, as
+llama-cpp-python's server answers ``json_schema``.
 ``scripted`` maps the start of a system prompt to a fixed answer given whatever
 the mode (so a test can script the rolling-summary call and still read the
 chat prompt). Every request body is kept in ``requests``.
@@ -28,6 +34,8 @@ class FakeLLM:
         self.tool_arguments = ""
         self.scripted: dict[str, str] = {}
         self.requests: list[dict[str, Any]] = []
+        self.script: list[dict[str, Any]] = []
+        self.reject_formats: set[str] = set()
         self.port = free_port()
         self._runner: web.AppRunner | None = None
         self._release = asyncio.Event()
@@ -41,6 +49,8 @@ class FakeLLM:
         self.tool_arguments = '{"fact": "my favourite tea is sencha"}'
         self.scripted = {}
         self.requests.clear()
+        self.script = []
+        self.reject_formats = set()
         self._release.set()  # let any request still held by "timeout" mode finish
         self._release = asyncio.Event()
 
@@ -61,6 +71,10 @@ class FakeLLM:
         body = await request.json()
         self.requests.append(body)
         messages = body["messages"]
+        if (body.get("response_format") or {}).get("type") in self.reject_formats:
+            return web.json_response({"error": {"message": "unsupported response_format"}}, status=500)
+        if self.mode == "script":
+            return await self._scripted(body)
         if self.mode == "timeout":
             release = self._release
             try:
@@ -88,12 +102,38 @@ class FakeLLM:
             else:
                 content = "ECHO: " + messages[-1]["content"]
             message = {"role": "assistant", "content": content}
+        return self._completion(body, message, "tool_calls" if self.mode == "tool" else "stop")
+
+    async def _scripted(self, body: dict[str, Any]) -> web.StreamResponse:
+        if not self.script:
+            return web.json_response({"error": {"message": "script exhausted"}}, status=500)
+        step = self.script.pop(0)
+        if step.get("timeout"):
+            release = self._release
+            try:
+                await asyncio.wait_for(release.wait(), 30)
+            except TimeoutError:
+                pass
+            return web.json_response({"error": {"message": "late"}}, status=504)
+        if "status" in step:
+            return web.json_response({"error": {"message": "scripted"}}, status=step["status"])
+        message: dict[str, Any] = {"role": "assistant", "content": step.get("content")}
+        if "tool_calls" in step:  # [(name, arguments JSON), ...]
+            message["tool_calls"] = [{"id": f"call_{len(self.requests)}_{i}", "type": "function",
+                                      "function": {"name": name, "arguments": arguments}}
+                                     for i, (name, arguments) in enumerate(step["tool_calls"])]
+            return self._completion(body, message, "tool_calls")
+        if "refusal" in step:
+            message = {"role": "assistant", "content": None, "refusal": step["refusal"]}
+        return self._completion(body, message, step.get("finish", "stop"))
+
+    def _completion(self, body: dict[str, Any], message: dict[str, Any], finish: str) -> web.StreamResponse:
+        messages = body["messages"]
         prompt_chars = sum(len(m.get("content") or "") for m in messages)
         return web.json_response({
             "id": f"chatcmpl-{len(self.requests)}", "object": "chat.completion", "created": 0,
             "model": body.get("model", "fake"),
-            "choices": [{"index": 0, "message": message,
-                         "finish_reason": "tool_calls" if self.mode == "tool" else "stop"}],
+            "choices": [{"index": 0, "message": message, "finish_reason": finish}],
             "usage": {"prompt_tokens": prompt_chars // 4 + 1,
                       "completion_tokens": len(json.dumps(message)) // 4 + 1,
                       "total_tokens": prompt_chars // 4 + len(json.dumps(message)) // 4 + 2},

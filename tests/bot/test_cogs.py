@@ -166,3 +166,40 @@ async def test_search_shows_what_would_be_used(cogs: tuple[MemoryCog, FactsCog],
     embed = _sent(it.followup.send)[1]["embed"]
     assert "I am planning a trip to Kyoto" in embed.description
     assert "Biscuit" not in embed.description  # the DM exchange is not in this guild's context
+
+
+async def test_profile_command_shows_removes_and_replaces_lines(cogs: tuple[MemoryCog, FactsCog], user: int,
+                                                                memory: HierarchicalMemoryManager) -> None:
+    memory_cog, _ = cogs
+    await memory.store_conversation(str(user), "Hi, I'm Lena. I live in Graz and my cat Mochi says hi.",
+                                    "Hello Lena and Mochi!", guild_id=str(GUILD), channel_id="c")
+    await memory.flush()
+    it = _interaction(user)
+    await MemoryCog.profile.callback(memory_cog, it, None, None, None)
+    text, kwargs = _sent(it.response.send_message)
+    assert kwargs["ephemeral"] is True
+    assert "`name` Name: Lena" in text and "`pets` Pets: cat Mochi" in text and "`home` Lives in Graz" in text
+
+    it = _interaction(user)
+    await MemoryCog.profile.callback(memory_cog, it, app_commands.Choice(name="r", value="replace"), "home",
+                                     "Lives in Vienna")
+    text, _ = _sent(it.response.send_message)
+    assert "`home` Lives in Vienna (your correction)" in text
+    it = _interaction(user)
+    await MemoryCog.profile.callback(memory_cog, it, app_commands.Choice(name="r", value="remove"), "pets", None)
+    text, _ = _sent(it.response.send_message)
+    assert text.startswith("Line `pets` removed.") and "Mochi" not in text
+    assert [ln.key for ln in (await memory.user_profile(str(user), str(GUILD))).lines] == ["name", "home"]
+    # the DM profile is another scope: untouched and empty
+    assert (await memory.user_profile(str(user))).lines == ()
+
+    it = _interaction(user)
+    await MemoryCog.profile.callback(memory_cog, it, app_commands.Choice(name="r", value="remove"), "shoes", None)
+    text, _ = _sent(it.response.send_message)
+    assert text.startswith("I can't do that: your profile has no line 'shoes'")
+
+    it = _interaction(user)
+    await MemoryCog.show.callback(memory_cog, it)
+    _, kwargs = _sent(it.followup.send)
+    fields = {f.name: f.value for f in kwargs["embed"].fields}
+    assert "`home` Lives in Vienna (your correction)" in fields["Profile (/memory profile to correct it)"]

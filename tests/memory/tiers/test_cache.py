@@ -133,6 +133,7 @@ async def test_forget_user_scope_and_exchanges(cache: RedisCache, client: aiored
     # the scope's rolling summary may quote the forgotten exchange: it goes too; g12 is not g1
     assert await state.get(RedisState.rolling_key(ALICE_G1, "c1")) is None
     assert await state.get(RedisState.rolling_key(ALICE_G12, "c1")) == "rolling of alice"
+    assert await state.rolling_summaries("alice") == {"g:g12 c1": "rolling of alice"}
 
     assert await cache.forget(ForgetTarget("alice", ALICE_G1)) == 2
     assert await cache.recent(ALICE_G1, 10) is None

@@ -1,0 +1,48 @@
+"""The model's memory tools for one reply: ``remember_fact`` and ``retrieve_user_info``.
+
+A ``MemoryTools`` is built per incoming message with that message's user and
+scope, so whatever the model asks, it can only save into and search the memory
+of the user it is answering, where they are talking.
+"""
+
+from __future__ import annotations
+
+import logging
+
+from memory.errors import InvalidInput, TierUnavailable
+from memory.manager import HierarchicalMemoryManager
+
+log = logging.getLogger(__name__)
+
+RETRIEVE_TOKENS = 400
+
+
+class MemoryTools:
+    """``bot.llm.ToolRunner`` bound to one user and scope."""
+
+    def __init__(self, memory: HierarchicalMemoryManager, user_id: str, guild_id: str | None,
+                 max_tokens: int = RETRIEVE_TOKENS) -> None:
+        self.memory = memory
+        self.user_id = user_id
+        self.guild_id = guild_id
+        self.max_tokens = max_tokens
+
+    async def remember(self, fact: str, category: str = "other", importance: int = 3) -> str:
+        """Save ``fact`` in the user's scope; the result says whether it was saved, for the model."""
+        try:
+            await self.memory.remember_fact(self.user_id, fact, guild_id=self.guild_id, category=category,
+                                            importance=importance)
+        except (InvalidInput, TierUnavailable) as exc:
+            log.warning("could not save a fact the LLM proposed: %s", exc)
+            return f"not saved ({exc}); tell the user it could not be saved"
+        return f"saved: {fact}"
+
+    async def retrieve(self, query: str) -> str:
+        """The user's memories matching ``query`` in this scope, packed to a small budget."""
+        try:
+            ctx = await self.memory.get_conversation_context(self.user_id, query, guild_id=self.guild_id,
+                                                             max_tokens=self.max_tokens)
+        except (InvalidInput, TierUnavailable) as exc:
+            return f"memory search failed ({exc})"
+        text = ctx.to_context_string(self.max_tokens)
+        return text or "nothing in memory matches that"

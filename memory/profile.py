@@ -1,0 +1,139 @@
+"""The user's profile: a few lines derived from current typed facts and saved facts.
+
+``build_profile`` turns the graph's facts (``TypedFact``), the facts saved with
+``/remember`` and the user's corrections into ``ProfileLine``s, each with a
+stable key ("name", "home", "people" ...) the user can remove or replace.
+``Profile.render`` packs them into a small fixed token budget for every
+context. A correction applies while the line still reads as it did when it
+was corrected; once the facts behind a line change, the line is computed afresh.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+
+from memory.models import TypedFact
+from memory.tiers.ledger import Fact
+from memory.tokens import count_tokens, truncate_tokens
+
+HEADER = "User profile:"
+PROFILE_TOKENS = 80
+_PEOPLE = ("PARTNER_OF", "SIBLING_OF", "PARENT_OF", "CHILD_OF", "FRIEND_OF")
+# line key -> heading, in the order lines are shown (and kept when the budget is short)
+LINES = {"name": "Name", "called": "Likes to be called", "home": "Lives in", "work": "Work",
+         "people": "People", "pets": "Pets", "likes": "Likes", "dislikes": "Dislikes"}
+
+
+@dataclass(frozen=True, slots=True)
+class ProfileLine:
+    key: str
+    text: str
+    corrected: bool = False
+
+
+@dataclass(frozen=True, slots=True)
+class Profile:
+    """One user's profile in one scope; ``lines`` are derived, ``saved`` are the /remember facts."""
+
+    user_id: str
+    guild_id: str | None
+    lines: tuple[ProfileLine, ...] = ()
+    saved: tuple[Fact, ...] = field(default_factory=tuple)
+
+    def line(self, key: str) -> ProfileLine | None:
+        return next((ln for ln in self.lines if ln.key == key), None)
+
+    def render(self, max_tokens: int = PROFILE_TOKENS, *, include_saved: bool = False) -> str:
+        """The profile as text within ``max_tokens`` (lines in priority order; "" when empty)."""
+        lines = [f"- {ln.text}" for ln in self.lines]
+        if include_saved:
+            lines += [f"- Saved: {f.text}" for f in self.saved]
+        if not lines or max_tokens <= count_tokens(HEADER) + 2:
+            return ""
+        out = HEADER
+        for ln in lines:
+            candidate = out + "\n" + ln
+            if count_tokens(candidate) > max_tokens:
+                room = max_tokens - count_tokens(out) - 1
+                if room >= 8:
+                    out += "\n" + truncate_tokens(ln, room)
+                break
+            out = candidate
+        return "" if out == HEADER else out
+
+    def to_json(self) -> dict[str, object]:
+        return {"lines": [{"key": ln.key, "text": ln.text, "corrected": ln.corrected} for ln in self.lines],
+                "saved": [{"id": f.id, "text": f.text} for f in self.saved]}
+
+
+def _join(items: Sequence[str]) -> str:
+    return ", ".join(dict.fromkeys(items))
+
+
+def _grouped(facts: Sequence[TypedFact]) -> str:
+    """Names grouped by their relation, compactly: "friend Ben, Jess; sister Maria; Tom"."""
+    groups: dict[str, list[str]] = {}
+    for f in facts:
+        groups.setdefault(f.detail, []).append(f.label)
+    return "; ".join(f"{detail} {_join(names)}".strip() for detail, names in groups.items())
+
+
+def derive_lines(facts: Sequence[TypedFact]) -> dict[str, str]:
+    """Line key -> text from typed facts: current values, with the previous home and work kept."""
+    current = [f for f in facts if f.current]
+    closed = sorted((f for f in facts if not f.current), key=lambda f: f.valid_to or f.valid_from, reverse=True)
+
+    def latest(predicate: str) -> TypedFact | None:
+        found = [f for f in current if f.predicate == predicate]
+        return max(found, key=lambda f: f.valid_from) if found else None
+
+    lines: dict[str, str] = {}
+    if (name := latest("NAME")) is not None:
+        lines["name"] = f"Name: {name.label}"
+    if (called := latest("CALLED")) is not None:
+        lines["called"] = f"Likes to be called: {called.label}"
+    home = latest("LIVES_IN")
+    before = next((f for f in closed if f.predicate == "LIVES_IN"), None)
+    if home is not None or before is not None:
+        text = f"Lives in {home.label} (since {home.valid_from:%Y-%m-%d}" if home else "Home: unknown now ("
+        if before is not None and before.valid_to is not None:
+            same = home is not None and before.valid_to == home.valid_from  # "until" would repeat "since"
+            text += ("; " if home else "") + f"before: {before.label}" + (
+                "" if same else f" until {before.valid_to:%Y-%m-%d}")
+        lines["home"] = text + ")"
+    job, employer = latest("WORKS_AS"), latest("WORKS_AT")
+    if job or employer:
+        text = "Works" + (f" as {job.label}" if job else "") + (f" at {employer.label}" if employer else "")
+        old = next((f for f in closed if f.predicate == "WORKS_AS"), None)
+        if old is not None and old.valid_to is not None:
+            text += f"; before: {old.label} until {old.valid_to:%Y-%m-%d}"
+        lines["work"] = text
+    people = _grouped([f for p in _PEOPLE for f in current if f.predicate == p])
+    if people:
+        lines["people"] = "People: " + people
+    pets = _grouped([f for f in current if f.predicate == "HAS_PET"])
+    if pets:
+        lines["pets"] = "Pets: " + pets
+    for key, predicate in (("likes", "LIKES"), ("dislikes", "DISLIKES")):
+        values = [f.label for f in current if f.predicate == predicate][-6:]
+        if values:
+            lines[key] = f"{LINES[key]}: " + _join(values)
+    return lines
+
+
+def build_profile(user_id: str, guild_id: str | None, facts: Sequence[TypedFact], saved: Sequence[Fact],
+                  corrections: Mapping[str, tuple[str, str | None]]) -> Profile:
+    """The profile from typed facts, saved facts and corrections (key -> (line corrected, replacement))."""
+    derived = derive_lines(facts)
+    out: list[ProfileLine] = []
+    for key in [*LINES, *sorted(k for k in corrections if k not in LINES)]:
+        text = derived.get(key)
+        correction = corrections.get(key)
+        if correction is not None and (text is None or text == correction[0]):
+            if correction[1] is not None:
+                out.append(ProfileLine(key, correction[1], corrected=True))
+            continue
+        if text is not None:
+            out.append(ProfileLine(key, text))
+    return Profile(user_id, guild_id, tuple(out), tuple(saved))

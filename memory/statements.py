@@ -1,0 +1,98 @@
+"""Clear self-statements, found by rules: "I'm Ana", "I live in Lyon", "my sister Maria".
+
+The deterministic half of the understanding layer: what a user plainly says
+about themselves becomes a ``Statement`` (a typed relation from the user to a
+name), which the graph keeps as a fact with a validity period. Only the user's
+own message is read, and only patterns that leave little doubt; anything
+vaguer is left to the LLM extractor when one is configured.
+"""
+
+from __future__ import annotations
+
+import re
+
+from memory.models import Statement
+
+# A name: capitalised words (any cased script), optionally joined by a few connectors.
+_NAME = r"(?P<name>(?-i:[^\W\d_a-z][\w'’\-]*(?:[ ](?:de |da |van |von |del |la |le )?[^\W\d_a-z][\w'’\-]*){0,3}))"
+# A short lower-case noun phrase: a job or an interest.
+_PHRASE = r"(?P<phrase>[a-z][a-z'’\- ]{1,40}?)"
+_END = r"(?=\s*(?:[.,!?;:)]|\band\b|\bbut\b|\bso\b|\bnow\b|\bsince\b|\bfor\b|\bwith\b|\bat\b|\bin\b|$))"
+
+_FAMILY = {
+    "sister": "SIBLING_OF", "brother": "SIBLING_OF", "sibling": "SIBLING_OF",
+    "mom": "PARENT_OF", "mum": "PARENT_OF", "mother": "PARENT_OF", "dad": "PARENT_OF", "father": "PARENT_OF",
+    "son": "CHILD_OF", "daughter": "CHILD_OF", "kid": "CHILD_OF",
+    "wife": "PARTNER_OF", "husband": "PARTNER_OF", "partner": "PARTNER_OF", "girlfriend": "PARTNER_OF",
+    "boyfriend": "PARTNER_OF", "fiance": "PARTNER_OF", "fiancee": "PARTNER_OF", "fiancé": "PARTNER_OF",
+    "friend": "FRIEND_OF", "best friend": "FRIEND_OF", "colleague": "FRIEND_OF", "coworker": "FRIEND_OF",
+}
+_PETS = ("dog", "cat", "puppy", "kitten", "parrot", "rabbit", "hamster", "horse", "turtle", "fish",
+         "bird", "beagle", "labrador", "poodle", "terrier", "retriever", "snake", "lizard", "guinea pig")
+# Words that follow "I'm" with a capital letter but are not names.
+_NOT_NAMES = frozenset("""
+i im going so very really just not also back home here there fine good ok okay sure sorry glad happy
+tired excited from in at on the a an from english french german spanish italian american british
+it that this these those to your you them him her when how what my our doing being having
+""".split())
+
+_RULES: list[tuple[re.Pattern[str], str]] = [
+    (re.compile(r"\bmy name(?:'s| is)\s+" + _NAME, re.I), "NAME"),
+    (re.compile(r"(?:^|[.!?,]\s*|\bhi\b,?\s*|\bhello\b,?\s*|\bhey\b,?\s*)(?:i'm|i’m|i am)\s+"
+                + _NAME + _END, re.I), "NAME"),
+    (re.compile(r"\b(?:call me|you can call me|please call me)\s+" + _NAME, re.I), "CALLED"),
+    (re.compile(r"\b(?:i|and)(?: (?:now |currently |still )?(?:live|am living)|(?:'m|’m) living|"
+                r"(?:'ve|’ve| have) been living) in\s+" + _NAME, re.I),
+     "LIVES_IN"),
+    (re.compile(r"\bi(?:'ve| have)? (?:just |recently |finally )?(?:moved|relocated) to\s+" + _NAME, re.I),
+     "LIVES_IN"),
+    (re.compile(r"\b(?:i|and) (?:now |currently )?work as (?:an? )?" + _PHRASE + _END, re.I), "WORKS_AS"),
+    (re.compile(r"\bi(?:'m| am) an? " + r"(?P<phrase>(?:[a-z]+ )?(?:engineer|developer|teacher|nurse|doctor|"
+                r"designer|student|lawyer|chef|writer|manager|accountant|programmer|scientist|artist|"
+                r"musician|pilot|architect|pharmacist|electrician|plumber|journalist|photographer|"
+                r"researcher|consultant|librarian|firefighter|farmer|mechanic|dentist|therapist))" + _END, re.I),
+     "WORKS_AS"),
+    (re.compile(r"\bi (?:now |currently )?work (?:at|for)\s+" + _NAME, re.I), "WORKS_AT"),
+    (re.compile(r"\bi (?:really |absolutely |just )?(?:love|like|enjoy|adore)\s+" + _PHRASE + _END, re.I),
+     "LIKES"),
+]
+_RELATIVE = re.compile(r"\bmy (?P<role>" + "|".join(sorted(map(re.escape, _FAMILY), key=len, reverse=True))
+                       + r")(?:'s name is|,)?\s+" + _NAME, re.I)
+_PET = re.compile(r"\bmy (?:\w+ )?(?P<role>" + "|".join(_PETS) + r")(?:'s name is| is called| named|,)?\s+"
+                  + _NAME, re.I)
+_NAMED_PET = re.compile(r"\b(?:adopted|got|have) an? (?:\w+ )?(?P<role>" + "|".join(_PETS)
+                        + r")\b[^.!?]{0,40}?\b(?:named|called) (?:him |her |it )?"
+                        + _NAME, re.I)
+
+
+def _clean(name: str) -> str:
+    return " ".join(name.replace("’", "'").removesuffix("'s").split()).strip(" -'")
+
+
+def _key(label: str) -> str:
+    return " ".join(label.lower().split())
+
+
+def statements(text: str) -> list[Statement]:
+    """The clear self-statements in ``text`` (a user's own message), in order, without repeats."""
+    found: dict[tuple[str, str], Statement] = {}
+
+    def add(predicate: str, label: str, detail: str = "") -> None:
+        label = _clean(label)
+        if not label or len(label) > 80 or _key(label).split()[0] in _NOT_NAMES:
+            return
+        found.setdefault((predicate, _key(label)), Statement(predicate, _key(label), label, detail))
+
+    for pattern, predicate in _RULES:
+        for m in pattern.finditer(text):
+            if "name" in m.groupdict() and m.group("name"):
+                add(predicate, m.group("name"))
+            elif m.groupdict().get("phrase"):
+                add(predicate, m.group("phrase"))
+    for m in _RELATIVE.finditer(text):
+        role = m.group("role").lower()
+        add(_FAMILY[role], m.group("name"), role)
+    for pattern in (_PET, _NAMED_PET):
+        for m in pattern.finditer(text):
+            add("HAS_PET", m.group("name"), m.group("role").lower())
+    return list(found.values())

@@ -1,0 +1,136 @@
+"""How new statements change a scope's typed facts: pure planning, no I/O, no Cypher.
+
+``plan`` takes the facts a scope holds and the statements of newly ingested
+exchanges (oldest first) and returns the writes that bring the facts up to
+date; ``memory.tiers.graph`` runs them with the Cypher in ``_graph_cypher``.
+
+Rules:
+* a statement repeating a fact (same predicate and object, or an alias of it)
+  adds its exchange to the fact's support;
+* names of people and pets are resolved: "Mel" and "Melanie" under the same
+  predicate are one fact when one name is a word-prefix of the other and only
+  one fact fits; the shorter form is kept as an alias;
+* a single-valued predicate (``LIVES_IN``, ``WORKS_AS`` ...) with a new object
+  closes the current fact at the statement's time (``valid_to``, ``closed_by``)
+  instead of overwriting it; a statement older than the current fact becomes a
+  fact closed when the current one began.
+"""
+
+from __future__ import annotations
+
+import uuid
+from dataclasses import dataclass, field
+from typing import Any
+
+from memory.models import SINGLE_VALUED
+
+RESOLVED = frozenset({"NAME", "CALLED", "HAS_PET", "SIBLING_OF", "PARENT_OF", "CHILD_OF", "PARTNER_OF",
+                      "FRIEND_OF"})
+
+
+@dataclass
+class FactState:
+    """One stored fact as the planner sees it."""
+
+    fid: str
+    predicate: str
+    obj: str
+    aliases: list[str]
+    valid_from: float
+    valid_to: float | None
+    new: bool = False
+    label: str = ""
+    detail: str = ""
+    closed_by: str | None = None
+
+
+@dataclass
+class Plan:
+    """The writes for one scope: facts to create, facts to close, support edges, alias updates."""
+
+    create: list[dict[str, Any]] = field(default_factory=list)
+    close: list[dict[str, Any]] = field(default_factory=list)
+    support: list[dict[str, Any]] = field(default_factory=list)
+    update: list[dict[str, Any]] = field(default_factory=list)
+
+
+def _names(f: FactState) -> set[str]:
+    return {f.obj, *f.aliases}
+
+
+def _prefix(a: str, b: str) -> bool:
+    """Whether one name is a word-prefix of the other ("mel" / "melanie", "ana" / "ana lopez")."""
+    short, long = sorted((a, b), key=len)
+    return len(short) >= 3 and short != long and long.split()[0].startswith(short.split()[0]) \
+        and long.startswith(short)
+
+
+def _match(facts: list[FactState], predicate: str, obj: str) -> FactState | None:
+    """The open fact of ``predicate`` that ``obj`` names (exactly, by alias, or by a unique prefix)."""
+    same = [f for f in facts if f.predicate == predicate and f.valid_to is None]
+    exact = [f for f in same if obj in _names(f)]
+    if exact:
+        return exact[0]
+    if predicate in RESOLVED:
+        near = [f for f in same if _prefix(obj, f.obj)]  # the full name only: "mel" must not bind "melvin"
+        if len(near) == 1:
+            return near[0]
+    return None
+
+
+def plan(ukey: str, user_id: str, facts: list[FactState],
+         statements: list[tuple[str, float, str, str, str, str]]) -> Plan:
+    """Writes for ``statements`` = (exchange id, epoch, predicate, obj, label, detail), oldest first.
+
+    ``facts`` is updated in place to the state after the plan.
+    """
+    out = Plan()
+    touched: dict[str, dict[str, Any]] = {}
+    for xid, ts, predicate, obj, label, detail in statements:
+        found = _match(facts, predicate, obj)
+        if found is not None:
+            out.support.append({"xid": xid, "fid": found.fid})
+            changed = False
+            if obj != found.obj and obj not in found.aliases:
+                found.aliases.append(obj)
+                changed = True
+            if len(obj) > len(found.obj) and predicate in RESOLVED:  # "Melanie" names her better than "Mel"
+                found.aliases = [n for n in {*found.aliases, found.obj} if n != obj]
+                found.obj, found.label = obj, label
+                changed = True
+            if ts < found.valid_from:
+                found.valid_from = ts
+                changed = True
+            if changed:
+                touched[found.fid] = {"fid": found.fid, "obj": found.obj, "label": found.label or label,
+                                      "aliases": sorted(found.aliases), "valid_from": found.valid_from}
+            continue
+        fact = FactState(uuid.uuid4().hex, predicate, obj, [], ts, None, new=True, label=label, detail=detail)
+        if predicate in SINGLE_VALUED:
+            current = [f for f in facts if f.predicate == predicate and f.valid_to is None]
+            for old in current:
+                if old.valid_from <= ts:
+                    old.valid_to = ts
+                    out.close.append({"fid": old.fid, "valid_to": ts, "closed_by": fact.fid})
+                else:
+                    fact.valid_to = old.valid_from  # an older statement: it held until the current one
+                    fact.closed_by = old.fid
+        facts.append(fact)
+        out.create.append({"fid": fact.fid, "ukey": ukey, "user_id": user_id, "predicate": predicate,
+                           "obj": obj, "label": label, "detail": detail, "valid_from": ts,
+                           "valid_to": fact.valid_to, "closed_by": fact.closed_by})
+        out.support.append({"xid": xid, "fid": fact.fid})
+    created = {row["fid"]: row for row in out.create}
+    for fid, row in touched.items():
+        if fid in created:  # created in this plan: write the final state at creation
+            created[fid].update(obj=row["obj"], label=row["label"], valid_from=row["valid_from"])
+            created[fid]["aliases"] = row["aliases"]
+        else:
+            out.update.append(row)
+    for row in out.create:
+        row.setdefault("aliases", [])
+    for row in out.close:  # closes of facts created in this same plan are written at creation
+        if row["fid"] in created:
+            created[row["fid"]].update(valid_to=row["valid_to"], closed_by=row["closed_by"])
+    out.close = [row for row in out.close if row["fid"] not in created]
+    return out

@@ -1,0 +1,218 @@
+"""The LLM extractor against a fake OpenAI-compatible server on a real socket, with scripted answers."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import AsyncIterator
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import openai
+import pytest_asyncio
+
+from memory.extraction import DeterministicExtractor
+from memory.llm_extraction import SUMMARY_CHARS, LLMExtractor
+from memory.models import Exchange
+from memory.settings import LLMSettings
+from tests.bot.fake_llm import FakeLLM
+
+T0 = datetime(2025, 1, 6, 9, 0, tzinfo=UTC)
+MESSAGES = [
+    ("Hi! I'm Ana and I live in Paris with my cat Tofu.", "Nice to meet you, Ana!"),
+    ("My sister Maria started a job in Lisbon on 3 March.", "Good luck to Maria."),
+    ("I've been hiking a lot lately.", "Hiking is great exercise."),
+]
+
+
+def exchanges(n: int = 3) -> list[Exchange]:
+    return [Exchange(f"x{i}", "ana", None, None, u, b, T0 + timedelta(days=i))
+            for i, (u, b) in enumerate(MESSAGES[:n])]
+
+
+def answer(n: int = 3, **overrides: Any) -> str:
+    entries: list[Any] = [
+        {"id": "1", "summary": "Ana introduces herself: lives in Paris with her cat Tofu.",
+         "entities": ["Paris", "Tofu"],
+         "relations": [{"predicate": "LIVES_IN", "object": "Paris"},
+                       {"predicate": "HAS_PET", "object": "Tofu", "detail": "cat"}],
+         "profile": {"name": "Ana", "address_as": None}},
+        {"id": "2", "summary": "Ana's sister Maria starts a job in Lisbon on 3 March.",
+         "entities": ["Maria", "Lisbon"],
+         "relations": [{"predicate": "SIBLING_OF", "object": "Maria", "detail": "sister"}], "profile": {}},
+        {"id": "3", "summary": "Ana hikes a lot.", "entities": [],
+         "relations": [{"predicate": "likes", "object": "hiking"}, {"predicate": "OWNS_YACHT", "object": "x"}]},
+    ][:n]
+    for entry in entries:
+        entry.update(overrides)
+    return json.dumps({"exchanges": entries})
+
+
+@pytest_asyncio.fixture(scope="module")
+async def server() -> AsyncIterator[FakeLLM]:
+    fake = await FakeLLM().start()
+    yield fake
+    await fake.aclose()
+
+
+_clients: list[openai.AsyncOpenAI] = []
+
+
+@pytest_asyncio.fixture
+async def fake(server: FakeLLM) -> AsyncIterator[FakeLLM]:
+    server.reset("script")
+    yield server
+    server.reset("script")  # release a request still held by a scripted timeout
+    while _clients:
+        await _clients.pop().close()
+
+
+def extractor(fake: FakeLLM, **settings: Any) -> LLMExtractor:
+    s = LLMSettings(base_url=fake.base_url, extraction=True, timeout_seconds=settings.pop("timeout", 10.0),
+                    **settings)
+    client = openai.AsyncOpenAI(base_url=fake.base_url, api_key="x", timeout=s.timeout_seconds, max_retries=0)
+    _clients.append(client)
+    return LLMExtractor(client, s, DeterministicExtractor())
+
+
+async def test_a_valid_answer_gives_summaries_entities_relations_and_profile_in_one_call(fake: FakeLLM) -> None:
+    fake.script = [{"content": answer()}]
+    x = extractor(fake)
+    out = await x.extract(exchanges())
+    assert len(fake.requests) == 1  # three exchanges, one call
+    assert fake.requests[0]["response_format"]["type"] == "json_schema"
+    assert [e.exchange_id for e in out] == ["x0", "x1", "x2"]
+    assert out[1].summary == "Ana's sister Maria starts a job in Lisbon on 3 March."
+    assert {(s.predicate, s.obj, s.detail) for s in out[0].statements} == {
+        ("LIVES_IN", "paris", ""), ("HAS_PET", "tofu", "cat"), ("NAME", "ana", "")}
+    assert {m.label for m in out[1].mentions if m.kind == "entity"} == {"Maria", "Lisbon"}
+    assert [(s.predicate, s.detail) for s in out[1].statements] == [("SIBLING_OF", "sister")]
+    # a lower-case predicate is accepted, an unknown one is dropped and counted
+    assert [(s.predicate, s.obj) for s in out[2].statements] == [("LIKES", "hiking")]
+    assert x.stats.dropped_relations == 1
+    assert (x.stats.calls, x.stats.fallbacks, x.stats.llm_exchanges) == (1, 0, 3)
+
+
+async def test_a_long_summary_is_cut_to_the_limit(fake: FakeLLM) -> None:
+    fake.script = [{"content": answer(1, summary="Ana " + "talks about Paris and numbers 1234 " * 20)}]
+    [out] = await extractor(fake).extract(exchanges(1))
+    assert len(out.summary) <= SUMMARY_CHARS
+    assert out.summary.startswith("Ana talks about Paris and numbers 1234")
+
+
+async def test_malformed_json_is_repaired_once(fake: FakeLLM) -> None:
+    fake.script = [{"content": '{"exchanges": [{"id": "1", "summ'}, {"content": answer(2)}]
+    x = extractor(fake)
+    out = await x.extract(exchanges(2))
+    assert len(fake.requests) == 2
+    assert "not valid JSON" in fake.requests[1]["messages"][-1]["content"]
+    assert out[0].summary.startswith("Ana introduces herself")
+    assert (x.stats.repairs, x.stats.fallbacks) == (1, 0)
+
+
+async def test_a_truncated_answer_twice_falls_back_to_rules_and_is_counted(fake: FakeLLM) -> None:
+    cut = answer()[:120]
+    fake.script = [{"content": cut, "finish": "length"}, {"content": cut, "finish": "length"}]
+    x = extractor(fake)
+    out = await x.extract(exchanges())
+    assert x.stats.fallbacks == 3
+    rules = await DeterministicExtractor().extract(exchanges())
+    assert out == rules  # nothing lost: the deterministic extraction of each exchange
+    assert {(s.predicate, s.obj) for s in out[0].statements} >= {("NAME", "ana"), ("LIVES_IN", "paris")}
+
+
+async def test_a_partly_valid_answer_keeps_the_valid_entries_and_falls_back_for_the_rest(fake: FakeLLM) -> None:
+    good = json.loads(answer(2))["exchanges"]
+    good[1]["summary"] = ""  # invalid: empty summary
+    fake.script = [{"content": json.dumps({"exchanges": good})}, {"content": "still not JSON"}]
+    x = extractor(fake)
+    out = await x.extract(exchanges(2))
+    assert out[0].summary.startswith("Ana introduces herself")
+    assert out[1] == DeterministicExtractor().extract_one(exchanges(2)[1])
+    assert (x.stats.llm_exchanges, x.stats.fallbacks, x.stats.repairs) == (1, 1, 1)
+
+
+async def test_a_refusal_is_repaired_then_falls_back(fake: FakeLLM) -> None:
+    fake.script = [{"refusal": "I can't help with that."}, {"refusal": "No."}]
+    x = extractor(fake)
+    out = await x.extract(exchanges(1))
+    assert len(fake.requests) == 2
+    assert out[0].statements and x.stats.fallbacks == 1
+
+
+async def test_a_timeout_falls_back_without_losing_the_exchange(fake: FakeLLM) -> None:
+    fake.script = [{"timeout": True}]
+    x = extractor(fake, timeout=0.5)
+    out = await x.extract(exchanges(2))
+    assert out == await DeterministicExtractor().extract(exchanges(2))
+    assert x.stats.fallbacks == 2
+
+
+async def test_auto_mode_steps_down_to_json_object_and_remembers(fake: FakeLLM) -> None:
+    fake.reject_formats = {"json_schema"}
+    fake.script = [{"content": answer(1)}, {"content": answer(1)}]
+    x = extractor(fake)
+    await x.extract(exchanges(1))
+    await x.extract(exchanges(1))
+    formats = [(r.get("response_format") or {}).get("type") for r in fake.requests]
+    assert formats == ["json_schema", "json_object", "json_object"]
+    assert fake.requests[1]["response_format"]["schema"]["properties"]["exchanges"]["type"] == "array"
+    assert x.stats.mode == "json_object" and x.stats.fallbacks == 0
+
+
+async def test_prompt_mode_sends_the_schema_in_the_instructions_and_reads_fenced_json(fake: FakeLLM) -> None:
+    fake.script = [{"content": "```json\n" + answer(1) + "\n```"}]
+    x = extractor(fake, extraction_mode="prompt")
+    [out] = await x.extract(exchanges(1))
+    assert "response_format" not in fake.requests[0]
+    assert '"exchanges"' in fake.requests[0]["messages"][0]["content"]
+    assert out.summary.startswith("Ana introduces herself") and x.stats.fallbacks == 0
+
+
+async def test_batches_bound_the_calls_per_exchange(fake: FakeLLM) -> None:
+    fake.script = [{"content": answer(2)}, {"content": answer(1)}]
+    x = extractor(fake, extraction_batch_size=2)
+    await x.extract(exchanges(3))
+    assert len(fake.requests) == 2
+    assert x.stats.as_dict()["calls_per_exchange"] == round(2 / 3, 3)
+
+
+async def test_a_guild_over_its_daily_token_budget_gets_the_rules(fake: FakeLLM, system_redis_url: str) -> None:
+    import uuid
+
+    from memory.tiers.budget import RedisTokenBudget
+    from memory.tiers.cache import create_redis
+
+    redis = await create_redis(system_redis_url)
+    try:
+        budget = RedisTokenBudget(redis)
+        g1, g2 = f"g{uuid.uuid4().hex[:8]}", f"g{uuid.uuid4().hex[:8]}"
+        s = LLMSettings(base_url=fake.base_url, extraction=True, extraction_daily_tokens=50)
+        client = openai.AsyncOpenAI(base_url=fake.base_url, api_key="x", max_retries=0)
+        _clients.append(client)
+        x = LLMExtractor(client, s, DeterministicExtractor(), budget)
+        first = [Exchange("b1", "ana", g1, None, *MESSAGES[0], T0)]
+        fake.script = [{"content": answer(1)}, {"content": answer(1)}]
+        await x.extract(first)
+        spent = (await budget.spent([f"g:{g1}"]))[f"g:{g1}"]
+        assert spent == x.stats.prompt_tokens + x.stats.completion_tokens > 50
+        out = await x.extract([Exchange("b2", "ana", g1, None, *MESSAGES[1], T0),
+                               Exchange("b3", "ana", g2, None, *MESSAGES[0], T0)])
+        assert len(fake.requests) == 2  # one call for g1's first exchange, one for g2's
+        assert out[0] == DeterministicExtractor().extract_one(Exchange("b2", "ana", g1, None, *MESSAGES[1], T0))
+        assert out[1].summary.startswith("Ana introduces herself")
+        assert x.stats.over_budget == 1
+    finally:
+        await redis.aclose()
+
+
+async def test_no_call_mixes_two_users_or_two_scopes(fake: FakeLLM) -> None:
+    ana = exchanges(2)
+    bo = Exchange("y0", "bo", None, None, "I'm Bo and I live in Oslo.", "Hi Bo.", T0)
+    ana_guild = Exchange("z0", "ana", "g1", None, "My cat Tofu is asleep.", "Cute.", T0)
+    fake.script = [{"content": answer(2)}, {"content": answer(1)}, {"content": answer(1)}]
+    await extractor(fake).extract([ana[0], bo, ana[1], ana_guild])
+    prompts = [r["messages"][1]["content"] for r in fake.requests]
+    assert len(prompts) == 3
+    assert ["Oslo" in p for p in prompts] == [False, True, False]
+    assert ["Lisbon" in p for p in prompts] == [True, False, False]  # ana's two DM exchanges together
+    assert "Tofu is asleep" in prompts[2] and "Paris" not in prompts[2]

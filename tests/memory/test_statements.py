@@ -1,0 +1,54 @@
+"""Self-statements found by rules, and what the deterministic extractor keeps of them."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+
+import pytest
+
+from memory.extraction import DeterministicExtractor, entities
+from memory.models import Exchange
+from memory.statements import statements
+
+
+def said(text: str) -> set[tuple[str, str, str]]:
+    return {(s.predicate, s.label, s.detail) for s in statements(text)}
+
+
+@pytest.mark.parametrize(("text", "expected"), [
+    ("Hi, I'm Ana, nice to meet you.", {("NAME", "Ana", "")}),
+    ("My name is Ana Lopez and I live in Paris.", {("NAME", "Ana Lopez", ""), ("LIVES_IN", "Paris", "")}),
+    ("You can call me Annie.", {("CALLED", "Annie", "")}),
+    ("I just moved to Berlin for work!", {("LIVES_IN", "Berlin", "")}),
+    ("I've been living in Porto for about three years now.", {("LIVES_IN", "Porto", "")}),
+    ("I work as a nurse at the hospital.", {("WORKS_AS", "nurse", "")}),
+    ("I'm a software engineer.", {("WORKS_AS", "software engineer", "")}),
+    ("I work at Google now.", {("WORKS_AT", "Google", "")}),
+    ("My sister Maria just moved to Lisbon.", {("SIBLING_OF", "Maria", "sister")}),
+    ("my friend Melanie came over", {("FRIEND_OF", "Melanie", "friend")}),
+    ("I adopted a beagle puppy and named him Biscuit.", {("HAS_PET", "Biscuit", "puppy")}),
+    ("My dog Rex hates rain. I love hiking and climbing.", {("HAS_PET", "Rex", "dog"), ("LIKES", "hiking", "")}),
+])
+def test_clear_self_statements_become_typed_statements(text: str, expected: set[tuple[str, str, str]]) -> None:
+    assert said(text) == expected
+
+
+@pytest.mark.parametrize("text", ["I'm sorry about that.", "I'm Going home now", "I like it", "I'm tired.",
+                                  "Maria moved to Lisbon.", "what do you know about me?"])
+def test_no_statement_without_a_clear_self_statement(text: str) -> None:
+    assert statements(text) == []
+
+
+def test_sentence_openers_are_not_entities_but_names_at_sentence_start_are() -> None:
+    assert entities("Certainly! I can help with that. Absolutely, let's go.") == []
+    assert entities("Honestly, Paris was nicer than Rome. Sounds good!") == [("paris", "Paris"), ("rome", "Rome")]
+    assert entities("Maria just moved to Lisbon.") == [("maria", "Maria"), ("lisbon", "Lisbon")]
+
+
+def test_the_extractor_keeps_the_relation_in_its_statements() -> None:
+    e = Exchange("e1", "ana", None, None, "My sister Maria just moved to Lisbon for a nursing job.",
+                 "Good luck to Maria!", datetime(2024, 5, 1, tzinfo=UTC))
+    x = DeterministicExtractor().extract_one(e)
+    labels = {m.name: m.label for m in x.mentions if m.kind == "entity"}
+    assert labels == {"maria": "Maria", "lisbon": "Lisbon"}
+    assert [(s.predicate, s.obj, s.detail) for s in x.statements] == [("SIBLING_OF", "maria", "sister")]

@@ -1,0 +1,185 @@
+"""The understanding layer end to end on the real servers: typed facts over weeks, the profile in
+every context, corrections, forget and export; with the rule-based extractor and with an LLM
+extractor on a fake OpenAI-compatible server (a real socket) answering scripted JSON."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import AsyncIterator, Callable
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import pytest
+import pytest_asyncio
+
+from memory import HierarchicalMemoryManager, InvalidInput
+from memory.launcher import Addresses
+from tests.bot.fake_llm import FakeLLM
+from tests.memory.conftest import ManagerFactory, settings_for
+
+T0 = datetime(2025, 2, 3, 18, 0, tzinfo=UTC)
+WEEKS = [
+    (0, "Hi, I'm Ana! I live in Paris and work as a nurse.", "Nice to meet you, Ana."),
+    (1, "My dog Rex chewed my shoes again.", "Oh no, Rex!"),
+    (2, "Still in Paris, the metro was on strike today.", "That sounds tiring."),
+    (5, "Big news: I moved to Berlin last weekend!", "Congratulations on the move to Berlin!"),
+]
+
+
+async def tell(memory: HierarchicalMemoryManager, user: str, history: list[tuple[int, str, str]],
+               guild: str | None = None) -> list[str]:
+    ids = []
+    for weeks, u, b in history:
+        ids.append(await memory.store_conversation(user, u, b, guild_id=guild, timestamp=T0 + timedelta(weeks=weeks)))
+        await memory.flush()
+    return ids
+
+
+def current(facts: list[Any]) -> set[tuple[str, str]]:
+    return {(f.predicate, f.label) for f in facts if f.current}
+
+
+async def test_facts_change_over_weeks_and_the_profile_reaches_every_context(
+        memory: HierarchicalMemoryManager, uid: Callable[[str], str]) -> None:
+    user = uid("ana")
+    ids = await tell(memory, user, WEEKS, guild="g1")
+    facts = await memory.typed_facts(user, "g1")
+    assert current(facts) == {("NAME", "Ana"), ("LIVES_IN", "Berlin"), ("WORKS_AS", "nurse"), ("HAS_PET", "Rex")}
+    [paris] = [f for f in facts if f.label == "Paris"]
+    assert paris.valid_to == T0 + timedelta(weeks=5) and paris.support == (ids[0],)
+    ctx = await memory.get_conversation_context(user, "any plans for the weekend?", guild_id="g1", max_tokens=600)
+    text = ctx.to_context_string(600)
+    assert text.startswith("User profile:\n- Name: Ana\n- Lives in Berlin (since 2025-03-10; "
+                           "before: Paris)\n- Works as nurse\n- Pets: dog Rex")
+    # another scope and another user see none of it
+    other = await memory.get_conversation_context(user, "hello", max_tokens=600)
+    assert other.profile is not None and other.profile.lines == ()
+    stranger = await memory.get_conversation_context(uid("bo"), "hello", guild_id="g1", max_tokens=600)
+    assert "Ana" not in stranger.to_context_string(600)
+
+
+async def test_the_profile_stays_within_its_small_budget(memory: HierarchicalMemoryManager,
+                                                         uid: Callable[[str], str]) -> None:
+    user = uid("cy")
+    chatter = [(0, f"I love {hobby} and my friend {name} joins me.", "Nice.")
+               for hobby, name in [("chess", "Mia"), ("climbing", "Noah"), ("baking", "Olga"), ("sailing", "Piet"),
+                                   ("poetry", "Quinn"), ("karaoke", "Rosa"), ("fishing", "Sven")]]
+    await tell(memory, user, chatter)
+    ctx = await memory.get_conversation_context(user, "hi", max_tokens=1500)
+    from memory.tokens import count_tokens
+    head = ctx.to_context_string(1500).split("\n\n")[0]
+    assert head.startswith("User profile:") and count_tokens(head) <= 80
+    small = ctx.to_context_string(120)
+    assert count_tokens(small) <= 120 and count_tokens(small.split("\n\n")[0]) <= 40
+
+
+async def test_forget_of_the_last_exchange_brings_the_old_fact_back(memory: HierarchicalMemoryManager,
+                                                                    uid: Callable[[str], str]) -> None:
+    user = uid("di")
+    await tell(memory, user, WEEKS)
+    await memory.forget(user, last=True)
+    assert ("LIVES_IN", "Paris") in current(await memory.typed_facts(user))
+    assert (await memory.user_profile(user)).line("home").text.startswith("Lives in Paris")  # type: ignore[union-attr]
+    await memory.forget(user)
+    assert await memory.typed_facts(user) == []
+    assert (await memory.user_profile(user)).lines == ()
+
+
+async def test_the_user_corrects_a_wrong_line(memory: HierarchicalMemoryManager, uid: Callable[[str], str]) -> None:
+    user = uid("ed")
+    await tell(memory, user, WEEKS[:2])
+    profile = await memory.correct_profile(user, "work", "Works as a midwife")
+    assert profile.line("work") is not None and profile.line("work").text == "Works as a midwife"  # type: ignore[union-attr]
+    profile = await memory.correct_profile(user, "pets", None)
+    assert profile.line("pets") is None
+    ctx = await memory.get_conversation_context(user, "hi", max_tokens=600)
+    assert "midwife" in ctx.to_context_string(600) and "Rex" not in ctx.to_context_string(600).split("\n\n")[0]
+    with pytest.raises(InvalidInput):
+        await memory.correct_profile(user, "shoe size", "42")
+    # new facts behind a corrected line replace the correction
+    await tell(memory, user, [(8, "I work as a paramedic now.", "Exciting!")])
+    assert (await memory.user_profile(user)).line("work").text.startswith("Works as paramedic")  # type: ignore[union-attr]
+    exported = await memory.export(user)
+    assert exported["profile"]["dm"]["lines"][0]["key"] == "name"
+    assert {f["object"] for f in exported["typed_facts"]["dm"]} >= {"Paris", "nurse", "paramedic"}
+    removed = await memory.forget(user)
+    assert removed["facts"] >= 1  # the corrections went with the user
+    assert (await memory.counts(user))["facts"] == 0
+
+
+# ---- with an LLM extractor on a fake OpenAI-compatible server ------------------------------------
+
+@pytest_asyncio.fixture(scope="module")
+async def llm_server() -> AsyncIterator[FakeLLM]:
+    fake = await FakeLLM().start()
+    yield fake
+    await fake.aclose()
+
+
+@pytest_asyncio.fixture
+async def llm_memory(bundled: Addresses, own_postgres_dsn: str, llm_server: FakeLLM, tmp_path: Path,
+                     make_manager: ManagerFactory) -> AsyncIterator[HierarchicalMemoryManager]:
+    llm_server.reset("script")
+    own = Addresses(**{**bundled.__dict__, "postgres_dsn": own_postgres_dsn})
+    settings = settings_for(own, tmp_path, llm={"base_url": llm_server.base_url, "extraction": True,
+                                                "timeout_seconds": 2.0})
+    yield await make_manager(settings)
+    llm_server.reset("script")
+
+
+def llm_answer(summary: str, relations: list[dict[str, str]], name: str | None = None) -> dict[str, Any]:
+    return {"content": json.dumps({"exchanges": [{"id": "1", "summary": summary, "entities": [],
+                                                  "relations": relations, "profile": {"name": name}}]})}
+
+
+async def test_llm_extraction_over_weeks_with_bad_answers_in_between(
+        llm_memory: HierarchicalMemoryManager, llm_server: FakeLLM, uid: Callable[[str], str]) -> None:
+    user = uid("fy")
+    llm_server.script = [
+        llm_answer("Fy, a nurse, lives in Paris.", [{"predicate": "LIVES_IN", "object": "Paris"},
+                                                    {"predicate": "WORKS_AS", "object": "nurse"}], name="Fy"),
+        {"content": '{"exchanges": [{"id": "1", "summary": "Rex'},  # truncated
+        {"content": "Sorry, here you go: not json"},                # the repair fails too: rules take over
+        {"refusal": "I won't."},                                    # refused, then a valid repair
+        llm_answer("Fy's friend Mel visited.", [{"predicate": "FRIEND_OF", "object": "Mel", "detail": "friend"}]),
+        {"timeout": True},                                          # timeout: rules take over
+        llm_answer("Fy moved to Berlin; friend Melanie helped.",
+                   [{"predicate": "LIVES_IN", "object": "Berlin"},
+                    {"predicate": "FRIEND_OF", "object": "Melanie", "detail": "friend"}]),
+    ]
+    history = [(0, "I'm a nurse in Paris, by the way my name is Fy.", "Hello Fy."),
+               (1, "My dog Rex is sick.", "Poor Rex."),
+               (2, "Mel came over for dinner.", "Nice."),
+               (3, "I work as a nurse, long shifts this week.", "Take care."),
+               (6, "Melanie helped me move to Berlin!", "Good friend.")]
+    ids = await tell(llm_memory, user, history)
+    facts = await llm_memory.typed_facts(user)
+    assert current(facts) == {("NAME", "Fy"), ("LIVES_IN", "Berlin"), ("WORKS_AS", "nurse"),
+                              ("HAS_PET", "Rex"), ("FRIEND_OF", "Melanie")}
+    by_label = {f.label: f for f in facts}
+    assert by_label["Paris"].valid_to == T0 + timedelta(weeks=6)
+    assert by_label["Melanie"].support == tuple(sorted((ids[2], ids[4]))) and by_label["Melanie"].aliases == ("mel",)
+    assert by_label["Rex"].support == (ids[1],)  # from the rules, after two bad answers
+    assert by_label["nurse"].support == tuple(sorted((ids[0], ids[3])))  # from the rules, after the timeout
+    stats = llm_memory.extraction_stats()
+    assert (stats["fallbacks"], stats["repairs"], stats["llm_exchanges"]) == (2, 2, 3)
+    records = {r.exchange_id: r.summary for r in await llm_memory.summaries.records(user)}
+    assert records[ids[0]] == "Fy, a nurse, lives in Paris."
+    assert records[ids[1]].startswith("User: My dog Rex is sick.")
+    profile = await llm_memory.user_profile(user)
+    assert [ln.key for ln in profile.lines] == ["name", "home", "work", "people", "pets"]
+
+
+async def test_rolling_summaries_are_exported_and_go_with_forgotten_exchanges(
+        memory: HierarchicalMemoryManager, uid: Callable[[str], str]) -> None:
+    user = uid("gil")
+    await tell(memory, user, WEEKS[:2], guild="g1")
+    await memory.set_rolling_summary(user, "g1", "c1", "Gil's dog Rex chewed shoes")
+    await memory.set_rolling_summary(user, None, "dm", "a DM summary")
+    exported = await memory.export(user)
+    assert exported["rolling_summaries"] == {"g:g1 c1": "Gil's dog Rex chewed shoes", "dm dm": "a DM summary"}
+    await memory.forget(user, topic="Rex")
+    assert await memory.rolling_summary(user, "g1", "c1") is None  # it had folded the forgotten text in
+    assert await memory.rolling_summary(user, None, "dm") == "a DM summary"  # another scope: untouched
+    assert "HAS_PET" not in {f.predicate for f in await memory.typed_facts(user, "g1")}
