@@ -181,6 +181,10 @@ class MemoryCog(PreferenceCommands, commands.GroupCog, group_name="memory",
             health = "\n".join(f"{'✅' if h.ok else '❌'} {name}: {h.ms:.0f} ms {clip(h.detail, 80)}".rstrip()
                                for name, h in stats.tiers.items())
             embed.add_field(name="Tiers", value=health or "none", inline=False)
+            restarts = ", ".join(f"{name} {n}" for name, n in sorted(stats.restarts.items()) if n) or "none"
+            embed.add_field(name="Worker", inline=False, value=(
+                f"{stats.dead_letters} dead letters (`python -m memory dead-letters`) · "
+                f"restarts of bundled servers: {restarts}"))
         await interaction.followup.send(embed=embed, ephemeral=True)
 
     async def _guild_stats(self, guild: int) -> str:

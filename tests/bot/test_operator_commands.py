@@ -32,6 +32,7 @@ from tests import servers
 from tests.bot.conftest import application, memory_settings_for
 from tests.bot.test_cogs import _interaction, _sent
 from tests.memory import legacy_stores as legacy
+from tests.memory.test_worker_isolation import PoisonedExtractor
 
 APP_OWNER = 4242
 LISTED_OWNER = 5151          # in BOT__OWNER_IDS, not the application's owner
@@ -281,9 +282,35 @@ async def test_a_guild_admin_sees_their_guild_and_owners_the_whole_bot(
         assert owner_a["Bot-wide (owners only)"].endswith("tokens: 150 prompt + 25 completion")
         assert "archive" in owner_a["Tiers"]
         owner_dm = await stats(LISTED_OWNER, None, False)
-        assert list(owner_dm) == ["Bot-wide (owners only)", "Tiers"]
+        assert list(owner_dm) == ["Bot-wide (owners only)", "Tiers", "Worker"]
+        assert owner_dm["Worker"] == ("0 dead letters (`python -m memory dead-letters`) · "
+                                      "restarts of bundled servers: none")
 
         for member, guild in ((9003, guild_a), (9004, None)):        # a member, and anyone in DMs
             it = _interaction(member, guild, admin=False)
             await MemoryCog.stats.callback(cog, it)  # type: ignore[arg-type]
             assert refused(it) == "Only server admins (Manage Server) can see this server's stats."
+
+
+async def test_owners_see_dead_letters_in_stats_and_admins_do_not(bundled: Addresses, tmp_path: Path) -> None:
+    dsn = await servers.create_database(bundled.postgres_dsn)
+    settings = memory_settings_for(bundled, tmp_path / "data", dsn)
+    settings.worker.in_process = False
+    settings.worker.max_attempts = 1
+    async with HierarchicalMemoryManager.from_env(settings) as memory:
+        memory.worker.extractor = PoisonedExtractor(memory.extractor)
+        await memory.store_conversation("601", "POISON one", "ok", guild_id="880010")
+        await memory.store_conversation("602", "POISON two", "ok", guild_id="880010")
+        await memory.store_conversation("603", "a healthy message about Oslo", "ok", guild_id="880010")
+        for _ in range(3):
+            await memory.worker.run_once()
+        assert await memory.pending() == 0
+        cog = cog_for(memory, tmp_path, {})
+
+        async def fields(user: int, admin: bool) -> dict[str, str]:
+            it = _interaction(user, 880010, admin=admin)
+            await MemoryCog.stats.callback(cog, it)  # type: ignore[arg-type]
+            return {f.name: str(f.value) for f in _sent(it.followup.send)[1]["embed"].fields}
+
+        assert (await fields(APP_OWNER, False))["Worker"].startswith("2 dead letters ")
+        assert "Worker" not in await fields(9010, True)
