@@ -11,6 +11,8 @@ from memory.extraction import STOPWORDS, stem, summarise
 from memory.focus import focused, speakers, terms
 from memory.models import Exchange, TierReport
 from memory.profile import PROFILE_TOKENS, Profile
+from memory.sessions import HEADER as SESSIONS_HEADER
+from memory.sessions import SessionSummary
 from memory.tiers.ledger import Fact
 from memory.tokens import count_tokens, truncate_tokens
 
@@ -73,6 +75,7 @@ class ConversationContext:
     facts: list[Fact] = field(default_factory=list)
     profile: Profile | None = None
     profile_tokens: int = PROFILE_TOKENS
+    sessions: list[SessionSummary] = field(default_factory=list)  # dated summaries, newest first
     tiers: dict[str, TierReport] = field(default_factory=dict)
     max_tokens: int = 1500
     recent_first: int = 2
@@ -119,6 +122,9 @@ class ConversationContext:
         profile = self._profile_text(budget)
         if profile:
             budget -= count_tokens(profile) + 2
+        sessions = self._sessions_text(budget)
+        if sessions:
+            budget -= count_tokens(sessions) + 2
         headers = {"facts": "Facts the user asked you to remember:",
                    "relevant": "Relevant earlier conversations (oldest first):",
                    "recent": "Recent conversation (oldest first):"}
@@ -178,7 +184,7 @@ class ConversationContext:
                 items = sorted(items, key=lambda it: it[2] or datetime.min)
                 ids += [key for key, _, _ in items]
             parts.append(headers[section] + "\n" + "\n".join(text for _, text, _ in items))
-        text = "\n\n".join(([profile] if profile else []) + parts)
+        text = "\n\n".join(([profile] if profile else []) + ([sessions] if sessions else []) + parts)
         budget = max(0, int(max_tokens))
         while text and count_tokens(text) > budget:  # joins can add a token or two; stay under
             text = truncate_tokens(text, budget)
@@ -211,6 +217,19 @@ class ConversationContext:
     def _summary_line(e: Exchange, summary: str | None) -> str:
         """An older exchange as its summary: packed instead when its full text does not fit."""
         return f"[{_date(e.timestamp, False)}] (summary) {summary or summarise(e)}"
+
+    def _sessions_text(self, budget: int) -> str:
+        """Dated session summaries, oldest first, within a quarter of ``budget`` (newest kept first)."""
+        room = budget // 4
+        kept: list[str] = []
+        used = count_tokens(SESSIONS_HEADER) + 1
+        for s in self.sessions:
+            cost = count_tokens(s.text) + 3
+            if used + cost > room:
+                break
+            kept.append(f"- {s.text}")
+            used += cost
+        return SESSIONS_HEADER + "\n" + "\n".join(reversed(kept)) if kept else ""
 
     def _profile_text(self, budget: int) -> str:
         """The profile rendered within ``profile_tokens`` (and never more than a third of ``budget``)."""

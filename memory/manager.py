@@ -39,6 +39,9 @@ from memory.models import (
 from memory.profile import Profile, build_profile
 from memory.protocols import CacheTier, Embedder, Extractor, GraphTier, SummaryTier
 from memory.ranking import aged, fuse
+from memory.sessions import JOB as SESSIONS_JOB
+from memory.sessions import SHOWN as SESSIONS_SHOWN
+from memory.sessions import SessionSummary, asks_about_sessions, summarise_finished
 from memory.settings import MemorySettings
 from memory.stack import MemoryStats, Tiers, open_tiers, tier_health
 from memory.tiers.dead_letters import DeadLetter, PostgresDeadLetters, PostgresStaleCaches
@@ -95,6 +98,8 @@ class HierarchicalMemoryManager(ExchangeLifecycle):
                                     metrics=self.metrics)
         self.profiles = ProfileBook(tiers.graph, tiers.ledger)
         self.worker.every(settings.memory.retention_check_minutes * 60, self.apply_retention, "retention")
+        self.worker.every(min(300.0, settings.retrieval.session_idle_minutes * 60), self.summarise_sessions,
+                          "sessions")
         self._stop = asyncio.Event()
         self._task: asyncio.Task[None] | None = None
         # a local throttle, not shared state: each process bounds its own CPU-bound work
@@ -314,7 +319,7 @@ class HierarchicalMemoryManager(ExchangeLifecycle):
         reports: dict[str, TierReport] = {}
         names = query_names(query)
         when = window(query, datetime.now(UTC))
-        (recent, fulltext, semantic, graph, facts, dated), (typed, corrections) = await asyncio.gather(
+        (recent, fulltext, semantic, graph, facts, dated), (typed, corrections), sessions = await asyncio.gather(
             asyncio.gather(
                 self._recent(scope, reports),
                 self._timed("archive", self.t.archive.search(scope, query, r.candidates), r.archive_timeout_ms,
@@ -323,7 +328,7 @@ class HierarchicalMemoryManager(ExchangeLifecycle):
                 self._timed("graph", self.graph.related(scope, names, r.candidates), r.graph_timeout_ms, reports),
                 self._timed("facts", self.t.ledger.facts(scope), r.archive_timeout_ms, reports),
                 self._in_window(scope, query, when, reports),
-            ), self._profile_sources(scope, reports))
+            ), self._profile_sources(scope, reports), self._sessions(scope, query, when, reports))
         fused = fuse({"fulltext": fulltext or [], "semantic": semantic or [], "graph": graph or [],
                       "recent": [Hit(e.id, 0.0, "recent") for e in recent], "time": dated},
                      weights={"fulltext": r.weight_fulltext, "semantic": r.weight_semantic,
@@ -343,8 +348,33 @@ class HierarchicalMemoryManager(ExchangeLifecycle):
                                    tiers=reports, max_tokens=max_tokens,
                                    profile=build_profile(scope.user_id, scope.guild_id, typed, facts or [],
                                                          corrections),
-                                   profile_tokens=r.profile_tokens,
+                                   profile_tokens=r.profile_tokens, sessions=sessions,
                                    session_since=datetime.now(UTC) - timedelta(minutes=r.session_gap_minutes))
+
+    # ---- dated session summaries (memory.sessions) --------------------------------------------
+
+    async def summarise_sessions(self, *, force: bool = False) -> int | None:
+        """Store a dated summary of every finished session not summarised yet; returns how many.
+
+        Without ``force`` it runs only if no process ran it within its interval (None otherwise).
+        Raises ArchiveUnavailable.
+        """
+        r = self.settings.retrieval
+        idle = timedelta(minutes=r.session_idle_minutes)
+        if not force and not await self.t.policies.claim_job(SESSIONS_JOB, min(300.0, idle.total_seconds())):
+            return None
+        return await summarise_finished(self.t.sessions, idle, r.session_max_tokens, datetime.now(UTC))
+
+    async def _sessions(self, scope: Scope, query: str, when: Window | None,
+                        reports: dict[str, TierReport]) -> list[SessionSummary]:
+        """Session summaries of the window the query names, or the latest ones when it asks
+        what was talked about; none otherwise (or when the archive does not answer in time)."""
+        if when is None and not asks_about_sessions(query):
+            return []
+        found = await self._timed("archive", self.t.sessions.between(
+            scope, when.start if when else None, when.end if when else None, SESSIONS_SHOWN),
+            self.settings.retrieval.archive_timeout_ms, reports)
+        return found or []
 
     # ---- profile and typed facts ------------------------------------------------------------
 
@@ -462,6 +492,7 @@ class HierarchicalMemoryManager(ExchangeLifecycle):
                 except (TierUnavailable, TimeoutError):
                     down.append(name)
             removed["facts"] += await self.t.ledger.forget(target)
+            await self.t.sessions.forget(target)  # the job rebuilds sessions from the exchanges left
             removed["archive"] += await self.t.archive.forget(target)
             for name, tier in derived:  # second pass: whatever a worker wrote meanwhile
                 if name in down:
@@ -564,6 +595,9 @@ class HierarchicalMemoryManager(ExchangeLifecycle):
             out.update(await self.profiles.export(user_id, scopes))
         except TierUnavailable as exc:
             out["profile"] = out["typed_facts"] = {"unavailable": str(exc)}
+        out["session_summaries"] = [{"guild_id": s.guild_id, "started_at": s.started_at.isoformat(),
+                                     "ended_at": s.ended_at.isoformat(), "exchange_ids": list(s.exchange_ids),
+                                     "text": s.text} for s in await self.t.sessions.all(user_id)]
         try:
             out["rolling_summaries"] = await self.t.state.rolling_summaries(user_id)
         except TierUnavailable as exc:

@@ -99,6 +99,10 @@ class RetrievalSettings(BaseModel):
     recent: int = Field(6, ge=0, le=50, description="newest exchanges always offered to the packer")
     session_gap_minutes: float = Field(60.0, ge=0, description="the newest exchanges get reserved room in the "
                                        "context only if this recent: older ones compete as memories")
+    session_idle_minutes: float = Field(30.0, gt=0, description="a conversation idle this long is a finished "
+                                        "session and gets a dated summary (memory.sessions)")
+    session_max_tokens: int = Field(4000, ge=100, le=1_000_000, description="tokens of one session window; "
+                                    "beyond them the next exchange starts a new session")
     max_tokens: int = Field(1500, ge=50, le=100_000)
     profile_tokens: int = Field(80, ge=0, le=1000, description="tokens of every context kept for the user's "
                                 "profile (at most a third of the budget; 0 = no profile)")

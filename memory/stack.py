@@ -30,6 +30,7 @@ from memory.tiers.cache import RedisCache, RedisRateLimiter, RedisState, create_
 from memory.tiers.graph import create_graph
 from memory.tiers.ledger import PostgresLedger
 from memory.tiers.policy import PostgresPolicies
+from memory.tiers.sessions import PostgresSessions
 from memory.tiers.summaries import create_summaries
 
 log = logging.getLogger(__name__)
@@ -45,6 +46,7 @@ class Tiers:
     forgets: PostgresForgetQueue
     ledger: PostgresLedger
     policies: PostgresPolicies
+    sessions: PostgresSessions
     summaries: SummaryTier
     graph: GraphTier
     embedder: Embedder
@@ -114,7 +116,7 @@ async def open_tiers(settings: MemorySettings) -> Tiers:
                              idle_ttl=r.idle_ttl_seconds),
             limiter=RedisRateLimiter(redis), state=RedisState(redis),
             archive=PostgresArchive(pool), outbox=PostgresOutbox(pool), forgets=PostgresForgetQueue(pool),
-            ledger=PostgresLedger(pool), policies=PostgresPolicies(pool),
+            ledger=PostgresLedger(pool), policies=PostgresPolicies(pool), sessions=PostgresSessions(pool),
             summaries=summaries, graph=graph, embedder=create_embedder(settings.embedding),
             extractor=extractor, addresses=addresses, stack=stack, servers=launcher)
     except BaseException:

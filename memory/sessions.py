@@ -1,0 +1,129 @@
+"""Sessions: consecutive exchanges of one user and scope, summarised with their dates.
+
+A session runs while the gap between exchanges stays under the idle time and its
+text stays within a token cap; a longer gap or an overflow starts the next one.
+``split`` cuts a user's time-ordered exchanges into sessions and tells which are
+finished (idle since, or closed by an overflow); ``summary_text`` writes a short
+dated line from the exchanges' own summaries and topics (``memory.extraction``),
+with no LLM call. The worker stores finished sessions (``memory.tiers.sessions``)
+so "what did we talk about last week?" finds them.
+"""
+
+from __future__ import annotations
+
+import re
+from collections import Counter
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import TYPE_CHECKING
+
+from memory.extraction import summarise, topics
+from memory.models import Exchange
+from memory.tokens import count_tokens
+
+if TYPE_CHECKING:
+    from memory.tiers.sessions import PostgresSessions
+
+MAX_CHARS = 300
+SHOWN = 8  # session summaries offered to one context at most
+_ABOUT = re.compile(r"\bwhat (?:did|have|were) (?:we|i|you) (?:been )?(?:talk|chat|discuss|speak|talking|chatting|"
+                    r"discussing|speaking)", re.I)
+HEADER = "Earlier sessions with the user:"
+
+
+@dataclass(frozen=True, slots=True)
+class SessionSummary:
+    user_id: str
+    guild_id: str | None
+    started_at: datetime
+    ended_at: datetime
+    exchange_ids: tuple[str, ...]
+    text: str
+
+
+def asks_about_sessions(query: str) -> bool:
+    """Whether ``query`` asks what was talked about ("what did we talk about ...?")."""
+    return bool(_ABOUT.search(query))
+
+
+def split(exchanges: Sequence[Exchange], idle: timedelta, max_tokens: int,
+          now: datetime) -> list[tuple[list[Exchange], bool]]:
+    """Sessions of ``exchanges`` (ordered by user, scope and time) with whether each is finished:
+    followed by a gap of at least ``idle``, closed by an overflow of ``max_tokens``, or idle by ``now``."""
+    out: list[tuple[list[Exchange], bool]] = []
+    current: list[Exchange] = []
+    tokens = 0
+
+    def close(finished: bool) -> None:
+        nonlocal current, tokens
+        out.append((current, finished or now - current[-1].timestamp >= idle))
+        current, tokens = [], 0
+
+    for e in exchanges:
+        cost = count_tokens(e.user_message) + count_tokens(e.bot_response)
+        if current:
+            last = current[-1]
+            if last.user_id != e.user_id or last.scope != e.scope:
+                close(False)
+            elif e.timestamp - last.timestamp >= idle or tokens + cost > max_tokens:
+                close(True)  # idle gap, or the window overflowed: the session ends here
+        current.append(e)
+        tokens += cost
+    if current:
+        close(False)
+    return out
+
+
+def _span(started: datetime, ended: datetime) -> str:
+    day = started.strftime("%Y-%m-%d")
+    end = ended.strftime("%H:%M") if ended.date() == started.date() else ended.strftime("%Y-%m-%d %H:%M")
+    return f"{day} {started.strftime('%H:%M')}\u2013{end}"
+
+
+def summary_text(session: Sequence[Exchange], max_chars: int = MAX_CHARS) -> str:
+    """"2026-11-20 14:05–14:40, 6 exchanges: talked about x, y; <first summary> ..." within ``max_chars``."""
+    counts: Counter[str] = Counter()
+    for e in session:
+        counts.update(topics(e.user_message))
+    about = ", ".join(t for t, _ in counts.most_common(4))
+    n = len(session)
+    text = f"{_span(session[0].timestamp, session[-1].timestamp)}, {n} exchange{'s' if n != 1 else ''}"
+    if about:
+        text += f": talked about {about}"
+    seen: set[str] = set()
+    for e in session:
+        line = summarise(e, max_tokens=40).split(" | Bot:", 1)[0].removeprefix("User: ")
+        if line in seen:
+            continue
+        seen.add(line)
+        candidate = f"{text}; {line}"
+        if len(candidate) > max_chars:
+            room = max_chars - len(text) - 5
+            if room >= 20:
+                text = f"{text}; {line[:room].rstrip()}..."
+            break
+        text = candidate
+    return text[:max_chars]
+
+
+def build(session: Sequence[Exchange]) -> SessionSummary:
+    first = session[0]
+    return SessionSummary(first.user_id, first.guild_id, first.timestamp, session[-1].timestamp,
+                          tuple(e.id for e in session), summary_text(session))
+
+
+JOB = "session_summaries"
+BATCH = 2000  # uncovered exchanges read per run; the rest wait for the next run
+
+
+async def summarise_finished(store: PostgresSessions, idle: timedelta, max_tokens: int, now: datetime) -> int:
+    """Store a summary for every finished session not summarised yet; returns sessions added.
+
+    A full batch may end mid-session, so its last session waits for the next run.
+    """
+    rows = await store.uncovered(BATCH)
+    sessions = split(rows, idle, max_tokens, now)
+    if len(rows) >= BATCH and sessions:
+        sessions = sessions[:-1]
+    return await store.add([build(s) for s, finished in sessions if finished])
