@@ -82,7 +82,7 @@ def _span(started: datetime, ended: datetime) -> str:
 
 
 def summary_text(session: Sequence[Exchange], max_chars: int = MAX_CHARS) -> str:
-    """"2026-11-20 14:05–14:40, 6 exchanges: talked about x, y; <first summary> ..." within ``max_chars``."""
+    """"2026-11-20 14:05–14:40, 6 exchanges: talked about x, y. <first sentences> ..." within ``max_chars``."""
     counts: Counter[str] = Counter()
     for e in session:
         counts.update(topics(e.user_message))
@@ -97,11 +97,12 @@ def summary_text(session: Sequence[Exchange], max_chars: int = MAX_CHARS) -> str
         if line in seen:
             continue
         seen.add(line)
-        candidate = f"{text}; {line}"
+        sep = " " if text[-1] in ".!?" else ". "
+        candidate = f"{text}{sep}{line}"
         if len(candidate) > max_chars:
-            room = max_chars - len(text) - 5
+            room = max_chars - len(text) - len(sep) - 3
             if room >= 20:
-                text = f"{text}; {line[:room].rstrip()}..."
+                text = f"{text}{sep}{line[:room].rstrip()}..."
             break
         text = candidate
     return text[:max_chars]
