@@ -92,6 +92,8 @@ class ExchangeLifecycle:
             metadata={"edited_at": datetime.now(UTC).isoformat()})
         if updated is None:
             raise NotFound(f"exchange {exchange_id}")  # forgotten meanwhile
+        # its session is summarised again from the new text by the sessions job
+        await self.t.sessions.forget(ForgetTarget(user_id, updated.scope, (exchange_id,)))
         await self._drop_cached(updated.scope)
         self.worker.notify()
         return updated

@@ -492,8 +492,10 @@ class HierarchicalMemoryManager(ExchangeLifecycle):
                 except (TierUnavailable, TimeoutError):
                     down.append(name)
             removed["facts"] += await self.t.ledger.forget(target)
-            await self.t.sessions.forget(target)  # the job rebuilds sessions from the exchanges left
             removed["archive"] += await self.t.archive.forget(target)
+            # after the archive: the job only stores sessions whose exchanges all still exist, and
+            # summarises again what is left of a session
+            await self.t.sessions.forget(target)
             for name, tier in derived:  # second pass: whatever a worker wrote meanwhile
                 if name in down:
                     continue  # it was down a moment ago: the queued request covers it, no second wait

@@ -121,10 +121,17 @@ BATCH = 2000  # uncovered exchanges read per run; the rest wait for the next run
 async def summarise_finished(store: PostgresSessions, idle: timedelta, max_tokens: int, now: datetime) -> int:
     """Store a summary for every finished session not summarised yet; returns sessions added.
 
-    A full batch may end mid-session, so its last session waits for the next run.
+    A full batch may end mid-session, so its last session waits for the next run. A stored
+    session within the idle time of uncovered exchanges is dropped and summarised again with them.
     """
     rows = await store.uncovered(BATCH)
     sessions = split(rows, idle, max_tokens, now)
+    reopened = 0
+    for s, _ in sessions:  # exchanges stored late (backdated) join the stored session next to them
+        reopened += await store.reopen(s[0].user_id, s[0].scope, s[0].timestamp - idle, s[-1].timestamp + idle)
+    if reopened:
+        rows = await store.uncovered(BATCH)
+        sessions = split(rows, idle, max_tokens, now)
     if len(rows) >= BATCH and sessions:
         sessions = sessions[:-1]
     return await store.add([build(s) for s, finished in sessions if finished])

@@ -31,16 +31,26 @@ class PostgresSessions(_PgEdge):
         return [_row_to_exchange(r) for r in rows]
 
     async def add(self, sessions: Sequence[SessionSummary]) -> int:
-        """Store ``sessions``; one already stored (same user, scope and start) is left as it is."""
+        """Store ``sessions``; one already stored (same user, scope and start) is left as it is, and so
+        is one whose exchanges are not all in the archive any more (forgotten since they were read)."""
         added = 0
         for s in sessions:
             status = await self._execute(
-                f"INSERT INTO session_summaries ({_FIELDS}) VALUES ($1, $2, $3, $4, $5, $6)"
+                f"INSERT INTO session_summaries ({_FIELDS}) SELECT $1, $2, $3, $4, $5::text[], $6"
+                " WHERE (SELECT count(*) FROM exchanges WHERE user_id = $1 AND scope = $2"
+                "        AND id = ANY($5::text[])) = cardinality($5::text[])"
                 " ON CONFLICT (user_id, scope, started_at) DO NOTHING",
                 s.user_id, Scope.of(s.user_id, s.guild_id).key, s.started_at, s.ended_at,
                 list(s.exchange_ids), s.text)
             added += int(status.rsplit(" ", 1)[-1])
         return added
+
+    async def reopen(self, user_id: str, scope: Scope, start: datetime, end: datetime) -> int:
+        """Drop the user's stored sessions in ``scope`` that end after ``start`` and begin before ``end``
+        (a late exchange belongs to them): their exchanges are summarised again together."""
+        status = await self._execute("DELETE FROM session_summaries WHERE user_id = $1 AND scope = $2"
+                                     " AND ended_at > $3 AND started_at < $4", user_id, scope.key, start, end)
+        return int(status.rsplit(" ", 1)[-1])
 
     async def between(self, scope: Scope, start: datetime | None, end: datetime | None,
                       limit: int) -> list[SessionSummary]:

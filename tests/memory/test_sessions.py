@@ -11,7 +11,7 @@ import pytest
 
 from memory.manager import HierarchicalMemoryManager
 from memory.models import Exchange
-from memory.sessions import split
+from memory.sessions import build, split
 
 DAY = datetime.now(UTC).replace(hour=9, minute=0, second=0, microsecond=0)
 # two sessions last week (8 and 6 days ago, 10 minutes between turns), one 40 days ago
@@ -43,8 +43,8 @@ async def test_job_summarises_idle_sessions_once_with_their_dates(memory: Hierar
     pepper = sessions[1].text
     assert pepper.startswith((DAY - timedelta(days=8)).strftime("%Y-%m-%d 09:00\u201309:20, 3 exchanges"))
     assert "greyhound" in pepper and "Pepper" in pepper and len(pepper) <= 300
-    assert await memory.summarise_sessions(force=True) == 0  # idempotent: nothing new
-    assert len(await memory.t.sessions.all(user)) == 3
+    await memory.summarise_sessions(force=True)  # idempotent: nothing new
+    assert await memory.t.sessions.all(user) == sessions
 
     context = await memory.get_conversation_context(user, "What did we talk about last week?", guild_id="g-sess")
     text = context.to_context_string(1500)
@@ -63,7 +63,7 @@ async def test_forget_drops_and_the_job_rebuilds_without_the_forgotten_exchange(
     await memory.forget(user, guild_id="g-sess", exchange_id=ids[1])
     left = await memory.t.sessions.all(user)
     assert len(left) == 2 and all(ids[1] not in s.exchange_ids for s in left)
-    assert await memory.summarise_sessions(force=True) == 1
+    await memory.summarise_sessions(force=True)
     rebuilt = [s for s in await memory.t.sessions.all(user) if s.started_at == TALKS[0][0]]
     assert len(rebuilt) == 1 and rebuilt[0].exchange_ids == (ids[0], ids[2])
     assert "sofa" not in rebuilt[0].text.lower() and "2 exchanges" in rebuilt[0].text
@@ -90,3 +90,37 @@ def test_split_closes_windows_by_gap_and_by_tokens() -> None:
     # e2 overflows the 250-token window; e3 starts after a 50-minute gap; e4 is 10 minutes old: open
     assert [([e.id for e in s], done) for s, done in sessions] == [
         (["e0", "e1"], True), (["e2"], True), (["e3"], True), (["e4"], False)]
+
+
+@pytest.mark.asyncio
+async def test_edits_resummarise_and_forgotten_exchanges_are_never_summarised(
+        memory: HierarchicalMemoryManager, uid: Callable[[str], str]) -> None:
+    user = uid("sesse")
+    ids = await store_all(memory, user)
+    await memory.summarise_sessions(force=True)
+    await memory.update_exchange(user, ids[3], user_message="My cello recital is on Friday in Porto.")
+    assert len(await memory.t.sessions.all(user)) == 2  # the edited exchange's session is gone
+    await memory.summarise_sessions(force=True)
+    assert len(await memory.t.sessions.all(user)) == 3
+    recital = [s for s in await memory.t.sessions.all(user) if s.started_at == TALKS[3][0]]
+    assert len(recital) == 1 and "Porto" in recital[0].text and "Lisbon" not in recital[0].text
+
+    # a session read before its exchange was forgotten is not stored after it
+    stale = build([e for e in await memory.t.archive.exchanges(user) if e.id in ids[:3]])
+    await memory.forget(user, guild_id="g-sess", exchange_id=ids[0])
+    assert await memory.t.sessions.add([stale]) == 0
+    assert all(ids[0] not in s.exchange_ids for s in await memory.t.sessions.all(user))
+
+
+@pytest.mark.asyncio
+async def test_a_late_exchange_joins_its_stored_session(memory: HierarchicalMemoryManager,
+                                                        uid: Callable[[str], str]) -> None:
+    user = uid("sessl")
+    first = [await memory.store_conversation(user, u, b, guild_id="g-sess", timestamp=ts) for ts, u, b in TALKS[:2]]
+    await memory.summarise_sessions(force=True)
+    assert [s.exchange_ids for s in await memory.t.sessions.all(user)] == [tuple(first)]
+    ts, u, b = TALKS[2]
+    late = await memory.store_conversation(user, u, b, guild_id="g-sess", timestamp=ts)  # backdated, 10 min on
+    await memory.summarise_sessions(force=True)
+    sessions = await memory.t.sessions.all(user)
+    assert [s.exchange_ids for s in sessions] == [(*first, late)]
