@@ -26,7 +26,7 @@ class PostgresSessions(_PgEdge):
         """Exchanges no session summary covers yet, by user, scope and time (at most ``limit``)."""
         rows = await self._fetch(
             f"SELECT {_COLUMNS} FROM exchanges e WHERE NOT EXISTS (SELECT 1 FROM session_summaries s"
-            "  WHERE s.user_id = e.user_id AND s.scope = e.scope AND e.id = ANY(s.exchange_ids))"
+            "  WHERE s.exchange_ids @> ARRAY[e.id] AND s.user_id = e.user_id AND s.scope = e.scope)"  # GIN
             " ORDER BY user_id, scope, created_at, id LIMIT $1", int(limit))
         return [_row_to_exchange(r) for r in rows]
 
