@@ -27,8 +27,8 @@ from collections.abc import Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 
-from bench.facts import PAIRS, POOLS, QTYPES, FactKind, kinds_of
 from bench import selfstated
+from bench.facts import PAIRS, POOLS, QTYPES, FactKind, kinds_of
 from bench.filler import BOT_EXTRAS, BOT_TAILS, FOLLOWUPS, OPENERS, TOPICS, fill, filler_exchange
 
 _REPLIES = (
