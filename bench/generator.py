@@ -227,7 +227,7 @@ def _plant_self(sessions: list[_Session], rng: random.Random) -> list[_Said]:
 def _self_questions(
     user_id: str, start: int, stated: list[_Said], ids: dict[tuple[int, int], str], rng: random.Random
 ) -> list[Question]:
-    questions = []
+    questions: list[Question] = []
     for fact, old, new in stated:
         for q in (q for q in selfstated.QUESTIONS if q.key == fact.key):
             place = new if q.newest else old
