@@ -197,7 +197,7 @@ def _user(
                 else (),
             )
         )
-    questions.extend(_self_questions(user_id, len(questions), stated, ids, own))
+    questions.extend(_self_questions(user_id, len(questions), stated, ids))
     return exchanges, questions
 
 
@@ -225,7 +225,7 @@ def _plant_self(sessions: list[_Session], rng: random.Random) -> list[_Said]:
 
 
 def _self_questions(
-    user_id: str, start: int, stated: list[_Said], ids: dict[tuple[int, int], str], rng: random.Random
+    user_id: str, start: int, stated: list[_Said], ids: dict[tuple[int, int], str]
 ) -> list[Question]:
     questions: list[Question] = []
     for fact, old, new in stated:
