@@ -111,6 +111,11 @@ class Tally:
         out.update({t: round(hit[t] / total[t], 4) for t in types})
         return out
 
+    def pooled(self, system: str, budget: int, types: tuple[str, ...]) -> float:
+        """Evidence found / evidence asked over the given question types."""
+        hit, total = self.hit[(system, budget)], self.total[(system, budget)]
+        return round(sum(hit[t] for t in types) / max(1, sum(total[t] for t in types)), 4)
+
 
 async def import_dataset(memory: Any, dataset: Dataset, concurrency: int = 4) -> float:
     """Store every exchange with its id and timestamp; returns seconds taken."""
@@ -205,6 +210,8 @@ async def run(
         "scoring": "per question" if public else "per evidence exchange",
         "recall": {s: {str(b): tally.recall(s, b, per_question=public) for b in budgets} for s in systems},
         "answer_found": {s: {str(b): tally.answer_rate(s, b) for b in budgets} for s in systems},
+        # the five planted-fact types alone: comparable with runs before the self-statement questions
+        "recall_planted_facts": {s: {str(b): tally.pooled(s, b, FACT_TYPES) for b in budgets} for s in systems},
         "recall_per_evidence_turn": {s: {str(b): tally.recall(s, b) for b in budgets} for s in systems},
         "all_evidence_found": {
             s: {str(b): round(tally.complete[(s, b)] / len(dataset.questions), 4) for b in budgets}
