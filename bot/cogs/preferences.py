@@ -10,6 +10,7 @@ available in DMs and only touches that guild's row.
 
 from __future__ import annotations
 
+from collections.abc import Awaitable, Callable
 from typing import TYPE_CHECKING
 
 import discord
@@ -36,23 +37,22 @@ class PreferenceCommands(commands.Cog):
 
     @app_commands.command(name="pause", description="Stop remembering what you say here (I still answer)")
     async def pause(self, interaction: discord.Interaction) -> None:
-        user_id, guild_id = scope_of(interaction)
-        try:
-            changed = await self.bot.memory.pause(user_id, guild_id=guild_id)
-        except TierUnavailable:
-            await interaction.response.send_message(UNAVAILABLE, ephemeral=True)
-            return
-        await interaction.response.send_message(pause_message(changed, guild_id), ephemeral=True)
+        await self._switch(interaction, self.bot.memory.pause, pause_message)
 
     @app_commands.command(name="resume", description="Remember what you say here again")
     async def resume(self, interaction: discord.Interaction) -> None:
+        await self._switch(interaction, self.bot.memory.resume, resume_message)
+
+    async def _switch(self, interaction: discord.Interaction,
+                      change: Callable[..., Awaitable[bool]], message: Callable[[bool, str | None], str]) -> None:
+        """Pause or resume remembering in the caller's own scope, and say whether anything changed."""
         user_id, guild_id = scope_of(interaction)
         try:
-            changed = await self.bot.memory.resume(user_id, guild_id=guild_id)
+            changed = await change(user_id, guild_id=guild_id)
         except TierUnavailable:
             await interaction.response.send_message(UNAVAILABLE, ephemeral=True)
             return
-        await interaction.response.send_message(resume_message(changed, guild_id), ephemeral=True)
+        await interaction.response.send_message(message(changed, guild_id), ephemeral=True)
 
     @app_commands.command(name="settings", description="Admins: this server's persona, always-on channels "
                                                         "and retention")
