@@ -11,6 +11,12 @@ randomness comes only from ``random.Random`` seeded with strings derived from
 ``GenConfig.seed``. Questions are asked in the scope (DM or guild) where their
 evidence lives; for an ``update`` question the older, superseded statement is
 stored as well (role ``stale``) but only the newer one is evidence.
+
+Every user also states their name, a pet, a home and a job in DMs, home and job
+changing later (``bench.selfstated``); ``changed-fact`` and ``profile`` questions
+ask about them. Those exchanges come from a separate random stream and sit between
+the others, so every other exchange (text, timestamp, id) and question is the same
+as without them.
 """
 
 from __future__ import annotations
@@ -21,6 +27,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 
+from bench import selfstated
 from bench.facts import PAIRS, POOLS, QTYPES, FactKind, kinds_of
 from bench.filler import BOT_EXTRAS, BOT_TAILS, FOLLOWUPS, OPENERS, TOPICS, fill, filler_exchange
 
@@ -118,6 +125,7 @@ class _Session:
     start: datetime
     length: int
     planted: dict[int, _Planted] = field(default_factory=dict)
+    after: dict[int, list[_Planted]] = field(default_factory=dict)  # self-statements after a position
 
     def free_position(self, rng: random.Random) -> int | None:
         free = [p for p in range(self.length) if p not in self.planted]
@@ -160,7 +168,9 @@ def _user(
             scoped = [s for s in sessions if s.guild_id == guild]
             places = _plant(kind, values, scoped, rng)
             pending.append((kind, values, guild, places))
-    exchanges, ids = _materialise(config, user_id, sessions, rng)
+    own = random.Random(f"{config.seed}:{index}:self")  # the other facts' stream stays as it was
+    stated = _plant_self(sessions, own)
+    exchanges, ids = _materialise(config, user_id, sessions, rng, own)
     questions = []
     for n, (kind, values, guild, places) in enumerate(pending):
         evidence = places[-1:] if kind.qtype == "update" else places
@@ -187,7 +197,59 @@ def _user(
                 else (),
             )
         )
+    questions.extend(_self_questions(user_id, len(questions), stated, ids))
     return exchanges, questions
+
+
+_Said = tuple[selfstated.SelfFact, tuple[_Session, int, int] | None, tuple[_Session, int, int]]
+
+
+def _plant_self(sessions: list[_Session], rng: random.Random) -> list[_Said]:
+    """Place each self-statement after a random position of a DM session; a changed
+    fact's first statement in the first 45% of the DM sessions, the newer in the last 45%."""
+    dms = [s for s in sessions if s.guild_id is None]
+    part = max(1, int(len(dms) * 0.45))
+    out: list[_Said] = []
+
+    def put(sentence: str, window: list[_Session]) -> tuple[_Session, int, int]:
+        session = rng.choice(window)
+        pos = rng.randrange(session.length)
+        queue = session.after.setdefault(pos, [])
+        queue.append(_Planted(selfstated.message(sentence, rng), _reply(rng), "evidence", sentence))
+        return session, pos, len(queue) - 1
+
+    for fact in selfstated.draw(rng):
+        old = put(fact.old, dms[:part]) if fact.old else None
+        out.append((fact, old, put(fact.new, dms[-part:] if fact.old else dms)))
+    return out
+
+
+def _self_questions(
+    user_id: str, start: int, stated: list[_Said], ids: dict[tuple[int, int], str]
+) -> list[Question]:
+    questions: list[Question] = []
+    for fact, old, new in stated:
+        for q in (q for q in selfstated.QUESTIONS if q.key == fact.key):
+            place = new if q.newest else old
+            assert place is not None, fact.key
+            session, pos, k = place
+            questions.append(
+                Question(
+                    id=f"{user_id}-q{start + len(questions)}",
+                    user_id=user_id,
+                    guild_id=None,
+                    text=q.text,
+                    qtype=q.qtype,
+                    kind=fact.key + ("-now" if q.newest and old else "-before" if old else ""),
+                    answer=q.answer.format(new=fact.new_value, old=fact.old_value),
+                    evidence_ids=(ids[(session.index, -1 - pos * 100 - k)],),
+                    needles=(session.after[pos][k].needle,),
+                    superseded_ids=(ids[(old[0].index, -1 - old[1] * 100 - old[2])],)
+                    if old and q.newest
+                    else (),
+                )
+            )
+    return questions
 
 
 def _position(exchanges: list[BenchExchange], exchange_id: str) -> int:
@@ -288,10 +350,13 @@ def _reply(rng: random.Random) -> str:
 
 
 def _materialise(
-    config: GenConfig, user_id: str, sessions: list[_Session], rng: random.Random
+    config: GenConfig, user_id: str, sessions: list[_Session], rng: random.Random, own: random.Random
 ) -> tuple[list[BenchExchange], dict[tuple[int, int], str]]:
+    """The exchanges, oldest first, and their ids by (session, position); a self-statement
+    ``k`` after position ``p`` is keyed ``(session, -1 - 100 * p - k)``."""
     exchanges: list[BenchExchange] = []
     ids: dict[tuple[int, int], str] = {}
+    extra = 0
     last = config.start
     for session in sessions:  # in index order; a session never starts before the last one ended
         ts = max(session.start, last + timedelta(minutes=45))
@@ -301,7 +366,7 @@ def _materialise(
             if planted is None:
                 user_message, bot_response = filler_exchange(rng)
                 planted = _Planted(user_message, bot_response, "filler")
-            seq = len(exchanges)
+            seq = len(exchanges) - extra
             eid = str(
                 uuid.uuid5(
                     uuid.NAMESPACE_URL, f"mnemo-bench/{config.namespace}/{config.seed}/{user_id}/{seq}"
@@ -322,6 +387,14 @@ def _materialise(
                     planted.needle,
                 )
             )
+            for k, said in enumerate(session.after.get(pos, [])):  # seconds later, before the next one
+                eid = str(uuid.uuid5(uuid.NAMESPACE_URL,
+                                     f"mnemo-bench/{config.namespace}/{config.seed}/{user_id}/self{extra}"))
+                ids[(session.index, -1 - 100 * pos - k)] = eid
+                at = ts + timedelta(seconds=5 + 8 * k + own.randint(0, 6))
+                exchanges.append(BenchExchange(eid, user_id, None, session.channel_id, said.user_message,
+                                               said.bot_response, at, session.index, said.role, said.needle))
+                extra += 1
         last = ts
     return exchanges, ids
 

@@ -14,7 +14,10 @@ The same questions are answered by three baselines packing whole raw
 exchanges (recency, BM25, dense MiniLM). Generated runs pool the evidence
 exchanges; public datasets score each question by the share of its evidence
 found, averaged over questions (``recall_per_evidence_turn`` keeps the pooled
-figure). Prints one JSON object on stdout and
+figure). For the ``changed-fact`` and ``profile`` questions (``bench.selfstated``) it also
+reports ``answer_found``: the share whose expected answer ("Oslo") is in the context,
+since the profile states a current fact without the stating exchange's text.
+Prints one JSON object on stdout and
 writes ``recall.png`` to bench/out/ (and docs/img/ for a full run).
 """
 
@@ -32,10 +35,12 @@ from bench.baselines import BASELINES, Baselines, count_tokens
 from bench.common import OUT_DIR, emit, memory_settings, progress, save_plot, summary_ms
 from bench.datasets import DATASETS, HALVES
 from bench.datasets import load as load_dataset
-from bench.facts import QTYPES
+from bench.facts import QTYPES as FACT_TYPES
 from bench.generator import Dataset, GenConfig, Question, generate
+from bench.selfstated import QTYPES as SELF_TYPES
 
 SYSTEM = "mnemo"
+QTYPES = FACT_TYPES + SELF_TYPES
 QUICK_FACTS = {"single": 3, "multi": 2, "update": 2, "temporal": 2, "distractor": 2}
 
 
@@ -47,6 +52,11 @@ def found(question: Question, context: str) -> list[bool]:
     """For each evidence exchange of the question: is its needle in the context?"""
     haystack = normalise(context)
     return [normalise(n) in haystack for n in question.needles]
+
+
+def answer_found(question: Question, context: str) -> bool:
+    """Is the question's expected answer anywhere in the context (case and spacing aside)?"""
+    return normalise(question.answer) in normalise(context)
 
 
 class Tally:
@@ -62,6 +72,19 @@ class Tally:
         self.per_question: dict[tuple[str, int], float] = defaultdict(float)  # share of its evidence found
         self.share: dict[tuple[str, int], dict[str, float]] = defaultdict(lambda: defaultdict(float))  # per type
         self.questions: dict[tuple[str, int], Counter[str]] = defaultdict(Counter)
+        self.answers: dict[tuple[str, int], Counter[str]] = defaultdict(Counter)  # self-statement types
+
+    def add_answer(self, system: str, budget: int, question: Question, context: str) -> None:
+        if question.qtype in SELF_TYPES:
+            self.answers[(system, budget)][question.qtype] += answer_found(question, context)
+
+    def answer_rate(self, system: str, budget: int) -> dict[str, float]:
+        """Share of the changed-fact and profile questions whose answer is in the context."""
+        hit, total = self.answers[(system, budget)], self.questions[(system, budget)]
+        asked = {t: total[t] for t in SELF_TYPES if total[t]}
+        out = {"overall": round(sum(hit[t] for t in asked) / max(1, sum(asked.values())), 4)}
+        out.update({t: round(hit[t] / n, 4) for t, n in asked.items()})
+        return out
 
     def add(self, system: str, budget: int, question: Question, hits: list[bool], tokens: int) -> None:
         key = (system, budget)
@@ -87,6 +110,11 @@ class Tally:
         types = [t for t in QTYPES if total[t]] + sorted(t for t in total if t not in QTYPES and total[t])
         out.update({t: round(hit[t] / total[t], 4) for t in types})
         return out
+
+    def pooled(self, system: str, budget: int, types: tuple[str, ...]) -> float:
+        """Evidence found / evidence asked over the given question types."""
+        hit, total = self.hit[(system, budget)], self.total[(system, budget)]
+        return round(sum(hit[t] for t in types) / max(1, sum(total[t] for t in types)), 4)
 
 
 async def import_dataset(memory: Any, dataset: Dataset, concurrency: int = 4) -> float:
@@ -149,6 +177,7 @@ async def run(
                 text = ctx.to_context_string(max_tokens=budget)
                 hits = found(question, text)
                 tally.add(SYSTEM, budget, question, hits, count_tokens(text))
+                tally.add_answer(SYSTEM, budget, question, text)
                 if budget == 1000 and not all(hits):
                     misses.append(
                         {
@@ -165,6 +194,7 @@ async def run(
             for budget in budgets:
                 packed = baselines.context(name, question, budget)
                 tally.add(name, budget, question, found(question, packed.text), packed.tokens)
+                tally.add_answer(name, budget, question, packed.text)
     history = {u: sum(count_tokens(e.formatted()) for e in dataset.user_exchanges(u)) for u in dataset.users}
     mean_history = sum(history.values()) / max(1, len(history))
     systems = (SYSTEM, *BASELINES)
@@ -179,6 +209,9 @@ async def run(
         "budgets": budgets,
         "scoring": "per question" if public else "per evidence exchange",
         "recall": {s: {str(b): tally.recall(s, b, per_question=public) for b in budgets} for s in systems},
+        "answer_found": {s: {str(b): tally.answer_rate(s, b) for b in budgets} for s in systems},
+        # the five planted-fact types alone: comparable with runs before the self-statement questions
+        "recall_planted_facts": {s: {str(b): tally.pooled(s, b, FACT_TYPES) for b in budgets} for s in systems},
         "recall_per_evidence_turn": {s: {str(b): tally.recall(s, b) for b in budgets} for s in systems},
         "all_evidence_found": {
             s: {str(b): round(tally.complete[(s, b)] / len(dataset.questions), 4) for b in budgets}

@@ -79,11 +79,12 @@ async def show_card(memory: HierarchicalMemoryManager, user_id: str, guild_id: s
     facts = "\n".join(f"`{f.id}` {clip(f.text, 120)}" for f in ctx.facts[:10])
     return Card(
         title=f"What I remember about you {where(guild_id)}",
-        sections=(Section("Recent exchanges", clip(recent, 1000) or "none"),
-                  Section("Top entities and topics", clip(profile, 1000) or "none"),
+        sections=(Section("Recent exchanges", clip(recent, 1000, lines=True) or "none"),
+                  Section("Top entities and topics", clip(profile, 1000, lines=True) or "none"),
                   *((Section("Profile (/memory profile to correct it)",
-                             clip(format_profile(ctx.profile), 1000) or "nothing yet"),) if ctx.profile else ()),
-                  Section("Facts (/remember)", clip(facts, 1000) or "none"),
+                             clip(format_profile(ctx.profile), 1000, lines=True) or "nothing yet"),)
+                    if ctx.profile else ()),
+                  Section("Facts (/remember)", clip(facts, 1000, lines=True) or "none"),
                   Section("Stored per tier (-1: tier down)", format_counts(counts))),
         footer="Unavailable right now: " + ", ".join(ctx.degraded) if ctx.degraded else "")
 
@@ -101,7 +102,7 @@ async def search_card(memory: HierarchicalMemoryManager, user_id: str, guild_id:
     return Card(
         title=f"Memories for “{clip(query, 200)}”",
         description=clip_block(text or "Nothing yet.", 4000),
-        sections=(Section("Best matches (score, sources)", clip(ranked, 1000)),) if ranked else (),
+        sections=(Section("Best matches (score, sources)", clip(ranked, 1000, lines=True)),) if ranked else (),
         footer=" · ".join(f"{name} {r.status} {r.ms:.0f} ms" for name, r in ctx.tiers.items()))
 
 

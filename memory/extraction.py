@@ -142,9 +142,22 @@ def entities(text: str) -> list[tuple[str, str]]:
 
 def topics(text: str, limit: int = 8) -> list[str]:
     """The most frequent content-word stems of ``text``."""
-    counts = Counter(stem(w) for w in _WORD.findall(text)
-                     if len(w) >= 4 and w.lower() not in STOPWORDS)
-    return [w for w, _ in counts.most_common(limit) if w not in STOPWORDS]
+    return [key for key, _ in labelled_topics(text, limit)]
+
+
+def labelled_topics(text: str, limit: int = 8) -> list[tuple[str, str]]:
+    """``(stem, display word)`` for the most frequent content-word stems of ``text``; the display
+    word is the stem's most frequent spelling in the text ("hiking", not "hik")."""
+    counts: Counter[str] = Counter()
+    spellings: dict[str, Counter[str]] = {}
+    for w in _WORD.findall(text):
+        word = w.lower()
+        if len(w) >= 4 and word not in STOPWORDS:
+            key = stem(w)
+            counts[key] += 1
+            spellings.setdefault(key, Counter())[word] += 1
+    return [(key, spellings[key].most_common(1)[0][0]) for key, _ in counts.most_common(limit)
+            if key not in STOPWORDS]
 
 
 def query_names(text: str) -> list[str]:
@@ -187,7 +200,8 @@ class DeterministicExtractor:
         mentions += [Mention(s.obj, "entity", s.label) for s in said
                      if s.obj not in seen and s.predicate not in ("LIKES", "WORKS_AS", "NAME", "CALLED")]
         seen = {m.name for m in mentions}
-        mentions += [Mention(t, "topic", t) for t in topics(exchange.user_message) if t not in seen]
+        mentions += [Mention(t, "topic", label) for t, label in labelled_topics(exchange.user_message)
+                     if t not in seen]
         return Extraction(exchange.id, summarise(exchange), chunks, tuple(mentions), tuple(said))
 
     async def extract(self, exchanges: Sequence[Exchange]) -> list[Extraction]:

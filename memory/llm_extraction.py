@@ -30,7 +30,7 @@ from typing import Any, Protocol
 import openai
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
-from memory.extraction import DeterministicExtractor, normalise, topics
+from memory.extraction import DeterministicExtractor, labelled_topics, normalise
 from memory.models import PREDICATES, Exchange, Extraction, Mention, Statement
 from memory.settings import LLMSettings
 
@@ -299,8 +299,8 @@ class LLMExtractor:
         for s in said:
             if s.predicate not in ("NAME", "CALLED", "WORKS_AS", "LIKES"):
                 mentions.setdefault(s.obj, Mention(s.obj, "entity", s.label))
-        for t in topics(exchange.user_message):
-            mentions.setdefault(t, Mention(t, "topic", t))
+        for t, label in labelled_topics(exchange.user_message):
+            mentions.setdefault(t, Mention(t, "topic", label))
         unique = list({(s.predicate, s.obj): s for s in said}.values())
         return Extraction(exchange.id, clip_summary(out.summary), base.chunks, tuple(mentions.values()),
                           tuple(unique))

@@ -25,9 +25,15 @@ def format_counts(counts: Mapping[str, int]) -> str:
     return " · ".join(f"{name} {counts[name]}" for name in names) or "nothing"
 
 
-def clip(text: str, limit: int) -> str:
-    """``text`` cut to ``limit`` characters with an ellipsis when cut."""
-    text = " ".join(text.split())
+def clip(text: str, limit: int, *, lines: bool = False) -> str:
+    """``text`` with its white space folded, cut to ``limit`` characters with an ellipsis when cut.
+
+    ``lines=True`` keeps its line breaks (a list shown one item a line), folding within each line.
+    """
+    if lines:
+        text = "\n".join(" ".join(line.split()) for line in text.splitlines() if line.strip())
+    else:
+        text = " ".join(text.split())
     return text if len(text) <= limit else text[: limit - 1] + "…"
 
 

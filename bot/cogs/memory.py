@@ -300,8 +300,8 @@ class ProfileCommands:
             await interaction.response.send_message(UNAVAILABLE, ephemeral=True)
             return
         body = format_profile(profile) or "Nothing yet: tell me about yourself and it will show here."
-        await interaction.response.send_message(clip(f"{note}Your profile {where(guild_id)}:\n{body}", 1900),
-                                                ephemeral=True)
+        text = clip(f"{note}Your profile {where(guild_id)}:\n{body}", 1900, lines=True)
+        await interaction.response.send_message(text, ephemeral=True)
 
 
 

@@ -53,7 +53,9 @@ def test_default_size_is_long_multi_session_history(dataset: Dataset) -> None:
         assert [e.timestamp for e in exchanges] == sorted(e.timestamp for e in exchanges)
         assert {e.guild_id for e in exchanges} - {None}, "every user also talks in a guild"
     assert len({e.id for e in dataset.exchanges}) == len(dataset.exchanges)
-    assert {q.qtype for q in dataset.questions} == {"single", "multi", "update", "temporal", "distractor"}
+    assert {q.qtype for q in dataset.questions} == {
+        "single", "multi", "update", "temporal", "distractor", "changed-fact", "profile"
+    }
 
 
 def test_evidence_is_in_the_question_scope_and_holds_the_needle(dataset: Dataset) -> None:
@@ -137,3 +139,51 @@ def test_distractor_questions_share_words_with_distractors_not_evidence(dataset:
         distractors = [e for e in dataset.scope_exchanges(q.user_id, q.guild_id) if e.role == "distractor"]
         overlap = [e for e in distractors if words & set(re.findall(r"[a-z']+", e.user_message.lower()))]
         assert overlap, q.text
+
+
+def test_self_statements_are_asked_about_in_dms_with_the_stating_exchange_as_evidence(
+    dataset: Dataset,
+) -> None:
+    by_id = dataset.by_id()
+    for user in dataset.users:
+        mine = [q for q in dataset.questions if q.user_id == user and q.qtype in ("changed-fact", "profile")]
+        assert sorted(q.kind for q in mine) == [
+            "home-before", "home-now", "name", "pet", "work-before", "work-now"
+        ]
+        for q in mine:
+            (eid,) = q.evidence_ids
+            e = by_id[eid]
+            assert q.guild_id is None and (e.user_id, e.guild_id) == (user, None)
+            assert e.needle == q.needles[0] and e.user_message.startswith(e.needle)
+            assert e.needle.endswith(q.answer)  # "I moved to Oslo" answers "Oslo"
+
+
+def test_a_changed_fact_is_stated_first_then_replaced(dataset: Dataset) -> None:
+    by_id = dataset.by_id()
+    for user in dataset.users:
+        asked = {q.kind: q for q in dataset.questions if q.user_id == user and q.qtype == "changed-fact"}
+        for key, old_form, new_form in (("home", "I live in ", "I moved to "),
+                                        ("work", "I work as a ", "I now work as a ")):
+            now, before = asked[f"{key}-now"], asked[f"{key}-before"]
+            newer, older = by_id[now.evidence_ids[0]], by_id[before.evidence_ids[0]]
+            assert now.superseded_ids == (older.id,) and before.superseded_ids == ()
+            assert older.timestamp < newer.timestamp and older.session < newer.session
+            assert older.needle == old_form + before.answer and newer.needle == new_form + now.answer
+            assert now.answer != before.answer
+
+
+def test_self_statements_are_six_per_user_in_time_order_under_any_namespace() -> None:
+    """Six statements per user, interleaved in time order; the namespace changes only ids."""
+    full = generate(SMALL)
+    said = {e.id for q in full.questions if q.qtype in ("changed-fact", "profile") for e in
+            (full.by_id()[i] for i in q.evidence_ids + q.superseded_ids)}
+    rest = [e for e in full.exchanges if e.id not in said]
+    assert len(full.exchanges) - len(rest) == 6 * len(full.users)  # name, pet, two homes, two jobs
+    for user in full.users:
+        mine = full.user_exchanges(user)
+        assert [e.timestamp for e in mine] == sorted(e.timestamp for e in mine)
+    # the same users with another namespace: texts equal, ids disjoint, self-statements included
+    other = generate(GenConfig(**{**{f: getattr(SMALL, f) for f in SMALL.__dataclass_fields__},
+                                  "namespace": "y"}))
+    assert [e.user_message for e in other.exchanges] == [e.user_message for e in full.exchanges]
+    assert not {e.id for e in other.exchanges} & {e.id for e in full.exchanges}

@@ -46,11 +46,16 @@ async def test_recall_smoke_run(bundled: Addresses, tmp_path: Path) -> None:
                              summaries_timeout_ms=5000, graph_timeout_ms=5000)
     result = await recall.run(config, [300, 20_000], settings_for(bundled, tmp_path, dsn, wide))
     json.dumps(result)  # one JSON object
-    assert result["questions"] == 5 and result["evidence_exchanges"] == 6
+    # 5 planted facts (6 evidence exchanges) and 6 self-statement questions (one exchange each)
+    assert result["questions"] == 11 and result["evidence_exchanges"] == 12
     assert 1000 < result["history_tokens"]["mean"] < 20_000
     for system in ("mnemo", "recent", "dense"):
         assert result["recall"][system]["20000"]["overall"] == 1.0, system
         assert result["all_evidence_found"][system]["20000"] == 1.0, system
+        assert result["recall_planted_facts"][system]["20000"] == 1.0, system
+        assert result["answer_found"][system]["20000"] == {
+            "overall": 1.0, "changed-fact": 1.0, "profile": 1.0
+        }, system
     # BM25 ranks only exchanges sharing a word with the question, so some evidence is never offered
     assert 0.0 < result["recall"]["bm25"]["20000"]["overall"] < 1.0
     for system in ("mnemo", "recent", "bm25", "dense"):

@@ -8,6 +8,7 @@ import json
 import os
 import re
 import sys
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import asyncpg
@@ -103,17 +104,21 @@ async def test_help_lists_every_discord_command(memory: HierarchicalMemoryManage
 
 async def test_show_and_search_print_what_the_slash_commands_show(
         memory: HierarchicalMemoryManager, tmp_path: Path, uid: str) -> None:
-    await memory.store_conversation(uid, "I adopted a greyhound named Comet", "Lovely!", channel_id="console")
+    await memory.store_conversation(uid, "I adopted a greyhound named Comet", "Lovely!", channel_id="console",
+                                    timestamp=datetime.now(UTC) - timedelta(minutes=5))
+    await memory.store_conversation(uid, "Comet  sleeps\n on my bed", "Of course", channel_id="console")
     await memory.store_conversation(uid, "I work night shifts", "Take care", guild_id="9001", channel_id="g")
     printed = await _drive(memory, tmp_path, uid,
                            "/remember I grow tomatoes on my balcony\n/memory show\n/memory search greyhound\n")
     [fact] = await memory.facts(uid)
     assert f"Saved fact {fact.id}: I grow tomatoes on my balcony\n" in printed
     show = printed.split("What I remember about you in your DMs with me\n", 1)[1].split("Memories for", 1)[0]
-    assert re.search(r"Recent exchanges:\n  \d{4}-\d\d-\d\d I adopted a greyhound named Comet\n", show)
+    # one exchange a line, newest first; white space inside a message folded
+    assert re.search(r"Recent exchanges:\n  \d{4}-\d\d-\d\d Comet sleeps on my bed\n"
+                     r"  \d{4}-\d\d-\d\d I adopted a greyhound named Comet\n", show)
     assert f"Facts (/remember):\n  {fact.id} I grow tomatoes on my balcony\n" in show
     counts = await memory.counts(uid, dm=True)
-    assert f"Stored per tier (-1: tier down):\n  archive 1 · cache 1 · summaries {counts['summaries']}" in show
+    assert f"Stored per tier (-1: tier down):\n  archive 2 · cache 2 · summaries {counts['summaries']}" in show
     assert "night shifts" not in printed  # the guild's exchange stays out of the DM scope
     search = printed.split("Memories for “greyhound”\n", 1)[1]
     assert "I adopted a greyhound named Comet" in search

@@ -7,7 +7,15 @@ from datetime import UTC, datetime
 
 import pytest
 
-from memory.extraction import DeterministicExtractor, entities, query_names, stem, summarise, topics
+from memory.extraction import (
+    DeterministicExtractor,
+    entities,
+    labelled_topics,
+    query_names,
+    stem,
+    summarise,
+    topics,
+)
 from memory.models import Exchange
 from memory.tokens import count_tokens
 
@@ -59,6 +67,15 @@ def test_topics_are_frequent_content_words() -> None:
     assert got[0] == "pottery"
     assert not set(got) & {"the", "also", "again"}
     assert len(topics(text, limit=2)) == 2
+
+
+def test_topics_are_shown_as_words_not_stems() -> None:
+    text = "Hiking again: I hiked twice and hiking is my thing. Cities too, more cities."
+    assert labelled_topics(text, limit=2) == [("hik", "hiking"), ("city", "cities")]
+    [exchange] = [Exchange("x1", "u", None, None, "I love hiking, hiking every weekend", "Nice!",
+                           datetime(2026, 1, 1, tzinfo=UTC))]
+    topic_mentions = [m for m in DeterministicExtractor().extract_one(exchange).mentions if m.kind == "topic"]
+    assert ("hik", "hiking") in [(m.name, m.label) for m in topic_mentions]
 
 
 @pytest.mark.parametrize(("word", "expected"), [
