@@ -367,11 +367,12 @@ class HierarchicalMemoryManager(ExchangeLifecycle):
 
     async def _sessions(self, scope: Scope, query: str, when: Window | None,
                         reports: dict[str, TierReport]) -> list[SessionSummary]:
-        """Session summaries of the window the query names, or the latest ones when it asks
-        what was talked about; none otherwise (or when the archive does not answer in time)."""
-        if when is None and not asks_about_sessions(query):
+        """When the query asks what was talked about: the session summaries of the window it names
+        (the latest ones when it names none). None otherwise, so a question about a fact in a month
+        keeps its budget for the evidence; none either when the archive does not answer in time."""
+        if not asks_about_sessions(query):
             return []
-        found = await self._timed("archive", self.t.sessions.between(
+        found = await self._timed("sessions", self.t.sessions.between(
             scope, when.start if when else None, when.end if when else None, SESSIONS_SHOWN),
             self.settings.retrieval.archive_timeout_ms, reports)
         return found or []

@@ -52,6 +52,9 @@ async def test_job_summarises_idle_sessions_once_with_their_dates(memory: Hierar
     assert sessions[0].text not in text  # 40 days ago: outside "last week"
     other = await memory.get_conversation_context(user, "Anything new?", guild_id="g-sess")
     assert pepper not in other.to_context_string(1500)  # no time window, no question about the past
+    factual = await memory.get_conversation_context(user, "What sofa did I buy last week?", guild_id="g-sess")
+    assert "sessions" not in factual.tiers  # a question about a fact, not about our talks: no session lines
+    assert sessions[2].text not in factual.to_context_string(1500)
 
 
 @pytest.mark.asyncio
