@@ -15,7 +15,6 @@ from typing import TYPE_CHECKING, Any
 
 from memory.errors import ForgetPending, InvalidInput, TierUnavailable
 from memory.extraction import normalise
-from memory.metrics import Metrics
 from memory.models import (
     ForgetTarget,
     Relation,
@@ -23,32 +22,16 @@ from memory.models import (
     clean_id,
     clean_text,
 )
-from memory.protocols import CacheTier, Embedder, Extractor, GraphTier, SummaryTier
-from memory.settings import MemorySettings
-from memory.stack import Tiers
-from memory.tiers.dead_letters import DeadLetter, PostgresDeadLetters
+from memory.parts import ManagerParts
+from memory.tiers.dead_letters import DeadLetter
 from memory.tiers.ledger import SetAside
-from memory.understanding import ProfileBook
-from memory.worker import DerivedWorker
 
 log = logging.getLogger(__name__)
 FORGET_TIER_TIMEOUT = 10.0  # seconds one derived tier gets per forget pass before it is queued instead
 
 
-class MemoryGovernance:
+class MemoryGovernance(ManagerParts):
     """Forget, export, counts and rebuild (see the module doc)."""
-
-    t: Tiers
-    settings: MemorySettings
-    metrics: Metrics
-    cache: CacheTier
-    summaries: SummaryTier
-    graph: GraphTier
-    embedder: Embedder
-    extractor: Extractor
-    dead_letters: PostgresDeadLetters
-    worker: DerivedWorker
-    profiles: ProfileBook
 
     if TYPE_CHECKING:
         async def _export_preferences(self, user_id: str) -> dict[str, Any]: ...

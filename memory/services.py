@@ -7,35 +7,18 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any
 
 from memory.errors import InvalidInput, RateLimited
-from memory.metrics import Metrics
 from memory.models import (
     Scope,
     clean_id,
     clean_text,
 )
-from memory.protocols import CacheTier, Embedder, Extractor, GraphTier, SummaryTier
-from memory.settings import MemorySettings
-from memory.stack import MemoryStats, Tiers, tier_health
-from memory.tiers.dead_letters import PostgresDeadLetters
+from memory.parts import ManagerParts
+from memory.stack import MemoryStats, tier_health
 from memory.tiers.ledger import FACT_CATEGORIES, Fact, UsageRow
-from memory.understanding import ProfileBook
-from memory.worker import DerivedWorker
 
 
-class BotServices:
+class BotServices(ManagerParts):
     """Rate limits, facts, usage, rolling summaries and stats (see the module doc)."""
-
-    t: Tiers
-    settings: MemorySettings
-    metrics: Metrics
-    cache: CacheTier
-    summaries: SummaryTier
-    graph: GraphTier
-    embedder: Embedder
-    extractor: Extractor
-    dead_letters: PostgresDeadLetters
-    worker: DerivedWorker
-    profiles: ProfileBook
 
     if TYPE_CHECKING:
         async def _activity_stats(self) -> dict[str, Any]: ...
