@@ -89,19 +89,24 @@ class Baselines:
         """The scope's exchanges, best first, as baseline ``name`` ranks them for the question."""
         key = (question.user_id, question.guild_id)
         exchanges = self._scopes[key]
+        ranked: list[BenchExchange]
         if name == "recent":
-            return sorted(exchanges, key=lambda e: e.timestamp, reverse=True)
-        if name == "bm25":
+            ranked = sorted(exchanges, key=lambda e: e.timestamp, reverse=True)
+        elif name == "bm25":
             tokens = self._bm25s.tokenize(
                 [question.text], stopwords="en", return_ids=False, show_progress=False
             )
             docs, scores = self._bm25[key].retrieve(tokens, k=len(exchanges), show_progress=False)
-            return [exchanges[int(i)] for i, s in zip(docs[0], scores[0], strict=True) if s > 0]
-        if name == "dense":
+            ranked = [exchanges[int(i)] for i, s in zip(docs[0], scores[0], strict=True) if s > 0]
+        elif name == "dense":
             query = np.asarray(self._embedder.embed_sync([question.text]), dtype=np.float32)[0]
             order = np.argsort(-(self._vectors[key] @ query), kind="stable")
-            return [exchanges[int(i)] for i in order]
-        raise ValueError(f"unknown baseline {name!r}; expected one of {BASELINES}")
+            ranked = [exchanges[int(i)] for i in order]
+        else:
+            raise ValueError(f"unknown baseline {name!r}; expected one of {BASELINES}")
+        if question.asked_at is not None:  # asked mid-history: only what was said before exists
+            ranked = [e for e in ranked if e.timestamp < question.asked_at]
+        return ranked
 
     def context(self, name: str, question: Question, budget: int) -> Packed:
         return pack(self.rank(name, question), budget)

@@ -20,6 +20,7 @@ positions are ``tune``, odd ones ``report``.
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import re
 from collections.abc import Iterable, Sequence
@@ -233,30 +234,33 @@ def load_realmem(path: Path, *, half: str = "all", limit: int | None = None,
         raw = json.loads(files[name].read_text())
         sessions: list[list[Turn]] = []
         memories: dict[tuple[str, str], str] = {}  # (session uuid, memory text) -> turn key
-        queries: list[tuple[dict[str, Any], dict[str, Any]]] = []
+        queries: list[tuple[str, dict[str, Any], dict[str, Any]]] = []  # (turn key, query, answer)
         for s in raw["dialogues"]:
             day = datetime.strptime(s["current_time"].split(" ")[0], "%Y-%m-%d").replace(tzinfo=UTC)
             turns = s["dialogue_turns"]
-            session = [Turn(f"{s['session_uuid']}:{i}", t["speaker"], t.get("content") or "",
-                            day + timedelta(hours=9, minutes=i)) for i, t in enumerate(turns)]
-            asked = {i for i, t in enumerate(turns[:-1]) if t.get("is_query")}
-            # a query and its answer are the moment of asking, not history: left out
-            sessions.append([t for i, t in enumerate(session) if i not in asked and i - 1 not in asked])
+            sessions.append([Turn(f"{s['session_uuid']}:{i}", t["speaker"], t.get("content") or "",
+                                  day + timedelta(hours=9, minutes=i)) for i, t in enumerate(turns)])
             for m in s.get("extracted_memory", []):
                 if 0 < int(m.get("source_turn") or 0) <= len(turns):  # 1-based; 0 names no turn
                     memories[(m["session_uuid"], _key(m["content"]))] = f"{m['session_uuid']}:{m['source_turn'] - 1}"
-            queries += [(turns[i], turns[i + 1]) for i in sorted(asked)]
+            queries += [(f"{s['session_uuid']}:{i}", turns[i], turns[i + 1])
+                        for i, t in enumerate(turns[:-1]) if t.get("is_query")]
         user = f"{namespace}-{name.replace('_', '')}"[:100]
         exchanges, where = pair_turns(user, f"{namespace}{name.replace('_', '')}", sessions, with_speakers=False)
         texts = {t.key: t.text for s in sessions for t in s}
         questions = []
-        for q, answer in queries:
+        for key, q, answer in queries:
             used = [(m.get("session_uuid"), _key(m.get("content"))) for m in answer.get("memory_used") or []]
             keys = [memories[u] for u in used if u in memories]
+            # asked when its turn comes: the history is the exchanges before it (earlier queries
+            # and their answers included), never its own answer or anything later
+            asked_at = where[key].timestamp if key in where else None
+            before = {e.id for e in exchanges if asked_at is not None and e.timestamp < asked_at}
             question = _question(f"{user}-{q.get('query_id')}", user, q["content"],
-                                 str(q.get("category_name", "query")), "", keys, where, texts)
+                                 str(q.get("category_name", "query")), "",
+                                 [k for k in keys if k in where and where[k].id in before], where, texts)
             if question is not None:
-                questions.append(question)
+                questions.append(dataclasses.replace(question, asked_at=asked_at))
         parts.append((exchanges, questions))
     return _build(parts, namespace)
 

@@ -89,6 +89,8 @@ class Question:
     evidence_ids: tuple[str, ...]
     needles: tuple[str, ...]  # needles[i] is the fact sentence of evidence_ids[i]
     superseded_ids: tuple[str, ...] = ()  # update: the older statement, stored but not the answer
+    # asked in the middle of the history (RealMemBench): only exchanges older than this exist yet
+    asked_at: datetime | None = None
 
 
 @dataclass(frozen=True)

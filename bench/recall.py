@@ -27,7 +27,8 @@ import argparse
 import asyncio
 import time
 from collections import Counter, defaultdict
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
@@ -36,7 +37,7 @@ from bench.common import OUT_DIR, emit, memory_settings, progress, save_plot, su
 from bench.datasets import DATASETS, HALVES
 from bench.datasets import load as load_dataset
 from bench.facts import QTYPES as FACT_TYPES
-from bench.generator import Dataset, GenConfig, Question, generate
+from bench.generator import BenchExchange, Dataset, GenConfig, Question, generate
 from bench.selfstated import QTYPES as SELF_TYPES
 
 SYSTEM = "mnemo"
@@ -117,7 +118,28 @@ class Tally:
         return round(sum(hit[t] for t in types) / max(1, sum(total[t] for t in types)), 4)
 
 
-async def import_dataset(memory: Any, dataset: Dataset, concurrency: int = 4) -> float:
+def schedule(dataset: Dataset) -> list[tuple[list[BenchExchange], list[Question]]]:
+    """Steps of (exchanges to store, then questions to ask). A question asked mid-history
+    (``asked_at``) comes once every exchange of its user older than that moment is stored, and
+    before any later one; the others are asked when everything is stored."""
+    steps: list[tuple[list[BenchExchange], list[Question]]] = []
+    for user in dataset.users:
+        pending = sorted(dataset.user_exchanges(user), key=lambda e: e.timestamp)
+        timed = sorted((q for q in dataset.questions if q.user_id == user and q.asked_at is not None),
+                       key=lambda q: q.asked_at or datetime.min)
+        for question in timed:
+            assert question.asked_at is not None
+            cut = next((i for i, e in enumerate(pending) if e.timestamp >= question.asked_at), len(pending))
+            if cut or not steps:
+                steps.append((pending[:cut], []))
+            pending = pending[cut:]
+            steps[-1][1].append(question)
+        steps.append((pending, []))
+    steps.append(([], [q for q in dataset.questions if q.asked_at is None]))
+    return [(batch, asked) for batch, asked in steps if batch or asked]
+
+
+async def import_dataset(memory: Any, dataset: Dataset | Iterable[BenchExchange], concurrency: int = 4) -> float:
     """Store every exchange with its id and timestamp; returns seconds taken."""
     gate = asyncio.Semaphore(concurrency)
 
@@ -135,7 +157,8 @@ async def import_dataset(memory: Any, dataset: Dataset, concurrency: int = 4) ->
             )
 
     start = time.perf_counter()
-    await asyncio.gather(*(one(e) for e in dataset.exchanges))
+    exchanges = dataset.exchanges if isinstance(dataset, Dataset) else dataset
+    await asyncio.gather(*(one(e) for e in exchanges))
     return time.perf_counter() - start
 
 
@@ -157,36 +180,36 @@ async def run(
     misses: list[dict[str, Any]] = []
     query_ms: list[float] = []
     degraded: Counter[str] = Counter()
+
+    async def ask(memory: Any, question: Question) -> None:
+        for budget in budgets:
+            t0 = time.perf_counter()
+            ctx = await memory.get_conversation_context(
+                question.user_id, question.text, guild_id=question.guild_id, max_tokens=budget
+            )
+            query_ms.append((time.perf_counter() - t0) * 1000)
+            degraded.update(ctx.degraded)
+            text = ctx.to_context_string(max_tokens=budget)
+            hits = found(question, text)
+            tally.add(SYSTEM, budget, question, hits, count_tokens(text))
+            tally.add_answer(SYSTEM, budget, question, text)
+            if budget == 1000 and not all(hits):
+                misses.append({"type": question.qtype, "kind": question.kind, "question": question.text,
+                               "missing": [n for n, h in zip(question.needles, hits, strict=True) if not h]})
+
     async with HierarchicalMemoryManager.from_env(settings) as memory:
-        import_s = await import_dataset(memory, dataset)
-        progress(f"imported in {import_s:.1f}s; waiting for the derived tiers")
-        start = time.perf_counter()
-        await memory.flush(timeout=1800)
-        flush_s = time.perf_counter() - start
-        progress(
-            f"flushed in {flush_s:.1f}s; asking {len(dataset.questions)} questions x {len(budgets)} budgets"
-        )
-        for question in dataset.questions:
-            for budget in budgets:
-                t0 = time.perf_counter()
-                ctx = await memory.get_conversation_context(
-                    question.user_id, question.text, guild_id=question.guild_id, max_tokens=budget
-                )
-                query_ms.append((time.perf_counter() - t0) * 1000)
-                degraded.update(ctx.degraded)
-                text = ctx.to_context_string(max_tokens=budget)
-                hits = found(question, text)
-                tally.add(SYSTEM, budget, question, hits, count_tokens(text))
-                tally.add_answer(SYSTEM, budget, question, text)
-                if budget == 1000 and not all(hits):
-                    misses.append(
-                        {
-                            "type": question.qtype,
-                            "kind": question.kind,
-                            "question": question.text,
-                            "missing": [n for n, h in zip(question.needles, hits, strict=True) if not h],
-                        }
-                    )
+        import_s = flush_s = 0.0
+        steps = schedule(dataset)
+        for batch, asked in steps:
+            if batch:
+                import_s += await import_dataset(memory, batch)
+                start = time.perf_counter()
+                await memory.flush(timeout=1800)
+                flush_s += time.perf_counter() - start
+            progress(f"imported {len(batch)} in {import_s:.1f}s, flushed in {flush_s:.1f}s so far; "
+                     f"asking {len(asked)} questions x {len(budgets)} budgets")
+            for question in asked:
+                await ask(memory, question)
     progress("memory done; running the baselines")
     baselines = Baselines(dataset, embedder or OnnxMiniLMEmbedder())
     for question in dataset.questions:

@@ -9,7 +9,9 @@ import pytest
 
 from bench.datasets import DatasetError, load, realtalk_evidence, select
 from bench.generator import Question
-from bench.recall import Tally, found
+from bench.baselines import BASELINES, Baselines
+from bench.recall import Tally, found, schedule
+from memory.embedding import OnnxMiniLMEmbedder
 
 
 def test_realtalk_evidence_entries_are_split_expanded_and_stripped() -> None:
@@ -123,29 +125,63 @@ def test_beam_evidence_is_the_source_chat_ids(tmp_path: Path) -> None:
         ("knowledge_update", ("I use Flask.", "Good choice."))]
 
 
-def test_realmem_evidence_is_the_memory_source_turn_and_queries_are_not_history(tmp_path: Path) -> None:
+def _realmem(tmp_path: Path) -> Path:
+    """Two sessions in RealMemBench's layout: a preference stated, then two queries in a row;
+    the second query's evidence is the first query's answer (a turn that is itself a query's)."""
     (tmp_path / "dataset").mkdir()
-    memory = {"session_uuid": "s1", "content": "User drinks oolong tea."}
+    tea = {"session_uuid": "s1", "content": "User drinks oolong tea."}
+    shop = {"session_uuid": "s2", "content": "Assistant suggested the Camden tea shop."}
     raw = {"_metadata": {}, "dialogues": [
         {"session_uuid": "s1", "current_time": "2025-12-19 (Friday)", "dialogue_turns": [
             {"speaker": "User", "is_query": False, "content": "Hello"},
             {"speaker": "Assistant", "is_query": False, "content": "Hi"},
             {"speaker": "User", "is_query": False, "content": "I only drink oolong tea."},
             {"speaker": "Assistant", "is_query": False, "content": "Noted."}],
-         "extracted_memory": [dict(memory, source_turn=3), {"session_uuid": "s1", "content": "x", "source_turn": 0}]},
+         "extracted_memory": [dict(tea, source_turn=3), {"session_uuid": "s1", "content": "x", "source_turn": 0}]},
         {"session_uuid": "s2", "current_time": "2025-12-28 (Sunday)", "dialogue_turns": [
             {"speaker": "User", "is_query": True, "content": "What tea should I buy?", "query_id": "Q-1",
              "category_name": "Implicit Preference"},
-            {"speaker": "Assistant", "is_query": False, "content": "Oolong.", "memory_used": [memory]},
-            {"speaker": "User", "is_query": False, "content": "Thanks"},
-            {"speaker": "Assistant", "is_query": False, "content": "Bye"}],
-         "extracted_memory": []}]}
+            {"speaker": "Assistant", "is_query": False, "content": "Oolong, from the Camden tea shop.",
+             "memory_used": [tea]},
+            {"speaker": "User", "is_query": True, "content": "Where was that shop again?", "query_id": "Q-2",
+             "category_name": "Dynamic Incremental"},
+            {"speaker": "Assistant", "is_query": False, "content": "Camden.", "memory_used": [shop, tea]}],
+         "extracted_memory": [dict(shop, source_turn=2)]}]}
     (tmp_path / "dataset" / "Kenta_Tanaka_dialogues_256k.json").write_text(json.dumps(raw))
-    ds = load("realmem", tmp_path)
-    assert [e.user_message for e in ds.exchanges] == ["Hello", "I only drink oolong tea.", "Thanks"]
-    [q] = ds.questions
-    assert (q.text, q.qtype, q.needles) == ("What tea should I buy?", "Implicit Preference",
-                                           ("I only drink oolong tea.",))
+    return tmp_path
+
+
+def test_realmem_questions_are_asked_mid_history_with_earlier_queries_as_history(tmp_path: Path) -> None:
+    ds = load("realmem", _realmem(tmp_path))
+    # every turn is history, earlier queries and their answers included
+    assert [(e.user_message, e.bot_response) for e in ds.exchanges] == [
+        ("Hello", "Hi"), ("I only drink oolong tea.", "Noted."),
+        ("What tea should I buy?", "Oolong, from the Camden tea shop."), ("Where was that shop again?", "Camden.")]
+    first, second = ds.questions
+    assert (first.text, first.qtype, first.needles) == ("What tea should I buy?", "Implicit Preference",
+                                                        ("I only drink oolong tea.",))
+    # the second query's evidence is the first query's answer: it resolves (it used to be dropped)
+    assert second.needles == ("Oolong, from the Camden tea shop.", "I only drink oolong tea.")
+    assert second.evidence_ids == (ds.exchanges[2].id, ds.exchanges[1].id)
+    assert [q.asked_at for q in ds.questions] == [ds.exchanges[2].timestamp, ds.exchanges[3].timestamp]
+
+
+def test_realmem_schedule_stores_only_what_was_said_before_each_question(tmp_path: Path) -> None:
+    ds = load("realmem", _realmem(tmp_path))
+    steps = [([e.user_message for e in batch], [q.text for q in asked]) for batch, asked in schedule(ds)]
+    assert steps == [(["Hello", "I only drink oolong tea."], ["What tea should I buy?"]),
+                     (["What tea should I buy?"], ["Where was that shop again?"]),
+                     (["Where was that shop again?"], [])]
+
+
+def test_realmem_baselines_rank_only_the_history_before_the_question(tmp_path: Path) -> None:
+    ds = load("realmem", _realmem(tmp_path))
+    baselines = Baselines(ds, OnnxMiniLMEmbedder())
+    first, second = ds.questions
+    for name in BASELINES:
+        assert {e.user_message for e in baselines.rank(name, first)} <= {"Hello", "I only drink oolong tea."}
+    assert [e.user_message for e in baselines.rank("recent", second)] == [
+        "What tea should I buy?", "I only drink oolong tea.", "Hello"]
 
 
 def test_missing_layout_is_a_clear_error(tmp_path: Path) -> None:
