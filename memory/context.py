@@ -83,6 +83,7 @@ class ConversationContext:
     session_since: datetime | None = None
     focus: bool = True  # long relevant exchanges are packed as their matching turn first (memory.focus)
     focus_min_tokens: int = 80  # ... when the whole exchange would cost more than this
+    focus_share: float = 0.25  # ... and more than this share of the budget (shorter ones stay whole)
 
     @property
     def degraded(self) -> list[str]:
@@ -165,7 +166,8 @@ class ConversationContext:
             if e.id not in seen:
                 text = render_exchange(e, with_time=section == "recent")
                 short = None
-                if section == "relevant" and query_terms and count_tokens(text) > self.focus_min_tokens:
+                if section == "relevant" and query_terms and count_tokens(text) > max(
+                        self.focus_min_tokens, self.focus_share * budget):
                     short = focused(e, query_terms)
                 if short is not None:
                     whole[e.id] = text

@@ -38,15 +38,16 @@ def _date(ts: datetime, with_time: bool) -> str:
 
 
 def focused(e: Exchange, query_terms: frozenset[str], *, with_time: bool = False) -> str | None:
-    """The exchange cut to its turn sharing the most query words for its length, with date and
-    speaker; None when no turn shares a word, or both score the same."""
+    """The exchange cut to its turn in which the query's words are densest (shared words per
+    distinct word), with date and speaker; None when no turn shares a word, or both score the same."""
     if not query_terms:
         return None
     user, bot = speakers(e)
     parts = [(user, e.user_message), (bot, e.bot_response)]
     words = [terms(text) for _, text in parts]
-    # shared words per sqrt(distinct words): a long reply does not win by sheer length
-    overlap = [len(query_terms & w) / max(1.0, len(w)) ** 0.5 for w in words]
+    # shared words per distinct word: a long reply does not win by sheer length, and a short turn
+    # that is about the query beats a long one that mentions it in passing
+    overlap = [len(query_terms & w) / max(1, len(w)) for w in words]
     best = max(overlap)
     if best == 0 or all(o == best for o in overlap):
         return None

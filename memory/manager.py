@@ -347,7 +347,7 @@ class HierarchicalMemoryManager(ExchangeLifecycle, MemoryGovernance, BotServices
                                    tiers=reports, max_tokens=max_tokens,
                                    profile=build_profile(scope.user_id, scope.guild_id, typed, facts or [],
                                                          corrections),
-                                   profile_tokens=r.profile_tokens, sessions=sessions,
+                                   profile_tokens=r.profile_tokens, sessions=sessions, focus_share=r.focus_share,
                                    session_since=datetime.now(UTC) - timedelta(minutes=r.session_gap_minutes))
 
     # ---- dated session summaries (memory.sessions) --------------------------------------------

@@ -106,6 +106,9 @@ class RetrievalSettings(BaseModel):
     max_tokens: int = Field(1500, ge=50, le=100_000)
     profile_tokens: int = Field(80, ge=0, le=1000, description="tokens of every context kept for the user's "
                                 "profile (at most a third of the budget; 0 = no profile)")
+    focus_share: float = Field(0.25, ge=0, le=1, description="a relevant exchange that, whole, would take more "
+                               "than this share of the budget is packed as its matching turn first, widened "
+                               "back when room remains (memory.focus); 1 = only when it overflows the budget")
     max_concurrent: int = Field(16, ge=1, le=10_000,
                                 description="context builds in flight per process; more wait their turn "
                                             "instead of timing tiers out on a saturated CPU")

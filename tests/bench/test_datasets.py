@@ -7,9 +7,9 @@ from pathlib import Path
 
 import pytest
 
+from bench.baselines import BASELINES, Baselines
 from bench.datasets import DatasetError, load, realtalk_evidence, select
 from bench.generator import Question
-from bench.baselines import BASELINES, Baselines
 from bench.recall import Tally, found, schedule
 from memory.embedding import OnnxMiniLMEmbedder
 
