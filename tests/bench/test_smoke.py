@@ -136,3 +136,22 @@ async def test_recall_on_a_public_dataset_layout(bundled: Addresses, tmp_path: P
     assert result["recall"]["mnemo"]["300"] == {"overall": 1.0, "multi-hop": 1.0, "temporal": 1.0}
     assert result["recall"]["bm25"]["300"]["overall"] == 1.0
     assert 0 < result["mean_context_tokens"]["mnemo"]["300"] <= 300
+
+
+async def test_recall_asks_realmem_queries_at_their_moment(bundled: Addresses, tmp_path: Path) -> None:
+    """The tiny RealMemBench file: the second query's evidence is the first query's answer, which
+    exists in the memory only because it was stored (after the first question was asked) before
+    the second was asked."""
+    from bench.datasets import load
+    from tests.bench.test_datasets import _realmem
+
+    (tmp_path / "data").mkdir()
+    dataset = load("realmem", _realmem(tmp_path / "data"))
+    dsn = await servers.create_database(bundled.postgres_dsn)
+    wide = RetrievalSettings(candidates=50, recent=10, cache_timeout_ms=5000, archive_timeout_ms=5000,
+                             summaries_timeout_ms=5000, graph_timeout_ms=5000)
+    result = await recall.run(dataset, [20_000], settings_for(bundled, tmp_path, dsn, wide))
+    assert (result["questions"], result["evidence_exchanges"], result["scoring"]) == (2, 3, "per question")
+    for system in ("mnemo", "recent", "dense"):
+        assert result["recall"][system]["20000"]["overall"] == 1.0, system
+    assert result["degraded_contexts"] == {}
