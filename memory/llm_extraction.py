@@ -83,7 +83,10 @@ Answer with one JSON object only: {{"exchanges": [...]}}, one entry per exchange
 
 @dataclass
 class ExtractionStats:
-    """Counters of this process's extractor (reported by ``memory stats``)."""
+    """Counters of this process's extractor and session writer (reported by ``memory stats``).
+
+    ``calls`` and the token counts cover both; ``*_per_exchange`` divide them by the exchanges extracted.
+    """
 
     mode: str = "deterministic"
     calls: int = 0
@@ -93,8 +96,13 @@ class ExtractionStats:
     over_budget: int = 0
     repairs: int = 0
     dropped_relations: int = 0
-    prompt_tokens: int = 0
+    prompt_tokens: int = 0  # of every call: extraction and session summaries
     completion_tokens: int = 0
+    session_summaries: int = 0  # finished sessions offered to the LLM (memory.llm_sessions)
+    session_calls: int = 0
+    session_llm: int = 0  # of them written by the LLM; the others by the rules:
+    session_fallbacks: int = 0
+    session_over_budget: int = 0
 
     def as_dict(self) -> dict[str, Any]:
         out: dict[str, Any] = asdict(self)

@@ -21,8 +21,10 @@ from memory.errors import TierUnavailable
 from memory.extraction import DeterministicExtractor
 from memory.launcher import Addresses, EmbeddedServers
 from memory.llm_extraction import LLMExtractor
+from memory.llm_sessions import LLMSessionWriter
 from memory.models import ActiveConversation
 from memory.protocols import CacheTier, Embedder, Extractor, GraphTier, SummaryTier
+from memory.sessions import SessionWriter
 from memory.settings import MemorySettings
 from memory.tiers.archive import PostgresArchive, PostgresForgetQueue, PostgresOutbox, create_pool
 from memory.tiers.budget import RedisTokenBudget
@@ -54,6 +56,7 @@ class Tiers:
     addresses: Addresses
     stack: AsyncExitStack
     servers: EmbeddedServers | None = None  # the bundled servers' launcher: restart counts
+    session_writer: SessionWriter | None = None  # the LLM's session summaries, when extraction uses one
 
 
 @dataclass(frozen=True)
@@ -118,7 +121,8 @@ async def open_tiers(settings: MemorySettings) -> Tiers:
             archive=PostgresArchive(pool), outbox=PostgresOutbox(pool), forgets=PostgresForgetQueue(pool),
             ledger=PostgresLedger(pool), policies=PostgresPolicies(pool), sessions=PostgresSessions(pool),
             summaries=summaries, graph=graph, embedder=create_embedder(settings.embedding),
-            extractor=extractor, addresses=addresses, stack=stack, servers=launcher)
+            extractor=extractor, addresses=addresses, stack=stack, servers=launcher,
+            session_writer=LLMSessionWriter(extractor) if isinstance(extractor, LLMExtractor) else None)
     except BaseException:
         await stack.aclose()
         raise

@@ -73,6 +73,10 @@ class FakeLLM:
         messages = body["messages"]
         if (body.get("response_format") or {}).get("type") in self.reject_formats:
             return web.json_response({"error": {"message": "unsupported response_format"}}, status=500)
+        system = messages[0]["content"] if messages and messages[0]["role"] == "system" else ""
+        script = next((answer for start, answer in self.scripted.items() if system.startswith(start)), None)
+        if script is not None:
+            return self._completion(body, {"role": "assistant", "content": script}, "stop")
         if self.mode == "script":
             return await self._scripted(body)
         if self.mode == "timeout":
@@ -86,11 +90,7 @@ class FakeLLM:
         if self.mode == "malformed":
             return web.json_response({"id": "x", "object": "chat.completion", "choices": []})
         message: dict[str, Any]
-        system = messages[0]["content"] if messages and messages[0]["role"] == "system" else ""
-        script = next((answer for start, answer in self.scripted.items() if system.startswith(start)), None)
-        if script is not None:
-            message = {"role": "assistant", "content": script}
-        elif self.mode == "tool":
+        if self.mode == "tool":
             message = {"role": "assistant", "content": self.text or None, "tool_calls": [{
                 "id": "call_1", "type": "function",
                 "function": {"name": "remember_fact", "arguments": self.tool_arguments}}]}
