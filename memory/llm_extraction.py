@@ -23,13 +23,14 @@ from __future__ import annotations
 
 import json
 import logging
-from collections.abc import Sequence
-from dataclasses import asdict, dataclass
+from collections.abc import Mapping, Sequence
+from dataclasses import asdict, dataclass, fields
 from typing import Any, Protocol
 
 import openai
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
+from memory.errors import TierUnavailable
 from memory.extraction import DeterministicExtractor, labelled_topics, normalise
 from memory.models import PREDICATES, Exchange, Extraction, Mention, Statement
 from memory.settings import LLMSettings
@@ -104,6 +105,16 @@ class ExtractionStats:
     session_fallbacks: int = 0
     session_over_budget: int = 0
 
+    def counts(self) -> dict[str, int]:
+        """Every counter (all but ``mode``)."""
+        return {k: v for k, v in asdict(self).items() if k != "mode"}
+
+    @classmethod
+    def from_totals(cls, totals: Mapping[str, int | str]) -> ExtractionStats:
+        """Stats from ``RedisExtractionCounters.totals`` (names it does not know are left out)."""
+        known = {f.name for f in fields(cls)}
+        return cls(**{k: v for k, v in totals.items() if k in known})  # type: ignore[arg-type]
+
     def as_dict(self) -> dict[str, Any]:
         out: dict[str, Any] = asdict(self)
         done = max(self.exchanges, 1)
@@ -133,14 +144,35 @@ class LLMExtractor:
     """The ``Extractor`` backed by an OpenAI-compatible chat endpoint, with the deterministic one behind it."""
 
     def __init__(self, client: openai.AsyncOpenAI, settings: LLMSettings,
-                 fallback: DeterministicExtractor, budget: TokenBudget | None = None) -> None:
+                 fallback: DeterministicExtractor, budget: TokenBudget | None = None,
+                 counters: SharedCounters | None = None) -> None:
         self.client = client
         self.settings = settings
         self.fallback = fallback
         self.budget = budget if settings.extraction_daily_tokens > 0 else None
+        self.counters = counters
         self.batch_size = settings.extraction_batch_size
         self._modes = list(MODES) if settings.extraction_mode == "auto" else [settings.extraction_mode]
         self.stats = ExtractionStats(mode=self._modes[0])
+        self._published = ExtractionStats()
+
+    async def publish(self) -> None:
+        """Add what this process counted since the last call to the shared ``counters``.
+
+        When they cannot be written the counts stay pending for the next call: nothing is lost.
+        """
+        if self.counters is None:
+            return
+        now, before = self.stats.counts(), self._published.counts()
+        delta = {k: v - before[k] for k, v in now.items() if v != before[k]}
+        if not delta:
+            return
+        try:
+            await self.counters.add(delta, self.stats.mode)
+        except TierUnavailable as exc:
+            log.warning("extraction counters not shared this time (kept for the next call): %s", exc)
+            return
+        self._published = ExtractionStats.from_totals(now)
 
     async def extract(self, exchanges: Sequence[Exchange]) -> list[Extraction]:
         """One extraction per exchange, in order; never raises for a bad or missing answer.
@@ -167,6 +199,7 @@ class LLMExtractor:
             for e, x in zip(batch, await self._batch(batch), strict=True):
                 done[e.id] = x
             await self._charge(batch, self.stats.prompt_tokens + self.stats.completion_tokens - before)
+        await self.publish()
         return [done[e.id] for e in exchanges]
 
     async def _charge(self, batch: Sequence[Exchange], tokens: int) -> None:
@@ -318,6 +351,10 @@ class TokenBudget(Protocol):
     async def spent(self, owners: Sequence[str]) -> dict[str, int]: ...
 
     async def add(self, owner: str, tokens: int) -> None: ...
+
+
+class SharedCounters(Protocol):
+    async def add(self, counts: Mapping[str, int], mode: str) -> None: ...
 
 
 def _owner(e: Exchange) -> str:

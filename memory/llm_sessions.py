@@ -36,6 +36,7 @@ class LLMSessionWriter:
     """Writes the body of a session summary with the extractor's endpoint, or None to fall back to rules."""
 
     def __init__(self, extractor: LLMExtractor) -> None:
+        self.extractor = extractor
         self.client = extractor.client
         self.settings = extractor.settings
         self.budget = extractor.budget
@@ -46,6 +47,12 @@ class LLMSessionWriter:
 
         Never raises for a bad or missing answer; raises TierUnavailable when the budget cannot be read.
         """
+        try:
+            return await self._write(session, limit)
+        finally:
+            await self.extractor.publish()
+
+    async def _write(self, session: Sequence[Exchange], limit: int) -> str | None:
         stats = self.stats
         stats.session_summaries += 1
         owner = _owner(session[0])
