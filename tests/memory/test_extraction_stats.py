@@ -6,31 +6,17 @@ from __future__ import annotations
 
 import json
 import uuid
-from collections.abc import Iterator
 from pathlib import Path
-
-import pytest
 
 from memory.launcher import Addresses
 from memory.llm_extraction import INSTRUCTIONS
 from memory.llm_sessions import INSTRUCTIONS as SESSION_INSTRUCTIONS
-from tests import servers
 from tests.bot.fake_llm import FakeLLM
 from tests.memory.conftest import ManagerFactory, settings_for
 from tests.memory.test_cli_activity import run_cli
 
 ANSWER = json.dumps({"exchanges": [{"id": "1", "summary": "The user talks about their dog Rex.",
                                     "entities": ["Rex"], "relations": [{"predicate": "HAS_PET", "object": "Rex"}]}]})
-
-
-@pytest.fixture
-def own_redis_url() -> Iterator[str]:
-    """A Redis of this test's own: the counters are global to a Redis, other tests add to the shared one."""
-    if not servers.have_system_redis():
-        pytest.skip("redis-server is not installed (.ci/run installs Debian's redis-server)")
-    url, stop = servers.start_system_redis()
-    yield url
-    stop()
 
 
 async def test_memory_stats_reports_llm_calls_and_tokens_per_exchange_from_every_process(
