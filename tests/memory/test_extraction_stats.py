@@ -1,18 +1,28 @@
 """``python -m memory stats`` reports what LLM extraction cost, summed over every process: the worker
 of one manager extracts through a fake OpenAI-compatible server (a real socket), and a CLI process of
-its own, with no LLM configured, reads the calls and tokens per exchange from Redis."""
+its own, with no LLM configured, reads the calls and tokens per exchange from Redis; counts made while
+Redis is down are shared once it is back."""
 
 from __future__ import annotations
 
 import json
 import uuid
+from datetime import UTC, datetime
 from pathlib import Path
 
+import openai
+
+from memory.extraction import DeterministicExtractor
 from memory.launcher import Addresses
-from memory.llm_extraction import INSTRUCTIONS
+from memory.llm_extraction import INSTRUCTIONS, LLMExtractor
 from memory.llm_sessions import INSTRUCTIONS as SESSION_INSTRUCTIONS
+from memory.models import Exchange
+from memory.settings import LLMSettings
+from memory.tiers.budget import RedisExtractionCounters
+from memory.tiers.cache import create_redis
 from tests.bot.fake_llm import FakeLLM
 from tests.memory.conftest import ManagerFactory, settings_for
+from tests.memory.own_redis import RestartableRedis
 from tests.memory.test_cli_activity import run_cli
 
 ANSWER = json.dumps({"exchanges": [{"id": "1", "summary": "The user talks about their dog Rex.",
@@ -50,4 +60,35 @@ async def test_memory_stats_reports_llm_calls_and_tokens_per_exchange_from_every
         assert rows["calls_per_exchange"] == ["1.0", "-"]
         assert rows["tokens_per_exchange"] == [str(round(tokens / 3, 1)), "-"]  # type: ignore[operator]
     finally:
+        await fake.aclose()
+
+
+async def test_counts_made_while_redis_is_down_are_shared_once_it_is_back() -> None:
+    fake = await FakeLLM().start()
+    redis_server = RestartableRedis()
+    redis_server.start()
+    redis = await create_redis(redis_server.url)
+    client = openai.AsyncOpenAI(base_url=fake.base_url, api_key="x", timeout=5, max_retries=0)
+    try:
+        fake.reset("error")
+        fake.scripted = {INSTRUCTIONS[:40]: ANSWER}
+        counters = RedisExtractionCounters(redis)
+        x = LLMExtractor(client, LLMSettings(base_url=fake.base_url, extraction=True), DeterministicExtractor(),
+                         counters=counters)
+        said = [Exchange(f"x{i}", "u", None, None, "My dog Rex is three.", "Nice.", datetime.now(UTC))
+                for i in range(2)]
+        redis_server.stop()
+        [out] = await x.extract(said[:1])  # the counters cannot be written: the extraction goes on
+        assert [s.obj for s in out.statements] == ["rex"] and x.stats.calls == 1
+        redis_server.start()
+        await x.extract(said[1:])
+        totals = await counters.totals()
+        assert (totals["calls"], totals["exchanges"], totals["llm_exchanges"]) == (2, 2, 2)
+        assert totals["prompt_tokens"] == x.stats.prompt_tokens and totals["mode"] == "json_schema"
+        await x.publish()  # nothing new: nothing added twice
+        assert (await counters.totals())["calls"] == 2
+    finally:
+        await client.close()
+        await redis.aclose()
+        redis_server.close()
         await fake.aclose()
