@@ -123,8 +123,8 @@ class ExtractionStats:
         return out
 
 
-class _Unusable(Exception):
-    """The answer could not be used as it is (invalid JSON, wrong shape, refusal, truncation)."""
+class _TooLong(Exception):
+    """The prompt (with the answer's room) does not fit the model's context window."""
 
 
 class _Unreachable(Exception):
@@ -213,7 +213,6 @@ class LLMExtractor:
             await self.budget.add(owner, -(-tokens * n // len(batch)))
 
     async def _batch(self, batch: list[Exchange]) -> list[Extraction]:
-        self.stats.exchanges += len(batch)
         ids = {str(i + 1): e for i, e in enumerate(batch)}
         messages = [{"role": "system", "content": self._instructions()},
                     {"role": "user", "content": self._render(ids)}]
@@ -227,8 +226,15 @@ class LLMExtractor:
                              {"role": "user", "content": f"That answer was not usable: {error[:400]}. "
                                                          "Answer again with the complete JSON object only."}]
                 self._collect(await self._ask(messages), ids, found)
+        except _TooLong as exc:
+            if not found and len(batch) > 1:  # the batch does not fit the model's window: halve it
+                half = len(batch) // 2
+                return await self._batch(batch[:half]) + await self._batch(batch[half:])
+            log.warning("LLM extraction prompt too long for the model, deterministic for %d exchanges: %s",
+                        len(ids) - len(found), exc)
         except _Unreachable as exc:
             log.warning("LLM extraction unavailable, deterministic for %d exchanges: %s", len(batch), exc)
+        self.stats.exchanges += len(batch)
         result = []
         for key, exchange in ids.items():
             if key in found:
@@ -276,7 +282,7 @@ class LLMExtractor:
         return "; ".join(problems) or None
 
     async def _ask(self, messages: list[dict[str, str]]) -> str:
-        """The text of one answer. Raises _Unusable (refused, truncated, empty) or _Unreachable."""
+        """The text of one answer ("" when there is none). Raises _TooLong or _Unreachable."""
         while True:
             mode = self._modes[0]
             try:
@@ -285,6 +291,8 @@ class LLMExtractor:
                     temperature=0.0, max_tokens=self.settings.extraction_max_tokens,
                     **self._format(mode))
             except openai.APIStatusError as exc:
+                if _context_exceeded(exc):  # an HTTP 400 too, but no reason to give up a mode
+                    raise _TooLong(str(exc)[:300]) from exc
                 if exc.status_code in _STEP_DOWN_STATUSES and len(self._modes) > 1:
                     log.warning("the LLM endpoint refused %s output (HTTP %d); trying %s", mode,
                                 exc.status_code, self._modes[1])
@@ -360,6 +368,15 @@ class SharedCounters(Protocol):
 def _owner(e: Exchange) -> str:
     """Whose daily budget an exchange's extraction counts against: its guild, or the DM user."""
     return f"g:{e.guild_id}" if e.guild_id is not None else f"dm:{e.user_id}"
+
+
+def _context_exceeded(exc: openai.APIStatusError) -> bool:
+    """Whether the endpoint says the prompt does not fit the context window (OpenAI and llama-cpp-python:
+    code ``context_length_exceeded``; llama.cpp's server: type ``exceed_context_size_error``)."""
+    if exc.status_code != 400:
+        return False
+    kinds = f"{getattr(exc, 'code', '') or ''} {getattr(exc, 'type', '') or ''}".lower()
+    return "context" in kinds or "maximum context length" in str(exc).lower()
 
 
 def _strip_fence(text: str) -> str:

@@ -24,7 +24,7 @@ log = logging.getLogger(__name__)
 
 ANSWER_TOKENS = 160  # a body of at most ~250 characters, with room to spare
 _MESSAGE_CHARS = 600  # of each message sent; the archive keeps the full text
-_PROMPT_CHARS = 8000  # of the whole session sent (the newest turns are left out beyond it)
+_PROMPT_CHARS = 8000  # of the whole session sent at most (the later turns are left out beyond it)
 MIN_CHARS = 12  # a shorter body says nothing useful
 
 INSTRUCTIONS = """You summarise one past conversation between a user and an assistant for the assistant's memory.
@@ -62,7 +62,7 @@ class LLMSessionWriter:
                 stats.session_over_budget += 1
                 return None
         messages = [{"role": "system", "content": INSTRUCTIONS.format(limit=limit)},
-                    {"role": "user", "content": _render(session)}]
+                    {"role": "user", "content": _render(session, self._prompt_chars())}]
         try:
             response = await self.client.chat.completions.create(
                 model=self.settings.model, messages=messages,  # type: ignore[arg-type]
@@ -88,14 +88,19 @@ class LLMSessionWriter:
         stats.session_llm += 1
         return body
 
+    def _prompt_chars(self) -> int:
+        """Characters of conversation sent: within the model's window, with room for the instructions
+        and the answer (three characters a token, a cautious rate for chat text)."""
+        return max(1000, min(_PROMPT_CHARS, (self.settings.context_tokens - ANSWER_TOKENS - 200) * 3))
 
-def _render(session: Sequence[Exchange]) -> str:
+
+def _render(session: Sequence[Exchange], max_chars: int) -> str:
     parts: list[str] = []
     used = 0
     for e in session:
         part = (f"[{e.timestamp:%Y-%m-%d %H:%M}] User: {e.user_message[:_MESSAGE_CHARS]}\n"
                 f"Assistant: {e.bot_response[:_MESSAGE_CHARS]}")
-        if parts and used + len(part) > _PROMPT_CHARS:
+        if parts and used + len(part) > max_chars:
             break
         parts.append(part)
         used += len(part)
