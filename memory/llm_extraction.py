@@ -3,7 +3,7 @@
 Runs in the worker, never on the reply path. One request covers up to
 ``batch_size`` exchanges of one user in one scope (never two users' words in one
 prompt), so there is at most one call per exchange (plus one repair attempt).
-The answer must be JSON matching ``BATCH_SCHEMA``; how that is asked for
+The answer must be JSON matching ``BatchOut`` (sent as ``BATCH_SCHEMA``); how that is asked for
 depends on the endpoint (``mode``):
 
 * ``json_schema`` - ``response_format={"type": "json_schema", ...}`` (OpenAI, llama.cpp's own server);
@@ -69,7 +69,18 @@ class BatchOut(BaseModel):
     exchanges: list[ExchangeOut] = Field(max_length=60)
 
 
-BATCH_SCHEMA: dict[str, Any] = BatchOut.model_json_schema()
+def _unbounded(schema: Any) -> Any:
+    """``schema`` without length and item bounds. Grammar-constrained endpoints expand each bound into
+    nested rules: llama.cpp refuses the grammar of a 2,000-character bound (and llama-cpp-python's
+    server then dies). The answer is still checked against every bound by pydantic."""
+    if isinstance(schema, dict):
+        return {k: _unbounded(v) for k, v in schema.items() if k not in ("maxLength", "maxItems")}
+    if isinstance(schema, list):
+        return [_unbounded(v) for v in schema]
+    return schema
+
+
+BATCH_SCHEMA: dict[str, Any] = _unbounded(BatchOut.model_json_schema())  # what the endpoint is sent
 
 INSTRUCTIONS = f"""You extract memory from chat exchanges between a user and an assistant.
 For each exchange (given with an id) return:
@@ -227,13 +238,15 @@ class LLMExtractor:
                                                          "Answer again with the complete JSON object only."}]
                 self._collect(await self._ask(messages), ids, found)
         except _TooLong as exc:
-            if not found and len(batch) > 1:  # the batch does not fit the model's window: halve it
+            if len(messages) == 2 and len(batch) > 1:  # the batch does not fit the model's window: halve it
+                # (not when the repair, which carries the first answer, is what does not fit)
                 half = len(batch) // 2
                 return await self._batch(batch[:half]) + await self._batch(batch[half:])
             log.warning("LLM extraction prompt too long for the model, deterministic for %d exchanges: %s",
                         len(ids) - len(found), exc)
         except _Unreachable as exc:
-            log.warning("LLM extraction unavailable, deterministic for %d exchanges: %s", len(batch), exc)
+            log.warning("LLM extraction unavailable, deterministic for %d exchanges: %s",
+                        len(ids) - len(found), exc)
         self.stats.exchanges += len(batch)
         result = []
         for key, exchange in ids.items():

@@ -37,7 +37,7 @@ from memory.sessions import MAX_CHARS
 from memory.settings import LLMSettings
 from tests.memory.conftest import ManagerFactory, settings_for
 
-pytestmark = pytest.mark.llamacpp
+pytestmark = [pytest.mark.llamacpp, pytest.mark.timeout(1800)]  # a loaded 2-core machine: minutes a call
 
 N_CTX = 2048
 DAY = datetime.now(UTC).replace(hour=9, minute=0, second=0, microsecond=0) - timedelta(days=3)
@@ -126,15 +126,17 @@ async def test_extraction_and_session_summaries_on_llama_cpp(
         llama_server: str, endpoint_formats: dict[str, int], bundled: Addresses, own_postgres_dsn: str,
         own_redis_url: str, make_manager: ManagerFactory, tmp_path: Path) -> None:
     addresses = Addresses(**{**bundled.__dict__, "postgres_dsn": own_postgres_dsn, "redis_url": own_redis_url})
-    memory = await make_manager(settings_for(addresses, tmp_path, llm=llm_settings(
+    # no worker task: the test runs the worker once all four exchanges are stored, so they make one batch
+    memory = await make_manager(settings_for(addresses, tmp_path, worker={"in_process": False}, llm=llm_settings(
         llama_server, extraction=True, extraction_batch_size=4, extraction_max_tokens=700,
         extraction_daily_tokens=1_000_000)))
     user, guild = f"ll-{uuid.uuid4().hex[:8]}", f"g{uuid.uuid4().hex[:8]}"
-    started = time.perf_counter()
     ids = [await memory.store_conversation(user, u, b, guild_id=guild, timestamp=DAY + timedelta(minutes=10 * i))
            for i, (u, b) in enumerate(SAID)]
-    await memory.flush(timeout=900)
+    started = time.perf_counter()
+    assert await memory.worker.run_once() == 4
     extract_seconds = time.perf_counter() - started
+    await memory.flush(timeout=5)  # nothing left pending
 
     # the step-down settles on the first mode the endpoint itself accepts
     expected = next((m for m in ("json_schema", "json_object") if endpoint_formats[m] == 200), "prompt")

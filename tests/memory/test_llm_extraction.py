@@ -156,6 +156,8 @@ async def test_auto_mode_steps_down_to_json_object_and_remembers(fake: FakeLLM) 
     formats = [(r.get("response_format") or {}).get("type") for r in fake.requests]
     assert formats == ["json_schema", "json_object", "json_object"]
     assert fake.requests[1]["response_format"]["schema"]["properties"]["exchanges"]["type"] == "array"
+    # no length bounds sent: llama.cpp's grammar for a 2,000-character bound is refused and kills the server
+    assert "maxLength" not in json.dumps(fake.requests[1]["response_format"]["schema"])
     assert x.stats.mode == "json_object" and x.stats.fallbacks == 0
 
 
@@ -239,3 +241,11 @@ async def test_one_exchange_too_long_for_the_context_gets_the_rules(fake: FakeLL
     out = await x.extract(exchanges(1))
     assert len(fake.requests) == 1 and out == await DeterministicExtractor().extract(exchanges(1))
     assert (x.stats.mode, x.stats.exchanges, x.stats.fallbacks) == ("json_schema", 1, 1)
+
+
+async def test_a_repair_too_long_for_the_context_falls_back_without_halving(fake: FakeLLM) -> None:
+    fake.script = [{"content": "not JSON at all"}, TOO_LONG]
+    x = extractor(fake)
+    out = await x.extract(exchanges(2))
+    assert len(fake.requests) == 2 and out == await DeterministicExtractor().extract(exchanges(2))
+    assert (x.stats.mode, x.stats.repairs, x.stats.fallbacks) == ("json_schema", 1, 2)
