@@ -168,10 +168,8 @@ class LLMExtractor:
         self._published = ExtractionStats()
 
     async def publish(self) -> None:
-        """Add what this process counted since the last call to the shared ``counters``.
-
-        When they cannot be written the counts stay pending for the next call: nothing is lost.
-        """
+        """Add what was counted since the last call to the shared ``counters`` (kept for the next
+        call when they cannot be written: nothing is lost)."""
         if self.counters is None:
             return
         now, before = self.stats.counts(), self._published.counts()
