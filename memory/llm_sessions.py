@@ -41,6 +41,7 @@ class LLMSessionWriter:
         self.settings = extractor.settings
         self.budget = extractor.budget
         self.stats = extractor.stats
+        self.down = False
 
     async def write(self, session: Sequence[Exchange], limit: int) -> str | None:
         """A one-line body of at most ``limit`` characters for ``session`` (one user and scope), or None.
@@ -55,6 +56,7 @@ class LLMSessionWriter:
     async def _write(self, session: Sequence[Exchange], limit: int) -> str | None:
         stats = self.stats
         stats.session_summaries += 1
+        self.down = False
         owner = _owner(session[0])
         if self.budget is not None:
             spent = (await self.budget.spent([owner]))[owner]
@@ -70,6 +72,7 @@ class LLMSessionWriter:
         except openai.OpenAIError as exc:
             log.warning("LLM session summary unavailable, rule-based instead: %s", type(exc).__name__)
             stats.session_fallbacks += 1
+            self.down = True
             return None
         stats.calls += 1
         stats.session_calls += 1

@@ -115,6 +115,8 @@ def summary_text(session: Sequence[Exchange], max_chars: int = MAX_CHARS) -> str
 
 
 class SessionWriter(Protocol):
+    down: bool  # the last call got no answer at all (timeout, connection or HTTP error)
+
     async def write(self, session: Sequence[Exchange], limit: int) -> str | None:
         """The text that follows the dates, within ``limit`` characters, or None (the rules write it)."""
         ...
@@ -143,8 +145,9 @@ async def summarise_finished(store: PostgresSessions, idle: timedelta, max_token
 
     A full batch may end mid-session, so its last session waits for the next run. A stored
     session within the idle time of uncovered exchanges is dropped and summarised again with them.
-    With a ``writer``, at most WRITTEN_PER_RUN sessions are summarised per run (the rest wait),
-    each with the writer's text, or the rules' when it gives none.
+    With a ``writer``, at most WRITTEN_PER_RUN sessions are summarised per run, each with the writer's
+    text, or the rules' when it gives none; the rest wait for the next run, as they do after the first
+    session the writer's endpoint did not answer for.
     Raises ArchiveUnavailable; TierUnavailable when the writer cannot read its budget.
     """
     rows = await store.uncovered(BATCH)
@@ -164,4 +167,6 @@ async def summarise_finished(store: PostgresSessions, idle: timedelta, max_token
     for s in finished[:WRITTEN_PER_RUN]:  # each stored at once: a later failure keeps what was paid for
         body = await writer.write(s, MAX_CHARS - len(_heading(s)) - 2)
         added += await store.add([build(s, body)])
+        if writer.down:  # one timeout per run at most holds the worker's loop; the rest wait for the next
+            break
     return added

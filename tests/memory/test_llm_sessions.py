@@ -1,6 +1,7 @@
 """Session summaries written by the LLM (memory.llm_sessions) through the real manager and servers,
 against a fake OpenAI-compatible server on a real socket: good, empty, malformed, refused and cut-off
-answers, a timeout, and a guild over its daily token budget; what the session table then holds."""
+answers, a timeout (which ends the run), and a guild over its daily token budget; what the session
+table then holds."""
 
 from __future__ import annotations
 
@@ -127,12 +128,15 @@ async def test_unusable_answers_fall_back_to_the_rules_and_are_counted(
     assert (x["session_calls"], x["session_llm"], x["session_fallbacks"]) == (4, 0, 4)
 
 
-async def test_a_timeout_falls_back_for_that_session_only(open_memory: Callable[..., Any], llm: FakeLLM) -> None:
+async def test_a_timeout_falls_back_and_the_other_sessions_wait_for_the_next_run(
+        open_memory: Callable[..., Any], llm: FakeLLM) -> None:
     memory = await open_memory(timeout_seconds=0.5)
     user, guild = f"lt-{uuid.uuid4().hex[:8]}", f"g{uuid.uuid4().hex[:8]}"
     ids = await tell(memory, user, guild, 2)
     llm.script = [{"timeout": True}, {"content": GOOD[1]}]
-    assert await memory.summarise_sessions(force=True) == 2
+    assert await memory.summarise_sessions(force=True) == 1  # no answer: the run stops there
+    assert len(llm.requests) == 1
+    assert await memory.summarise_sessions(force=True) == 1
     stored = await memory.t.sessions.all(user)
     assert [s.text for s in stored] == [await rules_text(memory, user, ids[0]), f"{heading(1)}: {GOOD[1]}"]
     x = memory.extraction_stats()
