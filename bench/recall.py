@@ -9,6 +9,8 @@ reporting half of its conversations, ``--limit`` the first N of them), imports t
 (real tiers: bundled servers in a temporary data directory, or the URLs
 configured in the environment), waits for the derived tiers (``flush``), then
 for every question and budget B asks ``get_conversation_context(max_tokens=B)``
+(a question asked mid-history, as RealMemBench's are, is asked once the
+exchanges before it are stored and flushed, before any later one: ``schedule``)
 and checks which evidence needles are in ``to_context_string(max_tokens=B)``.
 The same questions are answered by three baselines packing whole raw
 exchanges (recency, BM25, dense MiniLM). Generated runs pool the evidence
@@ -121,8 +123,10 @@ class Tally:
 def schedule(dataset: Dataset) -> list[tuple[list[BenchExchange], list[Question]]]:
     """Steps of (exchanges to store, then questions to ask). A question asked mid-history
     (``asked_at``) comes once every exchange of its user older than that moment is stored, and
-    before any later one; the others are asked when everything is stored."""
+    before any later one; everything else is stored in one last step (in the dataset's order,
+    as a single import), then the other questions are asked."""
     steps: list[tuple[list[BenchExchange], list[Question]]] = []
+    stored: set[str] = set()
     for user in dataset.users:
         pending = sorted(dataset.user_exchanges(user), key=lambda e: e.timestamp)
         timed = sorted((q for q in dataset.questions if q.user_id == user and q.asked_at is not None),
@@ -132,10 +136,11 @@ def schedule(dataset: Dataset) -> list[tuple[list[BenchExchange], list[Question]
             cut = next((i for i, e in enumerate(pending) if e.timestamp >= question.asked_at), len(pending))
             if cut or not steps:
                 steps.append((pending[:cut], []))
+                stored.update(e.id for e in pending[:cut])
             pending = pending[cut:]
             steps[-1][1].append(question)
-        steps.append((pending, []))
-    steps.append(([], [q for q in dataset.questions if q.asked_at is None]))
+    steps.append(([e for e in dataset.exchanges if e.id not in stored],
+                  [q for q in dataset.questions if q.asked_at is None]))
     return [(batch, asked) for batch, asked in steps if batch or asked]
 
 
