@@ -20,6 +20,7 @@ from typing import Any, TypeVar
 
 from memory.context import ConversationContext, RankedExchange
 from memory.errors import InvalidInput, TierUnavailable
+from memory.expansion import CandidateExpansion
 from memory.extraction import query_names
 from memory.governance import MemoryGovernance
 from memory.lifecycle import ExchangeLifecycle
@@ -37,7 +38,7 @@ from memory.models import (
 )
 from memory.profile import Profile, build_profile
 from memory.protocols import CacheTier, Embedder, Extractor, GraphTier, SummaryTier
-from memory.ranking import aged, fuse
+from memory.ranking import Fused, aged, fuse
 from memory.services import BotServices
 from memory.sessions import JOB as SESSIONS_JOB
 from memory.sessions import SHOWN as SESSIONS_SHOWN
@@ -71,7 +72,7 @@ class _Opener:
             await self.manager.aclose()
 
 
-class HierarchicalMemoryManager(ExchangeLifecycle, MemoryGovernance, BotServices):
+class HierarchicalMemoryManager(ExchangeLifecycle, MemoryGovernance, BotServices, CandidateExpansion):
     """Coordinates the four tiers. Build with ``from_env()`` or ``create()``; close with ``aclose()``.
 
     Edits, deletions, pause, guild settings and retention: see ``memory.lifecycle``; forget,
@@ -297,6 +298,15 @@ class HierarchicalMemoryManager(ExchangeLifecycle, MemoryGovernance, BotServices
         out += [Hit(e.id, 0.0, "time") for e in newest or [] if e.timestamp >= when.start]
         return out
 
+    async def _read_full(self, scope: Scope, fused: list[Fused], known: dict[str, Exchange],
+                         reports: dict[str, TierReport]) -> None:
+        """Add to ``known`` the full text of the fused candidates it lacks, read from the archive."""
+        wanted = [f.exchange_id for f in fused if f.exchange_id not in known]
+        if wanted:
+            r = self.settings.retrieval
+            rows = await self._timed("archive", self.t.archive.get(scope, wanted), r.archive_timeout_ms, reports)
+            known.update({e.id: e for e in rows or []})
+
     async def get_conversation_context(self, user_id: str, current_query: str, guild_id: str | None = None,
                                        channel_id: str | None = None,
                                        max_tokens: int = 1500) -> ConversationContext:
@@ -328,16 +338,21 @@ class HierarchicalMemoryManager(ExchangeLifecycle, MemoryGovernance, BotServices
                 self._timed("facts", self.t.ledger.facts(scope), r.archive_timeout_ms, reports),
                 self._in_window(scope, query, when, reports),
             ), self._profile_sources(scope, reports), self._sessions(scope, query, when, reports))
-        fused = fuse({"fulltext": fulltext or [], "semantic": semantic or [], "graph": graph or [],
-                      "recent": [Hit(e.id, 0.0, "recent") for e in recent], "time": dated},
-                     weights={"fulltext": r.weight_fulltext, "semantic": r.weight_semantic,
-                              "graph": r.weight_graph, "recent": r.weight_recent, "time": r.weight_time},
-                     k=r.rrf_k)
+        lists = {"fulltext": fulltext or [], "semantic": semantic or [], "graph": graph or [],
+                 "recent": [Hit(e.id, 0.0, "recent") for e in recent], "time": dated}
+        weights = {"fulltext": r.weight_fulltext, "semantic": r.weight_semantic, "graph": r.weight_graph,
+                   "recent": r.weight_recent, "time": r.weight_time, "neighbours": r.weight_neighbours,
+                   "feedback": r.weight_feedback, "entities": r.weight_entities}
+        fused = fuse(lists, weights=weights, k=r.rrf_k)
         known = {e.id: e for e in recent}
-        wanted = [f.exchange_id for f in fused[: r.candidates] if f.exchange_id not in known]
-        if wanted:
-            rows = await self._timed("archive", self.t.archive.get(scope, wanted), r.archive_timeout_ms, reports)
-            known.update({e.id: e for e in rows or []})
+        await self._read_full(scope, fused[: r.candidates], known, reports)
+        if r.expand_seeds > 0:
+            seeds = [known[f.exchange_id] for f in fused[: r.expand_seeds] if f.exchange_id in known]
+            more, found = await self._expand(scope, query, seeds, reports)
+            if more:
+                known.update({e.id: e for e in found})
+                fused = fuse(lists | more, weights=weights, k=r.rrf_k)
+                await self._read_full(scope, fused[: r.candidates], known, reports)
         relevant = aged([RankedExchange(known[f.exchange_id], f.score, f.sources) for f in fused[: r.candidates]
                          if f.exchange_id in known], datetime.now(UTC), r.weight_age, r.age_half_life_days)
         for name in ("cache", "archive", "summaries", "graph"):

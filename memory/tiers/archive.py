@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Sequence
-from datetime import datetime
+from datetime import datetime, timedelta
 from importlib import resources
 from typing import Any
 
@@ -250,6 +250,27 @@ class PostgresArchive(_PgEdge):
             " GROUP BY m.id ORDER BY score DESC, max(m.created_at) DESC LIMIT $4",
             scope.user_id, scope.key, query[:4000], limit, COMMON_WORD_ROWS, since, until)
         return [Hit(r["id"], float(r["score"]), "fulltext") for r in rows]
+
+    async def neighbours(self, scope: Scope, ids: Sequence[str], each_side: int,
+                         max_gap: timedelta) -> list[tuple[str, Exchange, int]]:
+        """The exchanges said just before and after each of ``ids`` in the scope: up to
+        ``each_side`` on each side within ``max_gap`` of it (the same sitting, not the next day's
+        talk). Returns (anchor id, neighbour, steps away), in ``ids`` order, nearest first."""
+        if not ids or each_side < 1:
+            return []
+        rows = await self._fetch(
+            "SELECT a.ord, a.id AS anchor, n.* FROM"
+            " (SELECT e.id, e.created_at, x.ord FROM unnest($3::text[]) WITH ORDINALITY x(id, ord)"
+            "  JOIN exchanges e ON e.id = x.id AND e.user_id = $1 AND e.scope = $2) a,"
+            " LATERAL ((SELECT row_number() OVER (ORDER BY created_at DESC) AS step, " + _COLUMNS +
+            "   FROM exchanges WHERE user_id = $1 AND scope = $2 AND created_at < a.created_at"
+            "   AND created_at >= a.created_at - $5::interval ORDER BY created_at DESC LIMIT $4)"
+            "  UNION ALL (SELECT row_number() OVER (ORDER BY created_at) AS step, " + _COLUMNS +
+            "   FROM exchanges WHERE user_id = $1 AND scope = $2 AND created_at > a.created_at"
+            "   AND created_at <= a.created_at + $5::interval ORDER BY created_at LIMIT $4)) n"
+            " ORDER BY a.ord, n.step",
+            scope.user_id, scope.key, list(ids), each_side, max_gap)
+        return [(r["anchor"], _row_to_exchange(r), int(r["step"])) for r in rows]
 
     async def phrase_ids(self, scope: Scope, phrase: str) -> list[str]:
         """Ids of the scope's exchanges containing every word of ``phrase`` (stemmed)."""
