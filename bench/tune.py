@@ -56,11 +56,14 @@ async def score(memory: Any, dataset: Any, budgets: list[int], misses: list[dict
     asked: Counter[str] = Counter()
     lost: dict[str, Counter[str]] = defaultdict(Counter)  # type -> where each evidence turn went
     ms: list[float] = []
+    expand_ms: list[float] = []
     for q in dataset.questions:
         t0 = time.perf_counter()
         ctx = await memory.get_conversation_context(q.user_id, q.text, guild_id=q.guild_id,
                                                     max_tokens=max(budgets))
         ms.append((time.perf_counter() - t0) * 1000)
+        if "expansion" in ctx.tiers:
+            expand_ms.append(ctx.tiers["expansion"].ms)
         asked[q.qtype] += 1
         hits_by_budget = {}
         for b in budgets:
@@ -84,7 +87,8 @@ async def score(memory: Any, dataset: Any, budgets: list[int], misses: list[dict
     recall = {str(b): {"overall": round(100 * sum(share[b].values()) / max(1, total), 1)}
               | {t: round(100 * share[b][t] / n, 1) for t, n in sorted(asked.items())} for b in budgets}
     where = {t: {k: round(100 * v / max(1, sum(c.values())), 1) for k, v in c.items()} for t, c in lost.items()}
-    return {"recall": recall, "evidence_at_mid_budget": where, "query_ms": summary_ms(ms)}
+    return {"recall": recall, "evidence_at_mid_budget": where, "query_ms": summary_ms(ms),
+            "second_round_ms": summary_ms(expand_ms) if expand_ms else None}
 
 
 async def amain(argv: list[str] | None = None) -> dict[str, Any]:

@@ -346,13 +346,16 @@ class HierarchicalMemoryManager(ExchangeLifecycle, MemoryGovernance, BotServices
         fused = fuse(lists, weights=weights, k=r.rrf_k)
         known = {e.id: e for e in recent}
         await self._read_full(scope, fused[: r.candidates], known, reports)
-        if r.expand_seeds > 0:
+        if r.expand_seeds > 0:  # the second round: its wall time is reported as "expansion"
+            start = time.perf_counter()
             seeds = [known[f.exchange_id] for f in fused[: r.expand_seeds] if f.exchange_id in known]
             more, found = await self._expand(scope, query, seeds, reports)
             if more:
                 known.update({e.id: e for e in found})
                 fused = fuse(lists | more, weights=weights, k=r.rrf_k)
                 await self._read_full(scope, fused[: r.candidates], known, reports)
+            reports["expansion"] = TierReport("expansion", "ok", (time.perf_counter() - start) * 1000,
+                                              sum(len(hits) for hits in more.values()))
         relevant = aged([RankedExchange(known[f.exchange_id], f.score, f.sources) for f in fused[: r.candidates]
                          if f.exchange_id in known], datetime.now(UTC), r.weight_age, r.age_half_life_days)
         for name in ("cache", "archive", "summaries", "graph"):
