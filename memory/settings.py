@@ -125,7 +125,7 @@ class RetrievalSettings(BaseModel):
     neighbour_gap_minutes: float = Field(60.0, gt=0, description="a neighbour is at most this far in time "
                                          "from its seed (the same sitting)")
     weight_neighbours: float = Field(0.5, ge=0, description="the exchanges next to the seeds; 0 = off")
-    weight_feedback: float = Field(0.5, ge=0, description="a second full-text query: the query plus the "
+    weight_feedback: float = Field(0.0, ge=0, description="a second full-text query: the query plus the "
                                    "words the seeds share; 0 = off")
     feedback_words: int = Field(12, ge=1, le=100, description="seed words added to the feedback query")
     weight_entities: float = Field(0.0, ge=0, description="the graph's exchanges naming the seeds' "
