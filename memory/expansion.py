@@ -6,8 +6,8 @@ have answered, the best fused hits (the seeds) lead to more candidates:
 
 - ``neighbours``: the exchanges said just before and after a seed in the same
   sitting, where a topic goes on ("and I also started painting");
-- ``feedback``: a second full-text query made of the query and the words the
-  seeds share (pseudo-relevance feedback);
+- ``feedback``: a second full-text query made of the words the seeds share that
+  the query lacks (pseudo-relevance feedback; the query's own words were searched);
 - ``entities``: the graph's exchanges mentioning the seeds' entities.
 
 Each is one list fused with the first round's lists; its weight 0 turns it off.
@@ -82,7 +82,7 @@ class CandidateExpansion(ManagerParts):
                 scope, seed_ids, r.expand_neighbours, timedelta(minutes=r.neighbour_gap_minutes)),
                 r.archive_timeout_ms, reports) if r.weight_neighbours > 0 and r.expand_neighbours > 0 else none(),
             self._timed("archive", self.t.archive.search(
-                scope, " ".join([query, *feedback_words(query, seeds, r.feedback_words)]), r.candidates),
+                scope, " ".join(feedback_words(query, seeds, r.feedback_words)), r.candidates),
                 r.archive_timeout_ms, reports) if r.weight_feedback > 0 else none(),
             self._timed("graph", self.graph.related(
                 scope, _seed_names(seeds), r.candidates), r.graph_timeout_ms, reports)
