@@ -91,6 +91,36 @@ async def score(memory: Any, dataset: Any, budgets: list[int], misses: list[dict
             "second_round_ms": summary_ms(expand_ms) if expand_ms else None}
 
 
+async def tune(dataset: Any, budgets: list[int], variants: list[tuple[str, dict[str, Any]]],
+               settings: Any) -> tuple[dict[str, Any], dict[str, Any]]:
+    """Import ``dataset`` once into a manager on ``settings``, then score each variant; returns the
+    result object and the misses of each variant."""
+    from memory import HierarchicalMemoryManager
+
+    manager_module.fuse = _capturing_fuse
+    out: dict[str, Any] = {"questions": len(dataset.questions), "variants": {}}
+    all_misses: dict[str, Any] = {}
+    for name in ("archive_timeout_ms", "summaries_timeout_ms", "graph_timeout_ms", "cache_timeout_ms"):
+        setattr(settings.retrieval, name, 10_000)
+    defaults = settings.retrieval.model_dump()
+    try:
+        async with HierarchicalMemoryManager.from_env(settings) as memory:
+            await import_dataset(memory, dataset)
+            start = time.perf_counter()
+            await memory.flush(timeout=3600)
+            progress(f"imported and flushed ({time.perf_counter() - start:.0f}s flush)")
+            for name, overrides in variants:
+                for key, value in defaults.items():
+                    setattr(memory.settings.retrieval, key, overrides.get(key, value))
+                misses: list[dict[str, Any]] = []
+                out["variants"][name] = {"overrides": overrides, **await score(memory, dataset, budgets, misses)}
+                all_misses[name] = misses
+                progress(f"{name}: {json.dumps(out['variants'][name]['recall'])}")
+    finally:
+        manager_module.fuse = _fuse
+    return out, all_misses
+
+
 async def amain(argv: list[str] | None = None) -> dict[str, Any]:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--dataset", choices=DATASETS[1:], default="realtalk")
@@ -104,31 +134,9 @@ async def amain(argv: list[str] | None = None) -> dict[str, Any]:
     budgets = sorted(int(b) for b in args.budgets.split(","))
     variants = [parse_variant(v) for v in args.variant or ["base"]]
     dataset = load_dataset(args.dataset, args.path, half=args.half, limit=args.limit)
-    manager_module.fuse = _capturing_fuse
-    from memory import HierarchicalMemoryManager
-
-    out: dict[str, Any] = {"dataset": args.dataset, "half": args.half, "questions": len(dataset.questions),
-                           "variants": {}}
-    all_misses: dict[str, Any] = {}
     with memory_settings() as (settings, _, _):
-        for name in ("archive_timeout_ms", "summaries_timeout_ms", "graph_timeout_ms", "cache_timeout_ms"):
-            setattr(settings.retrieval, name, 10_000)
-        defaults = settings.retrieval.model_dump()
-        worker_defaults = settings.worker.model_dump()
-        async with HierarchicalMemoryManager.from_env(settings) as memory:
-            await import_dataset(memory, dataset)
-            start = time.perf_counter()
-            await memory.flush(timeout=3600)
-            progress(f"imported and flushed ({time.perf_counter() - start:.0f}s flush)")
-            for name, overrides in variants:
-                for key, value in defaults.items():
-                    setattr(memory.settings.retrieval, key, overrides.get(key, value))
-                for key, value in worker_defaults.items():  # read-side uses only (the import is done)
-                    setattr(memory.settings.worker, key, overrides.get(f"worker.{key}", value))
-                misses: list[dict[str, Any]] = []
-                out["variants"][name] = {"overrides": overrides, **await score(memory, dataset, budgets, misses)}
-                all_misses[name] = misses
-                progress(f"{name}: {json.dumps(out['variants'][name]['recall'])}")
+        out, all_misses = await tune(dataset, budgets, variants, settings)
+    out.update(dataset=args.dataset, half=args.half)
     if args.misses:
         args.misses.write_text(json.dumps(all_misses, indent=1))
     return out
