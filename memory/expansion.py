@@ -18,14 +18,16 @@ from __future__ import annotations
 
 import asyncio
 import re
+import time
 from collections import Counter
-from collections.abc import Awaitable, Sequence
+from collections.abc import Awaitable, Mapping, Sequence
 from datetime import timedelta
 from typing import TYPE_CHECKING, TypeVar
 
 from memory.extraction import STOPWORDS, query_names, stem
 from memory.models import Exchange, Hit, Scope, TierReport
 from memory.parts import ManagerParts
+from memory.ranking import Fused, fuse
 
 T = TypeVar("T")
 _WORD = re.compile(r"[^\W\d_][\w'’\-]*[^\W_]")
@@ -65,6 +67,32 @@ class CandidateExpansion(ManagerParts):
     if TYPE_CHECKING:
         async def _timed(self, name: str, aw: Awaitable[T], timeout_ms: int,
                          reports: dict[str, TierReport]) -> T | None: ...
+
+    async def _read_full(self, scope: Scope, fused: Sequence[Fused], known: dict[str, Exchange],
+                         reports: dict[str, TierReport]) -> None:
+        """Add to ``known`` the full text of the fused candidates it lacks, read from the archive."""
+        wanted = [f.exchange_id for f in fused if f.exchange_id not in known]
+        if wanted:
+            r = self.settings.retrieval
+            rows = await self._timed("archive", self.t.archive.get(scope, wanted), r.archive_timeout_ms, reports)
+            known.update({e.id: e for e in rows or []})
+
+    async def _second_round(self, scope: Scope, query: str, lists: Mapping[str, Sequence[Hit]],
+                            weights: Mapping[str, float], fused: list[Fused], known: dict[str, Exchange],
+                            reports: dict[str, TierReport]) -> list[Fused]:
+        """The first round's ``lists`` fused again with the second round's; ``known`` gains the
+        new candidates' text. Its wall time is reported as the "expansion" tier."""
+        r = self.settings.retrieval
+        start = time.perf_counter()
+        seeds = [known[f.exchange_id] for f in fused[: r.expand_seeds] if f.exchange_id in known]
+        more, found = await self._expand(scope, query, seeds, reports)
+        if more:
+            known.update({e.id: e for e in found})
+            fused = fuse({**lists, **more}, weights=weights, k=r.rrf_k)
+            await self._read_full(scope, fused[: r.candidates], known, reports)
+        reports["expansion"] = TierReport("expansion", "ok", (time.perf_counter() - start) * 1000,
+                                          sum(len(hits) for hits in more.values()))
+        return fused
 
     async def _expand(self, scope: Scope, query: str, seeds: Sequence[Exchange],
                       reports: dict[str, TierReport]) -> tuple[dict[str, list[Hit]], list[Exchange]]:

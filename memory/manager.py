@@ -38,7 +38,7 @@ from memory.models import (
 )
 from memory.profile import Profile, build_profile
 from memory.protocols import CacheTier, Embedder, Extractor, GraphTier, SummaryTier
-from memory.ranking import Fused, aged, fuse
+from memory.ranking import aged, fuse
 from memory.services import BotServices
 from memory.sessions import JOB as SESSIONS_JOB
 from memory.sessions import SHOWN as SESSIONS_SHOWN
@@ -298,15 +298,6 @@ class HierarchicalMemoryManager(ExchangeLifecycle, MemoryGovernance, BotServices
         out += [Hit(e.id, 0.0, "time") for e in newest or [] if e.timestamp >= when.start]
         return out
 
-    async def _read_full(self, scope: Scope, fused: list[Fused], known: dict[str, Exchange],
-                         reports: dict[str, TierReport]) -> None:
-        """Add to ``known`` the full text of the fused candidates it lacks, read from the archive."""
-        wanted = [f.exchange_id for f in fused if f.exchange_id not in known]
-        if wanted:
-            r = self.settings.retrieval
-            rows = await self._timed("archive", self.t.archive.get(scope, wanted), r.archive_timeout_ms, reports)
-            known.update({e.id: e for e in rows or []})
-
     async def get_conversation_context(self, user_id: str, current_query: str, guild_id: str | None = None,
                                        channel_id: str | None = None,
                                        max_tokens: int = 1500) -> ConversationContext:
@@ -346,16 +337,8 @@ class HierarchicalMemoryManager(ExchangeLifecycle, MemoryGovernance, BotServices
         fused = fuse(lists, weights=weights, k=r.rrf_k)
         known = {e.id: e for e in recent}
         await self._read_full(scope, fused[: r.candidates], known, reports)
-        if r.expand_seeds > 0:  # the second round: its wall time is reported as "expansion"
-            start = time.perf_counter()
-            seeds = [known[f.exchange_id] for f in fused[: r.expand_seeds] if f.exchange_id in known]
-            more, found = await self._expand(scope, query, seeds, reports)
-            if more:
-                known.update({e.id: e for e in found})
-                fused = fuse(lists | more, weights=weights, k=r.rrf_k)
-                await self._read_full(scope, fused[: r.candidates], known, reports)
-            reports["expansion"] = TierReport("expansion", "ok", (time.perf_counter() - start) * 1000,
-                                              sum(len(hits) for hits in more.values()))
+        if r.expand_seeds > 0:
+            fused = await self._second_round(scope, query, lists, weights, fused, known, reports)
         relevant = aged([RankedExchange(known[f.exchange_id], f.score, f.sources) for f in fused[: r.candidates]
                          if f.exchange_id in known], datetime.now(UTC), r.weight_age, r.age_half_life_days)
         for name in ("cache", "archive", "summaries", "graph"):

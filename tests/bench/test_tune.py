@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 import json
+import uuid
 from pathlib import Path
 
 from bench import tune
-from bench.datasets import load
+from bench.datasets import load_realtalk
 from memory.launcher import Addresses
 from tests import servers
 from tests.bench.test_datasets import _turn
@@ -24,7 +25,8 @@ async def test_variants_share_one_import_and_say_where_evidence_went(bundled: Ad
             "qa": [{"question": "Which desserts did Elise bake?", "answer": "tiramisu, pavlova",
                     "evidence": ["D1:4", "D2:2"], "category": 1}]}
     (tmp_path / "data" / "Chat_1_Emi_Elise.json").write_text(json.dumps(chat))
-    dataset = load("realtalk", tmp_path)
+    # its own user ids: the servers' cache, summaries and graph are shared with other tests
+    dataset = load_realtalk(tmp_path, namespace=f"tune{uuid.uuid4().hex[:8]}")
     dsn = await servers.create_database(bundled.postgres_dsn)
     variants = [tune.parse_variant("all:candidates=200"),
                 tune.parse_variant("one:candidates=1,recent=0,expand_seeds=0")]
