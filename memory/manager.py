@@ -250,7 +250,7 @@ class HierarchicalMemoryManager(ExchangeLifecycle, MemoryGovernance, BotServices
             reports[name] = TierReport(name, "failed", (time.perf_counter() - start) * 1000, detail=str(exc))
             return None
         self.metrics.tier_read(name, "ok", time.perf_counter() - start)
-        hits = len(result) if isinstance(result, list | tuple) else 0
+        hits = len(result) if isinstance(result, list | tuple) else getattr(result, "hits", 0)
         previous = reports.get(name)
         if previous is not None and previous.status != "ok":
             return result  # an earlier call of this tier failed: keep that in the report
@@ -318,16 +318,19 @@ class HierarchicalMemoryManager(ExchangeLifecycle, MemoryGovernance, BotServices
         reports: dict[str, TierReport] = {}
         names = query_names(query)
         when = window(query, datetime.now(UTC))
-        (recent, fulltext, semantic, graph, facts, dated), (typed, corrections), sessions = await asyncio.gather(
+        (recent, fulltext, semantic, graph, curated, dated), typed, sessions = await asyncio.gather(
             asyncio.gather(
                 self._recent(scope, reports),
                 self._timed("archive", self.t.archive.search(scope, query, r.candidates), r.archive_timeout_ms,
                             reports),
                 self._semantic(scope, query, reports),
                 self._timed("graph", self.graph.related(scope, names, r.candidates), r.graph_timeout_ms, reports),
-                self._timed("facts", self.t.ledger.facts(scope), r.archive_timeout_ms, reports),
+                self._timed("facts", self.t.ledger.curated(scope), r.archive_timeout_ms, reports),
                 self._in_window(scope, query, when, reports),
             ), self._profile_sources(scope, reports), self._sessions(scope, query, when, reports))
+        facts, corrections = (curated.facts, curated.corrections) if curated else ([], {})
+        if r.profile_tokens == 0:
+            corrections = {}
         fused = fuse({"fulltext": fulltext or [], "semantic": semantic or [], "graph": graph or [],
                       "recent": [Hit(e.id, 0.0, "recent") for e in recent], "time": dated},
                      weights={"fulltext": r.weight_fulltext, "semantic": r.weight_semantic,
@@ -343,10 +346,9 @@ class HierarchicalMemoryManager(ExchangeLifecycle, MemoryGovernance, BotServices
         for name in ("cache", "archive", "summaries", "graph"):
             reports.setdefault(name, TierReport(name, "skipped", 0.0))
         return ConversationContext(user_id=scope.user_id, guild_id=scope.guild_id, query=query,
-                                   recent=recent[: r.recent], relevant=relevant, facts=facts or [],
+                                   recent=recent[: r.recent], relevant=relevant, facts=facts,
                                    tiers=reports, max_tokens=max_tokens,
-                                   profile=build_profile(scope.user_id, scope.guild_id, typed, facts or [],
-                                                         corrections),
+                                   profile=build_profile(scope.user_id, scope.guild_id, typed, facts, corrections),
                                    profile_tokens=r.profile_tokens, sessions=sessions,
                                    session_since=datetime.now(UTC) - timedelta(minutes=r.session_gap_minutes))
 
@@ -378,16 +380,14 @@ class HierarchicalMemoryManager(ExchangeLifecycle, MemoryGovernance, BotServices
 
     # ---- profile and typed facts ------------------------------------------------------------
 
-    async def _profile_sources(self, scope: Scope, reports: dict[str, TierReport]
-                               ) -> tuple[list[TypedFact], dict[str, tuple[str, str | None]]]:
-        """Typed facts and profile corrections for the context; a tier that fails leaves its part out."""
+    async def _profile_sources(self, scope: Scope, reports: dict[str, TierReport]) -> list[TypedFact]:
+        """Typed facts for the profile (its corrections come with the saved facts, ``ledger.curated``);
+        none when the graph fails."""
         if self.settings.retrieval.profile_tokens == 0:
-            return [], {}
+            return []
         r = self.settings.retrieval
-        typed, corrections = await asyncio.gather(
-            self._timed("graph", self.graph.facts(scope, support=False), r.graph_timeout_ms, reports),
-            self._timed("facts", self.t.ledger.corrections(scope), r.archive_timeout_ms, reports))
-        return typed or [], corrections or {}
+        typed = await self._timed("graph", self.graph.facts(scope, support=False), r.graph_timeout_ms, reports)
+        return typed or []
 
     async def typed_facts(self, user_id: str, guild_id: str | None = None) -> list[TypedFact]:
         """The scope's typed facts, current and closed, oldest first (raises TierUnavailable)."""

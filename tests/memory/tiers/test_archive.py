@@ -69,7 +69,7 @@ async def dsn(postgres_dsn: str, _module_databases: dict[str, str]) -> str:
 @pytest_asyncio.fixture
 async def pool(dsn: str) -> AsyncIterator[asyncpg.Pool]:
     p = await create_pool(dsn, max_size=8)
-    await p.execute("TRUNCATE exchanges, outbox, facts, token_usage CASCADE")
+    await p.execute("TRUNCATE exchanges, outbox, facts, token_usage, profile_corrections CASCADE")
     yield p
     await p.close()
 
@@ -394,6 +394,28 @@ async def test_facts_add_list_remove_isolated(ledger: PostgresLedger) -> None:
     assert [f.id for f in await ledger.facts(ALICE_G1)] == [dog.id]
     assert await ledger.count("alice") == 2
     assert await ledger.count("bob") == 1
+
+
+async def test_curated_reads_the_scopes_facts_and_corrections_in_one_go(ledger: PostgresLedger) -> None:
+    """``curated`` (the reply path's single statement) returns what ``facts`` and ``corrections``
+    return, in the same order, for this user and scope only; forget empties it."""
+    tea = await ledger.add_fact(ALICE_G1, "Prefers tea", "preference", 4)
+    walks = await ledger.add_fact(ALICE_G1, "Walks to work", "work", 2)
+    await ledger.add_fact(ALICE_DM, "DM fact")
+    await ledger.add_fact(BOB_G1, "Bob's fact")
+    await ledger.correct(ALICE_G1, "lives_in", "Lives in Paris", "Lives in Lyon")
+    await ledger.correct(ALICE_G1, "pet", "Has a cat", None)
+    await ledger.correct(BOB_G1, "pet", "Has a dog", None)
+    curated = await ledger.curated(ALICE_G1)
+    assert curated.facts == await ledger.facts(ALICE_G1) == [tea, walks]
+    assert curated.corrections == await ledger.corrections(ALICE_G1) == {
+        "lives_in": ("Lives in Paris", "Lives in Lyon"), "pet": ("Has a cat", None)}
+    assert curated.hits == 2
+    dm = await ledger.curated(ALICE_DM)
+    assert ([f.text for f in dm.facts], dm.corrections) == (["DM fact"], {})
+    await ledger.forget(ForgetTarget("alice", ALICE_G1))
+    assert await ledger.curated(ALICE_G1) == type(curated)([], {})
+    assert (await ledger.curated(BOB_G1)).corrections == {"pet": ("Has a dog", None)}
 
 
 async def test_ledger_forget(ledger: PostgresLedger) -> None:
