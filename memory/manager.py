@@ -291,10 +291,10 @@ class HierarchicalMemoryManager(ExchangeLifecycle, MemoryGovernance, BotServices
         hits, newest = await asyncio.gather(
             self._timed("archive", self.t.archive.search(scope, words, r.candidates, since=when.start,
                                                          until=when.end), r.archive_timeout_ms, reports),
-            self._timed("archive", self.t.archive.recent(scope, r.candidates, before=when.end),
+            self._timed("archive", self.t.archive.newest_ids(scope, r.candidates, when.start, when.end),
                         r.archive_timeout_ms, reports))
         out = [Hit(h.exchange_id, h.score, "time") for h in hits or []]
-        out += [Hit(e.id, 0.0, "time") for e in newest or [] if e.timestamp >= when.start]
+        out += [Hit(xid, 0.0, "time") for xid in newest or []]
         return out
 
     async def get_conversation_context(self, user_id: str, current_query: str, guild_id: str | None = None,

@@ -62,6 +62,9 @@ class ArchiveTier(Tier, Protocol):
                      until: datetime | None = None) -> list[Hit]:
         """Full-text search within the scope (and the time window ``[since, until)``), best first."""
 
+    async def newest_ids(self, scope: Scope, limit: int, since: datetime, until: datetime) -> list[str]:
+        """Ids of the scope's newest ``limit`` exchanges in ``[since, until)``, newest first."""
+
     async def exchanges(self, user_id: str, scope: Scope | None = None) -> list[Exchange]:
         """Every exchange of the user (one scope or all), oldest first."""
 

@@ -221,6 +221,15 @@ class PostgresArchive(_PgEdge):
             scope.user_id, scope.key, before, limit)
         return [_row_to_exchange(r) for r in rows]
 
+    async def newest_ids(self, scope: Scope, limit: int, since: datetime, until: datetime) -> list[str]:
+        """Ids of the scope's newest ``limit`` exchanges in ``[since, until)``, newest first
+        (what ``recent(before=until)`` keeps of them, without reading their text)."""
+        rows = await self._fetch(
+            "SELECT id FROM exchanges WHERE user_id = $1 AND scope = $2 AND created_at >= $3"
+            " AND created_at < $4 ORDER BY created_at DESC, id LIMIT $5", scope.user_id, scope.key, since, until,
+            limit)
+        return [r["id"] for r in rows]
+
     async def search(self, scope: Scope, query: str, limit: int, *, since: datetime | None = None,
                      until: datetime | None = None) -> list[Hit]:
         """Any-word full-text match in the scope, ranked by the summed IDF of the query's

@@ -188,6 +188,19 @@ async def test_recent_is_newest_first_and_pages_with_before(archive: PostgresArc
     assert [e.id for e in oldest_first] == [ex(ALICE_G1, n).id for n in range(1, 7)]
 
 
+async def test_newest_ids_are_the_windows_newest_as_recent_gives_them(archive: PostgresArchive) -> None:
+    """The read path's date window: the same ids, in the same order, as the exchanges
+    ``recent(before=until)`` returns that fall on or after ``since``; only this scope's."""
+    await _seed(archive, (ALICE_G1, ALICE_DM, BOB_G1), n=8)
+    t = [ex(ALICE_G1, n).timestamp for n in range(1, 9)]
+    for since, until, limit in ((t[2], t[6], 10), (t[2], t[6], 2), (t[0], t[7] + timedelta(days=1), 3),
+                                (t[7] + timedelta(days=1), t[7] + timedelta(days=2), 5)):
+        expected = [e.id for e in await archive.recent(ALICE_G1, limit, before=until) if e.timestamp >= since]
+        assert await archive.newest_ids(ALICE_G1, limit, since, until) == expected
+    assert await archive.newest_ids(ALICE_G1, 10, t[2], t[6]) == [ex(ALICE_G1, n).id for n in (6, 5, 4, 3)]
+    assert await archive.newest_ids(ALICE_G1, 2, t[2], t[6]) == [ex(ALICE_G1, n).id for n in (6, 5)]
+
+
 async def test_search_ranks_within_scope_only(archive: PostgresArchive) -> None:
     await archive.insert(ex(ALICE_G1, 1, "We hiked the Matterhorn trail near Zermatt", "Sounds lovely"))
     await archive.insert(ex(ALICE_G1, 2, "My favourite pasta is carbonara", "Classic choice"))
