@@ -355,7 +355,8 @@ class HierarchicalMemoryManager(ExchangeLifecycle, MemoryGovernance, BotServices
     # ---- dated session summaries (memory.sessions) --------------------------------------------
 
     async def summarise_sessions(self, *, force: bool = False) -> int | None:
-        """Store a dated summary of every finished session not summarised yet; returns how many.
+        """Store a dated summary of every finished session not summarised yet; returns how many
+        (written by the LLM when extraction uses one, see ``memory.llm_sessions``).
 
         Without ``force`` it runs only if no process ran it within its interval (None otherwise).
         Raises ArchiveUnavailable.
@@ -364,7 +365,8 @@ class HierarchicalMemoryManager(ExchangeLifecycle, MemoryGovernance, BotServices
         idle = timedelta(minutes=r.session_idle_minutes)
         if not force and not await self.t.policies.claim_job(SESSIONS_JOB, min(300.0, idle.total_seconds())):
             return None
-        return await summarise_finished(self.t.sessions, idle, r.session_max_tokens, datetime.now(UTC))
+        return await summarise_finished(self.t.sessions, idle, r.session_max_tokens, datetime.now(UTC),
+                                        self.t.session_writer)
 
     async def _sessions(self, scope: Scope, query: str, when: Window | None,
                         reports: dict[str, TierReport]) -> list[SessionSummary]:
