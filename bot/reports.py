@@ -61,6 +61,29 @@ def format_profile(profile: Any) -> str:
     return "\n".join(lines)
 
 
+NO_PROFILE = "Nothing yet: tell me about yourself and it will show here."
+
+
+async def profile_text(memory: HierarchicalMemoryManager, user_id: str, guild_id: str | None,
+                       action: str = "show", line: str | None = None, text: str | None = None) -> str:
+    """``/memory profile``: the profile of this scope after showing it (``action`` "show"),
+    removing the line keyed ``line`` ("remove") or replacing it with ``text`` ("replace").
+
+    Returns a usage hint when ``line`` (or, to replace, ``text``) is missing. Raises
+    InvalidInput for an unknown key or bad text, TierUnavailable when the profile cannot be read.
+    """
+    if action == "show":
+        profile, note = await memory.user_profile(user_id, guild_id), ""
+    elif action not in ("remove", "replace") or line is None or (action == "replace" and not text):
+        return "Name the line (its key, e.g. `home`) and, to replace it, the new text."
+    else:
+        profile = await memory.correct_profile(user_id, line, text if action == "replace" else None,
+                                               guild_id=guild_id)
+        note = f"Line `{line}` {'replaced' if action == 'replace' else 'removed'}.\n"
+    body = format_profile(profile) or NO_PROFILE
+    return clip(f"{note}Your profile {where(guild_id)}:\n{body}", 1900, lines=True)
+
+
 async def show_card(memory: HierarchicalMemoryManager, user_id: str, guild_id: str | None) -> Card:
     """Recent exchanges, top entities, facts and per-tier counts of this user in this scope.
 

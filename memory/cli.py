@@ -180,13 +180,23 @@ async def cmd_stats(args: argparse.Namespace, memory: HierarchicalMemoryManager)
                   f"tokens {stats.prompt_tokens}+{stats.completion_tokens}; "
                   f"dead letters {stats.dead_letters} (python -m memory dead-letters); "
                   f"bundled servers: {', '.join(stats.bundled) or 'none'}")
-    x = stats.extraction
-    console.print("extraction: " + ", ".join(f"{k} {v}" for k, v in x.items()))
+    _print_extraction(stats)
     if stats.restarts:
         console.print("restarts of bundled servers: "
                       + ", ".join(f"{name} {count}" for name, count in sorted(stats.restarts.items())))
     _print_activity(stats)
     return 0
+
+
+def _print_extraction(stats: MemoryStats) -> None:
+    """LLM extraction and session-summary counters: every process's (from Redis) and this one's."""
+    shared, here = stats.extraction_total, stats.extraction
+    table = Table(title="LLM extraction (calls and tokens include the session summaries)")
+    for col in ("counter", "all processes", "this process"):
+        table.add_column(col)
+    for name in dict.fromkeys([*shared, *here]):
+        table.add_row(name, str(shared.get(name, "-")), str(here.get(name, "-")))
+    console.print(table)
 
 
 def _print_activity(stats: MemoryStats) -> None:

@@ -3,7 +3,7 @@
 Runs in the worker, never on the reply path. One request covers up to
 ``batch_size`` exchanges of one user in one scope (never two users' words in one
 prompt), so there is at most one call per exchange (plus one repair attempt).
-The answer must be JSON matching ``BATCH_SCHEMA``; how that is asked for
+The answer must be JSON matching ``BatchOut`` (sent as ``BATCH_SCHEMA``); how that is asked for
 depends on the endpoint (``mode``):
 
 * ``json_schema`` - ``response_format={"type": "json_schema", ...}`` (OpenAI, llama.cpp's own server);
@@ -23,13 +23,14 @@ from __future__ import annotations
 
 import json
 import logging
-from collections.abc import Sequence
-from dataclasses import asdict, dataclass
+from collections.abc import Mapping, Sequence
+from dataclasses import asdict, dataclass, fields
 from typing import Any, Protocol
 
 import openai
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
+from memory.errors import TierUnavailable
 from memory.extraction import DeterministicExtractor, labelled_topics, normalise
 from memory.models import PREDICATES, Exchange, Extraction, Mention, Statement
 from memory.settings import LLMSettings
@@ -68,7 +69,18 @@ class BatchOut(BaseModel):
     exchanges: list[ExchangeOut] = Field(max_length=60)
 
 
-BATCH_SCHEMA: dict[str, Any] = BatchOut.model_json_schema()
+def _unbounded(schema: Any) -> Any:
+    """``schema`` without length and item bounds. Grammar-constrained endpoints expand each bound into
+    nested rules: llama.cpp refuses the grammar of a 2,000-character bound (and llama-cpp-python's
+    server then dies). The answer is still checked against every bound by pydantic."""
+    if isinstance(schema, dict):
+        return {k: _unbounded(v) for k, v in schema.items() if k not in ("maxLength", "maxItems")}
+    if isinstance(schema, list):
+        return [_unbounded(v) for v in schema]
+    return schema
+
+
+BATCH_SCHEMA: dict[str, Any] = _unbounded(BatchOut.model_json_schema())  # what the endpoint is sent
 
 INSTRUCTIONS = f"""You extract memory from chat exchanges between a user and an assistant.
 For each exchange (given with an id) return:
@@ -83,7 +95,10 @@ Answer with one JSON object only: {{"exchanges": [...]}}, one entry per exchange
 
 @dataclass
 class ExtractionStats:
-    """Counters of this process's extractor (reported by ``memory stats``)."""
+    """Counters of this process's extractor and session writer (reported by ``memory stats``).
+
+    ``calls`` and the token counts cover both; ``*_per_exchange`` divide them by the exchanges extracted.
+    """
 
     mode: str = "deterministic"
     calls: int = 0
@@ -93,8 +108,23 @@ class ExtractionStats:
     over_budget: int = 0
     repairs: int = 0
     dropped_relations: int = 0
-    prompt_tokens: int = 0
+    prompt_tokens: int = 0  # of every call: extraction and session summaries
     completion_tokens: int = 0
+    session_summaries: int = 0  # finished sessions offered to the LLM (memory.llm_sessions)
+    session_calls: int = 0
+    session_llm: int = 0  # of them written by the LLM; the others by the rules:
+    session_fallbacks: int = 0
+    session_over_budget: int = 0
+
+    def counts(self) -> dict[str, int]:
+        """Every counter (all but ``mode``)."""
+        return {k: v for k, v in asdict(self).items() if k != "mode"}
+
+    @classmethod
+    def from_totals(cls, totals: Mapping[str, int | str]) -> ExtractionStats:
+        """Stats from ``RedisExtractionCounters.totals`` (names it does not know are left out)."""
+        known = {f.name for f in fields(cls)}
+        return cls(**{k: v for k, v in totals.items() if k in known})  # type: ignore[arg-type]
 
     def as_dict(self) -> dict[str, Any]:
         out: dict[str, Any] = asdict(self)
@@ -104,8 +134,8 @@ class ExtractionStats:
         return out
 
 
-class _Unusable(Exception):
-    """The answer could not be used as it is (invalid JSON, wrong shape, refusal, truncation)."""
+class _TooLong(Exception):
+    """The prompt (with the answer's room) does not fit the model's context window."""
 
 
 class _Unreachable(Exception):
@@ -125,14 +155,33 @@ class LLMExtractor:
     """The ``Extractor`` backed by an OpenAI-compatible chat endpoint, with the deterministic one behind it."""
 
     def __init__(self, client: openai.AsyncOpenAI, settings: LLMSettings,
-                 fallback: DeterministicExtractor, budget: TokenBudget | None = None) -> None:
+                 fallback: DeterministicExtractor, budget: TokenBudget | None = None,
+                 counters: SharedCounters | None = None) -> None:
         self.client = client
         self.settings = settings
         self.fallback = fallback
         self.budget = budget if settings.extraction_daily_tokens > 0 else None
+        self.counters = counters
         self.batch_size = settings.extraction_batch_size
         self._modes = list(MODES) if settings.extraction_mode == "auto" else [settings.extraction_mode]
         self.stats = ExtractionStats(mode=self._modes[0])
+        self._published = ExtractionStats()
+
+    async def publish(self) -> None:
+        """Add what was counted since the last call to the shared ``counters`` (kept for the next
+        call when they cannot be written: nothing is lost)."""
+        if self.counters is None:
+            return
+        now, before = self.stats.counts(), self._published.counts()
+        delta = {k: v - before[k] for k, v in now.items() if v != before[k]}
+        if not delta:
+            return
+        try:
+            await self.counters.add(delta, self.stats.mode)
+        except TierUnavailable as exc:
+            log.warning("extraction counters not shared this time (kept for the next call): %s", exc)
+            return
+        self._published = ExtractionStats.from_totals(now)
 
     async def extract(self, exchanges: Sequence[Exchange]) -> list[Extraction]:
         """One extraction per exchange, in order; never raises for a bad or missing answer.
@@ -159,6 +208,7 @@ class LLMExtractor:
             for e, x in zip(batch, await self._batch(batch), strict=True):
                 done[e.id] = x
             await self._charge(batch, self.stats.prompt_tokens + self.stats.completion_tokens - before)
+        await self.publish()
         return [done[e.id] for e in exchanges]
 
     async def _charge(self, batch: Sequence[Exchange], tokens: int) -> None:
@@ -172,7 +222,6 @@ class LLMExtractor:
             await self.budget.add(owner, -(-tokens * n // len(batch)))
 
     async def _batch(self, batch: list[Exchange]) -> list[Extraction]:
-        self.stats.exchanges += len(batch)
         ids = {str(i + 1): e for i, e in enumerate(batch)}
         messages = [{"role": "system", "content": self._instructions()},
                     {"role": "user", "content": self._render(ids)}]
@@ -186,8 +235,17 @@ class LLMExtractor:
                              {"role": "user", "content": f"That answer was not usable: {error[:400]}. "
                                                          "Answer again with the complete JSON object only."}]
                 self._collect(await self._ask(messages), ids, found)
+        except _TooLong as exc:
+            if len(messages) == 2 and len(batch) > 1:  # the batch does not fit the model's window: halve it
+                # (not when the repair, which carries the first answer, is what does not fit)
+                half = len(batch) // 2
+                return await self._batch(batch[:half]) + await self._batch(batch[half:])
+            log.warning("LLM extraction prompt too long for the model, deterministic for %d exchanges: %s",
+                        len(ids) - len(found), exc)
         except _Unreachable as exc:
-            log.warning("LLM extraction unavailable, deterministic for %d exchanges: %s", len(batch), exc)
+            log.warning("LLM extraction unavailable, deterministic for %d exchanges: %s",
+                        len(ids) - len(found), exc)
+        self.stats.exchanges += len(batch)
         result = []
         for key, exchange in ids.items():
             if key in found:
@@ -235,7 +293,7 @@ class LLMExtractor:
         return "; ".join(problems) or None
 
     async def _ask(self, messages: list[dict[str, str]]) -> str:
-        """The text of one answer. Raises _Unusable (refused, truncated, empty) or _Unreachable."""
+        """The text of one answer ("" when there is none). Raises _TooLong or _Unreachable."""
         while True:
             mode = self._modes[0]
             try:
@@ -244,6 +302,8 @@ class LLMExtractor:
                     temperature=0.0, max_tokens=self.settings.extraction_max_tokens,
                     **self._format(mode))
             except openai.APIStatusError as exc:
+                if _context_exceeded(exc):  # an HTTP 400 too, but no reason to give up a mode
+                    raise _TooLong(str(exc)[:300]) from exc
                 if exc.status_code in _STEP_DOWN_STATUSES and len(self._modes) > 1:
                     log.warning("the LLM endpoint refused %s output (HTTP %d); trying %s", mode,
                                 exc.status_code, self._modes[1])
@@ -291,6 +351,10 @@ class LLMExtractor:
         for predicate, value in (("NAME", out.profile.name), ("CALLED", out.profile.address_as)):
             if value and normalise(value):
                 said.append(Statement(predicate, normalise(value), " ".join(value.split())))
+        # a clear self-statement ("my name is", "I live in") the model left out still counts; where
+        # the model states the same kind of fact, its reading wins
+        stated = {s.predicate for s in said}
+        said += [s for s in base.statements if s.predicate not in stated]
         mentions: dict[str, Mention] = {}
         for name in out.entities:
             key = normalise(name)
@@ -312,9 +376,22 @@ class TokenBudget(Protocol):
     async def add(self, owner: str, tokens: int) -> None: ...
 
 
+class SharedCounters(Protocol):
+    async def add(self, counts: Mapping[str, int], mode: str) -> None: ...
+
+
 def _owner(e: Exchange) -> str:
     """Whose daily budget an exchange's extraction counts against: its guild, or the DM user."""
     return f"g:{e.guild_id}" if e.guild_id is not None else f"dm:{e.user_id}"
+
+
+def _context_exceeded(exc: openai.APIStatusError) -> bool:
+    """Whether the endpoint says the prompt does not fit the context window (OpenAI and llama-cpp-python:
+    code ``context_length_exceeded``; llama.cpp's server: type ``exceed_context_size_error``)."""
+    if exc.status_code != 400:
+        return False
+    kinds = f"{getattr(exc, 'code', '') or ''} {getattr(exc, 'type', '') or ''}".lower()
+    return "context" in kinds or "maximum context length" in str(exc).lower()
 
 
 def _strip_fence(text: str) -> str:

@@ -251,7 +251,7 @@ class HierarchicalMemoryManager(ExchangeLifecycle, MemoryGovernance, BotServices
             reports[name] = TierReport(name, "failed", (time.perf_counter() - start) * 1000, detail=str(exc))
             return None
         self.metrics.tier_read(name, "ok", time.perf_counter() - start)
-        hits = len(result) if isinstance(result, list | tuple) else 0
+        hits = len(result) if isinstance(result, list | tuple) else getattr(result, "hits", 0)
         previous = reports.get(name)
         if previous is not None and previous.status != "ok":
             return result  # an earlier call of this tier failed: keep that in the report
@@ -292,10 +292,10 @@ class HierarchicalMemoryManager(ExchangeLifecycle, MemoryGovernance, BotServices
         hits, newest = await asyncio.gather(
             self._timed("archive", self.t.archive.search(scope, words, r.candidates, since=when.start,
                                                          until=when.end), r.archive_timeout_ms, reports),
-            self._timed("archive", self.t.archive.recent(scope, r.candidates, before=when.end),
+            self._timed("archive", self.t.archive.newest_ids(scope, r.candidates, when.start, when.end),
                         r.archive_timeout_ms, reports))
         out = [Hit(h.exchange_id, h.score, "time") for h in hits or []]
-        out += [Hit(e.id, 0.0, "time") for e in newest or [] if e.timestamp >= when.start]
+        out += [Hit(xid, 0.0, "time") for xid in newest or []]
         return out
 
     async def get_conversation_context(self, user_id: str, current_query: str, guild_id: str | None = None,
@@ -319,16 +319,19 @@ class HierarchicalMemoryManager(ExchangeLifecycle, MemoryGovernance, BotServices
         reports: dict[str, TierReport] = {}
         names = query_names(query)
         when = window(query, datetime.now(UTC))
-        (recent, fulltext, semantic, graph, facts, dated), (typed, corrections), sessions = await asyncio.gather(
+        (recent, fulltext, semantic, graph, curated, dated), typed, sessions = await asyncio.gather(
             asyncio.gather(
                 self._recent(scope, reports),
                 self._timed("archive", self.t.archive.search(scope, query, r.candidates), r.archive_timeout_ms,
                             reports),
                 self._semantic(scope, query, reports),
                 self._timed("graph", self.graph.related(scope, names, r.candidates), r.graph_timeout_ms, reports),
-                self._timed("facts", self.t.ledger.facts(scope), r.archive_timeout_ms, reports),
+                self._timed("facts", self.t.ledger.curated(scope), r.archive_timeout_ms, reports),
                 self._in_window(scope, query, when, reports),
             ), self._profile_sources(scope, reports), self._sessions(scope, query, when, reports))
+        facts, corrections = (curated.facts, curated.corrections) if curated else ([], {})
+        if r.profile_tokens == 0:
+            corrections = {}
         lists = {"fulltext": fulltext or [], "semantic": semantic or [], "graph": graph or [],
                  "recent": [Hit(e.id, 0.0, "recent") for e in recent], "time": dated}
         weights = {"fulltext": r.weight_fulltext, "semantic": r.weight_semantic, "graph": r.weight_graph,
@@ -344,17 +347,17 @@ class HierarchicalMemoryManager(ExchangeLifecycle, MemoryGovernance, BotServices
         for name in ("cache", "archive", "summaries", "graph"):
             reports.setdefault(name, TierReport(name, "skipped", 0.0))
         return ConversationContext(user_id=scope.user_id, guild_id=scope.guild_id, query=query,
-                                   recent=recent[: r.recent], relevant=relevant, facts=facts or [],
+                                   recent=recent[: r.recent], relevant=relevant, facts=facts,
                                    tiers=reports, max_tokens=max_tokens,
-                                   profile=build_profile(scope.user_id, scope.guild_id, typed, facts or [],
-                                                         corrections),
+                                   profile=build_profile(scope.user_id, scope.guild_id, typed, facts, corrections),
                                    profile_tokens=r.profile_tokens, sessions=sessions,
                                    session_since=datetime.now(UTC) - timedelta(minutes=r.session_gap_minutes))
 
     # ---- dated session summaries (memory.sessions) --------------------------------------------
 
     async def summarise_sessions(self, *, force: bool = False) -> int | None:
-        """Store a dated summary of every finished session not summarised yet; returns how many.
+        """Store a dated summary of every finished session not summarised yet; returns how many
+        (written by the LLM when extraction uses one, see ``memory.llm_sessions``).
 
         Without ``force`` it runs only if no process ran it within its interval (None otherwise).
         Raises ArchiveUnavailable.
@@ -363,7 +366,8 @@ class HierarchicalMemoryManager(ExchangeLifecycle, MemoryGovernance, BotServices
         idle = timedelta(minutes=r.session_idle_minutes)
         if not force and not await self.t.policies.claim_job(SESSIONS_JOB, min(300.0, idle.total_seconds())):
             return None
-        return await summarise_finished(self.t.sessions, idle, r.session_max_tokens, datetime.now(UTC))
+        return await summarise_finished(self.t.sessions, idle, r.session_max_tokens, datetime.now(UTC),
+                                        self.t.session_writer)
 
     async def _sessions(self, scope: Scope, query: str, when: Window | None,
                         reports: dict[str, TierReport]) -> list[SessionSummary]:
@@ -379,16 +383,14 @@ class HierarchicalMemoryManager(ExchangeLifecycle, MemoryGovernance, BotServices
 
     # ---- profile and typed facts ------------------------------------------------------------
 
-    async def _profile_sources(self, scope: Scope, reports: dict[str, TierReport]
-                               ) -> tuple[list[TypedFact], dict[str, tuple[str, str | None]]]:
-        """Typed facts and profile corrections for the context; a tier that fails leaves its part out."""
+    async def _profile_sources(self, scope: Scope, reports: dict[str, TierReport]) -> list[TypedFact]:
+        """Typed facts for the profile (its corrections come with the saved facts, ``ledger.curated``);
+        none when the graph fails."""
         if self.settings.retrieval.profile_tokens == 0:
-            return [], {}
+            return []
         r = self.settings.retrieval
-        typed, corrections = await asyncio.gather(
-            self._timed("graph", self.graph.facts(scope, support=False), r.graph_timeout_ms, reports),
-            self._timed("facts", self.t.ledger.corrections(scope), r.archive_timeout_ms, reports))
-        return typed or [], corrections or {}
+        typed = await self._timed("graph", self.graph.facts(scope, support=False), r.graph_timeout_ms, reports)
+        return typed or []
 
     async def typed_facts(self, user_id: str, guild_id: str | None = None) -> list[TypedFact]:
         """The scope's typed facts, current and closed, oldest first (raises TierUnavailable)."""

@@ -67,6 +67,9 @@ class ArchiveTier(Tier, Protocol):
         """The exchanges just before and after each of ``ids`` within ``max_gap``:
         (anchor id, neighbour, steps away), in ``ids`` order, nearest first."""
 
+    async def newest_ids(self, scope: Scope, limit: int, since: datetime, until: datetime) -> list[str]:
+        """Ids of the scope's newest ``limit`` exchanges in ``[since, until)``, newest first."""
+
     async def exchanges(self, user_id: str, scope: Scope | None = None) -> list[Exchange]:
         """Every exchange of the user (one scope or all), oldest first."""
 

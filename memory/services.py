@@ -6,7 +6,8 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
-from memory.errors import InvalidInput, RateLimited
+from memory.errors import InvalidInput, RateLimited, TierUnavailable
+from memory.llm_extraction import ExtractionStats
 from memory.models import (
     Scope,
     clean_id,
@@ -87,9 +88,21 @@ class BotServices(ManagerParts):
             completion = sum(r.completion_tokens for r in rows)
         activity = await self._activity_stats() if health["archive"].ok else {}
         return MemoryStats(health, exchanges, users, pending, self.worker.processed, prompt, completion,
-                           self.t.addresses.bundled, forgets, extraction=self.extraction_stats(), **activity,
+                           self.t.addresses.bundled, forgets, extraction=self.extraction_stats(),
+                           extraction_total=await self._shared_extraction_stats(), **activity,
                            dead_letters=dead,
                            restarts=self.t.servers.restarts if self.t.servers is not None else {})
+
+    async def _shared_extraction_stats(self) -> dict[str, object]:
+        """Every process's extraction counters (``RedisExtractionCounters``) with calls and tokens
+        per exchange; {} when nothing was counted; {"unavailable": why} when Redis does not answer."""
+        if self.t.extraction_counters is None:
+            return {}
+        try:
+            totals = await self.t.extraction_counters.totals()
+        except TierUnavailable as exc:
+            return {"unavailable": str(exc)}
+        return ExtractionStats.from_totals(totals).as_dict() if totals else {}
 
     def extraction_stats(self) -> dict[str, object]:
         """This process's extraction counters: mode, calls, tokens and fallbacks per exchange."""

@@ -5,8 +5,10 @@ text stays within a token cap; a longer gap or an overflow starts the next one.
 ``split`` cuts a user's time-ordered exchanges into sessions and tells which are
 finished (idle since, or closed by an overflow); ``summary_text`` writes a short
 dated line from the exchanges' own summaries and topics (``memory.extraction``),
-with no LLM call. The worker stores finished sessions (``memory.tiers.sessions``)
-so "what did we talk about last week?" finds them.
+with no LLM call. When LLM extraction is configured, a ``SessionWriter``
+(``memory.llm_sessions``) writes the text after the dates instead, one call per
+session, and the rules' line stands in whenever it gives none. The worker stores
+finished sessions (``memory.tiers.sessions``) so "what did we talk about last week?" finds them.
 """
 
 from __future__ import annotations
@@ -16,7 +18,7 @@ from collections import Counter
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Protocol
 
 from memory.extraction import summarise, topics
 from memory.models import Exchange
@@ -81,14 +83,18 @@ def _span(started: datetime, ended: datetime) -> str:
     return f"{day} {started.strftime('%H:%M')}\u2013{end}"
 
 
+def _heading(session: Sequence[Exchange]) -> str:
+    n = len(session)
+    return f"{_span(session[0].timestamp, session[-1].timestamp)}, {n} exchange{'s' if n != 1 else ''}"
+
+
 def summary_text(session: Sequence[Exchange], max_chars: int = MAX_CHARS) -> str:
     """"2026-11-20 14:05–14:40, 6 exchanges: talked about x, y. <first sentences> ..." within ``max_chars``."""
     counts: Counter[str] = Counter()
     for e in session:
         counts.update(topics(e.user_message))
     about = ", ".join(t for t, _ in counts.most_common(4))
-    n = len(session)
-    text = f"{_span(session[0].timestamp, session[-1].timestamp)}, {n} exchange{'s' if n != 1 else ''}"
+    text = _heading(session)
     if about:
         text += f": talked about {about}"
     seen: set[str] = set()
@@ -108,21 +114,41 @@ def summary_text(session: Sequence[Exchange], max_chars: int = MAX_CHARS) -> str
     return text[:max_chars]
 
 
-def build(session: Sequence[Exchange]) -> SessionSummary:
+class SessionWriter(Protocol):
+    down: bool  # the last call got no answer at all (timeout, connection or HTTP error)
+
+    async def write(self, session: Sequence[Exchange], limit: int) -> str | None:
+        """The text that follows the dates, within ``limit`` characters, or None (the rules write it)."""
+        ...
+
+
+def build(session: Sequence[Exchange], body: str | None = None) -> SessionSummary:
+    """The session's summary: its dates and count, then ``body`` when given, else the rules' text."""
     first = session[0]
+    heading = _heading(session)
+    if body and len(heading) + 2 + len(body) <= MAX_CHARS:
+        text = f"{heading}: {body}"
+    else:
+        text = summary_text(session)
     return SessionSummary(first.user_id, first.guild_id, first.timestamp, session[-1].timestamp,
-                          tuple(e.id for e in session), summary_text(session))
+                          tuple(e.id for e in session), text)
 
 
 JOB = "session_summaries"
 BATCH = 2000  # uncovered exchanges read per run; the rest wait for the next run
+WRITTEN_PER_RUN = 20  # sessions a writer (an LLM call each) handles per run, so the worker's loop is not held
 
 
-async def summarise_finished(store: PostgresSessions, idle: timedelta, max_tokens: int, now: datetime) -> int:
+async def summarise_finished(store: PostgresSessions, idle: timedelta, max_tokens: int, now: datetime,
+                             writer: SessionWriter | None = None) -> int:
     """Store a summary for every finished session not summarised yet; returns sessions added.
 
     A full batch may end mid-session, so its last session waits for the next run. A stored
     session within the idle time of uncovered exchanges is dropped and summarised again with them.
+    With a ``writer``, at most WRITTEN_PER_RUN sessions are summarised per run, each with the writer's
+    text, or the rules' when it gives none; the rest wait for the next run, as they do after the first
+    session the writer's endpoint did not answer for.
+    Raises ArchiveUnavailable; TierUnavailable when the writer cannot read its budget.
     """
     rows = await store.uncovered(BATCH)
     sessions = split(rows, idle, max_tokens, now)
@@ -134,4 +160,13 @@ async def summarise_finished(store: PostgresSessions, idle: timedelta, max_token
         sessions = split(rows, idle, max_tokens, now)
     if len(rows) >= BATCH and sessions:
         sessions = sessions[:-1]
-    return await store.add([build(s) for s, finished in sessions if finished])
+    finished = [s for s, done in sessions if done]
+    if writer is None:
+        return await store.add([build(s) for s in finished])
+    added = 0
+    for s in finished[:WRITTEN_PER_RUN]:  # each stored at once: a later failure keeps what was paid for
+        body = await writer.write(s, MAX_CHARS - len(_heading(s)) - 2)
+        added += await store.add([build(s, body)])
+        if writer.down:  # one timeout per run at most holds the worker's loop; the rest wait for the next
+            break
+    return added

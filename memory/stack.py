@@ -21,11 +21,13 @@ from memory.errors import TierUnavailable
 from memory.extraction import DeterministicExtractor
 from memory.launcher import Addresses, EmbeddedServers
 from memory.llm_extraction import LLMExtractor
+from memory.llm_sessions import LLMSessionWriter
 from memory.models import ActiveConversation
 from memory.protocols import CacheTier, Embedder, Extractor, GraphTier, SummaryTier
+from memory.sessions import SessionWriter
 from memory.settings import MemorySettings
 from memory.tiers.archive import PostgresArchive, PostgresForgetQueue, PostgresOutbox, create_pool
-from memory.tiers.budget import RedisTokenBudget
+from memory.tiers.budget import RedisExtractionCounters, RedisTokenBudget
 from memory.tiers.cache import RedisCache, RedisRateLimiter, RedisState, create_redis
 from memory.tiers.graph import create_graph
 from memory.tiers.ledger import PostgresLedger
@@ -54,6 +56,8 @@ class Tiers:
     addresses: Addresses
     stack: AsyncExitStack
     servers: EmbeddedServers | None = None  # the bundled servers' launcher: restart counts
+    session_writer: SessionWriter | None = None  # the LLM's session summaries, when extraction uses one
+    extraction_counters: RedisExtractionCounters | None = None  # what every process's extractor counted
 
 
 @dataclass(frozen=True)
@@ -75,7 +79,8 @@ class MemoryStats:
     bundled: tuple[str, ...] = field(default_factory=tuple)
     pending_forgets: int = 0
     dead_letters: int = 0  # exchanges the worker gave up on (`python -m memory dead-letters`)
-    extraction: dict[str, object] = field(default_factory=dict)
+    extraction: dict[str, object] = field(default_factory=dict)  # this process's extractor
+    extraction_total: dict[str, object] = field(default_factory=dict)  # every process's, from Redis
     # activity and retention (memory.lifecycle)
     active: tuple[ActiveConversation, ...] = ()
     active_minutes: float = 0.0
@@ -109,7 +114,8 @@ async def open_tiers(settings: MemorySettings) -> Tiers:
         stack.push_async_callback(summaries.aclose)
         graph = await create_graph(addresses.neo4j_uri, addresses.neo4j_auth, addresses.neo4j_database)
         stack.push_async_callback(graph.aclose)
-        extractor = create_extractor(settings, stack, RedisTokenBudget(redis))
+        counters = RedisExtractionCounters(redis)
+        extractor = create_extractor(settings, stack, RedisTokenBudget(redis), counters)
         r = settings.redis
         return Tiers(
             cache=RedisCache(redis, size=r.cache_size, active_ttl=r.active_ttl_seconds,
@@ -118,14 +124,16 @@ async def open_tiers(settings: MemorySettings) -> Tiers:
             archive=PostgresArchive(pool), outbox=PostgresOutbox(pool), forgets=PostgresForgetQueue(pool),
             ledger=PostgresLedger(pool), policies=PostgresPolicies(pool), sessions=PostgresSessions(pool),
             summaries=summaries, graph=graph, embedder=create_embedder(settings.embedding),
-            extractor=extractor, addresses=addresses, stack=stack, servers=launcher)
+            extractor=extractor, addresses=addresses, stack=stack, servers=launcher,
+            session_writer=LLMSessionWriter(extractor) if isinstance(extractor, LLMExtractor) else None,
+            extraction_counters=counters)
     except BaseException:
         await stack.aclose()
         raise
 
 
-def create_extractor(settings: MemorySettings, stack: AsyncExitStack,
-                     budget: RedisTokenBudget | None = None) -> Extractor:
+def create_extractor(settings: MemorySettings, stack: AsyncExitStack, budget: RedisTokenBudget | None = None,
+                     counters: RedisExtractionCounters | None = None) -> Extractor:
     """The LLM extractor when ``LLM__EXTRACTION`` is on and an endpoint is set, else the deterministic one.
 
     The LLM client is closed with ``stack``; no request is made here.
@@ -140,7 +148,7 @@ def create_extractor(settings: MemorySettings, stack: AsyncExitStack,
     client = openai.AsyncOpenAI(base_url=llm.base_url, api_key=llm.api_key.get_secret_value(),
                                 timeout=llm.timeout_seconds, max_retries=0)  # a failed call falls back at once
     stack.push_async_callback(client.close)
-    return LLMExtractor(client, llm, deterministic, budget)
+    return LLMExtractor(client, llm, deterministic, budget, counters)
 
 
 async def tier_health(tiers: Tiers, timeout: float = 2.0) -> dict[str, TierHealth]:

@@ -25,6 +25,22 @@ CHECKOUT = Path(__file__).resolve().parents[1]
 _TOOL_DIRS = ("__pycache__/", ".pytest_cache/", ".mypy_cache/", ".ruff_cache/", ".hypothesis/", ".venv/")
 
 
+def pytest_addoption(parser: pytest.Parser) -> None:
+    parser.addoption("--llamacpp", action="store_true",
+                     help="run the tests marked llamacpp, against a real llama.cpp server (make test-llamacpp)")
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """Tests marked ``llamacpp`` are left out (deselected, not skipped) unless ``--llamacpp`` is given:
+    they need the optional ``llamacpp`` extra, which compiles llama.cpp for about ten minutes."""
+    if config.getoption("--llamacpp"):
+        return
+    dropped = [item for item in items if item.get_closest_marker("llamacpp")]
+    if dropped:
+        config.hook.pytest_deselected(items=dropped)
+        items[:] = [item for item in items if not item.get_closest_marker("llamacpp")]
+
+
 def checkout_entries() -> set[str] | None:
     """Untracked and ignored entries of the checkout (``git status``), or None outside a git checkout."""
     try:

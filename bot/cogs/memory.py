@@ -22,7 +22,7 @@ import discord
 from discord import app_commands
 from discord.ext import commands
 
-from bot.cogs.common import clip, is_admin, scope_of, where
+from bot.cogs.common import clip, is_admin, scope_of
 from bot.cogs.preferences import PreferenceCommands, add_activity
 from bot.reports import (
     UNAVAILABLE,
@@ -30,7 +30,7 @@ from bot.reports import (
     export_json,
     forget_now,
     forget_request,
-    format_profile,
+    profile_text,
     search_card,
     show_card,
 )
@@ -280,28 +280,13 @@ class ProfileCommands:
     async def run(cog: MemoryCog, interaction: discord.Interaction, action: str, line: str | None,
                   text: str | None) -> None:
         user_id, guild_id = scope_of(interaction)
-        memory = cog.bot.memory
         try:
-            if action == "show":
-                profile = await memory.user_profile(user_id, guild_id)
-                note = ""
-            elif line is None or (action == "replace" and not text):
-                await interaction.response.send_message(
-                    "Name the line (its key, e.g. `home`) and, to replace it, the new text.", ephemeral=True)
-                return
-            else:
-                profile = await memory.correct_profile(user_id, line, text if action == "replace" else None,
-                                                       guild_id=guild_id)
-                note = f"Line `{line}` {'replaced' if action == 'replace' else 'removed'}.\n"
+            reply = await profile_text(cog.bot.memory, user_id, guild_id, action, line, text)
         except InvalidInput as exc:
-            await interaction.response.send_message(f"I can't do that: {exc.reason}", ephemeral=True)
-            return
+            reply = f"I can't do that: {exc.reason}"
         except TierUnavailable:
-            await interaction.response.send_message(UNAVAILABLE, ephemeral=True)
-            return
-        body = format_profile(profile) or "Nothing yet: tell me about yourself and it will show here."
-        text = clip(f"{note}Your profile {where(guild_id)}:\n{body}", 1900, lines=True)
-        await interaction.response.send_message(text, ephemeral=True)
+            reply = UNAVAILABLE
+        await interaction.response.send_message(reply, ephemeral=True)
 
 
 

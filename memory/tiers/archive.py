@@ -221,6 +221,15 @@ class PostgresArchive(_PgEdge):
             scope.user_id, scope.key, before, limit)
         return [_row_to_exchange(r) for r in rows]
 
+    async def newest_ids(self, scope: Scope, limit: int, since: datetime, until: datetime) -> list[str]:
+        """Ids of the scope's newest ``limit`` exchanges in ``[since, until)``, newest first
+        (what ``recent(before=until)`` keeps of them, without reading their text)."""
+        rows = await self._fetch(
+            "SELECT id FROM exchanges WHERE user_id = $1 AND scope = $2 AND created_at >= $3"
+            " AND created_at < $4 ORDER BY created_at DESC, id LIMIT $5", scope.user_id, scope.key, since, until,
+            limit)
+        return [r["id"] for r in rows]
+
     async def search(self, scope: Scope, query: str, limit: int, *, since: datetime | None = None,
                      until: datetime | None = None) -> list[Hit]:
         """Any-word full-text match in the scope, ranked by the summed IDF of the query's
@@ -243,10 +252,11 @@ class PostgresArchive(_PgEdge):
             "            AND search @@ quote_literal(w.l)::tsquery"
             "            AND ($6::timestamptz IS NULL OR created_at >= $6)"
             "            AND ($7::timestamptz IS NULL OR created_at < $7) LIMIT $5 + 1) e),"
-            " df AS (SELECT l, count(*) AS n FROM m GROUP BY l HAVING count(*) <= $5),"
-            " total AS (SELECT count(*) AS n FROM exchanges WHERE user_id = $1 AND scope = $2)"
-            " SELECT m.id, sum(ln(1 + (total.n - df.n + 0.5) / (df.n + 0.5))) AS score"
-            " FROM m JOIN df USING (l) CROSS JOIN total"
+            # each word's IDF once (numeric ln costs ~7 us; per matched row it was half the query)
+            " total AS (SELECT count(*) AS n FROM exchanges WHERE user_id = $1 AND scope = $2),"
+            " df AS (SELECT l, ln(1 + (total.n - count(*) + 0.5) / (count(*) + 0.5)) AS idf"
+            "        FROM m CROSS JOIN total GROUP BY l, total.n HAVING count(*) <= $5)"
+            " SELECT m.id, sum(df.idf) AS score FROM m JOIN df USING (l)"
             " GROUP BY m.id ORDER BY score DESC, max(m.created_at) DESC LIMIT $4",
             scope.user_id, scope.key, query[:4000], limit, COMMON_WORD_ROWS, since, until)
         return [Hit(r["id"], float(r["score"]), "fulltext") for r in rows]

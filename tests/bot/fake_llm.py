@@ -6,7 +6,7 @@ built), ``fixed`` (answers ``text``), ``timeout`` (never answers in time),
 ``error`` (HTTP 500), ``tool`` (a ``remember_fact`` call with ``tool_arguments``
 and optional ``text``), ``malformed`` (200 with a body that is not a completion),
 ``script`` (answers the next item of ``script``: ``{"content": ...}``,
-``{"status": 500}``, ``{"refusal": ...}``, ``{"timeout": True}``,
+``{"status": 500}`` (with an optional ``"error"`` body), ``{"refusal": ...}``, ``{"timeout": True}``,
 ``{"tool_calls": [(name, arguments), ...]}``, optionally with
 ``"finish": "length"``; an exhausted script answers HTTP 500). A request whose
 ``response_format`` type is in ``reject_formats`` gets HTTP 500 first, as
@@ -73,6 +73,10 @@ class FakeLLM:
         messages = body["messages"]
         if (body.get("response_format") or {}).get("type") in self.reject_formats:
             return web.json_response({"error": {"message": "unsupported response_format"}}, status=500)
+        system = messages[0]["content"] if messages and messages[0]["role"] == "system" else ""
+        script = next((answer for start, answer in self.scripted.items() if system.startswith(start)), None)
+        if script is not None:
+            return self._completion(body, {"role": "assistant", "content": script}, "stop")
         if self.mode == "script":
             return await self._scripted(body)
         if self.mode == "timeout":
@@ -86,11 +90,7 @@ class FakeLLM:
         if self.mode == "malformed":
             return web.json_response({"id": "x", "object": "chat.completion", "choices": []})
         message: dict[str, Any]
-        system = messages[0]["content"] if messages and messages[0]["role"] == "system" else ""
-        script = next((answer for start, answer in self.scripted.items() if system.startswith(start)), None)
-        if script is not None:
-            message = {"role": "assistant", "content": script}
-        elif self.mode == "tool":
+        if self.mode == "tool":
             message = {"role": "assistant", "content": self.text or None, "tool_calls": [{
                 "id": "call_1", "type": "function",
                 "function": {"name": "remember_fact", "arguments": self.tool_arguments}}]}
@@ -116,7 +116,7 @@ class FakeLLM:
                 pass
             return web.json_response({"error": {"message": "late"}}, status=504)
         if "status" in step:
-            return web.json_response({"error": {"message": "scripted"}}, status=step["status"])
+            return web.json_response({"error": step.get("error", {"message": "scripted"})}, status=step["status"])
         message: dict[str, Any] = {"role": "assistant", "content": step.get("content")}
         if "tool_calls" in step:  # [(name, arguments JSON), ...]
             message["tool_calls"] = [{"id": f"call_{len(self.requests)}_{i}", "type": "function",

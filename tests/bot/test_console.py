@@ -96,10 +96,31 @@ async def test_help_lists_every_discord_command(memory: HierarchicalMemoryManage
     printed = await _drive(memory, tmp_path, uid, "/help\n/memory\n/shout\n")
     for command in ("/memory show", "/memory search <query>", "/memory export", "/memory pause | resume",
                     "/forget all|here|last",
-                    "/forget topic <topic>", "/remember <fact>", "/forget-fact <id>", "/quit"):
+                    "/forget topic <topic>", "/remember <fact>", "/forget-fact <id>", "/memory profile", "/quit"):
         assert f"\n  {command} " in printed
-    assert "Usage: /memory show | search <query> | export | pause | resume\n" in printed
+    assert "Usage: /memory show | search <query> | export | pause | resume | profile\n" in printed
     assert "Unknown command /shout. /help lists the commands.\n" in printed
+
+
+async def test_profile_shows_removes_and_replaces_lines_in_the_dm_scope(
+        memory: HierarchicalMemoryManager, tmp_path: Path, uid: str) -> None:
+    await memory.store_conversation(uid, "Hi, I'm Lena. I live in Graz and my cat Mochi says hi.",
+                                    "Hello Lena and Mochi!", channel_id="console")
+    await memory.store_conversation(uid, "I live in Linz", "Nice", guild_id="9001", channel_id="g")
+    await memory.flush()
+    printed = await _drive(memory, tmp_path, uid,
+                           "/memory profile\n/memory profile replace home Lives in Vienna\n"
+                           "/memory profile remove pets\n/memory profile remove shoes\n/memory profile replace home\n")
+    shown, replaced, removed = printed.split("Your profile in your DMs with me:\n")[1:4]
+    assert "name Name: Lena" in shown and "pets Pets: cat Mochi" in shown and "home Lives in Graz" in shown
+    assert "home Lives in Vienna (your correction)" in replaced
+    assert "Line pets removed." in replaced.splitlines()[-1] and "Mochi" not in removed
+    assert "I can't do that: your profile has no line 'shoes'" in printed
+    assert printed.endswith("Name the line (its key, e.g. home) and, to replace it, the new text.\nbye\n")
+    assert [ln.key for ln in (await memory.user_profile(uid)).lines] == ["name", "home"]
+    # the guild's profile is another scope: the console (DM scope) never touched it
+    [linz] = (await memory.user_profile(uid, "9001")).lines
+    assert linz.key == "home" and linz.text.startswith("Lives in Linz") and not linz.corrected
 
 
 async def test_show_and_search_print_what_the_slash_commands_show(

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import uuid
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -76,3 +76,13 @@ def uid() -> Callable[[str], str]:
 async def own_postgres_dsn(bundled: Addresses) -> str:
     """A database of this test's own on the bundled server (see ``servers.create_database``)."""
     return await servers.create_database(bundled.postgres_dsn)
+
+
+@pytest.fixture
+def own_redis_url() -> Iterator[str]:
+    """A redis-server of this test's own (the extraction counters are global to a Redis)."""
+    if not servers.have_system_redis():
+        pytest.skip("redis-server is not installed (.ci/run installs Debian's redis-server)")
+    url, stop = servers.start_system_redis()
+    yield url
+    stop()

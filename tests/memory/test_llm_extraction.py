@@ -92,6 +92,20 @@ async def test_a_valid_answer_gives_summaries_entities_relations_and_profile_in_
     assert (x.stats.calls, x.stats.fallbacks, x.stats.llm_exchanges) == (1, 0, 3)
 
 
+async def test_self_statements_the_model_left_out_are_kept_and_its_own_reading_wins(fake: FakeLLM) -> None:
+    said = Exchange("x9", "ana", None, None, "Hi! My name is Ana and I live in Lisbon. I work as a nurse.", "Hello!",
+                    T0)
+    # a valid answer that states only where she lives, and another city than the text's rules find
+    fake.script = [{"content": json.dumps({"exchanges": [
+        {"id": "1", "summary": "Ana, a nurse, says hello.", "entities": ["Porto"],
+         "relations": [{"predicate": "LIVES_IN", "object": "Porto"}], "profile": {}}]})}]
+    x = extractor(fake)
+    [out] = await x.extract([said])
+    assert {(s.predicate, s.obj) for s in out.statements} == {
+        ("LIVES_IN", "porto"), ("NAME", "ana"), ("WORKS_AS", "nurse")}
+    assert (x.stats.llm_exchanges, x.stats.fallbacks) == (1, 0)
+
+
 async def test_a_long_summary_is_cut_to_the_limit(fake: FakeLLM) -> None:
     fake.script = [{"content": answer(1, summary="Ana " + "talks about Paris and numbers 1234 " * 20)}]
     [out] = await extractor(fake).extract(exchanges(1))
@@ -156,6 +170,8 @@ async def test_auto_mode_steps_down_to_json_object_and_remembers(fake: FakeLLM) 
     formats = [(r.get("response_format") or {}).get("type") for r in fake.requests]
     assert formats == ["json_schema", "json_object", "json_object"]
     assert fake.requests[1]["response_format"]["schema"]["properties"]["exchanges"]["type"] == "array"
+    # no length bounds sent: llama.cpp's grammar for a 2,000-character bound is refused and kills the server
+    assert "maxLength" not in json.dumps(fake.requests[1]["response_format"]["schema"])
     assert x.stats.mode == "json_object" and x.stats.fallbacks == 0
 
 
@@ -216,3 +232,34 @@ async def test_no_call_mixes_two_users_or_two_scopes(fake: FakeLLM) -> None:
     assert ["Oslo" in p for p in prompts] == [False, True, False]
     assert ["Lisbon" in p for p in prompts] == [True, False, False]  # ana's two DM exchanges together
     assert "Tofu is asleep" in prompts[2] and "Paris" not in prompts[2]
+
+
+TOO_LONG = {"status": 400, "error": {
+    "message": "This model's maximum context length is 2048 tokens. However, you requested 2600 tokens.",
+    "type": "invalid_request_error", "param": "messages", "code": "context_length_exceeded"}}
+
+
+async def test_a_batch_too_long_for_the_context_is_halved_and_keeps_its_mode(fake: FakeLLM) -> None:
+    fake.script = [TOO_LONG, {"content": answer(1)}, {"content": answer(1)}]
+    x = extractor(fake, extraction_batch_size=2)
+    out = await x.extract(exchanges(2))
+    assert [(r.get("response_format") or {}).get("type") for r in fake.requests] == ["json_schema"] * 3
+    assert ["Lisbon" in r["messages"][1]["content"] for r in fake.requests] == [True, False, True]
+    assert out[0].summary.startswith("Ana introduces herself") and out[1].summary.startswith("Ana introduces")
+    assert (x.stats.mode, x.stats.exchanges, x.stats.llm_exchanges, x.stats.fallbacks) == ("json_schema", 2, 2, 0)
+
+
+async def test_one_exchange_too_long_for_the_context_gets_the_rules(fake: FakeLLM) -> None:
+    fake.script = [TOO_LONG]
+    x = extractor(fake)
+    out = await x.extract(exchanges(1))
+    assert len(fake.requests) == 1 and out == await DeterministicExtractor().extract(exchanges(1))
+    assert (x.stats.mode, x.stats.exchanges, x.stats.fallbacks) == ("json_schema", 1, 1)
+
+
+async def test_a_repair_too_long_for_the_context_falls_back_without_halving(fake: FakeLLM) -> None:
+    fake.script = [{"content": "not JSON at all"}, TOO_LONG]
+    x = extractor(fake)
+    out = await x.extract(exchanges(2))
+    assert len(fake.requests) == 2 and out == await DeterministicExtractor().extract(exchanges(2))
+    assert (x.stats.mode, x.stats.repairs, x.stats.fallbacks) == ("json_schema", 1, 2)

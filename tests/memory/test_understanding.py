@@ -15,6 +15,7 @@ import pytest_asyncio
 
 from memory import HierarchicalMemoryManager, InvalidInput
 from memory.launcher import Addresses
+from memory.llm_sessions import INSTRUCTIONS as SESSION_INSTRUCTIONS
 from tests.bot.fake_llm import FakeLLM
 from tests.memory.conftest import ManagerFactory, settings_for
 
@@ -124,7 +125,11 @@ async def llm_memory(bundled: Addresses, own_postgres_dsn: str, llm_server: Fake
     own = Addresses(**{**bundled.__dict__, "postgres_dsn": own_postgres_dsn})
     settings = settings_for(own, tmp_path, llm={"base_url": llm_server.base_url, "extraction": True,
                                                 "timeout_seconds": 2.0})
-    yield await make_manager(settings)
+    manager = await make_manager(settings)
+    # the worker's session job may summarise finished sessions while a test runs: its calls get
+    # an answer of their own and leave the extraction script alone
+    llm_server.scripted = {SESSION_INSTRUCTIONS[:40]: "The user talked about their week."}
+    yield manager
     llm_server.reset("script")
 
 
