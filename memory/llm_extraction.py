@@ -351,6 +351,10 @@ class LLMExtractor:
         for predicate, value in (("NAME", out.profile.name), ("CALLED", out.profile.address_as)):
             if value and normalise(value):
                 said.append(Statement(predicate, normalise(value), " ".join(value.split())))
+        # a clear self-statement ("my name is", "I live in") the model left out still counts; where
+        # the model states the same kind of fact, its reading wins
+        stated = {s.predicate for s in said}
+        said += [s for s in base.statements if s.predicate not in stated]
         mentions: dict[str, Mention] = {}
         for name in out.entities:
             key = normalise(name)

@@ -20,6 +20,7 @@ from typing import Any, TypeVar
 
 from memory.context import ConversationContext, RankedExchange
 from memory.errors import InvalidInput, TierUnavailable
+from memory.expansion import CandidateExpansion
 from memory.extraction import query_names
 from memory.governance import MemoryGovernance
 from memory.lifecycle import ExchangeLifecycle
@@ -71,7 +72,7 @@ class _Opener:
             await self.manager.aclose()
 
 
-class HierarchicalMemoryManager(ExchangeLifecycle, MemoryGovernance, BotServices):
+class HierarchicalMemoryManager(ExchangeLifecycle, MemoryGovernance, BotServices, CandidateExpansion):
     """Coordinates the four tiers. Build with ``from_env()`` or ``create()``; close with ``aclose()``.
 
     Edits, deletions, pause, guild settings and retention: see ``memory.lifecycle``; forget,
@@ -250,7 +251,7 @@ class HierarchicalMemoryManager(ExchangeLifecycle, MemoryGovernance, BotServices
             reports[name] = TierReport(name, "failed", (time.perf_counter() - start) * 1000, detail=str(exc))
             return None
         self.metrics.tier_read(name, "ok", time.perf_counter() - start)
-        hits = len(result) if isinstance(result, list | tuple) else 0
+        hits = len(result) if isinstance(result, list | tuple) else getattr(result, "hits", 0)
         previous = reports.get(name)
         if previous is not None and previous.status != "ok":
             return result  # an earlier call of this tier failed: keep that in the report
@@ -291,10 +292,10 @@ class HierarchicalMemoryManager(ExchangeLifecycle, MemoryGovernance, BotServices
         hits, newest = await asyncio.gather(
             self._timed("archive", self.t.archive.search(scope, words, r.candidates, since=when.start,
                                                          until=when.end), r.archive_timeout_ms, reports),
-            self._timed("archive", self.t.archive.recent(scope, r.candidates, before=when.end),
+            self._timed("archive", self.t.archive.newest_ids(scope, r.candidates, when.start, when.end),
                         r.archive_timeout_ms, reports))
         out = [Hit(h.exchange_id, h.score, "time") for h in hits or []]
-        out += [Hit(e.id, 0.0, "time") for e in newest or [] if e.timestamp >= when.start]
+        out += [Hit(xid, 0.0, "time") for xid in newest or []]
         return out
 
     async def get_conversation_context(self, user_id: str, current_query: str, guild_id: str | None = None,
@@ -318,35 +319,37 @@ class HierarchicalMemoryManager(ExchangeLifecycle, MemoryGovernance, BotServices
         reports: dict[str, TierReport] = {}
         names = query_names(query)
         when = window(query, datetime.now(UTC))
-        (recent, fulltext, semantic, graph, facts, dated), (typed, corrections), sessions = await asyncio.gather(
+        (recent, fulltext, semantic, graph, curated, dated), typed, sessions = await asyncio.gather(
             asyncio.gather(
                 self._recent(scope, reports),
                 self._timed("archive", self.t.archive.search(scope, query, r.candidates), r.archive_timeout_ms,
                             reports),
                 self._semantic(scope, query, reports),
                 self._timed("graph", self.graph.related(scope, names, r.candidates), r.graph_timeout_ms, reports),
-                self._timed("facts", self.t.ledger.facts(scope), r.archive_timeout_ms, reports),
+                self._timed("facts", self.t.ledger.curated(scope), r.archive_timeout_ms, reports),
                 self._in_window(scope, query, when, reports),
             ), self._profile_sources(scope, reports), self._sessions(scope, query, when, reports))
-        fused = fuse({"fulltext": fulltext or [], "semantic": semantic or [], "graph": graph or [],
-                      "recent": [Hit(e.id, 0.0, "recent") for e in recent], "time": dated},
-                     weights={"fulltext": r.weight_fulltext, "semantic": r.weight_semantic,
-                              "graph": r.weight_graph, "recent": r.weight_recent, "time": r.weight_time},
-                     k=r.rrf_k)
+        facts, corrections = (curated.facts, curated.corrections) if curated else ([], {})
+        if r.profile_tokens == 0:
+            corrections = {}
+        lists = {"fulltext": fulltext or [], "semantic": semantic or [], "graph": graph or [],
+                 "recent": [Hit(e.id, 0.0, "recent") for e in recent], "time": dated}
+        weights = {"fulltext": r.weight_fulltext, "semantic": r.weight_semantic, "graph": r.weight_graph,
+                   "recent": r.weight_recent, "time": r.weight_time, "neighbours": r.weight_neighbours,
+                   "feedback": r.weight_feedback, "entities": r.weight_entities}
+        fused = fuse(lists, weights=weights, k=r.rrf_k)
         known = {e.id: e for e in recent}
-        wanted = [f.exchange_id for f in fused[: r.candidates] if f.exchange_id not in known]
-        if wanted:
-            rows = await self._timed("archive", self.t.archive.get(scope, wanted), r.archive_timeout_ms, reports)
-            known.update({e.id: e for e in rows or []})
+        await self._read_full(scope, fused[: r.candidates], known, reports)
+        if r.expand_seeds > 0:
+            fused = await self._second_round(scope, query, lists, weights, fused, known, reports)
         relevant = aged([RankedExchange(known[f.exchange_id], f.score, f.sources) for f in fused[: r.candidates]
                          if f.exchange_id in known], datetime.now(UTC), r.weight_age, r.age_half_life_days)
         for name in ("cache", "archive", "summaries", "graph"):
             reports.setdefault(name, TierReport(name, "skipped", 0.0))
         return ConversationContext(user_id=scope.user_id, guild_id=scope.guild_id, query=query,
-                                   recent=recent[: r.recent], relevant=relevant, facts=facts or [],
+                                   recent=recent[: r.recent], relevant=relevant, facts=facts,
                                    tiers=reports, max_tokens=max_tokens,
-                                   profile=build_profile(scope.user_id, scope.guild_id, typed, facts or [],
-                                                         corrections),
+                                   profile=build_profile(scope.user_id, scope.guild_id, typed, facts, corrections),
                                    profile_tokens=r.profile_tokens, sessions=sessions, focus_share=r.focus_share,
                                    session_since=datetime.now(UTC) - timedelta(minutes=r.session_gap_minutes))
 
@@ -380,16 +383,14 @@ class HierarchicalMemoryManager(ExchangeLifecycle, MemoryGovernance, BotServices
 
     # ---- profile and typed facts ------------------------------------------------------------
 
-    async def _profile_sources(self, scope: Scope, reports: dict[str, TierReport]
-                               ) -> tuple[list[TypedFact], dict[str, tuple[str, str | None]]]:
-        """Typed facts and profile corrections for the context; a tier that fails leaves its part out."""
+    async def _profile_sources(self, scope: Scope, reports: dict[str, TierReport]) -> list[TypedFact]:
+        """Typed facts for the profile (its corrections come with the saved facts, ``ledger.curated``);
+        none when the graph fails."""
         if self.settings.retrieval.profile_tokens == 0:
-            return [], {}
+            return []
         r = self.settings.retrieval
-        typed, corrections = await asyncio.gather(
-            self._timed("graph", self.graph.facts(scope, support=False), r.graph_timeout_ms, reports),
-            self._timed("facts", self.t.ledger.corrections(scope), r.archive_timeout_ms, reports))
-        return typed or [], corrections or {}
+        typed = await self._timed("graph", self.graph.facts(scope, support=False), r.graph_timeout_ms, reports)
+        return typed or []
 
     async def typed_facts(self, user_id: str, guild_id: str | None = None) -> list[TypedFact]:
         """The scope's typed facts, current and closed, oldest first (raises TierUnavailable)."""

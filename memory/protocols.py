@@ -9,7 +9,7 @@ query itself.
 from __future__ import annotations
 
 from collections.abc import Sequence
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Protocol
 
 import numpy as np
@@ -61,6 +61,14 @@ class ArchiveTier(Tier, Protocol):
     async def search(self, scope: Scope, query: str, limit: int, *, since: datetime | None = None,
                      until: datetime | None = None) -> list[Hit]:
         """Full-text search within the scope (and the time window ``[since, until)``), best first."""
+
+    async def neighbours(self, scope: Scope, ids: Sequence[str], each_side: int,
+                         max_gap: timedelta) -> list[tuple[str, Exchange, int]]:
+        """The exchanges just before and after each of ``ids`` within ``max_gap``:
+        (anchor id, neighbour, steps away), in ``ids`` order, nearest first."""
+
+    async def newest_ids(self, scope: Scope, limit: int, since: datetime, until: datetime) -> list[str]:
+        """Ids of the scope's newest ``limit`` exchanges in ``[since, until)``, newest first."""
 
     async def exchanges(self, user_id: str, scope: Scope | None = None) -> list[Exchange]:
         """Every exchange of the user (one scope or all), oldest first."""

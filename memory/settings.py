@@ -122,6 +122,17 @@ class RetrievalSettings(BaseModel):
     age_half_life_days: float = Field(30.0, gt=0)
     weight_time: float = Field(1.0, ge=0, description="exchanges in the date window a query names "
                                "(\"in July 2023\", \"last week\"); 0 turns it off")
+    expand_seeds: int = Field(0, ge=0, le=50, description="second retrieval round (memory.expansion): the "
+                              "best fused hits its lists start from; 0 turns the round off")
+    expand_neighbours: int = Field(1, ge=0, le=10, description="exchanges taken on each side of a seed")
+    neighbour_gap_minutes: float = Field(60.0, gt=0, description="a neighbour is at most this far in time "
+                                         "from its seed (the same sitting)")
+    weight_neighbours: float = Field(0.5, ge=0, description="the exchanges next to the seeds; 0 = off")
+    weight_feedback: float = Field(0.0, ge=0, description="a second full-text query: the words the seeds "
+                                   "share that the query lacks; 0 = off")
+    feedback_words: int = Field(12, ge=1, le=100, description="seed words added to the feedback query")
+    weight_entities: float = Field(0.0, ge=0, description="the graph's exchanges naming the seeds' "
+                                   "entities; 0 = off")
     cache_timeout_ms: int = Field(150, ge=1)
     archive_timeout_ms: int = Field(400, ge=1)
     summaries_timeout_ms: int = Field(300, ge=1)

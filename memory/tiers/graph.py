@@ -32,7 +32,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any, TypeVar
 
-from neo4j import READ_ACCESS, AsyncDriver, AsyncGraphDatabase, AsyncManagedTransaction
+from neo4j import READ_ACCESS, AsyncDriver, AsyncGraphDatabase, AsyncManagedTransaction, Record
 from neo4j.exceptions import ConstraintError, DriverError, Neo4jError
 
 from memory.errors import InvalidInput, TierUnavailable
@@ -140,6 +140,17 @@ class Neo4jGraph:
         async with self._edge(), self._driver.session(database=self._database) as session:
             return await session.execute_read(work)
 
+    async def _read_once(self, query: str, **params: Any) -> list[Record]:
+        """One read query in an auto-commit transaction, for the reply path: RUN and PULL go out
+        together and no BEGIN/COMMIT follow. On ArcadeDB's Bolt server a managed read
+        transaction cost 2-3x as much as the same query auto-committed (typed facts of a
+        3,000-exchange user: 9.6 against 3.8 ms median). Not retried: a failure is the
+        manager's to report."""
+        async with self._edge(), self._driver.session(database=self._database,
+                                                      default_access_mode=READ_ACCESS) as session:
+            result = await session.run(query, params)
+            return [record async for record in result]
+
     async def _write(self, work: Callable[[AsyncManagedTransaction], Awaitable[T]]) -> T:
         async with self._edge(), self._driver.session(database=self._database) as session:
             return await session.execute_write(work)
@@ -221,11 +232,8 @@ class Neo4jGraph:
         if not keys or limit < 1:
             return []
 
-        async with self._edge(), self._driver.session(database=self._database,
-                                                      default_access_mode=READ_ACCESS) as session:
-            # auto-commit: one round trip fewer than a managed transaction, on the reply path
-            result = await session.run(cypher.RELATED, keys=keys, ukey=ukey, max_count=MAX_NAME_COUNT)
-            rows = [(r["name"], r["count"], r["ids"], r["ts"]) async for r in result]
+        records = await self._read_once(cypher.RELATED, keys=keys, ukey=ukey, max_count=MAX_NAME_COUNT)
+        rows = [(r["name"], r["count"], r["ids"], r["ts"]) for r in records]
         scores: dict[str, float] = {}
         matched: dict[str, list[str]] = {}
         newest: dict[str, Any] = {}
@@ -255,13 +263,16 @@ class Neo4jGraph:
         ids (``support=False``: without them, a cheaper query for the read path)."""
         ukey = _ukey(scope)
 
+        def typed(r: Record) -> TypedFact:
+            return TypedFact(r["fid"], r["predicate"], r["obj"], r["label"] or r["obj"], r["detail"] or "",
+                             _aware(r["valid_from"]), None if r["valid_to"] is None else _aware(r["valid_to"]),
+                             tuple(sorted(r["support"])), tuple(r["aliases"] or ()))
+
+        if not support:  # the reply path's query
+            return [typed(r) for r in await self._read_once(cypher.FACTS_BRIEF, ukey=ukey)]
+
         async def work(tx: AsyncManagedTransaction) -> list[TypedFact]:
-            result = await tx.run(cypher.FACTS if support else cypher.FACTS_BRIEF, ukey=ukey)
-            return [TypedFact(r["fid"], r["predicate"], r["obj"], r["label"] or r["obj"], r["detail"] or "",
-                              _aware(r["valid_from"]),
-                              None if r["valid_to"] is None else _aware(r["valid_to"]),
-                              tuple(sorted(r["support"])), tuple(r["aliases"] or ()))
-                    async for r in result]
+            return [typed(r) async for r in await tx.run(cypher.FACTS, ukey=ukey)]
 
         return await self._read(work)
 

@@ -35,6 +35,19 @@ class Fact:
 
 
 @dataclass(frozen=True, slots=True)
+class Curated:
+    """What a scope's user curated, as the context reads it: saved facts (oldest first) and
+    profile corrections (line key -> (the line as corrected, replacement or None))."""
+
+    facts: list[Fact]
+    corrections: dict[str, tuple[str, str | None]]
+
+    @property
+    def hits(self) -> int:
+        return len(self.facts)  # the tier report counts saved facts, as before corrections came along
+
+
+@dataclass(frozen=True, slots=True)
 class UsageRow:
     user_id: str
     guild_id: str | None
@@ -113,6 +126,18 @@ class PostgresLedger(_PgEdge):
         rows = await self._fetch("SELECT line_key, corrected, replacement FROM profile_corrections"
                                  " WHERE user_id = $1 AND scope = $2", scope.user_id, scope.key)
         return {r["line_key"]: (r["corrected"], r["replacement"]) for r in rows}
+
+    async def curated(self, scope: Scope) -> Curated:
+        """``facts`` and ``corrections`` of the scope in one statement (one round trip on the reply path)."""
+        rows = await self._fetch(
+            "SELECT id, text, created_at, category, importance, NULL AS line_key, NULL AS corrected,"
+            " NULL AS replacement FROM facts WHERE user_id = $1 AND scope = $2"
+            " UNION ALL SELECT NULL, NULL, NULL, NULL, NULL, line_key, corrected, replacement"
+            " FROM profile_corrections WHERE user_id = $1 AND scope = $2"
+            " ORDER BY created_at, id", scope.user_id, scope.key)
+        return Curated([Fact(r["id"], scope.user_id, scope.guild_id, r["text"], r["created_at"], r["category"],
+                             int(r["importance"])) for r in rows if r["id"] is not None],
+                       {r["line_key"]: (r["corrected"], r["replacement"]) for r in rows if r["id"] is None})
 
     async def correct(self, scope: Scope, line_key: str, corrected: str, replacement: str | None) -> None:
         """Remove (``replacement`` None) or replace one profile line; a later correction of it wins."""

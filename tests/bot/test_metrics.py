@@ -90,8 +90,9 @@ async def test_scrape_counts_what_the_chat_handler_did(
              for tier in ("cache", "summaries", "graph", "facts", "embedding")}
     embedded = samples.get(("mnemo_tier_reads_total", (("status", "ok"), ("tier", "embedding"))), 0)
     # two contexts were built; Chroma is asked only when the query was embedded in time; each context
-    # also reads the typed facts (graph) and the profile corrections (facts) for the profile
-    assert reads == {"cache": 2, "graph": 4, "facts": 4, "embedding": 2, "summaries": embedded}
+    # also reads the typed facts (graph) for the profile, and one statement gives its saved facts
+    # and profile corrections (facts)
+    assert reads == {"cache": 2, "graph": 4, "facts": 2, "embedding": 2, "summaries": embedded}
     for tier, calls in reads.items():
         assert _value(samples, "mnemo_tier_latency_seconds_count", tier=tier) == calls
     # read from the stores at scrape time

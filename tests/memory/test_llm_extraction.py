@@ -92,6 +92,20 @@ async def test_a_valid_answer_gives_summaries_entities_relations_and_profile_in_
     assert (x.stats.calls, x.stats.fallbacks, x.stats.llm_exchanges) == (1, 0, 3)
 
 
+async def test_self_statements_the_model_left_out_are_kept_and_its_own_reading_wins(fake: FakeLLM) -> None:
+    said = Exchange("x9", "ana", None, None, "Hi! My name is Ana and I live in Lisbon. I work as a nurse.", "Hello!",
+                    T0)
+    # a valid answer that states only where she lives, and another city than the text's rules find
+    fake.script = [{"content": json.dumps({"exchanges": [
+        {"id": "1", "summary": "Ana, a nurse, says hello.", "entities": ["Porto"],
+         "relations": [{"predicate": "LIVES_IN", "object": "Porto"}], "profile": {}}]})}]
+    x = extractor(fake)
+    [out] = await x.extract([said])
+    assert {(s.predicate, s.obj) for s in out.statements} == {
+        ("LIVES_IN", "porto"), ("NAME", "ana"), ("WORKS_AS", "nurse")}
+    assert (x.stats.llm_exchanges, x.stats.fallbacks) == (1, 0)
+
+
 async def test_a_long_summary_is_cut_to_the_limit(fake: FakeLLM) -> None:
     fake.script = [{"content": answer(1, summary="Ana " + "talks about Paris and numbers 1234 " * 20)}]
     [out] = await extractor(fake).extract(exchanges(1))

@@ -69,7 +69,7 @@ async def dsn(postgres_dsn: str, _module_databases: dict[str, str]) -> str:
 @pytest_asyncio.fixture
 async def pool(dsn: str) -> AsyncIterator[asyncpg.Pool]:
     p = await create_pool(dsn, max_size=8)
-    await p.execute("TRUNCATE exchanges, outbox, facts, token_usage CASCADE")
+    await p.execute("TRUNCATE exchanges, outbox, facts, token_usage, profile_corrections CASCADE")
     yield p
     await p.close()
 
@@ -186,6 +186,19 @@ async def test_recent_is_newest_first_and_pages_with_before(archive: PostgresArc
     assert [e.id for e in older] == [ex(ALICE_G1, n).id for n in (3, 2, 1)]
     oldest_first = await archive.exchanges("alice", ALICE_G1)
     assert [e.id for e in oldest_first] == [ex(ALICE_G1, n).id for n in range(1, 7)]
+
+
+async def test_newest_ids_are_the_windows_newest_as_recent_gives_them(archive: PostgresArchive) -> None:
+    """The read path's date window: the same ids, in the same order, as the exchanges
+    ``recent(before=until)`` returns that fall on or after ``since``; only this scope's."""
+    await _seed(archive, (ALICE_G1, ALICE_DM, BOB_G1), n=8)
+    t = [ex(ALICE_G1, n).timestamp for n in range(1, 9)]
+    for since, until, limit in ((t[2], t[6], 10), (t[2], t[6], 2), (t[0], t[7] + timedelta(days=1), 3),
+                                (t[7] + timedelta(days=1), t[7] + timedelta(days=2), 5)):
+        expected = [e.id for e in await archive.recent(ALICE_G1, limit, before=until) if e.timestamp >= since]
+        assert await archive.newest_ids(ALICE_G1, limit, since, until) == expected
+    assert await archive.newest_ids(ALICE_G1, 10, t[2], t[6]) == [ex(ALICE_G1, n).id for n in (6, 5, 4, 3)]
+    assert await archive.newest_ids(ALICE_G1, 2, t[2], t[6]) == [ex(ALICE_G1, n).id for n in (6, 5)]
 
 
 async def test_search_ranks_within_scope_only(archive: PostgresArchive) -> None:
@@ -394,6 +407,28 @@ async def test_facts_add_list_remove_isolated(ledger: PostgresLedger) -> None:
     assert [f.id for f in await ledger.facts(ALICE_G1)] == [dog.id]
     assert await ledger.count("alice") == 2
     assert await ledger.count("bob") == 1
+
+
+async def test_curated_reads_the_scopes_facts_and_corrections_in_one_go(ledger: PostgresLedger) -> None:
+    """``curated`` (the reply path's single statement) returns what ``facts`` and ``corrections``
+    return, in the same order, for this user and scope only; forget empties it."""
+    tea = await ledger.add_fact(ALICE_G1, "Prefers tea", "preference", 4)
+    walks = await ledger.add_fact(ALICE_G1, "Walks to work", "work", 2)
+    await ledger.add_fact(ALICE_DM, "DM fact")
+    await ledger.add_fact(BOB_G1, "Bob's fact")
+    await ledger.correct(ALICE_G1, "lives_in", "Lives in Paris", "Lives in Lyon")
+    await ledger.correct(ALICE_G1, "pet", "Has a cat", None)
+    await ledger.correct(BOB_G1, "pet", "Has a dog", None)
+    curated = await ledger.curated(ALICE_G1)
+    assert curated.facts == await ledger.facts(ALICE_G1) == [tea, walks]
+    assert curated.corrections == await ledger.corrections(ALICE_G1) == {
+        "lives_in": ("Lives in Paris", "Lives in Lyon"), "pet": ("Has a cat", None)}
+    assert curated.hits == 2
+    dm = await ledger.curated(ALICE_DM)
+    assert ([f.text for f in dm.facts], dm.corrections) == (["DM fact"], {})
+    await ledger.forget(ForgetTarget("alice", ALICE_G1))
+    assert await ledger.curated(ALICE_G1) == type(curated)([], {})
+    assert (await ledger.curated(BOB_G1)).corrections == {"pet": ("Has a dog", None)}
 
 
 async def test_ledger_forget(ledger: PostgresLedger) -> None:

@@ -105,3 +105,22 @@ async def test_replaying_a_batch_changes_no_fact(graph: Neo4jGraph, scope: Scope
     before = await graph.facts(scope)
     assert await graph.ingest(batch) == 0
     assert await graph.facts(scope) == before
+
+
+async def test_the_read_paths_brief_facts_match_the_full_ones_without_support(
+        graph: Neo4jGraph, scope: Scope) -> None:
+    """``support=False`` (one auto-commit query, the reply path's) returns the same facts, in the
+    same order, with their validity and aliases, only without supporting ids; and only this scope's."""
+    p = scope.user_id
+    other = Scope(p, "g2")
+    await graph.ingest([said(scope, f"{p}-1", 0, ("LIVES_IN", "Paris", ""), ("FRIEND_OF", "Mel", "friend"))])
+    await graph.ingest([said(scope, f"{p}-2", 3, ("LIVES_IN", "Berlin", ""), ("FRIEND_OF", "Melanie", "friend")),
+                        said(other, f"{p}-3", 1, ("WORKS_AS", "nurse", ""))])
+    full, brief = await graph.facts(scope), await graph.facts(scope, support=False)
+    assert {f.obj: f.support for f in full} == {"paris": (f"{p}-1",), "melanie": (f"{p}-1", f"{p}-2"),
+                                                "berlin": (f"{p}-2",)}
+    assert brief == [TypedFact(f.id, f.predicate, f.obj, f.label, f.detail, f.valid_from, f.valid_to, (),
+                               f.aliases) for f in full]
+    assert {(f.predicate, f.obj, f.current, f.aliases) for f in brief} == {
+        ("LIVES_IN", "paris", False, ()), ("FRIEND_OF", "melanie", True, ("mel",)), ("LIVES_IN", "berlin", True, ())}
+    assert [f.obj for f in await graph.facts(other, support=False)] == ["nurse"]
