@@ -97,6 +97,9 @@ async def tune(dataset: Any, budgets: list[int], variants: list[tuple[str, dict[
     result object and the misses of each variant."""
     from memory import HierarchicalMemoryManager
 
+    if any(q.asked_at is not None for q in dataset.questions):  # one import would show them later turns
+        raise ValueError("questions asked mid-history (RealMemBench) need bench.recall, which asks each "
+                         "at its moment; bench.tune imports everything first")
     manager_module.fuse = _capturing_fuse
     out: dict[str, Any] = {"questions": len(dataset.questions), "variants": {}}
     all_misses: dict[str, Any] = {}
