@@ -13,6 +13,7 @@ import pytest_asyncio
 from memory import HierarchicalMemoryManager, MemorySettings
 from memory.launcher import Addresses
 from tests import servers
+from tests.bot.fake_llm import FakeLLM
 
 ManagerFactory = Callable[..., Awaitable[HierarchicalMemoryManager]]
 
@@ -86,3 +87,11 @@ def own_redis_url() -> Iterator[str]:
     url, stop = servers.start_system_redis()
     yield url
     stop()
+
+
+@pytest_asyncio.fixture(scope="module")
+async def llm_server() -> AsyncIterator[FakeLLM]:
+    """A fake OpenAI-compatible server on a real socket, one per test module (tests reset it)."""
+    fake = await FakeLLM().start()
+    yield fake
+    await fake.aclose()

@@ -34,27 +34,20 @@ GOOD = ["The user adopted a greyhound, Pepper, on 3 May; Pepper sleeps on the so
         "The user plays a 31-minute Sibelius piece at a violin recital in Lisbon on Friday."]
 
 
-@pytest_asyncio.fixture(scope="module")
-async def llm() -> AsyncIterator[FakeLLM]:
-    fake = await FakeLLM().start()
-    yield fake
-    await fake.aclose()
-
-
 @pytest_asyncio.fixture
-async def open_memory(bundled: Addresses, own_postgres_dsn: str, llm: FakeLLM, tmp_path: Path,
+async def open_memory(bundled: Addresses, own_postgres_dsn: str, llm_server: FakeLLM, tmp_path: Path,
                       make_manager: ManagerFactory) -> AsyncIterator[Callable[..., Any]]:
     """A manager with LLM extraction on the fake server and no worker running, so the only calls made
     are the session summaries the test asks for."""
-    llm.reset("script")
+    llm_server.reset("script")
     own = Addresses(**{**bundled.__dict__, "postgres_dsn": own_postgres_dsn})
 
     async def make(**llm_settings: Any) -> HierarchicalMemoryManager:
-        values = {"base_url": llm.base_url, "extraction": True, "timeout_seconds": 1.0, **llm_settings}
+        values = {"base_url": llm_server.base_url, "extraction": True, "timeout_seconds": 1.0, **llm_settings}
         return await make_manager(settings_for(own, tmp_path, llm=values, worker={"in_process": False}))
 
     yield make
-    llm.reset("script")  # release a request still held by a scripted timeout
+    llm_server.reset("script")  # release a request still held by a scripted timeout
 
 
 async def tell(memory: HierarchicalMemoryManager, user: str, guild: str, days: int) -> list[list[str]]:
@@ -78,16 +71,16 @@ async def rules_text(memory: HierarchicalMemoryManager, user: str, ids: list[str
 
 
 async def test_the_llm_writes_each_session_body_and_our_code_keeps_the_dates(
-        open_memory: Callable[..., Any], llm: FakeLLM) -> None:
+        open_memory: Callable[..., Any], llm_server: FakeLLM) -> None:
     memory = await open_memory()
     user, guild = f"ls-{uuid.uuid4().hex[:8]}", f"g{uuid.uuid4().hex[:8]}"
     ids = await tell(memory, user, guild, 3)
     long = "The user fixed a bicycle chain and plans to true the rear wheel next; " * 8
-    llm.script = [{"content": GOOD[0]}, {"content": f"Summary: {GOOD[1]}\n"}, {"content": long}]
+    llm_server.script = [{"content": GOOD[0]}, {"content": f"Summary: {GOOD[1]}\n"}, {"content": long}]
     assert await memory.summarise_sessions(force=True) == 3
-    assert len(llm.requests) == 3  # one call per session
-    assert all("response_format" not in r and r["max_tokens"] <= 200 for r in llm.requests)
-    prompts = [r["messages"][1]["content"] for r in llm.requests]
+    assert len(llm_server.requests) == 3  # one call per session
+    assert all("response_format" not in r and r["max_tokens"] <= 200 for r in llm_server.requests)
+    prompts = [r["messages"][1]["content"] for r in llm_server.requests]
     assert ["Pepper" in p for p in prompts] == [True, False, False]
     assert ["Lisbon" in p for p in prompts] == [False, True, False]
 
@@ -101,7 +94,7 @@ async def test_the_llm_writes_each_session_body_and_our_code_keeps_the_dates(
     x = memory.extraction_stats()
     assert (x["session_summaries"], x["session_calls"], x["session_llm"], x["session_fallbacks"]) == (3, 3, 3, 0)
     assert x["calls"] == 3 and x["prompt_tokens"] > 0 and x["completion_tokens"] > 0
-    assert await memory.summarise_sessions(force=True) == 0 and len(llm.requests) == 3  # nothing new: no call
+    assert await memory.summarise_sessions(force=True) == 0 and len(llm_server.requests) == 3  # nothing new: no call
 
     exported = await memory.export(user)
     assert [s["text"] for s in exported["session_summaries"]] == [s.text for s in stored]
@@ -112,11 +105,11 @@ async def test_the_llm_writes_each_session_body_and_our_code_keeps_the_dates(
 
 
 async def test_unusable_answers_fall_back_to_the_rules_and_are_counted(
-        open_memory: Callable[..., Any], llm: FakeLLM) -> None:
+        open_memory: Callable[..., Any], llm_server: FakeLLM) -> None:
     memory = await open_memory()
     user, guild = f"lb-{uuid.uuid4().hex[:8]}", f"g{uuid.uuid4().hex[:8]}"
     ids = await tell(memory, user, guild, 4)
-    llm.script = [{"content": "   "},                                                 # empty
+    llm_server.script = [{"content": "   "},                                                 # empty
                   {"content": json.dumps({"summary": "a JSON object, not text"})},     # not plain text
                   {"refusal": "I can't summarise that."},                              # refused
                   {"content": "The user repaired a bicycle chain and then", "finish": "length"}]  # cut off
@@ -129,13 +122,13 @@ async def test_unusable_answers_fall_back_to_the_rules_and_are_counted(
 
 
 async def test_a_timeout_falls_back_and_the_other_sessions_wait_for_the_next_run(
-        open_memory: Callable[..., Any], llm: FakeLLM) -> None:
+        open_memory: Callable[..., Any], llm_server: FakeLLM) -> None:
     memory = await open_memory(timeout_seconds=0.5)
     user, guild = f"lt-{uuid.uuid4().hex[:8]}", f"g{uuid.uuid4().hex[:8]}"
     ids = await tell(memory, user, guild, 2)
-    llm.script = [{"timeout": True}, {"content": GOOD[1]}]
+    llm_server.script = [{"timeout": True}, {"content": GOOD[1]}]
     assert await memory.summarise_sessions(force=True) == 1  # no answer: the run stops there
-    assert len(llm.requests) == 1
+    assert len(llm_server.requests) == 1
     assert await memory.summarise_sessions(force=True) == 1
     stored = await memory.t.sessions.all(user)
     assert [s.text for s in stored] == [await rules_text(memory, user, ids[0]), f"{heading(1)}: {GOOD[1]}"]
@@ -144,17 +137,17 @@ async def test_a_timeout_falls_back_and_the_other_sessions_wait_for_the_next_run
 
 
 async def test_a_guild_over_its_daily_budget_gets_rule_based_summaries_without_a_call(
-        open_memory: Callable[..., Any], llm: FakeLLM) -> None:
+        open_memory: Callable[..., Any], llm_server: FakeLLM) -> None:
     memory = await open_memory(extraction_daily_tokens=50)
     user, guild = f"lg-{uuid.uuid4().hex[:8]}", f"g{uuid.uuid4().hex[:8]}"
     ids = await tell(memory, user, guild, 2)
     other = await memory.store_conversation(user, "I'm learning Finnish in DMs.", "Hyvä!", timestamp=DAY)
     # sessions go by user, scope and time: the DM scope comes first
-    llm.script = [{"content": "I am the DM session, summarised by the LLM."}, {"content": GOOD[0]}]
+    llm_server.script = [{"content": "I am the DM session, summarised by the LLM."}, {"content": GOOD[0]}]
     assert await memory.summarise_sessions(force=True) == 3
     # the guild's first session spends more than its 50 tokens; its second gets no call; the user's
     # DMs have a budget of their own
-    assert len(llm.requests) == 2
+    assert len(llm_server.requests) == 2
     stored = {s.exchange_ids: s.text for s in await memory.t.sessions.all(user)}
     assert stored[tuple(ids[0])] == f"{heading(0)}: {GOOD[0]}"
     assert stored[tuple(ids[1])] == await rules_text(memory, user, ids[1])
@@ -169,12 +162,12 @@ async def test_a_guild_over_its_daily_budget_gets_rule_based_summaries_without_a
 
 
 async def test_llm_sessions_are_written_a_bounded_number_per_run(
-        open_memory: Callable[..., Any], llm: FakeLLM, monkeypatch: pytest.MonkeyPatch) -> None:
+        open_memory: Callable[..., Any], llm_server: FakeLLM, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(sessions, "WRITTEN_PER_RUN", 1)
     memory = await open_memory()
     user, guild = f"lr-{uuid.uuid4().hex[:8]}", f"g{uuid.uuid4().hex[:8]}"
     ids = await tell(memory, user, guild, 2)
-    llm.script = [{"content": GOOD[0]}, {"content": GOOD[1]}]
+    llm_server.script = [{"content": GOOD[0]}, {"content": GOOD[1]}]
     assert await memory.summarise_sessions(force=True) == 1
     assert [s.exchange_ids for s in await memory.t.sessions.all(user)] == [tuple(ids[0])]
     assert await memory.summarise_sessions(force=True) == 1  # the next run takes the one left

@@ -111,13 +111,6 @@ async def test_the_user_corrects_a_wrong_line(memory: HierarchicalMemoryManager,
 
 # ---- with an LLM extractor on a fake OpenAI-compatible server ------------------------------------
 
-@pytest_asyncio.fixture(scope="module")
-async def llm_server() -> AsyncIterator[FakeLLM]:
-    fake = await FakeLLM().start()
-    yield fake
-    await fake.aclose()
-
-
 @pytest_asyncio.fixture
 async def llm_memory(bundled: Addresses, own_postgres_dsn: str, llm_server: FakeLLM, tmp_path: Path,
                      make_manager: ManagerFactory) -> AsyncIterator[HierarchicalMemoryManager]:
