@@ -26,11 +26,12 @@ from memory.models import ActiveConversation
 from memory.protocols import CacheTier, Embedder, Extractor, GraphTier, SummaryTier
 from memory.sessions import SessionWriter
 from memory.settings import MemorySettings
-from memory.tiers.archive import PostgresArchive, PostgresForgetQueue, PostgresOutbox, create_pool
+from memory.tiers.archive import PostgresArchive, create_pool
 from memory.tiers.budget import RedisExtractionCounters, RedisTokenBudget
 from memory.tiers.cache import RedisCache, RedisRateLimiter, RedisState, create_redis
 from memory.tiers.graph import create_graph
 from memory.tiers.ledger import PostgresLedger
+from memory.tiers.outbox import PostgresForgetQueue, PostgresOutbox
 from memory.tiers.policy import PostgresPolicies
 from memory.tiers.sessions import PostgresSessions
 from memory.tiers.summaries import create_summaries

@@ -29,8 +29,8 @@ from memory.errors import MemoryStoreError, TierUnavailable
 from memory.metrics import Metrics
 from memory.models import Exchange, Extraction, ForgetTarget, Scope, SummaryRecord
 from memory.protocols import CacheTier, Embedder, Extractor, GraphTier, SummaryTier
-from memory.tiers.archive import PostgresForgetQueue, PostgresOutbox
 from memory.tiers.dead_letters import PostgresStaleCaches
+from memory.tiers.outbox import PostgresForgetQueue, PostgresOutbox
 
 log = logging.getLogger(__name__)
 Claimed = Sequence[tuple[Exchange, bool]]

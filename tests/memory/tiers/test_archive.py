@@ -23,8 +23,9 @@ import pytest_asyncio
 from memory.errors import ArchiveUnavailable, TierUnavailable
 from memory.launcher import free_port
 from memory.models import MAX_MESSAGE_BYTES, Exchange, ForgetTarget, Scope, clean_text
-from memory.tiers.archive import PostgresArchive, PostgresOutbox, create_pool, migrate
+from memory.tiers.archive import PostgresArchive, create_pool, migrate
 from memory.tiers.ledger import PostgresLedger
+from memory.tiers.outbox import PostgresOutbox
 from tests import servers
 
 T0 = datetime(2024, 5, 1, 12, 0, tzinfo=UTC)
