@@ -65,11 +65,7 @@ def checkout_stays_clean() -> Iterator[None]:
 
 @pytest.fixture(scope="session")
 def system_redis_url() -> Iterator[str]:
-    if not servers.have_system_redis():
-        pytest.skip("redis-server is not installed (.ci/run installs Debian's redis-server)")
-    url, stop = servers.start_system_redis()
-    yield url
-    stop()
+    yield from servers.system_redis()
 
 
 @pytest.fixture(scope="session")

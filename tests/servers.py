@@ -16,8 +16,10 @@ import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
+
+import pytest
 
 from memory.launcher import free_port
 
@@ -57,6 +59,17 @@ def start_system_redis(port: int | None = None) -> tuple[str, Callable[[], None]
         shutil.rmtree(d, ignore_errors=True)
 
     return f"redis://127.0.0.1:{port}/0", stop
+
+
+def system_redis() -> Iterator[str]:
+    """A fixture body: a Debian redis-server on a free port while the generator lives; skips without one."""
+    if not have_system_redis():
+        pytest.skip("redis-server is not installed (.ci/run installs Debian's redis-server)")
+    url, stop = start_system_redis()
+    try:
+        yield url
+    finally:
+        stop()
 
 
 def _as_postgres(cmd: list[str]) -> list[str]:

@@ -82,11 +82,7 @@ async def own_postgres_dsn(bundled: Addresses) -> str:
 @pytest.fixture
 def own_redis_url() -> Iterator[str]:
     """A redis-server of this test's own (the extraction counters are global to a Redis)."""
-    if not servers.have_system_redis():
-        pytest.skip("redis-server is not installed (.ci/run installs Debian's redis-server)")
-    url, stop = servers.start_system_redis()
-    yield url
-    stop()
+    yield from servers.system_redis()
 
 
 @pytest_asyncio.fixture(scope="module")
