@@ -14,6 +14,7 @@ from memory import HierarchicalMemoryManager, MemorySettings
 from memory.launcher import Addresses
 from tests import servers
 from tests.bot.fake_llm import FakeLLM
+from tests.memory.own_redis import RestartableRedis
 
 ManagerFactory = Callable[..., Awaitable[HierarchicalMemoryManager]]
 
@@ -91,3 +92,16 @@ async def llm_server() -> AsyncIterator[FakeLLM]:
     fake = await FakeLLM().start()
     yield fake
     await fake.aclose()
+
+
+@pytest.fixture
+def restartable_redis() -> Iterator[RestartableRedis]:
+    """A started redis-server of this test's own that it may stop and start again (keeping its data)."""
+    if not servers.have_system_redis():
+        pytest.skip("redis-server is not installed (.ci/run installs Debian's redis-server)")
+    server = RestartableRedis()
+    server.start()
+    try:
+        yield server
+    finally:
+        server.close()

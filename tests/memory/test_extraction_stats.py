@@ -63,10 +63,9 @@ async def test_memory_stats_reports_llm_calls_and_tokens_per_exchange_from_every
         await fake.aclose()
 
 
-async def test_counts_made_while_redis_is_down_are_shared_once_it_is_back() -> None:
+async def test_counts_made_while_redis_is_down_are_shared_once_it_is_back(restartable_redis: RestartableRedis) -> None:
+    redis_server = restartable_redis
     fake = await FakeLLM().start()
-    redis_server = RestartableRedis()
-    redis_server.start()
     redis = await create_redis(redis_server.url)
     client = openai.AsyncOpenAI(base_url=fake.base_url, api_key="x", timeout=5, max_retries=0)
     try:
@@ -90,5 +89,4 @@ async def test_counts_made_while_redis_is_down_are_shared_once_it_is_back() -> N
     finally:
         await client.close()
         await redis.aclose()
-        redis_server.close()
         await fake.aclose()

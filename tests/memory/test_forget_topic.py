@@ -18,63 +18,56 @@ import redis.asyncio as aioredis
 from memory import ForgetPending
 from memory.launcher import Addresses, BoltServerProcess, free_port
 from memory.models import Scope
-from tests import servers
 from tests.memory.conftest import ManagerFactory, settings_for
 from tests.memory.own_redis import RestartableRedis
 
 
 async def test_forget_topic_with_redis_down_returns_pending_and_completes_when_it_is_back(
         own_postgres_dsn: str, bundled: Addresses, make_manager: ManagerFactory, tmp_path: Path,
-        uid: Callable[[str], str]) -> None:
-    if not servers.have_system_redis():
-        pytest.skip("redis-server is not installed (.ci/run installs Debian's redis-server)")
-    redis = RestartableRedis()
-    redis.start()
+        uid: Callable[[str], str], restartable_redis: RestartableRedis) -> None:
+    redis = restartable_redis
+    addresses = Addresses(**{**bundled.__dict__, "postgres_dsn": own_postgres_dsn, "redis_url": redis.url})
+    # no worker runs: anything left in the queue stays there, as behind a stalled worker
+    memory = await make_manager(settings_for(addresses, tmp_path, worker={"in_process": False}))
+    user = uid("topic")
+    scope = Scope(user)
+    await memory.store_conversation(user, "My sister moved to Lisbon in May.", "Lisbon suits her.")
+    await memory.store_conversation(user, "The trams in Lisbon are so steep!", "Hold on tight.")
+    kept = await memory.store_conversation(user, "I adopted a beagle called Biscuit.", "Cute!")
+    while await memory.worker.run_once():
+        pass
+    await memory.get_conversation_context(user, "Lisbon")  # caches the recent list
+    queued = await memory.store_conversation(user, "Lisbon again: we found a flat.", "Congrats!")
+    assert await memory.pending() == 1  # never reached summaries or graph
+    assert len(await memory.graph.topic_exchanges(scope, "lisbon")) == 2
+
+    redis.stop()
+    async with asyncio.timeout(30):  # it used to wait for the queue: 300 s, then fail
+        with pytest.raises(ForgetPending) as caught:
+            await memory.forget(user, topic="Lisbon")
+    assert caught.value.pending == ["cache"]
+    assert caught.value.removed["archive"] == 3 and caught.value.removed["summaries"] == 2
+    assert [e["id"] for e in (await memory.export(user))["exchanges"]] == [kept]
+    assert await memory.pending() == 0  # the queued exchange went with its archive row
+    assert {r.exchange_id for r in await memory.summaries.records(user)} == {kept}
+    assert await memory.graph.topic_exchanges(scope, "lisbon") == []
+    assert await memory.t.forgets.pending(user) == 1
+    assert queued not in await memory.existing_exchange_ids([queued])
+
+    redis.start()  # with its data: the cached list still holds the Lisbon exchanges
+    client = aioredis.Redis.from_url(redis.url)
+    key = f"mnemo:recent:{user}:dm"
     try:
-        addresses = Addresses(**{**bundled.__dict__, "postgres_dsn": own_postgres_dsn, "redis_url": redis.url})
-        # no worker runs: anything left in the queue stays there, as behind a stalled worker
-        memory = await make_manager(settings_for(addresses, tmp_path, worker={"in_process": False}))
-        user = uid("topic")
-        scope = Scope(user)
-        await memory.store_conversation(user, "My sister moved to Lisbon in May.", "Lisbon suits her.")
-        await memory.store_conversation(user, "The trams in Lisbon are so steep!", "Hold on tight.")
-        kept = await memory.store_conversation(user, "I adopted a beagle called Biscuit.", "Cute!")
-        while await memory.worker.run_once():
-            pass
-        await memory.get_conversation_context(user, "Lisbon")  # caches the recent list
-        queued = await memory.store_conversation(user, "Lisbon again: we found a flat.", "Congrats!")
-        assert await memory.pending() == 1  # never reached summaries or graph
-        assert len(await memory.graph.topic_exchanges(scope, "lisbon")) == 2
-
-        redis.stop()
-        async with asyncio.timeout(30):  # it used to wait for the queue: 300 s, then fail
-            with pytest.raises(ForgetPending) as caught:
-                await memory.forget(user, topic="Lisbon")
-        assert caught.value.pending == ["cache"]
-        assert caught.value.removed["archive"] == 3 and caught.value.removed["summaries"] == 2
-        assert [e["id"] for e in (await memory.export(user))["exchanges"]] == [kept]
-        assert await memory.pending() == 0  # the queued exchange went with its archive row
-        assert {r.exchange_id for r in await memory.summaries.records(user)} == {kept}
-        assert await memory.graph.topic_exchanges(scope, "lisbon") == []
-        assert await memory.t.forgets.pending(user) == 1
-        assert queued not in await memory.existing_exchange_ids([queued])
-
-        redis.start()  # with its data: the cached list still holds the Lisbon exchanges
-        client = aioredis.Redis.from_url(redis.url)
-        key = f"mnemo:recent:{user}:dm"
-        try:
-            cached = [json.loads(x)["user_message"] for x in await client.lrange(key, 0, -1)]
-            assert sum("Lisbon" in m for m in cached) == 3
-            deadline = time.monotonic() + 60
-            while await memory.retry_forgets() == 0:  # the worker does this every 10 s
-                assert time.monotonic() < deadline
-                await asyncio.sleep(0.2)
-            assert await memory.t.forgets.pending(user) == 0
-            assert [json.loads(x)["id"] for x in await client.lrange(key, 0, -1)] == [kept]
-        finally:
-            await client.aclose()
+        cached = [json.loads(x)["user_message"] for x in await client.lrange(key, 0, -1)]
+        assert sum("Lisbon" in m for m in cached) == 3
+        deadline = time.monotonic() + 60
+        while await memory.retry_forgets() == 0:  # the worker does this every 10 s
+            assert time.monotonic() < deadline
+            await asyncio.sleep(0.2)
+        assert await memory.t.forgets.pending(user) == 0
+        assert [json.loads(x)["id"] for x in await client.lrange(key, 0, -1)] == [kept]
     finally:
-        redis.close()
+        await client.aclose()
 
 
 async def test_forget_topic_finds_queued_exchanges_the_full_text_index_cannot_see(

@@ -25,7 +25,6 @@ from memory.cli import build_parser, cmd_dead_letters, cmd_stats
 from memory.launcher import Addresses
 from memory.models import Exchange, Extraction, Scope
 from memory.protocols import Embedder, Extractor
-from tests import servers
 from tests.memory.conftest import ManagerFactory, settings_for
 from tests.memory.own_redis import RestartableRedis
 
@@ -160,45 +159,39 @@ async def test_a_year_one_record_already_stored_harms_no_one(
 
 async def test_a_redis_outage_holds_back_no_derived_work(
         own_postgres_dsn: str, bundled: Addresses, make_manager: ManagerFactory, tmp_path: Path,
-        uid: Callable[[str], str]) -> None:
-    if not servers.have_system_redis():
-        pytest.skip("redis-server is not installed (.ci/run installs Debian's redis-server)")
-    redis = RestartableRedis()
-    redis.start()
+        uid: Callable[[str], str], restartable_redis: RestartableRedis) -> None:
+    redis = restartable_redis
+    memory = await make_manager(settings_for(_addresses(bundled, own_postgres_dsn, redis_url=redis.url),
+                                             tmp_path))
+    user = uid("outage")
+    scope = Scope(user)
+    await memory.store_conversation(user, "I keep bees on my roof.", "Bees are great.")
+    await memory.flush()
+    await memory.get_conversation_context(user, "bees")  # warms the cached list from the archive
+    assert (await memory.counts(user))["cache"] == 1
+
+    redis.stop()
+    late = [await memory.store_conversation(user, f"Honey harvest number {i} with Beatrix.", "Sweet.")
+            for i in range(3)]  # the cache misses these: the worker must drop the list later
+    await memory.flush(timeout=60)  # the queue drains although Redis is down
+    assert await memory.pending() == 0
+    counts = await memory.counts(user)
+    assert counts["summaries"] == 4 and counts["cache"] == -1
+    assert set(late) <= set(await memory.graph.topic_exchanges(scope, "beatrix"))
+    assert await memory.worker.stale_caches.due() == [scope]  # type: ignore[union-attr]
+
+    redis.start()  # same port and data: the old list, without the three, is back
+    client = aioredis.Redis.from_url(redis.url)
     try:
-        memory = await make_manager(settings_for(_addresses(bundled, own_postgres_dsn, redis_url=redis.url),
-                                                 tmp_path))
-        user = uid("outage")
-        scope = Scope(user)
-        await memory.store_conversation(user, "I keep bees on my roof.", "Bees are great.")
-        await memory.flush()
-        await memory.get_conversation_context(user, "bees")  # warms the cached list from the archive
-        assert (await memory.counts(user))["cache"] == 1
-
-        redis.stop()
-        late = [await memory.store_conversation(user, f"Honey harvest number {i} with Beatrix.", "Sweet.")
-                for i in range(3)]  # the cache misses these: the worker must drop the list later
-        await memory.flush(timeout=60)  # the queue drains although Redis is down
-        assert await memory.pending() == 0
-        counts = await memory.counts(user)
-        assert counts["summaries"] == 4 and counts["cache"] == -1
-        assert set(late) <= set(await memory.graph.topic_exchanges(scope, "beatrix"))
-        assert await memory.worker.stale_caches.due() == [scope]  # type: ignore[union-attr]
-
-        redis.start()  # same port and data: the old list, without the three, is back
-        client = aioredis.Redis.from_url(redis.url)
-        try:
-            key = f"mnemo:recent:{user}:dm"
-            assert await client.llen(key) == 1  # stale
-            await _until(memory.worker.retry_stale_caches)  # the worker does this every 10 s
-            assert await client.exists(key) == 0
-        finally:
-            await client.aclose()
-        assert await memory.worker.stale_caches.due() == []  # type: ignore[union-attr]
-        ctx = await memory.get_conversation_context(user, "honey")
-        assert {e.id for e in ctx.recent} >= set(late)
+        key = f"mnemo:recent:{user}:dm"
+        assert await client.llen(key) == 1  # stale
+        await _until(memory.worker.retry_stale_caches)  # the worker does this every 10 s
+        assert await client.exists(key) == 0
     finally:
-        redis.close()
+        await client.aclose()
+    assert await memory.worker.stale_caches.due() == []  # type: ignore[union-attr]
+    ctx = await memory.get_conversation_context(user, "honey")
+    assert {e.id for e in ctx.recent} >= set(late)
 
 
 async def test_aclose_after_the_worker_task_died_still_stops_the_bundled_servers(
