@@ -95,7 +95,7 @@ class HierarchicalMemoryManager(ExchangeLifecycle, MemoryGovernance, BotServices
                                     stale_caches=PostgresStaleCaches(tiers.archive.pool), batch_size=w.batch_size,
                                     lease_seconds=w.lease_seconds, idle_poll=w.idle_poll_seconds,
                                     max_attempts=w.max_attempts, retry_seconds=w.retry_seconds,
-                                    metrics=self.metrics)
+                                    metrics=self.metrics, statistics=tiers.archive.refresh_statistics)
         self.profiles = ProfileBook(tiers.graph, tiers.ledger)
         self.worker.every(settings.memory.retention_check_minutes * 60, self.apply_retention, "retention")
         self.worker.every(min(300.0, settings.retrieval.session_idle_minutes * 60), self.summarise_sessions,

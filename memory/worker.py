@@ -50,7 +50,8 @@ class DerivedWorker:
                  summaries: SummaryTier, graph: GraphTier, cache: CacheTier, *,
                  forgets: PostgresForgetQueue | None = None, stale_caches: PostgresStaleCaches | None = None,
                  batch_size: int = 64, lease_seconds: float = 120.0, idle_poll: float = 0.5,
-                 max_attempts: int = 3, retry_seconds: float = 1.0, metrics: Metrics | None = None) -> None:
+                 max_attempts: int = 3, retry_seconds: float = 1.0, metrics: Metrics | None = None,
+                 statistics: Callable[[], Awaitable[bool]] | None = None, statistics_every: int = 500) -> None:
         self.outbox = outbox
         self.extractor = extractor
         self.embedder = embedder
@@ -72,6 +73,9 @@ class DerivedWorker:
         self.last_error: str | None = None
         self._wake = asyncio.Event()
         self._jobs: list[_Periodic] = []
+        self.statistics = statistics  # keeps the planner's row counts current (archive.refresh_statistics)
+        self.statistics_every = statistics_every
+        self._statistics_at = 0
 
     def notify(self) -> None:
         """Wake the loop: new work was enqueued."""
@@ -189,6 +193,12 @@ class DerivedWorker:
         self.failures = 0
         self.processed += len(done)
         self.metrics.worker_exchanges.inc(len(done))
+        if self.statistics is not None and self.processed - self._statistics_at >= self.statistics_every:
+            self._statistics_at = self.processed
+            try:
+                await self.statistics()
+            except MemoryStoreError as exc:  # the statistics wait for the next batch; the work is done
+                log.warning("planner statistics not refreshed: %s", exc)
 
     async def _invalidate(self, scopes: set[Scope]) -> None:
         """Drop cached lists that missed an exchange; best effort (the cache is derived,

@@ -279,3 +279,32 @@ async def test_an_endpoint_that_fails_for_one_text_is_not_taken_for_an_outage(
     endpoint.down = False
     assert await memory.worker.run_once() == 1
     assert queued in await memory.graph.topic_exchanges(Scope(user), "faro")
+
+
+async def test_the_worker_keeps_the_planner_statistics_current_and_a_failure_there_loses_no_work(
+        bundled: Addresses, own_postgres_dsn: str, make_manager: ManagerFactory, tmp_path: Path,
+        uid: Callable[[str], str]) -> None:
+    memory = await make_manager(settings_for(_addresses(bundled, own_postgres_dsn), tmp_path,
+                                             worker={"in_process": False}))
+    worker, archive = memory.worker, memory.t.archive
+    ran: list[bool] = []
+
+    async def refresh() -> bool:  # the real one (tests/memory/tiers/test_archive.py), counted
+        ran.append(await archive.refresh_statistics())
+        return ran[-1]
+
+    worker.statistics, worker.statistics_every = refresh, 2
+    user = uid("erin")
+    for n in range(3):
+        await memory.store_conversation(user, f"Day {n} in Lisbon", "ok")
+    assert await worker.run_once() == 3
+    assert len(ran) == 1  # after the batch that took the count past statistics_every
+
+    async def down() -> bool:
+        raise TierUnavailable("archive down while refreshing statistics")
+
+    worker.statistics = down
+    for n in range(2):
+        await memory.store_conversation(user, f"Evening {n} in Porto", "ok")
+    assert await worker.run_once() == 2  # the batch is done and stays done
+    assert await memory.pending() == 0 and (await memory.counts(user))["summaries"] == 5

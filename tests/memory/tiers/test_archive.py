@@ -519,3 +519,23 @@ async def test_search_ignores_words_most_of_a_big_history_holds(
     assert await archive.search(ALICE_G1, "lovely weather", 20) == []
     monkeypatch.setattr(archive_module, "COMMON_WORD_ROWS", 500)
     assert len(await archive.search(ALICE_G1, "lovely weather", 20)) == 9
+
+
+async def test_refresh_statistics_runs_analyze_once_enough_rows_changed(archive: PostgresArchive,
+                                                                         pool: asyncpg.Pool) -> None:
+    await pool.execute("ANALYZE exchanges")
+    await archive.insert(ex(ALICE_DM, 1, "the Matterhorn from Zermatt", "lovely"))
+    assert not await archive.refresh_statistics(), "one row is below the floor"
+    for n in range(2, 702):
+        await archive.insert(ex(ALICE_DM, n, f"ordinary day number {n}", "ok"))
+
+    async def refreshed() -> bool:  # the cumulative counters reach pg_stat within about a second
+        for _ in range(60):
+            if await archive.refresh_statistics():
+                return True
+            await asyncio.sleep(0.1)
+        return False
+
+    assert await refreshed()
+    assert await pool.fetchval("SELECT reltuples FROM pg_class WHERE oid = 'exchanges'::regclass") >= 700
+    assert not await archive.refresh_statistics(), "nothing changed since"
