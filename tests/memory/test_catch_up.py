@@ -19,9 +19,9 @@ import asyncpg
 import pytest
 
 from memory import HierarchicalMemoryManager, TierUnavailable
-from memory.launcher import Addresses, BoltServerProcess, free_port
+from memory.launcher import Addresses, free_port
 from tests import servers
-from tests.memory.conftest import ManagerFactory, settings_for
+from tests.memory.conftest import ManagerFactory, OwnBolt, settings_for
 
 
 async def _outbox(dsn: str) -> list[tuple[int, str | None]]:
@@ -57,20 +57,18 @@ async def _drain(memory: HierarchicalMemoryManager, timeout: float = 180.0) -> N
 
 
 async def test_queue_drains_after_the_derived_tiers_come_back(
-        own_postgres_dsn: str, make_manager: ManagerFactory, tmp_path: Path, uid: Callable[[str], str]) -> None:
+        own_postgres_dsn: str, make_manager: ManagerFactory, tmp_path: Path, uid: Callable[[str], str],
+        own_bolt: OwnBolt) -> None:
     if not servers.have_system_redis():
         pytest.skip("needs a redis-server of the test's own to stop (Debian's redis-server)")
     redis_port, chroma_port = free_port(), free_port()
     _, stop_redis = servers.start_system_redis(redis_port)
     _, stop_chroma = servers.start_chroma_server(chroma_port, tmp_path / "chroma")
-    bolt = BoltServerProcess(tmp_path / "graph", port=free_port())
-    await asyncio.to_thread(bolt.start)
     running = {"redis": stop_redis, "chroma": stop_chroma}
     try:
         addresses = Addresses(redis_url=f"redis://127.0.0.1:{redis_port}/0", postgres_dsn=own_postgres_dsn,
                               chroma_url=f"http://127.0.0.1:{chroma_port}", chroma_path=None,
-                              neo4j_uri=f"bolt://127.0.0.1:{bolt.port}", neo4j_auth=("root", bolt.password),
-                              neo4j_database="memory")
+                              **own_bolt.addresses)
         memory = await make_manager(settings_for(addresses, tmp_path, worker={"in_process": False}))
         user = uid("outage")
         for i in range(2):
@@ -80,7 +78,7 @@ async def test_queue_drains_after_the_derived_tiers_come_back(
 
         for name in ("redis", "chroma"):
             running.pop(name)()
-        await asyncio.to_thread(bolt.stop)
+        await own_bolt.stop()
         during = [await memory.store_conversation(user, f"During {i}: Kiwi chewed the curtains again.",
                                                   "Oh, Kiwi.") for i in range(6)]
         for attempt in (1, 2):  # two failed batches: each claim counts an attempt
@@ -94,7 +92,7 @@ async def test_queue_drains_after_the_derived_tiers_come_back(
 
         _, running["redis"] = servers.start_system_redis(redis_port)
         _, running["chroma"] = servers.start_chroma_server(chroma_port, tmp_path / "chroma")
-        await asyncio.to_thread(bolt.start)  # same directory and port: the graph's data is still there
+        await own_bolt.start()  # same directory and port: the graph's data is still there
         await _drain(memory)
 
         assert await memory.pending() == 0
@@ -109,4 +107,3 @@ async def test_queue_drains_after_the_derived_tiers_come_back(
     finally:
         for stop in running.values():
             stop()
-        await asyncio.to_thread(bolt.stop)

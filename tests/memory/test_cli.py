@@ -15,6 +15,7 @@ import os
 import subprocess
 import sys
 from collections.abc import Callable
+from dataclasses import replace
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -57,8 +58,7 @@ class Cli:
 @pytest.fixture
 def addresses(bundled: Addresses, own_postgres_dsn: str, chroma_http_url: str) -> Addresses:
     # Chroma over HTTP: the CLI process and the test's manager use it at the same time
-    return Addresses(**{**bundled.__dict__, "postgres_dsn": own_postgres_dsn, "chroma_url": chroma_http_url,
-                        "chroma_path": None})
+    return replace(bundled, postgres_dsn=own_postgres_dsn, chroma_url=chroma_http_url, chroma_path=None)
 
 
 @pytest.fixture

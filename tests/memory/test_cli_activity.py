@@ -11,6 +11,7 @@ import asyncio
 import os
 import sys
 from collections.abc import Callable
+from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -38,7 +39,7 @@ async def run_cli(addresses: Addresses, data_dir: Path, *args: str, **env: str) 
 async def test_stats_lists_active_conversations_and_retention_removes_old_ones(
         bundled: Addresses, own_postgres_dsn: str, make_manager: ManagerFactory, tmp_path: Path,
         uid: Callable[[str], str]) -> None:
-    addresses = Addresses(**{**bundled.__dict__, "postgres_dsn": own_postgres_dsn})
+    addresses = replace(bundled, postgres_dsn=own_postgres_dsn)
     memory: HierarchicalMemoryManager = await make_manager(settings_for(addresses, tmp_path / "lib"))
     talker, quiet = uid("talker"), uid("quiet")
     await memory.store_conversation(talker, "hello", "hi", guild_id="g-live", channel_id="c-live")

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Callable
+from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -47,7 +48,7 @@ def _sources(ctx: object, exchange_id: str) -> tuple[str, ...]:
 
 async def _manager(make_manager: ManagerFactory, bundled: Addresses, tmp_path: Path,
                    **retrieval: object) -> HierarchicalMemoryManager:
-    own = Addresses(**{**bundled.__dict__, "postgres_dsn": await servers.create_database(bundled.postgres_dsn)})
+    own = replace(bundled, postgres_dsn=await servers.create_database(bundled.postgres_dsn))
     return await make_manager(settings_for(own, tmp_path, retrieval=retrieval))
 
 

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import json
 import uuid
+from dataclasses import replace
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -36,7 +37,7 @@ async def test_memory_stats_reports_llm_calls_and_tokens_per_exchange_from_every
     try:
         fake.reset("error")  # anything but the two scripted prompts is a failure
         fake.scripted = {INSTRUCTIONS[:40]: ANSWER, SESSION_INSTRUCTIONS[:40]: "unused"}
-        addresses = Addresses(**{**bundled.__dict__, "postgres_dsn": own_postgres_dsn, "redis_url": own_redis_url})
+        addresses = replace(bundled, postgres_dsn=own_postgres_dsn, redis_url=own_redis_url)
         memory = await make_manager(settings_for(addresses, tmp_path / "lib",
                                                  llm={"base_url": fake.base_url, "extraction": True}))
         user = f"st-{uuid.uuid4().hex[:8]}"

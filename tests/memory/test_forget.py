@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Callable, Sequence
+from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -127,7 +128,7 @@ async def test_forget_while_the_worker_holds_a_batch_leaves_nothing(
         uid: Callable[[str], str]) -> None:
     """The worker claimed the user's exchanges, then the user forgot them, then the worker wrote its
     summaries and graph entries: none of that may survive."""
-    own = Addresses(**{**bundled.__dict__, "postgres_dsn": own_postgres_dsn})
+    own = replace(bundled, postgres_dsn=own_postgres_dsn)
     memory = await make_manager(settings_for(own, tmp_path, worker={"in_process": False}))
     user = uid("racer")
     for u, b in HISTORY:
@@ -153,7 +154,7 @@ async def test_a_batch_replayed_by_another_worker_after_the_lease_keeps_its_data
     another worker. The exchanges still exist, so nothing may be removed from the derived tiers."""
     from memory.worker import DerivedWorker
 
-    own = Addresses(**{**bundled.__dict__, "postgres_dsn": own_postgres_dsn})
+    own = replace(bundled, postgres_dsn=own_postgres_dsn)
     memory = await make_manager(settings_for(own, tmp_path, worker={"in_process": False, "lease_seconds": 1.0}))
     user = uid("slow")
     for i in range(4):

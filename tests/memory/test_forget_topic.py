@@ -10,15 +10,16 @@ import asyncio
 import json
 import time
 from collections.abc import Callable
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
 import redis.asyncio as aioredis
 
 from memory import ForgetPending
-from memory.launcher import Addresses, BoltServerProcess, free_port
+from memory.launcher import Addresses
 from memory.models import Scope
-from tests.memory.conftest import ManagerFactory, settings_for
+from tests.memory.conftest import ManagerFactory, OwnBolt, settings_for
 from tests.memory.own_redis import RestartableRedis
 
 
@@ -26,7 +27,7 @@ async def test_forget_topic_with_redis_down_returns_pending_and_completes_when_i
         own_postgres_dsn: str, bundled: Addresses, make_manager: ManagerFactory, tmp_path: Path,
         uid: Callable[[str], str], restartable_redis: RestartableRedis) -> None:
     redis = restartable_redis
-    addresses = Addresses(**{**bundled.__dict__, "postgres_dsn": own_postgres_dsn, "redis_url": redis.url})
+    addresses = replace(bundled, postgres_dsn=own_postgres_dsn, redis_url=redis.url)
     # no worker runs: anything left in the queue stays there, as behind a stalled worker
     memory = await make_manager(settings_for(addresses, tmp_path, worker={"in_process": False}))
     user = uid("topic")
@@ -75,7 +76,7 @@ async def test_forget_topic_finds_queued_exchanges_the_full_text_index_cannot_se
         uid: Callable[[str], str]) -> None:
     """A queued exchange is judged as the worker will judge it, not only by the indexed words:
     the full-text vector stops at 110,000 characters, the extractor reads everything."""
-    addresses = Addresses(**{**bundled.__dict__, "postgres_dsn": own_postgres_dsn})
+    addresses = replace(bundled, postgres_dsn=own_postgres_dsn)
     memory = await make_manager(settings_for(addresses, tmp_path, worker={"in_process": False}))
     user = uid("queued")
     scope = Scope(user)
@@ -91,38 +92,30 @@ async def test_forget_topic_finds_queued_exchanges_the_full_text_index_cannot_se
 
 async def test_forget_topic_with_the_graph_down_answers_and_queues_the_graph(
         own_postgres_dsn: str, bundled: Addresses, make_manager: ManagerFactory, tmp_path: Path,
-        uid: Callable[[str], str]) -> None:
+        uid: Callable[[str], str], own_bolt: OwnBolt) -> None:
     """The graph cannot say which exchanges it linked to the topic: the archive is read instead
     (full text, then the extractor over the scope), and the graph is cleared when it is back."""
-    port = free_port()
-    bolt = BoltServerProcess(tmp_path / "graph", port=port)
-    await asyncio.to_thread(bolt.start)
-    try:
-        addresses = Addresses(**{**bundled.__dict__, "postgres_dsn": own_postgres_dsn,
-                                 "neo4j_uri": f"bolt://127.0.0.1:{port}", "neo4j_auth": ("root", bolt.password),
-                                 "neo4j_database": "memory"})
-        memory = await make_manager(settings_for(addresses, tmp_path))
-        user = uid("graphdown")
-        scope = Scope(user)
-        gone = await memory.store_conversation(user, "Dr. Okafor moved my appointment.", "Noted.")
-        kept = await memory.store_conversation(user, "My bike has a flat tyre.", "Bad luck.")
-        await memory.flush()
-        assert await memory.graph.topic_exchanges(scope, "okafor") == [gone]
+    addresses = replace(bundled, postgres_dsn=own_postgres_dsn, **own_bolt.addresses)
+    memory = await make_manager(settings_for(addresses, tmp_path))
+    user = uid("graphdown")
+    scope = Scope(user)
+    gone = await memory.store_conversation(user, "Dr. Okafor moved my appointment.", "Noted.")
+    kept = await memory.store_conversation(user, "My bike has a flat tyre.", "Bad luck.")
+    await memory.flush()
+    assert await memory.graph.topic_exchanges(scope, "okafor") == [gone]
 
-        await asyncio.to_thread(bolt.stop)
-        async with asyncio.timeout(60):
-            with pytest.raises(ForgetPending) as caught:
-                await memory.forget(user, topic="Okafor")
-        assert caught.value.pending == ["graph"] and caught.value.removed["archive"] == 1
-        assert await memory.existing_exchange_ids([gone, kept]) == {kept}
-        assert {r.exchange_id for r in await memory.summaries.records(user)} == {kept}
+    await own_bolt.stop()
+    async with asyncio.timeout(60):
+        with pytest.raises(ForgetPending) as caught:
+            await memory.forget(user, topic="Okafor")
+    assert caught.value.pending == ["graph"] and caught.value.removed["archive"] == 1
+    assert await memory.existing_exchange_ids([gone, kept]) == {kept}
+    assert {r.exchange_id for r in await memory.summaries.records(user)} == {kept}
 
-        await asyncio.to_thread(bolt.start)  # same data: the Okafor exchange is still in the graph
-        deadline = time.monotonic() + 60
-        while await memory.t.forgets.pending(user):
-            assert time.monotonic() < deadline
-            await memory.retry_forgets()
-            await asyncio.sleep(0.5)  # the driver reconnects on its own schedule
-        assert await memory.graph.topic_exchanges(scope, "okafor") == []
-    finally:
-        await asyncio.to_thread(bolt.stop)
+    await own_bolt.start()  # same data: the Okafor exchange is still in the graph
+    deadline = time.monotonic() + 60
+    while await memory.t.forgets.pending(user):
+        assert time.monotonic() < deadline
+        await memory.retry_forgets()
+        await asyncio.sleep(0.5)  # the driver reconnects on its own schedule
+    assert await memory.graph.topic_exchanges(scope, "okafor") == []

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import time
 from collections.abc import Callable
+from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -28,7 +29,7 @@ async def drain(memory: HierarchicalMemoryManager) -> None:
 async def own_manager(bundled: Addresses, dsn: str, make_manager: ManagerFactory, tmp_path: Path,
                       **overrides: object) -> HierarchicalMemoryManager:
     """A manager on a database of its own (its job_runs and outbox are not shared with other tests)."""
-    addresses = Addresses(**{**bundled.__dict__, "postgres_dsn": dsn})
+    addresses = replace(bundled, postgres_dsn=dsn)
     return await make_manager(settings_for(addresses, tmp_path, **overrides))
 
 

@@ -19,6 +19,7 @@ import sys
 import time
 import uuid
 from collections.abc import Iterator
+from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -125,7 +126,7 @@ def llm_settings(base: str, **extra: Any) -> dict[str, Any]:
 async def test_extraction_and_session_summaries_on_llama_cpp(
         llama_server: str, endpoint_formats: dict[str, int], bundled: Addresses, own_postgres_dsn: str,
         own_redis_url: str, make_manager: ManagerFactory, tmp_path: Path) -> None:
-    addresses = Addresses(**{**bundled.__dict__, "postgres_dsn": own_postgres_dsn, "redis_url": own_redis_url})
+    addresses = replace(bundled, postgres_dsn=own_postgres_dsn, redis_url=own_redis_url)
     # no worker task: the test runs the worker once all four exchanges are stored, so they make one batch
     memory = await make_manager(settings_for(addresses, tmp_path, worker={"in_process": False}, llm=llm_settings(
         llama_server, extraction=True, extraction_batch_size=4, extraction_max_tokens=700,
@@ -184,7 +185,7 @@ async def test_extraction_and_session_summaries_on_llama_cpp(
 async def test_the_bot_answers_through_llama_cpp_with_its_tools_offered(
         llama_server: str, bundled: Addresses, own_postgres_dsn: str, make_manager: ManagerFactory,
         tmp_path: Path) -> None:
-    addresses = Addresses(**{**bundled.__dict__, "postgres_dsn": own_postgres_dsn})
+    addresses = replace(bundled, postgres_dsn=own_postgres_dsn)
     memory = await make_manager(settings_for(addresses, tmp_path / "mem"))
     llm = LLMSettings(**llm_settings(llama_server))
     settings = BotSettings(data_dir=tmp_path, llm=llm, bot=ChatSettings(remember_tool=True))  # type: ignore[arg-type]

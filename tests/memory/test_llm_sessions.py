@@ -8,6 +8,7 @@ from __future__ import annotations
 import json
 import uuid
 from collections.abc import AsyncIterator, Callable
+from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -40,7 +41,7 @@ async def open_memory(bundled: Addresses, own_postgres_dsn: str, llm_server: Fak
     """A manager with LLM extraction on the fake server and no worker running, so the only calls made
     are the session summaries the test asks for."""
     llm_server.reset("script")
-    own = Addresses(**{**bundled.__dict__, "postgres_dsn": own_postgres_dsn})
+    own = replace(bundled, postgres_dsn=own_postgres_dsn)
 
     async def make(**llm_settings: Any) -> HierarchicalMemoryManager:
         values = {"base_url": llm_server.base_url, "extraction": True, "timeout_seconds": 1.0, **llm_settings}

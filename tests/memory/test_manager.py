@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Callable
+from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -183,7 +184,7 @@ async def test_rebuild_regenerates_derived_tiers_from_the_archive(memory: Hierar
 async def test_rebuild_of_everyone_restores_every_user(bundled: Addresses, own_postgres_dsn: str,
                                                        make_manager: ManagerFactory, tmp_path: Path,
                                                        uid: Callable[[str], str]) -> None:
-    own = Addresses(**{**bundled.__dict__, "postgres_dsn": own_postgres_dsn})
+    own = replace(bundled, postgres_dsn=own_postgres_dsn)
     memory = await make_manager(settings_for(own, tmp_path))
     ana, bo = uid("ana"), uid("bo")
     await seed(memory, ana)

@@ -9,15 +9,16 @@ import subprocess
 import sys
 import time
 from collections.abc import Callable
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
 
 from memory import TierUnavailable
-from memory.launcher import Addresses, BoltServerProcess
+from memory.launcher import Addresses
 from memory.models import Scope
 from tests import servers
-from tests.memory.conftest import ManagerFactory, settings_for
+from tests.memory.conftest import ManagerFactory, OwnBolt, settings_for
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -32,8 +33,7 @@ async def test_killed_worker_loses_nothing_and_duplicates_nothing(
         bundled: Addresses, own_postgres_dsn: str, chroma_http_url: str, make_manager: ManagerFactory,
         tmp_path: Path, uid: Callable[[str], str]) -> None:
     """A worker process SIGKILLed mid-batch: after a restart every exchange reaches every tier once."""
-    addresses = Addresses(**{**bundled.__dict__, "chroma_url": chroma_http_url, "chroma_path": None,
-                             "postgres_dsn": own_postgres_dsn})
+    addresses = replace(bundled, chroma_url=chroma_http_url, chroma_path=None, postgres_dsn=own_postgres_dsn)
     settings = settings_for(addresses, tmp_path, worker={"in_process": False, "lease_seconds": 2.0,
                                                          "batch_size": 40})
     memory = await make_manager(settings)
@@ -82,19 +82,17 @@ async def test_killed_worker_loses_nothing_and_duplicates_nothing(
 
 
 async def test_each_derived_tier_down_still_answers_and_names_it(
-        own_postgres_dsn: str, make_manager: ManagerFactory, tmp_path: Path, uid: Callable[[str], str]) -> None:
+        own_postgres_dsn: str, make_manager: ManagerFactory, tmp_path: Path, uid: Callable[[str], str],
+        own_bolt: OwnBolt) -> None:
     """Stop Redis, then Chroma, then the Bolt server mid-test: context comes back, the tier is named."""
     if not servers.have_system_redis():
         pytest.skip("redis-server is not installed (.ci/run installs Debian's redis-server)")
     redis_url, stop_redis = servers.start_system_redis()
     chroma_url, stop_chroma = servers.start_chroma_server()
-    bolt = BoltServerProcess(tmp_path / "graph")
-    await asyncio.to_thread(bolt.start)
     stopped: list[Callable[[], None]] = []
     try:
         addresses = Addresses(redis_url=redis_url, postgres_dsn=own_postgres_dsn, chroma_url=chroma_url,
-                              chroma_path=None, neo4j_uri=f"bolt://127.0.0.1:{bolt.port}",
-                              neo4j_auth=("root", bolt.password), neo4j_database="memory")
+                              chroma_path=None, **own_bolt.addresses)
         memory = await make_manager(settings_for(addresses, tmp_path))
         user = uid("degrade")
         await memory.store_conversation(user, "My favourite band is Khruangbin.", "Great band!")
@@ -117,7 +115,7 @@ async def test_each_derived_tier_down_still_answers_and_names_it(
         assert {"cache", "summaries"} <= set(ctx.degraded)
         assert "Khruangbin" in ctx.to_context_string()
 
-        await asyncio.to_thread(bolt.stop)
+        await own_bolt.stop()
         ctx = await memory.get_conversation_context(user, "which band do I like?")
         assert {"cache", "summaries", "graph"} <= set(ctx.degraded)
         assert ctx.tiers["archive"].status == "ok"
@@ -132,44 +130,34 @@ async def test_each_derived_tier_down_still_answers_and_names_it(
         for stop in (stop_redis, stop_chroma):
             if stop not in stopped:
                 stop()
-        await asyncio.to_thread(bolt.stop)
 
 
 async def test_forget_while_the_graph_is_down_is_queued_and_completed_when_it_is_back(
         own_postgres_dsn: str, bundled: Addresses, make_manager: ManagerFactory, tmp_path: Path,
-        uid: Callable[[str], str]) -> None:
+        uid: Callable[[str], str], own_bolt: OwnBolt) -> None:
     """Forget must really forget: a tier that is down is cleared later from a durable queue."""
     from memory import ForgetPending
-    from memory.launcher import free_port
 
-    port = free_port()
-    bolt = BoltServerProcess(tmp_path / "graph", port=port)
-    await asyncio.to_thread(bolt.start)
-    try:
-        addresses = Addresses(**{**bundled.__dict__, "postgres_dsn": own_postgres_dsn,
-                                 "neo4j_uri": f"bolt://127.0.0.1:{port}", "neo4j_auth": ("root", bolt.password),
-                                 "neo4j_database": "memory"})
-        memory = await make_manager(settings_for(addresses, tmp_path))
-        user = uid("private")
-        await memory.store_conversation(user, "My therapist is Dr. Okafor in Leeds.", "Thanks for sharing.")
-        await memory.flush()
-        assert (await memory.counts(user))["graph"] > 0
+    addresses = replace(bundled, postgres_dsn=own_postgres_dsn, **own_bolt.addresses)
+    memory = await make_manager(settings_for(addresses, tmp_path))
+    user = uid("private")
+    await memory.store_conversation(user, "My therapist is Dr. Okafor in Leeds.", "Thanks for sharing.")
+    await memory.flush()
+    assert (await memory.counts(user))["graph"] > 0
 
-        await asyncio.to_thread(bolt.stop)
-        with pytest.raises(ForgetPending) as pending:
-            await memory.forget(user)
-        assert pending.value.pending == ["graph"] and pending.value.removed["archive"] == 1
-        counts = await memory.counts(user)
-        assert counts["archive"] == counts["summaries"] == counts["cache"] == 0 and counts["graph"] == -1
-        assert await memory.retry_forgets() == 0  # still down: the request stays queued
-        assert (await memory.stats()).pending_forgets == 1
+    await own_bolt.stop()
+    with pytest.raises(ForgetPending) as pending:
+        await memory.forget(user)
+    assert pending.value.pending == ["graph"] and pending.value.removed["archive"] == 1
+    counts = await memory.counts(user)
+    assert counts["archive"] == counts["summaries"] == counts["cache"] == 0 and counts["graph"] == -1
+    assert await memory.retry_forgets() == 0  # still down: the request stays queued
+    assert (await memory.stats()).pending_forgets == 1
 
-        await asyncio.to_thread(bolt.start)  # same data directory, same port: the old nodes are still there
-        deadline = time.monotonic() + 60
-        while (await memory.counts(user))["graph"] != 0 and time.monotonic() < deadline:
-            await memory.retry_forgets()
-            await asyncio.sleep(0.5)  # the driver reconnects on its own schedule
-        assert (await memory.counts(user))["graph"] == 0
-        assert await memory.t.forgets.pending(user) == 0
-    finally:
-        await asyncio.to_thread(bolt.stop)
+    await own_bolt.start()  # same data directory, same port: the old nodes are still there
+    deadline = time.monotonic() + 60
+    while (await memory.counts(user))["graph"] != 0 and time.monotonic() < deadline:
+        await memory.retry_forgets()
+        await asyncio.sleep(0.5)  # the driver reconnects on its own schedule
+    assert (await memory.counts(user))["graph"] == 0
+    assert await memory.t.forgets.pending(user) == 0

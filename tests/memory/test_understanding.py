@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import AsyncIterator, Callable
+from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -115,7 +116,7 @@ async def test_the_user_corrects_a_wrong_line(memory: HierarchicalMemoryManager,
 async def llm_memory(bundled: Addresses, own_postgres_dsn: str, llm_server: FakeLLM, tmp_path: Path,
                      make_manager: ManagerFactory) -> AsyncIterator[HierarchicalMemoryManager]:
     llm_server.reset("script")
-    own = Addresses(**{**bundled.__dict__, "postgres_dsn": own_postgres_dsn})
+    own = replace(bundled, postgres_dsn=own_postgres_dsn)
     settings = settings_for(own, tmp_path, llm={"base_url": llm_server.base_url, "extraction": True,
                                                 "timeout_seconds": 2.0})
     manager = await make_manager(settings)

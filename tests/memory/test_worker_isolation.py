@@ -12,6 +12,7 @@ import socket
 import time
 import uuid
 from collections.abc import Callable, Sequence
+from dataclasses import replace
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -51,7 +52,7 @@ class CrashingExtractor:
 
 
 def _addresses(bundled: Addresses, dsn: str, **changes: object) -> Addresses:
-    return Addresses(**{**bundled.__dict__, "postgres_dsn": dsn, **changes})
+    return replace(bundled, postgres_dsn=dsn, **changes)
 
 
 async def _until(check: Callable[[], object], seconds: float = 60) -> None:
