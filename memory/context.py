@@ -38,9 +38,10 @@ def _date(ts: datetime, with_time: bool) -> str:
     return ts.strftime("%Y-%m-%d %H:%M" if with_time else "%Y-%m-%d")
 
 
-def render_exchange(e: Exchange, *, with_time: bool = False) -> str:
+def render_exchange(e: Exchange, *, with_time: bool = False, dated: bool = True) -> str:
     user, bot = speakers(e)
-    return f"[{_date(e.timestamp, with_time)}] {user}: {e.user_message}\n{bot}: {e.bot_response}"
+    text = f"{user}: {e.user_message}\n{bot}: {e.bot_response}"
+    return f"[{_date(e.timestamp, with_time)}] {text}" if dated else text
 
 
 def widen(chosen: list[tuple[str, str, datetime | None]], whole: dict[str, str], room: int) -> int:
@@ -84,6 +85,7 @@ class ConversationContext:
     focus: bool = True  # long relevant exchanges are packed as their matching turn first (memory.focus)
     focus_min_tokens: int = 80  # ... when the whole exchange would cost more than this
     focus_share: float = 0.25  # ... and more than this share of the budget (shorter ones stay whole)
+    date_groups: bool = True  # relevant exchanges of one day share one "[date]" line instead of one each
 
     @property
     def degraded(self) -> list[str]:
@@ -130,24 +132,29 @@ class ConversationContext:
                    "relevant": "Relevant earlier conversations (oldest first):",
                    "recent": "Recent conversation (oldest first):"}
         chosen: dict[str, list[tuple[str, str, datetime | None]]] = {k: [] for k in headers}
+        days: set[str] = set()  # the "[date]" lines the relevant section has already paid for
         used = 0
         seen: set[str] = set(exclude)
 
-        def take(section: str, key: str, text: str, ts: datetime | None, short: str = "") -> None:
+        def take(section: str, key: str, text: str, ts: datetime | None, short: str = "", day: str = "") -> None:
             nonlocal used
-            cost = count_tokens(text) + 1 + (0 if chosen[section] else count_tokens(headers[section]) + 2)
+            extra = 0 if chosen[section] else count_tokens(headers[section]) + 2
+            if day and day not in days:
+                extra += count_tokens(f"[{day}]") + 1
+            cost = count_tokens(text) + 1 + extra
             room = budget - used
-            if cost > room and short and count_tokens(short) + cost - count_tokens(text) <= room:
-                text, cost = short, count_tokens(short) + cost - count_tokens(text)  # the summary fits
+            if cost > room and short and count_tokens(short) + 1 + extra <= room:
+                text, cost = short, count_tokens(short) + 1 + extra  # the summary fits
             if cost > room:
-                header_cost = 0 if chosen[section] else count_tokens(headers[section]) + 2
-                if room - header_cost - 1 < _MIN_ITEM_TOKENS:
+                if room - extra - 1 < _MIN_ITEM_TOKENS:
                     return
-                text = truncate_tokens(text, room - header_cost - 1)
-                cost = count_tokens(text) + 1 + header_cost
+                text = truncate_tokens(text, room - extra - 1)
+                cost = count_tokens(text) + 1 + extra
             chosen[section].append((key, text, ts))
             seen.add(key)
             used += cost
+            if day:
+                days.add(day)
 
         for f in self._ranked_facts(budget):
             take("facts", f"fact:{f.id}", f"- {f.text}", None)
@@ -164,15 +171,17 @@ class ConversationContext:
         whole: dict[str, str] = {}
         for section, e in order:
             if e.id not in seen:
-                text = render_exchange(e, with_time=section == "recent")
+                grouped = self.date_groups and section == "relevant"  # the date goes on the day's line
+                text = render_exchange(e, with_time=section == "recent", dated=not grouped)
                 short = None
                 if section == "relevant" and query_terms and count_tokens(text) > max(
                         self.focus_min_tokens, self.focus_share * budget):
-                    short = focused(e, query_terms)
+                    short = focused(e, query_terms, dated=not grouped)
                 if short is not None:
                     whole[e.id] = text
                 take(section, e.id, short or text, e.timestamp,
-                     "" if e.id in reserved else self._summary_line(e, summaries.get(e.id)))
+                     "" if e.id in reserved else self._summary_line(e, summaries.get(e.id), dated=not grouped),
+                     _date(e.timestamp, False) if grouped else "")
         if whole:
             used += widen(chosen["relevant"], whole, budget - used)
 
@@ -182,10 +191,20 @@ class ConversationContext:
             items = chosen[section]
             if not items:
                 continue
+            lines = [text for _, text, _ in items]
             if section != "facts":
                 items = sorted(items, key=lambda it: it[2] or datetime.min)
                 ids += [key for key, _, _ in items]
-            parts.append(headers[section] + "\n" + "\n".join(text for _, text, _ in items))
+                lines = [text for _, text, _ in items]
+            if section == "relevant" and self.date_groups:
+                lines, last = [], ""
+                for _, text, ts in items:
+                    day = _date(ts, False) if ts is not None else ""
+                    if day != last:
+                        lines.append(f"[{day}]")
+                        last = day
+                    lines.append(text)
+            parts.append(headers[section] + "\n" + "\n".join(lines))
         text = "\n\n".join(([profile] if profile else []) + ([sessions] if sessions else []) + parts)
         budget = max(0, int(max_tokens))
         while text and count_tokens(text) > budget:  # joins can add a token or two; stay under
@@ -216,9 +235,10 @@ class ConversationContext:
         return out
 
     @staticmethod
-    def _summary_line(e: Exchange, summary: str | None) -> str:
+    def _summary_line(e: Exchange, summary: str | None, *, dated: bool = True) -> str:
         """An older exchange as its summary: packed instead when its full text does not fit."""
-        return f"[{_date(e.timestamp, False)}] (summary) {summary or summarise(e)}"
+        line = f"(summary) {summary or summarise(e)}"
+        return f"[{_date(e.timestamp, False)}] {line}" if dated else line
 
     def _sessions_text(self, budget: int) -> str:
         """Dated session summaries, oldest first, within a quarter of ``budget`` (newest kept first)."""

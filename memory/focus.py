@@ -37,9 +37,11 @@ def _date(ts: datetime, with_time: bool) -> str:
     return ts.strftime("%Y-%m-%d %H:%M" if with_time else "%Y-%m-%d")
 
 
-def focused(e: Exchange, query_terms: frozenset[str], *, with_time: bool = False) -> str | None:
+def focused(e: Exchange, query_terms: frozenset[str], *, with_time: bool = False,
+            dated: bool = True) -> str | None:
     """The exchange cut to its turn in which the query's words are densest (shared words per
-    distinct word), with date and speaker; None when no turn shares a word, or both score the same."""
+    distinct word), with speaker and (``dated``) date; None when no turn shares a word, or both
+    score the same."""
     if not query_terms:
         return None
     user, bot = speakers(e)
@@ -52,4 +54,5 @@ def focused(e: Exchange, query_terms: frozenset[str], *, with_time: bool = False
     if best == 0 or all(o == best for o in overlap):
         return None
     label, text = parts[overlap.index(best)]
-    return f"[{_date(e.timestamp, with_time)}] {label}: {text}"
+    line = f"{label}: {text}"
+    return f"[{_date(e.timestamp, with_time)}] {line}" if dated else line

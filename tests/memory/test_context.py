@@ -133,8 +133,10 @@ def test_sections_render_dates_in_time_order() -> None:
     for n in (10, 20, 30):  # recent ones carry date and time
         ts = (T0 + timedelta(hours=n, minutes=n)).strftime("%Y-%m-%d %H:%M")
         assert f"[{ts}] User: {marker(n)}" in recent_part
-    for n in (1, 2):  # relevant ones carry the date
-        assert f"[{(T0 + timedelta(hours=n)).date().isoformat()}] User: {marker(n)}" in relevant_part
+    # relevant ones carry the date, once for the day (both are on T0's day)
+    day = f"[{T0.date().isoformat()}]"
+    assert relevant_part.count(day) == 1 and f"{day}\nUser: {marker(1)}" in relevant_part
+    assert f"\nUser: {marker(2)}" in relevant_part
     assert list(ctx.exchange_ids) == ["ex-1", "ex-2", "ex-10", "ex-20", "ex-30"]
 
 
@@ -174,3 +176,23 @@ def test_empty_context_packs_to_nothing() -> None:
 def test_negative_budget_is_empty() -> None:
     ctx = random_context(3)
     assert ctx.to_context_string(-10) == ""
+
+
+def test_relevant_exchanges_of_one_day_share_its_date_line_and_that_room_holds_more() -> None:
+    # n = 1..8 are on T0's day, 30 and 31 on the next: hours n past noon
+    relevant = [RankedExchange(make_exchange(n, 6), 1.0 / n, ("fulltext",)) for n in (*range(1, 9), 30, 31)]
+    ctx = ConversationContext("alice", "g1", "q", relevant=relevant)
+    text = ctx.to_context_string(5000)
+    first, second = f"[{T0.date().isoformat()}]", f"[{(T0 + timedelta(days=1)).date().isoformat()}]"
+    assert text.count(first) == 1 and text.count(second) == 1
+    # each day's line heads that day's exchanges, in time order
+    assert text.index(first) < text.index(marker(1)) < text.index(marker(8)) < text.index(second) < text.index(
+        marker(30))
+    # under a budget that is tight, the dates paid once leave room for more exchanges than a date on each
+    budget = ctx.pack(5000).tokens * 2 // 3
+    grouped = ctx.pack(budget)
+    ctx.date_groups = False
+    each = ctx.pack(budget)
+    assert each.text.count(first) == len([i for i in each.exchange_ids if int(i[3:]) < 24])
+    assert len(grouped.exchange_ids) > len(each.exchange_ids)
+    assert grouped.tokens <= budget and each.tokens <= budget

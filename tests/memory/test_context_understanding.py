@@ -28,7 +28,7 @@ def test_an_exchange_too_long_to_fit_goes_in_as_its_summary_and_the_next_still_f
                                                               RankedExchange(other, 0.9, ("fulltext",))],
                               focus=False)  # without focus packing, which would keep the user's line
     text = ctx.to_context_string(120)
-    assert "[2024-05-02] (summary) User: I sold the old car and picked up a Volvo V60 yesterday." in text
+    assert "[2024-05-02]\n(summary) User: I sold the old car and picked up a Volvo V60 yesterday." in text
     assert "Casimir" in text and count_tokens(text) <= 120
     stored = RankedExchange(long, 1.0, ("semantic",), summary="Sold old car, bought a Volvo V60 (2024-05-01).")
     ctx = ConversationContext("alice", None, "car?", relevant=[stored], focus=False)

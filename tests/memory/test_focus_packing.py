@@ -65,6 +65,6 @@ async def test_the_turn_kept_is_where_the_query_words_are_densest(memory: Hierar
              "summary of each chapter or of the characters?")
     ctx = await memory.get_conversation_context(user, query, max_tokens=300)
     text = ctx.to_context_string(300)
-    assert ("[2025-02-01] User: My book club is reading Kafka's The Trial in March, at the cafe near the "
+    assert ("[2025-02-01]\nUser: My book club is reading Kafka's The Trial in March, at the cafe near the "
             "station.") in text
     assert "Here is a plan." not in text and count_tokens(text) <= 300

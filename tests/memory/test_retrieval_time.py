@@ -17,7 +17,7 @@ async def test_month_in_the_query_finds_that_month(memory: HierarchicalMemoryMan
     await memory.flush()
     ctx = await memory.get_conversation_context(user, "What pasta did I cook in July 2024?", max_tokens=120)
     text = ctx.to_context_string(120)
-    assert "[2024-07-10] User: I cooked a new pasta recipe tonight, number 7." in text
+    assert "[2024-07-10]\nUser: I cooked a new pasta recipe tonight, number 7." in text
     assert "time" in ctx.relevant[0].sources
     plain = await memory.get_conversation_context(user, "What pasta did I cook?", max_tokens=120)
     assert all("time" not in r.sources for r in plain.relevant)
