@@ -6,7 +6,8 @@ Nothing here is committed to the repository: point ``--path`` at a checkout
 - ``realtalk``: github.com/danny911kr/REALTALK, ``data/Chat_*.json`` (only
   those files; the repository's ``data/locomo/`` copy is never read).
 - ``beam``: github.com/mohammadtavakoli78/BEAM, ``chats/<size>/<n>/chat.json``
-  with ``probing_questions/probing_questions.json``.
+  with ``probing_questions/probing_questions.json``; the 100K chats unless
+  asked for 500K (``--beam-sizes 500K`` or ``100K,500K``).
 - ``realmem``: github.com/zhiyuan5986/RealMemBench, ``dataset/*_dialogues_256k.json``.
 
 Every loader returns a ``bench.generator.Dataset``: one user (DM scope) per
@@ -265,12 +266,20 @@ def load_realmem(path: Path, *, half: str = "all", limit: int | None = None,
     return _build(parts, namespace)
 
 
-def load(name: str, path: Path, *, half: str = "all", limit: int | None = None) -> Dataset:
-    """The public dataset ``name`` from ``path``; raises DatasetError if the layout is not found."""
+BEAM_SIZES = ("100K", "500K")
+
+
+def load(name: str, path: Path, *, half: str = "all", limit: int | None = None,
+         beam_sizes: Sequence[str] = ("100K",)) -> Dataset:
+    """The public dataset ``name`` from ``path``; raises DatasetError if the layout is not found.
+    ``beam_sizes``: which of BEAM's chat sizes (``chats/100K``, ``chats/500K``) to read."""
     if name == "realtalk":
         return load_realtalk(path, half=half, limit=limit)
     if name == "beam":
-        return load_beam(path, half=half, limit=limit)
+        unknown = [s for s in beam_sizes if s not in BEAM_SIZES]
+        if unknown or not beam_sizes:
+            raise DatasetError(f"BEAM sizes must be among {BEAM_SIZES}, not {list(beam_sizes)}")
+        return load_beam(path, half=half, limit=limit, sizes=tuple(dict.fromkeys(beam_sizes)))
     if name == "realmem":
         return load_realmem(path, half=half, limit=limit)
     raise DatasetError(f"unknown dataset {name!r}; expected one of {DATASETS}")

@@ -2,6 +2,7 @@
 
     python -m bench.recall [--users 5] [--seed 7] [--budgets 500,1000,2000] [--quick]
     python -m bench.recall --dataset realtalk|beam|realmem --path DIR [--half tune|report] [--limit N]
+        [--beam-sizes 100K|500K|100K,500K]
 
 Generates conversations (``bench.generator``), or reads a public dataset from
 its upstream layout (``bench.datasets``; ``--half`` picks the tuning or the
@@ -324,6 +325,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--half", choices=HALVES, default="all",
                         help="public datasets: tune on one half of the conversations, report the other")
     parser.add_argument("--limit", type=int, default=None, help="public datasets: first N conversations")
+    parser.add_argument("--beam-sizes", default="100K", help="BEAM: which chat sizes, comma-separated "
+                        "(100K, 500K)")
     parser.add_argument("--out", type=Path, default=OUT_DIR, help="where to write recall.png")
     parser.add_argument("--no-docs", action="store_true", help="do not copy the plot to docs/img/")
     return parser.parse_args(argv)
@@ -342,6 +345,10 @@ def config_from(args: argparse.Namespace, namespace: str) -> GenConfig:
     return GenConfig(users=args.users or 5, seed=args.seed, namespace=namespace)
 
 
+def beam_sizes(args: argparse.Namespace) -> tuple[str, ...]:
+    return tuple(s.strip() for s in str(args.beam_sizes).split(",") if s.strip())
+
+
 async def amain(argv: list[str] | None = None) -> dict[str, Any]:
     args = parse_args(argv)
     budgets = sorted({int(b) for b in args.budgets.split(",") if b.strip()})
@@ -351,13 +358,19 @@ async def amain(argv: list[str] | None = None) -> dict[str, Any]:
     with memory_settings() as (settings, external, namespace):
         source: GenConfig | Dataset = config_from(args, namespace)
         if public:
-            source = load_dataset(args.dataset, args.path, half=args.half, limit=args.limit)
+            source = load_dataset(args.dataset, args.path, half=args.half, limit=args.limit,
+                                  beam_sizes=beam_sizes(args))
         result = await run(source, budgets, settings)
         result["servers"] = "configured" if external else "bundled"
     if public:
         result.update(dataset=args.dataset, half=args.half, limit=args.limit,
                       conversations=len(source.users) if isinstance(source, Dataset) else 0)
-    name = "recall.png" if not public else f"recall-{args.dataset}-{args.half}.png"
+        if args.dataset == "beam":
+            result["beam_sizes"] = list(beam_sizes(args))
+    label = args.dataset
+    if args.dataset == "beam" and beam_sizes(args) != ("100K",):  # the 100K plot keeps its name
+        label = "beam-" + "-".join(beam_sizes(args))
+    name = "recall.png" if not public else f"recall-{label}-{args.half}.png"
     result["plots"] = plot(result, args.out, copy_to_docs=not (args.quick or args.no_docs), name=name)
     return result
 

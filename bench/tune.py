@@ -25,7 +25,7 @@ import memory.manager as manager_module
 from bench.common import emit, memory_settings, progress, summary_ms
 from bench.datasets import DATASETS, HALVES
 from bench.datasets import load as load_dataset
-from bench.recall import found, import_dataset
+from bench.recall import beam_sizes, found, import_dataset
 
 _seen: dict[str, Any] = {}
 _fuse = manager_module.fuse
@@ -130,13 +130,15 @@ async def amain(argv: list[str] | None = None) -> dict[str, Any]:
     parser.add_argument("--path", type=Path, required=True)
     parser.add_argument("--half", choices=HALVES, default="tune")
     parser.add_argument("--limit", type=int, default=None)
+    parser.add_argument("--beam-sizes", default="100K", help="BEAM: which chat sizes, comma-separated (100K, 500K)")
     parser.add_argument("--budgets", default="500,1000,2000")
     parser.add_argument("--variant", action="append", default=[], help="NAME[:key=value,...]")
     parser.add_argument("--misses", type=Path, default=None, help="write the misses of each variant here (JSON)")
     args = parser.parse_args(argv)
     budgets = sorted(int(b) for b in args.budgets.split(","))
     variants = [parse_variant(v) for v in args.variant or ["base"]]
-    dataset = load_dataset(args.dataset, args.path, half=args.half, limit=args.limit)
+    dataset = load_dataset(args.dataset, args.path, half=args.half, limit=args.limit,
+                           beam_sizes=beam_sizes(args))
     with memory_settings() as (settings, _, _):
         out, all_misses = await tune(dataset, budgets, variants, settings)
     out.update(dataset=args.dataset, half=args.half)

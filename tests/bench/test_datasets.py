@@ -125,6 +125,30 @@ def test_beam_evidence_is_the_source_chat_ids(tmp_path: Path) -> None:
         ("knowledge_update", ("I use Flask.", "Good choice."))]
 
 
+def _beam_chat(root: Path, size: str, n: int, said: str) -> None:
+    chat_dir = root / "chats" / size / str(n)
+    (chat_dir / "probing_questions").mkdir(parents=True)
+    chat = [{"batch_number": 1, "time_anchor": "March-15-2024", "turns": [
+        [{"role": "user", "id": 0, "content": said}, {"role": "assistant", "id": 1, "content": "Noted."}]]}]
+    (chat_dir / "chat.json").write_text(json.dumps(chat))
+    probing = {"information_extraction": [{"question": "What did I say?", "answer": said, "source_chat_ids": [0]}]}
+    (chat_dir / "probing_questions" / "probing_questions.json").write_text(json.dumps(probing))
+
+
+def test_beam_reads_the_100k_chats_unless_asked_for_500k(tmp_path: Path) -> None:
+    _beam_chat(tmp_path, "100K", 1, "I keep bees in Porto.")
+    _beam_chat(tmp_path, "500K", 1, "My cello is from 1911.")
+
+    def said(**kwargs: object) -> set[str]:
+        return {n for q in load("beam", tmp_path, **kwargs).questions for n in q.needles}  # type: ignore[arg-type]
+
+    assert said() == {"I keep bees in Porto."}
+    assert said(beam_sizes=("500K",)) == {"My cello is from 1911."}
+    assert said(beam_sizes=("100K", "500K")) == {"I keep bees in Porto.", "My cello is from 1911."}
+    with pytest.raises(DatasetError, match="BEAM sizes"):
+        load("beam", tmp_path, beam_sizes=("1M",))
+
+
 def _realmem(tmp_path: Path) -> Path:
     """Two sessions in RealMemBench's layout: a preference stated, then two queries in a row;
     the second query's evidence is the first query's answer (a turn that is itself a query's)."""
