@@ -10,25 +10,14 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
-from functools import lru_cache
 from typing import Any
 
 import numpy as np
 
 from bench.generator import BenchExchange, Dataset, Question, iter_scopes
+from memory.tokens import count_tokens
 
 BASELINES = ("recent", "bm25", "dense")
-
-
-@lru_cache(maxsize=1)
-def encoding() -> Any:
-    import bpe_openai
-
-    return bpe_openai.get_encoding("cl100k_base")
-
-
-def count_tokens(text: str) -> int:
-    return len(encoding().encode(text))
 
 
 @dataclass(frozen=True, slots=True)

@@ -35,13 +35,14 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
-from bench.baselines import BASELINES, Baselines, count_tokens
+from bench.baselines import BASELINES, Baselines
 from bench.common import OUT_DIR, emit, memory_settings, progress, save_plot, summary_ms
 from bench.datasets import DATASETS, HALVES
 from bench.datasets import load as load_dataset
 from bench.facts import QTYPES as FACT_TYPES
 from bench.generator import BenchExchange, Dataset, GenConfig, Question, generate
 from bench.selfstated import QTYPES as SELF_TYPES
+from memory.tokens import count_tokens
 
 SYSTEM = "mnemo"
 QTYPES = FACT_TYPES + SELF_TYPES

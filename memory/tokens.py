@@ -1,4 +1,9 @@
-"""Token counting with a real tokenizer (cl100k_base via bpe-openai, offline)."""
+"""Token counting with a real tokenizer (cl100k_base via bpe-openai, offline).
+
+Text is encoded as ordinary text: a user who writes a special token's spelling
+("<|endoftext|>") gets it counted as the characters it is, never an error (the
+library's ``encode`` raises on it) and never a special token.
+"""
 
 from __future__ import annotations
 
@@ -15,7 +20,7 @@ def _encoding() -> Any:
 
 def count_tokens(text: str) -> int:
     """Number of cl100k_base tokens in ``text``."""
-    return len(_encoding().encode(text)) if text else 0
+    return len(_encoding().encode_ordinary(text)) if text else 0
 
 
 def truncate_tokens(text: str, max_tokens: int, *, ellipsis: str = "…") -> str:
@@ -23,10 +28,10 @@ def truncate_tokens(text: str, max_tokens: int, *, ellipsis: str = "…") -> str
     if max_tokens <= 0:
         return ""
     enc = _encoding()
-    tokens = enc.encode(text)
+    tokens = enc.encode_ordinary(text)
     if len(tokens) <= max_tokens:
         return text
-    keep = max(0, max_tokens - len(enc.encode(ellipsis)))
+    keep = max(0, max_tokens - count_tokens(ellipsis))
     cut = enc.decode(tokens[:keep])
     while cut and count_tokens(cut + ellipsis) > max_tokens:
         cut = cut[:-1]
@@ -40,7 +45,7 @@ def split_tokens(text: str, size: int, overlap: int = 32) -> list[str]:
     is a faithful substring (no U+FFFD replacement characters).
     """
     enc = _encoding()
-    tokens = enc.encode(text)
+    tokens = enc.encode_ordinary(text)
     if len(tokens) <= size:
         return [text]
     clean = "\ufffd" not in text

@@ -4,9 +4,10 @@ from __future__ import annotations
 
 import pytest
 
-from bench.baselines import Baselines, count_tokens, pack
+from bench.baselines import Baselines, pack
 from bench.generator import Dataset, GenConfig, generate
 from memory.embedding import OnnxMiniLMEmbedder
+from memory.tokens import count_tokens
 
 SMALL = GenConfig(
     users=1,
