@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
+import functools
 import re
-from collections.abc import Collection
+from collections.abc import Callable, Collection
 from dataclasses import dataclass, field
 from datetime import datetime
 
@@ -132,19 +133,25 @@ class ConversationContext:
                    "relevant": "Relevant earlier conversations (oldest first):",
                    "recent": "Recent conversation (oldest first):"}
         chosen: dict[str, list[tuple[str, str, datetime | None]]] = {k: [] for k in headers}
+        header_cost = {k: count_tokens(h) + 2 for k, h in headers.items()}
         days: set[str] = set()  # the "[date]" lines the relevant section has already paid for
         used = 0
         seen: set[str] = set(exclude)
 
-        def take(section: str, key: str, text: str, ts: datetime | None, short: str = "", day: str = "") -> None:
+        def take(section: str, key: str, text: str, ts: datetime | None,
+                 short: Callable[[], str] | None = None, day: str = "") -> None:
+            """Pack ``text``, or else ``short()`` (its summary, made only when needed), or else
+            ``text`` cut to the room left."""
             nonlocal used
-            extra = 0 if chosen[section] else count_tokens(headers[section]) + 2
+            extra = 0 if chosen[section] else header_cost[section]
             if day and day not in days:
                 extra += count_tokens(f"[{day}]") + 1
             cost = count_tokens(text) + 1 + extra
             room = budget - used
-            if cost > room and short and count_tokens(short) + 1 + extra <= room:
-                text, cost = short, count_tokens(short) + 1 + extra  # the summary fits
+            if cost > room and short is not None:
+                summary = short()
+                if count_tokens(summary) + 1 + extra <= room:
+                    text, cost = summary, count_tokens(summary) + 1 + extra  # the summary fits
             if cost > room:
                 if room - extra - 1 < _MIN_ITEM_TOKENS:
                     return
@@ -170,6 +177,8 @@ class ConversationContext:
         query_terms = terms(self.query) if self.focus and self._crowded(budget) else frozenset()
         whole: dict[str, str] = {}
         for section, e in order:
+            if budget - used <= 2:  # not even a line break fits: the rest cannot be packed
+                break
             if e.id not in seen:
                 grouped = self.date_groups and section == "relevant"  # the date goes on the day's line
                 text = render_exchange(e, with_time=section == "recent", dated=not grouped)
@@ -179,9 +188,9 @@ class ConversationContext:
                     short = focused(e, query_terms, dated=not grouped)
                 if short is not None:
                     whole[e.id] = text
-                take(section, e.id, short or text, e.timestamp,
-                     "" if e.id in reserved else self._summary_line(e, summaries.get(e.id), dated=not grouped),
-                     _date(e.timestamp, False) if grouped else "")
+                summary = None if e.id in reserved else functools.partial(
+                    self._summary_line, e, summaries.get(e.id), dated=not grouped)
+                take(section, e.id, short or text, e.timestamp, summary, _date(e.timestamp, False) if grouped else "")
         if whole:
             used += widen(chosen["relevant"], whole, budget - used)
 
