@@ -18,6 +18,7 @@ from memory.tiers.ledger import Fact
 from memory.tokens import count_tokens, truncate_tokens
 
 _MIN_ITEM_TOKENS = 24
+_MIN_SUMMARY_TOKENS = 6  # "[date] (summary) User: x | Bot: y" never costs less: no summary is made for less room
 
 
 @dataclass(frozen=True, slots=True)
@@ -148,7 +149,7 @@ class ConversationContext:
                 extra += count_tokens(f"[{day}]") + 1
             cost = count_tokens(text) + 1 + extra
             room = budget - used
-            if cost > room and short is not None:
+            if cost > room and short is not None and room - extra - 1 >= _MIN_SUMMARY_TOKENS:
                 summary = short()
                 if count_tokens(summary) + 1 + extra <= room:
                     text, cost = summary, count_tokens(summary) + 1 + extra  # the summary fits
@@ -216,9 +217,11 @@ class ConversationContext:
             parts.append(headers[section] + "\n" + "\n".join(lines))
         text = "\n\n".join(([profile] if profile else []) + ([sessions] if sessions else []) + parts)
         budget = max(0, int(max_tokens))
-        while text and count_tokens(text) > budget:  # joins can add a token or two; stay under
+        tokens = count_tokens(text)
+        while tokens > budget:  # joins can add a token or two; stay under
             text = truncate_tokens(text, budget)
-        return PackedContext(text, tuple(ids), count_tokens(text))
+            tokens = count_tokens(text)
+        return PackedContext(text, tuple(ids), tokens)
 
     # ---- the profile: a small fixed cost at the head of every context --------------------------
 
