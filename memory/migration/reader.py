@@ -78,7 +78,7 @@ class LegacyChromaReader:
 
     async def aclose(self) -> None:
         """Close the client and remove the private copy of an on-disk store."""
-        from memory.tiers.summaries import close_chroma_client
+        from memory.tiers.chroma_client import close_chroma_client
 
         client, self._client, self._collection = self._client, None, None
         if client is not None:

@@ -17,9 +17,9 @@ from chromadb.config import Settings
 from memory.embedding import OnnxMiniLMEmbedder
 from memory.errors import TierUnavailable
 from memory.models import ForgetTarget, Scope, SummaryRecord
+from memory.tiers.chroma_client import close_chroma_client
 from memory.tiers.summaries import (
     ChromaSummaries,
-    close_chroma_client,
     collection_prefix,
     create_summaries,
     owner_collection,
