@@ -201,19 +201,18 @@ class ConversationContext:
             items = chosen[section]
             if not items:
                 continue
-            lines = [text for _, text, _ in items]
             if section != "facts":
                 items = sorted(items, key=lambda it: it[2] or datetime.min)
                 ids += [key for key, _, _ in items]
-                lines = [text for _, text, _ in items]
-            if section == "relevant" and self.date_groups:
-                lines, last = [], ""
-                for _, text, ts in items:
+            lines: list[str] = []
+            last = ""
+            for _, text, ts in items:
+                if section == "relevant" and self.date_groups:
                     day = _date(ts, False) if ts is not None else ""
-                    if day != last:
+                    if day != last:  # one line per day heads that day's exchanges
                         lines.append(f"[{day}]")
                         last = day
-                    lines.append(text)
+                lines.append(text)
             parts.append(headers[section] + "\n" + "\n".join(lines))
         text = "\n\n".join(([profile] if profile else []) + ([sessions] if sessions else []) + parts)
         budget = max(0, int(max_tokens))
