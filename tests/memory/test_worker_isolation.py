@@ -240,10 +240,10 @@ class EndpointEmbedder:
         self.model_id, self.dim = real.model_id, real.dim
         self.down = False
 
-    async def embed(self, texts: Sequence[str]) -> np.ndarray:
+    async def embed(self, texts: Sequence[str], *, query: bool = False) -> np.ndarray:
         if self.down or any("POISON" in t for t in texts):
             raise TierUnavailable("embedding", "HTTPStatusError")
-        return await self.real.embed(texts)
+        return await self.real.embed(texts, query=query)
 
 
 async def test_an_endpoint_that_fails_for_one_text_is_not_taken_for_an_outage(
