@@ -46,13 +46,14 @@ def render_exchange(e: Exchange, *, with_time: bool = False, dated: bool = True)
     return f"[{_date(e.timestamp, with_time)}] {text}" if dated else text
 
 
-def widen(chosen: list[tuple[str, str, datetime | None]], whole: dict[str, str], room: int) -> int:
+def widen(chosen: list[tuple[str, str, datetime | None]], whole: dict[str, str], room: int,
+          count: Callable[[str], int] = count_tokens) -> int:
     """Give focused items (``whole``: key -> the whole exchange) their whole text back, in
     ``chosen``'s order, while the extra tokens fit in ``room``; returns the tokens added."""
     added = 0
     for i, (key, text, ts) in enumerate(chosen):
         if key in whole:
-            extra = count_tokens(whole[key]) - count_tokens(text)
+            extra = count(whole[key]) - count(text)
             if extra <= room - added:
                 chosen[i] = (key, whole[key], ts)
                 added += extra
@@ -88,6 +89,15 @@ class ConversationContext:
     focus_min_tokens: int = 80  # ... when the whole exchange would cost more than this
     focus_share: float = 0.25  # ... and more than this share of the budget (shorter ones stay whole)
     date_groups: bool = True  # relevant exchanges of one day share one "[date]" line instead of one each
+    # token counts of the texts packing has measured: a text is counted once per context, however many
+    # budgets it is packed at or checks it passes (lives and dies with this object)
+    _counts: dict[str, int] = field(default_factory=dict, init=False, repr=False, compare=False)
+
+    def _count(self, text: str) -> int:
+        n = self._counts.get(text)
+        if n is None:
+            n = self._counts[text] = count_tokens(text)
+        return n
 
     @property
     def degraded(self) -> list[str]:
@@ -107,7 +117,7 @@ class ConversationContext:
         """Whether the relevant exchanges, whole, would overflow ``budget`` (then focus pays)."""
         total = 0
         for r in self.relevant:
-            total += count_tokens(render_exchange(r.exchange))
+            total += self._count(render_exchange(r.exchange))
             if total > budget:
                 return True
         return False
@@ -126,15 +136,15 @@ class ConversationContext:
         budget = max(0, int(max_tokens))
         profile = self._profile_text(budget)
         if profile:
-            budget -= count_tokens(profile) + 2
+            budget -= self._count(profile) + 2
         sessions = self._sessions_text(budget)
         if sessions:
-            budget -= count_tokens(sessions) + 2
+            budget -= self._count(sessions) + 2
         headers = {"facts": "Facts the user asked you to remember:",
                    "relevant": "Relevant earlier conversations (oldest first):",
                    "recent": "Recent conversation (oldest first):"}
         chosen: dict[str, list[tuple[str, str, datetime | None]]] = {k: [] for k in headers}
-        header_cost = {k: count_tokens(h) + 2 for k, h in headers.items()}
+        header_cost = {k: self._count(h) + 2 for k, h in headers.items()}
         days: set[str] = set()  # the "[date]" lines the relevant section has already paid for
         used = 0
         seen: set[str] = set(exclude)
@@ -146,18 +156,18 @@ class ConversationContext:
             nonlocal used
             extra = 0 if chosen[section] else header_cost[section]
             if day and day not in days:
-                extra += count_tokens(f"[{day}]") + 1
-            cost = count_tokens(text) + 1 + extra
+                extra += self._count(f"[{day}]") + 1
+            cost = self._count(text) + 1 + extra
             room = budget - used
             if cost > room and short is not None and room - extra - 1 >= _MIN_SUMMARY_TOKENS:
                 summary = short()
-                if count_tokens(summary) + 1 + extra <= room:
-                    text, cost = summary, count_tokens(summary) + 1 + extra  # the summary fits
+                if self._count(summary) + 1 + extra <= room:
+                    text, cost = summary, self._count(summary) + 1 + extra  # the summary fits
             if cost > room:
                 if room - extra - 1 < _MIN_ITEM_TOKENS:
                     return
                 text = truncate_tokens(text, room - extra - 1)
-                cost = count_tokens(text) + 1 + extra
+                cost = self._count(text) + 1 + extra
             chosen[section].append((key, text, ts))
             seen.add(key)
             used += cost
@@ -184,7 +194,7 @@ class ConversationContext:
                 grouped = self.date_groups and section == "relevant"  # the date goes on the day's line
                 text = render_exchange(e, with_time=section == "recent", dated=not grouped)
                 short = None
-                if section == "relevant" and query_terms and count_tokens(text) > max(
+                if section == "relevant" and query_terms and self._count(text) > max(
                         self.focus_min_tokens, self.focus_share * budget):
                     short = focused(e, query_terms, dated=not grouped)
                 if short is not None:
@@ -193,7 +203,7 @@ class ConversationContext:
                     self._summary_line, e, summaries.get(e.id), dated=not grouped)
                 take(section, e.id, short or text, e.timestamp, summary, _date(e.timestamp, False) if grouped else "")
         if whole:
-            used += widen(chosen["relevant"], whole, budget - used)
+            used += widen(chosen["relevant"], whole, budget - used, self._count)
 
         parts: list[str] = []
         ids: list[str] = []
@@ -238,7 +248,7 @@ class ConversationContext:
 
         out, used = [], 0
         for f in sorted(self.facts, key=rank, reverse=True):
-            cost = count_tokens(f.text) + 3
+            cost = self._count(f.text) + 3
             if used + cost > budget // 3:
                 continue
             out.append(f)
@@ -255,9 +265,9 @@ class ConversationContext:
         """Dated session summaries, oldest first, within a quarter of ``budget`` (newest kept first)."""
         room = budget // 4
         kept: list[str] = []
-        used = count_tokens(SESSIONS_HEADER) + 1
+        used = self._count(SESSIONS_HEADER) + 1
         for s in self.sessions:
-            cost = count_tokens(s.text) + 3
+            cost = self._count(s.text) + 3
             if used + cost > room:
                 break
             kept.append(f"- {s.text}")

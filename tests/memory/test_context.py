@@ -70,6 +70,15 @@ def test_packing_never_exceeds_budget_and_ids_match_text(seed: int) -> None:
 
 
 @pytest.mark.parametrize("seed", range(25))
+def test_packing_at_many_budgets_gives_what_a_fresh_context_gives(seed: int) -> None:
+    """A context counts each text once and reuses the count: packing it at one budget must not
+    change what it packs at another."""
+    reused = random_context(seed)
+    for budget in (*BUDGETS, *reversed(BUDGETS)):
+        assert reused.to_context_string(budget) == random_context(seed).to_context_string(budget), budget
+
+
+@pytest.mark.parametrize("seed", range(25))
 def test_facts_come_first_and_sections_in_order(seed: int) -> None:
     ctx = random_context(seed)
     text = ctx.pack(2000).text
