@@ -61,7 +61,8 @@ def format_profile(profile: Any) -> str:
     return "\n".join(lines)
 
 
-NO_PROFILE = "Nothing yet: tell me about yourself and it will show here."
+NO_PROFILE = ("Nothing yet: tell me about yourself and it will show here (what you said in the last few "
+              "seconds may still be on its way).")
 
 
 async def profile_text(memory: HierarchicalMemoryManager, user_id: str, guild_id: str | None,

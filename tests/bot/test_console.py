@@ -123,6 +123,13 @@ async def test_profile_shows_removes_and_replaces_lines_in_the_dm_scope(
     assert linz.key == "home" and linz.text.startswith("Lives in Linz") and not linz.corrected
 
 
+async def test_an_empty_profile_says_what_was_just_said_may_still_be_on_its_way(
+        memory: HierarchicalMemoryManager, tmp_path: Path, uid: str) -> None:
+    printed = await _drive(memory, tmp_path, uid, "/memory profile\n")
+    assert "Your profile in your DMs with me:\nNothing yet: tell me about yourself" in printed
+    assert "may still be on its way" in printed  # the worker reads a message a moment after it is said
+
+
 async def test_show_and_search_print_what_the_slash_commands_show(
         memory: HierarchicalMemoryManager, tmp_path: Path, uid: str) -> None:
     await memory.store_conversation(uid, "I adopted a greyhound named Comet", "Lovely!", channel_id="console",
