@@ -19,7 +19,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Any, TypeVar
 
 from memory.context import ConversationContext, RankedExchange
-from memory.errors import InvalidInput, TierUnavailable
+from memory.errors import InvalidInput, MemoryStoreError, TierUnavailable
 from memory.expansion import CandidateExpansion
 from memory.extraction import query_names
 from memory.governance import MemoryGovernance
@@ -102,6 +102,7 @@ class HierarchicalMemoryManager(ExchangeLifecycle, MemoryGovernance, BotServices
                           "sessions")
         self._stop = asyncio.Event()
         self._task: asyncio.Task[None] | None = None
+        self._reembed: asyncio.Task[None] | None = None  # see _embed_again
         # a local throttle, not shared state: each process bounds its own CPU-bound work
         self._reads = asyncio.Semaphore(settings.retrieval.max_concurrent)
 
@@ -119,7 +120,9 @@ class HierarchicalMemoryManager(ExchangeLifecycle, MemoryGovernance, BotServices
         tiers = await open_tiers(settings)
         try:
             manager = cls(tiers, settings, metrics)
-            await manager._check_embedding_model()
+            previous = await manager.summaries.stored_model()
+            if previous is None:  # an empty store is the configured model's from the start
+                await manager.summaries.mark_model(manager.embedder.model_id)
             await manager._warm_up()
         except BaseException:
             await tiers.stack.aclose()  # a failed start stops the bundled servers it started
@@ -127,17 +130,25 @@ class HierarchicalMemoryManager(ExchangeLifecycle, MemoryGovernance, BotServices
         if settings.worker.in_process:
             manager._task = asyncio.create_task(manager.worker.run_forever(manager._stop),
                                                 name="mnemo-derived-worker")
+        if previous not in (None, manager.embedder.model_id):
+            manager._reembed = asyncio.create_task(manager._embed_again(str(previous), manager.embedder.model_id),
+                                                   name="mnemo-embed-again")
         return manager
 
-    async def _check_embedding_model(self) -> None:
-        """Vectors of two models do not compare: when the stored summaries came from another
-        model than the configured one, everything is derived again from the archive (in the
-        worker, in the background; searches find fewer summaries until it is done)."""
-        previous = await self.summaries.mark_model(self.embedder.model_id)
-        if previous is not None:
+    async def _embed_again(self, previous: str, current: str) -> None:
+        """Vectors of two models do not compare: the stored summaries came from ``previous``, so
+        everything is derived again from the archive (``rebuild``), then the store is marked as
+        ``current``'s. Runs in the background; until the worker is through, searches find fewer
+        summaries. A process stopped before the mark queues it all again at its next start."""
+        log.warning("the stored summaries were embedded with %s, not %s: embedding them again",
+                    previous, current)
+        try:
             queued = await self.rebuild()
-            log.warning("the stored summaries were embedded with %s, not %s: %d exchanges are being "
-                        "embedded again", previous, self.embedder.model_id, queued)
+            await self.summaries.mark_model(current)
+        except MemoryStoreError as exc:  # tried again at the next start, as the store is not marked
+            log.error("embedding the summaries again with %s failed: %s", current, exc)
+            return
+        log.warning("%d exchanges queued to be embedded with %s", queued, current)
 
     async def _warm_up(self) -> None:
         """Load the embedding model and run one cheap query per tier, so the first real
@@ -166,6 +177,10 @@ class HierarchicalMemoryManager(ExchangeLifecycle, MemoryGovernance, BotServices
         task ended with is logged (and a BaseException re-raised) only after that.
         """
         self._stop.set()
+        if self._reembed is not None and not self._reembed.done():
+            self._reembed.cancel()  # not marked: the next start queues it again
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._reembed
         task, self._task = self._task, None
         try:
             if task is not None:
@@ -230,6 +245,8 @@ class HierarchicalMemoryManager(ExchangeLifecycle, MemoryGovernance, BotServices
         error seen. Dead-lettered exchanges are not pending: ``dead_letter_list``.
         """
         deadline = time.monotonic() + timeout
+        if self._reembed is not None:  # a model change queues its work first
+            await asyncio.wait_for(asyncio.shield(self._reembed), timeout)
         while (pending := await self.t.outbox.pending()) > 0:
             if time.monotonic() > deadline:
                 error = await self.t.outbox.last_error() or self.worker.last_error or "none recorded"

@@ -102,8 +102,11 @@ class SummaryTier(Tier, Protocol):
     async def search(self, scope: Scope, embedding: np.ndarray, limit: int) -> list[Hit]:
         """Nearest exchanges in the scope, best first, one hit per exchange."""
 
-    async def mark_model(self, model_id: str) -> str | None:
-        """Record the model of the stored vectors; return the previous one if it differed."""
+    async def stored_model(self) -> str | None:
+        """The model that made the stored vectors (None for an empty store)."""
+
+    async def mark_model(self, model_id: str) -> None:
+        """Name the model of the stored vectors."""
 
     async def records(self, user_id: str, scope: Scope | None = None) -> list[SummaryRecord]:
         """Every record of the user, without embeddings (for export)."""

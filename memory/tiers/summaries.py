@@ -134,21 +134,30 @@ class ChromaSummaries:
         """Return when Chroma answers; raise TierUnavailable otherwise."""
         await self._run(self._client.heartbeat)
 
-    def _mark_model(self, model_id: str) -> str | None:
-        registry = self._client.get_collection(self._registry.name)  # fresh: another process may have marked it
-        meta = dict(registry.metadata or {})
-        stored = meta.get(MODEL_KEY)
-        if stored is None and registry.count() > 0:
-            stored = LEGACY_MODEL
-        if stored != model_id:
-            registry.modify(metadata={**meta, MODEL_KEY: model_id})
-        return None if stored is None or stored == model_id else str(stored)
+    def _registry_now(self) -> Collection:
+        return self._client.get_collection(self._registry.name)  # fresh: another process may have marked it
 
-    async def mark_model(self, model_id: str) -> str | None:
-        """Record that the vectors are ``model_id``'s; return the model the stored ones came from
-        if it was another (they must be embedded again: vectors of two models do not compare),
-        else None. A store written before this mark existed holds MiniLM vectors."""
-        return await self._run(self._mark_model, model_id)
+    def _stored_model(self) -> str | None:
+        registry = self._registry_now()
+        stored = (registry.metadata or {}).get(MODEL_KEY)
+        if stored is None and registry.count() > 0:
+            return LEGACY_MODEL
+        return None if stored is None else str(stored)
+
+    def _mark_model(self, model_id: str) -> None:
+        registry = self._registry_now()
+        meta = dict(registry.metadata or {})
+        if meta.get(MODEL_KEY) != model_id:
+            registry.modify(metadata={**meta, MODEL_KEY: model_id})
+
+    async def stored_model(self) -> str | None:
+        """The model that made the stored vectors: the one ``mark_model`` named, MiniLM for a
+        store written before the name was kept, None for an empty store."""
+        return await self._run(self._stored_model)
+
+    async def mark_model(self, model_id: str) -> None:
+        """Name ``model_id`` as the model of the stored vectors (after they are, or will all be, its)."""
+        await self._run(self._mark_model, model_id)
 
     # ---- blocking helpers (run in a worker thread) ------------------------------------------
 

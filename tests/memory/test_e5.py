@@ -144,7 +144,7 @@ async def test_switching_the_model_embeds_the_stored_summaries_again(
         best = (await second.summaries.search(Scope(user), vector, 1))[0]
         assert best.score > 0.98
     assert await second.summaries.count(user) == 2
-    assert await second.summaries.mark_model("multilingual-e5-small") is None  # marked once
+    assert await second.summaries.stored_model() == "multilingual-e5-small"
     context = await second.get_conversation_context(user, "Which city do I live in?")
     assert "Lisbon" in context.to_context_string(max_tokens=500)
 
@@ -160,3 +160,37 @@ async def test_memories_in_other_languages_are_found(e5: E5SmallEmbedder) -> Non
                                ("What instrument do I play?", 2), ("What are my cats called?", 3)):
         query = await e5.embed([question], query=True)
         assert int(np.argmax(passages @ query[0])) == expected, question
+
+
+async def test_a_model_change_cut_short_is_done_again_at_the_next_start(
+        bundled: Addresses, make_manager: ManagerFactory, tmp_path: Path, uid: Callable[[str], str],
+        monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture) -> None:
+    from memory import HierarchicalMemoryManager
+    from memory.errors import TierUnavailable
+
+    own = replace(bundled, postgres_dsn=await servers.create_database(bundled.postgres_dsn))
+    base = f"e5again{uuid.uuid4().hex[:8]}"
+    user = uid("bo")
+    first = await make_manager(settings_for(own, tmp_path, chroma={"collection": base}))
+    await first.store_conversation(user, "I keep bees on my roof in Oslo.", "Bees in Oslo, lovely.")
+    await first.flush()
+    await first.aclose()
+    e5_settings = settings_for(own, tmp_path, chroma={"collection": base},
+                               embedding={"local_model": "e5-small", "model_cache_dir": tmp_path / "models"})
+
+    async def archive_down(self: HierarchicalMemoryManager, user_id: str | None = None) -> int:
+        raise TierUnavailable("archive", "connection refused")
+
+    with monkeypatch.context() as patch:
+        patch.setattr(HierarchicalMemoryManager, "rebuild", archive_down)
+        cut_short = await make_manager(e5_settings)
+        await cut_short.flush()
+        assert await cut_short.summaries.stored_model() == "all-MiniLM-L6-v2"  # not marked: not done
+        await cut_short.aclose()
+    assert "embedding the summaries again with multilingual-e5-small failed" in caplog.text
+
+    again = await make_manager(e5_settings)
+    await again.flush()
+    assert await again.summaries.stored_model() == "multilingual-e5-small"
+    [vector] = await again.embedder.embed(["User: I keep bees on my roof in Oslo.\nBot: Bees in Oslo, lovely."])
+    assert (await again.summaries.search(Scope(user), vector, 1))[0].score > 0.98

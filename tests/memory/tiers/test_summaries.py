@@ -411,21 +411,18 @@ async def test_the_store_names_the_model_of_its_vectors(
         embedder: OnnxMiniLMEmbedder) -> None:
     tier = await create_summaries(*chroma_location, collection_name)
     try:
+        assert await tier.stored_model() is None  # nothing stored: any model may start it
         # records written before the store kept a model's name: an older mnemo, so MiniLM's
         await tier.upsert(await _records(embedder, ALICE_DM, [("ex-1", 0, "Alice has a cat called Miso.")]))
-        assert await tier.mark_model("multilingual-e5-small") == "all-MiniLM-L6-v2"
-        assert await tier.mark_model("multilingual-e5-small") is None
-        assert await tier.mark_model("text-embedding-3-small") == "multilingual-e5-small"
+        assert await tier.stored_model() == "all-MiniLM-L6-v2"
+        await tier.mark_model("multilingual-e5-small")
+        await tier.mark_model("multilingual-e5-small")
+        assert await tier.stored_model() == "multilingual-e5-small"
     finally:
         await tier.aclose()
     again = await create_summaries(*chroma_location, collection_name)  # another process reads the mark
     try:
-        assert await again.mark_model("text-embedding-3-small") is None
+        assert await again.stored_model() == "multilingual-e5-small"
+        assert await again.count("alice") == 1  # marking touches no record
     finally:
         await again.aclose()
-
-
-async def test_an_empty_store_takes_any_model(tier: ChromaSummaries) -> None:
-    assert await tier.mark_model("multilingual-e5-small") is None
-    assert await tier.mark_model("multilingual-e5-small") is None
-    assert await tier.search(ALICE_DM, np.ones(384, dtype=np.float32), 3) == []
