@@ -262,7 +262,9 @@ async def test_import_file_succeeds_or_refuses_per_line(memory: HierarchicalMemo
 
 async def test_after_the_fuzzing_the_worker_is_alive_and_everything_reads_back(
         memory: HierarchicalMemoryManager) -> None:
-    assert len(STORED) >= 30, "the fuzz tests above stored (almost) nothing"
+    # 55-78 when this file runs alone, but 27 in one full-suite run (the "storable" texts still mix in
+    # refused pieces: NUL, lone surrogates, 300 KB): the bound only catches a run that stored almost nothing
+    assert len(STORED) >= 15, "the fuzz tests above stored (almost) nothing"
     print(f"stored {len(STORED)}")
     assert memory._task is not None and not memory._task.done()
     await memory.flush(timeout=120)
