@@ -243,7 +243,6 @@ class E5SmallEmbedder(LocalOnnxEmbedder):
         self._max_tokens = max_tokens
         self._weights: E5Weights | None = None
         self._tokenizer: Tokenizer | None = None
-        self._table: dict[int, str] = {}
         self._positions = np.zeros((0, 0), dtype=np.float32)
 
     def _model_file(self, cache_dir: Path) -> Path:
@@ -251,7 +250,6 @@ class E5SmallEmbedder(LocalOnnxEmbedder):
         weights = read_weights(source)
         self._weights = weights
         self._tokenizer = tokenizer(weights, self._max_tokens)
-        self._table = dict(weights.normalise)
         types = weights.tensor("emb.type").reshape(-1, weights.hidden)[0]
         self._positions = weights.tensor("emb.pos").reshape(-1, weights.hidden) + types
         stat = source.stat()
@@ -269,7 +267,7 @@ class E5SmallEmbedder(LocalOnnxEmbedder):
     def _encode(self, texts: list[str], query: bool) -> list[list[int]]:
         assert self._weights is not None and self._tokenizer is not None
         prefix = QUERY_PREFIX if query else PASSAGE_PREFIX
-        prepared = [normalise_text(prefix + text, self._table) for text in texts]
+        prepared = [normalise_text(prefix + text, self._weights.normalise) for text in texts]
         return [e.ids for e in self._tokenizer.encode_batch(prepared)]
 
     def _inputs(self, ids: np.ndarray, mask: np.ndarray) -> dict[str, np.ndarray]:
