@@ -165,6 +165,11 @@ async def test_without_llm_the_context_is_shown_and_the_notice_given_once(
     state = RollingSummary.load(await memory.rolling_summary(uid, None, "dm"))
     assert "my dog is called Pixel" in state.text
     assert (await memory.counts(uid, dm=True))["archive"] == 3
+    # the stored stand-in reply names nothing: the user's entities are what the user said
+    await memory.flush()
+    labels = {r.label for r in await memory.profile(uid, limit=50)}
+    assert {"Pixel", "Ghent", "oboe"} <= labels
+    assert not {label.lower() for label in labels} & {"llm", "language", "context", "memory", "answer"}
 
 
 async def test_invalid_message_is_refused_without_storing(
