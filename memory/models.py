@@ -257,6 +257,9 @@ SINGLE_VALUED = frozenset({"NAME", "CALLED", "LIVES_IN", "WORKS_AS", "WORKS_AT"}
 MULTI_VALUED = frozenset({"HAS_PET", "SIBLING_OF", "PARENT_OF", "CHILD_OF", "PARTNER_OF", "FRIEND_OF",
                           "LIKES", "DISLIKES"})
 PREDICATES = SINGLE_VALUED | MULTI_VALUED
+# A newer statement of one of these ends the open fact of the other about the same thing: who now
+# hates coffee no longer likes it (and a forget of that statement brings the old one back).
+OPPOSITES = {"LIKES": "DISLIKES", "DISLIKES": "LIKES"}
 
 
 @dataclass(frozen=True, slots=True)

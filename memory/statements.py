@@ -17,7 +17,8 @@ from memory.models import Statement
 _NAME = r"(?P<name>(?-i:[^\W\d_a-z][\w'’\-]*(?:[ ](?:de |da |van |von |del |la |le )?[^\W\d_a-z][\w'’\-]*){0,3}))"
 # A short lower-case noun phrase: a job or an interest.
 _PHRASE = r"(?P<phrase>[a-z][a-z'’\- ]{1,40}?)"
-_END = r"(?=\s*(?:[.,!?;:)]|\band\b|\bbut\b|\bso\b|\bnow\b|\bsince\b|\bfor\b|\bwith\b|\bat\b|\bin\b|$))"
+_END = (r"(?=\s*(?:[.,!?;:)]|\band\b|\bbut\b|\bso\b|\bnow\b|\bsince\b|\bfor\b|\bwith\b|\bat\b|\bin\b|"
+        r"\bany ?more\b|\bthese days\b|\blately\b|\btoo\b|\beither\b|\bthough\b|\banyway\b|$))")
 
 _FAMILY = {
     "sister": "SIBLING_OF", "brother": "SIBLING_OF", "sibling": "SIBLING_OF",
@@ -55,11 +56,23 @@ _RULES: list[tuple[re.Pattern[str], str]] = [
     (re.compile(r"\bi (?:now |currently )?work (?:at|for)\s+" + _NAME, re.I), "WORKS_AT"),
     (re.compile(r"\bi (?:really |absolutely |just )?(?:love|like|enjoy|adore)\s+" + _PHRASE + _END, re.I),
      "LIKES"),
+    (re.compile(r"\bmy (?:all[- ]time |absolute )?favou?rite (?:[a-z]+(?: [a-z]+)?) (?:is|has to be)\s+"
+                r"(?:" + _NAME + "|" + _PHRASE + ")" + _END, re.I), "LIKES"),
+    (re.compile(r"\bi (?:really |absolutely |just |truly |kind of |kinda )?(?:hate|dislike|detest|loathe|"
+                r"can't stand|can’t stand|cannot stand|(?:don't|don’t|do not) (?:really )?like)\s+"
+                + _PHRASE + _END, re.I), "DISLIKES"),
 ]
 _RELATIVE = re.compile(r"\bmy (?P<role>" + "|".join(sorted(map(re.escape, _FAMILY), key=len, reverse=True))
                        + r")(?:'s name is|,)?\s+" + _NAME, re.I)
 _PET = re.compile(r"\bmy (?:\w+ )?(?P<role>" + "|".join(_PETS) + r")(?:'s name is| is called| named|,)?\s+"
                   + _NAME, re.I)
+_PLURAL_PETS = {("puppies" if p == "puppy" else p if p == "fish" else p + "s"): p for p in _PETS}
+_ONE_NAME = r"(?-i:[^\W\d_a-z][\w'’\-]*)"
+# "I have two cats, Miso and Tofu", "my three dogs named Rex, Bo and Kira"
+_PET_GROUP = re.compile(r"\b(?:i (?:have|keep|own|got|adopted)|my) (?:two|three|four|five|2|3|4|5) (?:\w+ )?"
+                        r"(?P<role>" + "|".join(sorted(map(re.escape, _PLURAL_PETS), key=len, reverse=True))
+                        + r")\b(?:,| (?:named|called)|:)?\s+(?P<names>" + _ONE_NAME
+                        + r"(?:(?:,\s*|,?\s+and\s+)" + _ONE_NAME + r"){1,4})", re.I)
 _NAMED_PET = re.compile(r"\b(?:adopted|got|have) an? (?:\w+ )?(?P<role>" + "|".join(_PETS)
                         + r")\b[^.!?]{0,40}?\b(?:named|called) (?:him |her |it )?"
                         + _NAME, re.I)
@@ -95,4 +108,7 @@ def statements(text: str) -> list[Statement]:
     for pattern in (_PET, _NAMED_PET):
         for m in pattern.finditer(text):
             add("HAS_PET", m.group("name"), m.group("role").lower())
+    for m in _PET_GROUP.finditer(text):
+        for name in re.split(r",\s*(?:and\s+)?|\s+and\s+", m.group("names")):
+            add("HAS_PET", name, _PLURAL_PETS[m.group("role").lower()])
     return list(found.values())

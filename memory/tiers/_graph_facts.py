@@ -13,7 +13,8 @@ Rules:
 * a single-valued predicate (``LIVES_IN``, ``WORKS_AS`` ...) with a new object
   closes the current fact at the statement's time (``valid_to``, ``closed_by``)
   instead of overwriting it; a statement older than the current fact becomes a
-  fact closed when the current one began.
+  fact closed when the current one began;
+* opposite predicates (``LIKES`` / ``DISLIKES``) about one object close each other the same way.
 """
 
 from __future__ import annotations
@@ -22,7 +23,7 @@ import uuid
 from dataclasses import dataclass, field
 from typing import Any
 
-from memory.models import SINGLE_VALUED
+from memory.models import OPPOSITES, SINGLE_VALUED
 
 RESOLVED = frozenset({"NAME", "CALLED", "HAS_PET", "SIBLING_OF", "PARENT_OF", "CHILD_OF", "PARTNER_OF",
                       "FRIEND_OF"})
@@ -78,6 +79,14 @@ def _match(facts: list[FactState], predicate: str, obj: str) -> FactState | None
     return None
 
 
+def _displaced(facts: list[FactState], predicate: str, obj: str) -> list[FactState]:
+    """The open facts that a new fact of ``predicate`` about ``obj`` ends."""
+    if predicate in SINGLE_VALUED:
+        return [f for f in facts if f.predicate == predicate and f.valid_to is None]
+    opposite = OPPOSITES.get(predicate)
+    return [f for f in facts if f.predicate == opposite and f.valid_to is None and obj in _names(f)]
+
+
 def plan(ukey: str, user_id: str, facts: list[FactState],
          statements: list[tuple[str, float, str, str, str, str]]) -> Plan:
     """Writes for ``statements`` = (exchange id, epoch, predicate, obj, label, detail), oldest first.
@@ -106,15 +115,13 @@ def plan(ukey: str, user_id: str, facts: list[FactState],
                                       "aliases": sorted(found.aliases), "valid_from": found.valid_from}
             continue
         fact = FactState(uuid.uuid4().hex, predicate, obj, [], ts, None, new=True, label=label, detail=detail)
-        if predicate in SINGLE_VALUED:
-            current = [f for f in facts if f.predicate == predicate and f.valid_to is None]
-            for old in current:
-                if old.valid_from <= ts:
-                    old.valid_to = ts
-                    out.close.append({"fid": old.fid, "valid_to": ts, "closed_by": fact.fid})
-                else:
-                    fact.valid_to = old.valid_from  # an older statement: it held until the current one
-                    fact.closed_by = old.fid
+        for old in _displaced(facts, predicate, obj):
+            if old.valid_from <= ts:
+                old.valid_to = ts
+                out.close.append({"fid": old.fid, "valid_to": ts, "closed_by": fact.fid})
+            else:
+                fact.valid_to = old.valid_from  # an older statement: it held until the current one
+                fact.closed_by = old.fid
         facts.append(fact)
         out.create.append({"fid": fact.fid, "ukey": ukey, "user_id": user_id, "predicate": predicate,
                            "obj": obj, "label": label, "detail": detail, "valid_from": ts,

@@ -28,13 +28,27 @@ def said(text: str) -> set[tuple[str, str, str]]:
     ("my friend Melanie came over", {("FRIEND_OF", "Melanie", "friend")}),
     ("I adopted a beagle puppy and named him Biscuit.", {("HAS_PET", "Biscuit", "puppy")}),
     ("My dog Rex hates rain. I love hiking and climbing.", {("HAS_PET", "Rex", "dog"), ("LIKES", "hiking", "")}),
+    ("My favourite food is grilled sardines; I hate cilantro.",
+     {("LIKES", "grilled sardines", ""), ("DISLIKES", "cilantro", "")}),
+    ("My all-time favorite band is Radiohead!", {("LIKES", "Radiohead", "")}),
+    ("I really can't stand loud music.", {("DISLIKES", "loud music", "")}),
+    ("I don't really like horror movies but I love comedies.",
+     {("DISLIKES", "horror movies", ""), ("LIKES", "comedies", "")}),
+    ("I keep two cats, Miso and Tofu.", {("HAS_PET", "Miso", "cat"), ("HAS_PET", "Tofu", "cat")}),
+    ("my three dogs named Rex, Bo and Kira love the park",
+     {("HAS_PET", "Rex", "dog"), ("HAS_PET", "Bo", "dog"), ("HAS_PET", "Kira", "dog")}),
+    ("We got 2 puppies: Bolt and Dash. I have 2 puppies, Bolt and Dash.",
+     {("HAS_PET", "Bolt", "puppy"), ("HAS_PET", "Dash", "puppy")}),
 ])
 def test_clear_self_statements_become_typed_statements(text: str, expected: set[tuple[str, str, str]]) -> None:
     assert said(text) == expected
 
 
 @pytest.mark.parametrize("text", ["I'm sorry about that.", "I'm Going home now", "I like it", "I'm tired.",
-                                  "Maria moved to Lisbon.", "what do you know about me?"])
+                                  "Maria moved to Lisbon.", "what do you know about me?",
+                                  "I hate to say it, but you were right.", "I don't like it when you do that.",
+                                  "I hate being late.", "I have two kids, Sam and Lea.", "I love you and I hate you",
+                                  "Her favourite food is pasta."])
 def test_no_statement_without_a_clear_self_statement(text: str) -> None:
     assert statements(text) == []
 

@@ -61,6 +61,17 @@ async def test_facts_change_over_weeks_and_the_profile_reaches_every_context(
     assert "Ana" not in stranger.to_context_string(600)
 
 
+async def test_a_change_of_taste_replaces_the_old_line_and_pets_named_together_are_kept(
+        memory: HierarchicalMemoryManager, uid: Callable[[str], str]) -> None:
+    user = uid("dana")
+    await tell(memory, user, [(0, "I keep two cats, Miso and Tofu. My favourite drink is black coffee.", "Cute!"),
+                              (3, "Honestly I can't stand black coffee anymore; I love green tea now.", "Noted.")])
+    text = (await memory.get_conversation_context(user, "what should I drink?", max_tokens=600)).to_context_string(600)
+    profile = text.split("\n\n")[0].splitlines()
+    assert profile[1] in ("- Pets: cat Miso, Tofu", "- Pets: cat Tofu, Miso")  # said in one message: either order
+    assert profile[2:] == ["- Likes: green tea", "- Dislikes: black coffee"]
+
+
 async def test_the_profile_stays_within_its_small_budget(memory: HierarchicalMemoryManager,
                                                          uid: Callable[[str], str]) -> None:
     user = uid("cy")

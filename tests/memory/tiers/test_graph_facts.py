@@ -65,6 +65,28 @@ async def test_an_older_statement_arriving_late_does_not_replace_the_current_fac
     assert facts["nurse"].valid_to == T0 + timedelta(weeks=5)
 
 
+async def test_a_newer_opposite_statement_about_one_thing_closes_the_old_one(graph: Neo4jGraph, scope: Scope) -> None:
+    p = scope.user_id
+    await graph.ingest([said(scope, f"{p}-1", 0, ("LIKES", "coffee", ""), ("LIKES", "tea", ""))])
+    await graph.ingest([said(scope, f"{p}-2", 3, ("DISLIKES", "coffee", ""))])
+    assert view(await graph.facts(scope)) == {("LIKES", "coffee", False, (f"{p}-1",)),
+                                              ("LIKES", "tea", True, (f"{p}-1",)),
+                                              ("DISLIKES", "coffee", True, (f"{p}-2",))}
+    # a statement older than the current one arrives late: it held until the current one began
+    await graph.ingest([said(scope, f"{p}-0", -1, ("DISLIKES", "tea", ""))])
+    await graph.ingest([said(scope, f"{p}-3", 6, ("LIKES", "coffee", ""))])
+    facts = await graph.facts(scope)
+    assert {(f.predicate, f.label) for f in facts if f.current} == {("LIKES", "tea"), ("LIKES", "coffee")}
+    late = next(f for f in facts if f.predicate == "DISLIKES" and f.label == "tea")
+    assert (late.valid_from, late.valid_to) == (T0 - timedelta(weeks=1), T0)  # until "likes tea" began
+    hate = next(f for f in facts if f.predicate == "DISLIKES" and f.label == "coffee")
+    assert (hate.valid_from, hate.valid_to) == (T0 + timedelta(weeks=3), T0 + timedelta(weeks=6))
+    # forgetting the newest statement brings the one it closed back
+    await graph.forget(ForgetTarget(scope.user_id, scope, (f"{p}-3",)))
+    assert {(f.predicate, f.label) for f in await graph.facts(scope) if f.current} == {
+        ("LIKES", "tea"), ("DISLIKES", "coffee")}
+
+
 async def test_short_and_long_names_of_one_person_are_one_fact(graph: Neo4jGraph, scope: Scope) -> None:
     p = scope.user_id
     await graph.ingest([said(scope, f"{p}-1", 0, ("FRIEND_OF", "Mel", "friend"))])
