@@ -12,7 +12,7 @@ import re
 from collections import Counter
 from collections.abc import Sequence
 
-from memory.models import Exchange, Extraction, Mention
+from memory.models import NOT_ENTITIES, Exchange, Extraction, Mention
 from memory.statements import statements
 from memory.tokens import split_tokens, truncate_tokens
 
@@ -198,7 +198,7 @@ class DeterministicExtractor:
         mentions = [Mention(key, "entity", display) for key, display in entities(source)[:20]]
         seen = {m.name for m in mentions}
         mentions += [Mention(s.obj, "entity", s.label) for s in said
-                     if s.obj not in seen and s.predicate not in ("LIKES", "WORKS_AS", "NAME", "CALLED")]
+                     if s.obj not in seen and s.predicate not in NOT_ENTITIES]
         seen = {m.name for m in mentions}
         mentions += [Mention(t, "topic", label) for t, label in labelled_topics(exchange.user_message)
                      if t not in seen]

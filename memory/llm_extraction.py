@@ -32,7 +32,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from memory.errors import TierUnavailable
 from memory.extraction import DeterministicExtractor, labelled_topics, normalise
-from memory.models import PREDICATES, Exchange, Extraction, Mention, Statement
+from memory.models import NOT_ENTITIES, PREDICATES, Exchange, Extraction, Mention, Statement
 from memory.settings import LLMSettings
 
 log = logging.getLogger(__name__)
@@ -361,7 +361,7 @@ class LLMExtractor:
             if key and len(key) <= 200:
                 mentions.setdefault(key, Mention(key, "entity", " ".join(name.split())))
         for s in said:
-            if s.predicate not in ("NAME", "CALLED", "WORKS_AS", "LIKES"):
+            if s.predicate not in NOT_ENTITIES:
                 mentions.setdefault(s.obj, Mention(s.obj, "entity", s.label))
         for t, label in labelled_topics(exchange.user_message):
             mentions.setdefault(t, Mention(t, "topic", label))

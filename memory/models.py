@@ -260,6 +260,9 @@ PREDICATES = SINGLE_VALUED | MULTI_VALUED
 # A newer statement of one of these ends the open fact of the other about the same thing: who now
 # hates coffee no longer likes it (and a forget of that statement brings the old one back).
 OPPOSITES = {"LIKES": "DISLIKES", "DISLIKES": "LIKES"}
+# Predicates whose object is the user's own name or a phrase ("software engineer", "loud music"),
+# not a thing to index as an entity mention.
+NOT_ENTITIES = frozenset({"NAME", "CALLED", "WORKS_AS", "LIKES", "DISLIKES"})
 
 
 @dataclass(frozen=True, slots=True)

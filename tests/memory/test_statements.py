@@ -66,3 +66,11 @@ def test_the_extractor_keeps_the_relation_in_its_statements() -> None:
     labels = {m.name: m.label for m in x.mentions if m.kind == "entity"}
     assert labels == {"maria": "Maria", "lisbon": "Lisbon"}
     assert [(s.predicate, s.obj, s.detail) for s in x.statements] == [("SIBLING_OF", "maria", "sister")]
+
+
+def test_a_liked_or_disliked_phrase_is_a_fact_not_an_entity() -> None:
+    e = Exchange("e2", "ana", None, None, "I love sea swimming but I can't stand loud music.", "Noted!",
+                 datetime(2024, 5, 1, tzinfo=UTC))
+    x = DeterministicExtractor().extract_one(e)
+    assert {(s.predicate, s.obj) for s in x.statements} == {("LIKES", "sea swimming"), ("DISLIKES", "loud music")}
+    assert [m.name for m in x.mentions if m.kind == "entity"] == []
