@@ -192,6 +192,9 @@ class _Session:
             self.say(f"Saved fact {saved.id}: {saved.text}", "green")
 
     async def forget_fact(self, fact_id: str) -> None:
+        if not fact_id:
+            self.say("Usage: /forget-fact <id> (/memory show lists the ids)")
+            return
         try:
             removed = await self.handler.memory.forget_fact(self.user_id, fact_id)
         except InvalidInput:

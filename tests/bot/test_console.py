@@ -190,7 +190,8 @@ async def test_forget_asks_first_and_only_yes_forgets(memory: HierarchicalMemory
 
 async def test_forget_fact_by_id(memory: HierarchicalMemoryManager, tmp_path: Path, uid: str) -> None:
     fact = await memory.remember_fact(uid, "I am left-handed")
-    printed = await _drive(memory, tmp_path, uid, f"/forget-fact {fact.id}\n/forget-fact {fact.id}\n")
+    printed = await _drive(memory, tmp_path, uid, f"/forget-fact\n/forget-fact {fact.id}\n/forget-fact {fact.id}\n")
+    assert "Usage: /forget-fact <id> (/memory show lists the ids)\n" in printed
     assert "Forgotten.\n" in printed
     assert f"I have no fact with id '{fact.id}'. /memory show lists them.\n" in printed
     assert await memory.facts(uid) == []
