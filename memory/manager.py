@@ -47,6 +47,7 @@ from memory.settings import MemorySettings
 from memory.stack import Tiers, open_tiers
 from memory.tiers.dead_letters import PostgresDeadLetters, PostgresStaleCaches
 from memory.timeq import Window, window
+from memory.tokens import count_tokens
 from memory.understanding import ProfileBook
 from memory.worker import DerivedWorker
 
@@ -151,15 +152,20 @@ class HierarchicalMemoryManager(ExchangeLifecycle, MemoryGovernance, BotServices
         log.warning("%d exchanges queued to be embedded with %s", queued, current)
 
     async def _warm_up(self) -> None:
-        """Load the embedding model and run one cheap query per tier, so the first real
-        context is not assembled on a cold model, JIT or connection pool."""
+        """Load the embedding model and the tokenizer and run one cheap query per tier, so the
+        first real context is not assembled on a cold model, JIT or connection pool. The
+        tokenizer loads in a thread: loaded lazily, its ~0.5 s would block the event loop
+        in the worker's first batch and time out the tier reads running beside it."""
         probe = Scope("mnemo-warmup")
 
         async def read_path() -> None:
             vectors = await self.embedder.embed(["warming up"], query=True)
             await asyncio.gather(self.summaries.search(probe, vectors[0], 1),
                                  self.graph.related(probe, ["warmup"], 1),
+                                 self.graph.facts(probe, support=False),
                                  self.t.archive.search(probe, "warming up", 1), self.cache.recent(probe, 1))
+
+        await asyncio.to_thread(count_tokens, "warming up")
 
         with contextlib.suppress(TierUnavailable):
             await read_path()

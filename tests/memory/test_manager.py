@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from memory import HierarchicalMemoryManager, InvalidInput
+from memory import HierarchicalMemoryManager, InvalidInput, tokens
 from memory.launcher import Addresses
 from memory.models import ForgetTarget
 from memory.tokens import count_tokens
@@ -200,6 +200,16 @@ async def test_rebuild_of_everyone_restores_every_user(bundled: Addresses, own_p
         assert (after["archive"], after["summaries"], after["graph"]) == (n, n, before[u]["graph"])
     assert "Biscuit" in (await memory.get_conversation_context(bo, "my puppy's name", guild_id="g7")
                          ).to_context_string()
+
+
+async def test_a_started_manager_has_its_tokenizer_loaded(bundled: Addresses, own_postgres_dsn: str,
+                                                          make_manager: ManagerFactory, tmp_path: Path) -> None:
+    # Loaded lazily, the encoding (~0.5 s) was read inside the worker's first batch after a
+    # restart with a backlog: the event loop stalled and the first reads timed out ("graph
+    # unavailable" on the first /memory show). Start-up loads it before anything runs.
+    tokens._encoding.cache_clear()
+    await make_manager(settings_for(replace(bundled, postgres_dsn=own_postgres_dsn), tmp_path))
+    assert tokens._encoding.cache_info().currsize == 1
 
 
 @pytest.mark.parametrize("text", [
