@@ -106,7 +106,8 @@ async def show_card(memory: HierarchicalMemoryManager, user_id: str, guild_id: s
         sections=(Section("Recent exchanges", clip(recent, 1000, lines=True) or "none"),
                   Section("Top entities and topics", clip(profile, 1000, lines=True) or "none"),
                   *((Section("Profile (/memory profile to correct it)",
-                             clip(format_profile(ctx.profile), 1000, lines=True) or "nothing yet"),)
+                             clip(format_profile(ctx.profile), 1000, lines=True)
+                             or ("(graph unavailable right now)" if "graph" in ctx.degraded else "nothing yet")),)
                     if ctx.profile else ()),
                   Section("Facts (/remember)", clip(facts, 1000, lines=True) or "none"),
                   Section("Stored per tier (-1: tier down)", format_counts(counts))),

@@ -7,6 +7,7 @@ session's Bolt server.
 
 from __future__ import annotations
 
+import uuid
 from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -17,12 +18,14 @@ from pydantic import SecretStr
 
 from bot.chat import NOT_STORED_NOTE, ChatHandler, IncomingMessage
 from bot.llm import ChatLLM
+from bot.reports import show_card
 from memory.launcher import Addresses
 from memory.manager import HierarchicalMemoryManager
 from memory.settings import MemorySettings, Neo4jSettings, PostgresSettings, RedisSettings, RetrievalSettings
 from tests import servers
-from tests.bot.conftest import bot_settings
+from tests.bot.conftest import bot_settings, memory_settings_for
 from tests.bot.fake_llm import FakeLLM
+from tests.memory.conftest import OwnBolt
 
 
 @dataclass
@@ -97,3 +100,38 @@ async def test_archive_down_the_reply_says_it_will_not_be_remembered(
     assert reply.text == "ECHO: what do I grow?" + NOT_STORED_NOTE
     assert "won't remember this exchange" in reply.text
     assert reply.exchange_id is None and "archive" in reply.degraded
+
+
+@pytest_asyncio.fixture
+async def own_bolt(tmp_path: Path) -> AsyncIterator[OwnBolt]:
+    """A Bolt server this test may stop."""
+    bolt = OwnBolt(tmp_path / "graph")
+    await bolt.start()
+    try:
+        yield bolt
+    finally:
+        await bolt.stop()
+
+
+async def test_graph_down_memory_show_says_so_instead_of_an_empty_profile(
+        bundled: Addresses, tmp_path: Path, own_bolt: OwnBolt) -> None:
+    """A profile that cannot be read is not an empty one: /memory show names the outage."""
+    auth = own_bolt.addresses["neo4j_auth"]
+    settings = memory_settings_for(bundled, tmp_path).model_copy(update={"neo4j": Neo4jSettings(
+        uri=own_bolt.addresses["neo4j_uri"], user=auth[0], password=SecretStr(auth[1]), database="memory")})
+    memory = await HierarchicalMemoryManager.create(settings)
+    try:
+        user = f"show-{uuid.uuid4().hex[:8]}"
+        await memory.store_conversation(user, "Hi, I'm Priya and I live in Leeds.", "Hello Priya!")
+        await memory.flush()
+        up = {s.name: s.value for s in (await show_card(memory, user, None)).sections}
+        assert "Lives in Leeds" in up["Profile (/memory profile to correct it)"]
+
+        await own_bolt.stop()
+        card = await show_card(memory, user, None)
+        down = {s.name: s.value for s in card.sections}
+        assert down["Profile (/memory profile to correct it)"] == "(graph unavailable right now)"
+        assert down["Top entities and topics"] == "(graph unavailable right now)"
+        assert "graph" in card.footer and "Hi, I'm Priya" in down["Recent exchanges"]
+    finally:
+        await memory.aclose()
