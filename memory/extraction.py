@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import re
 from collections import Counter
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 
 from memory.models import NOT_ENTITIES, Exchange, Extraction, Mention
 from memory.statements import statements
@@ -140,20 +140,41 @@ def entities(text: str) -> list[tuple[str, str]]:
     return list(found.items())
 
 
-def topics(text: str, limit: int = 8) -> list[str]:
-    """The most frequent content-word stems of ``text``."""
-    return [key for key, _ in labelled_topics(text, limit)]
+def topics(text: str, limit: int = 8, *, besides: Iterable[str] = ()) -> list[str]:
+    """The most frequent content-word stems of ``text`` (see ``labelled_topics``)."""
+    return [key for key, _ in labelled_topics(text, limit, besides=besides)]
 
 
-def labelled_topics(text: str, limit: int = 8) -> list[tuple[str, str]]:
+# Words that carry no subject of their own: fillers, time words and light verbs ("Actually I moved
+# here last month" is about the move's place, not about "actually", "moved" or "month"). Kept out
+# of topics (matched by stem, so "loves" and "loved" go with "love"), not out of entities.
+_WEAK_TOPICS = frozenset(stem(w) for w in """
+actually basically probably literally definitely usually always never often sometimes recently finally
+already pretty quite little last next first second third new old big small long short whole best better near
+worse worst every another other different same own enough lately soon later ago since almost instead
+month months hour hours minute minutes moment morning evening night tonight weekend weekends
+live lives lived living love loves loved loving like likes liked move moves moved moving start started
+starting stop stopped try tried trying use used using feel felt feeling look looked looking find found
+give gave keep kept seem seemed leave left call called show showed turn turned begin began help helped
+talk talked talking hope hoped wonder guess mean meant happen happened bring brought finish finished wait
+waited wish stay stayed made making doing done having saying trying thinking thought getting
+""".split())
+
+
+def labelled_topics(text: str, limit: int = 8, *, besides: Iterable[str] = ()) -> list[tuple[str, str]]:
     """``(stem, display word)`` for the most frequent content-word stems of ``text``; the display
-    word is the stem's most frequent spelling in the text ("hiking", not "hik")."""
+    word is the stem's most frequent spelling in the text ("hiking", not "hik"). A word that is
+    in one of ``besides`` (entity keys: "leeds" for "Leeds") is left out, so it is not counted twice."""
+    taken = {w for k in besides for w in k.split()}
+    taken |= {stem(w) for w in taken}
     counts: Counter[str] = Counter()
     spellings: dict[str, Counter[str]] = {}
     for w in _WORD.findall(text):
         word = w.lower()
-        if len(w) >= 4 and word not in STOPWORDS:
+        if len(w) >= 4 and word not in STOPWORDS and word not in taken:
             key = stem(w)
+            if key in _WEAK_TOPICS or key in taken:
+                continue
             counts[key] += 1
             spellings.setdefault(key, Counter())[word] += 1
     return [(key, spellings[key].most_common(1)[0][0]) for key, _ in counts.most_common(limit)
@@ -163,10 +184,7 @@ def labelled_topics(text: str, limit: int = 8) -> list[tuple[str, str]]:
 def query_names(text: str) -> list[str]:
     """Names to look up in the graph for a query: its entities and topic stems."""
     names = [key for key, _ in entities(text)]
-    for t in topics(text, limit=12):
-        if t not in names:
-            names.append(t)
-    return names
+    return names + topics(text, limit=12, besides=names)
 
 
 def summarise(exchange: Exchange, max_tokens: int = 60) -> str:
@@ -200,8 +218,7 @@ class DeterministicExtractor:
         mentions += [Mention(s.obj, "entity", s.label) for s in said
                      if s.obj not in seen and s.predicate not in NOT_ENTITIES]
         seen = {m.name for m in mentions}
-        mentions += [Mention(t, "topic", label) for t, label in labelled_topics(exchange.user_message)
-                     if t not in seen]
+        mentions += [Mention(t, "topic", label) for t, label in labelled_topics(exchange.user_message, besides=seen)]
         return Extraction(exchange.id, summarise(exchange), chunks, tuple(mentions), tuple(said))
 
     async def extract(self, exchanges: Sequence[Exchange]) -> list[Extraction]:

@@ -363,7 +363,7 @@ class LLMExtractor:
         for s in said:
             if s.predicate not in NOT_ENTITIES:
                 mentions.setdefault(s.obj, Mention(s.obj, "entity", s.label))
-        for t, label in labelled_topics(exchange.user_message):
+        for t, label in labelled_topics(exchange.user_message, besides=list(mentions)):
             mentions.setdefault(t, Mention(t, "topic", label))
         unique = list({(s.predicate, s.obj): s for s in said}.values())
         return Extraction(exchange.id, clip_summary(out.summary), base.chunks, tuple(mentions.values()),

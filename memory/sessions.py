@@ -20,7 +20,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Protocol
 
-from memory.extraction import summarise, topics
+from memory.extraction import labelled_topics, summarise
 from memory.models import Exchange
 from memory.tokens import count_tokens
 
@@ -91,9 +91,13 @@ def _heading(session: Sequence[Exchange]) -> str:
 def summary_text(session: Sequence[Exchange], max_chars: int = MAX_CHARS) -> str:
     """"2026-11-20 14:05–14:40, 6 exchanges: talked about x, y. <first sentences> ..." within ``max_chars``."""
     counts: Counter[str] = Counter()
+    labels: dict[str, str] = {}
     for e in session:
-        counts.update(topics(e.user_message))
-    about = ", ".join(t for t, _ in counts.most_common(4))
+        found = labelled_topics(e.user_message)
+        counts.update(key for key, _ in found)
+        for key, label in found:
+            labels.setdefault(key, label)
+    about = ", ".join(labels[t] for t, _ in counts.most_common(4))
     text = _heading(session)
     if about:
         text += f": talked about {about}"

@@ -78,6 +78,20 @@ def test_topics_are_shown_as_words_not_stems() -> None:
     assert ("hik", "hiking") in [(m.name, m.label) for m in topic_mentions]
 
 
+def test_fillers_and_light_verbs_are_not_topics_and_a_name_is_not_also_a_topic() -> None:
+    # /memory show listed "live (4), actually, last, month, moved" and both "Leeds" and "leeds"
+    exchange = Exchange("x2", "u", None, None, "Actually I moved to Manchester last month. I love living "
+                        "near the Peak District and I still play cricket in June.", "Nice!",
+                        datetime(2026, 1, 1, tzinfo=UTC))
+    mentions = DeterministicExtractor().extract_one(exchange).mentions
+    by_kind = {kind: {m.label for m in mentions if m.kind == kind} for kind in ("entity", "topic")}
+    assert {"Manchester", "Peak District", "June"} <= by_kind["entity"]
+    assert by_kind["topic"] == {"cricket", "play"}
+    assert not {m.name for m in mentions if m.kind == "topic"} & {
+        "manchester", "peak", "district", "jun", "june", "actually", "last", "month", "mov", "lov", "liv"}
+    assert query_names("Where do I live now, Manchester?") == ["manchester"]
+
+
 @pytest.mark.parametrize(("word", "expected"), [
     ("hikes", "hik"), ("hiking", "hik"), ("hiked", "hik"), ("hike", "hik"),
     ("cities", "city"), ("city", "city"), ("pastries", "pastry"), ("pottery", "pottery"),

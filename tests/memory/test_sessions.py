@@ -11,7 +11,7 @@ import pytest
 
 from memory.manager import HierarchicalMemoryManager
 from memory.models import Exchange
-from memory.sessions import build, split
+from memory.sessions import build, split, summary_text
 
 DAY = datetime.now(UTC).replace(hour=9, minute=0, second=0, microsecond=0)
 # two sessions last week (8 and 6 days ago, 10 minutes between turns), one 40 days ago
@@ -93,6 +93,14 @@ def test_split_closes_windows_by_gap_and_by_tokens() -> None:
     # e2 overflows the 250-token window; e3 starts after a 50-minute gap; e4 is 10 minutes old: open
     assert [([e.id for e in s], done) for s, done in sessions] == [
         (["e0", "e1"], True), (["e2"], True), (["e3"], True), (["e4"], False)]
+
+
+def test_a_summary_names_what_was_talked_about_in_words_not_stems() -> None:
+    rows = [Exchange(f"h{i}", "u", None, None, text, "ok", DAY + timedelta(minutes=5 * i))
+            for i, text in enumerate(["Actually we went hiking in the hills last month.",
+                                      "Hiking boots hurt, the hills were steep.", "More hiking next week!"])]
+    text = summary_text(rows)
+    assert "talked about hiking, hills, boots" in text  # was "hik, hill, actually, ..."
 
 
 @pytest.mark.asyncio
