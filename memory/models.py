@@ -253,16 +253,16 @@ class Mention:
 
 # Typed relations between the user and something they talk about. Single-valued ones (a user
 # lives in one place at a time) are closed by a newer statement with another object.
-SINGLE_VALUED = frozenset({"NAME", "CALLED", "LIVES_IN", "WORKS_AS", "WORKS_AT"})
+SINGLE_VALUED = frozenset({"NAME", "CALLED", "LIVES_IN", "WORKS_AS", "WORKS_AT", "DIET"})
 MULTI_VALUED = frozenset({"HAS_PET", "SIBLING_OF", "PARENT_OF", "CHILD_OF", "PARTNER_OF", "FRIEND_OF",
-                          "LIKES", "DISLIKES"})
+                          "LIKES", "DISLIKES", "ALLERGIC_TO"})
 PREDICATES = SINGLE_VALUED | MULTI_VALUED
 # A newer statement of one of these ends the open fact of the other about the same thing: who now
 # hates coffee no longer likes it (and a forget of that statement brings the old one back).
 OPPOSITES = {"LIKES": "DISLIKES", "DISLIKES": "LIKES"}
 # Predicates whose object is the user's own name or a phrase ("software engineer", "loud music"),
 # not a thing to index as an entity mention.
-NOT_ENTITIES = frozenset({"NAME", "CALLED", "WORKS_AS", "LIKES", "DISLIKES"})
+NOT_ENTITIES = frozenset({"NAME", "CALLED", "WORKS_AS", "LIKES", "DISLIKES", "DIET", "ALLERGIC_TO"})
 
 
 @dataclass(frozen=True, slots=True)

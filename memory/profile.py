@@ -22,7 +22,8 @@ PROFILE_TOKENS = 80
 _PEOPLE = ("PARTNER_OF", "SIBLING_OF", "PARENT_OF", "CHILD_OF", "FRIEND_OF")
 # line key -> heading, in the order lines are shown (and kept when the budget is short)
 LINES = {"name": "Name", "called": "Likes to be called", "home": "Lives in", "work": "Work",
-         "people": "People", "pets": "Pets", "likes": "Likes", "dislikes": "Dislikes"}
+         "allergies": "Allergic to", "diet": "Diet", "people": "People", "pets": "Pets", "likes": "Likes",
+         "dislikes": "Dislikes"}
 
 
 @dataclass(frozen=True, slots=True)
@@ -109,6 +110,11 @@ def derive_lines(facts: Sequence[TypedFact]) -> dict[str, str]:
         if old is not None and old.valid_to is not None:
             text += f"; before: {old.label} until {old.valid_to:%Y-%m-%d}"
         lines["work"] = text
+    allergies = [f.label for f in current if f.predicate == "ALLERGIC_TO"]
+    if allergies:
+        lines["allergies"] = f"{LINES['allergies']}: " + _join(allergies)
+    if (diet := latest("DIET")) is not None:
+        lines["diet"] = f"Diet: {diet.label}"
     people = _grouped([f for p in _PEOPLE for f in current if f.predicate == p])
     if people:
         lines["people"] = "People: " + people

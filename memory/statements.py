@@ -58,6 +58,13 @@ _RULES: list[tuple[re.Pattern[str], str]] = [
      "LIKES"),
     (re.compile(r"\bmy (?:all[- ]time |absolute )?favou?rite (?:[a-z]+(?: [a-z]+)?) (?:is|has to be)\s+"
                 r"(?:" + _NAME + "|" + _PHRASE + ")" + _END, re.I), "LIKES"),
+    # "I have a severe shellfish allergy" ("allergic to a, b and c" is _ALLERGIES)
+    (re.compile(r"\bi (?:have|got) (?:an? )?(?:severe |bad |mild |serious )?(?P<phrase>(?!food )[a-z]+(?: [a-z]+)?) "
+                r"allerg(?:y|ies)\b", re.I), "ALLERGIC_TO"),
+    # "I'm vegetarian", "I am a vegan now", "I've been pescatarian for years"
+    (re.compile(r"\bi(?:'m|’m|m| am|'ve been|’ve been| have been) (?:now |still |strictly |fully |mostly )?"
+                r"(?:an? )?(?P<phrase>vegetarian|vegan|pescatarian|pescetarian|plant-based|lacto-vegetarian|"
+                r"ovo-vegetarian|flexitarian)" + _END, re.I), "DIET"),
     (re.compile(r"\bi (?:really |absolutely |just |truly |kind of |kinda )?(?:hate|dislike|detest|loathe|"
                 r"can't stand|can’t stand|cannot stand|(?:don't|don’t|do not) (?:really )?like)\s+"
                 + _PHRASE + _END, re.I), "DISLIKES"),
@@ -76,6 +83,18 @@ _PET_GROUP = re.compile(r"\b(?:i (?:have|keep|own|got|adopted)|my) (?:two|three|
 _NAMED_PET = re.compile(r"\b(?:adopted|got|have) an? (?:\w+ )?(?P<role>" + "|".join(_PETS)
                         + r")\b[^.!?]{0,40}?\b(?:named|called) (?:him |her |it )?"
                         + _NAME, re.I)
+
+
+# "I'm allergic to peanuts, shellfish and latex", "I have an allergy to penicillin"
+_ALLERGIES = re.compile(r"\bi(?:(?:'m|’m|m| am) (?:very |severely |really |badly |mildly |quite |also |a bit )?allergic"
+                        r"| (?:have|got) (?:an? )?(?:severe |bad |mild |serious )?allerg(?:y|ies)) to\s+"
+                        r"(?P<items>[a-z][a-z'’\- ,]{0,80}?)(?=\s*(?:[.!?;:)(]|$|\bbut\b|\bso\b|\bwhich\b|"
+                        r"\bthough\b|\bsince\b|\btoo\b|\bas well\b))", re.I)
+_LIST_SPLIT = re.compile(r"\s*,\s*(?:and\s+|or\s+)?|\s+(?:and|or)\s+")
+# an item that ends the list ("peanuts, by the way") or names no allergen ("a food allergy")
+_NOT_ALLERGENS = frozenset({"by the way", "btw", "i think", "apparently", "unfortunately", "sadly", "lol", "haha",
+                            "though", "anyway", "food", "seasonal", "some", "several", "many", "few", "things",
+                            "stuff", "everything", "anything", "nothing", "it", "that", "this", "them"})
 
 
 def _clean(name: str) -> str:
@@ -102,6 +121,13 @@ def statements(text: str) -> list[Statement]:
                 add(predicate, m.group("name"))
             elif m.groupdict().get("phrase"):
                 add(predicate, m.group("phrase"))
+    for m in _ALLERGIES.finditer(text):
+        for item in _LIST_SPLIT.split(m.group("items")):
+            item = re.sub(r"(?:\s+(?:lol|haha|xd|tbh|btw|honestly|apparently))+$", "", item, flags=re.I)
+            if _key(item) in _NOT_ALLERGENS:
+                break
+            if 0 < len(item.split()) <= 3:
+                add("ALLERGIC_TO", item)
     for m in _RELATIVE.finditer(text):
         role = m.group("role").lower()
         add(_FAMILY[role], m.group("name"), role)

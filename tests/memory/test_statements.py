@@ -39,6 +39,16 @@ def said(text: str) -> set[tuple[str, str, str]]:
      {("HAS_PET", "Rex", "dog"), ("HAS_PET", "Bo", "dog"), ("HAS_PET", "Kira", "dog")}),
     ("We got 2 puppies: Bolt and Dash. I have 2 puppies, Bolt and Dash.",
      {("HAS_PET", "Bolt", "puppy"), ("HAS_PET", "Dash", "puppy")}),
+    ("I'm allergic to peanuts, by the way.", {("ALLERGIC_TO", "peanuts", "")}),
+    ("I am severely allergic to peanuts, shellfish and latex!",
+     {("ALLERGIC_TO", "peanuts", ""), ("ALLERGIC_TO", "shellfish", ""), ("ALLERGIC_TO", "latex", "")}),
+    ("I have an allergy to penicillin so be careful", {("ALLERGIC_TO", "penicillin", "")}),
+    ("I have a severe shellfish allergy.", {("ALLERGIC_TO", "shellfish", "")}),
+    ("Im allergic to bee stings and dust mites lol", {("ALLERGIC_TO", "bee stings", ""),
+                                                     ("ALLERGIC_TO", "dust mites", "")}),
+    ("I'm vegetarian now.", {("DIET", "vegetarian", "")}),
+    ("I've been vegan for years", {("DIET", "vegan", "")}),
+    ("I'm a vegetarian chef.", {("WORKS_AS", "vegetarian chef", "")}),  # a job, not a diet
 ])
 def test_clear_self_statements_become_typed_statements(text: str, expected: set[tuple[str, str, str]]) -> None:
     assert said(text) == expected
@@ -48,7 +58,9 @@ def test_clear_self_statements_become_typed_statements(text: str, expected: set[
                                   "Maria moved to Lisbon.", "what do you know about me?",
                                   "I hate to say it, but you were right.", "I don't like it when you do that.",
                                   "I hate being late.", "I have two kids, Sam and Lea.", "I love you and I hate you",
-                                  "Her favourite food is pasta."])
+                                  "Her favourite food is pasta.", "My dog is allergic to chicken.",
+                                  "I'm not allergic to anything.", "I have a food allergy.",
+                                  "Is this vegan?", "I'm not vegetarian."])
 def test_no_statement_without_a_clear_self_statement(text: str) -> None:
     assert statements(text) == []
 

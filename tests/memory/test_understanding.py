@@ -72,6 +72,22 @@ async def test_a_change_of_taste_replaces_the_old_line_and_pets_named_together_a
     assert profile[2:] == ["- Likes: green tea", "- Dislikes: black coffee"]
 
 
+async def test_allergies_and_diet_reach_the_profile_and_go_with_a_forget(
+        memory: HierarchicalMemoryManager, uid: Callable[[str], str]) -> None:
+    user = uid("eli")
+    await tell(memory, user, [(0, "I'm allergic to peanuts and shellfish, by the way.", "Noted."),
+                              (2, "I've been vegetarian for years. I love curries.", "Great!"),
+                              (4, "Also I'm allergic to latex.", "Thanks for telling me.")])
+    text = (await memory.get_conversation_context(user, "any dinner ideas?", max_tokens=600)).to_context_string(600)
+    profile = text.split("\n\n")[0].splitlines()
+    # said in one message, peanuts and shellfish come in either order; latex, said later, comes last
+    assert profile[1] in ("- Allergic to: peanuts, shellfish, latex", "- Allergic to: shellfish, peanuts, latex")
+    assert profile[2:] == ["- Diet: vegetarian", "- Likes: curries"]
+    await memory.forget(user, last=True)
+    line = (await memory.user_profile(user)).line("allergies")
+    assert line is not None and line.text in ("Allergic to: peanuts, shellfish", "Allergic to: shellfish, peanuts")
+
+
 async def test_the_profile_stays_within_its_small_budget(memory: HierarchicalMemoryManager,
                                                          uid: Callable[[str], str]) -> None:
     user = uid("cy")
