@@ -65,6 +65,19 @@ NO_PROFILE = ("Nothing yet: tell me about yourself and it will show here (what y
               "seconds may still be on its way).")
 
 
+async def profile_line_choices(memory: HierarchicalMemoryManager, user_id: str, guild_id: str | None,
+                               current: str, limit: int = 25) -> list[tuple[str, str]]:
+    """``(label, key)`` of the profile lines whose key or text contains ``current`` (for the
+    line option of ``/memory profile``); none when the graph cannot be read."""
+    try:
+        profile = await memory.user_profile(user_id, guild_id)
+    except TierUnavailable:
+        return []
+    wanted = current.strip().lower()
+    return [(clip(f"{ln.key}: {ln.text}", 100), ln.key) for ln in profile.lines
+            if wanted in ln.key or wanted in ln.text.lower()][:limit]
+
+
 async def profile_text(memory: HierarchicalMemoryManager, user_id: str, guild_id: str | None,
                        action: str = "show", line: str | None = None, text: str | None = None) -> str:
     """``/memory profile``: the profile of this scope after showing it (``action`` "show"),

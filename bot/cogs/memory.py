@@ -30,6 +30,7 @@ from bot.reports import (
     export_json,
     forget_now,
     forget_request,
+    profile_line_choices,
     profile_text,
     search_card,
     show_card,
@@ -112,6 +113,13 @@ class MemoryCog(PreferenceCommands, commands.GroupCog, group_name="memory",
                       line: app_commands.Range[str, 1, 40] | None = None,
                       text: app_commands.Range[str, 1, 200] | None = None) -> None:
         await ProfileCommands.run(self, interaction, action.value if action else "show", line, text)
+
+    @profile.autocomplete("line")
+    async def profile_line(self, interaction: discord.Interaction, current: str) -> list[app_commands.Choice[str]]:
+        """The asker's own profile lines in this scope, as they type."""
+        user_id, guild_id = scope_of(interaction)
+        return [app_commands.Choice(name=label, value=key)
+                for label, key in await profile_line_choices(self.bot.memory, user_id, guild_id, current)]
 
     @app_commands.command(name="search", description="The memories I would use to answer this")
     @app_commands.describe(query="what you would ask me")

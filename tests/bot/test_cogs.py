@@ -203,3 +203,23 @@ async def test_profile_command_shows_removes_and_replaces_lines(cogs: tuple[Memo
     _, kwargs = _sent(it.followup.send)
     fields = {f.name: f.value for f in kwargs["embed"].fields}
     assert "`home` Lives in Vienna (your correction)" in fields["Profile (/memory profile to correct it)"]
+
+
+async def test_the_profile_line_option_offers_the_askers_own_lines(cogs: tuple[MemoryCog, FactsCog], user: int,
+                                                                  memory: HierarchicalMemoryManager) -> None:
+    memory_cog, _ = cogs
+    await memory.store_conversation(str(user), "Hi, I'm Lena. I live in Graz and I'm allergic to cats.",
+                                    "Hello Lena!", guild_id=str(GUILD), channel_id="c")
+    other = user + 1
+    await memory.store_conversation(str(other), "I'm Tom and I live in Oslo.", "Hi Tom!", guild_id=str(GUILD))
+    await memory.flush()
+    complete = MemoryCog.profile._params["line"].autocomplete
+    assert complete is not None
+
+    choices = await complete(memory_cog, _interaction(user), "")
+    assert [c.value for c in choices] == ["name", "home", "allergies"]
+    assert choices[0].name == "name: Name: Lena" and choices[2].name == "allergies: Allergic to: cats"
+    assert choices[1].name.startswith("home: Lives in Graz (since ")
+    assert [c.value for c in await complete(memory_cog, _interaction(user), "GRAZ")] == ["home"]
+    assert await complete(memory_cog, _interaction(user), "Oslo") == []  # another user's line is never offered
+    assert await complete(memory_cog, _interaction(user, None), "") == []  # the DM scope has no profile yet
