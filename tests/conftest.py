@@ -125,3 +125,14 @@ def chroma_location(request: pytest.FixtureRequest, tmp_path: Path) -> tuple[str
 def bolt(bundled: Addresses) -> tuple[str, tuple[str, str] | None, str | None]:
     """(uri, auth, database) of the Bolt server; the only Bolt server that can run here is ArcadeDB's."""
     return bundled.neo4j_uri, bundled.neo4j_auth, bundled.neo4j_database
+
+
+@pytest_asyncio.fixture
+async def own_bolt(tmp_path: Path) -> AsyncIterator[servers.OwnBolt]:
+    """A Bolt server of the test's own, which it may stop and start again."""
+    bolt = servers.OwnBolt(tmp_path / "graph")
+    await bolt.start()
+    try:
+        yield bolt
+    finally:
+        await bolt.stop()

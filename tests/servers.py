@@ -8,6 +8,7 @@ them. Every helper returns an address and a stop function.
 
 from __future__ import annotations
 
+import asyncio
 import os
 import shutil
 import signal
@@ -18,9 +19,11 @@ import tempfile
 import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 
+from memory.bundled import BoltServerProcess
 from memory.launcher import free_port
 
 PG_BIN = Path(os.environ.get("PG_BIN", "/usr/lib/postgresql/15/bin"))
@@ -134,3 +137,23 @@ async def create_database(dsn: str) -> str:
         await conn.close()
     base, _, query = dsn.partition("?")
     return f"{base.rsplit('/', 1)[0]}/{name}" + (f"?{query}" if query else "")
+
+
+class OwnBolt:
+    """A Bolt graph server of one test's own, which the test may stop and start again (same data
+    directory and port, so a driver finds it again)."""
+
+    def __init__(self, root: Path) -> None:
+        self.server = BoltServerProcess(root, port=free_port())
+
+    @property
+    def addresses(self) -> dict[str, Any]:
+        """The ``Addresses`` fields that point the graph tier at this server."""
+        return {"neo4j_uri": f"bolt://127.0.0.1:{self.server.port}", "neo4j_auth": ("root", self.server.password),
+                "neo4j_database": "memory"}
+
+    async def start(self) -> None:
+        await asyncio.to_thread(self.server.start)
+
+    async def stop(self) -> None:
+        await asyncio.to_thread(self.server.stop)

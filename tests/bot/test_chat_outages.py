@@ -25,7 +25,6 @@ from memory.settings import MemorySettings, Neo4jSettings, PostgresSettings, Red
 from tests import servers
 from tests.bot.conftest import bot_settings, memory_settings_for
 from tests.bot.fake_llm import FakeLLM
-from tests.memory.conftest import OwnBolt
 
 
 @dataclass
@@ -102,19 +101,8 @@ async def test_archive_down_the_reply_says_it_will_not_be_remembered(
     assert reply.exchange_id is None and "archive" in reply.degraded
 
 
-@pytest_asyncio.fixture
-async def own_bolt(tmp_path: Path) -> AsyncIterator[OwnBolt]:
-    """A Bolt server this test may stop."""
-    bolt = OwnBolt(tmp_path / "graph")
-    await bolt.start()
-    try:
-        yield bolt
-    finally:
-        await bolt.stop()
-
-
 async def test_graph_down_memory_show_says_so_instead_of_an_empty_profile(
-        bundled: Addresses, tmp_path: Path, own_bolt: OwnBolt) -> None:
+        bundled: Addresses, tmp_path: Path, own_bolt: servers.OwnBolt) -> None:
     """A profile that cannot be read is not an empty one: /memory show names the outage."""
     auth = own_bolt.addresses["neo4j_auth"]
     settings = memory_settings_for(bundled, tmp_path).model_copy(update={"neo4j": Neo4jSettings(

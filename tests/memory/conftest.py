@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from dataclasses import replace
@@ -13,8 +12,7 @@ import pytest
 import pytest_asyncio
 
 from memory import HierarchicalMemoryManager, MemorySettings
-from memory.bundled import BoltServerProcess
-from memory.launcher import Addresses, free_port
+from memory.launcher import Addresses
 from tests import servers
 from tests.bot.fake_llm import FakeLLM
 from tests.memory.own_redis import RestartableRedis
@@ -108,33 +106,3 @@ def restartable_redis() -> Iterator[RestartableRedis]:
         yield server
     finally:
         server.close()
-
-
-class OwnBolt:
-    """A Bolt graph server of one test's own, which the test may stop and start again (same data
-    directory and port, so a driver finds it again)."""
-
-    def __init__(self, root: Path) -> None:
-        self.server = BoltServerProcess(root, port=free_port())
-
-    @property
-    def addresses(self) -> dict[str, Any]:
-        """The ``Addresses`` fields that point the graph tier at this server."""
-        return {"neo4j_uri": f"bolt://127.0.0.1:{self.server.port}", "neo4j_auth": ("root", self.server.password),
-                "neo4j_database": "memory"}
-
-    async def start(self) -> None:
-        await asyncio.to_thread(self.server.start)
-
-    async def stop(self) -> None:
-        await asyncio.to_thread(self.server.stop)
-
-
-@pytest_asyncio.fixture
-async def own_bolt(tmp_path: Path) -> AsyncIterator[OwnBolt]:
-    bolt = OwnBolt(tmp_path / "graph")
-    await bolt.start()
-    try:
-        yield bolt
-    finally:
-        await bolt.stop()

@@ -21,7 +21,8 @@ import pytest
 from memory import HierarchicalMemoryManager, TierUnavailable
 from memory.launcher import Addresses, free_port
 from tests import servers
-from tests.memory.conftest import ManagerFactory, OwnBolt, settings_for
+from tests.memory.conftest import ManagerFactory, settings_for
+from tests.servers import OwnBolt
 
 
 async def _outbox(dsn: str) -> list[tuple[int, str | None]]:

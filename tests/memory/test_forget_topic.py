@@ -19,8 +19,9 @@ import redis.asyncio as aioredis
 from memory import ForgetPending
 from memory.launcher import Addresses
 from memory.models import Scope
-from tests.memory.conftest import ManagerFactory, OwnBolt, settings_for
+from tests.memory.conftest import ManagerFactory, settings_for
 from tests.memory.own_redis import RestartableRedis
+from tests.servers import OwnBolt
 
 
 async def test_forget_topic_with_redis_down_returns_pending_and_completes_when_it_is_back(

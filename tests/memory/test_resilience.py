@@ -18,7 +18,8 @@ from memory import TierUnavailable
 from memory.launcher import Addresses
 from memory.models import Scope
 from tests import servers
-from tests.memory.conftest import ManagerFactory, OwnBolt, settings_for
+from tests.memory.conftest import ManagerFactory, settings_for
+from tests.servers import OwnBolt
 
 ROOT = Path(__file__).resolve().parents[2]
 
