@@ -52,7 +52,7 @@ COMMANDS = """Commands (what Discord's slash commands do, for you in DM scope):
   /forget-fact <id>         remove one saved fact (ids are in /memory show)
   /help                     this list
   /quit                     leave (so does Ctrl-D)"""
-MEMORY_USAGE = "Usage: /memory show | search <query> | export | pause | resume | profile"
+MEMORY_USAGE = "Usage: /memory show | search <query> | export | pause | resume | profile | forget"
 FORGET_USAGE = "Usage: /forget all | here | last | topic <topic>"
 
 
@@ -112,6 +112,8 @@ class _Session:
                 await self.pause(sub == "pause")
             elif sub == "profile":
                 await self.profile(rest.strip())
+            elif sub == "forget":  # Discord's spelling, which the one-time notice gives
+                await self.forget(rest.strip())
             else:
                 self.say(MEMORY_USAGE, "yellow")
         else:

@@ -98,7 +98,7 @@ async def test_help_lists_every_discord_command(memory: HierarchicalMemoryManage
                     "/forget all|here|last",
                     "/forget topic <topic>", "/remember <fact>", "/forget-fact <id>", "/memory profile", "/quit"):
         assert f"\n  {command} " in printed
-    assert "Usage: /memory show | search <query> | export | pause | resume | profile\n" in printed
+    assert "Usage: /memory show | search <query> | export | pause | resume | profile | forget\n" in printed
     assert "Unknown command /shout. /help lists the commands.\n" in printed
 
 
@@ -186,6 +186,11 @@ async def test_forget_asks_first_and_only_yes_forgets(memory: HierarchicalMemory
     left = await memory.export(uid)
     assert [e["id"] for e in left["exchanges"]] == [older]
     assert newer not in {s["exchange_id"] for s in left["summaries"]}
+
+    # the one-time notice says "/memory forget" (Discord's name): the console takes that spelling too
+    printed = await _drive(memory, tmp_path, uid, "/memory forget last\ny\n")
+    assert "Forget our last exchange in your DMs with me? [y/N]\n" in printed
+    assert (await memory.counts(uid, dm=True))["archive"] == 0
 
 
 async def test_forget_fact_by_id(memory: HierarchicalMemoryManager, tmp_path: Path, uid: str) -> None:
