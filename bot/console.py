@@ -248,5 +248,30 @@ async def run_console(handler: ChatHandler, *, user_id: str, stdin: TextIO | Non
         out.print(Text("mnemo> ", style="bold green"), Text(reply.text))
         if reply.notice:  # the one-time "I remember our conversations" notice Discord shows too
             out.print(Text(_plain(reply.notice.removeprefix("-# ")), style="dim"))
+    await _finish_pending(handler, out)
     out.print(Text("bye", style="dim"))
     return 0
+
+
+FINISH_SECONDS = 15.0
+
+
+async def _finish_pending(handler: ChatHandler, out: Console) -> None:
+    """Before leaving, let this process's worker take what was just said to the derived tiers
+    (profile, summaries, graph), so the next start shows it at once. Nothing is lost either way:
+    the work waits in the archive's queue for the next start or any other worker."""
+    memory = handler.memory
+    if not memory.settings.worker.in_process:
+        return
+    try:
+        pending = await memory.pending()
+    except TierUnavailable:
+        return
+    if pending == 0:
+        return
+    out.print(Text(f"Taking in what you said ({pending} exchange{'s' if pending != 1 else ''} "
+                   "still being processed)...", style="dim"))
+    try:
+        await memory.flush(timeout=FINISH_SECONDS)
+    except TierUnavailable:
+        out.print(Text("Not all of it was done: the rest is kept and finished at the next start.", style="yellow"))

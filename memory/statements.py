@@ -91,6 +91,8 @@ _ALLERGIES = re.compile(r"\bi(?:(?:'m|’m|m| am) (?:very |severely |really |bad
                         r"(?P<items>[a-z][a-z'’\- ,]{0,80}?)(?=\s*(?:[.!?;:)(]|$|\bbut\b|\bso\b|\bwhich\b|"
                         r"\bthough\b|\bsince\b|\btoo\b|\bas well\b))", re.I)
 _LIST_SPLIT = re.compile(r"\s*,\s*(?:and\s+|or\s+)?|\s+(?:and|or)\s+")
+_CLAUSE_STARTS = frozenset("i i'm im i’m i've i’ve i'd my we we're it it's he she they you that this there "
+                           "which who so but also".split())
 # an item that ends the list ("peanuts, by the way") or names no allergen ("a food allergy")
 _NOT_ALLERGENS = frozenset({"by the way", "btw", "i think", "apparently", "unfortunately", "sadly", "lol", "haha",
                             "though", "anyway", "food", "seasonal", "some", "several", "many", "few", "things",
@@ -124,10 +126,10 @@ def statements(text: str) -> list[Statement]:
     for m in _ALLERGIES.finditer(text):
         for item in _LIST_SPLIT.split(m.group("items")):
             item = re.sub(r"(?:\s+(?:lol|haha|xd|tbh|btw|honestly|apparently))+$", "", item, flags=re.I)
-            if _key(item) in _NOT_ALLERGENS:
-                break
-            if 0 < len(item.split()) <= 3:
-                add("ALLERGIC_TO", item)
+            words = _key(item).split()
+            if not words or _key(item) in _NOT_ALLERGENS or words[0] in _CLAUSE_STARTS or len(words) > 3:
+                break  # "peanuts and I'm vegetarian": the list ended where a new clause began
+            add("ALLERGIC_TO", item)
     for m in _RELATIVE.finditer(text):
         role = m.group("role").lower()
         add(_FAMILY[role], m.group("name"), role)

@@ -241,3 +241,14 @@ async def test_pause_stops_remembering_until_resume(memory: HierarchicalMemoryMa
     exported = await memory.export(uid)
     assert [e["user_message"] for e in exported["exchanges"]] == ["my bike lock is blue"]
     assert printed.count("I remember our conversations in our DMs, so I can pick up where we left off.") == 1
+
+
+async def test_leaving_takes_in_what_was_just_said_first(memory: HierarchicalMemoryManager, tmp_path: Path,
+                                                         uid: str) -> None:
+    # Said and quit at once: the profile used to be empty at the next start until the worker caught up.
+    printed = await _drive(memory, tmp_path, uid, "Hi, I'm Noor and I'm allergic to latex.\n/quit\n")
+    assert printed.endswith("bye\n")
+    assert await memory.pending() == 0  # (the line "Taking in what you said" shows while it waits)
+    profile = await memory.user_profile(uid)
+    assert [ln.text for ln in profile.lines] == ["Name: Noor", "Allergic to: latex"]
+    assert (await memory.counts(uid, dm=True))["summaries"] == 1

@@ -47,6 +47,9 @@ def said(text: str) -> set[tuple[str, str, str]]:
     ("Im allergic to bee stings and dust mites lol", {("ALLERGIC_TO", "bee stings", ""),
                                                      ("ALLERGIC_TO", "dust mites", "")}),
     ("I'm vegetarian now.", {("DIET", "vegetarian", "")}),
+    # the list ends where a new clause begins (found trying the console: "Allergic to: peanuts, I'm vegetarian")
+    ("I'm allergic to peanuts and I'm vegetarian.", {("ALLERGIC_TO", "peanuts", ""), ("DIET", "vegetarian", "")}),
+    ("I'm allergic to dust and it really sucks", {("ALLERGIC_TO", "dust", "")}),
     ("I've been vegan for years", {("DIET", "vegan", "")}),
     ("I'm a vegetarian chef.", {("WORKS_AS", "vegetarian chef", "")}),  # a job, not a diet
 ])
