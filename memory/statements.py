@@ -90,6 +90,10 @@ _ALLERGIES = re.compile(r"\bi(?:(?:'m|’m|m| am) (?:very |severely |really |bad
                         r"| (?:have|got) (?:an? )?(?:severe |bad |mild |serious )?allerg(?:y|ies)) to\s+"
                         r"(?P<items>[a-z][a-z'’\- ,]{0,80}?)(?=\s*(?:[.!?;:)(]|$|\bbut\b|\bso\b|\bwhich\b|"
                         r"\bthough\b|\bsince\b|\btoo\b|\bas well\b))", re.I)
+# "I'm not vegan anymore", "I'm no longer vegetarian": a diet too, which closes the old one
+_NOT_DIET = re.compile(r"\bi(?:'m|’m|m| am) (?P<neg>not|no longer) (?:an? )?(?P<diet>vegetarian|vegan|pescatarian|"
+                       r"pescetarian|plant-based)(?P<more> any ?more)?(?=\s*(?:[.,!?;:)]|\band\b|\bbut\b|\bso\b|"
+                       r"\bsince\b|\bfor\b|\bthough\b|\banyway\b|\bnow\b|$))", re.I)
 _LIST_SPLIT = re.compile(r"\s*,\s*(?:and\s+|or\s+)?|\s+(?:and|or)\s+")
 _CLAUSE_STARTS = frozenset("i i'm im i’m i've i’ve i'd my we we're it it's he she they you that this there "
                            "which who so but also".split())
@@ -123,6 +127,10 @@ def statements(text: str) -> list[Statement]:
                 add(predicate, m.group("name"))
             elif m.groupdict().get("phrase"):
                 add(predicate, m.group("phrase"))
+    for m in _NOT_DIET.finditer(text):
+        diet = m.group("diet").lower()
+        label = f"no longer {diet}" if m.group("neg").lower() != "not" or m.group("more") else f"not {diet}"
+        found.setdefault(("DIET", label), Statement("DIET", label, label, ""))
     for m in _ALLERGIES.finditer(text):
         for item in _LIST_SPLIT.split(m.group("items")):
             item = re.sub(r"(?:\s+(?:lol|haha|xd|tbh|btw|honestly|apparently))+$", "", item, flags=re.I)

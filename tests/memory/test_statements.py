@@ -52,6 +52,9 @@ def said(text: str) -> set[tuple[str, str, str]]:
     ("I'm allergic to dust and it really sucks", {("ALLERGIC_TO", "dust", "")}),
     ("I've been vegan for years", {("DIET", "vegan", "")}),
     ("I'm a vegetarian chef.", {("WORKS_AS", "vegetarian chef", "")}),  # a job, not a diet
+    ("I'm not vegan anymore.", {("DIET", "no longer vegan", "")}),
+    ("I'm no longer vegetarian, I eat fish now", {("DIET", "no longer vegetarian", "")}),
+    ("I am not a vegetarian but I rarely eat meat", {("DIET", "not vegetarian", "")}),
 ])
 def test_clear_self_statements_become_typed_statements(text: str, expected: set[tuple[str, str, str]]) -> None:
     assert said(text) == expected
@@ -63,7 +66,7 @@ def test_clear_self_statements_become_typed_statements(text: str, expected: set[
                                   "I hate being late.", "I have two kids, Sam and Lea.", "I love you and I hate you",
                                   "Her favourite food is pasta.", "My dog is allergic to chicken.",
                                   "I'm not allergic to anything.", "I have a food allergy.",
-                                  "Is this vegan?", "I'm not vegetarian."])
+                                  "Is this vegan?", "I'm not vegetarian food."])
 def test_no_statement_without_a_clear_self_statement(text: str) -> None:
     assert statements(text) == []
 

@@ -88,6 +88,14 @@ async def test_allergies_and_diet_reach_the_profile_and_go_with_a_forget(
     assert line is not None and line.text in ("Allergic to: peanuts, shellfish", "Allergic to: shellfish, peanuts")
 
 
+async def test_a_diet_given_up_replaces_the_old_one(memory: HierarchicalMemoryManager,
+                                                    uid: Callable[[str], str]) -> None:
+    user = uid("fay")
+    await tell(memory, user, [(0, "I'm vegan.", "Noted."), (5, "I'm not vegan anymore, I eat fish now.", "OK!")])
+    line = (await memory.user_profile(user)).line("diet")
+    assert line is not None and line.text == "Diet: no longer vegan"
+
+
 async def test_the_profile_stays_within_its_small_budget(memory: HierarchicalMemoryManager,
                                                          uid: Callable[[str], str]) -> None:
     user = uid("cy")
