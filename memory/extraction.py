@@ -154,7 +154,7 @@ already pretty quite little last next first second third new old big small long 
 worse worst every another other different same own enough lately soon later ago since almost instead
 month months hour hours minute minutes moment morning evening night tonight weekend weekends
 live lives lived living love loves loved loving like likes liked move moves moved moving start started
-starting stop stopped try tried trying use used using feel felt feeling look looked looking find found
+starting stop stopped try tried use used using feel felt feeling look looked looking find found
 give gave keep kept seem seemed leave left call called show showed turn turned begin began help helped
 talk talked talking hope hoped wonder guess mean meant happen happened bring brought finish finished wait
 waited wish stay stayed made making doing done having saying trying thinking thought getting
@@ -171,7 +171,7 @@ def labelled_topics(text: str, limit: int = 8, *, besides: Iterable[str] = ()) -
     spellings: dict[str, Counter[str]] = {}
     for w in _WORD.findall(text):
         word = w.lower()
-        if len(w) >= 4 and word not in STOPWORDS and word not in taken:
+        if len(w) >= 4 and word not in STOPWORDS:
             key = stem(w)
             if key in _WEAK_TOPICS or key in taken:
                 continue

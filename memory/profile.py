@@ -112,7 +112,7 @@ def derive_lines(facts: Sequence[TypedFact]) -> dict[str, str]:
         lines["work"] = text
     allergies = [f.label for f in current if f.predicate == "ALLERGIC_TO"]
     if allergies:
-        lines["allergies"] = f"{LINES['allergies']}: " + _join(allergies)
+        lines["allergies"] = "Allergic to: " + _join(allergies)
     if (diet := latest("DIET")) is not None:
         lines["diet"] = f"Diet: {diet.label}"
     people = _grouped([f for p in _PEOPLE for f in current if f.predicate == p])
