@@ -37,6 +37,13 @@ remember remind told tell asked ask bot user anything everything nothing someone
 _WORD = re.compile(r"[^\W\d_][\w'’\-]*[^\W_]|[^\W\d_]")
 _NAME_WORD = re.compile(r"[^\W\d_][\w'’\-]*")
 _CONNECTORS = frozenset({"of", "de", "da", "del", "van", "von", "la", "le", "d'", "d’"})
+# "I" and its contractions are capitalised but never part of a name ("since March I moved").
+_PRONOUN_I = frozenset({"i", "i'm", "i’m", "i've", "i’ve", "i'd", "i’d", "i'll", "i’ll"})
+# A month or weekday alone is a date, not a name ("since March", "on Friday"); in a longer name
+# it stays ("March Madness", "Good Friday").
+_WEEKDAYS = frozenset("monday tuesday wednesday thursday friday saturday sunday".split())
+_CALENDAR_WORDS = _WEEKDAYS | frozenset("""
+january february march april may june july august september october november december""".split())
 _SENTENCE = re.compile(r"(?<=[.!?])\s+|\n+")
 
 
@@ -77,6 +84,7 @@ oh ah hmm also anyway congratulations welcome lovely cool perfect exactly indeed
 try let maybe perhaps hopefully unfortunately fortunately basically seriously totally nope yep yeah
 agreed alright right wonderful amazing fantastic interesting good nice hello hi hey dear thank cheers
 of course here there this that these those it what how why when where which who whose
+since last next every without although unless whenever
 """.split())
 
 
@@ -111,16 +119,23 @@ def entities(text: str) -> list[tuple[str, str]]:
             words = words[1:]
         while words and words[-1].lower() in _CONNECTORS:
             words = words[:-1]
+        if len(words) > 1 and words[0].lower() in _WEEKDAYS:
+            words = words[1:]  # "Last Tuesday Maria called"
         run.clear()
         if not words:
             return
         display = " ".join(words)
         key = normalise(display)
-        if len(key) >= 2 and key not in STOPWORDS:
+        if len(key) >= 2 and key not in STOPWORDS and key not in _CALENDAR_WORDS:
             found.setdefault(key, display)
 
     for match in _NAME_WORD.finditer(text):
         word = match.group(0).rstrip("'’-")
+        if word.lower() in _PRONOUN_I:
+            if run:
+                close()
+            last_end = -1
+            continue
         gap = text[last_end:match.start()] if last_end >= 0 else ""
         joined = last_end >= 0 and gap.strip() == "" and "\n" not in gap
         if (not run or not joined) and _capitalised(word) and _sentence_opener(word, text, match.start()):
@@ -158,7 +173,7 @@ starting stop stopped try tried use used using feel felt feeling look looked loo
 give gave keep kept seem seemed leave left call called show showed turn turned begin began help helped
 talk talked talking hope hoped wonder guess mean meant happen happened bring brought finish finished wait
 waited wish stay stayed made making doing done having saying trying thinking thought getting
-""".split())
+""".split()) | frozenset(stem(w) for w in _CALENDAR_WORDS)
 
 
 def labelled_topics(text: str, limit: int = 8, *, besides: Iterable[str] = ()) -> list[tuple[str, str]]:
