@@ -15,10 +15,25 @@ from memory.models import Statement
 
 # A name: capitalised words (any cased script), optionally joined by a few connectors.
 _NAME = r"(?P<name>(?-i:[^\W\d_a-z][\w'’\-]*(?:[ ](?:de |da |van |von |del |la |le )?[^\W\d_a-z][\w'’\-]*){0,3}))"
+# A job named after "I'm a ...": one of these nouns, with at most one word in front ("software
+# engineer") that does not say it is not the job now ("former", "retired", "aspiring").
+_JOBS = """
+engineer developer teacher nurse doctor designer student lawyer chef cook baker writer manager accountant
+programmer scientist artist musician pilot architect pharmacist electrician plumber journalist photographer
+researcher consultant librarian firefighter farmer mechanic dentist therapist paramedic surgeon vet
+veterinarian midwife carpenter barista bartender waiter waitress cashier driver translator interpreter tutor
+professor lecturer analyst intern freelancer receptionist secretary clerk realtor hairdresser barber cleaner
+banker economist editor actor actress dancer singer painter illustrator animator coach trainer nanny
+caregiver carer counselor counsellor psychologist psychiatrist physiotherapist physician optician surveyor
+builder welder technician administrator tester entrepreneur officer soldier salesperson recruiter
+""".split()
+_JOB = (r"(?P<phrase>(?:(?!former |retired |ex |aspiring |future |wannabe |would-be |failed )[a-z]+ )?(?:"
+        + "|".join(_JOBS) + "))")
 # A short lower-case noun phrase: a job or an interest.
 _PHRASE = r"(?P<phrase>[a-z][a-z'’\- ]{1,40}?)"
 _END = (r"(?=\s*(?:[.,!?;:)]|\band\b|\bbut\b|\bso\b|\bnow\b|\bsince\b|\bfor\b|\bwith\b|\bat\b|\bin\b|"
-        r"\bany ?more\b|\bthese days\b|\blately\b|\btoo\b|\beither\b|\bthough\b|\banyway\b|$))")
+        r"\bany ?more\b|\bthese days\b|\blately\b|\blast\b|\bthis\b|"
+        r"\byesterday\b|\btoday\b|\brecently\b|\bagain\b|\btoo\b|\beither\b|\bthough\b|\banyway\b|$))")
 
 _FAMILY = {
     "sister": "SIBLING_OF", "brother": "SIBLING_OF", "sibling": "SIBLING_OF",
@@ -48,11 +63,11 @@ _RULES: list[tuple[re.Pattern[str], str]] = [
     (re.compile(r"\bi(?:'ve| have)? (?:just |recently |finally )?(?:moved|relocated) to\s+" + _NAME, re.I),
      "LIVES_IN"),
     (re.compile(r"\b(?:i|and) (?:now |currently )?work as (?:an? )?" + _PHRASE + _END, re.I), "WORKS_AS"),
-    (re.compile(r"\bi(?:'m| am) an? " + r"(?P<phrase>(?:[a-z]+ )?(?:engineer|developer|teacher|nurse|doctor|"
-                r"designer|student|lawyer|chef|writer|manager|accountant|programmer|scientist|artist|"
-                r"musician|pilot|architect|pharmacist|electrician|plumber|journalist|photographer|"
-                r"researcher|consultant|librarian|firefighter|farmer|mechanic|dentist|therapist))" + _END, re.I),
-     "WORKS_AS"),
+    (re.compile(r"\bi(?:(?:'m|’m| am) (?:now |currently )?working|(?:'ve|’ve| have) been working|"
+                r" (?:just |recently )?(?:got a job|started working|started a new job|started work)) as (?:an? )?"
+                + _PHRASE + _END, re.I), "WORKS_AS"),
+    (re.compile(r"\bi(?:'m|’m| am|(?:'ve|’ve| have) been| (?:just |recently |finally )?became)"
+                r" (?:now |currently |still |also )?an? " + _JOB + _END, re.I), "WORKS_AS"),
     (re.compile(r"\bi (?:now |currently )?work (?:at|for)\s+" + _NAME, re.I), "WORKS_AT"),
     (re.compile(r"\bi (?:really |absolutely |just )?(?:love|like|enjoy|adore)\s+" + _PHRASE + _END, re.I),
      "LIKES"),

@@ -55,6 +55,13 @@ def said(text: str) -> set[tuple[str, str, str]]:
     ("I'm not vegan anymore.", {("DIET", "no longer vegan", "")}),
     ("I'm no longer vegetarian, I eat fish now", {("DIET", "no longer vegetarian", "")}),
     ("I am not a vegetarian but I rarely eat meat", {("DIET", "not vegetarian", "")}),
+    # jobs said other ways (found in the console: "since March I have been a paramedic" gave no job)
+    ("I used to work as a nurse but since March I have been a paramedic.", {("WORKS_AS", "paramedic", "")}),
+    ("I've been a nurse for 10 years", {("WORKS_AS", "nurse", "")}),
+    ("I became a vet last year", {("WORKS_AS", "vet", "")}),
+    ("I got a job as a barista!", {("WORKS_AS", "barista", "")}),
+    ("I'm working as a junior developer now", {("WORKS_AS", "junior developer", "")}),
+    ("I started working as a delivery driver in May", {("WORKS_AS", "delivery driver", "")}),
 ])
 def test_clear_self_statements_become_typed_statements(text: str, expected: set[tuple[str, str, str]]) -> None:
     assert said(text) == expected
@@ -66,7 +73,9 @@ def test_clear_self_statements_become_typed_statements(text: str, expected: set[
                                   "I hate being late.", "I have two kids, Sam and Lea.", "I love you and I hate you",
                                   "Her favourite food is pasta.", "My dog is allergic to chicken.",
                                   "I'm not allergic to anything.", "I have a food allergy.",
-                                  "Is this vegan?", "I'm not vegetarian food."])
+                                  "Is this vegan?", "I'm not vegetarian food.",
+                                  "I am a former teacher.", "I'm a retired pilot", "I used to work as a nurse.",
+                                  "I'm a teacher's assistant", "I'm a big fan of jazz"])
 def test_no_statement_without_a_clear_self_statement(text: str) -> None:
     assert statements(text) == []
 
