@@ -227,7 +227,8 @@ class DeterministicExtractor:
         text = f"User: {exchange.user_message}\nBot: {exchange.bot_response}"
         chunks = tuple(split_tokens(text, self.chunk_tokens))
         source = exchange.user_message + "\n" + exchange.bot_response
-        said = statements(exchange.user_message)  # "my sister Maria": SIBLING_OF maria, detail "sister"
+        # "my sister Maria": SIBLING_OF maria, detail "sister"; "I moved here last month" dates it
+        said = statements(exchange.user_message, exchange.timestamp)
         mentions = [Mention(key, "entity", display) for key, display in entities(source)[:20]]
         seen = {m.name for m in mentions}
         mentions += [Mention(s.obj, "entity", s.label) for s in said

@@ -24,7 +24,7 @@ from __future__ import annotations
 import json
 import logging
 from collections.abc import Mapping, Sequence
-from dataclasses import asdict, dataclass, fields
+from dataclasses import asdict, dataclass, fields, replace
 from typing import Any, Protocol
 
 import openai
@@ -354,6 +354,9 @@ class LLMExtractor:
         # a clear self-statement ("my name is", "I live in") the model left out still counts; where
         # the model states the same kind of fact, its reading wins
         stated = {s.predicate for s in said}
+        dated = {(s.predicate, s.obj): s for s in base.statements if s.since is not None}
+        said = [replace(s, since=d.since, since_unit=d.since_unit) if (d := dated.get((s.predicate, s.obj)))
+                and s.since is None else s for s in said]  # "last month" read by the rules dates the model's fact
         said += [s for s in base.statements if s.predicate not in stated]
         mentions: dict[str, Mention] = {}
         for name in out.entities:

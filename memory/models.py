@@ -270,13 +270,17 @@ class Statement:
     """Something an exchange says about the user: ``predicate`` -> ``obj`` (normalised name).
 
     ``label`` is the display form ("Berlin"), ``detail`` qualifies the relation
-    ("sister", "dog"). Raises InvalidInput for an unknown predicate or an empty object.
+    ("sister", "dog"). ``since`` is when the statement itself says the fact began ("I moved
+    here last month"), ``since_unit`` how precisely ("day", "month", "year"); without it the
+    fact begins when it was said. Raises InvalidInput for an unknown predicate or an empty object.
     """
 
     predicate: str
     obj: str
     label: str = ""
     detail: str = ""
+    since: datetime | None = None
+    since_unit: str = ""
 
     def __post_init__(self) -> None:
         if self.predicate not in PREDICATES:
@@ -298,6 +302,7 @@ class TypedFact:
     valid_to: datetime | None
     support: tuple[str, ...]           # ids of the exchanges that state it
     aliases: tuple[str, ...] = ()
+    from_unit: str = ""                # "month"/"year": valid_from is as precise as the user said it
 
     @property
     def current(self) -> bool:

@@ -80,6 +80,11 @@ def _grouped(facts: Sequence[TypedFact]) -> str:
     return "; ".join(f"{detail} {_join(names)}".strip() for detail, names in groups.items())
 
 
+def _since(fact: TypedFact) -> str:
+    """The fact's start as precisely as it is known: "2019", "Mar 2026" or "2026-03-14"."""
+    return fact.valid_from.strftime({"year": "%Y", "month": "%b %Y"}.get(fact.from_unit, "%Y-%m-%d"))
+
+
 def derive_lines(facts: Sequence[TypedFact]) -> dict[str, str]:
     """Line key -> text from typed facts: current values, with the previous home and work kept."""
     current = [f for f in facts if f.current]
@@ -97,7 +102,7 @@ def derive_lines(facts: Sequence[TypedFact]) -> dict[str, str]:
     home = latest("LIVES_IN")
     before = next((f for f in closed if f.predicate == "LIVES_IN"), None)
     if home is not None or before is not None:
-        text = f"Lives in {home.label} (since {home.valid_from:%Y-%m-%d}" if home else "Home: unknown now ("
+        text = f"Lives in {home.label} (since {_since(home)}" if home else "Home: unknown now ("
         if before is not None and before.valid_to is not None:
             same = home is not None and before.valid_to == home.valid_from  # "until" would repeat "since"
             text += ("; " if home else "") + f"before: {before.label}" + (
@@ -106,6 +111,8 @@ def derive_lines(facts: Sequence[TypedFact]) -> dict[str, str]:
     job, employer = latest("WORKS_AS"), latest("WORKS_AT")
     if job or employer:
         text = "Works" + (f" as {job.label}" if job else "") + (f" at {employer.label}" if employer else "")
+        if dated := [f for f in (job, employer) if f is not None and f.from_unit]:  # the user said since when
+            text += f" (since {_since(min(dated, key=lambda f: f.valid_from))})"
         old = next((f for f in closed if f.predicate == "WORKS_AS"), None)
         if old is not None and old.valid_to is not None:
             text += f"; before: {old.label} until {old.valid_to:%Y-%m-%d}"

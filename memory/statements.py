@@ -10,8 +10,10 @@ vaguer is left to the LLM extractor when one is configured.
 from __future__ import annotations
 
 import re
+from datetime import datetime
 
 from memory.models import Statement
+from memory.timeq import began
 
 # A name: capitalised words (any cased script), optionally joined by a few connectors.
 _NAME = r"(?P<name>(?-i:[^\W\d_a-z][\w'’\-]*(?:[ ](?:de |da |van |von |del |la |le )?[^\W\d_a-z][\w'’\-]*){0,3}))"
@@ -58,7 +60,7 @@ _RULES: list[tuple[re.Pattern[str], str]] = [
                 + _NAME + _END, re.I), "NAME"),
     (re.compile(r"\b(?:call me|you can call me|please call me)\s+" + _NAME, re.I), "CALLED"),
     (re.compile(r"\b(?:i|and)(?: (?:now |currently |still )?(?:live|am living)|(?:'m|’m) living|"
-                r"(?:'ve|’ve| have) been living) in\s+" + _NAME, re.I),
+                r"(?:'ve|’ve| have) (?:been living|lived)) in\s+" + _NAME, re.I),
      "LIVES_IN"),
     (re.compile(r"\bi(?:'ve| have)? (?:just |recently |finally )?(?:moved|relocated) to\s+" + _NAME, re.I),
      "LIVES_IN"),
@@ -126,18 +128,38 @@ def _key(label: str) -> str:
     return " ".join(label.lower().split())
 
 
-def statements(text: str) -> list[Statement]:
-    """The clear self-statements in ``text`` (a user's own message), in order, without repeats."""
+# Facts a statement can date ("I moved to Leeds in 2019"); a name or a liking has no start worth showing.
+_DATED = frozenset({"LIVES_IN", "WORKS_AS", "WORKS_AT", "HAS_PET", "DIET", "PARTNER_OF"})
+# Where one clause ends: "I was a nurse but since March I have been a paramedic" dates the second only.
+_CLAUSE_END = re.compile(r"[.!?;\n]+|\s+(?:but|and|although|though|whereas|while)\s+", re.I)
+
+
+def _clause(text: str, at: int) -> str:
+    start = 0
+    for m in _CLAUSE_END.finditer(text):
+        if m.start() >= at:
+            return text[start:m.start()]
+        start = m.end()
+    return text[start:]
+
+
+def statements(text: str, now: datetime | None = None) -> list[Statement]:
+    """The clear self-statements in ``text`` (a user's own message), in order, without repeats.
+    With ``now`` (when it was said), a statement that says when its fact began carries that time."""
     found: dict[tuple[str, str], Statement] = {}
+    at = 0
 
     def add(predicate: str, label: str, detail: str = "") -> None:
         label = _clean(label)
         if not label or len(label) > 80 or _key(label).split()[0] in _NOT_NAMES:
             return
-        found.setdefault((predicate, _key(label)), Statement(predicate, _key(label), label, detail))
+        start = began(_clause(text, at), now) if now is not None and predicate in _DATED else None
+        found.setdefault((predicate, _key(label)), Statement(
+            predicate, _key(label), label, detail, start.at if start else None, start.unit if start else ""))
 
     for pattern, predicate in _RULES:
         for m in pattern.finditer(text):
+            at = m.start()
             if "name" in m.groupdict() and m.group("name"):
                 add(predicate, m.group("name"))
             elif m.groupdict().get("phrase"):
@@ -145,8 +167,11 @@ def statements(text: str) -> list[Statement]:
     for m in _NOT_DIET.finditer(text):
         diet = m.group("diet").lower()
         label = f"no longer {diet}" if m.group("neg").lower() != "not" or m.group("more") else f"not {diet}"
-        found.setdefault(("DIET", label), Statement("DIET", label, label, ""))
+        start = began(_clause(text, m.start()), now) if now is not None else None
+        found.setdefault(("DIET", label), Statement("DIET", label, label, "", start.at if start else None,
+                                                    start.unit if start else ""))
     for m in _ALLERGIES.finditer(text):
+        at = m.start()
         for item in _LIST_SPLIT.split(m.group("items")):
             item = re.sub(r"(?:\s+(?:lol|haha|xd|tbh|btw|honestly|apparently))+$", "", item, flags=re.I)
             words = _key(item).split()
@@ -154,12 +179,15 @@ def statements(text: str) -> list[Statement]:
                 break  # "peanuts and I'm vegetarian": the list ended where a new clause began
             add("ALLERGIC_TO", item)
     for m in _RELATIVE.finditer(text):
+        at = m.start()
         role = m.group("role").lower()
         add(_FAMILY[role], m.group("name"), role)
     for pattern in (_PET, _NAMED_PET):
         for m in pattern.finditer(text):
+            at = m.start()
             add("HAS_PET", m.group("name"), m.group("role").lower())
     for m in _PET_GROUP.finditer(text):
+        at = m.start()
         for name in re.split(r",\s*(?:and\s+)?|\s+and\s+", m.group("names")):
             add("HAS_PET", name, _PLURAL_PETS[m.group("role").lower()])
     return list(found.values())

@@ -102,3 +102,72 @@ def _relative(query: str, now: datetime) -> Window | None:
 def window(query: str, now: datetime) -> Window | None:
     """The date window ``query`` names, or None (see the module docstring)."""
     return _absolute(query, now) or _relative(query, now)
+
+
+# ---- when a self-statement says its fact began ------------------------------------------------
+
+@dataclass(frozen=True, slots=True)
+class Began:
+    """The start a statement gives its fact ("I moved here last month"), and how precisely:
+    ``unit`` is "day", "month" or "year"."""
+
+    at: datetime
+    unit: str
+
+
+_MONTH_ALONE = re.compile(rf"\b(?:since|in|back in|from|around)\s+{_MONTH}(?!\s*\d)", re.I)
+_FOR = re.compile(r"\bfor (?:about |around |almost |nearly |over |the (?:past|last) )?(\d+|a|an|one|two|three|four"
+                  r"|five|six|seven|eight|nine|ten) (day|week|month|year)s?\b", re.I)
+_PERFECT = re.compile(r"(?:'ve|’ve|\bhave|'s|’s|\bhas) (?:been|lived|worked|had|owned)\b", re.I)
+_COUNTS_MORE = {**_COUNTS, "seven": 7, "eight": 8, "nine": 9, "ten": 10}
+
+
+def _back(today: datetime, n: int, unit: str) -> Began:
+    if unit == "year":
+        return Began(datetime(today.year - n, 1, 1, tzinfo=UTC), "year")
+    if unit == "month":
+        months = today.year * 12 + today.month - 1 - n
+        return Began(datetime(months // 12, months % 12 + 1, 1, tzinfo=UTC), "month")
+    return Began(today - timedelta(days=n * _UNIT_DAYS[unit]), "day")
+
+
+def _began(clause: str, now: datetime) -> Began | None:
+    today = now.astimezone(UTC).replace(hour=0, minute=0, second=0, microsecond=0)
+    if m := _MONTH_YEAR.search(clause):
+        if not (_DAY_MONTH_YEAR.search(clause) or _MONTH_DAY_YEAR.search(clause)):
+            return Began(datetime(int(m.group(2)), _month(m.group(1)), 1, tzinfo=UTC), "month")
+    if (w := _absolute(clause, now)) is not None:
+        span = w.end - w.start
+        return Began(w.start, "day" if span <= timedelta(days=1) else "year")
+    if m := _MONTH_ALONE.search(clause):
+        month = _month(m.group(1))
+        return Began(datetime(today.year - (month > today.month), month, 1, tzinfo=UTC), "month")
+    if m := _AGO.search(clause):
+        return _back(today, _COUNTS.get(m.group(1).lower()) or int(m.group(1)), m.group(2).lower())
+    if m := _LAST.search(clause):
+        phrase = " ".join(m.group(1).lower().split())
+        if phrase in ("today", "this morning", "tonight"):
+            return Began(today, "day")
+        if phrase in ("yesterday", "last night"):
+            return Began(today - timedelta(days=1), "day")
+        if phrase in ("last week", "last weekend"):
+            return Began(today - timedelta(days=7), "day")
+        if phrase in ("last month", "last year"):
+            return _back(today, 1, phrase.split()[1])
+        if phrase in ("this month", "this year"):
+            return _back(today, 0, phrase.split()[1])
+        return None
+    if (m := _FOR.search(clause)) and _PERFECT.search(clause):
+        n = _COUNTS_MORE.get(m.group(1).lower()) or int(m.group(1))
+        return _back(today, n, m.group(2).lower())
+    return None
+
+
+def began(clause: str, now: datetime) -> Began | None:
+    """When ``clause`` (one clause of a message said at ``now``) says its fact began: "since March",
+    "in 2019", "last month", "two weeks ago", "for three years" (with "I've been ..."). None when it
+    names no time, or one after ``now`` (a plan, not a fact)."""
+    found = _began(clause, now)
+    if found is None or found.at > now or found.at.year < now.year - 120:
+        return None
+    return found

@@ -161,7 +161,8 @@ FACT_STATES = """
 UNWIND $ukeys AS k
 MATCH (f:Fact {ukey: k})
 RETURN f.ukey AS ukey, f.fid AS fid, f.predicate AS predicate, f.obj AS obj, f.aliases AS aliases,
-       f.valid_from AS valid_from, f.valid_to AS valid_to, f.label AS label
+       f.valid_from AS valid_from, f.valid_to AS valid_to, f.label AS label, f.from_unit AS from_unit,
+       f.closed_by AS closed_by
 """
 
 CREATE_FACTS = """
@@ -169,7 +170,8 @@ UNWIND $rows AS r
 MATCH (u:User {key: r.ukey})
 CREATE (u)-[:HOLDS]->(:Fact {fid: r.fid, ukey: r.ukey, user_id: r.user_id, predicate: r.predicate,
                              obj: r.obj, label: r.label, detail: r.detail, aliases: r.aliases,
-                             valid_from: r.valid_from, valid_to: r.valid_to, closed_by: r.closed_by})
+                             valid_from: r.valid_from, from_unit: r.from_unit, valid_to: r.valid_to,
+                             closed_by: r.closed_by})
 """
 
 CLOSE_FACTS = """
@@ -183,7 +185,8 @@ UPDATE_FACTS = """
 UNWIND $rows AS r
 MATCH (f:Fact {fid: r.fid})
 WHERE f.ukey = $ukey
-SET f.obj = r.obj, f.label = r.label, f.aliases = r.aliases, f.valid_from = r.valid_from
+SET f.obj = r.obj, f.label = r.label, f.aliases = r.aliases, f.valid_from = r.valid_from,
+    f.from_unit = r.from_unit
 """
 
 SUPPORT_FACTS = """
@@ -200,7 +203,8 @@ MATCH (f:Fact {ukey: $ukey})
 OPTIONAL MATCH (f)<-[:SUPPORTS]-(x:Exchange)
 WHERE x.ukey = $ukey
 RETURN f.fid AS fid, f.predicate AS predicate, f.obj AS obj, f.label AS label, f.detail AS detail,
-       f.aliases AS aliases, f.valid_from AS valid_from, f.valid_to AS valid_to, collect(x.id) AS support
+       f.aliases AS aliases, f.valid_from AS valid_from, f.from_unit AS from_unit, f.valid_to AS valid_to,
+       collect(x.id) AS support
 ORDER BY valid_from, fid
 """
 
@@ -208,7 +212,8 @@ ORDER BY valid_from, fid
 FACTS_BRIEF = """
 MATCH (f:Fact {ukey: $ukey})
 RETURN f.fid AS fid, f.predicate AS predicate, f.obj AS obj, f.label AS label, f.detail AS detail,
-       f.aliases AS aliases, f.valid_from AS valid_from, f.valid_to AS valid_to, [] AS support
+       f.aliases AS aliases, f.valid_from AS valid_from, f.from_unit AS from_unit, f.valid_to AS valid_to,
+       [] AS support
 ORDER BY valid_from, fid
 """
 

@@ -14,6 +14,9 @@ Rules:
   closes the current fact at the statement's time (``valid_to``, ``closed_by``)
   instead of overwriting it; a statement older than the current fact becomes a
   fact closed when the current one began;
+* a statement that says when its fact began ("I moved here last month") starts the
+  fact then, and a repeat with an earlier start moves the start back; whether it
+  replaces the current fact still goes by when it was said (the newest word wins);
 * opposite predicates (``LIKES`` / ``DISLIKES``) about one object close each other the same way.
 """
 
@@ -43,6 +46,22 @@ class FactState:
     label: str = ""
     detail: str = ""
     closed_by: str | None = None
+    from_unit: str = ""
+
+
+@dataclass(frozen=True)
+class Said:
+    """One statement of a newly ingested exchange: said at ``ts`` (epoch seconds); ``start`` is
+    when it says the fact began (epoch, at most ``ts``) with its precision ``unit``, if it says."""
+
+    xid: str
+    ts: float
+    predicate: str
+    obj: str
+    label: str
+    detail: str
+    start: float | None = None
+    unit: str = ""
 
 
 @dataclass
@@ -87,15 +106,16 @@ def _displaced(facts: list[FactState], predicate: str, obj: str) -> list[FactSta
     return [f for f in facts if f.predicate == opposite and f.valid_to is None and obj in _names(f)]
 
 
-def plan(ukey: str, user_id: str, facts: list[FactState],
-         statements: list[tuple[str, float, str, str, str, str]]) -> Plan:
-    """Writes for ``statements`` = (exchange id, epoch, predicate, obj, label, detail), oldest first.
+def plan(ukey: str, user_id: str, facts: list[FactState], statements: list[Said]) -> Plan:
+    """Writes for ``statements``, oldest said first.
 
     ``facts`` is updated in place to the state after the plan.
     """
     out = Plan()
     touched: dict[str, dict[str, Any]] = {}
-    for xid, ts, predicate, obj, label, detail in statements:
+    for st in statements:
+        xid, ts, predicate, obj, label, detail = st.xid, st.ts, st.predicate, st.obj, st.label, st.detail
+        start, unit = (st.start, st.unit) if st.start is not None and st.start <= ts else (ts, "")
         found = _match(facts, predicate, obj)
         if found is not None:
             out.support.append({"xid": xid, "fid": found.fid})
@@ -107,30 +127,38 @@ def plan(ukey: str, user_id: str, facts: list[FactState],
                 found.aliases = [n for n in {*found.aliases, found.obj} if n != obj]
                 found.obj, found.label = obj, label
                 changed = True
-            if ts < found.valid_from:
-                found.valid_from = ts
+            if start < found.valid_from:
+                for before in facts:  # what it replaced now ends at its earlier start
+                    if before.closed_by == found.fid and before.valid_to == found.valid_from:
+                        before.valid_to = max(before.valid_from, start)
+                        out.close.append({"fid": before.fid, "valid_to": before.valid_to, "closed_by": found.fid})
+                found.valid_from, found.from_unit = start, unit
                 changed = True
             if changed:
                 touched[found.fid] = {"fid": found.fid, "obj": found.obj, "label": found.label or label,
-                                      "aliases": sorted(found.aliases), "valid_from": found.valid_from}
+                                      "aliases": sorted(found.aliases), "valid_from": found.valid_from,
+                                      "from_unit": found.from_unit}
             continue
-        fact = FactState(uuid.uuid4().hex, predicate, obj, [], ts, None, new=True, label=label, detail=detail)
+        fact = FactState(uuid.uuid4().hex, predicate, obj, [], start, None, new=True, label=label, detail=detail,
+                         from_unit=unit)
         for old in _displaced(facts, predicate, obj):
-            if old.valid_from <= ts:
-                old.valid_to = ts
-                out.close.append({"fid": old.fid, "valid_to": ts, "closed_by": fact.fid})
+            if old.valid_from <= ts:  # said after the old fact began: the old one ends where this begins
+                end = max(old.valid_from, start)
+                old.valid_to, old.closed_by = end, fact.fid
+                out.close.append({"fid": old.fid, "valid_to": end, "closed_by": fact.fid})
             else:
                 fact.valid_to = old.valid_from  # an older statement: it held until the current one
                 fact.closed_by = old.fid
         facts.append(fact)
         out.create.append({"fid": fact.fid, "ukey": ukey, "user_id": user_id, "predicate": predicate,
-                           "obj": obj, "label": label, "detail": detail, "valid_from": ts,
-                           "valid_to": fact.valid_to, "closed_by": fact.closed_by})
+                           "obj": obj, "label": label, "detail": detail, "valid_from": start,
+                           "from_unit": unit, "valid_to": fact.valid_to, "closed_by": fact.closed_by})
         out.support.append({"xid": xid, "fid": fact.fid})
     created = {row["fid"]: row for row in out.create}
     for fid, row in touched.items():
         if fid in created:  # created in this plan: write the final state at creation
-            created[fid].update(obj=row["obj"], label=row["label"], valid_from=row["valid_from"])
+            created[fid].update(obj=row["obj"], label=row["label"], valid_from=row["valid_from"],
+                                from_unit=row["from_unit"])
             created[fid]["aliases"] = row["aliases"]
         else:
             out.update.append(row)

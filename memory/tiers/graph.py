@@ -38,7 +38,7 @@ from neo4j.exceptions import ConstraintError, DriverError, Neo4jError
 from memory.errors import InvalidInput, TierUnavailable
 from memory.models import Exchange, Extraction, ForgetTarget, Hit, MentionKind, Relation, Scope, TypedFact
 from memory.tiers import _graph_cypher as cypher
-from memory.tiers._graph_facts import FactState, plan
+from memory.tiers._graph_facts import FactState, Said, plan
 
 T = TypeVar("T")
 
@@ -266,7 +266,7 @@ class Neo4jGraph:
         def typed(r: Record) -> TypedFact:
             return TypedFact(r["fid"], r["predicate"], r["obj"], r["label"] or r["obj"], r["detail"] or "",
                              _aware(r["valid_from"]), None if r["valid_to"] is None else _aware(r["valid_to"]),
-                             tuple(sorted(r["support"])), tuple(r["aliases"] or ()))
+                             tuple(sorted(r["support"])), tuple(r["aliases"] or ()), r["from_unit"] or "")
 
         if not support:  # the reply path's query
             return [typed(r) for r in await self._read_once(cypher.FACTS_BRIEF, ukey=ukey)]
@@ -337,20 +337,22 @@ async def _single(tx: AsyncManagedTransaction, query: str, **params: Any) -> int
 
 async def _apply_statements(tx: AsyncManagedTransaction, items: Sequence[tuple[Exchange, Extraction]]) -> None:
     """Bring the typed facts of the batch's scopes up to date with its statements (see ``_graph_facts``)."""
-    by_scope: dict[str, list[tuple[str, float, str, str, str, str]]] = {}
+    by_scope: dict[str, list[Said]] = {}
     owners: dict[str, str] = {}
     for e, x in sorted(items, key=lambda item: (item[0].timestamp, item[0].id)):
         for st in x.statements:
             ukey = _ukey(e.scope)
             owners[ukey] = e.user_id
-            by_scope.setdefault(ukey, []).append((e.id, _epoch(e.timestamp), st.predicate, st.obj,
-                                                  st.label or st.obj, st.detail))
+            by_scope.setdefault(ukey, []).append(Said(
+                e.id, _epoch(e.timestamp), st.predicate, st.obj, st.label or st.obj, st.detail,
+                None if st.since is None else _epoch(st.since), st.since_unit))
     if not by_scope:
         return
     states: dict[str, list[FactState]] = {k: [] for k in by_scope}
     async for r in await tx.run(cypher.FACT_STATES, ukeys=list(by_scope)):
         states[r["ukey"]].append(FactState(r["fid"], r["predicate"], r["obj"], list(r["aliases"] or []),
-                                           r["valid_from"], r["valid_to"], label=r["label"] or ""))
+                                           r["valid_from"], r["valid_to"], label=r["label"] or "",
+                                           closed_by=r["closed_by"], from_unit=r["from_unit"] or ""))
     for ukey, said in by_scope.items():
         p = plan(ukey, owners[ukey], states[ukey], said)
         for query, rows in ((cypher.CREATE_FACTS, p.create), (cypher.CLOSE_FACTS, p.close),

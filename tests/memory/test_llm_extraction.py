@@ -106,6 +106,17 @@ async def test_self_statements_the_model_left_out_are_kept_and_its_own_reading_w
     assert (x.stats.llm_exchanges, x.stats.fallbacks) == (1, 0)
 
 
+async def test_the_start_a_message_names_dates_the_models_fact_too(fake: FakeLLM) -> None:
+    said = Exchange("x8", "ana", None, None, "I moved to Lisbon last month.", "Welcome!", T0)
+    fake.script = [{"content": json.dumps({"exchanges": [
+        {"id": "1", "summary": "Ana moved to Lisbon.", "entities": ["Lisbon"],
+         "relations": [{"predicate": "LIVES_IN", "object": "Lisbon"}], "profile": {}}]})}]
+    [out] = await extractor(fake).extract([said])
+    [home] = out.statements
+    month_before = (T0.replace(day=1) - timedelta(days=1)).replace(day=1, hour=0, minute=0)
+    assert (home.predicate, home.obj, home.since, home.since_unit) == ("LIVES_IN", "lisbon", month_before, "month")
+
+
 async def test_a_long_summary_is_cut_to_the_limit(fake: FakeLLM) -> None:
     fake.script = [{"content": answer(1, summary="Ana " + "talks about Paris and numbers 1234 " * 20)}]
     [out] = await extractor(fake).extract(exchanges(1))

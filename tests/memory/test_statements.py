@@ -101,3 +101,21 @@ def test_a_liked_or_disliked_phrase_is_a_fact_not_an_entity() -> None:
     x = DeterministicExtractor().extract_one(e)
     assert {(s.predicate, s.obj) for s in x.statements} == {("LIKES", "sea swimming"), ("DISLIKES", "loud music")}
     assert [m.name for m in x.mentions if m.kind == "entity"] == []
+
+
+def test_a_statement_carries_the_start_it_names_in_its_own_clause() -> None:
+    now = datetime(2026, 12, 1, 15, 0, tzinfo=UTC)
+    found = {s.predicate: (s.label, s.since, s.since_unit) for s in statements(
+        "Hi, I'm Priya! I moved to Manchester last month. I used to work as a nurse but since March "
+        "I have been a paramedic, and I got a puppy called Biscuit two weeks ago.", now)}
+    assert found == {
+        "NAME": ("Priya", None, ""),  # a name has no start worth keeping
+        "LIVES_IN": ("Manchester", datetime(2026, 11, 1, tzinfo=UTC), "month"),
+        "WORKS_AS": ("paramedic", datetime(2026, 3, 1, tzinfo=UTC), "month"),
+        "HAS_PET": ("Biscuit", datetime(2026, 11, 17, tzinfo=UTC), "day"),
+    }
+    # another clause's time is not this statement's, and without the time of saying nothing is dated
+    [home] = statements("I moved to Leeds in 2019 and I work as a nurse.", now)[:1]
+    [job] = [s for s in statements("I moved to Leeds in 2019 and I work as a nurse.", now) if s.predicate == "WORKS_AS"]
+    assert (home.since, job.since) == (datetime(2019, 1, 1, tzinfo=UTC), None)
+    assert all(s.since is None for s in statements("I moved to Leeds in 2019."))

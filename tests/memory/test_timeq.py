@@ -6,7 +6,7 @@ from datetime import UTC, datetime
 
 import pytest
 
-from memory.timeq import window
+from memory.timeq import began, window
 
 NOW = datetime(2024, 3, 10, 15, 30, tzinfo=UTC)
 
@@ -39,3 +39,33 @@ def test_named_dates_become_windows(query: str, start: datetime, end: datetime) 
                                    "on 31 February 2024 what happened", ""])
 def test_no_date_no_window(query: str) -> None:
     assert window(query, NOW) is None
+
+
+# ---- when a statement says its fact began ---------------------------------------------------------
+
+@pytest.mark.parametrize(("clause", "at", "unit"), [
+    ("I moved to Manchester last month from Leeds", day(2024, 2, 1), "month"),
+    ("since March I have been a paramedic", day(2024, 3, 1), "month"),
+    ("since May I have been a paramedic", day(2023, 5, 1), "month"),  # May has not come yet this year
+    ("I got a puppy two weeks ago", day(2024, 2, 25), "day"),
+    ("I've been living in Porto for about three years now", day(2021, 1, 1), "year"),
+    ("I moved to Leeds in 2019", day(2019, 1, 1), "year"),
+    ("I have worked at Google since 2015", day(2015, 1, 1), "year"),
+    ("I moved to Leeds in May 2021", day(2021, 5, 1), "month"),
+    ("we moved on 3 May 2022", day(2022, 5, 3), "day"),
+    ("I moved here yesterday", day(2024, 3, 9), "day"),
+    ("I moved to Berlin last weekend", day(2024, 3, 3), "day"),
+    ("I moved to Berlin a year ago", day(2023, 1, 1), "year"),
+])
+def test_a_statement_says_when_its_fact_began(clause: str, at: datetime, unit: str) -> None:
+    found = began(clause, NOW)
+    assert found is not None and (found.at, found.unit) == (at, unit)
+
+
+@pytest.mark.parametrize("clause", [
+    "I live in Leeds", "I will move to Leeds in 2030", "I'm moving there in June 2025",  # a plan, not a fact
+    "I work as a nurse for the NHS",  # "for" without a duration
+    "I work nights for three weeks",  # a duration without "have been": not a start
+])
+def test_no_start_without_a_past_time(clause: str) -> None:
+    assert began(clause, NOW) is None

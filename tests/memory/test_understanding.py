@@ -49,10 +49,11 @@ async def test_facts_change_over_weeks_and_the_profile_reaches_every_context(
     facts = await memory.typed_facts(user, "g1")
     assert current(facts) == {("NAME", "Ana"), ("LIVES_IN", "Berlin"), ("WORKS_AS", "nurse"), ("HAS_PET", "Rex")}
     [paris] = [f for f in facts if f.label == "Paris"]
-    assert paris.valid_to == T0 + timedelta(weeks=5) and paris.support == (ids[0],)
+    # "I moved to Berlin last weekend", said on 10 March: the move is dated a week back, not the day it was said
+    assert paris.valid_to == datetime(2025, 3, 3, tzinfo=UTC) and paris.support == (ids[0],)
     ctx = await memory.get_conversation_context(user, "any plans for the weekend?", guild_id="g1", max_tokens=600)
     text = ctx.to_context_string(600)
-    assert text.startswith("User profile:\n- Name: Ana\n- Lives in Berlin (since 2025-03-10; "
+    assert text.startswith("User profile:\n- Name: Ana\n- Lives in Berlin (since 2025-03-03; "
                            "before: Paris)\n- Works as nurse\n- Pets: dog Rex")
     # another scope and another user see none of it
     other = await memory.get_conversation_context(user, "hello", max_tokens=600)
@@ -94,6 +95,32 @@ async def test_a_diet_given_up_replaces_the_old_one(memory: HierarchicalMemoryMa
     await tell(memory, user, [(0, "I'm vegan.", "Noted."), (5, "I'm not vegan anymore, I eat fish now.", "OK!")])
     line = (await memory.user_profile(user)).line("diet")
     assert line is not None and line.text == "Diet: no longer vegan"
+
+
+async def test_facts_start_when_the_user_says_they_did(memory: HierarchicalMemoryManager,
+                                                       uid: Callable[[str], str]) -> None:
+    # T0 is 3 Feb 2025; found in the console, where "I moved to Manchester last month" showed the day it was said
+    user = uid("priya")
+    await tell(memory, user, [(0, "I've lived in Porto for about three years. I work as a nurse.", "Nice."),
+                              (1, "I moved to Lisbon last month!", "Wow."),
+                              (8, "I left nursing: since March I have been a paramedic.", "Big change!")])
+    profile = await memory.user_profile(user)
+    assert profile.line("home").text == "Lives in Lisbon (since Jan 2025; before: Porto)"  # type: ignore[union-attr]
+    assert profile.line("work").text == (  # type: ignore[union-attr]
+        "Works as paramedic (since Mar 2025); before: nurse until 2025-03-01")
+    facts = {f.label: f for f in await memory.typed_facts(user)}
+    assert (facts["Porto"].valid_from, facts["Porto"].valid_to) == (datetime(2022, 1, 1, tzinfo=UTC),
+                                                                    datetime(2025, 1, 1, tzinfo=UTC))
+    # a repeat that names an earlier start moves the start back; one that names none leaves it
+    await tell(memory, user, [(9, "I live in Lisbon, I moved there in December 2024.", "OK."),
+                              (10, "I still live in Lisbon.", "OK.")])
+    line = (await memory.user_profile(user)).line("home")
+    assert line is not None and line.text == "Lives in Lisbon (since Dec 2024; before: Porto)"
+    # the newest word wins: a move said later, dated before a home said in between, still replaces it
+    other = uid("ravi")
+    await tell(memory, other, [(0, "I live in Leeds.", "OK."), (2, "I moved to York two months ago.", "OK.")])
+    assert current(await memory.typed_facts(other)) >= {("LIVES_IN", "York")}
+    assert ("LIVES_IN", "Leeds") not in current(await memory.typed_facts(other))
 
 
 async def test_the_profile_stays_within_its_small_budget(memory: HierarchicalMemoryManager,
