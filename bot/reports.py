@@ -106,6 +106,7 @@ async def show_card(memory: HierarchicalMemoryManager, user_id: str, guild_id: s
     """
     ctx = await memory.get_conversation_context(user_id, SHOW_QUERY, guild_id=guild_id, max_tokens=800)
     counts = await memory.counts(user_id, guild_id=guild_id, dm=guild_id is None)
+    queued = await memory.queued(user_id, guild_id=guild_id, dm=guild_id is None)
     try:
         profile_items = await memory.profile(user_id, guild_id=guild_id, limit=12)
     except TierUnavailable:
@@ -123,7 +124,9 @@ async def show_card(memory: HierarchicalMemoryManager, user_id: str, guild_id: s
                              or ("(graph unavailable right now)" if "graph" in ctx.degraded else "nothing yet")),)
                     if ctx.profile else ()),
                   Section("Facts (/remember)", clip(facts, 1000, lines=True) or "none"),
-                  Section("Stored per tier (-1: tier down)", format_counts(counts))),
+                  Section("Stored per tier (-1: tier down)", format_counts(counts) + (
+                      f"\n{queued} recent exchange{'s' if queued != 1 else ''} still being taken in: the profile"
+                      " and topics catch up in a moment" if queued else ""))),
         footer="Unavailable right now: " + ", ".join(ctx.degraded) if ctx.degraded else "")
 
 

@@ -172,6 +172,12 @@ class MemoryGovernance(ManagerParts):
                 out[name] = -1
         return out
 
+    async def queued(self, user_id: str, guild_id: str | None = None, dm: bool = False) -> int:
+        """How many of the user's exchanges (one scope, or every scope) are archived but not yet
+        through the derived tiers: what the profile, topics and summaries do not show yet."""
+        user_id = clean_id(user_id, "user_id")
+        return await self.t.outbox.pending_for(user_id, self._scope_of(user_id, guild_id, dm))
+
     async def profile(self, user_id: str, guild_id: str | None = None, limit: int = 20) -> list[Relation]:
         """The scope's most mentioned entities and topics (raises TierUnavailable if the graph is down)."""
         return await self.graph.profile(Scope.of(user_id, guild_id), limit)

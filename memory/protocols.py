@@ -91,6 +91,9 @@ class Outbox(Protocol):
     async def pending(self) -> int:
         """How many exchanges wait for derived work (leased ones included)."""
 
+    async def pending_for(self, user_id: str, scope: Scope | None = None) -> int:
+        """How many of the user's exchanges (in one scope, or all) wait for derived work."""
+
     async def enqueue_all(self, user_id: str | None = None) -> int:
         """Queue every archived exchange (of one user, or all) again; returns the count."""
 

@@ -84,6 +84,12 @@ class PostgresOutbox(_PgEdge):
     async def pending(self) -> int:
         return int(await self._fetchval("SELECT count(*) FROM outbox"))
 
+    async def pending_for(self, user_id: str, scope: Scope | None = None) -> int:
+        """How many of the user's exchanges (in one scope, or all) still wait for derived work."""
+        return int(await self._fetchval(
+            "SELECT count(*) FROM outbox o JOIN exchanges e ON e.id = o.exchange_id"
+            " WHERE e.user_id = $1 AND ($2::text IS NULL OR e.scope = $2)", user_id, scope.key if scope else None))
+
     async def last_error(self) -> str | None:
         value = await self._fetchval("SELECT last_error FROM outbox WHERE last_error IS NOT NULL"
                                      " ORDER BY available_at DESC LIMIT 1")

@@ -18,7 +18,7 @@ from pydantic import SecretStr
 
 from bot.chat import NOT_STORED_NOTE, ChatHandler, IncomingMessage
 from bot.llm import ChatLLM
-from bot.reports import show_card
+from bot.reports import Card, show_card
 from memory.launcher import Addresses
 from memory.manager import HierarchicalMemoryManager
 from memory.settings import MemorySettings, Neo4jSettings, PostgresSettings, RedisSettings, RetrievalSettings
@@ -123,3 +123,29 @@ async def test_graph_down_memory_show_says_so_instead_of_an_empty_profile(
         assert "graph" in card.footer and "Hi, I'm Priya" in down["Recent exchanges"]
     finally:
         await memory.aclose()
+
+
+async def test_memory_show_says_what_is_still_being_taken_in(bundled: Addresses, tmp_path: Path) -> None:
+    """Found in the console: right after chatting, /memory show said "Profile: nothing yet" with no word
+    that the worker had not reached the new exchanges yet."""
+    dsn = await servers.create_database(bundled.postgres_dsn)
+    settings = memory_settings_for(bundled, tmp_path / "data", dsn)
+    settings.worker.in_process = False  # nothing is taken in until the test runs the worker
+    async with HierarchicalMemoryManager.from_env(settings) as memory:
+        user, other = f"q-{uuid.uuid4().hex[:8]}", f"q-{uuid.uuid4().hex[:8]}"
+        for text in ("Hi, I'm Priya.", "I live in Leeds."):
+            await memory.store_conversation(user, text, "Noted.")
+        await memory.store_conversation(user, "In the server now.", "Hi!", guild_id="77001")
+        await memory.store_conversation(other, "Someone else.", "Hi!")
+
+        def stored(card: Card) -> str:
+            return {s.name: s.value for s in card.sections}["Stored per tier (-1: tier down)"]
+
+        dms = stored(await show_card(memory, user, None))
+        assert "2 recent exchanges still being taken in" in dms  # this scope's only, not the guild's
+        assert "1 recent exchange still being taken in" in stored(await show_card(memory, user, "77001"))
+        while await memory.queued(user) + await memory.queued(other):
+            await memory.worker.run_once()
+        assert "still being taken in" not in stored(await show_card(memory, user, None))
+        assert "Lives in Leeds" in {s.name: s.value for s in (await show_card(memory, user, None)).sections}[
+            "Profile (/memory profile to correct it)"]
