@@ -164,7 +164,7 @@ def topics(text: str, limit: int = 8, *, besides: Iterable[str] = ()) -> list[st
 # here last month" is about the move's place, not about "actually", "moved" or "month"). Kept out
 # of topics (matched by stem, so "loves" and "loved" go with "love"), not out of entities.
 _WEAK_TOPICS = frozenset(stem(w) for w in """
-actually basically probably literally definitely usually always never often sometimes recently finally
+actually basically probably literally definitely usually always never often sometimes recently finally name
 already pretty quite little last next first second third new old big small long short whole best better near
 worse worst every another other different same own enough lately soon later ago since almost instead
 month months hour hours minute minutes moment morning evening night tonight weekend weekends

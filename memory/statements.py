@@ -65,6 +65,9 @@ _RULES: list[tuple[re.Pattern[str], str]] = [
     (re.compile(r"\bi(?:'ve| have)? (?:just |recently |finally )?(?:moved|relocated) to\s+" + _NAME, re.I),
      "LIVES_IN"),
     (re.compile(r"\b(?:i|and) (?:now |currently )?work as (?:an? )?" + _PHRASE + _END, re.I), "WORKS_AS"),
+    # "I work at Nubank as a data scientist" (the employer is the WORKS_AT rule's)
+    (re.compile(r"\bi (?:now |currently )?work (?:at|for) [^.!?,;:]{1,60}? as (?:an? )?" + _PHRASE + _END, re.I),
+     "WORKS_AS"),
     (re.compile(r"\bi(?:(?:'m|’m| am) (?:now |currently )?working|(?:'ve|’ve| have) been working|"
                 r" (?:just |recently )?(?:got a job|started working|started a new job|started work)) as (?:an? )?"
                 + _PHRASE + _END, re.I), "WORKS_AS"),

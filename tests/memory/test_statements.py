@@ -62,6 +62,7 @@ def said(text: str) -> set[tuple[str, str, str]]:
     ("I got a job as a barista!", {("WORKS_AS", "barista", "")}),
     ("I'm working as a junior developer now", {("WORKS_AS", "junior developer", "")}),
     ("I started working as a delivery driver in May", {("WORKS_AS", "delivery driver", "")}),
+    ("I work at Nubank as a data scientist.", {("WORKS_AT", "Nubank", ""), ("WORKS_AS", "data scientist", "")}),
 ])
 def test_clear_self_statements_become_typed_statements(text: str, expected: set[tuple[str, str, str]]) -> None:
     assert said(text) == expected
