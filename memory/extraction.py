@@ -12,7 +12,7 @@ import re
 from collections import Counter
 from collections.abc import Iterable, Sequence
 
-from memory.models import NOT_ENTITIES, Exchange, Extraction, Mention
+from memory.models import ANY_OBJECT, NOT_ENTITIES, Exchange, Extraction, Mention
 from memory.statements import statements
 from memory.tokens import split_tokens, truncate_tokens
 
@@ -232,7 +232,7 @@ class DeterministicExtractor:
         mentions = [Mention(key, "entity", display) for key, display in entities(source)[:20]]
         seen = {m.name for m in mentions}
         mentions += [Mention(s.obj, "entity", s.label) for s in said
-                     if s.obj not in seen and s.predicate not in NOT_ENTITIES]
+                     if s.obj not in seen and s.predicate not in NOT_ENTITIES and s.obj != ANY_OBJECT]
         seen = {m.name for m in mentions}
         mentions += [Mention(t, "topic", label) for t, label in labelled_topics(exchange.user_message, besides=seen)]
         return Extraction(exchange.id, summarise(exchange), chunks, tuple(mentions), tuple(said))

@@ -32,7 +32,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from memory.errors import TierUnavailable
 from memory.extraction import DeterministicExtractor, labelled_topics, normalise
-from memory.models import NOT_ENTITIES, PREDICATES, Exchange, Extraction, Mention, Statement
+from memory.models import ANY_OBJECT, NOT_ENTITIES, PREDICATES, Exchange, Extraction, Mention, Statement
 from memory.settings import LLMSettings
 
 log = logging.getLogger(__name__)
@@ -357,14 +357,18 @@ class LLMExtractor:
         dated = {(s.predicate, s.obj): s for s in base.statements if s.since is not None}
         said = [replace(s, since=d.since, since_unit=d.since_unit) if (d := dated.get((s.predicate, s.obj)))
                 and s.since is None else s for s in said]  # "last month" read by the rules dates the model's fact
-        said += [s for s in base.statements if s.predicate not in stated]
+        said += [s for s in base.statements if s.predicate not in stated and not s.ended]
+        # an ending the rules read ("my cat Miso died") is kept, and outweighs the model reading the
+        # same words as the fact itself
+        ends = [s for s in base.statements if s.ended]
+        said = [*ends, *(s for s in said if not any(e.predicate == s.predicate and e.obj == s.obj for e in ends))]
         mentions: dict[str, Mention] = {}
         for name in out.entities:
             key = normalise(name)
             if key and len(key) <= 200:
                 mentions.setdefault(key, Mention(key, "entity", " ".join(name.split())))
         for s in said:
-            if s.predicate not in NOT_ENTITIES:
+            if s.predicate not in NOT_ENTITIES and s.obj != ANY_OBJECT:
                 mentions.setdefault(s.obj, Mention(s.obj, "entity", s.label))
         for t, label in labelled_topics(exchange.user_message, besides=list(mentions)):
             mentions.setdefault(t, Mention(t, "topic", label))

@@ -262,6 +262,11 @@ PREDICATES = SINGLE_VALUED | MULTI_VALUED
 OPPOSITES = {"LIKES": "DISLIKES", "DISLIKES": "LIKES"}
 # Predicates whose object is the user's own name or a phrase ("software engineer", "loud music"),
 # not a thing to index as an entity mention.
+# The object of an ending that ends whatever is current ("I quit my job": the job, whichever it was).
+ANY_OBJECT = "*"
+# The graph's record of an ending (not a predicate a statement can make): it closed the ended facts
+# and is supported by the exchange that said so, so forgetting that exchange reopens them.
+ENDED = "ENDED"
 NOT_ENTITIES = frozenset({"NAME", "CALLED", "WORKS_AS", "LIKES", "DISLIKES", "DIET", "ALLERGIC_TO"})
 
 
@@ -272,7 +277,8 @@ class Statement:
     ``label`` is the display form ("Berlin"), ``detail`` qualifies the relation
     ("sister", "dog"). ``since`` is when the statement itself says the fact began ("I moved
     here last month"), ``since_unit`` how precisely ("day", "month", "year"); without it the
-    fact begins when it was said. Raises InvalidInput for an unknown predicate or an empty object.
+    fact begins when it was said. An ``ended`` statement says the fact is over (then ``since``
+    is when it ended). Raises InvalidInput for an unknown predicate or an empty object.
     """
 
     predicate: str
@@ -281,6 +287,7 @@ class Statement:
     detail: str = ""
     since: datetime | None = None
     since_unit: str = ""
+    ended: bool = False                # "my cat Miso died": the fact ends then (``obj`` ANY_OBJECT: any current)
 
     def __post_init__(self) -> None:
         if self.predicate not in PREDICATES:

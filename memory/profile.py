@@ -117,6 +117,12 @@ def derive_lines(facts: Sequence[TypedFact]) -> dict[str, str]:
         if old is not None and old.valid_to is not None:
             text += f"; before: {old.label} until {old.valid_to:%Y-%m-%d}"
         lines["work"] = text
+    elif ended := [f for f in closed if f.predicate in ("WORKS_AS", "WORKS_AT") and f.valid_to is not None]:
+        # "I quit my job": no job now, and the last one is worth knowing
+        last = ended[0]
+        was = " ".join(f"{'as' if f.predicate == 'WORKS_AS' else 'at'} {f.label}"
+                       for f in sorted(ended, key=lambda f: f.predicate) if f.valid_to == last.valid_to)
+        lines["work"] = f"No job now (before: {was} until {last.valid_to:%Y-%m-%d})"
     allergies = [f.label for f in current if f.predicate == "ALLERGIC_TO"]
     if allergies:
         lines["allergies"] = "Allergic to: " + _join(allergies)

@@ -12,7 +12,7 @@ from __future__ import annotations
 import re
 from datetime import datetime
 
-from memory.models import Statement
+from memory.models import ANY_OBJECT, Statement
 from memory.timeq import began
 
 # A name: capitalised words (any cased script), optionally joined by a few connectors.
@@ -74,6 +74,9 @@ _RULES: list[tuple[re.Pattern[str], str]] = [
     (re.compile(r"\bi(?:'m|’m| am|(?:'ve|’ve| have) been| (?:just |recently |finally )?became)"
                 r" (?:now |currently |still |also )?an? " + _JOB + _END, re.I), "WORKS_AS"),
     (re.compile(r"\bi (?:now |currently )?work (?:at|for)\s+" + _NAME, re.I), "WORKS_AT"),
+    # "I'm a nurse at St Mary's" (the job is the rule above's)
+    (re.compile(r"\bi(?:'m|’m| am|(?:'ve|’ve| have) been) (?:now |currently |still )?an? " + _JOB + r" (?:at|for) "
+                + _NAME, re.I), "WORKS_AT"),
     (re.compile(r"\bi (?:really |absolutely |just )?(?:love|like|enjoy|adore)\s+" + _PHRASE + _END, re.I),
      "LIKES"),
     (re.compile(r"\bmy (?:all[- ]time |absolute )?favou?rite (?:[a-z]+(?: [a-z]+)?) (?:is|has to be)\s+"
@@ -131,6 +134,35 @@ def _key(label: str) -> str:
     return " ".join(label.lower().split())
 
 
+# Endings: the fact is over. "my cat Miso passed away", "I broke up with my girlfriend Sara",
+# "I don't live in Leeds anymore", "I'm not a nurse anymore", "I quit my job at Google"; and
+# with no object, whatever job is current: "I quit my job", "I was laid off", "I retired".
+_PET_WORDS = "|".join(sorted((*_PETS, *_PLURAL_PETS), key=len, reverse=True))
+_PARTNER_WORDS = "girlfriend|boyfriend|partner|wife|husband|fiance|fiancee|fiancé"
+_ENDINGS: list[tuple[re.Pattern[str], str]] = [
+    (re.compile(r"\bmy (?:\w+ )?(?:" + _PET_WORDS + r"),?\s+" + _NAME + r",?\s+(?:has |had |just |sadly |finally )?"
+                r"(?:passed away|passed on|died|was put down|was put to sleep|ran away|went missing)", re.I),
+     "HAS_PET"),
+    (re.compile(r"\b(?:i|we) (?:just |sadly |recently )?(?:lost|had to put down|buried) (?:my|our) (?:\w+ )?(?:"
+                + _PET_WORDS + r"),?\s+" + _NAME, re.I), "HAS_PET"),
+    (re.compile(r"\bi (?:just |finally |recently )?(?:broke up|split up|separated) with (?:my (?:\w+ )?(?:"
+                + _PARTNER_WORDS + r"),?\s+)?" + _NAME, re.I), "PARTNER_OF"),
+    (re.compile(r"\bi (?:just |finally |recently )?divorced (?:my (?:" + _PARTNER_WORDS + r"),?\s+)?" + _NAME, re.I),
+     "PARTNER_OF"),
+    (re.compile(r"\bi (?:(?:don't|don’t|do not) live in " + _NAME + r" any ?more|no longer live in " + _NAME.replace(
+        "?P<name>", "?P<name2>") + r")", re.I), "LIVES_IN"),
+    (re.compile(r"\bi (?:(?:don't|don’t|do not) work (?:at|for) " + _NAME + r" any ?more|no longer work (?:at|for) "
+                + _NAME.replace("?P<name>", "?P<name2>") + r"|(?:just )?(?:quit|left) my (?:job|position|role) "
+                r"(?:at|with|for) " + _NAME.replace("?P<name>", "?P<name3>") + r")", re.I), "WORKS_AT"),
+    (re.compile(r"\bi(?:'m|’m| am) (?:not|no longer) an? " + _JOB + r"(?: any ?more)?" + _END, re.I), "WORKS_AS"),
+    (re.compile(r"\bi (?:just |recently )?(?:quit|left) my job as (?:an? )?" + _PHRASE + _END, re.I), "WORKS_AS"),
+    (re.compile(r"\bi (?:(?:just |recently )?(?:quit|lost|left) my job\b(?! (?:at|with|for|as)\b)|"
+                r"(?:got|was|have been|'ve been|’ve been) (?:laid off|fired|made redundant|let go)\b|"
+                r"(?:just |recently |finally )?retired\b)|\bi(?:'m|’m| am) (?:now )?(?:unemployed|out of work|"
+                r"between jobs)\b", re.I), ANY_OBJECT),
+]
+
+
 # Facts a statement can date ("I moved to Leeds in 2019"); a name or a liking has no start worth showing.
 _DATED = frozenset({"LIVES_IN", "WORKS_AS", "WORKS_AT", "HAS_PET", "DIET", "PARTNER_OF"})
 # Where one clause ends: "I was a nurse but since March I have been a paramedic" dates the second only.
@@ -151,11 +183,12 @@ def statements(text: str, now: datetime | None = None) -> list[Statement]:
     With ``now`` (when it was said), a statement that says when its fact began carries that time."""
     found: dict[tuple[str, str], Statement] = {}
     at = 0
+    ended = _endings(text, now)
 
     def add(predicate: str, label: str, detail: str = "") -> None:
         label = _clean(label)
-        if not label or len(label) > 80 or _key(label).split()[0] in _NOT_NAMES:
-            return
+        if not label or len(label) > 80 or _key(label).split()[0] in _NOT_NAMES or (predicate, _key(label)) in ended:
+            return  # "my cat Miso" in "my cat Miso died" is the ending's, not a new pet
         start = began(_clause(text, at), now) if now is not None and predicate in _DATED else None
         found.setdefault((predicate, _key(label)), Statement(
             predicate, _key(label), label, detail, start.at if start else None, start.unit if start else ""))
@@ -193,4 +226,22 @@ def statements(text: str, now: datetime | None = None) -> list[Statement]:
         at = m.start()
         for name in re.split(r",\s*(?:and\s+)?|\s+and\s+", m.group("names")):
             add("HAS_PET", name, _PLURAL_PETS[m.group("role").lower()])
-    return list(found.values())
+    return [*ended.values(), *found.values()]
+
+
+def _endings(text: str, now: datetime | None) -> dict[tuple[str, str], Statement]:
+    out: dict[tuple[str, str], Statement] = {}
+    for pattern, predicate in _ENDINGS:
+        for m in pattern.finditer(text):
+            when = began(_clause(text, m.start()), now) if now is not None else None
+            since, unit = (when.at, when.unit) if when else (None, "")
+            if predicate == ANY_OBJECT:  # whatever job it was
+                for p in ("WORKS_AS", "WORKS_AT"):
+                    out.setdefault((p, ANY_OBJECT), Statement(p, ANY_OBJECT, "job", "", since, unit, ended=True))
+                continue
+            groups = m.groupdict()
+            label = _clean(next((groups[g] for g in ("name", "name2", "name3", "phrase") if groups.get(g)), ""))
+            if label and _key(label).split()[0] not in _NOT_NAMES:
+                out.setdefault((predicate, _key(label)), Statement(predicate, _key(label), label, "", since, unit,
+                                                                   ended=True))
+    return out

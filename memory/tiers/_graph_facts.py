@@ -17,7 +17,10 @@ Rules:
 * a statement that says when its fact began ("I moved here last month") starts the
   fact then, and a repeat with an earlier start moves the start back; whether it
   replaces the current fact still goes by when it was said (the newest word wins);
-* opposite predicates (``LIKES`` / ``DISLIKES``) about one object close each other the same way.
+* opposite predicates (``LIKES`` / ``DISLIKES``) about one object close each other the same way;
+* an ending ("my cat Miso died", "I quit my job") closes the open facts it names at its time and
+  is kept as an ``ENDED`` fact that closed them, supported by its exchange: forgetting that
+  exchange deletes it and so reopens them. An ending that names no open fact writes nothing.
 """
 
 from __future__ import annotations
@@ -26,7 +29,7 @@ import uuid
 from dataclasses import dataclass, field
 from typing import Any
 
-from memory.models import OPPOSITES, SINGLE_VALUED
+from memory.models import ANY_OBJECT, ENDED, OPPOSITES, SINGLE_VALUED
 
 RESOLVED = frozenset({"NAME", "CALLED", "HAS_PET", "SIBLING_OF", "PARENT_OF", "CHILD_OF", "PARTNER_OF",
                       "FRIEND_OF"})
@@ -62,6 +65,7 @@ class Said:
     detail: str
     start: float | None = None
     unit: str = ""
+    ended: bool = False
 
 
 @dataclass
@@ -106,6 +110,27 @@ def _displaced(facts: list[FactState], predicate: str, obj: str) -> list[FactSta
     return [f for f in facts if f.predicate == opposite and f.valid_to is None and obj in _names(f)]
 
 
+def _end(out: Plan, facts: list[FactState], st: Said, ukey: str, user_id: str, at: float) -> None:
+    if st.obj == ANY_OBJECT:
+        targets = [f for f in facts if f.predicate == st.predicate and f.valid_to is None]
+    else:
+        found = _match(facts, st.predicate, st.obj)
+        targets = [found] if found is not None else []
+    targets = [f for f in targets if f.valid_from <= st.ts]  # not a fact said after the ending
+    if not targets:
+        return
+    record = FactState(uuid.uuid4().hex, ENDED, st.obj, [], at, None, new=True, label=st.label,
+                       detail=st.predicate)
+    for f in targets:
+        f.valid_to, f.closed_by = max(f.valid_from, at), record.fid
+        out.close.append({"fid": f.fid, "valid_to": f.valid_to, "closed_by": record.fid})
+    facts.append(record)
+    out.create.append({"fid": record.fid, "ukey": ukey, "user_id": user_id, "predicate": ENDED, "obj": st.obj,
+                       "label": st.label, "detail": st.predicate, "valid_from": at, "from_unit": "",
+                       "valid_to": None, "closed_by": None})
+    out.support.append({"xid": st.xid, "fid": record.fid})
+
+
 def plan(ukey: str, user_id: str, facts: list[FactState], statements: list[Said]) -> Plan:
     """Writes for ``statements``, oldest said first.
 
@@ -116,6 +141,9 @@ def plan(ukey: str, user_id: str, facts: list[FactState], statements: list[Said]
     for st in statements:
         xid, ts, predicate, obj, label, detail = st.xid, st.ts, st.predicate, st.obj, st.label, st.detail
         start, unit = (st.start, st.unit) if st.start is not None and st.start <= ts else (ts, "")
+        if st.ended:
+            _end(out, facts, st, ukey, user_id, start)
+            continue
         found = _match(facts, predicate, obj)
         if found is not None:
             out.support.append({"xid": xid, "fid": found.fid})

@@ -345,7 +345,7 @@ async def _apply_statements(tx: AsyncManagedTransaction, items: Sequence[tuple[E
             owners[ukey] = e.user_id
             by_scope.setdefault(ukey, []).append(Said(
                 e.id, _epoch(e.timestamp), st.predicate, st.obj, st.label or st.obj, st.detail,
-                None if st.since is None else _epoch(st.since), st.since_unit))
+                None if st.since is None else _epoch(st.since), st.since_unit, st.ended))
     if not by_scope:
         return
     states: dict[str, list[FactState]] = {k: [] for k in by_scope}

@@ -117,6 +117,19 @@ async def test_the_start_a_message_names_dates_the_models_fact_too(fake: FakeLLM
     assert (home.predicate, home.obj, home.since, home.since_unit) == ("LIVES_IN", "lisbon", month_before, "month")
 
 
+async def test_an_ending_the_rules_read_outweighs_the_model_reading_it_as_the_fact(fake: FakeLLM) -> None:
+    said = Exchange("x7", "ana", None, None, "My cat Tofu died yesterday. I quit my job, now I work at Meta.",
+                    "I'm sorry.", T0)
+    fake.script = [{"content": json.dumps({"exchanges": [
+        {"id": "1", "summary": "Tofu died; Ana works at Meta.", "entities": ["Tofu", "Meta"],
+         "relations": [{"predicate": "HAS_PET", "object": "Tofu", "detail": "cat"},
+                       {"predicate": "WORKS_AT", "object": "Meta"}], "profile": {}}]})}]
+    [out] = await extractor(fake).extract([said])
+    assert [(s.predicate, s.obj, s.ended) for s in out.statements] == [
+        ("HAS_PET", "tofu", True), ("WORKS_AS", "*", True), ("WORKS_AT", "*", True), ("WORKS_AT", "meta", False)]
+    assert "*" not in {m.name for m in out.mentions}
+
+
 async def test_a_long_summary_is_cut_to_the_limit(fake: FakeLLM) -> None:
     fake.script = [{"content": answer(1, summary="Ana " + "talks about Paris and numbers 1234 " * 20)}]
     [out] = await extractor(fake).extract(exchanges(1))

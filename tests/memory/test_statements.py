@@ -63,6 +63,7 @@ def said(text: str) -> set[tuple[str, str, str]]:
     ("I'm working as a junior developer now", {("WORKS_AS", "junior developer", "")}),
     ("I started working as a delivery driver in May", {("WORKS_AS", "delivery driver", "")}),
     ("I work at Nubank as a data scientist.", {("WORKS_AT", "Nubank", ""), ("WORKS_AS", "data scientist", "")}),
+    ("I'm a nurse at St Mary's.", {("WORKS_AS", "nurse", ""), ("WORKS_AT", "St Mary", "")}),
 ])
 def test_clear_self_statements_become_typed_statements(text: str, expected: set[tuple[str, str, str]]) -> None:
     assert said(text) == expected
@@ -120,3 +121,24 @@ def test_a_statement_carries_the_start_it_names_in_its_own_clause() -> None:
     [job] = [s for s in statements("I moved to Leeds in 2019 and I work as a nurse.", now) if s.predicate == "WORKS_AS"]
     assert (home.since, job.since) == (datetime(2019, 1, 1, tzinfo=UTC), None)
     assert all(s.since is None for s in statements("I moved to Leeds in 2019."))
+
+
+@pytest.mark.parametrize(("text", "expected"), [
+    ("My cat Miso passed away last week.", {("HAS_PET", "miso", True)}),  # not a new pet "Miso"
+    ("We lost our dog Rex in the spring.", {("HAS_PET", "rex", True)}),
+    ("I broke up with my girlfriend Sara.", {("PARTNER_OF", "sara", True)}),
+    ("Actually I don't live in Leeds anymore, I moved to York.", {("LIVES_IN", "leeds", True),
+                                                                 ("LIVES_IN", "york", False)}),
+    ("I'm not a nurse anymore.", {("WORKS_AS", "nurse", True)}),
+    ("I quit my job at Google.", {("WORKS_AT", "google", True)}),
+    ("I no longer work at Google.", {("WORKS_AT", "google", True)}),
+    ("I quit my job as a barista", {("WORKS_AS", "barista", True)}),
+    ("I was laid off, so now I work at Meta.", {("WORKS_AS", "*", True), ("WORKS_AT", "*", True),
+                                                ("WORKS_AT", "meta", False)}),
+    ("I retired last year", {("WORKS_AS", "*", True), ("WORKS_AT", "*", True)}),
+    ("My cat Miso loves boxes", {("HAS_PET", "miso", False)}),
+])
+def test_an_ending_is_a_statement_that_the_fact_is_over(text: str, expected: set[tuple[str, str, bool]]) -> None:
+    found = statements(text, datetime(2026, 12, 1, tzinfo=UTC))
+    assert {(s.predicate, s.obj, s.ended) for s in found} == expected
+    assert [s.ended for s in found] == sorted((s.ended for s in found), reverse=True)  # endings come first

@@ -123,6 +123,32 @@ async def test_facts_start_when_the_user_says_they_did(memory: HierarchicalMemor
     assert ("LIVES_IN", "Leeds") not in current(await memory.typed_facts(other))
 
 
+async def test_endings_close_facts_and_a_forget_of_the_ending_reopens_them(
+        memory: HierarchicalMemoryManager, uid: Callable[[str], str]) -> None:
+    user = uid("noor")
+    ids = await tell(memory, user, [
+        (0, "I keep two cats, Miso and Tofu. My girlfriend Sara says hi. I work at Google as a data scientist.", "Hi!"),
+        (3, "Sad news: my cat Miso passed away last week.", "I'm so sorry."),
+        (4, "I broke up with my girlfriend Sara.", "That's a lot at once.")])
+    profile = await memory.user_profile(user)
+    assert profile.line("pets").text == "Pets: cat Tofu"  # type: ignore[union-attr]
+    assert profile.line("people") is None
+    # an ending that names no job ends the whole job, employer and role
+    await tell(memory, user, [(5, "I was laid off.", "Oh no.")])
+    work = (await memory.user_profile(user)).line("work")
+    assert work is not None and work.text == "No job now (before: as data scientist at Google until 2025-03-10)"
+    facts = await memory.typed_facts(user)
+    [miso] = [f for f in facts if f.label == "Miso" and f.predicate == "HAS_PET"]
+    assert miso.valid_to == datetime(2025, 2, 17, tzinfo=UTC)  # "last week", said on 24 February
+    assert ("HAS_PET", "Miso") not in current(facts)
+    # forgetting what ended a fact brings the fact back
+    await memory.forget(user, exchange_id=ids[1])
+    assert (await memory.user_profile(user)).line("pets").text in (  # type: ignore[union-attr]
+        "Pets: cat Miso, Tofu", "Pets: cat Tofu, Miso")
+    await memory.forget(user)
+    assert await memory.typed_facts(user) == []
+
+
 async def test_the_profile_stays_within_its_small_budget(memory: HierarchicalMemoryManager,
                                                          uid: Callable[[str], str]) -> None:
     user = uid("cy")
