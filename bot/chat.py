@@ -57,7 +57,7 @@ APOLOGY = "Sorry, I can't answer right now: my language model isn't responding. 
 NOT_STORED_NOTE = "\n\n-# Memory is unavailable right now, so I won't remember this exchange."
 NO_LLM_NOTICE = ("No LLM is configured (set LLM__BASE_URL to an OpenAI-compatible endpoint), so instead "
                  "of an answer I show the context I would have sent.")
-NO_LLM_STORED_RESPONSE = "[no language model was configured: the bot showed its memory context instead of an answer]"
+NO_LLM_STORED_RESPONSE = "[no reply: no language model is configured]"  # short: it is packed into contexts
 CONTEXT_BEGIN = "----- context that would be sent to the LLM -----"
 CONTEXT_END = "----- end of context -----"
 
