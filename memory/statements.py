@@ -136,7 +136,7 @@ def _key(label: str) -> str:
 
 # Endings: the fact is over. "my cat Miso passed away", "I broke up with my girlfriend Sara",
 # "I don't live in Leeds anymore", "I'm not a nurse anymore", "I quit my job at Google"; and
-# with no object, whatever job is current: "I quit my job", "I was laid off", "I retired".
+# with no object, whatever is current: "I quit my job", "I was laid off", "we broke up".
 _PET_WORDS = "|".join(sorted((*_PETS, *_PLURAL_PETS), key=len, reverse=True))
 _PARTNER_WORDS = "girlfriend|boyfriend|partner|wife|husband|fiance|fiancee|fiancé"
 _ENDINGS: list[tuple[re.Pattern[str], str]] = [
@@ -156,10 +156,15 @@ _ENDINGS: list[tuple[re.Pattern[str], str]] = [
                 r"(?:at|with|for) " + _NAME.replace("?P<name>", "?P<name3>") + r")", re.I), "WORKS_AT"),
     (re.compile(r"\bi(?:'m|’m| am) (?:not|no longer) an? " + _JOB + r"(?: any ?more)?" + _END, re.I), "WORKS_AS"),
     (re.compile(r"\bi (?:just |recently )?(?:quit|left) my job as (?:an? )?" + _PHRASE + _END, re.I), "WORKS_AS"),
+]
+# Endings that name nothing: whatever is current under these predicates ends.
+_ANY_ENDINGS: list[tuple[re.Pattern[str], tuple[str, ...], str]] = [
     (re.compile(r"\bi (?:(?:just |recently )?(?:quit|lost|left) my job\b(?! (?:at|with|for|as)\b)|"
                 r"(?:got|was|have been|'ve been|’ve been) (?:laid off|fired|made redundant|let go)\b|"
                 r"(?:just |recently |finally )?retired\b)|\bi(?:'m|’m| am) (?:now )?(?:unemployed|out of work|"
-                r"between jobs)\b", re.I), ANY_OBJECT),
+                r"between jobs)\b", re.I), ("WORKS_AS", "WORKS_AT"), "job"),
+    (re.compile(r"\b(?:we|i) (?:just |finally |recently )?(?:broke up|split up|got divorced|separated)\b(?! with)|"
+                r"\bi(?:'m|’m| am) (?:single|divorced) (?:now|again)\b", re.I), ("PARTNER_OF",), "partner"),
 ]
 
 
@@ -231,14 +236,17 @@ def statements(text: str, now: datetime | None = None) -> list[Statement]:
 
 def _endings(text: str, now: datetime | None) -> dict[tuple[str, str], Statement]:
     out: dict[tuple[str, str], Statement] = {}
+    def when(at: int) -> tuple[datetime | None, str]:
+        found = began(_clause(text, at), now) if now is not None else None
+        return (found.at, found.unit) if found else (None, "")
+
+    for any_pattern, predicates, what in _ANY_ENDINGS:
+        for m in any_pattern.finditer(text):
+            for p in predicates:
+                out.setdefault((p, ANY_OBJECT), Statement(p, ANY_OBJECT, what, "", *when(m.start()), ended=True))
     for pattern, predicate in _ENDINGS:
         for m in pattern.finditer(text):
-            when = began(_clause(text, m.start()), now) if now is not None else None
-            since, unit = (when.at, when.unit) if when else (None, "")
-            if predicate == ANY_OBJECT:  # whatever job it was
-                for p in ("WORKS_AS", "WORKS_AT"):
-                    out.setdefault((p, ANY_OBJECT), Statement(p, ANY_OBJECT, "job", "", since, unit, ended=True))
-                continue
+            since, unit = when(m.start())
             groups = m.groupdict()
             label = _clean(next((groups[g] for g in ("name", "name2", "name3", "phrase") if groups.get(g)), ""))
             if label and _key(label).split()[0] not in _NOT_NAMES:
