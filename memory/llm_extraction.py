@@ -48,6 +48,7 @@ class RelationOut(BaseModel):
     predicate: str = Field(min_length=2, max_length=20)
     object: str = Field(min_length=1, max_length=80)
     detail: str = Field("", max_length=40)
+    ended: bool = False
 
 
 class ProfileOut(BaseModel):
@@ -89,6 +90,7 @@ For each exchange (given with an id) return:
 - relations: what the USER says about themselves, as {{"predicate", "object", "detail"}} with predicate one of
   {", ".join(sorted(PREDICATES))}; object is a short name or phrase ("Berlin", "nurse", "Maria");
   detail qualifies it ("sister", "dog"); only facts the user states about their own life, none guessed;
+  "ended": true when the user says the fact is over (a pet died, a break-up, left a job or a city);
 - profile: {{"name", "address_as"}} when the user says their name or how to be addressed, else null.
 Answer with one JSON object only: {{"exchanges": [...]}}, one entry per exchange, same ids."""
 
@@ -347,7 +349,8 @@ class LLMExtractor:
             if predicate not in PREDICATES or not name:
                 self.stats.dropped_relations += 1
                 continue
-            said.append(Statement(predicate, name, " ".join(r.object.split()), " ".join(r.detail.split()).lower()))
+            said.append(Statement(predicate, name, " ".join(r.object.split()), " ".join(r.detail.split()).lower(),
+                                  ended=r.ended))
         for predicate, value in (("NAME", out.profile.name), ("CALLED", out.profile.address_as)):
             if value and normalise(value):
                 said.append(Statement(predicate, normalise(value), " ".join(value.split())))
@@ -362,6 +365,7 @@ class LLMExtractor:
         # same words as the fact itself
         ends = [s for s in base.statements if s.ended]
         said = [*ends, *(s for s in said if not any(e.predicate == s.predicate and e.obj == s.obj for e in ends))]
+        said.sort(key=lambda s: not s.ended)  # endings first, so a new fact said with them stays
         mentions: dict[str, Mention] = {}
         for name in out.entities:
             key = normalise(name)

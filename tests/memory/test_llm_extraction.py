@@ -131,6 +131,19 @@ async def test_an_ending_the_rules_read_outweighs_the_model_reading_it_as_the_fa
     assert "*" not in {m.name for m in out.mentions}
 
 
+async def test_the_model_can_say_a_fact_ended_where_the_rules_see_none(fake: FakeLLM) -> None:
+    said = Exchange("x6", "ana", None, None, "Rex passed away in the spring, I still miss him. Luna is settling in.",
+                    "I'm sorry about Rex.", T0)
+    fake.script = [{"content": json.dumps({"exchanges": [
+        {"id": "1", "summary": "Rex died in spring; Luna is new.", "entities": ["Rex", "Luna"],
+         "relations": [{"predicate": "HAS_PET", "object": "Luna", "detail": "dog"},
+                       {"predicate": "HAS_PET", "object": "Rex", "detail": "dog", "ended": True}], "profile": {}}]})}]
+    [out] = await extractor(fake).extract([said])
+    assert [(s.predicate, s.obj, s.ended) for s in out.statements] == [("HAS_PET", "rex", True),
+                                                                      ("HAS_PET", "luna", False)]
+    assert '"ended"' in fake.requests[0]["messages"][0]["content"]  # the instructions ask for it
+
+
 async def test_a_long_summary_is_cut_to_the_limit(fake: FakeLLM) -> None:
     fake.script = [{"content": answer(1, summary="Ana " + "talks about Paris and numbers 1234 " * 20)}]
     [out] = await extractor(fake).extract(exchanges(1))
