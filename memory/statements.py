@@ -157,14 +157,17 @@ _ENDINGS: list[tuple[re.Pattern[str], str]] = [
     (re.compile(r"\bi(?:'m|’m| am) (?:not|no longer) an? " + _JOB + r"(?: any ?more)?" + _END, re.I), "WORKS_AS"),
     (re.compile(r"\bi (?:just |recently )?(?:quit|left) my job as (?:an? )?" + _PHRASE + _END, re.I), "WORKS_AS"),
 ]
-# Endings that name nothing: whatever is current under these predicates ends.
+# Endings that name nothing: whatever is current under these predicates ends. The phrase must end
+# its clause (or go on with a time), so "we split up the bill" and "I was fired up" end nothing.
+_STOPS = (r"(?=\s*(?:[.,!?;:)]|$|\b(?:and|but|so|because|since|last|this|in|on|at|from|after|yesterday|today|"
+          r"recently|again|now|a few|a couple|\d+|two|three|four|five|six|lol|haha)\b))")
 _ANY_ENDINGS: list[tuple[re.Pattern[str], tuple[str, ...], str]] = [
-    (re.compile(r"\bi (?:(?:just |recently )?(?:quit|lost|left) my job\b(?! (?:at|with|for|as)\b)|"
-                r"(?:got|was|have been|'ve been|’ve been) (?:laid off|fired|made redundant|let go)\b|"
-                r"(?:just |recently |finally )?retired\b)|\bi(?:'m|’m| am) (?:now )?(?:unemployed|out of work|"
-                r"between jobs)\b", re.I), ("WORKS_AS", "WORKS_AT"), "job"),
-    (re.compile(r"\b(?:we|i) (?:just |finally |recently )?(?:broke up|split up|got divorced|separated)\b(?! with)|"
-                r"\bi(?:'m|’m| am) (?:single|divorced) (?:now|again)\b", re.I), ("PARTNER_OF",), "partner"),
+    (re.compile(r"\bi (?:(?:just |recently )?(?:quit|lost|left) my job(?! (?:at|with|for|as)\b)|"
+                r"(?:got|was|have been|'ve been|’ve been) (?:laid off|fired|made redundant|let go)|"
+                r"(?:just |recently |finally )?retired)" + _STOPS + r"|\bi(?:'m|’m| am) (?:now )?(?:unemployed|"
+                r"out of work|between jobs)\b", re.I), ("WORKS_AS", "WORKS_AT"), "job"),
+    (re.compile(r"\b(?:we|i) (?:just |finally |recently )?(?:broke up|split up|got divorced|separated)" + _STOPS
+                + r"|\bi(?:'m|’m| am) (?:single|divorced) (?:now|again)\b", re.I), ("PARTNER_OF",), "partner"),
 ]
 
 

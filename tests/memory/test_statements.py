@@ -140,6 +140,9 @@ def test_a_statement_carries_the_start_it_names_in_its_own_clause() -> None:
     ("We broke up last month.", {("PARTNER_OF", "*", True)}),
     ("I'm single again!", {("PARTNER_OF", "*", True)}),
     ("My sister broke up with her boyfriend Tom", set()),  # someone else's
+    ("We split up the bill and I retired the old laptop; I was fired up!", set()),  # not endings
+    ("I retired in 2019, and we separated two years ago.", {("WORKS_AS", "*", True), ("WORKS_AT", "*", True),
+                                                           ("PARTNER_OF", "*", True)}),
 ])
 def test_an_ending_is_a_statement_that_the_fact_is_over(text: str, expected: set[tuple[str, str, bool]]) -> None:
     found = statements(text, datetime(2026, 12, 1, tzinfo=UTC))
