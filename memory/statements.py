@@ -18,7 +18,8 @@ from memory.timeq import began
 # A name: capitalised words (any cased script), optionally joined by a few connectors.
 _NAME = r"(?P<name>(?-i:[^\W\d_a-z][\w'’\-]*(?:[ ](?:de |da |van |von |del |la |le )?[^\W\d_a-z][\w'’\-]*){0,3}))"
 # A job named after "I'm a ...": one of these nouns, with at most one word in front ("software
-# engineer") that does not say it is not the job now ("former", "retired", "aspiring").
+# engineer") that does not say it is not the job now ("former", "retired", "aspiring") or judge
+# rather than name it ("a terrible cook", "an amateur photographer").
 _JOBS = """
 engineer developer teacher nurse doctor designer student lawyer chef cook baker writer manager accountant
 programmer scientist artist musician pilot architect pharmacist electrician plumber journalist photographer
@@ -29,7 +30,9 @@ banker economist editor actor actress dancer singer painter illustrator animator
 caregiver carer counselor counsellor psychologist psychiatrist physiotherapist physician optician surveyor
 builder welder technician administrator tester entrepreneur officer soldier salesperson recruiter
 """.split()
-_JOB = (r"(?P<phrase>(?:(?!former |retired |ex |aspiring |future |wannabe |would-be |failed )[a-z]+ )?(?:"
+_JOB = (r"(?P<phrase>(?:(?!(?:former|retired|ex|aspiring|future|wannabe|would-be|failed|terrible|bad|good|great|"
+        r"decent|awful|amazing|huge|big|little|horrible|lousy|keen|avid|amateur|hobby|natural|born|real|total) )"
+        r"[a-z]+ )?(?:"
         + "|".join(_JOBS) + "))")
 # A short lower-case noun phrase: a job or an interest.
 _PHRASE = r"(?P<phrase>[a-z][a-z'’\- ]{1,40}?)"

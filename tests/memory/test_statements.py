@@ -77,7 +77,8 @@ def test_clear_self_statements_become_typed_statements(text: str, expected: set[
                                   "I'm not allergic to anything.", "I have a food allergy.",
                                   "Is this vegan?", "I'm not vegetarian food.",
                                   "I am a former teacher.", "I'm a retired pilot", "I used to work as a nurse.",
-                                  "I'm a teacher's assistant", "I'm a big fan of jazz"])
+                                  "I'm a teacher's assistant", "I'm a big fan of jazz",
+                                  "I'm a terrible cook.", "I'm an amateur photographer."])
 def test_no_statement_without_a_clear_self_statement(text: str) -> None:
     assert statements(text) == []
 
