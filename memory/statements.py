@@ -152,6 +152,9 @@ _ENDINGS: list[tuple[re.Pattern[str], str]] = [
                 + _PARTNER_WORDS + r"),?\s+)?" + _NAME, re.I), "PARTNER_OF"),
     (re.compile(r"\bi (?:just |finally |recently )?divorced (?:my (?:" + _PARTNER_WORDS + r"),?\s+)?" + _NAME, re.I),
      "PARTNER_OF"),
+    # "I moved to London from Paris", "I've just moved here from Leeds"
+    (re.compile(r"\bi(?:'ve|’ve| have)? (?:just |recently |finally )?(?:moved|relocated)(?: here| back| over|"
+                r" to [^.!?;,]{1,40}?)? from\s+" + _NAME, re.I), "LIVES_IN"),
     (re.compile(r"\bi (?:(?:don't|don’t|do not) live in " + _NAME + r" any ?more|no longer live in " + _NAME.replace(
         "?P<name>", "?P<name2>") + r")", re.I), "LIVES_IN"),
     (re.compile(r"\bi (?:(?:don't|don’t|do not) work (?:at|for) " + _NAME + r" any ?more|no longer work (?:at|for) "

@@ -20,7 +20,8 @@ Rules:
 * opposite predicates (``LIKES`` / ``DISLIKES``) about one object close each other the same way;
 * an ending ("my cat Miso died", "I quit my job") closes the open facts it names at its time and
   is kept as an ``ENDED`` fact that closed them, supported by its exchange: forgetting that
-  exchange deletes it and so reopens them. An ending that names no open fact writes nothing.
+  exchange deletes it and so reopens them. An ending of a fact we never heard of ("I moved
+  here from Paris") keeps it as a past fact whose period is the moment it ended.
 """
 
 from __future__ import annotations
@@ -116,6 +117,9 @@ def _end(out: Plan, facts: list[FactState], st: Said, ukey: str, user_id: str, a
     else:
         found = _match(facts, st.predicate, st.obj)
         targets = [found] if found is not None else []
+        if not targets:  # "I moved here from Paris": a fact we did not know, already over
+            _past(out, facts, st, ukey, user_id, at)
+            return
     targets = [f for f in targets if f.valid_from <= st.ts]  # not a fact said after the ending
     if not targets:
         return
@@ -129,6 +133,20 @@ def _end(out: Plan, facts: list[FactState], st: Said, ukey: str, user_id: str, a
                        "label": st.label, "detail": st.predicate, "valid_from": at, "from_unit": "",
                        "valid_to": None, "closed_by": None})
     out.support.append({"xid": st.xid, "fid": record.fid})
+
+
+def _past(out: Plan, facts: list[FactState], st: Said, ukey: str, user_id: str, at: float) -> None:
+    """Keep a fact that is over when we first hear of it: it ended at ``at``; when it began is not
+    known, so its period is that one moment. Said again, it gains the exchange as support."""
+    known = next((f for f in facts if f.predicate == st.predicate and st.obj in _names(f)), None)
+    if known is None:
+        known = FactState(uuid.uuid4().hex, st.predicate, st.obj, [], at, at, new=True, label=st.label,
+                          detail=st.detail)
+        facts.append(known)
+        out.create.append({"fid": known.fid, "ukey": ukey, "user_id": user_id, "predicate": st.predicate,
+                           "obj": st.obj, "label": st.label, "detail": st.detail, "valid_from": at, "from_unit": "",
+                           "valid_to": at, "closed_by": None})
+    out.support.append({"xid": st.xid, "fid": known.fid})
 
 
 def plan(ukey: str, user_id: str, facts: list[FactState], statements: list[Said]) -> Plan:

@@ -140,6 +140,8 @@ def test_a_statement_carries_the_start_it_names_in_its_own_clause() -> None:
     ("My cat Miso loves boxes", {("HAS_PET", "miso", False)}),
     ("We broke up last month.", {("PARTNER_OF", "*", True)}),
     ("I'm single again!", {("PARTNER_OF", "*", True)}),
+    ("I moved to London from Paris two years ago.", {("LIVES_IN", "paris", True), ("LIVES_IN", "london", False)}),
+    ("I've just moved here from Leeds", {("LIVES_IN", "leeds", True)}),
     ("My sister broke up with her boyfriend Tom", set()),  # someone else's
     ("We split up the bill and I retired the old laptop; I was fired up!", set()),  # not endings
     ("I retired in 2019, and we separated two years ago.", {("WORKS_AS", "*", True), ("WORKS_AT", "*", True),

@@ -149,6 +149,21 @@ async def test_endings_close_facts_and_a_forget_of_the_ending_reopens_them(
     assert await memory.typed_facts(user) == []
 
 
+async def test_a_home_we_first_hear_of_as_left_behind_is_the_one_before(
+        memory: HierarchicalMemoryManager, uid: Callable[[str], str]) -> None:
+    user = uid("omar")
+    ids = await tell(memory, user, [(0, "I moved to London from Paris two years ago.", "Nice!"),
+                                    (2, "I moved here from Paris, remember?", "I do.")])
+    line = (await memory.user_profile(user)).line("home")
+    assert line is not None and line.text == "Lives in London (since 2023; before: Paris)"
+    [paris] = [f for f in await memory.typed_facts(user) if f.label == "Paris"]
+    assert paris.valid_to == paris.valid_from == datetime(2023, 1, 1, tzinfo=UTC)  # when it began is unknown
+    assert set(paris.support) == set(ids)  # said twice: one fact, two supports
+    await memory.forget(user, exchange_id=ids[0])
+    await memory.forget(user, exchange_id=ids[1])
+    assert await memory.typed_facts(user) == []
+
+
 async def test_the_profile_stays_within_its_small_budget(memory: HierarchicalMemoryManager,
                                                          uid: Callable[[str], str]) -> None:
     user = uid("cy")
