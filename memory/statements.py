@@ -160,7 +160,9 @@ _ENDINGS: list[tuple[re.Pattern[str], str]] = [
     (re.compile(r"\bi (?:(?:don't|don’t|do not) work (?:at|for) " + _NAME + r" any ?more|no longer work (?:at|for) "
                 + _NAME.replace("?P<name>", "?P<name2>") + r"|(?:just )?(?:quit|left) my (?:job|position|role) "
                 r"(?:at|with|for) " + _NAME.replace("?P<name>", "?P<name3>") + r")", re.I), "WORKS_AT"),
-    (re.compile(r"\bi(?:'m|’m| am) (?:not|no longer) an? " + _JOB + r"(?: any ?more)?" + _END, re.I), "WORKS_AS"),
+    # "I'm not a doctor, but ..." denies rather than ends: only "no longer" or "anymore" end a job
+    (re.compile(r"\bi(?:'m|’m| am) (?:no longer an? " + _JOB + _END + r"|not an? "
+                + _JOB.replace("?P<phrase>", "?P<name3>") + r" any ?more)", re.I), "WORKS_AS"),
     (re.compile(r"\bi (?:just |recently )?(?:quit|left) my job as (?:an? )?" + _PHRASE + _END, re.I), "WORKS_AS"),
 ]
 # Endings that name nothing: whatever is current under these predicates ends. The phrase must end

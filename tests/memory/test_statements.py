@@ -144,6 +144,8 @@ def test_a_statement_carries_the_start_it_names_in_its_own_clause() -> None:
     ("I've just moved here from Leeds", {("LIVES_IN", "leeds", True)}),
     ("My sister broke up with her boyfriend Tom", set()),  # someone else's
     ("We split up the bill and I retired the old laptop; I was fired up!", set()),  # not endings
+    ("I'm not a doctor, but you should rest.", set()),  # a denial, not a job that ended
+    ("I am no longer a teacher.", {("WORKS_AS", "teacher", True)}),
     ("I retired in 2019, and we separated two years ago.", {("WORKS_AS", "*", True), ("WORKS_AT", "*", True),
                                                            ("PARTNER_OF", "*", True)}),
 ])
