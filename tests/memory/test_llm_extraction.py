@@ -47,6 +47,12 @@ def answer(n: int = 3, **overrides: Any) -> str:
     return json.dumps({"exchanges": entries})
 
 
+def one_answer(summary: str, entities: list[str], *relations: dict[str, Any]) -> list[dict[str, str]]:
+    """A script whose one answer is a valid extraction of one exchange."""
+    return [{"content": json.dumps({"exchanges": [
+        {"id": "1", "summary": summary, "entities": entities, "relations": list(relations), "profile": {}}]})}]
+
+
 @pytest_asyncio.fixture(scope="module")
 async def server() -> AsyncIterator[FakeLLM]:
     fake = await FakeLLM().start()
@@ -96,9 +102,7 @@ async def test_self_statements_the_model_left_out_are_kept_and_its_own_reading_w
     said = Exchange("x9", "ana", None, None, "Hi! My name is Ana and I live in Lisbon. I work as a nurse.", "Hello!",
                     T0)
     # a valid answer that states only where she lives, and another city than the text's rules find
-    fake.script = [{"content": json.dumps({"exchanges": [
-        {"id": "1", "summary": "Ana, a nurse, says hello.", "entities": ["Porto"],
-         "relations": [{"predicate": "LIVES_IN", "object": "Porto"}], "profile": {}}]})}]
+    fake.script = one_answer("Ana, a nurse, says hello.", ["Porto"], {"predicate": "LIVES_IN", "object": "Porto"})
     x = extractor(fake)
     [out] = await x.extract([said])
     assert {(s.predicate, s.obj) for s in out.statements} == {
@@ -108,9 +112,7 @@ async def test_self_statements_the_model_left_out_are_kept_and_its_own_reading_w
 
 async def test_the_start_a_message_names_dates_the_models_fact_too(fake: FakeLLM) -> None:
     said = Exchange("x8", "ana", None, None, "I moved to Lisbon last month.", "Welcome!", T0)
-    fake.script = [{"content": json.dumps({"exchanges": [
-        {"id": "1", "summary": "Ana moved to Lisbon.", "entities": ["Lisbon"],
-         "relations": [{"predicate": "LIVES_IN", "object": "Lisbon"}], "profile": {}}]})}]
+    fake.script = one_answer("Ana moved to Lisbon.", ["Lisbon"], {"predicate": "LIVES_IN", "object": "Lisbon"})
     [out] = await extractor(fake).extract([said])
     [home] = out.statements
     month_before = (T0.replace(day=1) - timedelta(days=1)).replace(day=1, hour=0, minute=0)
@@ -120,10 +122,9 @@ async def test_the_start_a_message_names_dates_the_models_fact_too(fake: FakeLLM
 async def test_an_ending_the_rules_read_outweighs_the_model_reading_it_as_the_fact(fake: FakeLLM) -> None:
     said = Exchange("x7", "ana", None, None, "My cat Tofu died yesterday. I quit my job, now I work at Meta.",
                     "I'm sorry.", T0)
-    fake.script = [{"content": json.dumps({"exchanges": [
-        {"id": "1", "summary": "Tofu died; Ana works at Meta.", "entities": ["Tofu", "Meta"],
-         "relations": [{"predicate": "HAS_PET", "object": "Tofu", "detail": "cat"},
-                       {"predicate": "WORKS_AT", "object": "Meta"}], "profile": {}}]})}]
+    fake.script = one_answer("Tofu died; Ana works at Meta.", ["Tofu", "Meta"],
+                             {"predicate": "HAS_PET", "object": "Tofu", "detail": "cat"},
+                             {"predicate": "WORKS_AT", "object": "Meta"})
     [out] = await extractor(fake).extract([said])
     assert {(s.predicate, s.obj, s.ended) for s in out.statements} == {
         ("HAS_PET", "tofu", True), ("WORKS_AS", "*", True), ("WORKS_AT", "*", True), ("WORKS_AT", "meta", False)}
@@ -134,10 +135,9 @@ async def test_an_ending_the_rules_read_outweighs_the_model_reading_it_as_the_fa
 async def test_the_model_can_say_a_fact_ended_where_the_rules_see_none(fake: FakeLLM) -> None:
     said = Exchange("x6", "ana", None, None, "Rex passed away in the spring, I still miss him. Luna is settling in.",
                     "I'm sorry about Rex.", T0)
-    fake.script = [{"content": json.dumps({"exchanges": [
-        {"id": "1", "summary": "Rex died in spring; Luna is new.", "entities": ["Rex", "Luna"],
-         "relations": [{"predicate": "HAS_PET", "object": "Luna", "detail": "dog"},
-                       {"predicate": "HAS_PET", "object": "Rex", "detail": "dog", "ended": True}], "profile": {}}]})}]
+    fake.script = one_answer("Rex died in spring; Luna is new.", ["Rex", "Luna"],
+                             {"predicate": "HAS_PET", "object": "Luna", "detail": "dog"},
+                             {"predicate": "HAS_PET", "object": "Rex", "detail": "dog", "ended": True})
     [out] = await extractor(fake).extract([said])
     assert [(s.predicate, s.obj, s.ended) for s in out.statements] == [("HAS_PET", "rex", True),
                                                                       ("HAS_PET", "luna", False)]
