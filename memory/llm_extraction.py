@@ -34,6 +34,7 @@ from memory.errors import TierUnavailable
 from memory.extraction import DeterministicExtractor, labelled_topics, normalise
 from memory.models import ANY_OBJECT, NOT_ENTITIES, PREDICATES, Exchange, Extraction, Mention, Statement
 from memory.settings import LLMSettings
+from memory.statements import birthday
 
 log = logging.getLogger(__name__)
 
@@ -91,6 +92,7 @@ For each exchange (given with an id) return:
   {", ".join(sorted(PREDICATES))}; object is a short name or phrase ("Berlin", "nurse", "Maria");
   detail qualifies it ("sister", "dog"); only facts the user states about their own life, none guessed;
   "ended": true when the user says the fact is over (a pet died, a break-up, left a job or a city);
+  a BIRTHDAY object is the day and month as written ("3 May", "3 May 1990");
 - profile: {{"name", "address_as"}} when the user says their name or how to be addressed, else null.
 Answer with one JSON object only: {{"exchanges": [...]}}, one entry per exchange, same ids."""
 
@@ -348,6 +350,12 @@ class LLMExtractor:
             name = normalise(r.object)
             if predicate not in PREDICATES or not name:
                 self.stats.dropped_relations += 1
+                continue
+            if predicate == "BIRTHDAY":  # "May 3rd" and "3 May" are one day; "soon" is none
+                if (day := birthday(r.object)) is None:
+                    self.stats.dropped_relations += 1
+                else:
+                    said.append(day)
                 continue
             said.append(Statement(predicate, name, " ".join(r.object.split()), " ".join(r.detail.split()).lower(),
                                   ended=r.ended))

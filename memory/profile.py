@@ -22,8 +22,8 @@ PROFILE_TOKENS = 80
 _PEOPLE = ("PARTNER_OF", "SIBLING_OF", "PARENT_OF", "CHILD_OF", "FRIEND_OF")
 # line key -> heading, in the order lines are shown (and kept when the budget is short)
 LINES = {"name": "Name", "called": "Likes to be called", "home": "Lives in", "work": "Work",
-         "allergies": "Allergic to", "diet": "Diet", "people": "People", "pets": "Pets", "likes": "Likes",
-         "dislikes": "Dislikes"}
+         "allergies": "Allergic to", "diet": "Diet", "birthday": "Birthday", "people": "People", "pets": "Pets",
+         "likes": "Likes", "dislikes": "Dislikes"}
 
 
 @dataclass(frozen=True, slots=True)
@@ -128,6 +128,8 @@ def derive_lines(facts: Sequence[TypedFact]) -> dict[str, str]:
         lines["allergies"] = "Allergic to: " + _join(allergies)
     if (diet := latest("DIET")) is not None:
         lines["diet"] = f"Diet: {diet.label}"
+    if (born := latest("BIRTHDAY")) is not None:
+        lines["birthday"] = f"Birthday: {born.label}"
     people = _grouped([f for p in _PEOPLE for f in current if f.predicate == p])
     if people:
         lines["people"] = "People: " + people

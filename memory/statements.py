@@ -10,10 +10,10 @@ vaguer is left to the LLM extractor when one is configured.
 from __future__ import annotations
 
 import re
-from datetime import datetime
+from datetime import datetime, timedelta
 
 from memory.models import ANY_OBJECT, Statement
-from memory.timeq import began
+from memory.timeq import MONTH_WORDS, began, month_number
 
 # A name: capitalised words (any cased script), optionally joined by a few connectors.
 _NAME = r"(?P<name>(?-i:[^\W\d_a-z][\w'’\-]*(?:[ ](?:de |da |van |von |del |la |le )?[^\W\d_a-z][\w'’\-]*){0,3}))"
@@ -129,6 +129,34 @@ _NOT_ALLERGENS = frozenset({"by the way", "btw", "i think", "apparently", "unfor
                             "stuff", "everything", "anything", "nothing", "it", "that", "this", "them"})
 
 
+# A birthday: "3 May", "the 3rd of May", "May 3rd", each with a year or not.
+_BIRTH_DATE = (rf"(?:the )?(?:(?P<d1>\d{{1,2}})(?:st|nd|rd|th)?(?: of)? (?P<m1>{MONTH_WORDS})\.?|"
+               rf"(?P<m2>{MONTH_WORDS})\.? (?:the )?(?P<d2>\d{{1,2}})(?:st|nd|rd|th)?)(?:,? (?P<y>(?:19|20)\d\d))?")
+_BIRTHDAY = re.compile(r"\b(?:my (?:birthday|bday|b-day) is|i was born)(?: on)? " + _BIRTH_DATE + r"(?![\w:])",
+                       re.I)
+_BIRTHDAY_NOW = re.compile(r"\b(?:it's|it’s|it is|today is|today's|today’s) my (?:birthday|bday)\b|"
+                           r"\bmy (?:birthday|bday) is (?P<rel>today|tomorrow)\b", re.I)
+_MONTH_NAMES = ("January", "February", "March", "April", "May", "June", "July", "August", "September",
+                "October", "November", "December")
+
+
+def birthday(text: str) -> Statement | None:
+    """A BIRTHDAY statement for a date as people write it ("3 May", "May 3rd, 1990"), or None.
+    The object is "MM-DD", so every spelling of one day is one fact."""
+    m = re.fullmatch(_BIRTH_DATE, " ".join(text.split()).strip(" .!"), re.I)
+    return None if m is None else _birthday_of(m)
+
+
+def _birthday_of(m: re.Match[str]) -> Statement | None:
+    day, month = (m.group("d1"), m.group("m1")) if m.group("d1") else (m.group("d2"), m.group("m2"))
+    try:
+        at = datetime(2000, month_number(month), int(day))  # 2000: a leap year, so 29 February is a day
+    except ValueError:
+        return None
+    label = f"{at.day} {_MONTH_NAMES[at.month - 1]}" + (f" {m.group('y')}" if m.group("y") else "")
+    return Statement("BIRTHDAY", f"{at:%m-%d}", label)
+
+
 def _clean(name: str) -> str:
     return " ".join(name.replace("’", "'").removesuffix("'s").split()).strip(" -'")
 
@@ -242,6 +270,13 @@ def statements(text: str, now: datetime | None = None) -> list[Statement]:
         at = m.start()
         for name in re.split(r",\s*(?:and\s+)?|\s+and\s+", m.group("names")):
             add("HAS_PET", name, _PLURAL_PETS[m.group("role").lower()])
+    for m in _BIRTHDAY.finditer(text):
+        if (said := _birthday_of(m)) is not None:
+            found.setdefault(("BIRTHDAY", said.obj), said)
+    if now is not None and (today := _BIRTHDAY_NOW.search(text)):
+        day = now + timedelta(days=1 if (today.group("rel") or "").lower() == "tomorrow" else 0)
+        found.setdefault(("BIRTHDAY", f"{day:%m-%d}"), Statement("BIRTHDAY", f"{day:%m-%d}",
+                                                                 f"{day.day} {_MONTH_NAMES[day.month - 1]}"))
     return [*ended.values(), *found.values()]
 
 

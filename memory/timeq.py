@@ -14,8 +14,10 @@ from datetime import UTC, datetime, timedelta
 
 _MONTHS = {m: i + 1 for i, m in enumerate(
     ("jan", "feb", "mar", "apr", "may", "jun", "jul", "aug", "sep", "oct", "nov", "dec"))}
-_MONTH = (r"(jan(?:uary)?|feb(?:ruary)?|mar(?:ch)?|apr(?:il)?|may|june?|july?|aug(?:ust)?"
-          r"|sept?(?:ember)?|oct(?:ober)?|nov(?:ember)?|dec(?:ember)?)\.?")
+# A month's name or its abbreviation, without a group (``month_number`` reads it).
+MONTH_WORDS = (r"jan(?:uary)?|feb(?:ruary)?|mar(?:ch)?|apr(?:il)?|may|june?|july?|aug(?:ust)?"
+               r"|sept?(?:ember)?|oct(?:ober)?|nov(?:ember)?|dec(?:ember)?")
+_MONTH = rf"({MONTH_WORDS})\.?"
 _YEAR = r"((?:19|20)\d\d)"
 _DAY = r"(\d{1,2})(?:st|nd|rd|th)?"
 _DAY_MONTH_YEAR = re.compile(rf"\b{_DAY}\s+(?:of\s+)?{_MONTH},?\s+{_YEAR}\b", re.I)
@@ -38,7 +40,8 @@ class Window:
     phrase: str  # the words of the query that named it
 
 
-def _month(name: str) -> int:
+def month_number(name: str) -> int:
+    """1-12 for a name ``MONTH_WORDS`` matches ("Sept", "march")."""
     return _MONTHS[name[:3].lower()]
 
 
@@ -58,19 +61,19 @@ def _month_window(year: int, month: int, phrase: str) -> Window:
 
 def _absolute(query: str, now: datetime) -> Window | None:
     if m := _DAY_MONTH_YEAR.search(query):
-        return _day(int(m.group(3)), _month(m.group(2)), int(m.group(1)), m.group(0))
+        return _day(int(m.group(3)), month_number(m.group(2)), int(m.group(1)), m.group(0))
     if m := _MONTH_DAY_YEAR.search(query):
-        return _day(int(m.group(3)), _month(m.group(1)), int(m.group(2)), m.group(0))
+        return _day(int(m.group(3)), month_number(m.group(1)), int(m.group(2)), m.group(0))
     if m := _NUMERIC.search(query):
         if m.group(1):
             return _day(int(m.group(1)), int(m.group(2)), int(m.group(3)), m.group(0))
         return _day(int(m.group(6)), int(m.group(5)), int(m.group(4)), m.group(0))  # day.month.year
     if m := _MONTH_YEAR.search(query):
-        return _month_window(int(m.group(2)), _month(m.group(1)), m.group(0))
+        return _month_window(int(m.group(2)), month_number(m.group(1)), m.group(0))
     if m := _DAY_MONTH.search(query):
         day, month = (m.group(1), m.group(2)) if m.group(1) else (m.group(4), m.group(3))
-        year = now.year if (int(_month(month)), int(day)) <= (now.month, now.day) else now.year - 1
-        return _day(year, _month(month), int(day), m.group(0))
+        year = now.year if (int(month_number(month)), int(day)) <= (now.month, now.day) else now.year - 1
+        return _day(year, month_number(month), int(day), m.group(0))
     if m := _YEAR_ONLY.search(query):
         year = int(m.group(1))
         return Window(datetime(year, 1, 1, tzinfo=UTC), datetime(year + 1, 1, 1, tzinfo=UTC), m.group(0))
@@ -135,12 +138,12 @@ def _began(clause: str, now: datetime) -> Began | None:
     today = now.astimezone(UTC).replace(hour=0, minute=0, second=0, microsecond=0)
     if m := _MONTH_YEAR.search(clause):
         if not (_DAY_MONTH_YEAR.search(clause) or _MONTH_DAY_YEAR.search(clause)):
-            return Began(datetime(int(m.group(2)), _month(m.group(1)), 1, tzinfo=UTC), "month")
+            return Began(datetime(int(m.group(2)), month_number(m.group(1)), 1, tzinfo=UTC), "month")
     if (w := _absolute(clause, now)) is not None:
         span = w.end - w.start
         return Began(w.start, "day" if span <= timedelta(days=1) else "year")
     if m := _MONTH_ALONE.search(clause):
-        month = _month(m.group(1))
+        month = month_number(m.group(1))
         return Began(datetime(today.year - (month > today.month), month, 1, tzinfo=UTC), "month")
     if m := _AGO.search(clause):
         return _back(today, _COUNTS.get(m.group(1).lower()) or int(m.group(1)), m.group(2).lower())

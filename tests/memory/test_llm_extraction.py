@@ -144,6 +144,16 @@ async def test_the_model_can_say_a_fact_ended_where_the_rules_see_none(fake: Fak
     assert '"ended"' in fake.requests[0]["messages"][0]["content"]  # the instructions ask for it
 
 
+async def test_the_models_birthday_is_read_as_a_day_or_dropped(fake: FakeLLM) -> None:
+    said = Exchange("x5", "ana", None, None, "Birthday on the third of May, party soon!", "Fun!", T0)
+    fake.script = one_answer("Ana's birthday is on 3 May.", [], {"predicate": "BIRTHDAY", "object": "May 3rd"},
+                             {"predicate": "BIRTHDAY", "object": "soon"})
+    x = extractor(fake)
+    [out] = await x.extract([said])
+    assert [(s.predicate, s.obj, s.label) for s in out.statements] == [("BIRTHDAY", "05-03", "3 May")]
+    assert x.stats.dropped_relations == 1
+
+
 async def test_a_long_summary_is_cut_to_the_limit(fake: FakeLLM) -> None:
     fake.script = [{"content": answer(1, summary="Ana " + "talks about Paris and numbers 1234 " * 20)}]
     [out] = await extractor(fake).extract(exchanges(1))

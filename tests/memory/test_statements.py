@@ -153,3 +153,22 @@ def test_an_ending_is_a_statement_that_the_fact_is_over(text: str, expected: set
     found = statements(text, datetime(2026, 12, 1, tzinfo=UTC))
     assert {(s.predicate, s.obj, s.ended) for s in found} == expected
     assert [s.ended for s in found] == sorted((s.ended for s in found), reverse=True)  # endings come first
+
+
+@pytest.mark.parametrize(("text", "expected"), [
+    ("My birthday is on the 3rd of May!", ("05-03", "3 May")),
+    ("I was born on May 3rd, 1990.", ("05-03", "3 May 1990")),
+    ("my bday is 29 feb", ("02-29", "29 February")),
+    ("It's my birthday today!", ("12-01", "1 December")),  # said on 1 December
+    ("my birthday is tomorrow, can you believe it", ("12-02", "2 December")),
+    ("I was born on 12 May 1990 at 10:30", ("05-12", "12 May 1990")),
+])
+def test_a_birthday_is_one_fact_however_the_day_is_written(text: str, expected: tuple[str, str]) -> None:
+    [said] = statements(text, datetime(2026, 12, 1, 9, 0, tzinfo=UTC))
+    assert (said.predicate, said.obj, said.label) == ("BIRTHDAY", *expected)
+
+
+@pytest.mark.parametrize("text", ["my birthday is 31 June", "My birthday is in May", "my birthday is soon",
+                                  "My sister's birthday is on 3 May", "Her birthday is May 3"])
+def test_no_birthday_without_a_real_day_of_the_users_own(text: str) -> None:
+    assert statements(text, datetime(2026, 12, 1, tzinfo=UTC)) == []

@@ -164,6 +164,16 @@ async def test_a_home_we_first_hear_of_as_left_behind_is_the_one_before(
     assert await memory.typed_facts(user) == []
 
 
+async def test_a_birthday_reaches_the_profile(memory: HierarchicalMemoryManager, uid: Callable[[str], str]) -> None:
+    user = uid("bea")
+    await tell(memory, user, [(0, "It's my birthday today! I'm vegetarian, by the way.", "Happy birthday!"),
+                              (1, "I was born on February 3rd, 1994.", "Noted.")])
+    profile = await memory.user_profile(user)
+    # said on 3 February, and again with the year: one fact; the first spelling stays
+    assert [ln.text for ln in profile.lines] == ["Diet: vegetarian", "Birthday: 3 February"]
+    assert [f.obj for f in await memory.typed_facts(user) if f.predicate == "BIRTHDAY"] == ["02-03"]
+
+
 async def test_the_profile_stays_within_its_small_budget(memory: HierarchicalMemoryManager,
                                                          uid: Callable[[str], str]) -> None:
     user = uid("cy")
