@@ -38,7 +38,7 @@ import json
 import logging
 from collections.abc import Sequence
 from dataclasses import dataclass, replace
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Any, Literal
 
 from bot.budget import plan_prompt
@@ -266,6 +266,8 @@ class ChatHandler:
         if msg.user_name:
             parts.append(f"You are talking with {msg.user_name} "
                          f"({'in a direct message' if msg.guild_id is None else 'in a server channel'}).")
+        # the memories are dated; without today's date "last week" and a birthday mean nothing to the model
+        parts.append(f"Today is {datetime.now(UTC):%A %-d %B %Y} (UTC).")
         # the exchanges sent as turns are not repeated in the notes: their budget goes to memories
         budget = self.settings.bot.context_max_tokens if notes_tokens is None else notes_tokens
         notes = ctx.to_context_string(budget, exclude=verbatim) if ctx is not None and budget > 0 else ""

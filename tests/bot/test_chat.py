@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 from bot.chat import APOLOGY, CONTEXT_BEGIN, NO_LLM_NOTICE, ChatHandler, IncomingMessage, RollingSummary
@@ -38,6 +39,9 @@ async def test_memory_reaches_the_prompt_in_the_same_scope_only(
     await handler.handle(_msg(uid, "Where does my sister live?", channel="c-b"))
     system = fake_llm.requests[-1]["messages"][0]["content"]
     assert "Ada: My sister Ingrid lives in Tromsø" in system  # the display name, stored with the exchange
+    # the memories are dated, so the model is told today's date (either side of a midnight during the test)
+    days = {f"Today is {datetime.now(UTC) - timedelta(minutes=m):%A %-d %B %Y} (UTC)." for m in (0, 5)}
+    assert any(day in system for day in days)
     assert "You are talking with Ada" in system
     fake_llm.reset("prompt")
     await handler.handle(_msg(uid, "Where does my sister live?", guild=None, channel="dm"))
