@@ -162,7 +162,7 @@ UNWIND $ukeys AS k
 MATCH (f:Fact {ukey: k})
 RETURN f.ukey AS ukey, f.fid AS fid, f.predicate AS predicate, f.obj AS obj, f.aliases AS aliases,
        f.valid_from AS valid_from, f.valid_to AS valid_to, f.label AS label, f.from_unit AS from_unit,
-       f.closed_by AS closed_by
+       f.closed_by AS closed_by, f.detail AS detail
 """
 
 CREATE_FACTS = """

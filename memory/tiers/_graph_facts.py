@@ -104,11 +104,15 @@ def _match(facts: list[FactState], predicate: str, obj: str) -> FactState | None
 
 
 def _displaced(facts: list[FactState], predicate: str, obj: str) -> list[FactState]:
-    """The open facts that a new fact of ``predicate`` about ``obj`` ends."""
+    """The open facts that a new fact of ``predicate`` about ``obj`` ends: the current value of a
+    single-valued predicate, the opposite fact, and the open ending records it follows (so that
+    forgetting "I quit my job" later reopens the old job only until the new one began)."""
+    endings = [f for f in facts if f.predicate == ENDED and f.detail == predicate and f.valid_to is None
+               and (predicate in SINGLE_VALUED or f.obj in (obj, ANY_OBJECT))]
     if predicate in SINGLE_VALUED:
-        return [f for f in facts if f.predicate == predicate and f.valid_to is None]
+        return [f for f in facts if f.predicate == predicate and f.valid_to is None] + endings
     opposite = OPPOSITES.get(predicate)
-    return [f for f in facts if f.predicate == opposite and f.valid_to is None and obj in _names(f)]
+    return [f for f in facts if f.predicate == opposite and f.valid_to is None and obj in _names(f)] + endings
 
 
 def _end(out: Plan, facts: list[FactState], st: Said, ukey: str, user_id: str, at: float) -> None:

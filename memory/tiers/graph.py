@@ -352,7 +352,8 @@ async def _apply_statements(tx: AsyncManagedTransaction, items: Sequence[tuple[E
     async for r in await tx.run(cypher.FACT_STATES, ukeys=list(by_scope)):
         states[r["ukey"]].append(FactState(r["fid"], r["predicate"], r["obj"], list(r["aliases"] or []),
                                            r["valid_from"], r["valid_to"], label=r["label"] or "",
-                                           closed_by=r["closed_by"], from_unit=r["from_unit"] or ""))
+                                           detail=r["detail"] or "", closed_by=r["closed_by"],
+                                           from_unit=r["from_unit"] or ""))
     for ukey, said in by_scope.items():
         p = plan(ukey, owners[ukey], states[ukey], said)
         for query, rows in ((cypher.CREATE_FACTS, p.create), (cypher.CLOSE_FACTS, p.close),

@@ -149,6 +149,18 @@ async def test_endings_close_facts_and_a_forget_of_the_ending_reopens_them(
     assert await memory.typed_facts(user) == []
 
 
+async def test_forgetting_an_ending_reopens_the_old_job_only_until_the_next_one(
+        memory: HierarchicalMemoryManager, uid: Callable[[str], str]) -> None:
+    user = uid("ines")
+    ids = await tell(memory, user, [(0, "I work as a nurse.", "OK."), (1, "I quit my job.", "Oh!"),
+                                    (3, "I work as a teacher now.", "Nice.")])
+    await memory.forget(user, exchange_id=ids[1])
+    facts = await memory.typed_facts(user)
+    assert current(facts) == {("WORKS_AS", "teacher")}  # not two jobs at once
+    nurse, teacher = (next(f for f in facts if f.label == job) for job in ("nurse", "teacher"))
+    assert nurse.valid_to == teacher.valid_from == T0 + timedelta(weeks=3)
+
+
 async def test_a_home_we_first_hear_of_as_left_behind_is_the_one_before(
         memory: HierarchicalMemoryManager, uid: Callable[[str], str]) -> None:
     user = uid("omar")
