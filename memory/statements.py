@@ -9,6 +9,7 @@ vaguer is left to the LLM extractor when one is configured.
 
 from __future__ import annotations
 
+import bisect
 import re
 from datetime import datetime, timedelta
 
@@ -213,13 +214,34 @@ _DATED = frozenset({"LIVES_IN", "WORKS_AS", "WORKS_AT", "HAS_PET", "DIET", "PART
 _CLAUSE_END = re.compile(r"[.!?;\n]+|\s+(?:but|and|although|though|whereas|while)\s+", re.I)
 
 
-def _clause(text: str, at: int) -> str:
-    start = 0
-    for m in _CLAUSE_END.finditer(text):
-        if m.start() >= at:
-            return text[start:m.start()]
-        start = m.end()
-    return text[start:]
+# How far a statement's clause may reach each way, and how many statements one message may make:
+# a message of 256 KiB with no full stop is one clause, and reading it whole for each of its
+# thousands of matches took minutes (found by timing adversarial input).
+_CLAUSE_REACH = 200
+_MAX_STATEMENTS = 40
+
+
+class _Times:
+    """When the statements of one message say their facts began, each clause read once."""
+
+    def __init__(self, text: str, now: datetime | None) -> None:
+        self.text, self.now = text, now
+        ends = [(m.start(), m.end()) for m in _CLAUSE_END.finditer(text)] if now is not None else []
+        self.starts = [a for a, _ in ends]
+        self.ends = [b for _, b in ends]
+        self.read: dict[tuple[int, int], tuple[datetime | None, str]] = {}
+
+    def at(self, pos: int) -> tuple[datetime | None, str]:
+        """(start, unit) the clause around ``pos`` names, or (None, "")."""
+        if self.now is None:
+            return None, ""
+        i = bisect.bisect_left(self.starts, pos)  # the first clause end at or after pos
+        start = max(self.ends[i - 1] if i > 0 else 0, pos - _CLAUSE_REACH)
+        end = min(self.starts[i] if i < len(self.starts) else len(self.text), pos + _CLAUSE_REACH)
+        if (start, end) not in self.read:
+            found = began(self.text[start:end], self.now)
+            self.read[start, end] = (found.at, found.unit) if found else (None, "")
+        return self.read[start, end]
 
 
 def statements(text: str, now: datetime | None = None) -> list[Statement]:
@@ -227,15 +249,17 @@ def statements(text: str, now: datetime | None = None) -> list[Statement]:
     With ``now`` (when it was said), a statement that says when its fact began carries that time."""
     found: dict[tuple[str, str], Statement] = {}
     at = 0
-    ended = _endings(text, now)
+    times = _Times(text, now)
+    ended = _endings(text, times)
 
     def add(predicate: str, label: str, detail: str = "") -> None:
         label = _clean(label)
-        if not label or len(label) > 80 or _key(label).split()[0] in _NOT_NAMES or (predicate, _key(label)) in ended:
+        key = (predicate, _key(label))
+        if not label or len(label) > 80 or key[1].split()[0] in _NOT_NAMES or key in ended or key in found:
             return  # "my cat Miso" in "my cat Miso died" is the ending's, not a new pet
-        start = began(_clause(text, at), now) if now is not None and predicate in _DATED else None
-        found.setdefault((predicate, _key(label)), Statement(
-            predicate, _key(label), label, detail, start.at if start else None, start.unit if start else ""))
+        if len(found) < _MAX_STATEMENTS:
+            found[key] = Statement(predicate, key[1], label, detail,
+                                   *(times.at(at) if predicate in _DATED else (None, "")))
 
     for pattern, predicate in _RULES:
         for m in pattern.finditer(text):
@@ -247,9 +271,8 @@ def statements(text: str, now: datetime | None = None) -> list[Statement]:
     for m in _NOT_DIET.finditer(text):
         diet = m.group("diet").lower()
         label = f"no longer {diet}" if m.group("neg").lower() != "not" or m.group("more") else f"not {diet}"
-        start = began(_clause(text, m.start()), now) if now is not None else None
-        found.setdefault(("DIET", label), Statement("DIET", label, label, "", start.at if start else None,
-                                                    start.unit if start else ""))
+        if ("DIET", label) not in found:
+            found["DIET", label] = Statement("DIET", label, label, "", *times.at(m.start()))
     for m in _ALLERGIES.finditer(text):
         at = m.start()
         for item in _LIST_SPLIT.split(m.group("items")):
@@ -280,22 +303,18 @@ def statements(text: str, now: datetime | None = None) -> list[Statement]:
     return [*ended.values(), *found.values()]
 
 
-def _endings(text: str, now: datetime | None) -> dict[tuple[str, str], Statement]:
+def _endings(text: str, times: _Times) -> dict[tuple[str, str], Statement]:
     out: dict[tuple[str, str], Statement] = {}
-    def when(at: int) -> tuple[datetime | None, str]:
-        found = began(_clause(text, at), now) if now is not None else None
-        return (found.at, found.unit) if found else (None, "")
-
     for any_pattern, predicates, what in _ANY_ENDINGS:
         for m in any_pattern.finditer(text):
             for p in predicates:
-                out.setdefault((p, ANY_OBJECT), Statement(p, ANY_OBJECT, what, "", *when(m.start()), ended=True))
+                if (p, ANY_OBJECT) not in out:
+                    out[p, ANY_OBJECT] = Statement(p, ANY_OBJECT, what, "", *times.at(m.start()), ended=True)
     for pattern, predicate in _ENDINGS:
         for m in pattern.finditer(text):
-            since, unit = when(m.start())
             groups = m.groupdict()
             label = _clean(next((groups[g] for g in ("name", "name2", "name3", "phrase") if groups.get(g)), ""))
-            if label and _key(label).split()[0] not in _NOT_NAMES:
-                out.setdefault((predicate, _key(label)), Statement(predicate, _key(label), label, "", since, unit,
-                                                                   ended=True))
+            key = (predicate, _key(label))
+            if label and key[1].split()[0] not in _NOT_NAMES and key not in out and len(out) < _MAX_STATEMENTS:
+                out[key] = Statement(predicate, key[1], label, "", *times.at(m.start()), ended=True)
     return out

@@ -172,3 +172,16 @@ def test_a_birthday_is_one_fact_however_the_day_is_written(text: str, expected: 
                                   "My sister's birthday is on 3 May", "Her birthday is May 3"])
 def test_no_birthday_without_a_real_day_of_the_users_own(text: str) -> None:
     assert statements(text, datetime(2026, 12, 1, tzinfo=UTC)) == []
+
+
+def test_a_long_message_makes_a_bounded_number_of_statements_each_dated_by_its_own_neighbourhood() -> None:
+    now = datetime(2026, 12, 1, tzinfo=UTC)
+    # thousands of distinct pets in one clause of ~200k characters: read once each, at most 40 kept
+    names = [f"Ab{chr(97 + i % 26)}{chr(97 + i // 26 % 26)}{chr(97 + i // 676 % 26)}" for i in range(15000)]
+    found = statements("".join(f"my cat {n} " for n in names) + "since 2019", now)
+    assert len(found) == 40 and [s.label for s in found] == names[:40]
+    assert all(s.since is None for s in found)  # "since 2019" is 200k characters away, not their clause
+    # the time named near a statement still dates it when the clause runs on without a full stop
+    filler = "really " * 400
+    [home] = statements(f"{filler}I moved to Leeds in 2019 {filler}", now)
+    assert (home.label, home.since) == ("Leeds", datetime(2019, 1, 1, tzinfo=UTC))
