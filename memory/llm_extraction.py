@@ -92,7 +92,8 @@ For each exchange (given with an id) return:
   {", ".join(sorted(PREDICATES))}; object is a short name or phrase ("Berlin", "nurse", "Maria");
   detail qualifies it ("sister", "dog"); only facts the user states about their own life, none guessed;
   "ended": true when the user says the fact is over (a pet died, a break-up, left a job or a city);
-  a BIRTHDAY object is the day and month as written ("3 May", "3 May 1990");
+  a BIRTHDAY object is the day and month as written ("3 May", "3 May 1990"); a SPEAKS detail is
+  "native", "learning" or empty;
 - profile: {{"name", "address_as"}} when the user says their name or how to be addressed, else null.
 Answer with one JSON object only: {{"exchanges": [...]}}, one entry per exchange, same ids."""
 

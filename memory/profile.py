@@ -22,8 +22,8 @@ PROFILE_TOKENS = 80
 _PEOPLE = ("PARTNER_OF", "SIBLING_OF", "PARENT_OF", "CHILD_OF", "FRIEND_OF")
 # line key -> heading, in the order lines are shown (and kept when the budget is short)
 LINES = {"name": "Name", "called": "Likes to be called", "home": "Lives in", "work": "Work",
-         "allergies": "Allergic to", "diet": "Diet", "birthday": "Birthday", "people": "People", "pets": "Pets",
-         "likes": "Likes", "dislikes": "Dislikes"}
+         "allergies": "Allergic to", "diet": "Diet", "birthday": "Birthday", "languages": "Speaks",
+         "people": "People", "pets": "Pets", "likes": "Likes", "dislikes": "Dislikes"}
 
 
 @dataclass(frozen=True, slots=True)
@@ -130,6 +130,12 @@ def derive_lines(facts: Sequence[TypedFact]) -> dict[str, str]:
         lines["diet"] = f"Diet: {diet.label}"
     if (born := latest("BIRTHDAY")) is not None:
         lines["birthday"] = f"Birthday: {born.label}"
+    speaks = [f for f in current if f.predicate == "SPEAKS"]
+    if speaks:
+        known = _join([f"{f.label} (native)" if f.detail == "native" else f.label
+                       for f in speaks if f.detail != "learning"])
+        learning = _join([f.label for f in speaks if f.detail == "learning"])
+        lines["languages"] = "Speaks: " + "; ".join(filter(None, (known, learning and f"learning {learning}")))
     people = _grouped([f for p in _PEOPLE for f in current if f.predicate == p])
     if people:
         lines["people"] = "People: " + people

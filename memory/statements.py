@@ -141,6 +141,31 @@ _MONTH_NAMES = ("January", "February", "March", "April", "May", "June", "July", 
                 "October", "November", "December")
 
 
+# Languages: "I speak Spanish and a bit of French", "I'm fluent in German", "my native language is
+# Polish", "I'm a native Spanish speaker", "I'm learning Japanese" (detail "native" / "learning").
+_LANGUAGES = frozenset("""
+english spanish french german italian portuguese dutch swedish norwegian danish finnish icelandic polish czech
+slovak hungarian romanian bulgarian greek turkish russian ukrainian serbian croatian bosnian slovenian albanian
+lithuanian latvian estonian arabic hebrew persian farsi urdu hindi bengali punjabi tamil telugu marathi gujarati
+kannada malayalam nepali sinhala chinese mandarin cantonese japanese korean vietnamese thai indonesian malay
+tagalog filipino swahili amharic yoruba igbo hausa zulu xhosa afrikaans catalan basque galician welsh irish
+gaelic latin esperanto asl bsl
+""".split())
+_LANGUAGE_LIST = (r"(?P<items>[A-Za-z][A-Za-z ,]{1,80}?)(?=\s*(?:[.!?;:)(]|$|\bbut\b|\bso\b|\bat\b|\bwith\b|"
+                  r"\bsince\b|\bfor\b|\bin\b|\bevery\b|\bdaily\b|\bbecause\b|\bnow\b|\btoo\b|\bas well\b|"
+                  r"\bfluently\b|\bwell\b|\bat home\b))")
+_SPEAKS: list[tuple[re.Pattern[str], str]] = [
+    (re.compile(r"\bi (?:also |can |can also )?speak (?:some |a little |a bit of |basic |fluent )?" + _LANGUAGE_LIST,
+                re.I), ""),
+    (re.compile(r"\bi(?:'m|’m| am) (?:also )?fluent in " + _LANGUAGE_LIST, re.I), ""),
+    (re.compile(r"\bmy (?:native|first|mother) (?:language|tongue) is " + _LANGUAGE_LIST, re.I), "native"),
+    (re.compile(r"\bi(?:'m|’m| am) a native (?P<items>[A-Za-z]+) speaker\b", re.I), "native"),
+    (re.compile(r"\bi(?:'m|’m| am|'ve been|’ve been| have been) (?:currently |also |still )?learning "
+                + _LANGUAGE_LIST, re.I), "learning"),
+]
+_LANGUAGE_QUALIFIERS = re.compile(r"^(?:some|a little|a bit of|basic|fluent|conversational|native|also)\s+", re.I)
+
+
 def birthday(text: str) -> Statement | None:
     """A BIRTHDAY statement for a date as people write it ("3 May", "May 3rd, 1990"), or None.
     The object is "MM-DD", so every spelling of one day is one fact."""
@@ -255,8 +280,10 @@ def statements(text: str, now: datetime | None = None) -> list[Statement]:
     def add(predicate: str, label: str, detail: str = "") -> None:
         label = _clean(label)
         key = (predicate, _key(label))
-        if not label or len(label) > 80 or key[1].split()[0] in _NOT_NAMES or key in ended or key in found:
+        if not label or len(label) > 80 or key in ended or key in found:
             return  # "my cat Miso" in "my cat Miso died" is the ending's, not a new pet
+        if predicate != "SPEAKS" and key[1].split()[0] in _NOT_NAMES:
+            return  # "I'm Going home", "I like it"; a language ("English") is checked against its own list
         if len(found) < _MAX_STATEMENTS:
             found[key] = Statement(predicate, key[1], label, detail,
                                    *(times.at(at) if predicate in _DATED else (None, "")))
@@ -293,6 +320,14 @@ def statements(text: str, now: datetime | None = None) -> list[Statement]:
         at = m.start()
         for name in re.split(r",\s*(?:and\s+)?|\s+and\s+", m.group("names")):
             add("HAS_PET", name, _PLURAL_PETS[m.group("role").lower()])
+    for pattern, detail in _SPEAKS:
+        for m in pattern.finditer(text):
+            at = m.start()
+            for item in _LIST_SPLIT.split(m.group("items")):
+                language = _LANGUAGE_QUALIFIERS.sub("", item.strip())
+                if language.lower() not in _LANGUAGES:
+                    break  # "Spanish and I love it": the list ended
+                add("SPEAKS", language.capitalize() if len(language) > 3 else language.upper(), detail)
     for m in _BIRTHDAY.finditer(text):
         if (said := _birthday_of(m)) is not None:
             found.setdefault(("BIRTHDAY", said.obj), said)

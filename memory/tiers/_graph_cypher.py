@@ -186,7 +186,7 @@ UNWIND $rows AS r
 MATCH (f:Fact {fid: r.fid})
 WHERE f.ukey = $ukey
 SET f.obj = r.obj, f.label = r.label, f.aliases = r.aliases, f.valid_from = r.valid_from,
-    f.from_unit = r.from_unit
+    f.from_unit = r.from_unit, f.detail = r.detail
 """
 
 SUPPORT_FACTS = """

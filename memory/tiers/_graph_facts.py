@@ -32,6 +32,8 @@ from typing import Any
 
 from memory.models import ANY_OBJECT, ENDED, OPPOSITES, SINGLE_VALUED
 
+# Details that a repeat may raise, lowest first: "I'm learning Japanese", later "I speak Japanese".
+_DETAIL_RANKS = {"SPEAKS": ("learning", "", "native")}
 RESOLVED = frozenset({"NAME", "CALLED", "HAS_PET", "SIBLING_OF", "PARENT_OF", "CHILD_OF", "PARTNER_OF",
                       "FRIEND_OF"})
 
@@ -177,6 +179,10 @@ def plan(ukey: str, user_id: str, facts: list[FactState], statements: list[Said]
                 found.aliases = [n for n in {*found.aliases, found.obj} if n != obj]
                 found.obj, found.label = obj, label
                 changed = True
+            ranks = _DETAIL_RANKS.get(predicate, ())
+            if detail in ranks and found.detail in ranks and ranks.index(detail) > ranks.index(found.detail):
+                found.detail = detail
+                changed = True
             if start < found.valid_from:
                 for before in facts:  # what it replaced now ends at its earlier start
                     if before.closed_by == found.fid and before.valid_to == found.valid_from:
@@ -187,7 +193,7 @@ def plan(ukey: str, user_id: str, facts: list[FactState], statements: list[Said]
             if changed:
                 touched[found.fid] = {"fid": found.fid, "obj": found.obj, "label": found.label or label,
                                       "aliases": sorted(found.aliases), "valid_from": found.valid_from,
-                                      "from_unit": found.from_unit}
+                                      "from_unit": found.from_unit, "detail": found.detail}
             continue
         fact = FactState(uuid.uuid4().hex, predicate, obj, [], start, None, new=True, label=label, detail=detail,
                          from_unit=unit)
@@ -208,7 +214,7 @@ def plan(ukey: str, user_id: str, facts: list[FactState], statements: list[Said]
     for fid, row in touched.items():
         if fid in created:  # created in this plan: write the final state at creation
             created[fid].update(obj=row["obj"], label=row["label"], valid_from=row["valid_from"],
-                                from_unit=row["from_unit"])
+                                from_unit=row["from_unit"], detail=row["detail"])
             created[fid]["aliases"] = row["aliases"]
         else:
             out.update.append(row)

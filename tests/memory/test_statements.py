@@ -185,3 +185,20 @@ def test_a_long_message_makes_a_bounded_number_of_statements_each_dated_by_its_o
     filler = "really " * 400
     [home] = statements(f"{filler}I moved to Leeds in 2019 {filler}", now)
     assert (home.label, home.since) == ("Leeds", datetime(2019, 1, 1, tzinfo=UTC))
+
+
+@pytest.mark.parametrize(("text", "expected"), [
+    ("I speak Spanish, French and a bit of German.", {("Spanish", ""), ("French", ""), ("German", "")}),
+    ("I'm fluent in Dutch but I'm learning Japanese", {("Dutch", ""), ("Japanese", "learning")}),
+    ("My native language is Polish", {("Polish", "native")}),
+    ("I'm a native Spanish speaker", {("Spanish", "native")}),
+    ("I speak English and I love it", {("English", "")}),
+    ("I've been learning Korean for two years", {("Korean", "learning")}),
+    ("I can speak ASL", {("ASL", "")}),
+    ("I speak my mind", set()), ("I speak to my mom daily", set()), ("I don't speak French", set()),
+    ("I'm learning to code", set()), ("Hi, I'm English", set()),
+])
+def test_languages_spoken_and_learnt(text: str, expected: set[tuple[str, str]]) -> None:
+    found = statements(text)
+    assert {s.predicate for s in found} <= {"SPEAKS"}
+    assert {(s.label, s.detail) for s in found} == expected

@@ -186,6 +186,19 @@ async def test_a_birthday_reaches_the_profile(memory: HierarchicalMemoryManager,
     assert [f.obj for f in await memory.typed_facts(user) if f.predicate == "BIRTHDAY"] == ["02-03"]
 
 
+async def test_languages_reach_the_profile_and_learning_one_becomes_speaking_it(
+        memory: HierarchicalMemoryManager, uid: Callable[[str], str]) -> None:
+    user = uid("piotr")
+    await tell(memory, user, [(0, "I'm learning Japanese.", "Ganbatte!"), (1, "My native language is Polish.", "Cool."),
+                              (2, "I speak English too.", "Great."), (3, "I speak Japanese now!", "Sugoi!")])
+    line = (await memory.user_profile(user)).line("languages")
+    assert line is not None and line.text == "Speaks: Japanese, Polish (native), English"
+    # a later "I'm learning Polish" does not lower a native language
+    await tell(memory, user, [(4, "I'm learning Polish too, for fun.", "Nice.")])
+    line = (await memory.user_profile(user)).line("languages")
+    assert line is not None and line.text == "Speaks: Japanese, Polish (native), English"
+
+
 async def test_the_profile_stays_within_its_small_budget(memory: HierarchicalMemoryManager,
                                                          uid: Callable[[str], str]) -> None:
     user = uid("cy")
