@@ -246,6 +246,14 @@ _CLAUSE_REACH = 200
 _MAX_STATEMENTS = 40
 
 
+# A time dates a fact only in a clause that says something began: "I moved here last month", "since
+# March", "two weeks ago", "I've lived here for three years". "My partner Tanya is visiting Toronto in
+# October for 10 days" names times, but not when the partnership began (found in BEAM's chats). An
+# ending is itself the event: its time always counts.
+_STARTED = re.compile(r"\b(?:since|ago|moved|relocated|became|started|got|adopted|joined|married|began|switched|"
+                      r"took up)\b|(?:'ve|’ve|\bhave|'s|’s|\bhas) (?:been|lived|worked|had|owned)\b", re.I)
+
+
 class _Times:
     """When the statements of one message say their facts began, each clause read once."""
 
@@ -256,7 +264,7 @@ class _Times:
         self.ends = [b for _, b in ends]
         self.read: dict[tuple[int, int], tuple[datetime | None, str]] = {}
 
-    def at(self, pos: int) -> tuple[datetime | None, str]:
+    def at(self, pos: int, *, ending: bool = False) -> tuple[datetime | None, str]:
         """(start, unit) the clause around ``pos`` names, or (None, "")."""
         if self.now is None:
             return None, ""
@@ -266,6 +274,8 @@ class _Times:
         if (start, end) not in self.read:
             found = began(self.text[start:end], self.now)
             self.read[start, end] = (found.at, found.unit) if found else (None, "")
+        if not ending and self.read[start, end][0] is not None and not _STARTED.search(self.text, start, end):
+            return None, ""
         return self.read[start, end]
 
 
@@ -344,12 +354,13 @@ def _endings(text: str, times: _Times) -> dict[tuple[str, str], Statement]:
         for m in any_pattern.finditer(text):
             for p in predicates:
                 if (p, ANY_OBJECT) not in out:
-                    out[p, ANY_OBJECT] = Statement(p, ANY_OBJECT, what, "", *times.at(m.start()), ended=True)
+                    out[p, ANY_OBJECT] = Statement(p, ANY_OBJECT, what, "", *times.at(m.start(), ending=True),
+                                                   ended=True)
     for pattern, predicate in _ENDINGS:
         for m in pattern.finditer(text):
             groups = m.groupdict()
             label = _clean(next((groups[g] for g in ("name", "name2", "name3", "phrase") if groups.get(g)), ""))
             key = (predicate, _key(label))
             if label and key[1].split()[0] not in _NOT_NAMES and key not in out and len(out) < _MAX_STATEMENTS:
-                out[key] = Statement(predicate, key[1], label, "", *times.at(m.start()), ended=True)
+                out[key] = Statement(predicate, key[1], label, "", *times.at(m.start(), ending=True), ended=True)
     return out

@@ -122,6 +122,11 @@ def test_a_statement_carries_the_start_it_names_in_its_own_clause() -> None:
     [job] = [s for s in statements("I moved to Leeds in 2019 and I work as a nurse.", now) if s.predicate == "WORKS_AS"]
     assert (home.since, job.since) == (datetime(2019, 1, 1, tzinfo=UTC), None)
     assert all(s.since is None for s in statements("I moved to Leeds in 2019."))
+    # a time in a clause that says nothing began is not the fact's start (both from BEAM's chats)
+    for text in ("My partner Tanya is visiting Toronto in October for 10 days", "My partner David planned this "
+                 "incredible surprise July 4 picnic", "I'm living in East Janethaven, and it's March 15, 2024"):
+        [said] = statements(text, now)
+        assert said.since is None, text
 
 
 @pytest.mark.parametrize(("text", "expected"), [
