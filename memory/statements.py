@@ -30,10 +30,12 @@ professor lecturer analyst intern freelancer receptionist secretary clerk realto
 banker economist editor actor actress dancer singer painter illustrator animator coach trainer nanny
 caregiver carer counselor counsellor psychologist psychiatrist physiotherapist physician optician surveyor
 builder welder technician administrator tester entrepreneur officer soldier salesperson recruiter
+producer director technologist specialist coordinator executive planner strategist marketer supervisor
+inspector worker
 """.split()
 _JOB = (r"(?P<phrase>(?:(?!(?:former|retired|ex|aspiring|future|wannabe|would-be|failed|terrible|bad|good|great|"
         r"decent|awful|amazing|huge|big|little|horrible|lousy|keen|avid|amateur|hobby|natural|born|real|total) )"
-        r"[a-z]+ )?(?:"
+        r"[a-z]+(?:/[a-z]+)? )?(?:"
         + "|".join(_JOBS) + "))")
 # A short lower-case noun phrase: a job or an interest.
 _PHRASE = r"(?P<phrase>[a-z][a-z'’\- ]{1,40}?)"
@@ -77,6 +79,9 @@ _RULES: list[tuple[re.Pattern[str], str]] = [
                 + _PHRASE + _END, re.I), "WORKS_AS"),
     (re.compile(r"\bi(?:'m|’m| am|(?:'ve|’ve| have) been| (?:just |recently |finally )?became)"
                 r" (?:now |currently |still |also )?an? " + _JOB + _END, re.I), "WORKS_AS"),
+    # "I'm Crystal, a TV/film producer", "I'm Darryl, a 60-year-old television/film producer"
+    (re.compile(r"\bi(?:'m|’m| am) " + _NAME.replace("?P<name>", "?:") + r", an? (?:\d{1,3}[- ]year[- ]old )?"
+                + _JOB + _END, re.I), "WORKS_AS"),
     (re.compile(r"\bi (?:now |currently )?work (?:at|for)\s+" + _NAME, re.I), "WORKS_AT"),
     # "I'm a nurse at St Mary's" (the job is the rule above's)
     (re.compile(r"\bi(?:'m|’m| am|(?:'ve|’ve| have) been) (?:now |currently |still )?an? " + _JOB + r" (?:at|for) "

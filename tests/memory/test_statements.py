@@ -64,6 +64,12 @@ def said(text: str) -> set[tuple[str, str, str]]:
     ("I started working as a delivery driver in May", {("WORKS_AS", "delivery driver", "")}),
     ("I work at Nubank as a data scientist.", {("WORKS_AT", "Nubank", ""), ("WORKS_AS", "data scientist", "")}),
     ("I'm a nurse at St Mary's.", {("WORKS_AS", "nurse", ""), ("WORKS_AT", "St Mary", "")}),
+    # introductions in BEAM's chats
+    ("I'm Crystal, a TV/film producer in East Janethaven.", {("NAME", "Crystal", ""),
+                                                            ("WORKS_AS", "TV/film producer", "")}),
+    ("I'm Darryl, a 60-year-old television/film producer, and I'm worried.",
+     {("NAME", "Darryl", ""), ("WORKS_AS", "television/film producer", "")}),
+    ("I'm Christina, a colour technologist.", {("NAME", "Christina", ""), ("WORKS_AS", "colour technologist", "")}),
 ])
 def test_clear_self_statements_become_typed_statements(text: str, expected: set[tuple[str, str, str]]) -> None:
     assert said(text) == expected
