@@ -39,7 +39,7 @@ _JOB = (r"(?P<phrase>(?:(?!(?:former|retired|ex|aspiring|future|wannabe|would-be
         + "|".join(_JOBS) + "))")
 # A short lower-case noun phrase: a job or an interest.
 _PHRASE = r"(?P<phrase>[a-z][a-z'’\- ]{1,40}?)"
-_END = (r"(?=\s*(?:[.,!?;:)]|\band\b|\bbut\b|\bso\b|\bnow\b|\bsince\b|\bfor\b|\bwith\b|\bat\b|\bin\b|"
+_END = (r"(?=\s*(?:[.,!?;:)]|\band\b|\bbut\b|\bso\b|\bnow\b|\bsince\b|\bfor\b|\bwith\b|\bat\b|\bin\b|\bfrom\b|"
         r"\bany ?more\b|\bthese days\b|\blately\b|\blast\b|\bthis\b|"
         r"\byesterday\b|\btoday\b|\brecently\b|\bagain\b|\btoo\b|\beither\b|\bthough\b|\banyway\b|$))")
 

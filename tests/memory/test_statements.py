@@ -70,6 +70,7 @@ def said(text: str) -> set[tuple[str, str, str]]:
     ("I'm Darryl, a 60-year-old television/film producer, and I'm worried.",
      {("NAME", "Darryl", ""), ("WORKS_AS", "television/film producer", "")}),
     ("I'm Christina, a colour technologist.", {("NAME", "Christina", ""), ("WORKS_AS", "colour technologist", "")}),
+    ("I'm Bo, a social worker from Leeds", {("NAME", "Bo", ""), ("WORKS_AS", "social worker", "")}),
 ])
 def test_clear_self_statements_become_typed_statements(text: str, expected: set[tuple[str, str, str]]) -> None:
     assert said(text) == expected
