@@ -75,14 +75,23 @@ _RULES: list[tuple[re.Pattern[str], str]] = [
     (re.compile(r"\bi (?:now |currently )?work (?:at|for) [^.!?,;:]{1,60}? as (?:an? )?" + _PHRASE + _END, re.I),
      "WORKS_AS"),
     (re.compile(r"\bi(?:(?:'m|’m| am) (?:now |currently )?working|(?:'ve|’ve| have) been working|"
-                r" (?:just |recently )?(?:got a job|started working|started a new job|started work)) as (?:an? )?"
-                + _PHRASE + _END, re.I), "WORKS_AS"),
+                r" (?:just |recently )?(?:got a (?:new )?job|started working|started a new job|started work))"
+                r" as (?:an? )?" + _PHRASE + _END, re.I), "WORKS_AS"),
     (re.compile(r"\bi(?:'m|’m| am|(?:'ve|’ve| have) been| (?:just |recently |finally )?became)"
                 r" (?:now |currently |still |also )?an? " + _JOB + _END, re.I), "WORKS_AS"),
     # "I'm Crystal, a TV/film producer", "I'm Darryl, a 60-year-old television/film producer"
     (re.compile(r"\bi(?:'m|’m| am) " + _NAME.replace("?P<name>", "?:") + r", an? (?:\d{1,3}[- ]year[- ]old )?"
                 + _JOB + _END, re.I), "WORKS_AS"),
     (re.compile(r"\bi (?:now |currently )?work (?:at|for)\s+" + _NAME, re.I), "WORKS_AT"),
+    # "I work as a UX designer at Spotify", "I got a job at Google", "I'm working for Arup now",
+    # "I just started as a tester at Stripe" (a bare "started" only with "as": not "I started at Easter")
+    (re.compile(r"\bi(?:(?: (?:now |currently )?work|(?:'m|’m| am) (?:now |currently )?working|(?:'ve|’ve| have) "
+                r"been working| (?:just |recently |finally )?(?:got a (?:new )?job|landed a job|started working|"
+                r"started a new job|started work))(?: as (?:an? )?[a-z][a-z'’\-/ ]{1,40}?)?"
+                r"| (?:just |recently |finally )?started as an? " + _JOB.replace("?P<phrase>", "?:") + ") (?:at|for) "
+                + _NAME, re.I), "WORKS_AT"),
+    # "I just started as a software engineer at Stripe" (a bare "started" needs a job noun)
+    (re.compile(r"\bi (?:just |recently |finally )?started as an? " + _JOB + _END, re.I), "WORKS_AS"),
     # "I'm a nurse at St Mary's" (the job is the rule above's)
     (re.compile(r"\bi(?:'m|’m| am|(?:'ve|’ve| have) been) (?:now |currently |still )?an? " + _JOB + r" (?:at|for) "
                 + _NAME, re.I), "WORKS_AT"),

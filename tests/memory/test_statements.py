@@ -64,6 +64,14 @@ def said(text: str) -> set[tuple[str, str, str]]:
     ("I started working as a delivery driver in May", {("WORKS_AS", "delivery driver", "")}),
     ("I work at Nubank as a data scientist.", {("WORKS_AT", "Nubank", ""), ("WORKS_AS", "data scientist", "")}),
     ("I'm a nurse at St Mary's.", {("WORKS_AS", "nurse", ""), ("WORKS_AT", "St Mary", "")}),
+    # the employer after the job ("work as X at Y"), and new jobs (found chatting in the console)
+    ("I work as a UX designer at Spotify", {("WORKS_AS", "UX designer", ""), ("WORKS_AT", "Spotify", "")}),
+    ("I am working as a barista at Blue Bottle", {("WORKS_AS", "barista", ""), ("WORKS_AT", "Blue Bottle", "")}),
+    ("I just started as a software engineer at Google", {("WORKS_AS", "software engineer", ""),
+                                                         ("WORKS_AT", "Google", "")}),
+    ("I got a new job as a chef at Nando's!", {("WORKS_AS", "chef", ""), ("WORKS_AT", "Nando", "")}),
+    ("I got a job at Tesco", {("WORKS_AT", "Tesco", "")}),
+    ("I've been working for Amazon since 2019", {("WORKS_AT", "Amazon", "")}),
     # introductions in BEAM's chats
     ("I'm Crystal, a TV/film producer in East Janethaven.", {("NAME", "Crystal", ""),
                                                             ("WORKS_AS", "TV/film producer", "")}),
@@ -85,7 +93,8 @@ def test_clear_self_statements_become_typed_statements(text: str, expected: set[
                                   "Is this vegan?", "I'm not vegetarian food.",
                                   "I am a former teacher.", "I'm a retired pilot", "I used to work as a nurse.",
                                   "I'm a teacher's assistant", "I'm a big fan of jazz",
-                                  "I'm a terrible cook.", "I'm an amateur photographer."])
+                                  "I'm a terrible cook.", "I'm an amateur photographer.",
+                                  "I started as a joke at Christmas", "I started with Python at Uni"])
 def test_no_statement_without_a_clear_self_statement(text: str) -> None:
     assert statements(text) == []
 
