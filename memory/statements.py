@@ -110,8 +110,15 @@ _RULES: list[tuple[re.Pattern[str], str]] = [
                 r"can't stand|can’t stand|cannot stand|(?:don't|don’t|do not) (?:really )?like)\s+"
                 + _PHRASE + _END, re.I), "DISLIKES"),
 ]
-_RELATIVE = re.compile(r"\bmy (?P<role>" + "|".join(sorted(map(re.escape, _FAMILY), key=len, reverse=True))
-                       + r")(?:'s name is|,)?\s+" + _NAME, re.I)
+_KIN = "|".join(sorted(map(re.escape, _FAMILY), key=len, reverse=True))
+_KIN_AGE = r"(?:(?:older|younger|little|big|baby|twin|eldest|oldest|youngest) |(?:step|half)-? ?)?"
+# "my sister Maria", "my little brother's name is Tom", "my son is called Leo" (not "my brother called
+# Tom": that is a phone call)
+_RELATIVE = re.compile(r"\bmy " + _KIN_AGE + r"(?P<role>" + _KIN + r")(?:'s name is|'s called| is called| is named"
+                       r"|,)?\s+" + _NAME, re.I)
+# "I have a brother named Tomás", "I've got an older sister called Ana"
+_NAMED_RELATIVE = re.compile(r"\bi(?: have|(?:'ve|’ve| have) got) an? " + _KIN_AGE + r"(?P<role>" + _KIN
+                             + r")(?:,| named| called)\s+" + _NAME, re.I)
 _PET = re.compile(r"\bmy (?:\w+ )?(?P<role>" + "|".join(_PETS) + r")(?:'s name is| is called| named|,)?\s+"
                   + _NAME, re.I)
 _PLURAL_PETS = {("puppies" if p == "puppy" else p if p == "fish" else p + "s"): p for p in _PETS}
@@ -332,10 +339,11 @@ def statements(text: str, now: datetime | None = None) -> list[Statement]:
             if not words or _key(item) in _NOT_ALLERGENS or words[0] in _CLAUSE_STARTS or len(words) > 3:
                 break  # "peanuts and I'm vegetarian": the list ended where a new clause began
             add("ALLERGIC_TO", item)
-    for m in _RELATIVE.finditer(text):
-        at = m.start()
-        role = m.group("role").lower()
-        add(_FAMILY[role], m.group("name"), role)
+    for pattern in (_RELATIVE, _NAMED_RELATIVE):
+        for m in pattern.finditer(text):
+            at = m.start()
+            role = m.group("role").lower()
+            add(_FAMILY[role], m.group("name"), role)
     for pattern in (_PET, _NAMED_PET):
         for m in pattern.finditer(text):
             at = m.start()

@@ -71,6 +71,13 @@ def said(text: str) -> set[tuple[str, str, str]]:
                                                          ("WORKS_AT", "Google", "")}),
     ("I got a new job as a chef at Nando's!", {("WORKS_AS", "chef", ""), ("WORKS_AT", "Nando", "")}),
     ("I got a job at Tesco", {("WORKS_AT", "Tesco", "")}),
+    ("btw my sister Inês lives in Porto, and my brother is called Tomás",
+     {("SIBLING_OF", "Inês", "sister"), ("SIBLING_OF", "Tomás", "brother")}),
+    ("I have a brother named Tomás", {("SIBLING_OF", "Tomás", "brother")}),
+    ("I've got an older sister called Ana", {("SIBLING_OF", "Ana", "sister")}),
+    ("my son is named Leo and my little brother Jim is 7",
+     {("CHILD_OF", "Leo", "son"), ("SIBLING_OF", "Jim", "brother")}),
+    ("My step-mom is named Carla", {("PARENT_OF", "Carla", "mom")}),
     ("I've been working for Amazon since 2019", {("WORKS_AT", "Amazon", "")}),
     # introductions in BEAM's chats
     ("I'm Crystal, a TV/film producer in East Janethaven.", {("NAME", "Crystal", ""),
@@ -94,7 +101,8 @@ def test_clear_self_statements_become_typed_statements(text: str, expected: set[
                                   "I am a former teacher.", "I'm a retired pilot", "I used to work as a nurse.",
                                   "I'm a teacher's assistant", "I'm a big fan of jazz",
                                   "I'm a terrible cook.", "I'm an amateur photographer.",
-                                  "I started as a joke at Christmas", "I started with Python at Uni"])
+                                  "I started as a joke at Christmas", "I started with Python at Uni",
+                                  "my brother called Tom yesterday"])
 def test_no_statement_without_a_clear_self_statement(text: str) -> None:
     assert statements(text) == []
 
