@@ -43,6 +43,19 @@ _END = (r"(?=\s*(?:[.,!?;:)]|\band\b|\bbut\b|\bso\b|\bnow\b|\bsince\b|\bfor\b|\b
         r"\bany ?more\b|\bthese days\b|\blately\b|\blast\b|\bthis\b|"
         r"\byesterday\b|\btoday\b|\brecently\b|\bagain\b|\btoo\b|\beither\b|\bthough\b|\banyway\b|$))")
 
+# Where a liked or disliked thing ends: besides a clause's end, the words that go on to say how much
+# or why ("I love badminton the most", "I love nyquil it knocks me out", "tea especially ginger tea").
+_TASTE_END = _END[:-2] + (r"|\b(?:it|it's|it’s|its|especially|even|every ?time|when|whenever|because|cause|cuz|"
+                          r"lol|haha|lmao|the most|very much|so much|a lot|more|than|if|as well|which|that)\b))")
+# A taste starts with the thing, not with "is", "or" or "more" ("Another pose I love is the tree pose",
+# "anything I like or dislike"), and an adverb or "called" in front is not part of it.
+_TASTE = (r"(?:(?:actually|probably|definitely|honestly|obviously|easily|called|hands down) )?"
+          r"(?!(?:is|was|are|were|or|even|more|about|most|much|than|because|if|whatever|anything|everything|"
+          r"something|nothing|ones?|stuff|things)\b)" + _PHRASE)
+# Words a taste cut short may leave dangling: "adding lots of honey to make (it sweet)", "cloudy days
+# as long as (it doesn't rain)"
+_TASTE_TAIL = re.compile(r"(?:\s+(?:of|to|as|long|like|where|the|a|an|make|some|get|be))+$", re.I)
+
 _FAMILY = {
     "sister": "SIBLING_OF", "brother": "SIBLING_OF", "sibling": "SIBLING_OF",
     "mom": "PARENT_OF", "mum": "PARENT_OF", "mother": "PARENT_OF", "dad": "PARENT_OF", "father": "PARENT_OF",
@@ -95,10 +108,10 @@ _RULES: list[tuple[re.Pattern[str], str]] = [
     # "I'm a nurse at St Mary's" (the job is the rule above's)
     (re.compile(r"\bi(?:'m|’m| am|(?:'ve|’ve| have) been) (?:now |currently |still )?an? " + _JOB + r" (?:at|for) "
                 + _NAME, re.I), "WORKS_AT"),
-    (re.compile(r"\bi (?:really |absolutely |just )?(?:love|like|enjoy|adore)\s+" + _PHRASE + _END, re.I),
+    (re.compile(r"\bi (?:really |absolutely |just )?(?:love|like|enjoy|adore)\s+" + _TASTE + _TASTE_END, re.I),
      "LIKES"),
     (re.compile(r"\bmy (?:all[- ]time |absolute )?favou?rite (?:[a-z]+(?: [a-z]+)?) (?:is|has to be)\s+"
-                r"(?:" + _NAME + "|" + _PHRASE + ")" + _END, re.I), "LIKES"),
+                r"(?:" + _NAME + "|" + _TASTE + ")" + _TASTE_END, re.I), "LIKES"),
     # "I have a severe shellfish allergy" ("allergic to a, b and c" is _ALLERGIES)
     (re.compile(r"\bi (?:have|got) (?:an? )?(?:severe |bad |mild |serious )?(?P<phrase>(?!food )[a-z]+(?: [a-z]+)?) "
                 r"allerg(?:y|ies)\b", re.I), "ALLERGIC_TO"),
@@ -108,7 +121,7 @@ _RULES: list[tuple[re.Pattern[str], str]] = [
                 r"ovo-vegetarian|flexitarian)" + _END, re.I), "DIET"),
     (re.compile(r"\bi (?:really |absolutely |just |truly |kind of |kinda )?(?:hate|dislike|detest|loathe|"
                 r"can't stand|can’t stand|cannot stand|(?:don't|don’t|do not) (?:really )?like)\s+"
-                + _PHRASE + _END, re.I), "DISLIKES"),
+                + _TASTE + _TASTE_END, re.I), "DISLIKES"),
 ]
 _KIN = "|".join(sorted(map(re.escape, _FAMILY), key=len, reverse=True))
 _KIN_AGE = r"(?:(?:older|younger|little|big|baby|twin|eldest|oldest|youngest) |(?:step|half)-? ?)?"
@@ -310,6 +323,8 @@ def statements(text: str, now: datetime | None = None) -> list[Statement]:
 
     def add(predicate: str, label: str, detail: str = "") -> None:
         label = _clean(label)
+        if predicate in ("LIKES", "DISLIKES"):
+            label = _TASTE_TAIL.sub("", label)
         key = (predicate, _key(label))
         if not label or len(label) > 80 or key in ended or key in found:
             return  # "my cat Miso" in "my cat Miso died" is the ending's, not a new pet

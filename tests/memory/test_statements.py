@@ -31,6 +31,15 @@ def said(text: str) -> set[tuple[str, str, str]]:
     ("My favourite food is grilled sardines; I hate cilantro.",
      {("LIKES", "grilled sardines", ""), ("DISLIKES", "cilantro", "")}),
     ("My all-time favorite band is Radiohead!", {("LIKES", "Radiohead", "")}),
+    # tastes as REALTALK's chats say them: the thing, without how much or why
+    ("I love badminton the most though", {("LIKES", "badminton", "")}),
+    ("Oh I don't like cats very much", {("DISLIKES", "cats", "")}),
+    ("I love nyquil it knocks me out", {("LIKES", "nyquil", "")}),
+    ("Ooh fancy I love tea especially ginger tea", {("LIKES", "tea", "")}),
+    ("I love iced drinks even if its cold out", {("LIKES", "iced drinks", "")}),
+    ("I like cloudy days as long as it doesn't rain", {("LIKES", "cloudy days", "")}),
+    ("My favorite pasta is actually ravioli", {("LIKES", "ravioli", "")}),
+    ("I like tv shows or movies more.", {("LIKES", "tv shows or movies", "")}),
     ("I really can't stand loud music.", {("DISLIKES", "loud music", "")}),
     ("I don't really like horror movies but I love comedies.",
      {("DISLIKES", "horror movies", ""), ("LIKES", "comedies", "")}),
@@ -102,7 +111,8 @@ def test_clear_self_statements_become_typed_statements(text: str, expected: set[
                                   "I'm a teacher's assistant", "I'm a big fan of jazz",
                                   "I'm a terrible cook.", "I'm an amateur photographer.",
                                   "I started as a joke at Christmas", "I started with Python at Uni",
-                                  "my brother called Tom yesterday"])
+                                  "my brother called Tom yesterday", "Another pose I love is the tree pose.",
+                                  "nothing specific, mostly area I like or dislike", "I like ones that have ice cream"])
 def test_no_statement_without_a_clear_self_statement(text: str) -> None:
     assert statements(text) == []
 
