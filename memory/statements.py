@@ -266,6 +266,13 @@ _ANY_ENDINGS: list[tuple[re.Pattern[str], tuple[str, ...], str]] = [
                 + r"|\bi(?:'m|’m| am) (?:single|divorced) (?:now|again)\b", re.I), ("PARTNER_OF",), "partner"),
 ]
 
+# Pets of one kind that are gone, no name said: "I don't have a cat anymore", "I no longer have dogs",
+# "our cat passed away" (the detail of the ending is the kind; the planner closes only those)
+_PET_KIND_ENDING = re.compile(
+    r"\bi (?:(?:don't|don’t|dont|do not) have (?:a |an |my |any )?(?P<kind>" + _PET_WORDS + r") any ?more"
+    r"|no longer have (?:a |an |my |any )?(?P<kind2>" + _PET_WORDS + r"))\b"
+    r"|\b(?:my|our) (?P<kind3>" + _PET_WORDS + r") (?:has |had |just |sadly |finally )?"
+    r"(?:passed away|passed on|died|was put down|was put to sleep|ran away|went missing)", re.I)
 
 # Facts a statement can date ("I moved to Leeds in 2019"); a name or a liking has no start worth showing.
 _DATED = frozenset({"LIVES_IN", "WORKS_AS", "WORKS_AT", "HAS_PET", "DIET", "PARTNER_OF"})
@@ -387,6 +394,12 @@ def statements(text: str, now: datetime | None = None) -> list[Statement]:
 
 def _endings(text: str, times: _Times) -> dict[tuple[str, str], Statement]:
     out: dict[tuple[str, str], Statement] = {}
+    for m in _PET_KIND_ENDING.finditer(text):  # "I don't have a cat anymore": the cats end, not the dog
+        kind = next(g for g in m.group("kind", "kind2", "kind3") if g).lower()
+        kind = _PLURAL_PETS.get(kind, kind)
+        if ("HAS_PET", ANY_OBJECT) not in out:
+            out["HAS_PET", ANY_OBJECT] = Statement("HAS_PET", ANY_OBJECT, kind, kind,
+                                                   *times.at(m.start(), ending=True), ended=True)
     for any_pattern, predicates, what in _ANY_ENDINGS:
         for m in any_pattern.finditer(text):
             for p in predicates:

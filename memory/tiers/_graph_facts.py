@@ -18,10 +18,11 @@ Rules:
   fact then, and a repeat with an earlier start moves the start back; whether it
   replaces the current fact still goes by when it was said (the newest word wins);
 * opposite predicates (``LIKES`` / ``DISLIKES``) about one object close each other the same way;
-* an ending ("my cat Miso died", "I quit my job") closes the open facts it names at its time and
-  is kept as an ``ENDED`` fact that closed them, supported by its exchange: forgetting that
-  exchange deletes it and so reopens them. An ending of a fact we never heard of ("I moved
-  here from Paris") keeps it as a past fact whose period is the moment it ended.
+* an ending ("my cat Miso died", "I quit my job", "I don't have a cat anymore": the cats only) closes
+  the open facts it names at its time and is kept as an ``ENDED`` fact that closed them, supported
+  by its exchange: forgetting that exchange deletes it and so reopens them. An ending of a fact we
+  never heard of ("I moved here from Paris") keeps it as a past fact whose period is the moment it
+  ended.
 """
 
 from __future__ import annotations
@@ -118,8 +119,9 @@ def _displaced(facts: list[FactState], predicate: str, obj: str) -> list[FactSta
 
 
 def _end(out: Plan, facts: list[FactState], st: Said, ukey: str, user_id: str, at: float) -> None:
-    if st.obj == ANY_OBJECT:
-        targets = [f for f in facts if f.predicate == st.predicate and f.valid_to is None]
+    if st.obj == ANY_OBJECT:  # whatever is current; with a detail, only of that kind ("my cat died")
+        targets = [f for f in facts if f.predicate == st.predicate and f.valid_to is None
+                   and (not st.detail or f.detail == st.detail)]
     else:
         found = _match(facts, st.predicate, st.obj)
         targets = [found] if found is not None else []

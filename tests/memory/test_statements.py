@@ -165,6 +165,8 @@ def test_a_statement_carries_the_start_it_names_in_its_own_clause() -> None:
 
 @pytest.mark.parametrize(("text", "expected"), [
     ("My cat Miso passed away last week.", {("HAS_PET", "miso", True)}),  # not a new pet "Miso"
+    ("i dont have a cat anymore :(", {("HAS_PET", "*", True)}),
+    ("Our dog passed away last week.", {("HAS_PET", "*", True)}),
     ("We lost our dog Rex in the spring.", {("HAS_PET", "rex", True)}),
     ("I broke up with my girlfriend Sara.", {("PARTNER_OF", "sara", True)}),
     ("Actually I don't live in Leeds anymore, I moved to York.", {("LIVES_IN", "leeds", True),

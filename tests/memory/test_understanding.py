@@ -149,6 +149,19 @@ async def test_endings_close_facts_and_a_forget_of_the_ending_reopens_them(
     assert await memory.typed_facts(user) == []
 
 
+async def test_a_kind_of_pet_that_is_gone_ends_those_pets_only(memory: HierarchicalMemoryManager,
+                                                                uid: Callable[[str], str]) -> None:
+    # found in the console: after "i dont have a cat anymore" the profile still listed the cat
+    user = uid("dana")
+    ids = await tell(memory, user, [(0, "My cat is called Miso and my dog is called Pixel.", "Cute!"),
+                                    (2, "i dont have a cat anymore :(", "I'm sorry.")])
+    line = (await memory.user_profile(user)).line("pets")
+    assert line is not None and line.text == "Pets: dog Pixel"
+    await memory.forget(user, exchange_id=ids[1])
+    line = (await memory.user_profile(user)).line("pets")
+    assert line is not None and line.text in ("Pets: cat Miso; dog Pixel", "Pets: dog Pixel; cat Miso")
+
+
 async def test_forgetting_an_ending_reopens_the_old_job_only_until_the_next_one(
         memory: HierarchicalMemoryManager, uid: Callable[[str], str]) -> None:
     user = uid("ines")
