@@ -112,6 +112,9 @@ _RULES: list[tuple[re.Pattern[str], str]] = [
      "LIKES"),
     (re.compile(r"\bmy (?:all[- ]time |absolute )?favou?rite (?:[a-z]+(?: [a-z]+)?) (?:is|has to be)\s+"
                 r"(?:" + _NAME + "|" + _TASTE + ")" + _TASTE_END, re.I), "LIKES"),
+    # "I'm a big fan of desserts", "I am a huge fan of the Lions" (found in REALTALK's chats)
+    (re.compile(r"\bi(?:'m|’m|m| am) (?:a |an )?(?:(?:big|huge|massive|great|real|long-time|longtime) )?fan of\s+"
+                r"(?:(?:the )?" + _NAME + "|" + _TASTE + ")" + _TASTE_END, re.I), "LIKES"),
     # "I have a severe shellfish allergy" ("allergic to a, b and c" is _ALLERGIES)
     (re.compile(r"\bi (?:have|got) (?:an? )?(?:severe |bad |mild |serious )?(?P<phrase>(?!food )[a-z]+(?: [a-z]+)?) "
                 r"allerg(?:y|ies)\b", re.I), "ALLERGIC_TO"),
@@ -263,7 +266,9 @@ _ANY_ENDINGS: list[tuple[re.Pattern[str], tuple[str, ...], str]] = [
                 r"(?:just |recently |finally )?retired)" + _STOPS + r"|\bi(?:'m|’m| am) (?:now )?(?:unemployed|"
                 r"out of work|between jobs)\b", re.I), ("WORKS_AS", "WORKS_AT"), "job"),
     (re.compile(r"\b(?:we|i) (?:just |finally |recently )?(?:broke up|split up|got divorced|separated)" + _STOPS
-                + r"|\bi(?:'m|’m| am) (?:single|divorced) (?:now|again)\b", re.I), ("PARTNER_OF",), "partner"),
+                + r"|\bi(?:'m|’m| am) (?:single|divorced) (?:now|again)\b|\bmy (?:" + _PARTNER_WORDS
+                + r") (?:just |finally |recently )?(?:broke up with me|dumped me|left me)\b", re.I),
+     ("PARTNER_OF",), "partner"),
 ]
 
 # Pets of one kind that are gone, no name said: "I don't have a cat anymore", "I no longer have dogs",
