@@ -46,7 +46,8 @@ _END = (r"(?=\s*(?:[.,!?;:)]|\band\b|\bbut\b|\bso\b|\bnow\b|\bsince\b|\bfor\b|\b
 # Where a liked or disliked thing ends: besides a clause's end, the words that go on to say how much
 # or why ("I love badminton the most", "I love nyquil it knocks me out", "tea especially ginger tea").
 _TASTE_END = _END[:-2] + (r"|\b(?:it|it's|it’s|its|especially|even|every ?time|when|whenever|because|cause|cuz|"
-                          r"lol|haha|lmao|the most|very much|so much|a lot|more|than|if|as well|which|that)\b))")
+                          r"lol|haha|lmao|the most|very much|so much|a lot|more|than|if|as well|which|that|while|"
+                          r"whereas)\b))")
 # A taste starts with the thing, not with "is", "or" or "more" ("Another pose I love is the tree pose",
 # "anything I like or dislike"), and an adverb or "called" in front is not part of it.
 _TASTE = (r"(?:(?:actually|probably|definitely|honestly|obviously|easily|called|hands down) )?"
@@ -112,6 +113,9 @@ _RULES: list[tuple[re.Pattern[str], str]] = [
      "LIKES"),
     (re.compile(r"\bmy (?:all[- ]time |absolute )?favou?rite (?:[a-z]+(?: [a-z]+)?) (?:is|has to be)\s+"
                 r"(?:" + _NAME + "|" + _TASTE + ")" + _TASTE_END, re.I), "LIKES"),
+    # "I'm really into bouldering", "I am into skiing while my brother likes to snowboard"
+    (re.compile(r"\bi(?:'m|’m|m| am) (?:really |very |so |super |totally |also |big )?into\s+" + _TASTE
+                + _TASTE_END, re.I), "LIKES"),
     # "I'm a big fan of desserts", "I am a huge fan of the Lions" (found in REALTALK's chats)
     (re.compile(r"\bi(?:'m|’m|m| am) (?:a |an )?(?:(?:big|huge|massive|great|real|long-time|longtime) )?fan of\s+"
                 r"(?:(?:the )?" + _NAME + "|" + _TASTE + ")" + _TASTE_END, re.I), "LIKES"),
@@ -172,7 +176,11 @@ _BIRTH_DATE = (rf"(?:the )?(?:(?P<d1>\d{{1,2}})(?:st|nd|rd|th)?(?: of)? (?P<m1>{
                rf"(?P<m2>{MONTH_WORDS})\.? (?:the )?(?P<d2>\d{{1,2}})(?:st|nd|rd|th)?)(?:,? (?P<y>(?:19|20)\d\d))?")
 _BIRTHDAY = re.compile(r"\b(?:my (?:birthday|bday|b-day) is|i was born)(?: on)? " + _BIRTH_DATE + r"(?![\w:])",
                        re.I)
-_BIRTHDAY_NOW = re.compile(r"\b(?:it's|it’s|it is|today is|today's|today’s) my (?:birthday|bday)\b|"
+# "it's my birthday (today)", but not "it's my birthday next week" or "it's my birthday party"
+_BIRTHDAY_NOW = re.compile(r"\b(?:it's|it’s|its|it is|today is|today's|today’s) my (?:birthday|bday)"
+                           r"(?: (?P<rel2>today|tomorrow)\b|\b"
+                           r"(?!'|’|\s+(?:next|on|in|this|soon|coming|later|party|parties|dinner|cake|gift|"
+                           r"present|week|weekend|month|celebration|plans?|trip|wish|list|yet|eve)\b))|"
                            r"\bmy (?:birthday|bday) is (?P<rel>today|tomorrow)\b", re.I)
 _MONTH_NAMES = ("January", "February", "March", "April", "May", "June", "July", "August", "September",
                 "October", "November", "December")
@@ -391,7 +399,8 @@ def statements(text: str, now: datetime | None = None) -> list[Statement]:
         if (said := _birthday_of(m)) is not None:
             found.setdefault(("BIRTHDAY", said.obj), said)
     if now is not None and (today := _BIRTHDAY_NOW.search(text)):
-        day = now + timedelta(days=1 if (today.group("rel") or "").lower() == "tomorrow" else 0)
+        rel = (today.group("rel") or today.group("rel2") or "").lower()
+        day = now + timedelta(days=1 if rel == "tomorrow" else 0)
         found.setdefault(("BIRTHDAY", f"{day:%m-%d}"), Statement("BIRTHDAY", f"{day:%m-%d}",
                                                                  f"{day.day} {_MONTH_NAMES[day.month - 1]}"))
     return [*ended.values(), *found.values()]

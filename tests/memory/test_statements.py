@@ -40,6 +40,7 @@ def said(text: str) -> set[tuple[str, str, str]]:
     ("I like cloudy days as long as it doesn't rain", {("LIKES", "cloudy days", "")}),
     ("My favorite pasta is actually ravioli", {("LIKES", "ravioli", "")}),
     ("I'm a big fan of jazz", {("LIKES", "jazz", "")}),  # a liking, not a job
+    ("I am into skiing while my brother likes to snowboard", {("LIKES", "skiing", "")}),
     ("I am a huge fan of the Lions.", {("LIKES", "Lions", "")}),
     ("I like tv shows or movies more.", {("LIKES", "tv shows or movies", "")}),
     ("I really can't stand loud music.", {("DISLIKES", "loud music", "")}),
@@ -205,6 +206,8 @@ def test_an_ending_is_a_statement_that_the_fact_is_over(text: str, expected: set
     ("my bday is 29 feb", ("02-29", "29 February")),
     ("It's my birthday today!", ("12-01", "1 December")),  # said on 1 December
     ("my birthday is tomorrow, can you believe it", ("12-02", "2 December")),
+    ("Thanks its my birthday", ("12-01", "1 December")),
+    ("its my birthday tomorrow", ("12-02", "2 December")),
     ("I was born on 12 May 1990 at 10:30", ("05-12", "12 May 1990")),
 ])
 def test_a_birthday_is_one_fact_however_the_day_is_written(text: str, expected: tuple[str, str]) -> None:
@@ -213,6 +216,7 @@ def test_a_birthday_is_one_fact_however_the_day_is_written(text: str, expected: 
 
 
 @pytest.mark.parametrize("text", ["my birthday is 31 June", "My birthday is in May", "my birthday is soon",
+                                  "it's my birthday next week", "It's my birthday party on Saturday",
                                   "My sister's birthday is on 3 May", "Her birthday is May 3"])
 def test_no_birthday_without_a_real_day_of_the_users_own(text: str) -> None:
     assert statements(text, datetime(2026, 12, 1, tzinfo=UTC)) == []
