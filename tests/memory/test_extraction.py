@@ -101,6 +101,8 @@ def test_fillers_and_light_verbs_are_not_topics_and_a_name_is_not_also_a_topic()
         "manchester", "peak", "district", "jun", "june", "actually", "last", "month", "mov", "lov", "liv"}
     assert query_names("Where do I live now, Manchester?") == ["manchester"]
     assert topics("My name is Zoë; my name is on the garden gate.") == ["garden", "gat"]  # "name" is no subject (stems)
+    # and the console listed "hates (1)" for "my dog Pixel hates the tram lol"
+    assert topics("my dog Pixel hates the tram haha, gonna walk him anyway", besides=["pixel"]) == ["tram", "walk"]
 
 
 @pytest.mark.parametrize(("word", "expected"), [
