@@ -245,8 +245,12 @@ _ENDINGS: list[tuple[re.Pattern[str], str]] = [
     (re.compile(r"\bmy (?:\w+ )?(?:" + _PET_WORDS + r"),?\s+" + _NAME + r",?\s+(?:has |had |just |sadly |finally )?"
                 r"(?:passed away|passed on|died|was put down|was put to sleep|ran away|went missing)", re.I),
      "HAS_PET"),
+    # "we lost our dog Rex" ends Rex; "I lost my dog Rex at the park for an hour" does not
     (re.compile(r"\b(?:i|we) (?:just |sadly |recently )?(?:lost|had to put down|buried) (?:my|our) (?:\w+ )?(?:"
-                + _PET_WORDS + r"),?\s+" + _NAME, re.I), "HAS_PET"),
+                + _PET_WORDS + r"),?\s+" + _NAME + r"\b(?!\s+(?:at|during|while|near|somewhere|outside|inside|again|"
+                r"for (?:an? |a few |about |almost )?(?:hour|minute|while|bit|moment|day)s?|in the (?:park|woods|"
+                r"forest|crowd|store|mall|shop|market|street|city|garden|yard|dark|snow|rain))\b)", re.I),
+     "HAS_PET"),
     (re.compile(r"\bi (?:just |finally |recently )?(?:broke up|split up|separated) with (?:my (?:\w+ )?(?:"
                 + _PARTNER_WORDS + r"),?\s+)?" + _NAME, re.I), "PARTNER_OF"),
     (re.compile(r"\bi (?:just |finally |recently )?divorced (?:my (?:" + _PARTNER_WORDS + r"),?\s+)?" + _NAME, re.I),

@@ -171,6 +171,7 @@ def test_a_statement_carries_the_start_it_names_in_its_own_clause() -> None:
     ("i dont have a cat anymore :(", {("HAS_PET", "*", True)}),
     ("Our dog passed away last week.", {("HAS_PET", "*", True)}),
     ("We lost our dog Rex in the spring.", {("HAS_PET", "rex", True)}),
+    ("I lost my dog Rex at the park for an hour, so scary", {("HAS_PET", "rex", False)}),  # found again
     ("I broke up with my girlfriend Sara.", {("PARTNER_OF", "sara", True)}),
     ("My boyfriend broke up with me due to long distance.", {("PARTNER_OF", "*", True)}),
     ("Actually I don't live in Leeds anymore, I moved to York.", {("LIVES_IN", "leeds", True),
