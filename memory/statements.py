@@ -162,6 +162,9 @@ _ALLERGIES = re.compile(r"\bi(?:(?:'m|’m|m| am) (?:very |severely |really |bad
 _NOT_DIET = re.compile(r"\bi(?:'m|’m|m| am) (?P<neg>not|no longer) (?:an? )?(?P<diet>vegetarian|vegan|pescatarian|"
                        r"pescetarian|plant-based)(?P<more> any ?more)?(?=\s*(?:[.,!?;:)]|\band\b|\bbut\b|\bso\b|"
                        r"\bsince\b|\bfor\b|\bthough\b|\banyway\b|\bnow\b|$))", re.I)
+# Predicates whose labels come from a closed list of their own (languages, diets: "not vegan"), not
+# from free text, so the filter of words that are no names ("not", "english") does not apply to them.
+_OWN_LISTS = frozenset({"SPEAKS", "DIET"})
 _LIST_SPLIT = re.compile(r"\s*,\s*(?:and\s+|or\s+)?|\s+(?:and|or)\s+")
 _CLAUSE_STARTS = frozenset("i i'm im i’m i've i’ve i'd my we we're it it's he she they you that this there "
                            "which who so but also".split())
@@ -352,8 +355,8 @@ def statements(text: str, now: datetime | None = None) -> list[Statement]:
         key = (predicate, _key(label))
         if not label or len(label) > 80 or key in ended or key in found:
             return  # "my cat Miso" in "my cat Miso died" is the ending's, not a new pet
-        if predicate != "SPEAKS" and key[1].split()[0] in _NOT_NAMES:
-            return  # "I'm Going home", "I like it"; a language ("English") is checked against its own list
+        if predicate not in _OWN_LISTS and key[1].split()[0] in _NOT_NAMES:
+            return  # "I'm Going home", "I like it"
         if len(found) < _MAX_STATEMENTS:
             found[key] = Statement(predicate, key[1], label, detail,
                                    *(times.at(at) if predicate in _DATED else (None, "")))
@@ -366,10 +369,9 @@ def statements(text: str, now: datetime | None = None) -> list[Statement]:
             elif m.groupdict().get("phrase"):
                 add(predicate, m.group("phrase"))
     for m in _NOT_DIET.finditer(text):
+        at = m.start()
         diet = m.group("diet").lower()
-        label = f"no longer {diet}" if m.group("neg").lower() != "not" or m.group("more") else f"not {diet}"
-        if ("DIET", label) not in found:
-            found["DIET", label] = Statement("DIET", label, label, "", *times.at(m.start()))
+        add("DIET", f"no longer {diet}" if m.group("neg").lower() != "not" or m.group("more") else f"not {diet}")
     for m in _ALLERGIES.finditer(text):
         at = m.start()
         for item in _LIST_SPLIT.split(m.group("items")):
