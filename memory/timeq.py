@@ -25,6 +25,9 @@ _MONTH_DAY_YEAR = re.compile(rf"\b{_MONTH}\s+{_DAY},?\s+{_YEAR}\b", re.I)
 _NUMERIC = re.compile(r"\b(\d{4})-(\d{1,2})-(\d{1,2})\b|\b(\d{1,2})[./](\d{1,2})[./](\d{4})\b")
 _MONTH_YEAR = re.compile(rf"\b{_MONTH}\s+(?:of\s+)?{_YEAR}\b", re.I)
 _DAY_MONTH = re.compile(rf"\b{_DAY}\s+(?:of\s+)?{_MONTH}\b|\b{_MONTH}\s+{_DAY}\b", re.I)
+# A month alone, after a word that makes it a time: "in March", "back in June", "during December"
+_MONTH_ONLY = re.compile(rf"\b(?:(?:back )?in|during|throughout|over|early|late|mid-?|last)\s+(?:the month of\s+)?"
+                         rf"({MONTH_WORDS})\b(?!\.?\s*\d)", re.I)
 _YEAR_ONLY = re.compile(rf"\b(?:in|during|of|since)\s+{_YEAR}\b", re.I)
 _AGO = re.compile(r"\b(\d+|a|an|one|two|three|four|five|six)\s+(day|week|month|year)s?\s+ago\b", re.I)
 _LAST = re.compile(r"\b(yesterday|today|this morning|tonight|last night|(?:last|this|past)\s+"
@@ -74,6 +77,10 @@ def _absolute(query: str, now: datetime) -> Window | None:
         day, month = (m.group(1), m.group(2)) if m.group(1) else (m.group(4), m.group(3))
         year = now.year if (int(month_number(month)), int(day)) <= (now.month, now.day) else now.year - 1
         return _day(year, month_number(month), int(day), m.group(0))
+    if m := _MONTH_ONLY.search(query):  # the latest such month up to the time of asking
+        month = month_number(m.group(1))
+        latest = month < now.month or (month == now.month and not m.group(0).lower().startswith("last"))
+        return _month_window(now.year if latest else now.year - 1, month, m.group(0))
     if m := _YEAR_ONLY.search(query):
         year = int(m.group(1))
         return Window(datetime(year, 1, 1, tzinfo=UTC), datetime(year + 1, 1, 1, tzinfo=UTC), m.group(0))
@@ -141,7 +148,7 @@ def _began(clause: str, now: datetime) -> Began | None:
             return Began(datetime(int(m.group(2)), month_number(m.group(1)), 1, tzinfo=UTC), "month")
     if (w := _absolute(clause, now)) is not None:
         span = w.end - w.start
-        return Began(w.start, "day" if span <= timedelta(days=1) else "year")
+        return Began(w.start, "day" if span <= timedelta(days=1) else "month" if span <= timedelta(days=31) else "year")
     if m := _MONTH_ALONE.search(clause):
         month = month_number(m.group(1))
         return Began(datetime(today.year - (month > today.month), month, 1, tzinfo=UTC), "month")

@@ -50,6 +50,11 @@ async def test_job_summarises_idle_sessions_once_with_their_dates(memory: Hierar
     text = context.to_context_string(1500)
     assert pepper in text and sessions[2].text in text
     assert sessions[0].text not in text  # 40 days ago: outside "last week"
+    # a month alone names the latest such month: 40 days ago is in another month than last week's talks
+    month = (DAY - timedelta(days=40)).strftime("%B")
+    older = (await memory.get_conversation_context(user, f"what did we talk about in {month}?",
+                                                   guild_id="g-sess")).to_context_string(1500)
+    assert sessions[0].text in older and pepper not in older
     other = await memory.get_conversation_context(user, "Anything new?", guild_id="g-sess")
     assert pepper not in other.to_context_string(1500)  # no time window, no question about the past
     factual = await memory.get_conversation_context(user, "What sofa did I buy last week?", guild_id="g-sess")

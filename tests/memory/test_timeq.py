@@ -25,6 +25,11 @@ def day(y: int, m: int, d: int) -> datetime:
     ("What did we say on 5 January?", day(2024, 1, 5), day(2024, 1, 6)),
     ("What did we say on 20 December?", day(2023, 12, 20), day(2023, 12, 21)),  # not yet this year
     ("Which trips did I take in 2022?", day(2022, 1, 1), day(2023, 1, 1)),
+    # a month alone is the latest one up to the time of asking (10 March 2024)
+    ("what did we talk about in January?", day(2024, 1, 1), day(2024, 2, 1)),
+    ("what did I tell you back in june", day(2023, 6, 1), day(2023, 7, 1)),
+    ("anything from early March?", day(2024, 3, 1), day(2024, 4, 1)),
+    ("where was I last March?", day(2023, 3, 1), day(2023, 4, 1)),
     ("what did I eat yesterday", day(2024, 3, 9), day(2024, 3, 10)),
     ("what did I do last week", day(2024, 2, 25), day(2024, 3, 10)),
     ("the film I saw 3 days ago", day(2024, 3, 6), day(2024, 3, 9)),
@@ -35,7 +40,8 @@ def test_named_dates_become_windows(query: str, start: datetime, end: datetime) 
     assert w.phrase in query
 
 
-@pytest.mark.parametrize("query", ["When did I move?", "May I ask about my cat?", "I ran 30 laps",
+@pytest.mark.parametrize("query", ["When did I move?", "May I ask about my cat?", "I ran 30 laps", "I may go",
+                                   "any improvement in decision clarity?", "in marching bands",
                                    "on 31 February 2024 what happened", ""])
 def test_no_date_no_window(query: str) -> None:
     assert window(query, NOW) is None
@@ -52,6 +58,7 @@ def test_no_date_no_window(query: str) -> None:
     ("I moved to Leeds in 2019", day(2019, 1, 1), "year"),
     ("I have worked at Google since 2015", day(2015, 1, 1), "year"),
     ("I moved to Leeds in May 2021", day(2021, 5, 1), "month"),
+    ("I moved to Leeds back in January", day(2024, 1, 1), "month"),  # a month alone names a month, not a year
     ("we moved on 3 May 2022", day(2022, 5, 3), "day"),
     ("I moved here yesterday", day(2024, 3, 9), "day"),
     ("I moved to Berlin last weekend", day(2024, 3, 3), "day"),
