@@ -18,6 +18,7 @@ from collections.abc import Awaitable, Mapping
 from datetime import UTC, datetime, timedelta
 from typing import Any, TypeVar
 
+from memory.anchors import anchor, resolve
 from memory.context import ConversationContext, RankedExchange
 from memory.errors import InvalidInput, MemoryStoreError, TierUnavailable
 from memory.expansion import CandidateExpansion
@@ -353,7 +354,15 @@ class HierarchicalMemoryManager(ExchangeLifecycle, MemoryGovernance, BotServices
         r = self.settings.retrieval
         reports: dict[str, TierReport] = {}
         names = query_names(query)
-        when = window(query, datetime.now(UTC))
+        now = datetime.now(UTC)
+        when = window(query, now)
+        known_facts: list[TypedFact] | None = None
+        if when is None and (event := anchor(query)) is not None:
+            # "before I moved": the window comes from the user's facts, so they are read first
+            # (only for such a query; the profile then reuses them)
+            known_facts = await self._timed("graph", self.graph.facts(scope, support=False), r.graph_timeout_ms,
+                                            reports) or []
+            when = resolve(event, known_facts, now)
         (recent, fulltext, semantic, graph, curated, dated), typed, sessions = await asyncio.gather(
             asyncio.gather(
                 self._recent(scope, reports),
@@ -363,7 +372,7 @@ class HierarchicalMemoryManager(ExchangeLifecycle, MemoryGovernance, BotServices
                 self._timed("graph", self.graph.related(scope, names, r.candidates), r.graph_timeout_ms, reports),
                 self._timed("facts", self.t.ledger.curated(scope), r.archive_timeout_ms, reports),
                 self._in_window(scope, query, when, reports),
-            ), self._profile_sources(scope, reports), self._sessions(scope, query, when, reports))
+            ), self._profile_sources(scope, reports, known_facts), self._sessions(scope, query, when, reports))
         facts, corrections = (curated.facts, curated.corrections) if curated else ([], {})
         if r.profile_tokens == 0:
             corrections = {}
@@ -418,11 +427,14 @@ class HierarchicalMemoryManager(ExchangeLifecycle, MemoryGovernance, BotServices
 
     # ---- profile and typed facts ------------------------------------------------------------
 
-    async def _profile_sources(self, scope: Scope, reports: dict[str, TierReport]) -> list[TypedFact]:
+    async def _profile_sources(self, scope: Scope, reports: dict[str, TierReport],
+                               known: list[TypedFact] | None = None) -> list[TypedFact]:
         """Typed facts for the profile (its corrections come with the saved facts, ``ledger.curated``);
-        none when the graph fails."""
+        none when the graph fails. ``known``: the facts this request has already read."""
         if self.settings.retrieval.profile_tokens == 0:
             return []
+        if known is not None:
+            return known
         r = self.settings.retrieval
         typed = await self._timed("graph", self.graph.facts(scope, support=False), r.graph_timeout_ms, reports)
         return typed or []
