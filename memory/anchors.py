@@ -24,26 +24,30 @@ _PETS = (r"dog|cat|puppy|kitten|parrot|rabbit|bunny|hamster|horse|turtle|tortois
          r"guinea pig|ferret|gecko")
 _PARTNERS = r"wife|husband|partner|girlfriend|boyfriend|fiance|fiancee|fiancé"
 _NAME = r"(?P<obj>(?-i:[^\W\d_a-z][\w'’\-]*(?: [^\W\d_a-z][\w'’\-]*){0,2}))"
-_REL = r"\b(?P<rel>before|after|since|until|till|when|while|once) "
+# "when did I move" reads as "when I moved": the verbs below take both forms
+_REL = r"\b(?P<rel>before|after|since|until|till|when|while|once) (?:did )?"
 _JOB = r"(?P<obj>[a-z][a-z\- ]{1,30}?)(?=\s*(?:[.,!?;:]|\band\b|\bor\b|\bbut\b|\bat\b|\bfor\b|$))"
 
 # (pattern, predicate, what the event did to the fact: "start" or "end")
 _EVENTS: list[tuple[re.Pattern[str], str, str]] = [
-    (re.compile(_REL + r"i (?:moved|relocated)(?: (?:to|into) " + _NAME + r"| here| there| back| house| away)?",
-                re.I), "LIVES_IN", "start"),
-    (re.compile(_REL + r"i (?:started|got|took|landed) (?:my|the|a|this|that) (?:new |current |first )?"
-                r"(?:job|position|role)(?: (?:at|with) " + _NAME + ")?", re.I), "WORK", "start"),
-    (re.compile(_REL + r"i (?:became|started working as|started as) an? " + _JOB, re.I), "WORKS_AS", "start"),
-    (re.compile(_REL + r"i (?:started working|started) (?:at|for) " + _NAME, re.I), "WORKS_AT", "start"),
-    (re.compile(_REL + r"i (?:quit|left|lost) my (?:old |last |previous )?job|" + _REL.replace("rel", "rel2")
-                + r"i (?:got|was) (?:laid off|fired|made redundant)|" + _REL.replace("rel", "rel3") + r"i retired",
-                re.I), "WORK", "end"),
-    (re.compile(_REL + r"(?:i|we) (?:got|adopted|rescued) (?:my|our|the|a|an) (?:new )?(?:\w+ )?(?P<kind>"
-                + _PETS + r")\b", re.I), "HAS_PET", "start"),
-    (re.compile(_REL + r"(?:i|we) (?:got|adopted|rescued) " + _NAME, re.I), "HAS_PET", "start"),
-    (re.compile(_REL + r"i (?:met|started dating|started seeing|got together with|married)(?: my (?:" + _PARTNERS
-                + r"))?(?: " + _NAME + r")?", re.I), "PARTNER_OF", "start"),
-    (re.compile(_REL + r"(?:we|i) (?:broke up|split up|separated|got divorced)", re.I), "PARTNER_OF", "end"),
+    (re.compile(_REL + r"i (?:moved?|relocated?)(?: (?:to|into) " + _NAME
+                + r"| here| there| back| house| away)?", re.I), "LIVES_IN", "start"),
+    (re.compile(_REL + r"i (?:start(?:ed)?|g[eo]t|t[ao]ke?|took|land(?:ed)?) (?:my|the|a|this|that) "
+                r"(?:new |current |first )?(?:job|position|role)(?: (?:at|with) " + _NAME + ")?", re.I),
+     "WORK", "start"),
+    (re.compile(_REL + r"i (?:bec[oa]me|start(?:ed)? working as|start(?:ed)? as) an? " + _JOB, re.I),
+     "WORKS_AS", "start"),
+    (re.compile(_REL + r"i (?:start(?:ed)? working|start(?:ed)?) (?:at|for) " + _NAME, re.I), "WORKS_AT", "start"),
+    (re.compile(_REL + r"i (?:quit|left|leave|lose|lost) my (?:old |last |previous )?job|"
+                + _REL.replace("rel", "rel2") + r"i (?:got|get|was) (?:laid off|fired|made redundant)|"
+                + _REL.replace("rel", "rel3") + r"i retired?", re.I), "WORK", "end"),
+    (re.compile(_REL + r"(?:i|we) (?:g[eo]t|adopt(?:ed)?|rescued?) (?:my|our|the|a|an) (?:new )?(?:\w+ )?"
+                r"(?P<kind>" + _PETS + r")\b", re.I), "HAS_PET", "start"),
+    (re.compile(_REL + r"(?:i|we) (?:g[eo]t|adopt(?:ed)?|rescued?) " + _NAME, re.I), "HAS_PET", "start"),
+    (re.compile(_REL + r"i (?:met|meet|start(?:ed)? (?:dating|seeing)|g[eo]t together with|marr(?:y|ied))"
+                r"(?: my (?:" + _PARTNERS + r"))?(?: " + _NAME + r")?", re.I), "PARTNER_OF", "start"),
+    (re.compile(_REL + r"(?:we|i) (?:broke up|break up|split up|separated?|g[eo]t divorced)", re.I),
+     "PARTNER_OF", "end"),
 ]
 # A fact's own period: "when I lived in Leeds", "while I was working at Arup", "back when I was a nurse"
 _PERIODS: list[tuple[re.Pattern[str], str]] = [
@@ -51,6 +55,7 @@ _PERIODS: list[tuple[re.Pattern[str], str]] = [
     (re.compile(r"\b(?:when|while) i (?:worked|was working|still worked) (?:at|for) " + _NAME, re.I), "WORKS_AT"),
     (re.compile(r"\b(?:when|while) i (?:was|still was|worked as|was working as) an? " + _JOB, re.I), "WORKS_AS"),
 ]
+_KINDS = {"puppy": "dog", "kitten": "cat", "bunny": "rabbit", "tortoise": "turtle"}  # a puppy is a dog
 _AROUND_BEFORE = timedelta(days=7)
 _AROUND_AFTER = timedelta(days=14)
 
@@ -104,7 +109,7 @@ def _matches(f: TypedFact, a: Anchor) -> bool:
             return False
     elif f.predicate != a.predicate:
         return False
-    if a.kind and f.detail.lower() != a.kind and not (a.kind == "puppy" and f.detail == "dog"):
+    if a.kind and _KINDS.get(f.detail.lower(), f.detail.lower()) != _KINDS.get(a.kind, a.kind):
         return False
     if not a.obj:
         return True
@@ -112,21 +117,28 @@ def _matches(f: TypedFact, a: Anchor) -> bool:
     return any(n == want or n.startswith(want + " ") or want.startswith(n + " ") for n in _names(f))
 
 
-def resolve(a: Anchor, facts: Sequence[TypedFact], now: datetime) -> Window | None:
-    """The window ``a`` names among ``facts`` (the user's typed facts, current and closed), or None
-    when none of them is the event it names."""
+def _event(a: Anchor, facts: Sequence[TypedFact], now: datetime) -> tuple[TypedFact, datetime] | None:
+    """The fact the event started or ended, and when."""
     found = [f for f in facts if _matches(f, a)]
     if a.edge == "end" and not a.obj:
         found = [f for f in found if f.valid_to is not None]  # what was quit is over
     if not found:
         return None
-    until_now = now.astimezone(UTC) + timedelta(days=1)
     if a.edge == "end":
-        fact = max(found, key=lambda f: f.valid_to or until_now)
-        at = fact.valid_to or until_now
-    else:
-        fact = max(found, key=lambda f: f.valid_from)  # the latest move, the newest job
-        at = fact.valid_from
+        fact = max(found, key=lambda f: f.valid_to or now)
+        return fact, fact.valid_to or now
+    fact = max(found, key=lambda f: f.valid_from)  # the latest move, the newest job
+    return fact, fact.valid_from
+
+
+def resolve(a: Anchor, facts: Sequence[TypedFact], now: datetime) -> Window | None:
+    """The window ``a`` names among ``facts`` (the user's typed facts, current and closed), or None
+    when none of them is the event it names."""
+    until_now = now.astimezone(UTC) + timedelta(days=1)
+    found = _event(a, facts, until_now)
+    if found is None:
+        return None
+    fact, at = found
     if a.relation == "during":
         return Window(fact.valid_from, fact.valid_to or until_now, a.phrase)
     if a.relation == "before":
@@ -134,3 +146,20 @@ def resolve(a: Anchor, facts: Sequence[TypedFact], now: datetime) -> Window | No
     if a.relation == "after":
         return Window(at, until_now, a.phrase)
     return Window(at - _AROUND_BEFORE, at + _AROUND_AFTER, a.phrase)
+
+
+def stated_in(a: Anchor, facts: Sequence[TypedFact], now: datetime) -> tuple[str, ...]:
+    """For "when did I move?": the exchanges where the user said it (the fact's support, or for an
+    ending the support of the ``ENDED`` record that closed it). They may lie outside the window
+    when the user named an earlier time ("I moved last month"). Empty for other relations."""
+    if a.relation != "around":
+        return ()
+    found = _event(a, facts, now.astimezone(UTC) + timedelta(days=1))
+    if found is None:
+        return ()
+    fact, at = found
+    if a.edge == "start":
+        return fact.support
+    closed = {"WORKS_AS", "WORKS_AT"} if a.predicate == "WORK" else {a.predicate}
+    return tuple(x for f in facts if f.predicate == "ENDED" and f.detail in closed
+                 and abs((f.valid_from - at).total_seconds()) < 1 for x in f.support)

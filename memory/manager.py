@@ -14,11 +14,11 @@ import contextlib
 import logging
 import time
 import uuid
-from collections.abc import Awaitable, Mapping
+from collections.abc import Awaitable, Mapping, Sequence
 from datetime import UTC, datetime, timedelta
 from typing import Any, TypeVar
 
-from memory.anchors import anchor, resolve
+from memory.anchors import anchor, resolve, stated_in
 from memory.context import ConversationContext, RankedExchange
 from memory.errors import InvalidInput, MemoryStoreError, TierUnavailable
 from memory.expansion import CandidateExpansion
@@ -317,10 +317,11 @@ class HierarchicalMemoryManager(ExchangeLifecycle, MemoryGovernance, BotServices
         return hits or []
 
     async def _in_window(self, scope: Scope, query: str, when: Window | None,
-                         reports: dict[str, TierReport]) -> list[Hit]:
+                         reports: dict[str, TierReport], said: Sequence[str] = ()) -> list[Hit]:
         """Exchanges of the date window the query names ("in July 2023", "last week"): those
         matching its other words first, then the window's newest, so a question about a
-        time finds that time even when it shares no word with what was said."""
+        time finds that time even when it shares no word with what was said. ``said``: the
+        exchanges that state the event the query asks the time of ("when did I move?"), first."""
         if when is None:
             return []
         r = self.settings.retrieval
@@ -330,7 +331,8 @@ class HierarchicalMemoryManager(ExchangeLifecycle, MemoryGovernance, BotServices
                                                          until=when.end), r.archive_timeout_ms, reports),
             self._timed("archive", self.t.archive.newest_ids(scope, r.candidates, when.start, when.end),
                         r.archive_timeout_ms, reports))
-        out = [Hit(h.exchange_id, h.score, "time") for h in hits or []]
+        out = [Hit(xid, 0.0, "time") for xid in said]
+        out += [Hit(h.exchange_id, h.score, "time") for h in hits or []]
         out += [Hit(xid, 0.0, "time") for xid in newest or []]
         return out
 
@@ -357,12 +359,12 @@ class HierarchicalMemoryManager(ExchangeLifecycle, MemoryGovernance, BotServices
         now = datetime.now(UTC)
         when = window(query, now)
         known_facts: list[TypedFact] | None = None
+        said: tuple[str, ...] = ()
         if when is None and (event := anchor(query)) is not None:
             # "before I moved": the window comes from the user's facts, so they are read first
             # (only for such a query; the profile then reuses them)
-            known_facts = await self._timed("graph", self.graph.facts(scope, support=False), r.graph_timeout_ms,
-                                            reports) or []
-            when = resolve(event, known_facts, now)
+            known_facts = await self._timed("graph", self.graph.facts(scope), r.graph_timeout_ms, reports) or []
+            when, said = resolve(event, known_facts, now), stated_in(event, known_facts, now)
         (recent, fulltext, semantic, graph, curated, dated), typed, sessions = await asyncio.gather(
             asyncio.gather(
                 self._recent(scope, reports),
@@ -371,7 +373,7 @@ class HierarchicalMemoryManager(ExchangeLifecycle, MemoryGovernance, BotServices
                 self._semantic(scope, query, reports),
                 self._timed("graph", self.graph.related(scope, names, r.candidates), r.graph_timeout_ms, reports),
                 self._timed("facts", self.t.ledger.curated(scope), r.archive_timeout_ms, reports),
-                self._in_window(scope, query, when, reports),
+                self._in_window(scope, query, when, reports, said),
             ), self._profile_sources(scope, reports, known_facts), self._sessions(scope, query, when, reports))
         facts, corrections = (curated.facts, curated.corrections) if curated else ([], {})
         if r.profile_tokens == 0:

@@ -9,7 +9,7 @@ from datetime import UTC, datetime, timedelta
 import pytest
 
 from memory import HierarchicalMemoryManager
-from memory.anchors import anchor, resolve
+from memory.anchors import anchor, resolve, stated_in
 from memory.models import TypedFact
 from tests.memory.test_understanding import tell
 
@@ -27,6 +27,9 @@ NOW = datetime(2025, 6, 1, tzinfo=UTC)
     ("and after I quit my job?", "after", "WORK", "end", "", ""),
     ("what did I do before we broke up", "before", "PARTNER_OF", "end", "", ""),
     ("since I met Sam, what changed?", "after", "PARTNER_OF", "start", "Sam", ""),
+    ("When did I move to York?", "around", "LIVES_IN", "start", "York", ""),
+    ("when did we adopt our kitten", "around", "HAS_PET", "start", "", "kitten"),
+    ("when did I become a nurse?", "around", "WORKS_AS", "start", "nurse", ""),
 ])
 def test_an_event_of_the_users_own_is_read_from_the_query(query: str, relation: str, predicate: str, edge: str,
                                                          obj: str, kind: str) -> None:
@@ -96,3 +99,20 @@ async def test_a_question_about_before_the_move_finds_that_time(memory: Hierarch
     assert await in_window("how are things since I got my dog?") == {ids[4], ids[5]}
     assert await in_window("what did I do after I moved to York?") == set(ids[2:])
     assert await in_window("what did I do before I retired?") == set()  # no such event: no window
+
+
+async def test_a_question_about_when_finds_where_it_was_said(memory: HierarchicalMemoryManager,
+                                                            uid: Callable[[str], str]) -> None:
+    user = uid("mei")
+    ids = await tell(memory, user, [(0, "I work as a nurse.", "OK."),
+                                    (4, "We adopted a puppy named Bo two weeks ago.", "Hi Bo!"),
+                                    (6, "I quit my job last week.", "Big step."),
+                                    (8, "It rained all day.", "Stay dry.")])
+    facts = await memory.typed_facts(user)
+    for query, said in (("when did I get my dog?", ids[1]), ("When did I quit my job?", ids[2])):
+        event = anchor(query)
+        assert event is not None and stated_in(event, facts, datetime.now(UTC)) == (said,)
+        ctx = await memory.get_conversation_context(user, query, max_tokens=800)
+        # the dates the user named lie before the messages that said them; the messages still come first
+        assert ctx.relevant[0].exchange.id == said
+        assert "time" in next(r.sources for r in ctx.relevant if r.exchange.id == said)
