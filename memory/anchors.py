@@ -53,7 +53,8 @@ _EVENTS: list[tuple[re.Pattern[str], str, str]] = [
 _PERIODS: list[tuple[re.Pattern[str], str]] = [
     (re.compile(r"\b(?:when|while) i (?:lived|was living|still lived) in " + _NAME, re.I), "LIVES_IN"),
     (re.compile(r"\b(?:when|while) i (?:worked|was working|still worked) (?:at|for) " + _NAME, re.I), "WORKS_AT"),
-    (re.compile(r"\b(?:when|while) i (?:was|still was|worked as|was working as) an? " + _JOB, re.I), "WORKS_AS"),
+    (re.compile(r"\b(?:when|while) i (?:was|still was|worked as|was working as) an? (?!(?:kid|child|teen|teenager|"
+                r"baby|boy|girl|toddler|little|young|lot|bit)\b)" + _JOB, re.I), "WORKS_AS"),
 ]
 _KINDS = {"puppy": "dog", "kitten": "cat", "bunny": "rabbit", "tortoise": "turtle"}  # a puppy is a dog
 _AROUND_BEFORE = timedelta(days=7)

@@ -39,7 +39,8 @@ def test_an_event_of_the_users_own_is_read_from_the_query(query: str, relation: 
 
 
 @pytest.mark.parametrize("query", ["Where do I live?", "before the concert, what did I eat?",
-                                   "when Sam moved to York", "I moved to York", "since yesterday", ""])
+                                   "when Sam moved to York", "I moved to York", "since yesterday", "",
+                                   "when I was a kid I loved trains"])
 def test_no_event_of_the_users_own_no_anchor(query: str) -> None:
     assert anchor(query) is None
 
