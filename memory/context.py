@@ -17,6 +17,8 @@ from memory.sessions import SessionSummary
 from memory.tiers.ledger import Fact
 from memory.tokens import count_tokens, truncate_tokens
 
+INSTRUCTIONS_HEADER = "Instructions the user gave you:"
+_CONDITIONAL = re.compile(r"\b(?:when|whenever|if)\b", re.I)  # "... when I ask about budgets"
 _MIN_ITEM_TOKENS = 24
 _MIN_SUMMARY_TOKENS = 6  # "[date] (summary) User: x | Bot: y" never costs less: no summary is made for less room
 
@@ -137,6 +139,10 @@ class ConversationContext:
         profile = self._profile_text(budget)
         if profile:
             budget -= self._count(profile) + 2
+        told = self._instructions_text(budget)
+        if told:
+            profile = f"{profile}\n\n{told}" if profile else told
+            budget -= self._count(told) + 2
         sessions = self._sessions_text(budget)
         if sessions:
             budget -= self._count(sessions) + 2
@@ -273,6 +279,30 @@ class ConversationContext:
             kept.append(f"- {s.text}")
             used += cost
         return SESSIONS_HEADER + "\n" + "\n".join(reversed(kept)) if kept else ""
+
+    def _instructions_text(self, budget: int) -> str:
+        """The user's standing instructions within a fifth of ``budget``: those that hold always first,
+        then those whose condition ("when I ask about budgets") shares most words with the query."""
+        line = None if self.profile is None else self.profile.line("instructions")
+        if line is None or not line.items or self.profile_tokens == 0:
+            return ""
+        query = {stem(w) for w in re.findall(r"\w{3,}", self.query.lower()) if w not in STOPWORDS}
+
+        def rank(item: tuple[int, str]) -> tuple[bool, int, int]:
+            i, text = item
+            words = {stem(w) for w in re.findall(r"\w{3,}", text.lower()) if w not in STOPWORDS}
+            return not _CONDITIONAL.search(text), len(query & words), i  # newest first among equals
+
+        kept: list[str] = []
+        used, room = self._count(INSTRUCTIONS_HEADER) + 1, budget // 5
+        for item in sorted(enumerate(line.items), key=rank, reverse=True):
+            always, overlap, _ = rank(item)
+            text = item[1]
+            cost = self._count(text) + 3
+            if (always or overlap) and used + cost <= room:  # a condition the query does not meet is left out
+                kept.append(f"- {text}")
+                used += cost
+        return INSTRUCTIONS_HEADER + "\n" + "\n".join(kept) if kept else ""
 
     def _profile_text(self, budget: int) -> str:
         """The profile rendered within ``profile_tokens`` (and never more than a third of ``budget``)."""

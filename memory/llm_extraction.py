@@ -47,7 +47,7 @@ _MAX_MESSAGE_CHARS = 3000  # of each message sent for extraction; the archive ke
 class RelationOut(BaseModel):
     model_config = ConfigDict(extra="ignore")
     predicate: str = Field(min_length=2, max_length=20)
-    object: str = Field(min_length=1, max_length=80)
+    object: str = Field(min_length=1, max_length=200)  # an INSTRUCTS object is a sentence
     detail: str = Field("", max_length=40)
     ended: bool = False
 
@@ -93,7 +93,8 @@ For each exchange (given with an id) return:
   detail qualifies it ("sister", "dog"); only facts the user states about their own life, none guessed;
   "ended": true when the user says the fact is over (a pet died, a break-up, left a job or a city);
   a BIRTHDAY object is the day and month as written ("3 May", "3 May 1990"); a SPEAKS detail is
-  "native", "learning" or empty;
+  "native", "learning" or empty; an INSTRUCTS object is an instruction the user gives the assistant for
+  its later answers, as said ("Always answer in Spanish", "Never use emojis");
 - profile: {{"name", "address_as"}} when the user says their name or how to be addressed, else null.
 Answer with one JSON object only: {{"exchanges": [...]}}, one entry per exchange, same ids."""
 

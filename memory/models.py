@@ -255,7 +255,7 @@ class Mention:
 # lives in one place at a time) are closed by a newer statement with another object.
 SINGLE_VALUED = frozenset({"NAME", "CALLED", "LIVES_IN", "WORKS_AS", "WORKS_AT", "DIET", "BIRTHDAY"})
 MULTI_VALUED = frozenset({"HAS_PET", "SIBLING_OF", "PARENT_OF", "CHILD_OF", "PARTNER_OF", "FRIEND_OF",
-                          "LIKES", "DISLIKES", "ALLERGIC_TO", "SPEAKS"})
+                          "LIKES", "DISLIKES", "ALLERGIC_TO", "SPEAKS", "INSTRUCTS"})
 PREDICATES = SINGLE_VALUED | MULTI_VALUED
 # A newer statement of one of these ends the open fact of the other about the same thing: who now
 # hates coffee no longer likes it (and a forget of that statement brings the old one back).
@@ -267,7 +267,8 @@ ANY_OBJECT = "*"
 # The graph's record of an ending (not a predicate a statement can make): it closed the ended facts
 # and is supported by the exchange that said so, so forgetting that exchange reopens them.
 ENDED = "ENDED"
-NOT_ENTITIES = frozenset({"NAME", "CALLED", "WORKS_AS", "LIKES", "DISLIKES", "DIET", "ALLERGIC_TO", "BIRTHDAY"})
+NOT_ENTITIES = frozenset({"NAME", "CALLED", "WORKS_AS", "LIKES", "DISLIKES", "DIET", "ALLERGIC_TO", "BIRTHDAY",
+                          "INSTRUCTS"})
 
 
 @dataclass(frozen=True, slots=True)

@@ -23,7 +23,10 @@ _PEOPLE = ("PARTNER_OF", "SIBLING_OF", "PARENT_OF", "CHILD_OF", "FRIEND_OF")
 # line key -> heading, in the order lines are shown (and kept when the budget is short)
 LINES = {"name": "Name", "called": "Likes to be called", "home": "Lives in", "work": "Work",
          "allergies": "Allergic to", "diet": "Diet", "birthday": "Birthday", "languages": "Speaks",
-         "people": "People", "pets": "Pets", "likes": "Likes", "dislikes": "Dislikes"}
+         "people": "People", "pets": "Pets", "likes": "Likes", "dislikes": "Dislikes",
+         "instructions": "Instructions"}
+# Lines the context packs in a section of their own, ranked by the query, not in the profile's budget
+OWN_SECTION = frozenset({"instructions"})
 
 
 @dataclass(frozen=True, slots=True)
@@ -31,6 +34,7 @@ class ProfileLine:
     key: str
     text: str
     corrected: bool = False
+    items: tuple[str, ...] = ()  # the line's parts where the context takes them one by one (instructions)
 
 
 @dataclass(frozen=True, slots=True)
@@ -47,7 +51,7 @@ class Profile:
 
     def render(self, max_tokens: int = PROFILE_TOKENS, *, include_saved: bool = False) -> str:
         """The profile as text within ``max_tokens`` (lines in priority order; "" when empty)."""
-        lines = [f"- {ln.text}" for ln in self.lines]
+        lines = [f"- {ln.text}" for ln in self.lines if ln.key not in OWN_SECTION]
         if include_saved:
             lines += [f"- Saved: {f.text}" for f in self.saved]
         if not lines or max_tokens <= count_tokens(HEADER) + 2:
@@ -146,7 +150,15 @@ def derive_lines(facts: Sequence[TypedFact]) -> dict[str, str]:
         values = [f.label for f in current if f.predicate == predicate][-6:]
         if values:
             lines[key] = f"{LINES[key]}: " + _join(values)
+    if told := instructions(facts):
+        lines["instructions"] = "Instructions: " + "; ".join(told)
     return lines
+
+
+def instructions(facts: Sequence[TypedFact]) -> list[str]:
+    """The user's standing instructions ("Always cite sources"), oldest first, each once."""
+    told = sorted((f for f in facts if f.current and f.predicate == "INSTRUCTS"), key=lambda f: f.valid_from)
+    return list(dict.fromkeys(f.label for f in told))
 
 
 def build_profile(user_id: str, guild_id: str | None, facts: Sequence[TypedFact], saved: Sequence[Fact],
@@ -159,8 +171,8 @@ def build_profile(user_id: str, guild_id: str | None, facts: Sequence[TypedFact]
         correction = corrections.get(key)
         if correction is not None and (text is None or text == correction[0]):
             if correction[1] is not None:
-                out.append(ProfileLine(key, correction[1], corrected=True))
+                out.append(ProfileLine(key, correction[1], corrected=True, items=(correction[1],)))
             continue
         if text is not None:
-            out.append(ProfileLine(key, text))
+            out.append(ProfileLine(key, text, items=tuple(instructions(facts)) if key == "instructions" else ()))
     return Profile(user_id, guild_id, tuple(out), tuple(saved))

@@ -162,6 +162,26 @@ _ALLERGIES = re.compile(r"\bi(?:(?:'m|’m|m| am) (?:very |severely |really |bad
 _NOT_DIET = re.compile(r"\bi(?:'m|’m|m| am) (?P<neg>not|no longer) (?:an? )?(?P<diet>vegetarian|vegan|pescatarian|"
                        r"pescetarian|plant-based)(?P<more> any ?more)?(?=\s*(?:[.,!?;:)]|\band\b|\bbut\b|\bso\b|"
                        r"\bsince\b|\bfor\b|\bthough\b|\banyway\b|\bnow\b|$))", re.I)
+# A standing instruction to the bot, one sentence: "Always format dates as Month Day, Year when I ask
+# about deadlines", "please never use emojis", "From now on, answer in Spanish", "stop calling me
+# buddy", "I want you to always cite sources". The verb must be one an answer can do, so "Never said
+# you were lol", "Always a fun experience" and "Don't worry" are none.
+_ANSWER_VERBS = (r"include|provide|use|format|answer|reply|respond|give|write|confirm|highlight|report|specify|"
+                 r"keep|mention|add|list|show|explain|tell|call|remind|ask|speak|talk|address|summari[sz]e|cite|"
+                 r"quote|double-check|check|state|note|send|put|start|end|begin|finish|avoid|break|make|be|refer|"
+                 r"say|spell|convert|round|translate|sign|greet|suggest|recommend|offer|correct|reference|show")
+_STOP_FORMS = (r"using|calling|adding|sending|saying|writing|giving|asking|suggesting|recommending|mentioning|"
+               r"apologi[sz]ing|correcting|telling|replying|responding|answering|being|putting|ending|starting")
+_INSTRUCTION = re.compile(
+    r"^(?:(?:ok(?:ay)?|also|and|btw|oh|hey|hi|one more thing)[,!:]?\s+)?(?:please,?\s+)?"
+    r"(?:(?P<now>from now on|going forward|in (?:the )?future|for future (?:answers|replies)),?\s+)?"
+    r"(?:please,?\s+)?(?:(?:can|could|would) you (?:please )?|i (?:want|need|would like|'d like|’d like) you to )?"
+    r"(?P<body>(?:(?:always|never|don't ever|don’t ever|do not ever|don't|don’t|do not)(?: again)?\s+"
+    r"(?!be (?:afraid|shy|sorry|scared|nervous|so hard|too hard|hard)\b)(?:" + _ANSWER_VERBS + r")"
+    r"|stop\s+(?:" + _STOP_FORMS + r")|(?(now)(?:" + _ANSWER_VERBS + r")|(?!)))\b"
+    r"[^.!?\n]{2,190})[.!?]*$", re.I)
+_SENTENCES = re.compile(r"(?<=[.!?])\s+|\n+")
+
 # Predicates whose labels come from a closed list of their own (languages, diets: "not vegan"), not
 # from free text, so the filter of words that are no names ("not", "english") does not apply to them.
 _OWN_LISTS = frozenset({"SPEAKS", "DIET"})
@@ -305,6 +325,7 @@ _CLAUSE_END = re.compile(r"[.!?;\n]+|\s+(?:but|and|although|though|whereas|while
 # thousands of matches took minutes (found by timing adversarial input).
 _CLAUSE_REACH = 200
 _MAX_STATEMENTS = 40
+_INSTRUCTION_REACH = 20_000  # instructions are short messages; a long paste is read no further
 
 
 # A time dates a fact only in a clause that says something began: "I moved here last month", "since
@@ -368,6 +389,12 @@ def statements(text: str, now: datetime | None = None) -> list[Statement]:
                 add(predicate, m.group("name"))
             elif m.groupdict().get("phrase"):
                 add(predicate, m.group("phrase"))
+    for sentence in _SENTENCES.split(text[:_INSTRUCTION_REACH]):
+        if len(sentence) <= 240 and (told := _INSTRUCTION.match(sentence.strip())):
+            body = " ".join(told.group("body").split())
+            key = ("INSTRUCTS", _key(body))
+            if key not in found and len(found) < _MAX_STATEMENTS:
+                found[key] = Statement("INSTRUCTS", key[1], body[0].upper() + body[1:])
     for m in _NOT_DIET.finditer(text):
         at = m.start()
         diet = m.group("diet").lower()

@@ -251,3 +251,27 @@ def test_languages_spoken_and_learnt(text: str, expected: set[tuple[str, str]]) 
     found = statements(text)
     assert {s.predicate for s in found} <= {"SPEAKS"}
     assert {(s.label, s.detail) for s in found} == expected
+
+
+@pytest.mark.parametrize(("text", "expected"), [
+    ("please never use emojis", "Never use emojis"),
+    ("From now on, answer in Spanish.", "Answer in Spanish"),
+    ("stop calling me buddy", "Stop calling me buddy"),
+    ("I want you to always cite sources", "Always cite sources"),
+    ("Could you always reply in bullet points?", "Always reply in bullet points"),
+    ("Hi! Always use metric units. I live in Leeds.", "Always use metric units"),
+    # as BEAM's users give them (its plan marker is a sentence of its own)
+    ("Always include data encryption details when I ask about data privacy. ->-> 2,23",
+     "Always include data encryption details when I ask about data privacy"),
+])
+def test_a_standing_instruction_to_the_bot_is_a_statement(text: str, expected: str) -> None:
+    assert [s.label for s in statements(text) if s.predicate == "INSTRUCTS"] == [expected]
+
+
+@pytest.mark.parametrize("text", ["Never said you were lol but glad you see it", "Always a fun experience",
+                                  "Don't worry about it", "Don't be afraid to experiment",
+                                  "Make sure to rest and drink plenty of fluids",
+                                  "I think I can always use summaries if I get lost", "Do you always use emojis?",
+                                  "Stop gameplay and pick character abilities"])
+def test_no_instruction_without_one(text: str) -> None:
+    assert [s for s in statements(text) if s.predicate == "INSTRUCTS"] == []

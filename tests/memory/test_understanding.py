@@ -162,6 +162,41 @@ async def test_a_kind_of_pet_that_is_gone_ends_those_pets_only(memory: Hierarchi
     assert line is not None and line.text in ("Pets: cat Miso; dog Pixel", "Pets: dog Pixel; cat Miso")
 
 
+async def test_standing_instructions_reach_every_context_that_they_apply_to(
+        memory: HierarchicalMemoryManager, uid: Callable[[str], str]) -> None:
+    user = uid("lena")
+    ids = await tell(memory, user, [
+        (0, "Please never use emojis with me.", "Understood."),
+        (1, "Always format dates as Month Day, Year when I ask about deadlines.", "Will do."),
+        (2, "I adopted a cat named Pixel.", "Lovely!")])
+    line = (await memory.user_profile(user)).line("instructions")
+    assert line is not None and line.text == ("Instructions: Never use emojis with me; Always format dates as "
+                                              "Month Day, Year when I ask about deadlines")
+
+    async def told(query: str) -> str:
+        text = (await memory.get_conversation_context(user, query, max_tokens=600)).to_context_string(600)
+        return text.split("Instructions the user gave you:\n", 1)[1].split("\n\n", 1)[0] if (
+            "Instructions the user gave you:" in text) else ""
+
+    # weeks later, about something else: the one that always holds is there, the other is not
+    assert await told("what should I cook tonight?") == "- Never use emojis with me"
+    assert await told("when are my tax deadlines?") == (
+        "- Never use emojis with me\n- Always format dates as Month Day, Year when I ask about deadlines")
+    # another user and another scope have none of it
+    other = await memory.get_conversation_context(uid("max"), "when are my deadlines?", max_tokens=600)
+    assert "Instructions" not in other.to_context_string(600)
+    guild = await memory.get_conversation_context(user, "when are my deadlines?", guild_id="g9", max_tokens=600)
+    assert "Instructions" not in guild.to_context_string(600)
+    # the user may rewrite the line or remove it; forgetting what said them forgets them
+    await memory.correct_profile(user, "instructions", "Keep answers under three sentences")
+    assert await told("what should I cook?") == "- Keep answers under three sentences"
+    await memory.correct_profile(user, "instructions", None)
+    assert await told("when are my tax deadlines?") == ""
+    await memory.forget(user, exchange_id=ids[0])
+    await memory.forget(user, exchange_id=ids[1])
+    assert not [f for f in await memory.typed_facts(user) if f.predicate == "INSTRUCTS"]
+
+
 async def test_forgetting_an_ending_reopens_the_old_job_only_until_the_next_one(
         memory: HierarchicalMemoryManager, uid: Callable[[str], str]) -> None:
     user = uid("ines")
