@@ -19,6 +19,7 @@ from memory.tokens import count_tokens, truncate_tokens
 
 INSTRUCTIONS_HEADER = "Instructions the user gave you:"
 _CONDITIONAL = re.compile(r"\b(?:when|whenever|if)\b", re.I)  # "... when I ask about budgets"
+_ASKING = frozenset("ask asks asking asked question questions talk talking tell telling want need".split())
 _MIN_ITEM_TOKENS = 24
 _MIN_SUMMARY_TOKENS = 6  # "[date] (summary) User: x | Bot: y" never costs less: no summary is made for less room
 
@@ -290,8 +291,12 @@ class ConversationContext:
 
         def rank(item: tuple[int, str]) -> tuple[bool, int, int]:
             i, text = item
-            words = {stem(w) for w in re.findall(r"\w{3,}", text.lower()) if w not in STOPWORDS}
-            return not _CONDITIONAL.search(text), len(query & words), i  # newest first among equals
+            condition = _CONDITIONAL.split(text, maxsplit=1)
+            if len(condition) == 1:
+                return True, 0, i  # holds always
+            words = {stem(w) for w in re.findall(r"\w{3,}", condition[1].lower())
+                     if w not in STOPWORDS and w not in _ASKING}
+            return False, len(query & words), i  # the condition's words only; newest first among equals
 
         kept: list[str] = []
         used, room = self._count(INSTRUCTIONS_HEADER) + 1, budget // 5
