@@ -181,6 +181,16 @@ _INSTRUCTION = re.compile(
     r"|stop\s+(?:" + _STOP_FORMS + r")|(?(now)(?:" + _ANSWER_VERBS + r")|(?!)))\b"
     r"[^.!?\n]{2,190})[.!?]*$", re.I)
 _SENTENCES = re.compile(r"(?<=[.!?])\s+|\n+")
+# An instruction taken back, by what it was about: "you can use emojis again", "forget what I said
+# about emojis", "no need to cite sources anymore". The planner closes the open instructions that
+# contain every word of it.
+_UNINSTRUCT = re.compile(
+    r"\b(?:you can (?:" + _ANSWER_VERBS + r") (?P<a>[^.!?\n]{2,60}?) again\b"
+    r"|(?:forget|ignore|scrap|drop|cancel|disregard) (?:what i (?:said|told you)|my (?:earlier |previous |last |old )?"
+    r"(?:instruction|request|rule)s?) (?:about|on|regarding) (?P<b>[^.!?\n,]{2,60})"
+    r"|(?:there's |there is )?no need to (?:always )?(?:" + _ANSWER_VERBS + r") (?P<c>[^.!?\n]{2,60}?)"
+    r" any ?more\b|you (?:don't|don’t|do not) (?:have|need) to (?:always )?(?:" + _ANSWER_VERBS + r") "
+    r"(?P<d>[^.!?\n]{2,60}?) any ?more\b)", re.I)
 
 # Predicates whose labels come from a closed list of their own (languages, diets: "not vegan"), not
 # from free text, so the filter of words that are no names ("not", "english") does not apply to them.
@@ -325,6 +335,7 @@ _CLAUSE_END = re.compile(r"[.!?;\n]+|\s+(?:but|and|although|though|whereas|while
 # thousands of matches took minutes (found by timing adversarial input).
 _CLAUSE_REACH = 200
 _MAX_STATEMENTS = 40
+_FILLER_WORDS = frozenset("the a an my me your any some all of with in on for to that those these it them".split())
 _INSTRUCTION_REACH = 20_000  # instructions are short messages; a long paste is read no further
 
 
@@ -441,6 +452,12 @@ def statements(text: str, now: datetime | None = None) -> list[Statement]:
 
 def _endings(text: str, times: _Times) -> dict[tuple[str, str], Statement]:
     out: dict[tuple[str, str], Statement] = {}
+    for m in _UNINSTRUCT.finditer(text[:_INSTRUCTION_REACH]):
+        about = " ".join(w for w in _key(next(g for g in m.group("a", "b", "c", "d") if g)).split()
+                         if w not in _FILLER_WORDS)
+        if about and ("INSTRUCTS", about) not in out:
+            out["INSTRUCTS", about] = Statement("INSTRUCTS", about, about, "", *times.at(m.start(), ending=True),
+                                                ended=True)
     for m in _PET_KIND_ENDING.finditer(text):  # "I don't have a cat anymore": the cats end, not the dog
         kind = next(g for g in m.group("kind", "kind2", "kind3") if g).lower()
         kind = _PLURAL_PETS.get(kind, kind)

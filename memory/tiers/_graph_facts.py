@@ -27,6 +27,7 @@ Rules:
 
 from __future__ import annotations
 
+import re
 import uuid
 from dataclasses import dataclass, field
 from typing import Any
@@ -106,6 +107,11 @@ def _match(facts: list[FactState], predicate: str, obj: str) -> FactState | None
     return None
 
 
+def _words(text: str) -> set[str]:
+    """The words of an instruction, a plural's "s" dropped ("emoji" meets "emojis")."""
+    return {w[:-1] if len(w) > 3 and w.endswith("s") else w for w in re.findall(r"\w+", text.lower())}
+
+
 def _displaced(facts: list[FactState], predicate: str, obj: str) -> list[FactState]:
     """The open facts that a new fact of ``predicate`` about ``obj`` ends: the current value of a
     single-valued predicate, the opposite fact, and the open ending records it follows (so that
@@ -119,7 +125,12 @@ def _displaced(facts: list[FactState], predicate: str, obj: str) -> list[FactSta
 
 
 def _end(out: Plan, facts: list[FactState], st: Said, ukey: str, user_id: str, at: float) -> None:
-    if st.obj == ANY_OBJECT:  # whatever is current; with a detail, only of that kind ("my cat died")
+    if st.predicate == "INSTRUCTS":  # taken back by what it was about: every open one with all its words
+        words = _words(st.obj)
+        targets = [f for f in facts if f.predicate == st.predicate and f.valid_to is None and words <= _words(f.obj)]
+        if not targets:
+            return  # nothing of the kind was asked: nothing to keep
+    elif st.obj == ANY_OBJECT:  # whatever is current; with a detail, only of that kind ("my cat died")
         targets = [f for f in facts if f.predicate == st.predicate and f.valid_to is None
                    and (not st.detail or f.detail == st.detail)]
     else:

@@ -275,3 +275,14 @@ def test_a_standing_instruction_to_the_bot_is_a_statement(text: str, expected: s
                                   "Stop gameplay and pick character abilities"])
 def test_no_instruction_without_one(text: str) -> None:
     assert [s for s in statements(text) if s.predicate == "INSTRUCTS"] == []
+
+
+@pytest.mark.parametrize(("text", "about"), [
+    ("ok you can use emojis again", "emojis"),
+    ("Forget what I said about emojis.", "emojis"),
+    ("no need to cite sources anymore", "sources"),
+    ("you don't have to answer in Spanish anymore lol", "spanish"),
+    ("ignore my earlier instruction about the date format", "date format"),
+])
+def test_an_instruction_is_taken_back_by_what_it_was_about(text: str, about: str) -> None:
+    assert [(s.predicate, s.obj, s.ended) for s in statements(text)] == [("INSTRUCTS", about, True)]

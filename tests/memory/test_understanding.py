@@ -197,6 +197,18 @@ async def test_standing_instructions_reach_every_context_that_they_apply_to(
     assert not [f for f in await memory.typed_facts(user) if f.predicate == "INSTRUCTS"]
 
 
+async def test_an_instruction_taken_back_leaves_the_context_and_forgetting_that_brings_it_back(
+        memory: HierarchicalMemoryManager, uid: Callable[[str], str]) -> None:
+    user = uid("noa")
+    ids = await tell(memory, user, [(0, "Please never use emojis. Always answer in Spanish.", "Entendido."),
+                                    (1, "ok you can use emoji again!", "🎉")])
+    line = (await memory.user_profile(user)).line("instructions")
+    assert line is not None and line.items == ("Always answer in Spanish",)  # only the emojis one is over
+    await memory.forget(user, exchange_id=ids[1])
+    line = (await memory.user_profile(user)).line("instructions")
+    assert line is not None and set(line.items) == {"Never use emojis", "Always answer in Spanish"}
+
+
 async def test_forgetting_an_ending_reopens_the_old_job_only_until_the_next_one(
         memory: HierarchicalMemoryManager, uid: Callable[[str], str]) -> None:
     user = uid("ines")
