@@ -56,6 +56,7 @@ _PERIODS: list[tuple[re.Pattern[str], str]] = [
     (re.compile(r"\b(?:when|while) i (?:was|still was|worked as|was working as) an? (?!(?:kid|child|teen|teenager|"
                 r"baby|boy|girl|toddler|little|young|lot|bit)\b)" + _JOB, re.I), "WORKS_AS"),
 ]
+_ANY = re.compile(r"\b(?:before|after|since|until|till|when|while|once) (?:did )?(?:i|we)\b", re.I)
 _KINDS = {"puppy": "dog", "kitten": "cat", "bunny": "rabbit", "tortoise": "turtle"}  # a puppy is a dog
 _AROUND_BEFORE = timedelta(days=7)
 _AROUND_AFTER = timedelta(days=14)
@@ -84,6 +85,8 @@ def _relation(word: str) -> str:
 
 def anchor(query: str) -> Anchor | None:
     """The event or period ``query`` names, or None (see the module docstring)."""
+    if not _ANY.search(query):  # every phrase below starts so: most queries stop here, in a few us
+        return None
     for pattern, predicate in _PERIODS:
         if m := pattern.search(query):
             return Anchor("during", predicate, "start", m.group("obj").strip(), "", m.group(0))
