@@ -56,6 +56,10 @@ _TASTE = (r"(?:(?:actually|probably|definitely|honestly|obviously|easily|called|
 # Words a taste cut short may leave dangling: "adding lots of honey to make (it sweet)", "cloudy days
 # as long as (it doesn't rain)"
 _TASTE_TAIL = re.compile(r"(?:\s+(?:of|to|as|long|like|where|the|a|an|make|some|get|be))+$", re.I)
+# A taste that ends on a pronoun names nothing the profile can show ("I love listening to them");
+# "bubble teas of them" is bubble teas.
+_TASTE_OF_THEM = re.compile(r"\s+of (?:them|those|these|it)$", re.I)
+_TASTE_PRONOUN = re.compile(r"\b(?:them|him|her|it|that|this|those|these|you|me|us|there|here)$", re.I)
 
 _FAMILY = {
     "sister": "SIBLING_OF", "brother": "SIBLING_OF", "sibling": "SIBLING_OF",
@@ -72,6 +76,7 @@ _NOT_NAMES = frozenset("""
 i im going so very really just not also back home here there fine good ok okay sure sorry glad happy
 tired excited from in at on the a an from english french german spanish italian american british
 it that this these those to your you them him her when how what my our doing being having
+his their its ur
 """.split())
 
 _RULES: list[tuple[re.Pattern[str], str]] = [
@@ -383,7 +388,9 @@ def statements(text: str, now: datetime | None = None) -> list[Statement]:
     def add(predicate: str, label: str, detail: str = "") -> None:
         label = _clean(label)
         if predicate in ("LIKES", "DISLIKES"):
-            label = _TASTE_TAIL.sub("", label)
+            label = _TASTE_TAIL.sub("", _TASTE_OF_THEM.sub("", label))
+            if _TASTE_PRONOUN.search(label):
+                return
         key = (predicate, _key(label))
         if not label or len(label) > 80 or key in ended or key in found:
             return  # "my cat Miso" in "my cat Miso died" is the ending's, not a new pet

@@ -43,6 +43,11 @@ def said(text: str) -> set[tuple[str, str, str]]:
     ("I am into skiing while my brother likes to snowboard", {("LIKES", "skiing", "")}),
     ("I am a huge fan of the Lions.", {("LIKES", "Lions", "")}),
     ("I like tv shows or movies more.", {("LIKES", "tv shows or movies", "")}),
+    # another person's thing, or a pronoun, names nothing the profile can show
+    ("They're hilarious and I love listening to them.", set()),
+    ("I absolutely love his writing style", set()),
+    ("I love your cooking, and I hate their music", set()),
+    ("I like bubble teas of them too lol", {("LIKES", "bubble teas", "")}),
     ("I really can't stand loud music.", {("DISLIKES", "loud music", "")}),
     ("I don't really like horror movies but I love comedies.",
      {("DISLIKES", "horror movies", ""), ("LIKES", "comedies", "")}),
