@@ -173,7 +173,7 @@ starting stop stopped try tried use used using feel felt feeling look looked loo
 give gave keep kept seem seemed leave left call called show showed turn turned begin began help helped
 talk talked talking hope hoped wonder guess mean meant happen happened bring brought finish finished wait
 waited wish stay stayed made making doing done having saying trying thinking thought getting
-hate hates hated hating enjoy enjoys enjoyed adore adores prefer prefers preferred stuff
+hate hates hated hating enjoy enjoys enjoyed adore adores prefer prefers preferred stuff stand
 haha hahaha hehe lmao lmfao gonna wanna gotta kinda sorta anyway anyways
 """.split()) | frozenset(stem(w) for w in _CALENDAR_WORDS)
 

@@ -103,6 +103,8 @@ def test_fillers_and_light_verbs_are_not_topics_and_a_name_is_not_also_a_topic()
     assert topics("My name is Zoë; my name is on the garden gate.") == ["garden", "gat"]  # "name" is no subject (stems)
     # and the console listed "hates (1)" for "my dog Pixel hates the tram lol"
     assert topics("my dog Pixel hates the tram haha, gonna walk him anyway", besides=["pixel"]) == ["tram", "walk"]
+    # and "stand (1)" for "I love bouldering and I can't stand cilantro"
+    assert topics("I love bouldering and I can't stand cilantro") == ["boulder", "cilantro"]
 
 
 @pytest.mark.parametrize(("word", "expected"), [
