@@ -55,7 +55,9 @@ _TASTE = (r"(?:(?:actually|probably|definitely|honestly|obviously|easily|called|
           r"something|nothing|ones?|stuff|things)\b)" + _PHRASE)
 # Words a taste cut short may leave dangling: "adding lots of honey to make (it sweet)", "cloudy days
 # as long as (it doesn't rain)"
-_TASTE_TAIL = re.compile(r"(?:\s+(?:of|to|as|long|like|where|the|a|an|make|some|get|be))+$", re.I)
+_TASTE_TAIL = re.compile(r"(?:\s+(?:of|to|as|long|like|where|the|a|an|make|some|get|be|better))+$", re.I)
+# "all the x-men movies" are x-men movies
+_TASTE_ALL = re.compile(r"^all (?:the |of the )?(?=\S)", re.I)
 # A taste that ends on a pronoun names nothing the profile can show ("I love listening to them");
 # "bubble teas of them" is bubble teas.
 _TASTE_OF_THEM = re.compile(r"\s+of (?:them|those|these|it)$", re.I)
@@ -388,7 +390,7 @@ def statements(text: str, now: datetime | None = None) -> list[Statement]:
     def add(predicate: str, label: str, detail: str = "") -> None:
         label = _clean(label)
         if predicate in ("LIKES", "DISLIKES"):
-            label = _TASTE_TAIL.sub("", _TASTE_OF_THEM.sub("", label))
+            label = _TASTE_TAIL.sub("", _TASTE_OF_THEM.sub("", _TASTE_ALL.sub("", label)))
             if _TASTE_PRONOUN.search(label):
                 return
         key = (predicate, _key(label))

@@ -48,6 +48,8 @@ def said(text: str) -> set[tuple[str, str, str]]:
     ("I absolutely love his writing style", set()),
     ("I love your cooking, and I hate their music", set()),
     ("I like bubble teas of them too lol", {("LIKES", "bubble teas", "")}),
+    ("I love all the x-men movies", {("LIKES", "x-men movies", "")}),
+    ("honestly I like dogs better", {("LIKES", "dogs", "")}),
     ("I really can't stand loud music.", {("DISLIKES", "loud music", "")}),
     ("I don't really like horror movies but I love comedies.",
      {("DISLIKES", "horror movies", ""), ("LIKES", "comedies", "")}),
