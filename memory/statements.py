@@ -78,7 +78,7 @@ _NOT_NAMES = frozenset("""
 i im going so very really just not also back home here there fine good ok okay sure sorry glad happy
 tired excited from in at on the a an from english french german spanish italian american british
 it that this these those to your you them him her when how what my our doing being having
-his their its ur
+his their its ur all both way
 """.split())
 
 _RULES: list[tuple[re.Pattern[str], str]] = [

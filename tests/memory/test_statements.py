@@ -50,6 +50,8 @@ def said(text: str) -> set[tuple[str, str, str]]:
     ("I like bubble teas of them too lol", {("LIKES", "bubble teas", "")}),
     ("I love all the x-men movies", {("LIKES", "x-men movies", "")}),
     ("honestly I like dogs better", {("LIKES", "dogs", "")}),
+    ("I love all the way lol", set()),
+    ("Oh I like both", set()),
     ("I really can't stand loud music.", {("DISLIKES", "loud music", "")}),
     ("I don't really like horror movies but I love comedies.",
      {("DISLIKES", "horror movies", ""), ("LIKES", "comedies", "")}),
