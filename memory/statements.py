@@ -45,7 +45,8 @@ _END = (r"(?=\s*(?:[.,!?;:)]|\band\b|\bbut\b|\bso\b|\bnow\b|\bsince\b|\bfor\b|\b
 
 # Where a liked or disliked thing ends: besides a clause's end, the words that go on to say how much
 # or why ("I love badminton the most", "I love nyquil it knocks me out", "tea especially ginger tea").
-_TASTE_END = _END[:-2] + (r"|\b(?:it|it's|it’s|its|especially|even|every ?time|when|whenever|because|cause|cuz|"
+_TASTE_END = _END[:-2] + (r"|\b(?:it|it's|it’s|its|they|they're|they’re|he|he's|she|she's|"
+                          r"especially|even|every ?time|when|whenever|because|cause|cuz|"
                           r"lol|haha|lmao|the most|very much|so much|a lot|more|than|if|as well|which|that|while|"
                           r"whereas)\b))")
 # A taste starts with the thing, not with "is", "or" or "more" ("Another pose I love is the tree pose",

@@ -52,6 +52,7 @@ def said(text: str) -> set[tuple[str, str, str]]:
     ("honestly I like dogs better", {("LIKES", "dogs", "")}),
     ("I love all the way lol", set()),
     ("Oh I like both", set()),
+    ("I love Smile Burger they have the best fries", {("LIKES", "Smile Burger", "")}),
     ("I really can't stand loud music.", {("DISLIKES", "loud music", "")}),
     ("I don't really like horror movies but I love comedies.",
      {("DISLIKES", "horror movies", ""), ("LIKES", "comedies", "")}),
