@@ -239,15 +239,22 @@ gaelic latin esperanto asl bsl
 """.split())
 _LANGUAGE_LIST = (r"(?P<items>[A-Za-z][A-Za-z ,]{1,80}?)(?=\s*(?:[.!?;:)(]|$|\bbut\b|\bso\b|\bat\b|\bwith\b|"
                   r"\bsince\b|\bfor\b|\bin\b|\bevery\b|\bdaily\b|\bbecause\b|\bnow\b|\btoo\b|\bas well\b|"
-                  r"\bfluently\b|\bwell\b|\bat home\b))")
+                  r"\bfluently\b|\bwell\b|\bat home\b|\blast\b|\bthis\b|\bnext\b|\brecently\b|\blately\b|"
+                  r"\byesterday\b|\btoday\b|\bonline\b|\bagain\b|\bafter\b|\bbefore\b|\bwhen\b|\bwhile\b|"
+                  r"\bon\b|\bfrom\b|\btwo\b|\bthree\b|\bfew\b|\bseveral\b))")
 _SPEAKS: list[tuple[re.Pattern[str], str]] = [
     (re.compile(r"\bi (?:also |can |can also )?speak (?:some |a little |a bit of |basic |fluent )?" + _LANGUAGE_LIST,
                 re.I), ""),
     (re.compile(r"\bi(?:'m|’m| am) (?:also )?fluent in " + _LANGUAGE_LIST, re.I), ""),
     (re.compile(r"\bmy (?:native|first|mother) (?:language|tongue) is " + _LANGUAGE_LIST, re.I), "native"),
     (re.compile(r"\bi(?:'m|’m| am) a native (?P<items>[A-Za-z]+) speaker\b", re.I), "native"),
-    (re.compile(r"\bi(?:'m|’m| am|'ve been|’ve been| have been) (?:currently |also |still )?learning "
-                + _LANGUAGE_LIST, re.I), "learning"),
+    (re.compile(r"\bi(?:'m|’m| am|'ve been|’ve been| have been) (?:currently |also |still |now )?"
+                r"(?:learning|studying) " + _LANGUAGE_LIST, re.I), "learning"),
+    # "I started learning Japanese last month", "I've just begun to study Korean"
+    (re.compile(r"\bi(?:'ve|’ve| have)? (?:just |recently |also |finally )?(?:started|began|begun) "
+                r"(?:learning|studying|to learn|to study) " + _LANGUAGE_LIST, re.I), "learning"),
+    (re.compile(r"\bi(?:'m|’m| am) (?:also |now )?taking (?P<items>[A-Za-z]+) (?:classes|lessons|courses?)\b", re.I),
+     "learning"),
 ]
 _LANGUAGE_QUALIFIERS = re.compile(r"^(?:some|a little|a bit of|basic|fluent|conversational|native|also)\s+", re.I)
 

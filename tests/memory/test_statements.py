@@ -256,6 +256,14 @@ def test_a_long_message_makes_a_bounded_number_of_statements_each_dated_by_its_o
     ("I can speak ASL", {("ASL", "")}),
     ("I speak my mind", set()), ("I speak to my mom daily", set()), ("I don't speak French", set()),
     ("I'm learning to code", set()), ("Hi, I'm English", set()),
+    # a start, a course, or a time after the language
+    ("I started learning Japanese last month", {("Japanese", "learning")}),
+    ("I've just begun to study Korean", {("Korean", "learning")}),
+    ("I'm studying Spanish at uni", {("Spanish", "learning")}),
+    ("I'm taking Italian lessons", {("Italian", "learning")}),
+    ("I'm learning Spanish on Duolingo", {("Spanish", "learning")}),
+    ("I'm taking cooking classes", set()), ("I'm studying for my exams", set()),
+    ("I started studying medicine", set()), ("I started learning to code", set()),
 ])
 def test_languages_spoken_and_learnt(text: str, expected: set[tuple[str, str]]) -> None:
     found = statements(text)
