@@ -93,7 +93,8 @@ For each exchange (given with an id) return:
   detail qualifies it ("sister", "dog"); only facts the user states about their own life, none guessed;
   "ended": true when the user says the fact is over (a pet died, a break-up, left a job or a city);
   a BIRTHDAY object is the day and month as written ("3 May", "3 May 1990"); a SPEAKS detail is
-  "native", "learning" or empty; an INSTRUCTS object is an instruction the user gives the assistant for
+  "native", "learning" or empty; a FROM object is where the user comes from, detail "born", "grew up"
+  or empty; an INSTRUCTS object is an instruction the user gives the assistant for
   its later answers, as said ("Always answer in Spanish", "Never use emojis");
 - profile: {{"name", "address_as"}} when the user says their name or how to be addressed, else null.
 Answer with one JSON object only: {{"exchanges": [...]}}, one entry per exchange, same ids."""

@@ -255,7 +255,7 @@ class Mention:
 # lives in one place at a time) are closed by a newer statement with another object.
 SINGLE_VALUED = frozenset({"NAME", "CALLED", "LIVES_IN", "WORKS_AS", "WORKS_AT", "DIET", "BIRTHDAY"})
 MULTI_VALUED = frozenset({"HAS_PET", "SIBLING_OF", "PARENT_OF", "CHILD_OF", "PARTNER_OF", "FRIEND_OF",
-                          "LIKES", "DISLIKES", "ALLERGIC_TO", "SPEAKS", "INSTRUCTS"})
+                          "LIKES", "DISLIKES", "ALLERGIC_TO", "SPEAKS", "INSTRUCTS", "FROM"})
 PREDICATES = SINGLE_VALUED | MULTI_VALUED
 # A newer statement of one of these ends the open fact of the other about the same thing: who now
 # hates coffee no longer likes it (and a forget of that statement brings the old one back).

@@ -21,7 +21,7 @@ HEADER = "User profile:"
 PROFILE_TOKENS = 80
 _PEOPLE = ("PARTNER_OF", "SIBLING_OF", "PARENT_OF", "CHILD_OF", "FRIEND_OF")
 # line key -> heading, in the order lines are shown (and kept when the budget is short)
-LINES = {"name": "Name", "called": "Likes to be called", "home": "Lives in", "work": "Work",
+LINES = {"name": "Name", "called": "Likes to be called", "home": "Lives in", "origin": "From", "work": "Work",
          "allergies": "Allergic to", "diet": "Diet", "birthday": "Birthday", "languages": "Speaks",
          "people": "People", "pets": "Pets", "likes": "Likes", "dislikes": "Dislikes",
          "instructions": "Instructions"}
@@ -112,6 +112,13 @@ def derive_lines(facts: Sequence[TypedFact]) -> dict[str, str]:
             text += ("; " if home else "") + f"before: {before.label}" + (
                 "" if same else f" until {before.valid_to:%Y-%m-%d}")
         lines["home"] = text + ")"
+    origins = sorted((f for f in current if f.predicate == "FROM"), key=lambda f: f.valid_from)
+    said = [f"{lead} {_join([f.label for f in origins if f.detail == detail])}"
+            for detail, lead in (("", "from"), ("born", "born in"), ("grew up", "grew up in"))
+            if any(f.detail == detail for f in origins)]
+    if said:  # "From Brazil; born in Recife; grew up in Ohio"
+        text = "; ".join(said)
+        lines["origin"] = text[0].upper() + text[1:]
     job, employer = latest("WORKS_AS"), latest("WORKS_AT")
     if job or employer:
         text = "Works" + (f" as {job.label}" if job else "") + (f" at {employer.label}" if employer else "")

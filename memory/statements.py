@@ -256,6 +256,18 @@ _SPEAKS: list[tuple[re.Pattern[str], str]] = [
     (re.compile(r"\bi(?:'m|’m| am) (?:also |now )?taking (?P<items>[A-Za-z]+) (?:classes|lessons|courses?)\b", re.I),
      "learning"),
 ]
+# Where the user is from: "I'm originally from Brazil", "I was born in Glasgow" (detail "born"),
+# "I grew up in Ohio" ("grew up"). Several can hold at once, so each is its own fact.
+_ORIGIN: list[tuple[re.Pattern[str], str]] = [
+    (re.compile(r"\bi(?:'m|’m| am) (?:originally |also |actually )?from (?:the )?" + _NAME, re.I), ""),
+    (re.compile(r"\bi (?:originally |actually )?come from (?:the )?" + _NAME, re.I), ""),
+    (re.compile(r"\b(?:i was |i'm |i’m |i am )?born and (?:raised|bred) in (?:the )?" + _NAME, re.I), "born"),
+    (re.compile(r"\bi was born (?:in|at) (?:the )?" + _NAME, re.I), "born"),
+    (re.compile(r"\bi (?:grew up|was raised) in (?:the )?" + _NAME, re.I), "grew up"),
+    (re.compile(r"\bi was born in [^.!?;]{1,60}? and (?:grew up|was raised) in (?:the )?" + _NAME, re.I), "grew up"),
+]
+_NOT_PLACES = frozenset(m.lower() for m in (*_MONTH_NAMES, "Monday", "Tuesday", "Wednesday", "Thursday",
+                                             "Friday", "Saturday", "Sunday", "Christmas", "Easter"))
 _LANGUAGE_QUALIFIERS = re.compile(r"^(?:some|a little|a bit of|basic|fluent|conversational|native|also)\s+", re.I)
 
 
@@ -448,6 +460,12 @@ def statements(text: str, now: datetime | None = None) -> list[Statement]:
         at = m.start()
         for name in re.split(r",\s*(?:and\s+)?|\s+and\s+", m.group("names")):
             add("HAS_PET", name, _PLURAL_PETS[m.group("role").lower()])
+    for pattern, detail in _ORIGIN:
+        for m in pattern.finditer(text):
+            at = m.start()
+            place = _clean(m.group("name"))
+            if place and place.split()[0].lower() not in _NOT_PLACES:
+                add("FROM", place, detail)
     for pattern, detail in _SPEAKS:
         for m in pattern.finditer(text):
             at = m.start()

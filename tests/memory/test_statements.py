@@ -247,6 +247,26 @@ def test_a_long_message_makes_a_bounded_number_of_statements_each_dated_by_its_o
 
 
 @pytest.mark.parametrize(("text", "expected"), [
+    ("I'm from Brazil originally", {("Brazil", "")}),
+    ("I'm originally from the Philippines", {("Philippines", "")}),
+    ("I was born in Glasgow but I grew up in Ohio", {("Glasgow", "born"), ("Ohio", "grew up")}),
+    ("I'm from Los Angeles, born and raised.", {("Los Angeles", "")}),
+    ("born and raised in Chicago!", {("Chicago", "born")}),
+    ("I was born in Recife and grew up in Ohio", {("Recife", "born"), ("Ohio", "grew up")}),
+    ("My dad was born in Italy and grew up in Ohio", set()),
+    ("I come from Tirana, the capital city.", {("Tirana", "")}),
+    # no place: a word in lower case, a time, someone else's origin
+    ("I'm from work, sorry", set()), ("I was born in March", set()), ("I was born in 1990", set()),
+    ("I come from a big family", set()), ("I grew up in a small town", set()), ("my mom is from Italy", set()),
+    ("I'm away from London this week", set()),
+])
+def test_where_the_user_is_from(text: str, expected: set[tuple[str, str]]) -> None:
+    found = statements(text)
+    assert {(s.label, s.detail) for s in found if s.predicate == "FROM"} == expected
+    assert {s.predicate for s in found} <= {"FROM", "LIVES_IN"}
+
+
+@pytest.mark.parametrize(("text", "expected"), [
     ("I speak Spanish, French and a bit of German.", {("Spanish", ""), ("French", ""), ("German", "")}),
     ("I'm fluent in Dutch but I'm learning Japanese", {("Dutch", ""), ("Japanese", "learning")}),
     ("My native language is Polish", {("Polish", "native")}),

@@ -259,6 +259,26 @@ async def test_languages_reach_the_profile_and_learning_one_becomes_speaking_it(
     assert line is not None and line.text == "Speaks: Japanese, Polish (native), English"
 
 
+async def test_where_the_user_is_from_reaches_the_profile_beside_where_they_live(
+        memory: HierarchicalMemoryManager, uid: Callable[[str], str]) -> None:
+    user = uid("ines")
+    ids = await tell(memory, user, [(0, "I'm originally from Brazil, but I live in Lisbon now.", "Olá!"),
+                                    (1, "I was born in Recife and grew up in Ohio, long story", "Wow."),
+                                    (2, "Yes I'm from Brazil!", "Right.")])
+    profile = await memory.user_profile(user)
+    assert profile.line("home") is not None and profile.line("home").text.startswith("Lives in Lisbon")
+    line = profile.line("origin")
+    assert line is not None and line.text == "From Brazil; born in Recife; grew up in Ohio"
+    # not replaced by a later one: each is its own fact; forgetting what said it forgets it
+    await memory.forget(user, exchange_id=ids[1])
+    line = (await memory.user_profile(user)).line("origin")
+    assert line is not None and line.text == "From Brazil"
+    # and the line is the user's to correct, as every profile line is
+    await memory.correct_profile(user, "origin", "From Brazil and Portugal")
+    line = (await memory.user_profile(user)).line("origin")
+    assert line is not None and (line.text, line.corrected) == ("From Brazil and Portugal", True)
+
+
 async def test_the_profile_stays_within_its_small_budget(memory: HierarchicalMemoryManager,
                                                          uid: Callable[[str], str]) -> None:
     user = uid("cy")
