@@ -21,8 +21,8 @@ HEADER = "User profile:"
 PROFILE_TOKENS = 80
 _PEOPLE = ("PARTNER_OF", "SIBLING_OF", "PARENT_OF", "CHILD_OF", "FRIEND_OF")
 # line key -> heading, in the order lines are shown (and kept when the budget is short)
-LINES = {"name": "Name", "called": "Likes to be called", "home": "Lives in", "origin": "From", "work": "Work",
-         "allergies": "Allergic to", "diet": "Diet", "birthday": "Birthday", "languages": "Speaks",
+LINES = {"name": "Name", "called": "Likes to be called", "home": "Lives in", "work": "Work",
+         "allergies": "Allergic to", "diet": "Diet", "birthday": "Birthday", "origin": "From", "languages": "Speaks",
          "people": "People", "pets": "Pets", "likes": "Likes", "dislikes": "Dislikes",
          "instructions": "Instructions"}
 # Lines the context packs in a section of their own, ranked by the query, not in the profile's budget
