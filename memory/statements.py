@@ -156,6 +156,18 @@ _PET_GROUP = re.compile(r"\b(?:i (?:have|keep|own|got|adopted)|my) (?:two|three|
                         r"(?P<role>" + "|".join(sorted(map(re.escape, _PLURAL_PETS), key=len, reverse=True))
                         + r")\b(?:,| (?:named|called)|:)?\s+(?P<names>" + _ONE_NAME
                         + r"(?:(?:,\s*|,?\s+and\s+)" + _ONE_NAME + r"){1,4})", re.I)
+# "my kids Lily and Max", "I have two daughters, Amy and Beth", "my best friends Ben and Jess"
+_PLURAL_KIN = {"kids": "kid", "children": "kid", "sons": "son", "daughters": "daughter", "sisters": "sister",
+               "brothers": "brother", "siblings": "sibling", "friends": "friend"}
+_KIN_GROUP = re.compile(r"\b(?:i (?:have|(?:'ve|’ve|have) got)|my) (?:(?:two|three|four|five|2|3|4|5) )?(?:\w+ )?"
+                        r"(?P<role>" + "|".join(_PLURAL_KIN) + r")\b(?:,| (?:named|called|are called|are named)|:)?"
+                        r"\s+(?P<names>" + _ONE_NAME + r"(?:(?:,\s*|,?\s+and\s+)" + _ONE_NAME + r"){1,4})", re.I)
+# "I'm married to Chris", "I got married to Sam in June", "I'm engaged to Priya"
+_MARRIED = [
+    (re.compile(r"\bi(?:'m|’m| am) (?:happily |now )?married to\s+" + _NAME, re.I), "spouse"),
+    (re.compile(r"\bi (?:just |recently |finally )?(?:got )?married (?:to )?" + _NAME, re.I), "spouse"),
+    (re.compile(r"\bi(?:'m|’m| am| just got| got) (?:now )?engaged to\s+" + _NAME, re.I), "fiancé"),
+]
 _NAMED_PET = re.compile(r"\b(?:adopted|got|have) an? (?:\w+ )?(?P<role>" + "|".join(_PETS)
                         + r")\b[^.!?]{0,40}?\b(?:named|called) (?:him |her |it )?"
                         + _NAME, re.I)
@@ -335,8 +347,8 @@ _STOPS = (r"(?=\s*(?:[.,!?;:)]|$|\b(?:and|but|so|because|since|last|this|in|on|a
 _ANY_ENDINGS: list[tuple[re.Pattern[str], tuple[str, ...], str]] = [
     (re.compile(r"\bi (?:(?:just |recently )?(?:quit|lost|left) my job(?! (?:at|with|for|as)\b)|"
                 r"(?:got|was|have been|'ve been|’ve been) (?:laid off|fired|made redundant|let go)|"
-                r"(?:just |recently |finally )?retired)" + _STOPS + r"|\bi(?:'m|’m| am) (?:now )?(?:unemployed|"
-                r"out of work|between jobs)\b", re.I), ("WORKS_AS", "WORKS_AT"), "job"),
+                r"(?:just |recently |finally )?retired)" + _STOPS + r"|\bi(?:'m|’m| am) (?:now |currently |still )?"
+                r"(?:unemployed|out of work|between jobs|retired)\b", re.I), ("WORKS_AS", "WORKS_AT"), "job"),
     (re.compile(r"\b(?:we|i) (?:just |finally |recently )?(?:broke up|split up|got divorced|separated)" + _STOPS
                 + r"|\bi(?:'m|’m| am) (?:single|divorced) (?:now|again)\b|\bmy (?:" + _PARTNER_WORDS
                 + r") (?:just |finally |recently )?(?:broke up with me|dumped me|left me)\b", re.I),
@@ -456,6 +468,15 @@ def statements(text: str, now: datetime | None = None) -> list[Statement]:
         for m in pattern.finditer(text):
             at = m.start()
             add("HAS_PET", m.group("name"), m.group("role").lower())
+    for m in _KIN_GROUP.finditer(text):
+        at = m.start()
+        role = _PLURAL_KIN[m.group("role").lower()]
+        for name in re.split(r",\s*(?:and\s+)?|\s+and\s+", m.group("names")):
+            add(_FAMILY[role], name, role)
+    for pattern, role in _MARRIED:
+        for m in pattern.finditer(text):
+            at = m.start()
+            add("PARTNER_OF", m.group("name"), role)
     for m in _PET_GROUP.finditer(text):
         at = m.start()
         for name in re.split(r",\s*(?:and\s+)?|\s+and\s+", m.group("names")):
