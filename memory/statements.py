@@ -156,10 +156,11 @@ _PET_GROUP = re.compile(r"\b(?:i (?:have|keep|own|got|adopted)|my) (?:two|three|
                         r"(?P<role>" + "|".join(sorted(map(re.escape, _PLURAL_PETS), key=len, reverse=True))
                         + r")\b(?:,| (?:named|called)|:)?\s+(?P<names>" + _ONE_NAME
                         + r"(?:(?:,\s*|,?\s+and\s+)" + _ONE_NAME + r"){1,4})", re.I)
-# "my kids Lily and Max", "I have two daughters, Amy and Beth", "my best friends Ben and Jess"
+# "my kids Lily and Max", "we have two daughters, Amy and Beth", "my best friends Ben and Jess"
 _PLURAL_KIN = {"kids": "kid", "children": "kid", "sons": "son", "daughters": "daughter", "sisters": "sister",
                "brothers": "brother", "siblings": "sibling", "friends": "friend"}
-_KIN_GROUP = re.compile(r"\b(?:i (?:have|(?:'ve|’ve|have) got)|my) (?:(?:two|three|four|five|2|3|4|5) )?(?:\w+ )?"
+_KIN_GROUP = re.compile(r"\b(?:(?:i|we) (?:have|(?:'ve|’ve|have) got)|my|our) (?:(?:two|three|four|five|2|3|4|5) )?"
+                        r"(?:\w+ )?"
                         r"(?P<role>" + "|".join(_PLURAL_KIN) + r")\b(?:,| (?:named|called|are called|are named)|:)?"
                         r"\s+(?P<names>" + _ONE_NAME + r"(?:(?:,\s*|,?\s+and\s+)" + _ONE_NAME + r"){1,4})", re.I)
 # "I'm married to Chris", "I got married to Sam in June", "I'm engaged to Priya"
