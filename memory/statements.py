@@ -147,12 +147,13 @@ _RELATIVE = re.compile(r"\bmy " + _KIN_AGE + r"(?P<role>" + _KIN + r")(?:'s name
 # "I have a brother named Tomás", "I've got an older sister called Ana"
 _NAMED_RELATIVE = re.compile(r"\bi(?: have|(?:'ve|’ve| have) got) an? " + _KIN_AGE + r"(?P<role>" + _KIN
                              + r")(?:,| named| called)\s+" + _NAME, re.I)
-_PET = re.compile(r"\bmy (?:\w+ )?(?P<role>" + "|".join(_PETS) + r")(?:'s name is| is called| named|,)?\s+"
+_PET = re.compile(r"\b(?:my|our) (?:\w+ )?(?P<role>" + "|".join(_PETS) + r")(?:'s name is| is called| named|,)?\s+"
                   + _NAME, re.I)
 _PLURAL_PETS = {("puppies" if p == "puppy" else p if p == "fish" else p + "s"): p for p in _PETS}
 _ONE_NAME = r"(?-i:[^\W\d_a-z][\w'’\-]*)"
 # "I have two cats, Miso and Tofu", "my three dogs named Rex, Bo and Kira"
-_PET_GROUP = re.compile(r"\b(?:i (?:have|keep|own|got|adopted)|my) (?:two|three|four|five|2|3|4|5) (?:\w+ )?"
+_PET_GROUP = re.compile(r"\b(?:(?:i|we) (?:have|keep|own|got|adopted)|my|our) (?:(?:two|three|four|five|2|3|4|5) )?"
+                        r"(?:\w+ )?"
                         r"(?P<role>" + "|".join(sorted(map(re.escape, _PLURAL_PETS), key=len, reverse=True))
                         + r")\b(?:,| (?:named|called)|:)?\s+(?P<names>" + _ONE_NAME
                         + r"(?:(?:,\s*|,?\s+and\s+)" + _ONE_NAME + r"){1,4})", re.I)

@@ -52,6 +52,8 @@ def said(text: str) -> set[tuple[str, str, str]]:
     ("I'm married to Chris and we have two kids, Lily and Max",
      {("PARTNER_OF", "Chris", "spouse"), ("CHILD_OF", "Lily", "kid"), ("CHILD_OF", "Max", "kid")}),
     ("our sons Tom and Ben", {("CHILD_OF", "Tom", "son"), ("CHILD_OF", "Ben", "son")}),
+    ("we have two cats, Miso and Tofu", {("HAS_PET", "Miso", "cat"), ("HAS_PET", "Tofu", "cat")}),
+    ("our dog Rex is sick", {("HAS_PET", "Rex", "dog")}),
     ("my friends and I went out", set()), ("my kids are 5 and 7", set()),
     ("I'm married to Chris", {("PARTNER_OF", "Chris", "spouse")}),
     ("I got married to Sam in June", {("PARTNER_OF", "Sam", "spouse")}),
