@@ -21,7 +21,7 @@ HEADER = "User profile:"
 PROFILE_TOKENS = 80
 _PEOPLE = ("PARTNER_OF", "SIBLING_OF", "PARENT_OF", "CHILD_OF", "FRIEND_OF")
 # line key -> heading, in the order lines are shown (and kept when the budget is short)
-LINES = {"name": "Name", "called": "Likes to be called", "home": "Lives in", "work": "Work",
+LINES = {"name": "Name", "called": "Likes to be called", "pronouns": "Pronouns", "home": "Lives in", "work": "Work",
          "allergies": "Allergic to", "diet": "Diet", "birthday": "Birthday", "origin": "From", "languages": "Speaks",
          "people": "People", "pets": "Pets", "likes": "Likes", "dislikes": "Dislikes",
          "instructions": "Instructions"}
@@ -103,6 +103,8 @@ def derive_lines(facts: Sequence[TypedFact]) -> dict[str, str]:
         lines["name"] = f"Name: {name.label}"
     if (called := latest("CALLED")) is not None:
         lines["called"] = f"Likes to be called: {called.label}"
+    if (pronouns := latest("PRONOUNS")) is not None:
+        lines["pronouns"] = f"Pronouns: {pronouns.label}"
     home = latest("LIVES_IN")
     before = next((f for f in closed if f.predicate == "LIVES_IN"), None)
     if home is not None or before is not None:

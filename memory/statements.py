@@ -82,15 +82,21 @@ it that this these those to your you them him her when how what my our doing bei
 his their its ur all both way
 """.split())
 
+# "my pronouns are she/her", "I use they/them pronouns", "pronouns: he/him", "I go by he/they"
+_PRONOUN_SET = (r"(?:she|he|they|xe|ze|ey|fae|it|any)"
+                r"(?:/(?:her|hers|him|his|them|theirs|they|she|he|xem|zir|em|faer|its|it|any))+|any pronouns")
+_PRONOUNS = re.compile(r"(?:\bmy pronouns (?:are|r)|(?:^|[.!?\n]\s*)pronouns ?(?::|=|-)?|\bi (?:use|go by))\s+"
+                       r"(?P<phrase>" + _PRONOUN_SET + r")(?![\w/])", re.I)
+
 _RULES: list[tuple[re.Pattern[str], str]] = [
     (re.compile(r"\bmy name(?:'s| is)\s+" + _NAME, re.I), "NAME"),
     (re.compile(r"(?:^|[.!?,]\s*|\bhi\b,?\s*|\bhello\b,?\s*|\bhey\b,?\s*)(?:i'm|i’m|i am)\s+"
                 + _NAME + _END, re.I), "NAME"),
-    (re.compile(r"\b(?:call me|you can call me|please call me)\s+" + _NAME, re.I), "CALLED"),
+    (re.compile(r"\b(?:call me|you can call me|please call me|i (?:usually )?go by)\s+" + _NAME, re.I), "CALLED"),
     (re.compile(r"\b(?:i|and)(?: (?:now |currently |still )?(?:live|am living)|(?:'m|’m) living|"
-                r"(?:'ve|’ve| have) (?:been living|lived)) in\s+" + _NAME, re.I),
+                r"(?:'ve|’ve| have) (?:been living|lived)) in\s+(?:the )?" + _NAME, re.I),
      "LIVES_IN"),
-    (re.compile(r"\bi(?:'ve| have)? (?:just |recently |finally )?(?:moved|relocated) to\s+" + _NAME, re.I),
+    (re.compile(r"\bi(?:'ve| have)? (?:just |recently |finally )?(?:moved|relocated) to\s+(?:the )?" + _NAME, re.I),
      "LIVES_IN"),
     (re.compile(r"\b(?:i|and) (?:now |currently )?work as (?:an? )?" + _PHRASE + _END, re.I), "WORKS_AS"),
     # "I work at Nubank as a data scientist" (the employer is the WORKS_AT rule's)
@@ -127,6 +133,10 @@ _RULES: list[tuple[re.Pattern[str], str]] = [
     # "I'm a big fan of desserts", "I am a huge fan of the Lions" (found in REALTALK's chats)
     (re.compile(r"\bi(?:'m|’m|m| am) (?:a |an )?(?:(?:big|huge|massive|great|real|long-time|longtime) )?fan of\s+"
                 r"(?:(?:the )?" + _NAME + "|" + _TASTE + ")" + _TASTE_END, re.I), "LIKES"),
+    # "I'm a huge Arsenal fan", "I'm a big football fan"
+    (re.compile(r"\bi(?:'m|’m|m| am) (?:a |an )?(?:(?:big|huge|massive|great|real|long-time|longtime|die-hard|"
+                r"diehard|total) )?(?:" + _NAME + r"|(?P<phrase>(?!(?:not|no|never|such|a|an|the|big|huge|fan|of)\b)"
+                r"[a-z]+(?: (?!(?:a|an|the|fan)\b)[a-z]+)?)) fan\b", re.I), "LIKES"),
     # "I have a severe shellfish allergy" ("allergic to a, b and c" is _ALLERGIES)
     (re.compile(r"\bi (?:have|got) (?:an? )?(?:severe |bad |mild |serious )?(?P<phrase>(?!food )[a-z]+(?: [a-z]+)?) "
                 r"allerg(?:y|ies)\b", re.I), "ALLERGIC_TO"),
@@ -483,6 +493,9 @@ def statements(text: str, now: datetime | None = None) -> list[Statement]:
         at = m.start()
         for name in re.split(r",\s*(?:and\s+)?|\s+and\s+", m.group("names")):
             add("HAS_PET", name, _PLURAL_PETS[m.group("role").lower()])
+    for m in _PRONOUNS.finditer(text):
+        at = m.start()
+        add("PRONOUNS", m.group("phrase").lower())
     for pattern, detail in _ORIGIN:
         for m in pattern.finditer(text):
             at = m.start()

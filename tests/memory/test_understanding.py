@@ -279,6 +279,19 @@ async def test_where_the_user_is_from_reaches_the_profile_beside_where_they_live
     assert line is not None and (line.text, line.corrected) == ("From Brazil and Portugal", True)
 
 
+async def test_pronouns_reach_the_profile_and_the_newest_one_holds(
+        memory: HierarchicalMemoryManager, uid: Callable[[str], str]) -> None:
+    user = uid("kai")
+    ids = await tell(memory, user, [(0, "hey! pronouns: he/him", "Hi!"),
+                                    (1, "oh and my pronouns are they/them now", "Thanks for telling me.")])
+    profile = await memory.user_profile(user)
+    assert [ln.text for ln in profile.lines] == ["Pronouns: they/them"]
+    assert "Pronouns: they/them" in (await memory.get_conversation_context(user, "how are you?")).to_context_string()
+    await memory.forget(user, exchange_id=ids[1])  # the older word is current again
+    line = (await memory.user_profile(user)).line("pronouns")
+    assert line is not None and line.text == "Pronouns: he/him"
+
+
 async def test_the_profile_stays_within_its_small_budget(memory: HierarchicalMemoryManager,
                                                          uid: Callable[[str], str]) -> None:
     user = uid("cy")
