@@ -31,7 +31,7 @@ banker economist editor actor actress dancer singer painter illustrator animator
 caregiver carer counselor counsellor psychologist psychiatrist physiotherapist physician optician surveyor
 builder welder technician administrator tester entrepreneur officer soldier salesperson recruiter
 producer director technologist specialist coordinator executive planner strategist marketer supervisor
-inspector worker
+inspector worker dev streamer youtuber
 """.split()
 _JOB = (r"(?P<phrase>(?:(?!(?:former|retired|ex|aspiring|future|wannabe|would-be|failed|terrible|bad|good|great|"
         r"decent|awful|amazing|huge|big|little|horrible|lousy|keen|avid|amateur|hobby|natural|born|real|total) )"

@@ -34,6 +34,7 @@ def said(text: str) -> set[tuple[str, str, str]]:
     ("I've been living in Porto for about three years now.", {("LIVES_IN", "Porto", "")}),
     ("I work as a nurse at the hospital.", {("WORKS_AS", "nurse", "")}),
     ("I'm a software engineer.", {("WORKS_AS", "software engineer", "")}),
+    ("I'm a software dev", {("WORKS_AS", "software dev", "")}),
     ("I work at Google now.", {("WORKS_AT", "Google", "")}),
     ("My sister Maria just moved to Lisbon.", {("SIBLING_OF", "Maria", "sister")}),
     ("my friend Melanie came over", {("FRIEND_OF", "Melanie", "friend")}),
