@@ -88,6 +88,17 @@ _PRONOUN_SET = (r"(?:she|he|they|xe|ze|ey|fae|it|any)"
 _PRONOUNS = re.compile(r"(?:\bmy pronouns (?:are|r)|(?:^|[.!?\n]\s*)pronouns ?(?::|=|-)?|\bi (?:use|go by))\s+"
                        r"(?P<phrase>" + _PRONOUN_SET + r")(?![\w/])", re.I)
 
+# What the user plays, as a liking: "I play the piano", "I play football on Sundays", "I mostly play
+# Valorant". Only instruments, sports and games by name, so "I play with my dog" is none.
+_PLAYABLE = """
+guitar piano drums violin bass cello ukulele flute saxophone sax trumpet clarinet harp keyboard banjo
+football soccer basketball tennis chess volleyball badminton golf hockey cricket rugby baseball softball
+handball netball squash pickleball padel darts pool snooker poker bridge frisbee lacrosse
+""".split()
+_PLAYS = re.compile(r"\bi (?:also |really |still |mostly |mainly |usually |often |sometimes )?play "
+                    r"(?:(?:the|some|a lot of|lots of) )?(?:(?P<phrase>" + "|".join(_PLAYABLE) + r")\b|"
+                    + _NAME + r"(?P<of>(?-i: of(?: [^\W\d_a-z][\w'’\-]*)+))?" + _TASTE_END + ")", re.I)
+
 _RULES: list[tuple[re.Pattern[str], str]] = [
     (re.compile(r"\bmy name(?:'s| is)\s+" + _NAME, re.I), "NAME"),
     (re.compile(r"(?:^|[.!?,]\s*|\bhi\b,?\s*|\bhello\b,?\s*|\bhey\b,?\s*)(?:i'm|i’m|i am)\s+"
@@ -493,6 +504,11 @@ def statements(text: str, now: datetime | None = None) -> list[Statement]:
         at = m.start()
         for name in re.split(r",\s*(?:and\s+)?|\s+and\s+", m.group("names")):
             add("HAS_PET", name, _PLURAL_PETS[m.group("role").lower()])
+    for m in _PLAYS.finditer(text):
+        at = m.start()
+        game = _clean(m.group("phrase") or m.group("name") + (m.group("of") or ""))
+        if game.split()[0].lower().rstrip("s") not in _NOT_PLACES:  # "I play Mondays and Fridays"
+            add("LIKES", "playing " + game)
     for m in _PRONOUNS.finditer(text):
         at = m.start()
         add("PRONOUNS", m.group("phrase").lower())

@@ -29,6 +29,11 @@ def said(text: str) -> set[tuple[str, str, str]]:
     ("I use it every day", set()),
     ("I'm a huge Arsenal fan", {("LIKES", "Arsenal", "")}),
     ("I'm a big football fan", {("LIKES", "football", "")}),
+    # what the user plays: instruments, sports, games by name
+    ("I play the piano and I play football on Sundays", {("LIKES", "playing piano", ""),
+                                                         ("LIKES", "playing football", "")}),
+    ("I mostly play League of Legends with friends", {("LIKES", "playing League of Legends", "")}),
+    ("I play with my dog; I don't play chess; I used to play piano; I play Mondays", set()),
     ("I'm not a fan, I'm such a fan", set()),
     ("I just moved to Berlin for work!", {("LIVES_IN", "Berlin", "")}),
     ("I've been living in Porto for about three years now.", {("LIVES_IN", "Porto", "")}),
