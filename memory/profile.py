@@ -136,9 +136,13 @@ def derive_lines(facts: Sequence[TypedFact]) -> dict[str, str]:
         was = " ".join(f"{'as' if f.predicate == 'WORKS_AS' else 'at'} {f.label}"
                        for f in sorted(ended, key=lambda f: f.predicate) if f.valid_to == last.valid_to)
         lines["work"] = f"No job now (before: {was} until {last.valid_to:%Y-%m-%d})"
-    allergies = [f.label for f in current if f.predicate == "ALLERGIC_TO"]
-    if allergies:
-        lines["allergies"] = "Allergic to: " + _join(allergies)
+    allergic = _join([f.label for f in current if f.predicate == "ALLERGIC_TO" and f.detail != "intolerant"])
+    intolerant = _join([f.label for f in current if f.predicate == "ALLERGIC_TO" and f.detail == "intolerant"])
+    if allergic or intolerant:  # "Allergic to: peanuts; intolerant to lactose"
+        said = [f"Allergic to: {allergic}"] if allergic else []
+        said += [f"intolerant to {intolerant}"] if intolerant else []
+        text = "; ".join(said)
+        lines["allergies"] = text[0].upper() + text[1:]
     if (diet := latest("DIET")) is not None:
         lines["diet"] = f"Diet: {diet.label}"
     if (born := latest("BIRTHDAY")) is not None:

@@ -242,6 +242,12 @@ _LIST_SPLIT = re.compile(r"\s*,\s*(?:and\s+|or\s+)?|\s+(?:and|or)\s+")
 _CLAUSE_STARTS = frozenset("i i'm im i’m i've i’ve i'd my we we're it it's he she they you that this there "
                            "which who so but also".split())
 # an item that ends the list ("peanuts, by the way") or names no allergen ("a food allergy")
+# Intolerances, kept beside the allergies (detail "intolerant"): "I'm lactose intolerant", "I'm
+# intolerant to gluten", "I have coeliac disease" (gluten)
+_INTOLERANT = re.compile(r"\bi(?:'m|’m| am) (?:also |very |severely |a bit |slightly )?(?P<a>lactose|gluten|fructose|"
+                         r"histamine|dairy|wheat|soy|egg) intolerant\b|\bi(?:'m|’m| am) (?:also )?intolerant to "
+                         r"(?P<b>lactose|gluten|fructose|histamine|dairy|wheat|soy|eggs?)\b|"
+                         r"\bi (?:have|got) (?P<c>c(?:o)?eliac)(?: disease)?\b", re.I)
 _NOT_ALLERGENS = frozenset({"by the way", "btw", "i think", "apparently", "unfortunately", "sadly", "lol", "haha",
                             "though", "anyway", "food", "seasonal", "some", "several", "many", "few", "things",
                             "stuff", "everything", "anything", "nothing", "it", "that", "this", "them"})
@@ -482,6 +488,9 @@ def statements(text: str, now: datetime | None = None) -> list[Statement]:
             if not words or _key(item) in _NOT_ALLERGENS or words[0] in _CLAUSE_STARTS or len(words) > 3:
                 break  # "peanuts and I'm vegetarian": the list ended where a new clause began
             add("ALLERGIC_TO", item)
+    for m in _INTOLERANT.finditer(text):
+        at = m.start()
+        add("ALLERGIC_TO", (m.group("a") or m.group("b") or "gluten").lower(), "intolerant")
     for pattern in (_RELATIVE, _NAMED_RELATIVE):
         for m in pattern.finditer(text):
             at = m.start()

@@ -29,6 +29,11 @@ def said(text: str) -> set[tuple[str, str, str]]:
     ("I use it every day", set()),
     ("I'm a huge Arsenal fan", {("LIKES", "Arsenal", "")}),
     ("I'm a big football fan", {("LIKES", "football", "")}),
+    ("I'm allergic to peanuts and I'm lactose intolerant", {("ALLERGIC_TO", "peanuts", ""),
+                                                             ("ALLERGIC_TO", "lactose", "intolerant")}),
+    ("I have celiac disease", {("ALLERGIC_TO", "gluten", "intolerant")}),
+    ("I'm intolerant to eggs", {("ALLERGIC_TO", "eggs", "intolerant")}),
+    ("I'm intolerant to stupidity", set()),
     # what the user plays: instruments, sports, games by name
     ("I play the piano and I play football on Sundays", {("LIKES", "playing piano", ""),
                                                          ("LIKES", "playing football", "")}),

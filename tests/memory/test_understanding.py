@@ -89,6 +89,18 @@ async def test_allergies_and_diet_reach_the_profile_and_go_with_a_forget(
     assert line is not None and line.text in ("Allergic to: peanuts, shellfish", "Allergic to: shellfish, peanuts")
 
 
+async def test_intolerances_stand_beside_the_allergies(memory: HierarchicalMemoryManager,
+                                                       uid: Callable[[str], str]) -> None:
+    user = uid("ivo")
+    ids = await tell(memory, user, [(0, "I'm lactose intolerant, so no milk please", "Noted."),
+                                    (1, "I'm allergic to peanuts. Oh and I have coeliac disease", "Got it.")])
+    line = (await memory.user_profile(user)).line("allergies")
+    assert line is not None and line.text == "Allergic to: peanuts; intolerant to lactose, gluten"
+    await memory.forget(user, exchange_id=ids[1])
+    line = (await memory.user_profile(user)).line("allergies")
+    assert line is not None and line.text == "Intolerant to lactose"
+
+
 async def test_a_diet_given_up_replaces_the_old_one(memory: HierarchicalMemoryManager,
                                                     uid: Callable[[str], str]) -> None:
     user = uid("fay")
