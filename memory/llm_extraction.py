@@ -93,7 +93,8 @@ For each exchange (given with an id) return:
   detail qualifies it ("sister", "dog"); only facts the user states about their own life, none guessed;
   "ended": true when the user says the fact is over (a pet died, a break-up, left a job or a city);
   a BIRTHDAY object is the day and month as written ("3 May", "3 May 1990"); a PRONOUNS object is as
-  written ("she/her", "they/them"); a SPEAKS detail is
+  written ("she/her", "they/them"); an ALLERGIC_TO detail is "intolerant" for an intolerance
+  ("lactose"), else empty; a SPEAKS detail is
   "native", "learning" or empty; a FROM object is where the user comes from, detail "born", "grew up"
   or empty; an INSTRUCTS object is an instruction the user gives the assistant for
   its later answers, as said ("Always answer in Spanish", "Never use emojis");
