@@ -110,7 +110,8 @@ def derive_lines(facts: Sequence[TypedFact]) -> dict[str, str]:
     if home is not None or before is not None:
         text = f"Lives in {home.label} (since {_since(home)}" if home else "Home: unknown now ("
         if before is not None and before.valid_to is not None:
-            same = home is not None and before.valid_to == home.valid_from  # "until" would repeat "since"
+            # "until" would repeat "since", or say no more than it (a past home we heard of after this one)
+            same = home is not None and before.valid_to >= home.valid_from
             text += ("; " if home else "") + f"before: {before.label}" + (
                 "" if same else f" until {before.valid_to:%Y-%m-%d}")
         lines["home"] = text + ")"
@@ -128,7 +129,8 @@ def derive_lines(facts: Sequence[TypedFact]) -> dict[str, str]:
             text += f" (since {_since(min(dated, key=lambda f: f.valid_from))})"
         old = next((f for f in closed if f.predicate == "WORKS_AS"), None)
         if old is not None and old.valid_to is not None:
-            text += f"; before: {old.label} until {old.valid_to:%Y-%m-%d}"
+            began = min(f.valid_from for f in (job, employer) if f is not None)
+            text += f"; before: {old.label}" + (f" until {old.valid_to:%Y-%m-%d}" if old.valid_to < began else "")
         lines["work"] = text
     elif ended := [f for f in closed if f.predicate in ("WORKS_AS", "WORKS_AT") and f.valid_to is not None]:
         # "I quit my job": no job now, and the last one is worth knowing

@@ -368,6 +368,13 @@ _ENDINGS: list[tuple[re.Pattern[str], str]] = [
     (re.compile(r"\bi(?:'m|’m| am) (?:no longer an? " + _JOB + _END + r"|not an? "
                 + _JOB.replace("?P<phrase>", "?P<name3>") + r" any ?more)", re.I), "WORKS_AS"),
     (re.compile(r"\bi (?:just |recently )?(?:quit|left) my job as (?:an? )?" + _PHRASE + _END, re.I), "WORKS_AS"),
+    # what the user used to do or have is over: "I used to live in Paris", "I used to work at Google",
+    # "I used to be a teacher", "I used to have a dog named Rex"
+    (re.compile(r"\bi used to (?:live|be living) in (?:the )?" + _NAME, re.I), "LIVES_IN"),
+    (re.compile(r"\bi used to work (?:at|for) (?:the )?" + _NAME, re.I), "WORKS_AT"),
+    (re.compile(r"\bi used to (?:be|work as) an? " + _JOB + _END, re.I), "WORKS_AS"),
+    (re.compile(r"\bi used to have an? (?:\w+ )?(?:" + "|".join(_PETS) + r")\b[^.!?]{0,40}?\b(?:named|called) "
+                + _NAME, re.I), "HAS_PET"),
 ]
 # Endings that name nothing: whatever is current under these predicates ends. The phrase must end
 # its clause (or go on with a time), so "we split up the bill" and "I was fired up" end nothing.

@@ -116,7 +116,8 @@ def said(text: str) -> set[tuple[str, str, str]]:
     ("I'm no longer vegetarian, I eat fish now", {("DIET", "no longer vegetarian", "")}),
     ("I am not a vegetarian but I rarely eat meat", {("DIET", "not vegetarian", "")}),
     # jobs said other ways (found in the console: "since March I have been a paramedic" gave no job)
-    ("I used to work as a nurse but since March I have been a paramedic.", {("WORKS_AS", "paramedic", "")}),
+    ("I used to work as a nurse but since March I have been a paramedic.",
+     {("WORKS_AS", "nurse", ""), ("WORKS_AS", "paramedic", "")}),  # the nurse job as over (the endings test)
     ("I've been a nurse for 10 years", {("WORKS_AS", "nurse", "")}),
     ("I became a vet last year", {("WORKS_AS", "vet", "")}),
     ("I got a job as a barista!", {("WORKS_AS", "barista", "")}),
@@ -158,7 +159,7 @@ def test_clear_self_statements_become_typed_statements(text: str, expected: set[
                                   "Her favourite food is pasta.", "My dog is allergic to chicken.",
                                   "I'm not allergic to anything.", "I have a food allergy.",
                                   "Is this vegan?", "I'm not vegetarian food.",
-                                  "I am a former teacher.", "I'm a retired pilot", "I used to work as a nurse.",
+                                  "I am a former teacher.", "I'm a retired pilot", "I used to be a big fan of jazz",
                                   "I'm a teacher's assistant",
                                   "I'm a terrible cook.", "I'm an amateur photographer.",
                                   "I started as a joke at Christmas", "I started with Python at Uni",
@@ -233,6 +234,13 @@ def test_a_statement_carries_the_start_it_names_in_its_own_clause() -> None:
     ("I retired last year", {("WORKS_AS", "*", True), ("WORKS_AT", "*", True)}),
     ("I'm retired now, finally", {("WORKS_AS", "*", True), ("WORKS_AT", "*", True)}),
     ("I'm currently unemployed", {("WORKS_AS", "*", True), ("WORKS_AT", "*", True)}),
+    # what the user used to do or have is a past fact, not a current one
+    ("I used to work as a nurse.", {("WORKS_AS", "nurse", True)}),
+    ("I used to work as a nurse but since March I have been a paramedic.",
+     {("WORKS_AS", "nurse", True), ("WORKS_AS", "paramedic", False)}),
+    ("I used to live in the UK but now I live in Spain", {("LIVES_IN", "uk", True), ("LIVES_IN", "spain", False)}),
+    ("I used to work at Google", {("WORKS_AT", "google", True)}),
+    ("I used to have a dog named Rex", {("HAS_PET", "rex", True)}),
     ("I'm tired of my job", set()),
     ("My cat Miso loves boxes", {("HAS_PET", "miso", False)}),
     ("We broke up last month.", {("PARTNER_OF", "*", True)}),

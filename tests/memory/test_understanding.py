@@ -119,7 +119,7 @@ async def test_facts_start_when_the_user_says_they_did(memory: HierarchicalMemor
     profile = await memory.user_profile(user)
     assert profile.line("home").text == "Lives in Lisbon (since Jan 2025; before: Porto)"  # type: ignore[union-attr]
     assert profile.line("work").text == (  # type: ignore[union-attr]
-        "Works as paramedic (since Mar 2025); before: nurse until 2025-03-01")
+        "Works as paramedic (since Mar 2025); before: nurse")  # "until 2025-03-01" would repeat "since"
     facts = {f.label: f for f in await memory.typed_facts(user)}
     assert (facts["Porto"].valid_from, facts["Porto"].valid_to) == (datetime(2022, 1, 1, tzinfo=UTC),
                                                                     datetime(2025, 1, 1, tzinfo=UTC))
@@ -302,6 +302,22 @@ async def test_pronouns_reach_the_profile_and_the_newest_one_holds(
     await memory.forget(user, exchange_id=ids[1])  # the older word is current again
     line = (await memory.user_profile(user)).line("pronouns")
     assert line is not None and line.text == "Pronouns: he/him"
+
+
+async def test_what_the_user_used_to_do_is_a_past_fact(memory: HierarchicalMemoryManager,
+                                                       uid: Callable[[str], str]) -> None:
+    user = uid("uma")
+    ids = await tell(memory, user, [(0, "I used to live in the UK but now I live in Spain", "¡Hola!"),
+                                    (1, "I used to work as a nurse but since March I have been a paramedic.", "Wow."),
+                                    (2, "I used to have a dog named Rex", "Aw.")])
+    profile = await memory.user_profile(user)
+    # the past home and job are what came before; when they ended is not known beyond that
+    home, work = profile.line("home"), profile.line("work")
+    assert home is not None and home.text == "Lives in Spain (since 2025-02-03; before: UK)"
+    assert work is not None and work.text == "Works as paramedic (since Mar 2024); before: nurse"
+    assert profile.line("pets") is None  # Rex is no pet now
+    await memory.forget(user, exchange_id=ids[2])
+    assert [f for f in await memory.typed_facts(user) if f.label == "Rex"] == []
 
 
 async def test_the_profile_stays_within_its_small_budget(memory: HierarchicalMemoryManager,
