@@ -39,7 +39,7 @@ _JOB = (r"(?P<phrase>(?:(?!(?:former|retired|ex|aspiring|future|wannabe|would-be
         + "|".join(_JOBS) + "))")
 # A short lower-case noun phrase: a job or an interest.
 _PHRASE = r"(?P<phrase>[a-z][a-z'’\- ]{1,40}?)"
-_END = (r"(?=\s*(?:[.,!?;:)]|\band\b|\bbut\b|\bso\b|\bnow\b|\bsince\b|\bfor\b|\bwith\b|\bat\b|\bin\b|\bfrom\b|"
+_END = (r"(?=\s*(?:[.,!?;:()]|\band\b|\bbut\b|\bso\b|\bnow\b|\bsince\b|\bfor\b|\bwith\b|\bat\b|\bin\b|\bfrom\b|"
         r"\bany ?more\b|\bthese days\b|\blately\b|\blast\b|\bthis\b|"
         r"\byesterday\b|\btoday\b|\brecently\b|\bagain\b|\btoo\b|\beither\b|\bthough\b|\banyway\b|$))")
 
@@ -85,7 +85,8 @@ his their its ur all both way
 # "my pronouns are she/her", "I use they/them pronouns", "pronouns: he/him", "I go by he/they"
 _PRONOUN_SET = (r"(?:she|he|they|xe|ze|ey|fae|it|any)"
                 r"(?:/(?:her|hers|him|his|them|theirs|they|she|he|xem|zir|em|faer|its|it|any))+|any pronouns")
-_PRONOUNS = re.compile(r"(?:\bmy pronouns (?:are|r)|(?:^|[.!?\n]\s*)pronouns ?(?::|=|-)?|\bi (?:use|go by))\s+"
+_PRONOUNS = re.compile(r"(?:(?:\bmy pronouns (?:are|r)|(?:^|[.!?\n(]\s*)pronouns ?(?::|=|-)?|\bi (?:use|go by))\s+"
+                       r"|\bi(?:'m|’m| am) [^.!?()\n]{1,40}\()"  # "I'm Sam (he/him)"
                        r"(?P<phrase>" + _PRONOUN_SET + r")(?![\w/])", re.I)
 
 # What the user plays, as a liking: "I play the piano", "I play football on Sundays", "I mostly play
