@@ -526,7 +526,7 @@ def statements(text: str, now: datetime | None = None) -> list[Statement]:
         game = _clean(m.group("phrase") or m.group("name") + (m.group("of") or ""))
         if game.split()[0].lower().rstrip("s") not in _NOT_PLACES:  # "I play Mondays and Fridays"
             add("LIKES", "playing " + game)
-    for m in _PRONOUNS.finditer(text):
+    for m in _PRONOUNS.finditer(text) if "/" in text or "pronoun" in text.lower() else ():
         at = m.start()
         add("PRONOUNS", m.group("phrase").lower())
     for pattern, detail in _ORIGIN:
