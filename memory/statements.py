@@ -198,7 +198,8 @@ _NAMED_PET = re.compile(r"\b(?:adopted|got|have) an? (?:\w+ )?(?P<role>" + "|".j
 
 
 # "I'm allergic to peanuts, shellfish and latex", "I have an allergy to penicillin"
-_ALLERGIES = re.compile(r"\bi(?:(?:'m|’m|m| am) (?:very |severely |really |badly |mildly |quite |also |a bit )?allergic"
+_ALLERGIES = re.compile(r"\bi(?:(?:'m|’m|m| am) (?:[a-z]+ intolerant,? and )?"  # "I'm lactose intolerant and allergic"
+                        r"(?:very |severely |really |badly |mildly |quite |also |a bit )?allergic"
                         r"| (?:have|got) (?:an? )?(?:severe |bad |mild |serious )?allerg(?:y|ies)) to\s+"
                         r"(?P<items>[a-z][a-z'’\- ,]{0,80}?)(?=\s*(?:[.!?;:)(]|$|\bbut\b|\bso\b|\bwhich\b|"
                         r"\bthough\b|\bsince\b|\btoo\b|\bas well\b))", re.I)

@@ -35,6 +35,8 @@ def said(text: str) -> set[tuple[str, str, str]]:
     ("I'm allergic to peanuts and I'm lactose intolerant", {("ALLERGIC_TO", "peanuts", ""),
                                                              ("ALLERGIC_TO", "lactose", "intolerant")}),
     ("I have celiac disease", {("ALLERGIC_TO", "gluten", "intolerant")}),
+    ("I'm lactose intolerant and allergic to cats lol", {("ALLERGIC_TO", "lactose", "intolerant"),
+                                                         ("ALLERGIC_TO", "cats", "")}),
     ("I'm intolerant to eggs", {("ALLERGIC_TO", "eggs", "intolerant")}),
     ("I'm intolerant to stupidity", set()),
     # what the user plays: instruments, sports, games by name
