@@ -76,6 +76,12 @@ def _join(items: Sequence[str]) -> str:
     return ", ".join(dict.fromkeys(items))
 
 
+def _clauses(parts: Sequence[str]) -> str:
+    """Clauses of one line, the first capitalised: "Allergic to: peanuts; intolerant to lactose"."""
+    text = "; ".join(parts)
+    return text[:1].upper() + text[1:]
+
+
 def _grouped(facts: Sequence[TypedFact]) -> str:
     """Names grouped by their relation, compactly: "friend Ben, Jess; sister Maria; Tom"."""
     groups: dict[str, list[str]] = {}
@@ -120,8 +126,7 @@ def derive_lines(facts: Sequence[TypedFact]) -> dict[str, str]:
             for detail, lead in (("", "from"), ("born", "born in"), ("grew up", "grew up in"))
             if any(f.detail == detail for f in origins)]
     if said:  # "From Brazil; born in Recife; grew up in Ohio"
-        text = "; ".join(said)
-        lines["origin"] = text[0].upper() + text[1:]
+        lines["origin"] = _clauses(said)
     job, employer = latest("WORKS_AS"), latest("WORKS_AT")
     if job or employer:
         text = "Works" + (f" as {job.label}" if job else "") + (f" at {employer.label}" if employer else "")
@@ -141,10 +146,8 @@ def derive_lines(facts: Sequence[TypedFact]) -> dict[str, str]:
     allergic = _join([f.label for f in current if f.predicate == "ALLERGIC_TO" and f.detail != "intolerant"])
     intolerant = _join([f.label for f in current if f.predicate == "ALLERGIC_TO" and f.detail == "intolerant"])
     if allergic or intolerant:  # "Allergic to: peanuts; intolerant to lactose"
-        said = [f"Allergic to: {allergic}"] if allergic else []
-        said += [f"intolerant to {intolerant}"] if intolerant else []
-        text = "; ".join(said)
-        lines["allergies"] = text[0].upper() + text[1:]
+        lines["allergies"] = _clauses([part for part in (allergic and f"Allergic to: {allergic}",
+                                                         intolerant and f"intolerant to {intolerant}") if part])
     if (diet := latest("DIET")) is not None:
         lines["diet"] = f"Diet: {diet.label}"
     if (born := latest("BIRTHDAY")) is not None:

@@ -192,6 +192,8 @@ _MARRIED = [
     (re.compile(r"\bi (?:just |recently |finally )?(?:got )?married (?:to )?" + _NAME, re.I), "spouse"),
     (re.compile(r"\bi(?:'m|’m| am| just got| got) (?:now )?engaged to\s+" + _NAME, re.I), "fiancé"),
 ]
+# "Miso, Tofu and Bo": the names of a group, one by one
+_NAMES_SPLIT = re.compile(r",\s*(?:and\s+)?|\s+and\s+")
 _NAMED_PET = re.compile(r"\b(?:adopted|got|have) an? (?:\w+ )?(?P<role>" + "|".join(_PETS)
                         + r")\b[^.!?]{0,40}?\b(?:named|called) (?:him |her |it )?"
                         + _NAME, re.I)
@@ -512,7 +514,7 @@ def statements(text: str, now: datetime | None = None) -> list[Statement]:
     for m in _KIN_GROUP.finditer(text):
         at = m.start()
         role = _PLURAL_KIN[m.group("role").lower()]
-        for name in re.split(r",\s*(?:and\s+)?|\s+and\s+", m.group("names")):
+        for name in _NAMES_SPLIT.split(m.group("names")):
             add(_FAMILY[role], name, role)
     for pattern, role in _MARRIED:
         for m in pattern.finditer(text):
@@ -520,7 +522,7 @@ def statements(text: str, now: datetime | None = None) -> list[Statement]:
             add("PARTNER_OF", m.group("name"), role)
     for m in _PET_GROUP.finditer(text):
         at = m.start()
-        for name in re.split(r",\s*(?:and\s+)?|\s+and\s+", m.group("names")):
+        for name in _NAMES_SPLIT.split(m.group("names")):
             add("HAS_PET", name, _PLURAL_PETS[m.group("role").lower()])
     for m in _PLAYS.finditer(text):
         at = m.start()
