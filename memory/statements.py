@@ -45,7 +45,9 @@ _END = (r"(?=\s*(?:[.,!?;:()]|\band\b|\bbut\b|\bso\b|\bnow\b|\bsince\b|\bfor\b|\
 
 # Where a liked or disliked thing ends: besides a clause's end, the words that go on to say how much
 # or why ("I love badminton the most", "I love nyquil it knocks me out", "tea especially ginger tea").
-_TASTE_END = _END[:-2] + (r"|\b(?:it|it's|it’s|its|they|they're|they’re|he|he's|she|she's|"
+_TASTE_END = _END[:-2] + (r"|\b(?:it|it's|it’s|its|they|they're|they’re|theyre|he|he's|she|she's|"
+                          r"their(?= [a-z]+ (?:is|are|was|were|looks?|tastes?|seems?)\b)|"
+                          r"i|i'm|i’m|im|"
                           r"especially|even|every ?time|when|whenever|because|cause|cuz|"
                           r"lol|haha|lmao|the most|very much|so much|a lot|more|than|if|as well|which|that|while|"
                           r"whereas)\b))")
@@ -62,6 +64,10 @@ _TASTE_ALL = re.compile(r"^all (?:the |of the )?(?=\S)", re.I)
 # A taste that ends on a pronoun names nothing the profile can show ("I love listening to them");
 # "bubble teas of them" is bubble teas.
 _TASTE_OF_THEM = re.compile(r"\s+of (?:them|those|these|it)$", re.I)
+# A lone verb needs its place: "I like staying at home" is "staying at home", not "staying".
+_LONE_GERUND = re.compile(r"[a-z]+ing", re.I)
+_GERUND_PLACE = re.compile(r"\s+(?:at|in|on|from|with) (?:(?:the|a|an|my|our) )?(?!(?:the|a|an|my|our)\b)[a-z]+"
+                           r"(?=\s|[.,!?;:]|$)", re.I)
 _TASTE_PRONOUN = re.compile(r"\b(?:them|him|her|it|that|this|those|these|you|me|us|there|here)$", re.I)
 
 _FAMILY = {
@@ -480,7 +486,11 @@ def statements(text: str, now: datetime | None = None) -> list[Statement]:
             if "name" in m.groupdict() and m.group("name"):
                 add(predicate, m.group("name"))
             elif m.groupdict().get("phrase"):
-                add(predicate, m.group("phrase"))
+                phrase = m.group("phrase")
+                if predicate in ("LIKES", "DISLIKES") and (where := _GERUND_PLACE.match(text, m.end())) \
+                        and _LONE_GERUND.fullmatch(phrase.strip()):
+                    phrase += where.group(0)  # "staying at home", not "staying"
+                add(predicate, phrase)
     for sentence in _SENTENCES.split(text[:_INSTRUCTION_REACH]):
         if len(sentence) <= 240 and (told := _INSTRUCTION.match(sentence.strip())):
             body = " ".join(told.group("body").split())

@@ -96,6 +96,15 @@ def said(text: str) -> set[tuple[str, str, str]]:
     ("I love all the way lol", set()),
     ("Oh I like both", set()),
     ("I love Smile Burger they have the best fries", {("LIKES", "Smile Burger", "")}),
+    # run-on chat (REALTALK): the taste ends where the next clause begins, without a comma
+    ("I love pistachios theyre green", {("LIKES", "pistachios", "")}),
+    ("I like Smile Burger their food looks good in the game", {("LIKES", "Smile Burger", "")}),
+    ("I love pizza i eat it every day", {("LIKES", "pizza", "")}),
+    # a lone verb keeps its place ("staying" alone names nothing)
+    ("I like staying at home drinking bubble tea", {("LIKES", "staying at home", "")}),
+    ("Well I hate staying at home then!!!", {("DISLIKES", "staying at home", "")}),
+    ("I love working from home lol", {("LIKES", "working from home", "")}),
+    ("I love swimming", {("LIKES", "swimming", "")}), ("I like going in there", set()),
     ("I really can't stand loud music.", {("DISLIKES", "loud music", "")}),
     ("I don't really like horror movies but I love comedies.",
      {("DISLIKES", "horror movies", ""), ("LIKES", "comedies", "")}),
