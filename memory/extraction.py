@@ -33,6 +33,11 @@ your yours yourself yourselves hi hello hey please sorry great good nice lot lot
 going go went gone come came back time today yesterday tomorrow day days week weeks year years
 remember remind told tell asked ask bot user anything everything nothing someone anyone
 """.split())
+# Chat drops the apostrophe ("Im", "dont", "theyre") or types a curly one ("it’s"): those forms are
+# stop words too, except the ones that are words of their own ("hell", "shell", "ill", "shed", "wed", "id").
+STOPWORDS |= frozenset(w.replace("'", "") for w in STOPWORDS if "'" in w) - frozenset(
+    "hell shell ill shed wed id".split())
+STOPWORDS |= frozenset(w.replace("'", "’") for w in STOPWORDS if "'" in w)
 
 _WORD = re.compile(r"[^\W\d_][\w'’\-]*[^\W_]|[^\W\d_]")
 _NAME_WORD = re.compile(r"[^\W\d_][\w'’\-]*")
@@ -54,8 +59,10 @@ def normalise(name: str) -> str:
 
 
 def stem(word: str) -> str:
-    """A light stemmer: plural, -ing, -ed and a final e go, so hike/hikes/hiking/hiked meet."""
+    """A light stemmer: possessive, plural, -ing, -ed and a final e go, so hike/hikes/hiking/hiked meet."""
     w = word.lower().replace("’", "'")
+    if w.endswith("'s") and len(w) > 3:
+        w = w[:-2]  # "friend's" meets "friend"
     if len(w) > 4 and w.endswith("ies"):
         w = w[:-3] + "y"
     elif w.endswith(("sses", "ches", "shes", "xes", "zes")):

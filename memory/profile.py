@@ -130,6 +130,8 @@ def derive_lines(facts: Sequence[TypedFact]) -> dict[str, str]:
     job, employer = latest("WORKS_AS"), latest("WORKS_AT")
     if job or employer:
         text = "Works" + (f" as {job.label}" if job else "") + (f" at {employer.label}" if employer else "")
+        if job is not None and job.detail.startswith("in "):
+            text += f" {job.detail}"  # "Works as nurse in Leeds"
         if dated := [f for f in (job, employer) if f is not None and f.from_unit]:  # the user said since when
             text += f" (since {_since(min(dated, key=lambda f: f.valid_from))})"
         old = next((f for f in closed if f.predicate == "WORKS_AS"), None)

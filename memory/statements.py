@@ -68,6 +68,8 @@ _TASTE_OF_THEM = re.compile(r"\s+of (?:them|those|these|it)$", re.I)
 _LONE_GERUND = re.compile(r"[a-z]+ing", re.I)
 _GERUND_PLACE = re.compile(r"\s+(?:at|in|on|from|with) (?:(?:the|a|an|my|our) )?(?!(?:the|a|an|my|our)\b)[a-z]+"
                            r"(?=\s|[.,!?;:]|$)", re.I)
+# Where a job is: "I work as a nurse in Leeds", "I'm a teacher in the Bronx" (not "in March", "in 2019")
+_JOB_PLACE = re.compile(r"\s+in (?:the )?" + _NAME + r"(?![&\w])")
 _TASTE_PRONOUN = re.compile(r"\b(?:them|him|her|it|that|this|those|these|you|me|us|there|here)$", re.I)
 
 _FAMILY = {
@@ -490,7 +492,11 @@ def statements(text: str, now: datetime | None = None) -> list[Statement]:
                 if predicate in ("LIKES", "DISLIKES") and (where := _GERUND_PLACE.match(text, m.end())) \
                         and _LONE_GERUND.fullmatch(phrase.strip()):
                     phrase += where.group(0)  # "staying at home", not "staying"
-                add(predicate, phrase)
+                place = ""
+                if predicate == "WORKS_AS" and (where := _JOB_PLACE.match(text, m.end())) \
+                        and where.group("name").split()[0].lower() not in _NOT_PLACES:
+                    place = "in " + _clean(where.group("name"))  # "a nurse in Leeds"
+                add(predicate, phrase, place)
     for sentence in _SENTENCES.split(text[:_INSTRUCTION_REACH]):
         if len(sentence) <= 240 and (told := _INSTRUCTION.match(sentence.strip())):
             body = " ".join(told.group("body").split())

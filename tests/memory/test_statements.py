@@ -126,6 +126,11 @@ def said(text: str) -> set[tuple[str, str, str]]:
     ("I'm allergic to dust and it really sucks", {("ALLERGIC_TO", "dust", "")}),
     ("I've been vegan for years", {("DIET", "vegan", "")}),
     ("I'm a vegetarian chef.", {("WORKS_AS", "vegetarian chef", "")}),  # a job, not a diet
+    # where the job is, when a place follows it
+    ("hi! I'm Mara, I work as a nurse in Leeds", {("NAME", "Mara", ""), ("WORKS_AS", "nurse", "in Leeds")}),
+    ("I'm a teacher in the Bronx", {("WORKS_AS", "teacher", "in Bronx")}),
+    ("I work as a nurse in March", {("WORKS_AS", "nurse", "")}), ("I became a vet in 2019", {("WORKS_AS", "vet", "")}),
+    ("I'm a nurse in A&E", {("WORKS_AS", "nurse", "")}),
     ("I'm not vegan anymore.", {("DIET", "no longer vegan", "")}),
     ("I'm no longer vegetarian, I eat fish now", {("DIET", "no longer vegetarian", "")}),
     ("I am not a vegetarian but I rarely eat meat", {("DIET", "not vegetarian", "")}),
@@ -156,7 +161,7 @@ def said(text: str) -> set[tuple[str, str, str]]:
     ("I've been working for Amazon since 2019", {("WORKS_AT", "Amazon", "")}),
     # introductions in BEAM's chats
     ("I'm Crystal, a TV/film producer in East Janethaven.", {("NAME", "Crystal", ""),
-                                                            ("WORKS_AS", "TV/film producer", "")}),
+                                                            ("WORKS_AS", "TV/film producer", "in East Janethaven")}),
     ("I'm Darryl, a 60-year-old television/film producer, and I'm worried.",
      {("NAME", "Darryl", ""), ("WORKS_AS", "television/film producer", "")}),
     ("I'm Christina, a colour technologist.", {("NAME", "Christina", ""), ("WORKS_AS", "colour technologist", "")}),

@@ -320,6 +320,18 @@ async def test_what_the_user_used_to_do_is_a_past_fact(memory: HierarchicalMemor
     assert [f for f in await memory.typed_facts(user) if f.label == "Rex"] == []
 
 
+async def test_where_the_user_works_reaches_the_profile(memory: HierarchicalMemoryManager,
+                                                        uid: Callable[[str], str]) -> None:
+    # the console: "hi! I'm Mara, I work as a nurse in Leeds" gave "Works as nurse", and Leeds was lost
+    user = uid("mara")
+    await tell(memory, user, [(0, "hi! I'm Mara, I work as a nurse in Leeds", "Hi Mara!")])
+    work = (await memory.user_profile(user)).line("work")
+    assert work is not None and work.text == "Works as nurse in Leeds"
+    await tell(memory, user, [(1, "I'm a teacher now", "Congrats!")])  # a new job: where is not known
+    work = (await memory.user_profile(user)).line("work")
+    assert work is not None and work.text.startswith("Works as teacher") and "Leeds" not in work.text
+
+
 async def test_the_profile_stays_within_its_small_budget(memory: HierarchicalMemoryManager,
                                                          uid: Callable[[str], str]) -> None:
     user = uid("cy")
