@@ -96,7 +96,9 @@ For each exchange (given with an id) return:
   written ("she/her", "they/them"); an ALLERGIC_TO detail is "intolerant" for an intolerance
   ("lactose"), else empty; a SPEAKS detail is
   "native", "learning" or empty; a FROM object is where the user comes from, detail "born", "grew up"
-  or empty; an INSTRUCTS object is an instruction the user gives the assistant for
+  or empty; a student's WORKS_AS object is what they study and "student" ("law student"), the
+  school a WORKS_AT; a WORKS_AS detail is where the job is ("in Leeds") or empty;
+  an INSTRUCTS object is an instruction the user gives the assistant for
   its later answers, as said ("Always answer in Spanish", "Never use emojis");
 - profile: {{"name", "address_as"}} when the user says their name or how to be addressed, else null.
 Answer with one JSON object only: {{"exchanges": [...]}}, one entry per exchange, same ids."""
@@ -362,8 +364,9 @@ class LLMExtractor:
                 else:
                     said.append(day)
                 continue
-            said.append(Statement(predicate, name, " ".join(r.object.split()), " ".join(r.detail.split()).lower(),
-                                  ended=r.ended))
+            detail = " ".join(r.detail.split())  # a kind ("sister", "dog") in lower case; a job's place as written
+            said.append(Statement(predicate, name, " ".join(r.object.split()),
+                                  detail if predicate == "WORKS_AS" else detail.lower(), ended=r.ended))
         for predicate, value in (("NAME", out.profile.name), ("CALLED", out.profile.address_as)):
             if value and normalise(value):
                 said.append(Statement(predicate, normalise(value), " ".join(value.split())))

@@ -129,7 +129,10 @@ def derive_lines(facts: Sequence[TypedFact]) -> dict[str, str]:
         lines["origin"] = _clauses(said)
     job, employer = latest("WORKS_AS"), latest("WORKS_AT")
     if job or employer:
-        text = "Works" + (f" as {job.label}" if job else "") + (f" at {employer.label}" if employer else "")
+        if job is not None and job.label.lower().endswith("student"):  # "Comp sci student at University of Leeds"
+            text = job.label[:1].upper() + job.label[1:] + (f" at {employer.label}" if employer else "")
+        else:
+            text = "Works" + (f" as {job.label}" if job else "") + (f" at {employer.label}" if employer else "")
         if job is not None and job.detail.startswith("in "):
             text += f" {job.detail}"  # "Works as nurse in Leeds"
         if dated := [f for f in (job, employer) if f is not None and f.from_unit]:  # the user said since when

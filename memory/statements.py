@@ -35,7 +35,7 @@ inspector worker dev streamer youtuber
 """.split()
 _JOB = (r"(?P<phrase>(?:(?!(?:former|retired|ex|aspiring|future|wannabe|would-be|failed|terrible|bad|good|great|"
         r"decent|awful|amazing|huge|big|little|horrible|lousy|keen|avid|amateur|hobby|natural|born|real|total) )"
-        r"[a-z]+(?:/[a-z]+)? )?(?:"
+        r"[a-z]+(?:/[a-z]+)? ){0,2}(?:"  # "nurse", "night nurse", "comp sci student"
         + "|".join(_JOBS) + "))")
 # A short lower-case noun phrase: a job or an interest.
 _PHRASE = r"(?P<phrase>[a-z][a-z'’\- ]{1,40}?)"
@@ -110,7 +110,7 @@ _PLAYS = re.compile(r"\bi (?:also |really |still |mostly |mainly |usually |often
 
 _RULES: list[tuple[re.Pattern[str], str]] = [
     (re.compile(r"\bmy name(?:'s| is)\s+" + _NAME, re.I), "NAME"),
-    (re.compile(r"(?:^|[.!?,]\s*|\bhi\b,?\s*|\bhello\b,?\s*|\bhey\b,?\s*)(?:i'm|i’m|i am)\s+"
+    (re.compile(r"(?:^|[.!?,]\s*|\b(?:hi|hello|hey|hiya|heya|yo|howdy)\b,?\s*)(?:i'm|i’m|i am)\s+"
                 + _NAME + _END, re.I), "NAME"),
     (re.compile(r"\b(?:call me|you can call me|please call me|i (?:usually )?go by)\s+" + _NAME, re.I), "CALLED"),
     (re.compile(r"\b(?:i|and)(?: (?:now |currently |still )?(?:live|am living)|(?:'m|’m) living|"
@@ -321,6 +321,18 @@ _ORIGIN: list[tuple[re.Pattern[str], str]] = [
 ]
 _NOT_PLACES = frozenset(m.lower() for m in (*_MONTH_NAMES, "Monday", "Tuesday", "Wednesday", "Thursday",
                                              "Friday", "Saturday", "Sunday", "Christmas", "Easter"))
+# What the user studies makes them a student of it: "I study computer science at UCL", "I'm studying
+# medicine", "I'm doing a masters in physics" (a language is learnt, not a degree: SPEAKS reads those).
+# One or two words: "I'm studying SQLite query optimization" is a topic, not a degree.
+_CHAT_TAIL = r"(?:lol|haha|rn|atm|tbh|lmao|here|there)"
+_STUDIES = re.compile(r"\bi(?: (?:now |currently |also )?study|(?:'m|’m| am) (?:now |currently |also )?(?:studying|"
+                      r"doing an? (?:degree|masters?|master's|phd|bachelors?|bachelor's|ba|bsc|ma|msc|diploma) in))"
+                      r" (?!(?:for|at|in|on|with|hard|harder|right|now|a|an|the|all|every|late|so|really|abroad|"
+                      r"together|alone|online|tonight|today|there|here|it|this|that|too|more|less|rn|atm|lol|tbh)\b)"
+                      r"(?P<phrase>[a-z][a-z\-]+(?: (?!" + _CHAT_TAIL + r"\b)[a-z][a-z\-]+)?)"
+                      r"(?:(?=\s*\b" + _CHAT_TAIL + r"\b)|" + _END + ")"
+                      r"(?:\s+at (?:the )?" + _NAME + r"(?P<of>(?-i: of(?: the)?(?: [^\W\d_a-z][\w'’\-]*)+))?)?",
+                      re.I)
 _LANGUAGE_QUALIFIERS = re.compile(r"^(?:some|a little|a bit of|basic|fluent|conversational|native|also)\s+", re.I)
 
 
@@ -459,9 +471,24 @@ class _Times:
         return self.read[start, end]
 
 
+# Chat drops the apostrophe: "im a nurse", "i dont like mushrooms", "ive been vegan". The rules read
+# the contraction ("im" -> "i'm", one letter longer), which no word of its own spells.
+_BARE_CONTRACTIONS = re.compile(r"\b(?:(?P<i>[Ii])(?P<ii>m|ve)|(?P<n>(?:do|does|did|ca|is|was|are|were|have|has|had|"
+                                r"wo|would|could|should))(?P<t>nt))\b", re.I)
+
+
+def _apostrophes(text: str) -> str:
+    def put(m: re.Match[str]) -> str:
+        if m.group("i"):
+            return f"{m.group('i')}'{m.group('ii')}"
+        return f"{m.group('n')}{m.group('t')[0]}'{m.group('t')[1]}"  # "dont" -> "don't", keeping the case
+    return _BARE_CONTRACTIONS.sub(put, text)
+
+
 def statements(text: str, now: datetime | None = None) -> list[Statement]:
     """The clear self-statements in ``text`` (a user's own message), in order, without repeats.
     With ``now`` (when it was said), a statement that says when its fact began carries that time."""
+    text = _apostrophes(text)
     found: dict[tuple[str, str], Statement] = {}
     at = 0
     times = _Times(text, now)
@@ -545,6 +572,13 @@ def statements(text: str, now: datetime | None = None) -> list[Statement]:
         game = _clean(m.group("phrase") or m.group("name") + (m.group("of") or ""))
         if game.split()[0].lower().rstrip("s") not in _NOT_PLACES:  # "I play Mondays and Fridays"
             add("LIKES", "playing " + game)
+    for m in _STUDIES.finditer(text):
+        at = m.start()
+        subject = _clean(m.group("phrase"))
+        if subject and subject.lower() not in _LANGUAGES:
+            add("WORKS_AS", f"{subject} student")
+            if m.group("name"):
+                add("WORKS_AT", m.group("name") + (m.group("of") or ""))
     for m in _PRONOUNS.finditer(text) if "/" in text or "pronoun" in text.lower() else ():
         at = m.start()
         add("PRONOUNS", m.group("phrase").lower())

@@ -110,6 +110,15 @@ async def test_self_statements_the_model_left_out_are_kept_and_its_own_reading_w
     assert (x.stats.llm_exchanges, x.stats.fallbacks) == (1, 0)
 
 
+async def test_a_jobs_place_keeps_its_case_and_a_kind_is_lower_case(fake: FakeLLM) -> None:
+    said = Exchange("x7", "ana", None, None, "My Sister and I both work as nurses in Leeds.", "Nice!", T0)
+    fake.script = one_answer("Ana and her sister are nurses in Leeds.", ["Leeds"],
+                             {"predicate": "WORKS_AS", "object": "nurse", "detail": "in Leeds"},
+                             {"predicate": "SIBLING_OF", "object": "Ana's sister", "detail": "Sister"})
+    [out] = await extractor(fake).extract([said])
+    assert {(s.predicate, s.detail) for s in out.statements} == {("WORKS_AS", "in Leeds"), ("SIBLING_OF", "sister")}
+
+
 async def test_the_start_a_message_names_dates_the_models_fact_too(fake: FakeLLM) -> None:
     said = Exchange("x8", "ana", None, None, "I moved to Lisbon last month.", "Welcome!", T0)
     fake.script = one_answer("Ana moved to Lisbon.", ["Lisbon"], {"predicate": "LIVES_IN", "object": "Lisbon"})

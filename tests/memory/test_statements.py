@@ -126,6 +126,25 @@ def said(text: str) -> set[tuple[str, str, str]]:
     ("I'm allergic to dust and it really sucks", {("ALLERGIC_TO", "dust", "")}),
     ("I've been vegan for years", {("DIET", "vegan", "")}),
     ("I'm a vegetarian chef.", {("WORKS_AS", "vegetarian chef", "")}),  # a job, not a diet
+    # students, as Discord's users say it (the console: "yo im Dev, ... uni student" gave no name)
+    ("yo im Dev, 24, uni student", {("NAME", "Dev", "")}),
+    ("I'm a comp sci student at Leeds", {("WORKS_AS", "comp sci student", ""), ("WORKS_AT", "Leeds", "")}),
+    ("I study computer science at UCL", {("WORKS_AS", "computer science student", ""), ("WORKS_AT", "UCL", "")}),
+    ("I'm studying comp sci at the University of Leeds",
+     {("WORKS_AS", "comp sci student", ""), ("WORKS_AT", "University of Leeds", "")}),
+    ("I'm doing a masters in physics", {("WORKS_AS", "physics student", "")}),
+    ("im studying maths rn lol", {("WORKS_AS", "maths student", "")}),
+    ("I study law here in Orlando", {("WORKS_AS", "law student", "")}),  # REALTALK
+    ("I'm studying Korean", {("SPEAKS", "Korean", "learning")}),  # a language is learnt, not a degree
+    ("I study hard", set()), ("I'm studying for exams", set()), ("I study at night", set()),
+    ("im studying rn", set()), ("I'm studying SQLite query optimization", set()),  # BEAM: a topic, not a degree
+    ("I'm a senior software engineer", {("WORKS_AS", "senior software engineer", "")}),
+    ("I'm a really good teacher", set()),
+    # chat without apostrophes reads as with them
+    ("im allergic to peanuts", {("ALLERGIC_TO", "peanuts", "")}),
+    ("i dont like mushrooms", {("DISLIKES", "mushrooms", "")}),
+    ("i cant stand cilantro", {("DISLIKES", "cilantro", "")}),
+    ("ive been vegan for years", {("DIET", "vegan", "")}),
     # where the job is, when a place follows it
     ("hi! I'm Mara, I work as a nurse in Leeds", {("NAME", "Mara", ""), ("WORKS_AS", "nurse", "in Leeds")}),
     ("I'm a teacher in the Bronx", {("WORKS_AS", "teacher", "in Bronx")}),

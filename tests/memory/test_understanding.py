@@ -332,6 +332,17 @@ async def test_where_the_user_works_reaches_the_profile(memory: HierarchicalMemo
     assert work is not None and work.text.startswith("Works as teacher") and "Leeds" not in work.text
 
 
+async def test_a_student_reads_as_one_and_a_first_job_replaces_it(memory: HierarchicalMemoryManager,
+                                                                   uid: Callable[[str], str]) -> None:
+    user = uid("dev")
+    await tell(memory, user, [(0, "yo im Dev, im studying comp sci at the University of Leeds", "Nice!")])
+    profile = await memory.user_profile(user)
+    assert [ln.text for ln in profile.lines] == ["Name: Dev", "Comp sci student at University of Leeds"]
+    await tell(memory, user, [(1, "graduated last week and im a junior dev at Monzo now", "Congrats!")])
+    work = (await memory.user_profile(user)).line("work")
+    assert work is not None and work.text.startswith("Works as junior dev at Monzo")
+
+
 async def test_the_profile_stays_within_its_small_budget(memory: HierarchicalMemoryManager,
                                                          uid: Callable[[str], str]) -> None:
     user = uid("cy")
