@@ -72,6 +72,7 @@ def test_contractions_typed_without_an_apostrophe_are_no_names_or_topics() -> No
     assert set(_keys(text)) == {"ill"}  # "ill" is a word of its own, so only the opener rule could drop it
     assert set(topics(text)) == {"tir", "fin", "busy", "com", "worry"}
     assert topics("my friend's puppy and my friends") == ["friend", "puppy"]
+    assert labelled_topics("my sister’s puppy") == [("sister", "sister"), ("puppy", "puppy")]  # not "sister’s"
 
 
 def test_no_entities_in_lower_case_text() -> None:
