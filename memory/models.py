@@ -265,6 +265,9 @@ OPPOSITES = {"LIKES": "DISLIKES", "DISLIKES": "LIKES"}
 # not a thing to index as an entity mention.
 # The object of an ending that ends whatever is current ("I quit my job": the job, whichever it was).
 ANY_OBJECT = "*"
+# The label of such an ending that closes a student's studies only ("I graduated"): the current job if it
+# is a student's ("comp sci student"), and with it the school; anyone else's job stays.
+STUDENT = "student"
 # The graph's record of an ending (not a predicate a statement can make): it closed the ended facts
 # and is supported by the exchange that said so, so forgetting that exchange reopens them.
 ENDED = "ENDED"

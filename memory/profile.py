@@ -145,9 +145,14 @@ def derive_lines(facts: Sequence[TypedFact]) -> dict[str, str]:
     elif ended := [f for f in closed if f.predicate in ("WORKS_AS", "WORKS_AT") and f.valid_to is not None]:
         # "I quit my job": no job now, and the last one is worth knowing
         last = ended[0]
-        was = " ".join(f"{'as' if f.predicate == 'WORKS_AS' else 'at'} {f.label}"
-                       for f in sorted(ended, key=lambda f: f.predicate) if f.valid_to == last.valid_to)
-        lines["work"] = f"No job now (before: {was} until {last.valid_to:%Y-%m-%d})"
+        together = sorted((f for f in ended if f.valid_to == last.valid_to), key=lambda f: f.predicate)
+        job = next((f for f in together if f.predicate == "WORKS_AS"), None)
+        if job is not None and job.label.lower().endswith("student"):
+            school = "".join(f" at {f.label}" for f in together if f.predicate == "WORKS_AT")  # "I graduated"
+            lines["work"] = f"Former {job.label}{school} (until {last.valid_to:%Y-%m-%d})"
+        else:
+            was = " ".join(f"{'as' if f.predicate == 'WORKS_AS' else 'at'} {f.label}" for f in together)
+            lines["work"] = f"No job now (before: {was} until {last.valid_to:%Y-%m-%d})"
     allergic = _join([f.label for f in current if f.predicate == "ALLERGIC_TO" and f.detail != "intolerant"])
     intolerant = _join([f.label for f in current if f.predicate == "ALLERGIC_TO" and f.detail == "intolerant"])
     if allergic or intolerant:  # "Allergic to: peanuts; intolerant to lactose"

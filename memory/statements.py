@@ -13,7 +13,7 @@ import bisect
 import re
 from datetime import datetime, timedelta
 
-from memory.models import ANY_OBJECT, Statement
+from memory.models import ANY_OBJECT, STUDENT, Statement
 from memory.timeq import MONTH_WORDS, began, month_number
 
 # A name: capitalised words (any cased script), optionally joined by a few connectors.
@@ -409,6 +409,10 @@ _ANY_ENDINGS: list[tuple[re.Pattern[str], tuple[str, ...], str]] = [
                 r"(?:got|was|have been|'ve been|’ve been) (?:laid off|fired|made redundant|let go)|"
                 r"(?:just |recently |finally )?retired)" + _STOPS + r"|\bi(?:'m|’m| am) (?:now |currently |still )?"
                 r"(?:unemployed|out of work|between jobs|retired)\b", re.I), ("WORKS_AS", "WORKS_AT"), "job"),
+    # "I graduated last week", "I just graduated from Leeds": a student's studies end (a job stays: the
+    # planner closes only a current student's, so "I graduated in 2015" ends no one's nursing job)
+    (re.compile(r"\bi(?:'ve|’ve| have)? (?:just |finally |recently |officially )?(?:graduated|finished (?:my|uni|"
+                r"university|college|school)\b)", re.I), ("WORKS_AS", "WORKS_AT"), STUDENT),
     (re.compile(r"\b(?:we|i) (?:just |finally |recently )?(?:broke up|split up|got divorced|separated)" + _STOPS
                 + r"|\bi(?:'m|’m| am) (?:single|divorced) (?:now|again)\b|\bmy (?:" + _PARTNER_WORDS
                 + r") (?:just |finally |recently )?(?:broke up with me|dumped me|left me)\b", re.I),

@@ -32,7 +32,7 @@ import uuid
 from dataclasses import dataclass, field
 from typing import Any
 
-from memory.models import ANY_OBJECT, ENDED, OPPOSITES, SINGLE_VALUED
+from memory.models import ANY_OBJECT, ENDED, OPPOSITES, SINGLE_VALUED, STUDENT
 
 # Details that a repeat may raise, lowest first: "I'm learning Japanese", later "I speak Japanese".
 _DETAIL_RANKS = {"SPEAKS": ("learning", "", "native")}
@@ -133,6 +133,10 @@ def _end(out: Plan, facts: list[FactState], st: Said, ukey: str, user_id: str, a
     elif st.obj == ANY_OBJECT:  # whatever is current; with a detail, only of that kind ("my cat died")
         targets = [f for f in facts if f.predicate == st.predicate and f.valid_to is None
                    and (not st.detail or f.detail == st.detail)]
+        if st.label == STUDENT and not any(  # current, or ended by this same "I graduated" (the school goes too)
+                f.predicate == "WORKS_AS" and f.obj.endswith(STUDENT)
+                and (f.valid_to is None or f.valid_to == max(f.valid_from, at)) for f in facts):
+            return  # "I graduated in 2015" said by a nurse: no studies are current, nothing ends
     else:
         found = _match(facts, st.predicate, st.obj)
         targets = [found] if found is not None else []

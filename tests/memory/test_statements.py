@@ -272,6 +272,9 @@ def test_a_statement_carries_the_start_it_names_in_its_own_clause() -> None:
     ("I retired last year", {("WORKS_AS", "*", True), ("WORKS_AT", "*", True)}),
     ("I'm retired now, finally", {("WORKS_AS", "*", True), ("WORKS_AT", "*", True)}),
     ("I'm currently unemployed", {("WORKS_AS", "*", True), ("WORKS_AT", "*", True)}),
+    # a student's studies (the planner ends only a current student's job; tests/memory/test_understanding.py)
+    ("I just graduated!!", {("WORKS_AS", "*", True), ("WORKS_AT", "*", True)}),
+    ("I've finally finished uni", {("WORKS_AS", "*", True), ("WORKS_AT", "*", True)}),
     # what the user used to do or have is a past fact, not a current one
     ("I used to work as a nurse.", {("WORKS_AS", "nurse", True)}),
     ("I used to work as a nurse but since March I have been a paramedic.",

@@ -338,9 +338,24 @@ async def test_a_student_reads_as_one_and_a_first_job_replaces_it(memory: Hierar
     await tell(memory, user, [(0, "yo im Dev, im studying comp sci at the University of Leeds", "Nice!")])
     profile = await memory.user_profile(user)
     assert [ln.text for ln in profile.lines] == ["Name: Dev", "Comp sci student at University of Leeds"]
-    await tell(memory, user, [(1, "graduated last week and im a junior dev at Monzo now", "Congrats!")])
+    ids = await tell(memory, user, [(1, "I just graduated!!", "Congrats!")])
+    work = (await memory.user_profile(user)).line("work")  # the studies end, and the school with them
+    assert work is not None and work.text.startswith("Former comp sci student at University of Leeds (until ")
+    await tell(memory, user, [(2, "im a junior dev at Monzo now", "Nice!")])
     work = (await memory.user_profile(user)).line("work")
     assert work is not None and work.text.startswith("Works as junior dev at Monzo")
+    await memory.forget(user, exchange_id=ids[0])  # the job stands without the graduation
+    work = (await memory.user_profile(user)).line("work")
+    assert work is not None and work.text.startswith("Works as junior dev at Monzo")
+
+
+async def test_graduating_ends_only_a_students_studies(memory: HierarchicalMemoryManager,
+                                                       uid: Callable[[str], str]) -> None:
+    user = uid("nia")
+    await tell(memory, user, [(0, "I work as a nurse at St Mary", "Hi!"),
+                              (1, "I graduated in 2015 and have loved the job since", "Nice.")])
+    work = (await memory.user_profile(user)).line("work")
+    assert work is not None and work.text == "Works as nurse at St Mary"
 
 
 async def test_the_profile_stays_within_its_small_budget(memory: HierarchicalMemoryManager,
