@@ -51,8 +51,32 @@ def bot_intents() -> discord.Intents:
 
 
 def strip_mentions(text: str, user_id: int) -> str:
-    """Remove mentions of the bot (``<@id>`` and ``<@!id>``) and tidy the spaces."""
-    return " ".join(re.sub(rf"<@!?{user_id}>", " ", text).split())
+    """Remove mentions of the bot (``<@id>`` and ``<@!id>``) with the spaces after them; the rest of
+    the text keeps its lines and indentation (a pasted traceback or code block stays readable)."""
+    return re.sub(rf"<@!?{user_id}>[ \t]*", "", text).strip()
+
+
+_MARKUP = re.compile(r"<(@!?|@&|#)(\d+)>|<a?(:\w+:)\d+>")
+
+
+def readable(message: discord.Message, bot_id: int) -> str:
+    """The message as people in the channel read it, which is what the bot stores and the LLM sees:
+    the bot's own mention removed, another member's as ``@display name``, a role's as ``@role``, a
+    channel's as ``#name``, a custom emoji as ``:name:``. A mention Discord did not resolve stays as it is."""
+    names = {u.id: u.display_name for u in message.mentions}
+    roles = {r.id: r.name for r in message.role_mentions}
+    channels = {c.id: c.name for c in message.channel_mentions if getattr(c, "name", None)}
+
+    def spell(m: re.Match[str]) -> str:
+        if m.group(3):
+            return m.group(3)
+        kind, ident = m.group(1), int(m.group(2))
+        found = roles.get(ident) if kind == "@&" else channels.get(ident) if kind == "#" else names.get(ident)
+        if found is None:
+            return m.group(0)
+        return f"#{found}" if kind == "#" else f"@{found}"
+
+    return _MARKUP.sub(spell, strip_mentions(message.content, bot_id))
 
 
 class GuildChannels:
@@ -176,7 +200,7 @@ class MnemoBot(commands.Bot):
         log.info("message %s from user %s in channel %s", message.id, message.author.id, message.channel.id,
                  extra={"message_id": message.id, "user_id": message.author.id})
         incoming = IncomingMessage(
-            user_id=str(message.author.id), text=strip_mentions(message.content, self.user.id),
+            user_id=str(message.author.id), text=readable(message, self.user.id),
             guild_id=str(message.guild.id) if message.guild else None, channel_id=str(message.channel.id),
             user_name=message.author.display_name, message_id=str(message.id))
         if not incoming.text:
@@ -200,7 +224,7 @@ class MnemoBot(commands.Bot):
         if self.user is None or message.author.bot or "content" not in payload.data:
             return  # the bot's own messages, and updates that only add embeds
         user_id, message_id = str(message.author.id), str(payload.message_id)
-        text = strip_mentions(message.content, self.user.id)
+        text = readable(message, self.user.id)
         try:
             if not text:  # emptied: what the user said is gone, so is the memory of it
                 await self.memory.forget_message(message_id, user_id=user_id)

@@ -140,6 +140,23 @@ async def test_always_on_channel_needs_no_mention(memory: HierarchicalMemoryMana
 
 def test_strip_mentions() -> None:
     assert strip_mentions("<@42>  hi <@!42> there <@7>", 42) == "hi there <@7>"
+    # lines and indentation stay: a pasted block of code is still code
+    assert strip_mentions("<@42> why does this fail?\n```py\nif x:\n    y()\n```", 42) == \
+        "why does this fail?\n```py\nif x:\n    y()\n```"
+
+
+async def test_mentions_are_stored_as_people_read_them(bot: MnemoBot, memory: HierarchicalMemoryManager) -> None:
+    # "<@1234> is my best friend" meant nothing to the LLM and no search for the friend's name found it
+    cfg = _cfg()
+    channel, member, friend = cfg.channels[0], cfg.members[0], cfg.members[1]
+    other = cfg.channels[1]
+    assert bot.user is not None
+    await dpytest.message(f"<@{bot.user.id}> <@{friend.id}> is my best friend, we met in <#{other.id}> "
+                          f"<:pepe:123456789> and <@999> left", channel=channel, member=member)
+    said = f"@{friend.display_name} is my best friend, we met in #{other.name} :pepe: and <@999> left"
+    assert [m.content for m in _sent()] == [f"ECHO: {said}"]
+    exported = (await memory.export(str(member.id)))["exchanges"]
+    assert [e["user_message"] for e in exported] == [said]
 
 
 @pytest.mark.parametrize("listen", [True, False])
