@@ -1,6 +1,7 @@
 """The Discord client: decides which messages to answer and hands them to the ChatHandler.
 
-The bot answers in DMs, when mentioned in a guild channel, in threads where it
+The bot answers in DMs, when mentioned in a guild channel or replied to (a reply to
+one of its messages, pinged or not), in threads where it
 was mentioned or has spoken (read from the thread's history, not remembered
 in-process), and to every message in always-on channels. When
 ``BOT__LISTEN_CHANNELS`` is set, mentions outside those channels (and their
@@ -175,6 +176,9 @@ class MnemoBot(commands.Bot):
         if cfg.listen_channels and not ids & cfg.listen_channels:
             return False
         if me in message.mentions:
+            return True
+        ref = message.reference  # a reply to one of the bot's messages, with its ping turned off
+        if ref is not None and isinstance(ref.resolved, discord.Message) and ref.resolved.author.id == me.id:
             return True
         if isinstance(channel, discord.Thread):
             return await self._joined_thread(channel, me.id)

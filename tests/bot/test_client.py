@@ -73,6 +73,29 @@ async def test_mention_in_guild_is_answered_and_stored(bot: MnemoBot,
     assert counts["archive"] == 1
 
 
+async def test_a_reply_to_the_bot_is_answered_without_a_ping(bot: MnemoBot, memory: HierarchicalMemoryManager) -> None:
+    # Discord lets a reply leave its ping out; the user still replied to the bot and expects an answer
+    cfg = _cfg()
+    channel, member, other = cfg.channels[0], cfg.members[0], cfg.members[1]
+    assert bot.user is not None
+    await dpytest.message(f"<@{bot.user.id}> what is a good name for a cat?", channel=channel, member=member)
+    [answer] = _sent()
+    reply = await dpytest.message("and for a dog?", channel=channel, member=member)  # no mention: not answered
+    assert _sent() == []
+    reply.reference = discord.MessageReference.from_message(answer)
+    reply.reference.resolved = answer
+    await bot.on_message(reply)
+    assert [m.content for m in _sent()] == ["ECHO: and for a dog?"]
+    elsewhere = await dpytest.message("a reply to someone else", channel=channel, member=member)
+    someones = await dpytest.message("hi", channel=channel, member=other)
+    elsewhere.reference = discord.MessageReference.from_message(someones)
+    elsewhere.reference.resolved = someones
+    await bot.on_message(elsewhere)
+    assert _sent() == []
+    counts = await memory.counts(str(member.id), guild_id=str(cfg.guilds[0].id))
+    assert counts["archive"] == 2
+
+
 async def test_guild_message_without_mention_is_ignored(bot: MnemoBot, fake_llm: FakeLLM,
                                                         memory: HierarchicalMemoryManager) -> None:
     cfg = _cfg()
