@@ -50,6 +50,7 @@ from memory.context import ConversationContext
 from memory.errors import ArchiveUnavailable, InvalidInput, MemoryPaused, RateLimited, TierUnavailable
 from memory.manager import HierarchicalMemoryManager
 from memory.models import Exchange, MessageState, clean_text
+from memory.tokens import truncate_tokens
 
 log = logging.getLogger(__name__)
 
@@ -74,6 +75,19 @@ class IncomingMessage:
     channel_id: str | None = None
     user_name: str | None = None
     message_id: str | None = None  # the Discord message, so its edit or deletion reaches the exchange
+    replying_to: str | None = None  # the text of the bot's message this one is a reply to
+
+
+REPLY_QUOTE_TOKENS = 200
+
+
+def reply_note(replying_to: str | None, turns: Sequence[Turn]) -> str:
+    """What the model is told when the message replies to one of its earlier messages: that message
+    (its start, within ``REPLY_QUOTE_TOKENS``), unless it is already among the turns sent."""
+    said = (replying_to or "").strip()
+    if not said or any(t.role == "assistant" and t.content.strip() == said for t in turns):
+        return ""
+    return "The user's message replies to this earlier message of yours:\n" + truncate_tokens(said, REPLY_QUOTE_TOKENS)
 
 
 @dataclass(frozen=True, slots=True)
@@ -212,12 +226,13 @@ class ChatHandler:
             degraded = (exc.tier,)
 
         turns, summary, verbatim = await self._conversation(msg, ctx)
+        quoted = reply_note(msg.replying_to, turns)
         plan = plan_prompt(self.settings.llm.context_tokens - self.settings.llm.max_tokens,
-                           guild_persona(state) or self.settings.bot.persona, text, turns, summary,
-                           cfg.context_max_tokens)
+                           "\n\n".join(filter(None, (guild_persona(state) or self.settings.bot.persona, quoted))),
+                           text, turns, summary, cfg.context_max_tokens)
         turns, summary, text = plan.turns, plan.summary, plan.message
         prompt = self._prompt(msg, text, ctx, summary, turns, degraded, verbatim, persona=guild_persona(state),
-                              notes_tokens=plan.notes_tokens)
+                              notes_tokens=plan.notes_tokens, quoted=quoted)
 
         if self.llm is None:
             return with_notice(await self._answer_without_llm(msg, text, prompt, degraded, paused=state.paused),
@@ -261,11 +276,13 @@ class ChatHandler:
 
     def _prompt(self, msg: IncomingMessage, text: str, ctx: ConversationContext | None, summary: str,
                 turns: tuple[Turn, ...], degraded: tuple[str, ...], verbatim: frozenset[str], *,
-                persona: str | None = None, notes_tokens: int | None = None) -> Prompt:
+                persona: str | None = None, notes_tokens: int | None = None, quoted: str = "") -> Prompt:
         parts = [(persona or self.settings.bot.persona).strip()]
         if msg.user_name:
             parts.append(f"You are talking with {msg.user_name} "
                          f"({'in a direct message' if msg.guild_id is None else 'in a server channel'}).")
+        if quoted:
+            parts.append(quoted)
         # the memories are dated; without today's date "last week" and a birthday mean nothing to the model
         parts.append(f"Today is {datetime.now(UTC):%A %-d %B %Y} (UTC).")
         # the exchanges sent as turns are not repeated in the notes: their budget goes to memories

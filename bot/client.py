@@ -57,6 +57,14 @@ def strip_mentions(text: str, user_id: int) -> str:
     return re.sub(rf"<@!?{user_id}>[ \t]*", "", text).strip()
 
 
+def replied_to(message: discord.Message, bot_id: int) -> discord.Message | None:
+    """The bot's message that ``message`` replies to, if Discord sent it along (None otherwise)."""
+    ref = message.reference
+    if ref is not None and isinstance(ref.resolved, discord.Message) and ref.resolved.author.id == bot_id:
+        return ref.resolved
+    return None
+
+
 _MARKUP = re.compile(r"<(@!?|@&|#)(\d+)>|<a?(:\w+:)\d+>")
 
 
@@ -177,8 +185,7 @@ class MnemoBot(commands.Bot):
             return False
         if me in message.mentions:
             return True
-        ref = message.reference  # a reply to one of the bot's messages, with its ping turned off
-        if ref is not None and isinstance(ref.resolved, discord.Message) and ref.resolved.author.id == me.id:
+        if replied_to(message, me.id) is not None:  # a reply to one of the bot's messages, ping or not
             return True
         if isinstance(channel, discord.Thread):
             return await self._joined_thread(channel, me.id)
@@ -206,7 +213,8 @@ class MnemoBot(commands.Bot):
         incoming = IncomingMessage(
             user_id=str(message.author.id), text=readable(message, self.user.id),
             guild_id=str(message.guild.id) if message.guild else None, channel_id=str(message.channel.id),
-            user_name=message.author.display_name, message_id=str(message.id))
+            user_name=message.author.display_name, message_id=str(message.id),
+            replying_to=(answered.content or None) if (answered := replied_to(message, self.user.id)) else None)
         if not incoming.text:
             await message.channel.send("Yes? Mention me with a message and I'll answer.")
             return

@@ -120,6 +120,24 @@ async def test_malformed_tool_call_with_text_still_answers(
 SUMMARY_PROMPT = "You maintain a running summary"
 
 
+async def test_a_reply_to_an_older_answer_shows_the_model_that_answer(
+        memory: HierarchicalMemoryManager, chat_llm: ChatLLM, fake_llm: FakeLLM, uid: str,
+        tmp_path: Path) -> None:
+    handler = ChatHandler(memory, chat_llm, bot_settings(fake_llm, tmp_path, history_exchanges=1))
+    first = await handler.handle(_msg(uid, "suggest a name for my new kitten", channel="r"))
+    last = await handler.handle(_msg(uid, "and what should I feed her?", channel="r"))
+    assert first is not None and last is not None
+    fake_llm.reset("prompt")
+    liked = await handler.handle(IncomingMessage(uid, "I like that one!", "g1", "r", "Ada", replying_to=first.text))
+    system = fake_llm.requests[-1]["messages"][0]["content"]
+    assert f"The user's message replies to this earlier message of yours:\n{first.text}" in system
+    # a reply to the answer already sent as a turn is not quoted again
+    assert liked is not None
+    await handler.handle(IncomingMessage(uid, "thanks", "g1", "r", "Ada", replying_to=liked.text))
+    assert any(m["content"] == liked.text for m in fake_llm.requests[-1]["messages"][1:-1])
+    assert "replies to this earlier message" not in fake_llm.requests[-1]["messages"][0]["content"]
+
+
 async def test_old_exchanges_fold_into_the_rolling_summary(
         memory: HierarchicalMemoryManager, chat_llm: ChatLLM, fake_llm: FakeLLM, uid: str,
         tmp_path: Path) -> None:
