@@ -477,14 +477,14 @@ class _Times:
 
 # Chat drops the apostrophe: "im a nurse", "i dont like mushrooms", "ive been vegan". The rules read
 # the contraction ("im" -> "i'm", one letter longer), which no word of its own spells.
-_BARE_CONTRACTIONS = re.compile(r"\b(?:(?P<i>[Ii])(?P<ii>m|ve)|(?P<n>(?:do|does|did|ca|is|was|are|were|have|has|had|"
-                                r"wo|would|could|should))(?P<t>nt))\b", re.I)
+_BARE_CONTRACTIONS = re.compile(r"\b(?:(?-i:(?P<i>i)(?P<ii>m|ve)|(?P<i2>I)(?P<ii2>m))|(?P<n>(?:do|does|did|ca|is|was|"
+                                r"are|were|have|has|had|wo|would|could|should))(?P<t>nt))\b", re.I)  # not "Jony Ive"
 
 
 def _apostrophes(text: str) -> str:
     def put(m: re.Match[str]) -> str:
-        if m.group("i"):
-            return f"{m.group('i')}'{m.group('ii')}"
+        if m.group("i") or m.group("i2"):
+            return f"{m.group('i') or m.group('i2')}'{m.group('ii') or m.group('ii2')}"
         return f"{m.group('n')}{m.group('t')[0]}'{m.group('t')[1]}"  # "dont" -> "don't", keeping the case
     return _BARE_CONTRACTIONS.sub(put, text)
 

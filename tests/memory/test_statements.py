@@ -145,6 +145,7 @@ def said(text: str) -> set[tuple[str, str, str]]:
     ("i dont like mushrooms", {("DISLIKES", "mushrooms", "")}),
     ("i cant stand cilantro", {("DISLIKES", "cilantro", "")}),
     ("ive been vegan for years", {("DIET", "vegan", "")}),
+    ("I love Jony Ive designs", {("LIKES", "Jony Ive designs", "")}),  # a name, not "I've"
     # where the job is, when a place follows it
     ("hi! I'm Mara, I work as a nurse in Leeds", {("NAME", "Mara", ""), ("WORKS_AS", "nurse", "in Leeds")}),
     ("I'm a teacher in the Bronx", {("WORKS_AS", "teacher", "in Bronx")}),
