@@ -200,7 +200,9 @@ def labelled_topics(text: str, limit: int = 8, *, besides: Iterable[str] = ()) -
             if key in _WEAK_TOPICS or key in taken:
                 continue
             counts[key] += 1
-            spellings.setdefault(key, Counter())[re.sub(r"['’]s$", "", word)] += 1  # "cat's" shows as "cat"
+            if word.endswith(("'s", "’s")):
+                word = word[:-2]  # "cat's" shows as "cat"
+            spellings.setdefault(key, Counter())[word] += 1
     return [(key, spellings[key].most_common(1)[0][0]) for key, _ in counts.most_common(limit)
             if key not in STOPWORDS]
 
