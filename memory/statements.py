@@ -411,8 +411,11 @@ _ANY_ENDINGS: list[tuple[re.Pattern[str], tuple[str, ...], str]] = [
                 r"(?:unemployed|out of work|between jobs|retired)\b", re.I), ("WORKS_AS", "WORKS_AT"), "job"),
     # "I graduated last week", "I just graduated from Leeds": a student's studies end (a job stays: the
     # planner closes only a current student's, so "I graduated in 2015" ends no one's nursing job)
-    (re.compile(r"\bi(?:'ve|’ve| have)? (?:just |finally |recently |officially )?(?:graduated|finished (?:my|uni|"
-                r"university|college|school)\b)", re.I), ("WORKS_AS", "WORKS_AT"), STUDENT),
+    # ("I just finished my shift", "I finished school at 4 pm" and "finished uni for the day" end nothing)
+    (re.compile(r"\bi(?:'ve|’ve| have)? (?:just |finally |recently |officially )?(?:graduated\b|finished my (?:degree|"
+                r"studies|masters|master's|phd|bachelors|bachelor's)\b|finished (?:uni|university|college)"
+                r"(?=\s*(?:[.,!?;:)]|$|\b(?:and|but|so|last|this|yesterday|recently|lol|haha)\b)))", re.I),
+     ("WORKS_AS", "WORKS_AT"), STUDENT),
     (re.compile(r"\b(?:we|i) (?:just |finally |recently )?(?:broke up|split up|got divorced|separated)" + _STOPS
                 + r"|\bi(?:'m|’m| am) (?:single|divorced) (?:now|again)\b|\bmy (?:" + _PARTNER_WORDS
                 + r") (?:just |finally |recently )?(?:broke up with me|dumped me|left me)\b", re.I),
@@ -489,10 +492,37 @@ def _apostrophes(text: str) -> str:
     return _BARE_CONTRACTIONS.sub(put, text)
 
 
+# Someone who types all in lower case ("my name is sam", "my dog is called biscuit") gives no capital
+# to tell a name by; right after these cues the next word is one all the same, unless it is a word
+# that names nobody ("my name is not important", "call me maybe", "a cat named after my aunt").
+_NAME_CUES = re.compile(r"\b(?P<cue>my name(?:'s| is)|(?<!don't )call me|i go by|(?:is |are |was )?(?:named|called)"
+                        r"(?: (?:him|her|it|them))?|name(?:'s| is))\s+(?P<word>[a-z][a-z'’\-]*)")
+_NOT_A_NAME = _NOT_NAMES | frozenset("""
+not no nothing something anything everything whatever literally actually kinda kind sort basically honestly
+lol lmao haha btw tbh idk ngl maybe later anytime whenever tomorrow tonight today again out after for
+weird hard long short unique common funny cool nice great stupid silly boring normal different after
+like about over up down off with by if or and but as of one someone somebody nobody he she they we me us
+""".split())
+
+
+def _capital_names(text: str) -> str:
+    """An all-lower-case message with the word after a naming cue capitalised ("Sam"), so the
+    rules that know a name by its capital read it; any other message is returned as it is."""
+    if not text or text != text.lower():
+        return text
+
+    def up(m: re.Match[str]) -> str:
+        word = m.group("word")
+        if word in _NOT_A_NAME or word.rstrip("'’s") in _NOT_A_NAME or len(word) < 2:
+            return m.group(0)
+        return m.group(0)[:m.start("word") - m.start()] + word[0].upper() + word[1:]
+    return _NAME_CUES.sub(up, text)
+
+
 def statements(text: str, now: datetime | None = None) -> list[Statement]:
     """The clear self-statements in ``text`` (a user's own message), in order, without repeats.
     With ``now`` (when it was said), a statement that says when its fact began carries that time."""
-    text = _apostrophes(text)
+    text = _capital_names(_apostrophes(text))
     found: dict[tuple[str, str], Statement] = {}
     at = 0
     times = _Times(text, now)

@@ -146,6 +146,13 @@ def said(text: str) -> set[tuple[str, str, str]]:
     ("i cant stand cilantro", {("DISLIKES", "cilantro", "")}),
     ("ive been vegan for years", {("DIET", "vegan", "")}),
     ("I love Jony Ive designs", {("LIKES", "Jony Ive designs", "")}),  # a name, not "I've"
+    # all in lower case, a name is known by the cue before it
+    ("my name is sam", {("NAME", "Sam", "")}), ("you can call me sam", {("CALLED", "Sam", "")}),
+    ("i go by alex", {("CALLED", "Alex", "")}), ("my dog is called biscuit", {("HAS_PET", "Biscuit", "dog")}),
+    ("i have a cat named mochi", {("HAS_PET", "Mochi", "cat")}),
+    ("my sister's name is emma", {("SIBLING_OF", "Emma", "sister")}),
+    ("my name is not important lol", set()), ("call me maybe", set()), ("my dog is named after my grandpa", set()),
+    ("My name is sam", set()),  # capitals elsewhere: this writer would have written "Sam"
     # where the job is, when a place follows it
     ("hi! I'm Mara, I work as a nurse in Leeds", {("NAME", "Mara", ""), ("WORKS_AS", "nurse", "in Leeds")}),
     ("I'm a teacher in the Bronx", {("WORKS_AS", "teacher", "in Bronx")}),
@@ -276,6 +283,9 @@ def test_a_statement_carries_the_start_it_names_in_its_own_clause() -> None:
     # a student's studies (the planner ends only a current student's job; tests/memory/test_understanding.py)
     ("I just graduated!!", {("WORKS_AS", "*", True), ("WORKS_AT", "*", True)}),
     ("I've finally finished uni", {("WORKS_AS", "*", True), ("WORKS_AT", "*", True)}),
+    # ... and not a day's work (BEAM's and REALTALK's chats)
+    ("I just finished my shift, getting out of work", set()), ("I finished school at 4 pm", set()),
+    ("i finished uni for the day", set()),
     # what the user used to do or have is a past fact, not a current one
     ("I used to work as a nurse.", {("WORKS_AS", "nurse", True)}),
     ("I used to work as a nurse but since March I have been a paramedic.",
