@@ -29,7 +29,6 @@ from memory.settings import MemorySettings
 from memory.tiers.archive import PostgresArchive, create_pool
 from memory.tiers.budget import RedisExtractionCounters, RedisTokenBudget
 from memory.tiers.cache import RedisCache, RedisRateLimiter, RedisState, create_redis
-from memory.tiers.facts_memo import FactsMemoGraph
 from memory.tiers.graph import create_graph
 from memory.tiers.ledger import PostgresLedger
 from memory.tiers.outbox import PostgresForgetQueue, PostgresOutbox
@@ -125,7 +124,7 @@ async def open_tiers(settings: MemorySettings) -> Tiers:
             limiter=RedisRateLimiter(redis), state=RedisState(redis),
             archive=PostgresArchive(pool), outbox=PostgresOutbox(pool), forgets=PostgresForgetQueue(pool),
             ledger=PostgresLedger(pool), policies=PostgresPolicies(pool), sessions=PostgresSessions(pool),
-            summaries=summaries, graph=FactsMemoGraph(graph, redis), embedder=create_embedder(settings.embedding),
+            summaries=summaries, graph=graph, embedder=create_embedder(settings.embedding),
             extractor=extractor, addresses=addresses, stack=stack, servers=launcher,
             session_writer=LLMSessionWriter(extractor) if isinstance(extractor, LLMExtractor) else None,
             extraction_counters=counters)

