@@ -13,7 +13,7 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 
-from memory.models import TypedFact
+from memory.models import STUDENT, TypedFact
 from memory.tiers.ledger import Fact
 from memory.tokens import count_tokens, truncate_tokens
 
@@ -70,6 +70,11 @@ class Profile:
     def to_json(self) -> dict[str, object]:
         return {"lines": [{"key": ln.key, "text": ln.text, "corrected": ln.corrected} for ln in self.lines],
                 "saved": [{"id": f.id, "text": f.text} for f in self.saved]}
+
+
+def _student(job: str) -> bool:
+    """Whether a job is a student's ("comp sci student"): its line reads as one, and graduating ends it."""
+    return job.lower().endswith(STUDENT)
 
 
 def _join(items: Sequence[str]) -> str:
@@ -129,7 +134,7 @@ def derive_lines(facts: Sequence[TypedFact]) -> dict[str, str]:
         lines["origin"] = _clauses(said)
     job, employer = latest("WORKS_AS"), latest("WORKS_AT")
     if job or employer:
-        if job is not None and job.label.lower().endswith("student"):  # "Comp sci student at University of Leeds"
+        if job is not None and _student(job.label):  # "Comp sci student at University of Leeds"
             text = job.label[:1].upper() + job.label[1:] + (f" at {employer.label}" if employer else "")
         else:
             text = "Works" + (f" as {job.label}" if job else "") + (f" at {employer.label}" if employer else "")
@@ -147,7 +152,7 @@ def derive_lines(facts: Sequence[TypedFact]) -> dict[str, str]:
         last = ended[0]
         together = sorted((f for f in ended if f.valid_to == last.valid_to), key=lambda f: f.predicate)
         job = next((f for f in together if f.predicate == "WORKS_AS"), None)
-        if job is not None and job.label.lower().endswith("student"):
+        if job is not None and _student(job.label):
             school = "".join(f" at {f.label}" for f in together if f.predicate == "WORKS_AT")  # "I graduated"
             lines["work"] = f"Former {job.label}{school} (until {last.valid_to:%Y-%m-%d})"
         else:

@@ -495,8 +495,8 @@ def _apostrophes(text: str) -> str:
 # Someone who types all in lower case ("my name is sam", "my dog is called biscuit") gives no capital
 # to tell a name by; right after these cues the next word is one all the same, unless it is a word
 # that names nobody ("my name is not important", "call me maybe", "a cat named after my aunt").
-_NAME_CUES = re.compile(r"\b(?P<cue>my name(?:'s| is)|(?<!don't )call me|i go by|(?:is |are |was )?(?:named|called)"
-                        r"(?: (?:him|her|it|them))?|name(?:'s| is))\s+(?P<word>[a-z][a-z'’\-]*)")
+_NAME_CUES = re.compile(r"\b(?:(?<!don't )call me|i go by|(?:named|called)(?: (?:him|her|it|them))?|name(?:'s| is))"
+                        r"\s+(?P<word>[a-z][a-z'’\-]*)")
 _NOT_A_NAME = _NOT_NAMES | frozenset("""
 not no nothing something anything everything whatever literally actually kinda kind sort basically honestly
 lol lmao haha btw tbh idk ngl maybe later anytime whenever tomorrow tonight today again out after for
@@ -513,7 +513,7 @@ def _capital_names(text: str) -> str:
 
     def up(m: re.Match[str]) -> str:
         word = m.group("word")
-        if word in _NOT_A_NAME or word.rstrip("'’s") in _NOT_A_NAME or len(word) < 2:
+        if len(word) < 2 or word in _NOT_A_NAME or word.removesuffix("'s").removesuffix("’s") in _NOT_A_NAME:
             return m.group(0)
         return m.group(0)[:m.start("word") - m.start()] + word[0].upper() + word[1:]
     return _NAME_CUES.sub(up, text)
