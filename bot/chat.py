@@ -75,19 +75,22 @@ class IncomingMessage:
     channel_id: str | None = None
     user_name: str | None = None
     message_id: str | None = None  # the Discord message, so its edit or deletion reaches the exchange
-    replying_to: str | None = None  # the text of the bot's message this one is a reply to
+    replying_to: str | None = None  # the text of the message this one replies to
+    replying_to_name: str | None = None  # its author, when not the bot itself
 
 
 REPLY_QUOTE_TOKENS = 200
 
 
-def reply_note(replying_to: str | None, turns: Sequence[Turn]) -> str:
-    """What the model is told when the message replies to one of its earlier messages: that message
-    (its start, within ``REPLY_QUOTE_TOKENS``), unless it is already among the turns sent."""
+def reply_note(replying_to: str | None, turns: Sequence[Turn], author: str | None = None) -> str:
+    """What the model is told when the message replies to an earlier one (its start, within
+    ``REPLY_QUOTE_TOKENS``): one of its own, unless already among the turns sent, or another
+    member's (``author``). Only for this answer: the user's memory keeps their own words."""
     said = (replying_to or "").strip()
-    if not said or any(t.role == "assistant" and t.content.strip() == said for t in turns):
+    if not said or (author is None and any(t.role == "assistant" and t.content.strip() == said for t in turns)):
         return ""
-    return "The user's message replies to this earlier message of yours:\n" + truncate_tokens(said, REPLY_QUOTE_TOKENS)
+    whose = "this earlier message of yours" if author is None else f"this message from {author}"
+    return f"The user's message replies to {whose}:\n" + truncate_tokens(said, REPLY_QUOTE_TOKENS)
 
 
 @dataclass(frozen=True, slots=True)
@@ -226,12 +229,12 @@ class ChatHandler:
             degraded = (exc.tier,)
 
         turns, summary, verbatim = await self._conversation(msg, ctx)
-        quoted = reply_note(msg.replying_to, turns)
+        quoted = reply_note(msg.replying_to, turns, msg.replying_to_name)
         plan = plan_prompt(self.settings.llm.context_tokens - self.settings.llm.max_tokens,
                            "\n\n".join(filter(None, (guild_persona(state) or self.settings.bot.persona, quoted))),
                            text, turns, summary, cfg.context_max_tokens)
-        turns, summary, text = plan.turns, plan.summary, plan.message
-        prompt = self._prompt(msg, text, ctx, summary, turns, degraded, verbatim, persona=guild_persona(state),
+        turns, summary = plan.turns, plan.summary  # the message may be cut for the model; memory keeps it whole
+        prompt = self._prompt(msg, plan.message, ctx, summary, turns, degraded, verbatim, persona=guild_persona(state),
                               notes_tokens=plan.notes_tokens, quoted=quoted)
 
         if self.llm is None:

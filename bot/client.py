@@ -23,7 +23,6 @@ users forget an exchange with ``/memory forget``.
 from __future__ import annotations
 
 import logging
-import re
 import time
 from collections.abc import Iterable
 
@@ -32,6 +31,7 @@ import discord
 from discord.ext import commands
 
 from bot.chat import ChatHandler, IncomingMessage
+from bot.content import message_text, readable, replied_to
 from bot.llm import ChatLLM
 from bot.logs import new_request
 from bot.settings import BotSettings
@@ -49,43 +49,6 @@ def bot_intents() -> discord.Intents:
     intents = discord.Intents.default()
     intents.message_content = True
     return intents
-
-
-def strip_mentions(text: str, user_id: int) -> str:
-    """Remove mentions of the bot (``<@id>`` and ``<@!id>``) with the spaces after them; the rest of
-    the text keeps its lines and indentation (a pasted traceback or code block stays readable)."""
-    return re.sub(rf"<@!?{user_id}>[ \t]*", "", text).strip()
-
-
-def replied_to(message: discord.Message, bot_id: int) -> discord.Message | None:
-    """The bot's message that ``message`` replies to, if Discord sent it along (None otherwise)."""
-    ref = message.reference
-    if ref is not None and isinstance(ref.resolved, discord.Message) and ref.resolved.author.id == bot_id:
-        return ref.resolved
-    return None
-
-
-_MARKUP = re.compile(r"<(@!?|@&|#)(\d+)>|<a?(:\w+:)\d+>")
-
-
-def readable(message: discord.Message, bot_id: int) -> str:
-    """The message as people in the channel read it, which is what the bot stores and the LLM sees:
-    the bot's own mention removed, another member's as ``@display name``, a role's as ``@role``, a
-    channel's as ``#name``, a custom emoji as ``:name:``. A mention Discord did not resolve stays as it is."""
-    names = {u.id: u.display_name for u in message.mentions}
-    roles = {r.id: r.name for r in message.role_mentions}
-    channels = {c.id: c.name for c in message.channel_mentions if getattr(c, "name", None)}
-
-    def spell(m: re.Match[str]) -> str:
-        if m.group(3):
-            return m.group(3)
-        kind, ident = m.group(1), int(m.group(2))
-        found = roles.get(ident) if kind == "@&" else channels.get(ident) if kind == "#" else names.get(ident)
-        if found is None:
-            return m.group(0)
-        return f"#{found}" if kind == "#" else f"@{found}"
-
-    return _MARKUP.sub(spell, strip_mentions(message.content, bot_id))
 
 
 class GuildChannels:
@@ -173,6 +136,8 @@ class MnemoBot(commands.Bot):
         me = self.user
         if me is None or message.author.bot or message.author.id == me.id:
             return False
+        if message.type not in (discord.MessageType.default, discord.MessageType.reply):
+            return False  # a join, a pin, a boost, a new thread: Discord's notices, nobody speaking
         if message.guild is None:
             return True
         cfg = self.settings.bot
@@ -185,7 +150,8 @@ class MnemoBot(commands.Bot):
             return False
         if me in message.mentions:
             return True
-        if replied_to(message, me.id) is not None:  # a reply to one of the bot's messages, ping or not
+        answered = replied_to(message)
+        if answered is not None and answered.author.id == me.id:  # a reply to the bot's message, ping or not
             return True
         if isinstance(channel, discord.Thread):
             return await self._joined_thread(channel, me.id)
@@ -210,14 +176,17 @@ class MnemoBot(commands.Bot):
         assert self.user is not None
         log.info("message %s from user %s in channel %s", message.id, message.author.id, message.channel.id,
                  extra={"message_id": message.id, "user_id": message.author.id})
+        text = await message_text(message, self.user.id, self.settings.bot.attachment_max_bytes)
+        if not text:  # a bare ping gets a prompt; an empty message elsewhere (a poll) is not for the bot
+            if self.user in message.mentions:
+                await message.channel.send("Yes? Mention me with a message and I'll answer.")
+            return
+        replying_to, replying_to_name = self._reply_context(message)
         incoming = IncomingMessage(
-            user_id=str(message.author.id), text=readable(message, self.user.id),
+            user_id=str(message.author.id), text=text,
             guild_id=str(message.guild.id) if message.guild else None, channel_id=str(message.channel.id),
             user_name=message.author.display_name, message_id=str(message.id),
-            replying_to=(answered.content or None) if (answered := replied_to(message, self.user.id)) else None)
-        if not incoming.text:
-            await message.channel.send("Yes? Mention me with a message and I'll answer.")
-            return
+            replying_to=replying_to, replying_to_name=replying_to_name)
         async with message.channel.typing():
             reply = await self.handler.handle(incoming)
         if reply is None:
@@ -229,6 +198,16 @@ class MnemoBot(commands.Bot):
             else:
                 await message.channel.send(chunk)
 
+    def _reply_context(self, message: discord.Message) -> tuple[str | None, str | None]:
+        """What the message replies to, for the model to see this once (it is not stored with the
+        message): the bot's own earlier message (no name), or another member's and their name."""
+        answered = replied_to(message)
+        if answered is None or self.user is None:
+            return None, None
+        if answered.author.id == self.user.id:
+            return answered.content or None, None
+        return readable(answered, self.user.id) or None, answered.author.display_name
+
     # ---- Discord's own events: edits and deletions of messages the bot stored ------------------
 
     async def on_raw_message_edit(self, payload: discord.RawMessageUpdateEvent) -> None:
@@ -236,7 +215,7 @@ class MnemoBot(commands.Bot):
         if self.user is None or message.author.bot or "content" not in payload.data:
             return  # the bot's own messages, and updates that only add embeds
         user_id, message_id = str(message.author.id), str(payload.message_id)
-        text = readable(message, self.user.id)
+        text = await message_text(message, self.user.id, self.settings.bot.attachment_max_bytes)
         try:
             if not text:  # emptied: what the user said is gone, so is the memory of it
                 await self.memory.forget_message(message_id, user_id=user_id)

@@ -45,6 +45,10 @@ class ChatSettings(BaseModel):
     owner_ids: Annotated[frozenset[int], NoDecode] = Field(
         frozenset(), description="Discord user ids of the bot's operators, besides the application's owner "
                                  "or team (migration, bot-wide stats)")
+    attachment_max_bytes: int = Field(
+        65_536, ge=0, le=200_000,
+        description="text read from a message's text files (a long paste Discord turns into message.txt, code, "
+                    "logs), in bytes over all of them; other attachments are named only; 0 reads none")
     remember_tool: bool = Field(True, description="offer the remember_fact tool to the LLM")
     memory_notice: bool = Field(True, description="tell each user once per guild (and in DMs) that the bot "
                                                   "remembers conversations, and how to see, pause or forget that")

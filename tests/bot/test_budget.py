@@ -59,3 +59,19 @@ async def test_the_handler_keeps_the_prompt_within_the_context_window(
     assert sum(count_tokens(m["content"]) + 4 for m in sent) <= 1500 - 300
     assert sent[-1]["content"] == "what was the last story about?"
     assert 0 < len(sent) - 2 < 8  # some verbatim turns, not all four exchanges
+
+
+async def test_a_message_cut_for_the_model_is_remembered_whole(
+        memory: HierarchicalMemoryManager, chat_llm: ChatLLM, fake_llm: FakeLLM, uid: str, tmp_path: Path) -> None:
+    # a long paste (a log read from message.txt) fits the archive but not a small model's window
+    settings = bot_settings(fake_llm, tmp_path)
+    settings.llm = LLMSettings(base_url=fake_llm.base_url, model="fake-model", timeout_seconds=2.0,
+                               context_tokens=1500, max_tokens=300)
+    fake_llm.reset("prompt")
+    paste = "why does the build fail?\n" + "".join(f"step {i}: ok\n" for i in range(2000)) + "step 2000: FAILED"
+    reply = await ChatHandler(memory, chat_llm, settings).handle(IncomingMessage(uid, paste, "g1", "c1"))
+    assert reply is not None and reply.kind == "answer"
+    sent = fake_llm.requests[-1]["messages"][-1]["content"]
+    assert sent.startswith("why does the build fail?") and "FAILED" not in sent
+    [stored] = (await memory.export(uid))["exchanges"]
+    assert stored["user_message"] == paste

@@ -8,11 +8,13 @@ from pathlib import Path
 
 import discord
 import discord.ext.test as dpytest
+import discord.ext.test.backend as backend
 import pytest
 import pytest_asyncio
 
 from bot.chat import ChatHandler
-from bot.client import MnemoBot, strip_mentions
+from bot.client import MnemoBot
+from bot.content import describe, strip_mentions
 from bot.llm import ChatLLM
 from memory.manager import HierarchicalMemoryManager
 from tests.bot.conftest import bot_settings
@@ -218,6 +220,7 @@ def _thread_message(bot_id: int, *, owner_id: int, history: list[tuple[int, list
     message.author = MagicMock(id=4242, bot=False)
     message.guild = MagicMock(id=1)
     message.channel = thread
+    message.type = discord.MessageType.default
     message.mentions = [me] if mentioned else []
     return message
 
@@ -238,3 +241,168 @@ async def test_threads_are_answered_when_the_bot_belongs_to_them(
         assert not await bot.should_answer(_thread_message(bot_id, owner_id=1, history=[(7, []), (8, [9])]))
     finally:
         await bot.close()
+
+
+# ---- what a message carries besides its text --------------------------------------------------
+
+def _file(tmp_path: Path, name: str, data: bytes) -> Path:
+    path = tmp_path / "uploads" / name
+    path.parent.mkdir(exist_ok=True)
+    path.write_bytes(data)
+    return path
+
+
+async def _send(text: str, channel: discord.abc.Messageable, member: discord.abc.User,
+                files: list[Path] | None = None) -> discord.Message:
+    """``dpytest.message`` with attachments as Discord describes them (dpytest's own give size 0)."""
+    message = backend.make_message(text, member, channel,  # type: ignore[arg-type]
+                                   attachments=[backend.make_attachment(f) for f in files or []])
+    await dpytest.run_all_events()
+    return message
+
+
+async def _held(bot: MnemoBot, text: str, channel: discord.TextChannel, member: discord.Member,
+                attachments: list[Path] | None = None) -> discord.Message:
+    """A message mentioning the bot that dpytest delivers while the bot listens elsewhere, so the test
+    can change it (a reply, a forward, a file gone) before handing it to ``on_message`` itself."""
+    assert bot.user is not None
+    settings = bot.settings
+    elsewhere = next(c.id for c in _cfg().channels if c.id != channel.id)
+    bot.settings = settings.model_copy(update={"bot": settings.bot.model_copy(
+        update={"listen_channels": frozenset({elsewhere})})})
+    try:
+        message = await _send(f"<@{bot.user.id}> {text}", channel, member, attachments)
+    finally:
+        bot.settings = settings
+    assert _sent() == []
+    return message
+
+
+async def _stored(memory: HierarchicalMemoryManager, member: discord.abc.User) -> list[str]:
+    return [e["user_message"] for e in (await memory.export(str(member.id)))["exchanges"]]
+
+
+async def test_a_long_paste_sent_as_a_file_is_read_and_remembered(bot: MnemoBot,
+                                                                  memory: HierarchicalMemoryManager) -> None:
+    # Discord turns a paste longer than a message into message.txt; the bot used to see an empty message
+    cfg = _cfg()
+    member = cfg.members[0]
+    paste = "My cat Miso is four.\n\n    She only eats tuna.\n"
+    assert bot.user is not None
+    await _send(f"<@{bot.user.id}> thoughts?", cfg.channels[0], member,
+                [_file(Path(bot.settings.data_dir), "message.txt", paste.encode())])
+    said = "thoughts?\n[file message.txt]\nMy cat Miso is four.\n\n    She only eats tuna.\n[end of message.txt]"
+    assert [m.content for m in _sent()] == [f"ECHO: {said}"]
+    assert await _stored(memory, member) == [said]
+    await memory.flush()
+    ctx = await memory.get_conversation_context(str(member.id), "what does Miso eat?",
+                                                guild_id=str(cfg.guilds[0].id))
+    assert "She only eats tuna." in ctx.to_context_string()
+
+
+async def test_other_attachments_are_named_and_files_past_the_limit_are_not_read(
+        memory: HierarchicalMemoryManager, chat_llm: ChatLLM, fake_llm: FakeLLM, tmp_path: Path) -> None:
+    bot = await _make_bot(memory, chat_llm, fake_llm, tmp_path, attachment_max_bytes=100)
+    cfg = _cfg()
+    member = cfg.members[0]
+    files = [_file(tmp_path, "cat.png", b"\x89PNG\r\n\x1a\n" + bytes(40)),
+             _file(tmp_path, "notes.md", b"- buy milk\n" * 5),             # 55 bytes: read
+             _file(tmp_path, "more.md", b"- call mum\n" * 5),              # 55 more: past the 100 left
+             _file(tmp_path, "dump.txt", b"abc\x00def"),                   # NUL bytes: not text
+             _file(tmp_path, "latin.txt", "caf\u00e9".encode("latin-1")),  # not UTF-8
+             _file(tmp_path, "report.pdf", b"%PDF-1.7")]
+    gone = _file(tmp_path, "gone.log", b"deleted before it was read")
+    message = await _held(bot, "here you go", cfg.channels[0], member, attachments=[*files, gone])
+    gone.unlink()  # the CDN answers 404 (dpytest reads the file when the bot asks)
+    await bot.on_message(message)
+    said = "\n".join([
+        "here you go", "[image: cat.png]", "[file notes.md]", ("- buy milk\n" * 5).rstrip(), "[end of notes.md]",
+        "[file: more.md, 55 bytes, not read: the bot reads 100 bytes of text files per message]",
+        "[file: dump.txt, not read: not UTF-8 text]", "[file: latin.txt, not read: not UTF-8 text]",
+        "[file: report.pdf]", "[file: gone.log, could not be read]"])
+    assert [m.content for m in _sent()] == [f"ECHO: {said}"]
+    assert await _stored(memory, member) == [said]
+    await dpytest.empty_queue()
+
+
+async def test_a_message_with_only_an_image_is_answered(bot: MnemoBot, memory: HierarchicalMemoryManager) -> None:
+    # it used to get "Yes? Mention me with a message", in a DM where nobody mentions anyone
+    cfg = _cfg()
+    member = cfg.members[1]
+    dm = await member.create_dm()
+    photo = _file(Path(bot.settings.data_dir), "IMG_2041.jpg", b"\xff\xd8\xff\xe0" + bytes(20))
+    await _send("", dm, member, [photo])
+    assert [m.content for m in _sent()] == ["ECHO: [image: IMG_2041.jpg]"]
+    assert await _stored(memory, member) == ["[image: IMG_2041.jpg]"]
+
+
+async def test_discord_notices_and_empty_messages_in_an_always_on_channel_get_no_answer(
+        memory: HierarchicalMemoryManager, chat_llm: ChatLLM, fake_llm: FakeLLM, tmp_path: Path) -> None:
+    bot = await _make_bot(memory, chat_llm, fake_llm, tmp_path)
+    cfg = _cfg()
+    channel, member = cfg.channels[1], cfg.members[0]
+    bot.settings = bot_settings(fake_llm, tmp_path, always_on_channels=[channel.id], memory_notice=False)
+    joined = await dpytest.message("", channel=channel, member=member)
+    _sent()  # dpytest delivered it as an ordinary empty message: no answer either
+    joined.type = discord.MessageType.new_member  # "Ada joined the server", authored by Ada
+    await bot.on_message(joined)
+    pinned = await dpytest.message("hello", channel=channel, member=member)
+    _sent()
+    pinned.type = discord.MessageType.pins_add
+    await bot.on_message(pinned)
+    assert _sent() == []
+    assert await _stored(memory, member) == ["hello"]
+    assert bot.user is not None
+    await dpytest.message(f"<@{bot.user.id}>", channel=cfg.channels[0], member=member)  # a bare ping
+    assert [m.content for m in _sent()] == ["Yes? Mention me with a message and I'll answer."]
+    await dpytest.empty_queue()
+
+
+async def test_a_reply_to_another_member_shows_the_model_their_message_but_does_not_store_it(
+        bot: MnemoBot, memory: HierarchicalMemoryManager, fake_llm: FakeLLM) -> None:
+    cfg = _cfg()
+    channel, member, other = cfg.channels[0], cfg.members[0], cfg.members[1]
+    assert bot.user is not None
+    theirs = await dpytest.message("pineapple belongs on pizza", channel=channel, member=other)
+    fake_llm.reset("prompt")
+    mine = await _held(bot, "is this right?", channel, member)
+    mine.reference = discord.MessageReference.from_message(theirs)
+    mine.reference.resolved = theirs
+    await bot.on_message(mine)
+    system = fake_llm.requests[-1]["messages"][0]["content"]
+    assert f"replies to this message from {other.display_name}:\npineapple belongs on pizza" in system
+    assert await _stored(memory, member) == ["is this right?"]
+    await dpytest.empty_queue()
+
+
+async def test_a_forwarded_message_is_read_with_its_files(bot: MnemoBot, memory: HierarchicalMemoryManager) -> None:
+    cfg = _cfg()
+    member = cfg.members[1]
+    message = await _held(bot, "look what Sam sent", cfg.channels[0], member)
+    state = backend.get_state()
+    recipe = _file(Path(bot.settings.data_dir), "recipe.txt", b"2 eggs, 100 g flour")
+    attachment = backend.make_attachment(recipe)
+    message.message_snapshots = [discord.MessageSnapshot(state, {  # type: ignore[arg-type]
+        "type": 0, "content": "my <:chef:42> pancake recipe", "embeds": [], "timestamp": "2026-11-30T10:00:00+00:00",
+        "edited_timestamp": None, "attachments": [attachment.to_dict()],
+        "sticker_items": [{"id": 7, "name": "Yum", "format_type": 1}]})]
+    await bot.on_message(message)
+    said = ("look what Sam sent\n[forwarded message]\nmy :chef: pancake recipe\n[file recipe.txt]\n"
+            "2 eggs, 100 g flour\n[end of recipe.txt]\n[sticker: Yum]")
+    assert [m.content for m in _sent()] == [f"ECHO: {said}"]
+    assert await _stored(memory, member) == [said]
+
+
+def test_attachment_lines_name_what_they_cannot_show() -> None:
+    def attachment(filename: str, **data: object) -> discord.Attachment:
+        from unittest.mock import MagicMock  # describing reads nothing from the connection
+
+        return discord.Attachment(state=MagicMock(), data={  # type: ignore[typeddict-item]
+            "id": 1, "filename": filename, "size": 10, "url": "", "proxy_url": "", **data})
+
+    voice = attachment("voice-message.ogg", content_type="audio/ogg", duration_secs=11.6, waveform="AAAA")
+    assert describe(voice) == "[voice message: 12 s]"
+    assert describe(attachment("SPOILER_ending.mp4", content_type="video/mp4")) == \
+        "[video: SPOILER_ending.mp4, marked as a spoiler]"
+    assert describe(attachment("dog.webp", description="my dog asleep on the sofa")) == \
+        '[image: dog.webp, described as "my dog asleep on the sofa"]'

@@ -1,0 +1,164 @@
+"""A Discord message as the bot stores it and the LLM reads it: its text as people in the
+channel read it, plus what it carries besides text.
+
+- Mentions become ``@Sam``, ``@mods``, ``#general``, custom emoji ``:pepe:``; the bot's own
+  mention is dropped; lines and indentation stay (``readable``).
+- A text file is read into the message, within ``BOT__ATTACHMENT_MAX_BYTES`` over all its
+  files: Discord turns a paste longer than a message into a ``message.txt`` attachment, and
+  people share code and logs as files. The file comes from Discord's own CDN, through
+  discord.py; the bot never follows a link found in a message.
+- Any other attachment (an image, a voice message, a PDF), a file over the limit or one that is
+  not UTF-8 text is a line naming it (``[image: cat.jpg]``), so the model knows something was
+  sent and the memory records that it was.
+- Stickers are ``[sticker: Wave]``; a forwarded message is ``[forwarded message]`` and its text.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import mimetypes
+import re
+from collections.abc import Mapping, Sequence
+
+import aiohttp
+import discord
+
+log = logging.getLogger(__name__)
+
+ATTACHMENT_READ_SECONDS = 10.0
+# text that is not text/*: what people share as code, data and logs
+_TEXT_TYPES = {"application/json", "application/xml", "application/javascript", "application/x-yaml",
+               "application/yaml", "application/toml", "application/x-sh", "application/sql",
+               "application/x-python", "application/x-httpd-php", "application/ld+json"}
+_TEXT_SUFFIXES = {".txt", ".md", ".log", ".csv", ".tsv", ".json", ".yaml", ".yml", ".toml", ".ini", ".cfg",
+                  ".conf", ".xml", ".html", ".css", ".js", ".ts", ".py", ".rb", ".rs", ".go", ".java", ".kt",
+                  ".c", ".h", ".cpp", ".hpp", ".cs", ".php", ".sh", ".sql", ".lua", ".swift", ".diff", ".patch"}
+_MARKUP = re.compile(r"<(@!?|@&|#)(\d+)>|<a?(:\w+:)\d+>")
+
+
+def strip_mentions(text: str, user_id: int) -> str:
+    """Remove mentions of the bot (``<@id>`` and ``<@!id>``) with the spaces after them; the rest of
+    the text keeps its lines and indentation (a pasted traceback or code block stays readable)."""
+    return re.sub(rf"<@!?{user_id}>[ \t]*", "", text).strip()
+
+
+def spell_markup(text: str, names: Mapping[int, str], roles: Mapping[int, str], channels: Mapping[int, str]) -> str:
+    """Mentions as ``@name``, ``@role`` and ``#channel``, custom emoji as ``:name:``; a mention not in the
+    maps stays as it is."""
+
+    def spell(m: re.Match[str]) -> str:
+        if m.group(3):
+            return m.group(3)
+        kind, ident = m.group(1), int(m.group(2))
+        found = roles.get(ident) if kind == "@&" else channels.get(ident) if kind == "#" else names.get(ident)
+        if found is None:
+            return m.group(0)
+        return f"#{found}" if kind == "#" else f"@{found}"
+
+    return _MARKUP.sub(spell, text)
+
+
+def readable(message: discord.Message, bot_id: int) -> str:
+    """The message's own text as people in the channel read it (see the module doc)."""
+    return spell_markup(strip_mentions(message.content, bot_id),
+                        {u.id: u.display_name for u in message.mentions},
+                        {r.id: r.name for r in message.role_mentions},
+                        {c.id: c.name for c in message.channel_mentions if getattr(c, "name", None)})
+
+
+def replied_to(message: discord.Message) -> discord.Message | None:
+    """The message ``message`` replies to, if Discord sent it along (a forward is not a reply)."""
+    ref = message.reference
+    if ref is None or ref.type is not discord.MessageReferenceType.default:
+        return None
+    return ref.resolved if isinstance(ref.resolved, discord.Message) else None
+
+
+def _kind(attachment: discord.Attachment) -> str:
+    if attachment.is_voice_message():
+        return "voice message"
+    ctype = (attachment.content_type or mimetypes.guess_type(attachment.filename)[0] or "").lower()
+    major = ctype.split("/", 1)[0]
+    return major if major in ("image", "video", "audio") else "file"
+
+
+def _is_text(attachment: discord.Attachment) -> bool:
+    ctype = (attachment.content_type or "").split(";", 1)[0].strip().lower()
+    if ctype:
+        return ctype.startswith("text/") or ctype in _TEXT_TYPES
+    name = attachment.filename.lower()
+    return any(name.endswith(suffix) for suffix in _TEXT_SUFFIXES)
+
+
+def _size(n: int) -> str:
+    return f"{n} bytes" if n < 1024 else f"{n / 1024:.0f} KB" if n < 1024 * 1024 else f"{n / 1024 / 1024:.1f} MB"
+
+
+def describe(attachment: discord.Attachment, why: str = "") -> str:
+    """The line that stands for an attachment whose content is not in the message."""
+    bits = [attachment.filename]
+    if attachment.is_voice_message() and attachment.duration:
+        bits = [f"{attachment.duration:.0f} s"]
+    if attachment.description:  # the alt text the sender wrote
+        bits.append(f'described as "{attachment.description}"')
+    if attachment.is_spoiler():
+        bits.append("marked as a spoiler")
+    if why:
+        bits.append(why)
+    return f"[{_kind(attachment)}: {', '.join(bits)}]"
+
+
+def _decode(data: bytes) -> str | None:
+    """UTF-8 text without NUL bytes (a byte-order mark dropped), else None: the file is not text."""
+    try:
+        text = data.decode("utf-8-sig")
+    except UnicodeDecodeError:
+        return None
+    return None if "\x00" in text else text
+
+
+async def attachment_lines(attachments: Sequence[discord.Attachment], max_bytes: int,
+                           left: int) -> tuple[list[str], int]:
+    """Each attachment as the message will carry it: a text file's content while ``left`` of the
+    message's ``max_bytes`` lasts, otherwise a line naming it; returns the lines and what is left.
+    A file that cannot be read is named, never an error."""
+    lines: list[str] = []
+    for a in attachments:
+        if not _is_text(a) or max_bytes <= 0:
+            lines.append(describe(a))
+            continue
+        if a.size > left:
+            lines.append(describe(a, f"{_size(a.size)}, not read: the bot reads {_size(max_bytes)} of "
+                                     "text files per message"))
+            continue
+        try:
+            async with asyncio.timeout(ATTACHMENT_READ_SECONDS):
+                data = await a.read()
+        except (discord.HTTPException, aiohttp.ClientError, OSError, TimeoutError) as exc:
+            log.warning("cannot read attachment %s: %s", a.id, exc)
+            lines.append(describe(a, "could not be read"))
+            continue
+        text = _decode(data) if len(data) <= left else None
+        if text is None:
+            lines.append(describe(a, "not read: not UTF-8 text" if len(data) <= left else "not read: too long"))
+            continue
+        left -= len(data)
+        lines.append(f"[file {a.filename}]\n{text.rstrip()}\n[end of {a.filename}]")
+    return lines, left
+
+
+def _stickers(stickers: Sequence[discord.StickerItem]) -> list[str]:
+    return [f"[sticker: {s.name}]" for s in stickers]
+
+
+async def message_text(message: discord.Message, bot_id: int, attachment_max_bytes: int) -> str:
+    """Everything the message says, as the bot stores it (see the module doc); "" when nothing."""
+    parts = [readable(message, bot_id)]
+    files, left = await attachment_lines(message.attachments, attachment_max_bytes, attachment_max_bytes)
+    parts += files + _stickers(message.stickers)
+    for snap in message.message_snapshots:  # forwarded: its mentions cannot be resolved, so they stay raw
+        files, left = await attachment_lines(snap.attachments, attachment_max_bytes, left)
+        parts += ["[forwarded message]", spell_markup(snap.content.strip(), {}, {}, {}), *files,
+                  *_stickers(snap.stickers)]
+    return "\n".join(p for p in parts if p.strip())
