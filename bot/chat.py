@@ -10,7 +10,8 @@
    summary + the last ``history_exchanges`` exchanges of this channel verbatim;
    exchanges that fall out of that window are folded into the rolling summary
    (by the LLM when configured, deterministically otherwise) stored in Redis;
-4. one LLM call (``remember_fact`` tool calls save facts), usage recorded;
+4. one LLM call (``remember_fact`` tool calls save facts; ``forget_memories`` proposes a
+   forget that the front end asks the user to confirm, ``ChatReply.forget``), usage recorded;
 5. the exchange archived with ``store_conversation``.
 
 Per message, one query reads the user's pause, the guild's settings and claims
@@ -44,6 +45,7 @@ from typing import Any, Literal
 from bot.budget import plan_prompt
 from bot.llm import ChatLLM, Completion, LLMUnavailable, Prompt, Turn
 from bot.logs import current_request
+from bot.reports import ForgetRequest
 from bot.settings import BotSettings
 from bot.tools import MemoryTools
 from memory.context import ConversationContext
@@ -80,6 +82,11 @@ class IncomingMessage:
 
 
 REPLY_QUOTE_TOKENS = 200
+# told to the model on every turn, so "forget my address" never gets a false "done"
+FORGET_BY_TOOL = ("You cannot erase memories yourself. When the user asks you to forget something, call "
+                  "forget_memories: they confirm with a button, and nothing is forgotten until they do.")
+FORGET_BY_COMMAND = ("You cannot erase memories. When the user asks you to forget something, tell them to use "
+                     "/memory forget, which can forget a topic, the last exchange, or everything.")
 
 
 def reply_note(replying_to: str | None, turns: Sequence[Turn], author: str | None = None) -> str:
@@ -103,6 +110,7 @@ class ChatReply:
     degraded: tuple[str, ...] = ()
     facts_saved: tuple[str, ...] = ()
     notice: str | None = None  # the one-time "I remember our conversations" notice, to show with it
+    forget: ForgetRequest | None = None  # what the model proposed to forget, for the user to confirm
 
 
 @dataclass(frozen=True, slots=True)
@@ -229,20 +237,24 @@ class ChatHandler:
             degraded = (exc.tier,)
 
         turns, summary, verbatim = await self._conversation(msg, ctx)
-        quoted = reply_note(msg.replying_to, turns, msg.replying_to_name)
+        # the tools save, search and propose forgetting only this user's memory here; paused: no tools
+        tools = (MemoryTools(self.memory, msg.user_id, msg.guild_id)
+                 if self.llm is not None and cfg.remember_tool and not state.paused else None)
+        extra = "\n\n".join(filter(None, (reply_note(msg.replying_to, turns, msg.replying_to_name),
+                                           FORGET_BY_TOOL if tools is not None else FORGET_BY_COMMAND)))
         plan = plan_prompt(self.settings.llm.context_tokens - self.settings.llm.max_tokens,
-                           "\n\n".join(filter(None, (guild_persona(state) or self.settings.bot.persona, quoted))),
+                           "\n\n".join((guild_persona(state) or self.settings.bot.persona, extra)),
                            text, turns, summary, cfg.context_max_tokens)
         turns, summary = plan.turns, plan.summary  # the message may be cut for the model; memory keeps it whole
         prompt = self._prompt(msg, plan.message, ctx, summary, turns, degraded, verbatim, persona=guild_persona(state),
-                              notes_tokens=plan.notes_tokens, quoted=quoted)
+                              notes_tokens=plan.notes_tokens, extra=extra)
 
         if self.llm is None:
             return with_notice(await self._answer_without_llm(msg, text, prompt, degraded, paused=state.paused),
                                state, msg)
-        try:  # the tools save and search only this user's memory here; paused: no tools at all
-            done = (await self.llm.complete_with_tools(prompt, MemoryTools(self.memory, msg.user_id, msg.guild_id))
-                    if cfg.remember_tool and not state.paused else await self.llm.complete(prompt))
+        try:
+            done = (await self.llm.complete_with_tools(prompt, tools) if tools is not None
+                    else await self.llm.complete(prompt))
         except LLMUnavailable as exc:
             self.metrics.errors.labels("llm_unavailable").inc()
             log.warning("LLM failed for user %s: %s", msg.user_id, exc)
@@ -254,7 +266,8 @@ class ChatHandler:
         reply = reply.replace("\x00", "")
         exchange_id, note = await self._store(msg, text, reply, {"model": self.llm.model,
                                                                  "degraded": list(degraded)}, paused=state.paused)
-        return with_notice(ChatReply(reply + note, "answer", exchange_id, degraded, tuple(saved)), state, msg)
+        return with_notice(ChatReply(reply + note, "answer", exchange_id, degraded, tuple(saved),
+                                     forget=tools.proposed if tools is not None else None), state, msg)
 
     async def _state(self, msg: IncomingMessage) -> MessageState:
         """Pause, the one-time notice and the guild's settings; defaults when the archive is down."""
@@ -279,13 +292,13 @@ class ChatHandler:
 
     def _prompt(self, msg: IncomingMessage, text: str, ctx: ConversationContext | None, summary: str,
                 turns: tuple[Turn, ...], degraded: tuple[str, ...], verbatim: frozenset[str], *,
-                persona: str | None = None, notes_tokens: int | None = None, quoted: str = "") -> Prompt:
+                persona: str | None = None, notes_tokens: int | None = None, extra: str = "") -> Prompt:
         parts = [(persona or self.settings.bot.persona).strip()]
         if msg.user_name:
             parts.append(f"You are talking with {msg.user_name} "
                          f"({'in a direct message' if msg.guild_id is None else 'in a server channel'}).")
-        if quoted:
-            parts.append(quoted)
+        if extra:  # what the message replies to; how forgetting works
+            parts.append(extra)
         # the memories are dated; without today's date "last week" and a birthday mean nothing to the model
         parts.append(f"Today is {datetime.now(UTC):%A %-d %B %Y} (UTC).")
         # the exchanges sent as turns are not repeated in the notes: their budget goes to memories

@@ -34,6 +34,7 @@ from bot.chat import ChatHandler, IncomingMessage
 from bot.content import message_text, readable, replied_to
 from bot.llm import ChatLLM
 from bot.logs import new_request
+from bot.reports import ForgetRequest, forget_now
 from bot.settings import BotSettings
 from bot.split import split_message
 from memory.errors import ForgetPending, InvalidInput, NotFound, TierUnavailable
@@ -42,6 +43,7 @@ from memory.manager import HierarchicalMemoryManager
 log = logging.getLogger(__name__)
 
 THREAD_HISTORY_LIMIT = 50
+FORGET_CONFIRM_SECONDS = 300.0
 
 
 def bot_intents() -> discord.Intents:
@@ -197,6 +199,20 @@ class MnemoBot(commands.Bot):
                 await message.reply(chunk, mention_author=False)
             else:
                 await message.channel.send(chunk)
+        if reply.forget is not None:
+            await self._confirm_forget(message, reply.forget)
+
+    async def _confirm_forget(self, message: discord.Message, request: ForgetRequest) -> None:
+        """The forget the model proposed, put to the user who asked: only their button runs it."""
+        from bot.cogs.memory import ConfirmView
+
+        user_id = str(message.author.id)
+
+        async def run() -> str:
+            return await forget_now(self.memory, user_id, request)
+
+        view = ConfirmView(message.author.id, run, timeout=FORGET_CONFIRM_SECONDS)
+        view.message = await message.channel.send(request.question, view=view)
 
     def _reply_context(self, message: discord.Message) -> tuple[str | None, str | None]:
         """What the message replies to, for the model to see this once (it is not stored with the

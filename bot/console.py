@@ -27,6 +27,7 @@ from bot.logs import new_request
 from bot.reports import (
     UNAVAILABLE,
     Card,
+    ForgetRequest,
     export_json,
     forget_now,
     forget_request,
@@ -174,6 +175,9 @@ class _Session:
         except InvalidInput:
             self.say(FORGET_USAGE, "yellow")
             return
+        await self.confirm_forget(request)
+
+    async def confirm_forget(self, request: ForgetRequest) -> None:
         question = f"{_plain(request.question)} [y/N] "
         if not self.interactive:
             self.say(question.rstrip())  # from a pipe the prompt is not shown: print the question
@@ -248,6 +252,8 @@ async def run_console(handler: ChatHandler, *, user_id: str, stdin: TextIO | Non
         out.print(Text("mnemo> ", style="bold green"), Text(reply.text))
         if reply.notice:  # the one-time "I remember our conversations" notice Discord shows too
             out.print(Text(_plain(reply.notice.removeprefix("-# ")), style="dim"))
+        if reply.forget is not None:  # the model proposed forgetting something: only a "y" does it
+            await session.confirm_forget(reply.forget)
     await _finish_pending(handler, out)
     out.print(Text("bye", style="dim"))
     return 0

@@ -16,6 +16,7 @@ from typing import Any, Literal, Protocol
 
 import openai
 
+from bot.reports import FORGET_WHAT
 from memory.metrics import Metrics
 from memory.settings import LLMSettings
 from memory.tiers.ledger import FACT_CATEGORIES
@@ -57,7 +58,27 @@ RETRIEVE_USER_INFO_TOOL: dict[str, Any] = {
         },
     },
 }
+FORGET_MEMORIES_TOOL: dict[str, Any] = {
+    "type": "function",
+    "function": {
+        "name": "forget_memories",
+        "description": ("Call this when the user asks you to forget or delete something they told you. You "
+                        "cannot erase memories yourself: this shows the user a confirmation button, and "
+                        "nothing is forgotten unless they press it, so never say it is already forgotten. "
+                        "what: 'topic' (our exchanges about one topic, given in 'topic'), 'last' (our last "
+                        "exchange), 'here' (everything in this server or these DMs), 'all' (everything)."),
+        "parameters": {
+            "type": "object",
+            "properties": {
+                "what": {"type": "string", "enum": list(FORGET_WHAT)},
+                "topic": {"type": "string", "description": "the topic in a few words, when what is 'topic'"},
+            },
+            "required": ["what"],
+        },
+    },
+}
 MAX_TOOL_ROUNDS = 2
+_RUNNER_TOOLS = ("remember_fact", "retrieve_user_info", "forget_memories")
 
 
 class ToolRunner(Protocol):
@@ -68,6 +89,9 @@ class ToolRunner(Protocol):
 
     async def retrieve(self, query: str) -> str:
         """Search the user's memory; returns the text sent back to the model."""
+
+    async def propose_forget(self, what: str, topic: str | None) -> str:
+        """Put a forget to the user for confirmation; returns the text sent back to the model."""
 
 
 class LLMUnavailable(Exception):
@@ -131,7 +155,7 @@ def _fact_details(raw: str) -> tuple[str, int]:
 
 def _call_ok(call: Any) -> bool:
     function = getattr(call, "function", None)
-    if function is None or function.name not in ("remember_fact", "retrieve_user_info"):
+    if function is None or function.name not in _RUNNER_TOOLS:
         log.warning("ignoring an unknown tool call from the LLM: %r", getattr(function, "name", call))
         return False
     return True
@@ -201,7 +225,7 @@ class ChatLLM:
         prompt_tokens = completion_tokens = 0
         for round_ in range(MAX_TOOL_ROUNDS + 1):
             tools = round_ < MAX_TOOL_ROUNDS
-            data = await self._create(messages, tools=tools, retrieve=tools, max_tokens=max_tokens,
+            data = await self._create(messages, tools=tools, runner_tools=tools, max_tokens=max_tokens,
                                       temperature=None, request_timeout=None)
             if not data.choices:
                 raise LLMUnavailable("the reply had no choices")
@@ -236,6 +260,11 @@ class ChatLLM:
             if result.startswith("saved"):
                 saved.append(fact)
             return result
+        if call.function.name == "forget_memories":
+            what = parse_fact_arguments(args, key="what")
+            if what not in FORGET_WHAT:
+                return "error: the arguments must be JSON like {\"what\": \"topic\", \"topic\": \"...\"}"
+            return await runner.propose_forget(what, parse_fact_arguments(args, key="topic"))
         query = parse_fact_arguments(args, key="query")
         if query is None:
             return "error: the arguments must be JSON like {\"query\": \"...\"}"
@@ -276,12 +305,13 @@ class ChatLLM:
                            temperature=0.0, request_timeout=request_timeout)
 
     async def _create(self, messages: list[dict[str, Any]], *, tools: bool, max_tokens: int | None,
-                      temperature: float | None, request_timeout: float | None, retrieve: bool = False) -> Any:
-        """One request, counted in ``metrics`` (calls by outcome, latency, tokens)."""
+                      temperature: float | None, request_timeout: float | None, runner_tools: bool = False) -> Any:
+        """One request, counted in ``metrics`` (calls by outcome, latency, tokens). ``runner_tools``
+        adds the tools that need a ``ToolRunner`` (search, forget) to ``remember_fact``."""
         start = time.perf_counter()
         try:
             data = await self._request(messages, tools=tools, max_tokens=max_tokens, temperature=temperature,
-                                       request_timeout=request_timeout, retrieve=retrieve)
+                                       request_timeout=request_timeout, runner_tools=runner_tools)
         except LLMUnavailable:
             self.metrics.llm_call("error", time.perf_counter() - start)
             raise
@@ -291,12 +321,13 @@ class ChatLLM:
         return data
 
     async def _request(self, messages: list[dict[str, Any]], *, tools: bool, max_tokens: int | None,
-                       temperature: float | None, request_timeout: float | None, retrieve: bool = False) -> Any:
+                       temperature: float | None, request_timeout: float | None, runner_tools: bool = False) -> Any:
         if self._client is None:
             raise RuntimeError("ChatLLM is not open; use 'async with' or create()")
         kwargs: dict[str, Any] = {}
         if tools:
-            kwargs["tools"] = [REMEMBER_FACT_TOOL] + ([RETRIEVE_USER_INFO_TOOL] if retrieve else [])
+            kwargs["tools"] = [REMEMBER_FACT_TOOL] + ([RETRIEVE_USER_INFO_TOOL, FORGET_MEMORIES_TOOL]
+                                                      if runner_tools else [])
         if request_timeout is not None:
             kwargs["timeout"] = request_timeout
         try:

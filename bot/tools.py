@@ -1,14 +1,18 @@
-"""The model's memory tools for one reply: ``remember_fact`` and ``retrieve_user_info``.
+"""The model's memory tools for one reply: ``remember_fact``, ``retrieve_user_info`` and
+``forget_memories``.
 
 A ``MemoryTools`` is built per incoming message with that message's user and
 scope, so whatever the model asks, it can only save into and search the memory
-of the user it is answering, where they are talking.
+of the user it is answering, where they are talking. The model never erases
+anything: ``forget_memories`` only records a proposal (``proposed``), which the
+front end puts to the user with a confirmation, as ``/memory forget`` does.
 """
 
 from __future__ import annotations
 
 import logging
 
+from bot.reports import ForgetRequest, forget_request
 from memory.errors import InvalidInput, TierUnavailable
 from memory.manager import HierarchicalMemoryManager
 
@@ -26,6 +30,7 @@ class MemoryTools:
         self.user_id = user_id
         self.guild_id = guild_id
         self.max_tokens = max_tokens
+        self.proposed: ForgetRequest | None = None
 
     async def remember(self, fact: str, category: str = "other", importance: int = 3) -> str:
         """Save ``fact`` in the user's scope; the result says whether it was saved, for the model."""
@@ -46,3 +51,12 @@ class MemoryTools:
             return f"memory search failed ({exc})"
         text = ctx.to_context_string(self.max_tokens)
         return text or "nothing in memory matches that"
+
+    async def propose_forget(self, what: str, topic: str | None) -> str:
+        """Record a forget for the user to confirm (the last proposal of the reply wins)."""
+        try:
+            self.proposed = forget_request(what, self.guild_id, topic)
+        except InvalidInput as exc:
+            return f"not proposed ({exc.reason}); ask the user what to forget"
+        return (f"the user will be asked: {self.proposed.question} Nothing is forgotten unless they "
+                "confirm; tell them so, and do not say it is already forgotten")

@@ -63,6 +63,14 @@ class ConfirmView(discord.ui.View):
         self.owner_id = owner_id
         self.action = action
         self.done = False
+        self.message: discord.Message | None = None  # a channel message to tidy when nobody answers
+
+    async def on_timeout(self) -> None:
+        if self.message is not None and not self.done:
+            try:
+                await self.message.edit(content="No answer: nothing was forgotten.", view=None)
+            except discord.HTTPException as exc:
+                log.info("cannot close the forget confirmation %s: %s", self.message.id, exc)
 
     async def interaction_check(self, interaction: discord.Interaction) -> bool:
         if interaction.user.id != self.owner_id:

@@ -406,3 +406,41 @@ def test_attachment_lines_name_what_they_cannot_show() -> None:
         "[video: SPOILER_ending.mp4, marked as a spoiler]"
     assert describe(attachment("dog.webp", description="my dog asleep on the sofa")) == \
         '[image: dog.webp, described as "my dog asleep on the sofa"]'
+
+
+async def test_asking_in_chat_to_forget_shows_a_button_only_the_asker_can_press(
+        bot: MnemoBot, memory: HierarchicalMemoryManager, fake_llm: FakeLLM) -> None:
+    from unittest.mock import AsyncMock, MagicMock
+
+    from bot.cogs.memory import ConfirmView
+
+    cfg = _cfg()
+    channel, member, other = cfg.channels[0], cfg.members[0], cfg.members[1]
+    guild = str(cfg.guilds[0].id)
+    await memory.store_conversation(str(member.id), "my address is 12 Elm Street", "Noted.", guild_id=guild)
+    await memory.store_conversation(str(member.id), "I play the cello", "Lovely.", guild_id=guild)
+    fake_llm.reset("script")
+    fake_llm.script = [{"tool_calls": [("forget_memories", '{"what": "topic", "topic": "Elm Street"}')]},
+                       {"content": "Sure: press the button and I'll forget it."}]
+    assert bot.user is not None
+    await dpytest.message(f"<@{bot.user.id}> forget my address on Elm Street please", channel=channel, member=member)
+    answer, question = _sent()
+    assert answer.content == "Sure: press the button and I'll forget it."
+    assert question.content == "Forget our exchanges about “Elm Street” in this server?"
+    view = bot._connection._view_store._synced_message_views[question.id]  # what Discord's button calls
+    assert isinstance(view, ConfirmView)
+    assert len(await _stored(memory, member)) == 3  # nothing gone before the press
+
+    def press(user: discord.Member) -> MagicMock:
+        it = MagicMock(spec=discord.Interaction)
+        it.user, it.response = user, MagicMock()
+        it.response.send_message, it.response.defer = AsyncMock(), AsyncMock()
+        it.edit_original_response = AsyncMock()
+        return it
+
+    assert await view.interaction_check(press(other)) is False
+    pressed = press(member)
+    await view.confirm.callback(pressed)
+    assert pressed.edit_original_response.call_args.kwargs["content"].startswith("Forgotten.")
+    # the address and the request that named it are gone; the cello stays
+    assert await _stored(memory, member) == ["I play the cello"]

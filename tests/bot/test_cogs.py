@@ -223,3 +223,18 @@ async def test_the_profile_line_option_offers_the_askers_own_lines(cogs: tuple[M
     assert [c.value for c in await complete(memory_cog, _interaction(user), "GRAZ")] == ["home"]
     assert await complete(memory_cog, _interaction(user), "Oslo") == []  # another user's line is never offered
     assert await complete(memory_cog, _interaction(user, None), "") == []  # the DM scope has no profile yet
+
+
+async def test_a_forget_confirmation_nobody_answers_is_closed_and_runs_nothing() -> None:
+    ran: list[str] = []
+
+    async def action() -> str:
+        ran.append("forgot")
+        return "Forgotten."
+
+    view = ConfirmView(1, action, timeout=300)
+    view.message = MagicMock(spec=discord.Message)
+    view.message.edit = AsyncMock()
+    await view.on_timeout()  # what discord.py calls when the timeout passes with no press
+    view.message.edit.assert_awaited_once_with(content="No answer: nothing was forgotten.", view=None)
+    assert ran == []

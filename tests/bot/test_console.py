@@ -16,6 +16,7 @@ from rich.console import Console
 
 from bot.chat import CONTEXT_BEGIN, NO_LLM_NOTICE, ChatHandler
 from bot.console import run_console
+from bot.llm import ChatLLM
 from memory.launcher import Addresses
 from memory.manager import HierarchicalMemoryManager
 from tests.bot.conftest import bot_settings
@@ -252,3 +253,32 @@ async def test_leaving_takes_in_what_was_just_said_first(memory: HierarchicalMem
     profile = await memory.user_profile(uid)
     assert [ln.text for ln in profile.lines] == ["Name: Noor", "Allergic to: latex"]
     assert (await memory.counts(uid, dm=True))["summaries"] == 1
+
+
+async def test_asking_in_chat_to_forget_asks_y_n_before_anything_goes(
+        memory: HierarchicalMemoryManager, chat_llm: ChatLLM, fake_llm: FakeLLM, tmp_path: Path, uid: str) -> None:
+    await memory.store_conversation(uid, "my ex is called Jordan", "Noted.", channel_id="console")
+    await memory.store_conversation(uid, "I moved to Leuven", "Congrats", channel_id="console")
+    call = {"tool_calls": [("forget_memories", '{"what": "topic", "topic": "Jordan"}')]}
+    answer = {"content": "Press y and I'll forget Jordan."}
+
+    async def chat(script: str) -> str:
+        screen = io.StringIO()
+        out = Console(file=screen, width=400, soft_wrap=True, highlight=False, color_system=None)
+        handler = ChatHandler(memory, chat_llm, bot_settings(fake_llm, tmp_path, memory_notice=False))
+        assert await run_console(handler, user_id=uid, stdin=io.StringIO(script), console=out) == 0
+        return screen.getvalue()
+
+    fake_llm.reset("script")
+    fake_llm.script = [call, answer]
+    printed = await chat("please forget everything about Jordan\nn\n")
+    assert "Press y and I'll forget Jordan.\n" in printed
+    assert "Forget our exchanges about “Jordan” in your DMs with me? [y/N]\nCancelled: nothing was forgotten.\n" \
+        in printed
+    assert len((await memory.export(uid))["exchanges"]) == 3
+
+    fake_llm.reset("script")
+    fake_llm.script = [call, answer]
+    printed = await chat("forget Jordan\ny\n")
+    assert "Forgotten. Removed per tier: archive 3" in printed  # both requests named Jordan too
+    assert [e["user_message"] for e in (await memory.export(uid))["exchanges"]] == ["I moved to Leuven"]

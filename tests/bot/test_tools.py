@@ -33,7 +33,8 @@ async def test_retrieve_user_info_searches_only_the_asking_users_scope(
     reply = await handler.handle(_msg(uid, "what's my dog called again?"))
     assert reply is not None and reply.text == "Your dog is Biscuit."
     first, second = fake_llm.requests
-    assert [t["function"]["name"] for t in first["tools"]] == ["remember_fact", "retrieve_user_info"]
+    assert [t["function"]["name"] for t in first["tools"]] == ["remember_fact", "retrieve_user_info",
+                                                                  "forget_memories"]
     [result] = _tool_results(second)
     assert "Biscuit" in result and "Secret" not in result and "Other" not in result
 
@@ -63,3 +64,46 @@ async def test_at_most_two_tool_rounds_then_an_answer_without_tools(
     assert reply is not None and reply.text == "I could not find it."
     assert ["tools" in r for r in fake_llm.requests] == [True, True, False]
     assert _tool_results(fake_llm.requests[2]) == ["nothing in memory matches that"] * 2
+
+
+async def test_forget_memories_only_proposes_and_the_user_confirms(
+        memory: HierarchicalMemoryManager, chat_llm: ChatLLM, fake_llm: FakeLLM, uid: str, tmp_path: Path) -> None:
+    # the model used to answer "done, forgotten" to "forget my address" while every tier kept it
+    await memory.store_conversation(uid, "my address is 12 Elm Street", "Noted.", guild_id="g1")
+    await memory.store_conversation(uid, "I play the cello", "Lovely.", guild_id="g1")
+    handler = ChatHandler(memory, chat_llm, bot_settings(fake_llm, tmp_path))
+    fake_llm.reset("script")
+    fake_llm.script = [{"tool_calls": [("forget_memories", json.dumps({"what": "topic", "topic": "Elm Street"}))]},
+                       {"content": "Press the button below and I'll forget your address."}]
+    reply = await handler.handle(_msg(uid, "please forget my address at Elm Street"))
+    assert reply is not None and reply.forget is not None
+    assert reply.forget.kwargs == {"guild_id": "g1", "topic": "Elm Street"}
+    assert "Forget our exchanges about “Elm Street” in this server?" in _tool_results(fake_llm.requests[1])[0]
+    assert "You cannot erase memories yourself" in fake_llm.requests[0]["messages"][0]["content"]
+    said = [e["user_message"] for e in (await memory.export(uid))["exchanges"]]
+    assert "my address is 12 Elm Street" in said  # nothing erased by the model itself
+
+
+async def test_a_forget_proposal_the_model_gets_wrong_is_refused_back_to_it(
+        memory: HierarchicalMemoryManager, chat_llm: ChatLLM, fake_llm: FakeLLM, uid: str, tmp_path: Path) -> None:
+    handler = ChatHandler(memory, chat_llm, bot_settings(fake_llm, tmp_path))
+    fake_llm.reset("script")
+    fake_llm.script = [{"tool_calls": [("forget_memories", json.dumps({"what": "topic"})),
+                                       ("forget_memories", json.dumps({"what": "other users"})),
+                                       ("forget_memories", "{not json")]},
+                       {"content": "What should I forget?"}]
+    reply = await handler.handle(_msg(uid, "forget it"))
+    assert reply is not None and reply.forget is None and reply.text == "What should I forget?"
+    results = _tool_results(fake_llm.requests[1])
+    assert results[0] == "not proposed (name the topic to forget); ask the user what to forget"
+    assert results[1] == results[2] and results[1].startswith("error: the arguments must be JSON")
+
+
+async def test_without_tools_the_model_is_told_to_point_at_the_command(
+        memory: HierarchicalMemoryManager, chat_llm: ChatLLM, fake_llm: FakeLLM, uid: str, tmp_path: Path) -> None:
+    handler = ChatHandler(memory, chat_llm, bot_settings(fake_llm, tmp_path, remember_tool=False))
+    fake_llm.reset("fixed", text="Use /memory forget for that.")
+    reply = await handler.handle(_msg(uid, "forget everything about me"))
+    assert reply is not None and reply.forget is None
+    assert "tools" not in fake_llm.requests[0]
+    assert "tell them to use /memory forget" in fake_llm.requests[0]["messages"][0]["content"]
