@@ -24,6 +24,8 @@ from collections.abc import Mapping, Sequence
 import aiohttp
 import discord
 
+from memory.models import FORWARDED
+
 log = logging.getLogger(__name__)
 
 ATTACHMENT_READ_SECONDS = 10.0
@@ -159,6 +161,6 @@ async def message_text(message: discord.Message, bot_id: int, attachment_max_byt
     parts += files + _stickers(message.stickers)
     for snap in message.message_snapshots:  # forwarded: its mentions cannot be resolved, so they stay raw
         files, left = await attachment_lines(snap.attachments, attachment_max_bytes, left)
-        parts += ["[forwarded message]", spell_markup(snap.content.strip(), {}, {}, {}), *files,
+        parts += [FORWARDED, spell_markup(snap.content.strip(), {}, {}, {}), *files,
                   *_stickers(snap.stickers)]
     return "\n".join(p for p in parts if p.strip())

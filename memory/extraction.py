@@ -12,7 +12,7 @@ import re
 from collections import Counter
 from collections.abc import Iterable, Sequence
 
-from memory.models import ANY_OBJECT, NOT_ENTITIES, Exchange, Extraction, Mention
+from memory.models import ANY_OBJECT, NOT_ENTITIES, Exchange, Extraction, Mention, own_words, without_notes
 from memory.statements import statements
 from memory.tokens import split_tokens, truncate_tokens
 
@@ -237,15 +237,16 @@ class DeterministicExtractor:
     def extract_one(self, exchange: Exchange) -> Extraction:
         text = f"User: {exchange.user_message}\nBot: {exchange.bot_response}"
         chunks = tuple(split_tokens(text, self.chunk_tokens))
-        source = exchange.user_message + "\n" + exchange.bot_response
+        user = without_notes(exchange.user_message)  # "[image: IMG_2041.jpg]" names no entity or topic
+        source = user + "\n" + exchange.bot_response
         # "my sister Maria": SIBLING_OF maria, detail "sister"; "I moved here last month" dates it
-        said = statements(exchange.user_message, exchange.timestamp)
+        said = statements(own_words(exchange.user_message), exchange.timestamp)
         mentions = [Mention(key, "entity", display) for key, display in entities(source)[:20]]
         seen = {m.name for m in mentions}
         mentions += [Mention(s.obj, "entity", s.label) for s in said
                      if s.obj not in seen and s.predicate not in NOT_ENTITIES and s.obj != ANY_OBJECT]
         seen = {m.name for m in mentions}
-        mentions += [Mention(t, "topic", label) for t, label in labelled_topics(exchange.user_message, besides=seen)]
+        mentions += [Mention(t, "topic", label) for t, label in labelled_topics(user, besides=seen)]
         return Extraction(exchange.id, summarise(exchange), chunks, tuple(mentions), tuple(said))
 
     async def extract(self, exchanges: Sequence[Exchange]) -> list[Extraction]:

@@ -32,7 +32,17 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from memory.errors import TierUnavailable
 from memory.extraction import DeterministicExtractor, labelled_topics, normalise
-from memory.models import ANY_OBJECT, NOT_ENTITIES, PREDICATES, Exchange, Extraction, Mention, Statement
+from memory.models import (
+    ANY_OBJECT,
+    FORWARDED,
+    NOT_ENTITIES,
+    PREDICATES,
+    Exchange,
+    Extraction,
+    Mention,
+    Statement,
+    without_notes,
+)
 from memory.settings import LLMSettings
 from memory.statements import birthday
 
@@ -101,6 +111,8 @@ For each exchange (given with an id) return:
   an INSTRUCTS object is an instruction the user gives the assistant for
   its later answers, as said ("Always answer in Spanish", "Never use emojis");
 - profile: {{"name", "address_as"}} when the user says their name or how to be addressed, else null.
+A line in square brackets names an attachment ("[image: cat.jpg]"); text after a line "{FORWARDED}" was
+written by someone else and the user only passed it on: summarise it, but take no relation or profile from it.
 Answer with one JSON object only: {{"exchanges": [...]}}, one entry per exchange, same ids."""
 
 
@@ -390,7 +402,7 @@ class LLMExtractor:
         for s in said:
             if s.predicate not in NOT_ENTITIES and s.obj != ANY_OBJECT:
                 mentions.setdefault(s.obj, Mention(s.obj, "entity", s.label))
-        for t, label in labelled_topics(exchange.user_message, besides=list(mentions)):
+        for t, label in labelled_topics(without_notes(exchange.user_message), besides=list(mentions)):
             mentions.setdefault(t, Mention(t, "topic", label))
         unique = list({(s.predicate, s.obj): s for s in said}.values())
         return Extraction(exchange.id, clip_summary(out.summary), base.chunks, tuple(mentions.values()),

@@ -25,6 +25,30 @@ MAX_FUTURE = timedelta(days=1)
 _ID_RE = re.compile(r"[A-Za-z0-9_.@-]{1,100}")
 
 
+# What a chat front end writes into a message besides the user's own words (``bot/content.py``): a
+# line naming an attachment ("[image: cat.jpg]", "[sticker: Wave]"), the frame of a text file read in
+# ("[file notes.md]" ... "[end of notes.md]"), and a forwarded message, whose words are someone else's.
+FORWARDED = "[forwarded message]"
+_NOTE_LINE = re.compile(
+    r"^\[(?:(?:image|video|audio|file|voice message|sticker): .*|(?:file|end of) [^\]]+|forwarded message)\]$",
+    re.MULTILINE)
+_FORWARDED_LINE = re.compile(rf"^{re.escape(FORWARDED)}$", re.MULTILINE)
+
+
+def without_notes(text: str) -> str:
+    """``text`` without the front end's note lines (see ``FORWARDED``)."""
+    return _NOTE_LINE.sub("", text) if "[" in text else text
+
+
+def own_words(text: str) -> str:
+    """What the user said themselves: the note lines and any forwarded message left out, so a fact in
+    someone else's words ("I'm a nurse" in a forwarded message) is not taken as the user's."""
+    if "[" not in text:
+        return text
+    forwarded = _FORWARDED_LINE.search(text)
+    return without_notes(text[:forwarded.start()] if forwarded else text)
+
+
 def clean_id(value: object, field_name: str) -> str:
     """Return ``value`` as an id string, or raise InvalidInput.
 

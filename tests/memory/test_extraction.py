@@ -220,3 +220,20 @@ async def test_extract_keeps_order() -> None:
     items = [exchange(f"Message about Topic{i}", id=f"e{i}") for i in range(5)]
     got = await DeterministicExtractor().extract(items)
     assert [x.exchange_id for x in got] == [f"e{i}" for i in range(5)]
+
+
+def test_attachment_notes_name_nothing_and_forwarded_words_are_not_the_users() -> None:
+    # the bot writes attachments and forwards into the message (bot/content.py); "[image: IMG_2041.jpg]"
+    # made IMG_2041 an entity and "image" a topic, and "I'm a nurse" forwarded from a friend made the
+    # user a nurse
+    message = ("my cat Miso knocked this over\n[image: IMG_2041.jpg]\n[file: receipt.pdf]\n"
+               "[file notes.txt]\nveterinarian appointment\n[end of notes.txt]\n[sticker: Wave]\n"
+               "[forwarded message]\nI'm a nurse and my dog Rex loves Ghent\n[image: rex.png]")
+    extraction = DeterministicExtractor().extract_one(exchange(message))
+    assert [(s.predicate, s.obj) for s in extraction.statements] == [("HAS_PET", "miso")]
+    names = {m.name for m in extraction.mentions}
+    assert {"miso", "rex", "ghent", "veterinarian"} <= names  # the forwarded words still find the exchange
+    assert not names & {"img_2041", "imag", "fil", "receipt", "wave", "sticker", "forward", "messag", "notes.txt"}
+    # a bracket inside a sentence is the user's own text
+    plain = DeterministicExtractor().extract_one(exchange("I wrote [image: sunset] in my notes"))
+    assert "sunset" in {m.name for m in plain.mentions}
