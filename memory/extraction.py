@@ -8,6 +8,7 @@ salient content words, lightly stemmed so ``hikes`` and ``hiking`` meet.
 
 from __future__ import annotations
 
+import bisect
 import re
 from collections import Counter
 from collections.abc import Iterable, Sequence
@@ -92,21 +93,66 @@ try let maybe perhaps hopefully unfortunately fortunately basically seriously to
 agreed alright right wonderful amazing fantastic interesting good nice hello hi hey dear thank cheers
 of course here there this that these those it what how why when where which who whose
 since last next every without although unless whenever
+nah ohh ooh lol lmao omg wait anyways man dude bro sometimes another imagine idk tbh btw ngl id ill
 """.split())
+# what an imperative or an ordinary word is followed by, and a name seldom: "Use a", "Ensure your",
+# "Consider the" open sentences; "Sam is", "Maria and I", "Rex's" do not follow this
+_AFTER_ORDINARY = re.compile(r"[ \t]+(?:the|a|an|your|you|my|our|their|its|this|that|these|those|some|any|each|"
+                             r"every|all|up|out)\b")
+# Markdown, as a model writes it: a line that starts a list item, a heading or a quote, and the
+# Title Case there ("1. **Secure Password Storage**: Use a ...", "### Key Points to Consider").
+_MARKDOWN_START = re.compile(r"(?:^|\n)[ \t]*(?:(?:[-*+•>]|\d{1,3}[.)]|#{1,6})[ \t]+)?(?:\*\*|__|\*|_)?$")
+_MARKDOWN = re.compile(r"^[ \t]*(?:[-*+•>]|\d{1,3}[.)]|#{1,6})[ \t]+\S|^[ \t]*(?:\*\*|__)\S", re.MULTILINE)
+_MARKDOWN_TITLES = re.compile(  # headings, bold labels, code and table cells
+    r"^[ \t]*#{1,6}[ \t][^\n]*|^[ \t]*(?:(?:[-*+•]|\d{1,3}[.)])[ \t]+)?(\*\*|__)[^*_\n]{1,100}\1"
+    r"|```[\s\S]*?(?:```|\Z)|`[^`\n]+`|^[ \t]*\|[^\n]*\|[ \t]*$", re.MULTILINE)
+
+
+def _sentence_start(text: str, start: int) -> bool:
+    """Whether ``start`` opens a sentence: the text's start, after . ! ? : a quote or a line break, or
+    after a Markdown list, heading or quote marker."""
+    i = start
+    while i > 0 and text[i - 1] in " \t*_":  # "**Label:** Use ..." opens a sentence after the bold colon
+        i -= 1
+    return (i == 0 or text[i - 1] in ".!?:\n\"“(" or text[start - 1] == "\n"
+            or _MARKDOWN_START.search(text, max(0, start - 12), start) is not None)
+
+
+class _Markdown:
+    """Where a text written in Markdown shows a name: a word capitalised in running prose. Elsewhere
+    (a list item's first word, a heading, a bold label, code, a table) capitals are Title Case,
+    imperatives or code, and count as a name only if the same word is capitalised in prose too."""
+
+    def __init__(self, text: str) -> None:
+        spans = [m.span() for m in _MARKDOWN_TITLES.finditer(text)]  # in order, never overlapping
+        self.starts = [a for a, _ in spans]
+        self.ends = [b for _, b in spans]
+        self.prose = {m.group(0).rstrip("'’-").lower() for m in _NAME_WORD.finditer(text)
+                      if m.group(0)[0].isupper() and not self.in_title(m.start())
+                      and not _sentence_start(text, m.start())}
+
+    def in_title(self, at: int) -> bool:
+        i = bisect.bisect_right(self.starts, at) - 1
+        return i >= 0 and at < self.ends[i]
+
+    def ordinary(self, word: str, at: int, text: str) -> bool:
+        """A model's sentences open with imperatives ("Use", "Ensure", "**Label**: Consider"), so here
+        any opening word needs the prose to call it a name."""
+        return (self.in_title(at) or _sentence_start(text, at)) and word.lower() not in self.prose
 
 
 def _sentence_opener(word: str, text: str, start: int) -> bool:
     """Whether ``word`` at ``start`` opens a sentence and is a common word rather than a name.
 
     A sentence-initial word counts as a name only if nothing marks it as an ordinary word:
-    it is no known opener, no -ly adverb or -ing form, and it is not followed by "!"
-    or "," right away (interjections); a word also seen capitalised mid-sentence is a name.
+    it is no known opener, no -ly adverb or -ing form, not followed by a determiner or pronoun
+    ("Use a", "Ensure your"), and not followed by "!" or "," right away (interjections); a word
+    also seen capitalised mid-sentence is a name.
     """
-    before = text[:start].rstrip()
-    if before and before[-1] not in ".!?:\n\"“(" and not text[:start].endswith("\n"):
+    if not _sentence_start(text, start):
         return False
     lower = word.lower()
-    if lower in _OPENERS or lower in STOPWORDS:
+    if lower in _OPENERS or lower in STOPWORDS or _AFTER_ORDINARY.match(text, start + len(word)):
         return True
     if re.search(r"(?<![.!?\n]\s)(?<!^)\b" + re.escape(word) + r"\b", text[start + len(word):]):
         return False  # capitalised again mid-text: a name
@@ -136,6 +182,7 @@ def entities(text: str) -> list[tuple[str, str]]:
         if len(key) >= 2 and key not in STOPWORDS and key not in _CALENDAR_WORDS:
             found.setdefault(key, display)
 
+    markdown = _Markdown(text) if "```" in text or _MARKDOWN.search(text) else None
     for match in _NAME_WORD.finditer(text):
         word = match.group(0).rstrip("'’-")
         if word.lower() in _PRONOUN_I:
@@ -145,7 +192,8 @@ def entities(text: str) -> list[tuple[str, str]]:
             continue
         gap = text[last_end:match.start()] if last_end >= 0 else ""
         joined = last_end >= 0 and gap.strip() == "" and "\n" not in gap
-        if (not run or not joined) and _capitalised(word) and _sentence_opener(word, text, match.start()):
+        if _capitalised(word) and (markdown.ordinary(word, match.start(), text) if markdown is not None else
+                                   (not run or not joined) and _sentence_opener(word, text, match.start())):
             if run:
                 close()
             last_end = match.end()  # "Certainly", "Absolutely": capitalised only as sentence openers

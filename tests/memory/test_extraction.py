@@ -69,10 +69,42 @@ def test_contractions_typed_without_an_apostrophe_are_no_names_or_topics() -> No
     # REALTALK's chats gave the graph "Im" (168 messages), "Thats", "Ive" as names and "dont",
     # "theyre", "didnt" as topics; a curly "it’s" gave the topic "it'"
     text = "Im so tired. Thats fine, Ive been busy and theyre coming so dont worry, it’s ok. Ill go."
-    assert set(_keys(text)) == {"ill"}  # "ill" is a word of its own, so only the opener rule could drop it
+    assert _keys(text) == []  # a capitalised "Ill", "Id" opening a sentence is "I'll", "I'd": openers
     assert set(topics(text)) == {"tir", "fin", "busy", "com", "worry"}
     assert topics("my friend's puppy and my friends") == ["friend", "puppy"]
     assert labelled_topics("my sister’s puppy") == [("sister", "sister"), ("puppy", "puppy")]  # not "sister’s"
+
+
+def test_chat_interjections_are_no_names() -> None:
+    # REALTALK gave the graph "Nah" (45 messages), "Ohh" (39), "Lol", "Omg", "Wait", "Sometimes"
+    text = "Nah it's fine. Ohh I see. Lol same. Omg really? Wait what. Sometimes Liza cooks. Bro Kevin came"
+    assert set(_keys(text)) == {"liza", "kevin"}
+    # an imperative is followed by a determiner or pronoun, a name seldom is
+    assert _keys("Use the blue one. Ensure your bag is packed. Maria is here. Rex's bowl") == ["maria", "rex"]
+
+
+def test_markdown_from_a_model_gives_names_not_its_imperatives_or_titles() -> None:
+    # in BEAM's assistant replies the top "names" were Ensure (1,275 replies), Use, Conclusion,
+    # Consider, Review, Next Steps: list items, headings, bold labels and code
+    reply = """### Key Points to Consider
+
+1. **Secure Password Storage**: Use bcrypt for hashing.
+2. **Next Steps:** Ensure proper error messages, then ask Darryl.
+- Review it with the Trello board Darryl made.
+   - Keep notes in Google Docs
+| Date | Pages |
+|------|-------|
+```python
+app = Flask(__name__)  # Ensure it runs
+```
+## Conclusion
+Montserrat will love it, and so will Crystal."""
+    # a name opening a sentence needs the prose too: in a model's text openers are mostly imperatives
+    assert set(_keys(reply)) == {"darryl", "trello", "google docs", "crystal"}
+    # a word also capitalised in running prose is a name wherever it is
+    assert "flask" in _keys("- Flask handles the routes\nWe picked Flask for its size.")
+    # chat without Markdown keeps the sentence rules: a name opening a sentence is a name
+    assert _keys("Darryl came over. Trello is down.") == ["darryl", "trello"]
 
 
 def test_no_entities_in_lower_case_text() -> None:
