@@ -231,8 +231,11 @@ class MnemoBot(commands.Bot):
         if self.user is None or message.author.bot or "content" not in payload.data:
             return  # the bot's own messages, and updates that only add embeds
         user_id, message_id = str(message.author.id), str(payload.message_id)
-        text = await message_text(message, self.user.id, self.settings.bot.attachment_max_bytes)
         try:
+            if (message.attachments or message.message_snapshots) and not await self.memory.remembers_message(
+                    user_id, message_id):
+                return  # not a message the bot stored: its files are none of its business
+            text = await message_text(message, self.user.id, self.settings.bot.attachment_max_bytes)
             if not text:  # emptied: what the user said is gone, so is the memory of it
                 await self.memory.forget_message(message_id, user_id=user_id)
                 return

@@ -107,6 +107,12 @@ class ExchangeLifecycle:
             log.warning("cache of %s not cleared after an edit, queued: %s", scope.label, exc)
             await self.t.forgets.add(target, ["cache"])
 
+    async def remembers_message(self, user_id: str, message_id: str) -> bool:
+        """Whether an exchange of ``user_id`` answers Discord message ``message_id`` (so the bot need
+        not fetch an edited message's files when it never stored that message)."""
+        return bool(await self.t.archive.by_messages([clean_id(message_id, "message_id")],
+                                                     user_id=clean_id(user_id, "user_id")))
+
     async def update_message(self, user_id: str, message_id: str, user_message: str) -> Exchange | None:
         """The user edited Discord message ``message_id``: store its new text in the exchange
         answering it (see ``update_exchange``). None when no exchange answers that message."""

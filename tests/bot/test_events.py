@@ -15,6 +15,7 @@ from unittest.mock import AsyncMock, MagicMock
 
 import discord
 import discord.ext.test as dpytest
+import pytest
 import pytest_asyncio
 from discord.ext.test import backend, factories
 
@@ -259,3 +260,35 @@ async def test_a_bulk_delete_forgets_every_message_it_names(bot: MnemoBot,
     await dpytest.run_all_events()
     left = [e["user_message"] for e in (await memory.export(str(member.id)))["exchanges"]]
     assert left == ["a message the moderator kept"]
+
+
+async def test_an_edit_reads_the_files_again_only_of_a_message_the_bot_stored(
+        bot: MnemoBot, memory: HierarchicalMemoryManager, fake_llm: FakeLLM, tmp_path: Path,
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    channel, member, _ = where(0)
+    assert bot.user is not None
+    notes = tmp_path / "notes.txt"
+    notes.write_text("gate code 4417")
+    reads: list[str] = []
+    read = discord.Attachment.read
+
+    async def counted(self: discord.Attachment, *, use_cached: bool = False) -> bytes:
+        reads.append(self.filename)
+        return await read(self, use_cached=use_cached)
+
+    monkeypatch.setattr(discord.Attachment, "read", counted)
+    fake_llm.reset("fixed", text="Noted.")
+    mine = backend.make_message(f"<@{bot.user.id}> my notes", member, channel,
+                                attachments=[backend.make_attachment(notes)])
+    await dpytest.run_all_events()
+    sent()
+    await edit(mine, f"<@{bot.user.id}> my notes for the flat")
+    [stored] = (await memory.export(str(member.id)))["exchanges"]
+    assert stored["user_message"] == "my notes for the flat\n[file notes.txt]\ngate code 4417\n[end of notes.txt]"
+    assert reads == ["notes.txt", "notes.txt"]
+
+    # someone's message the bot never answered: its edit fetches nothing
+    other = backend.make_message("holiday plans", member, channel, attachments=[backend.make_attachment(notes)])
+    await dpytest.run_all_events()
+    await edit(other, "holiday plans, updated")
+    assert reads == ["notes.txt", "notes.txt"] and sent() == []
