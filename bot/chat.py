@@ -238,7 +238,8 @@ class ChatHandler:
 
         turns, summary, verbatim = await self._conversation(msg, ctx)
         # the tools save, search and propose forgetting only this user's memory here; paused: no tools
-        tools = (MemoryTools(self.memory, msg.user_id, msg.guild_id)
+        tools = (MemoryTools(self.memory, msg.user_id, msg.guild_id,
+                             previous=ctx.recent[0].id if ctx is not None and ctx.recent else None)
                  if self.llm is not None and cfg.remember_tool and not state.paused else None)
         extra = "\n\n".join(filter(None, (reply_note(msg.replying_to, turns, msg.replying_to_name),
                                            FORGET_BY_TOOL if tools is not None else FORGET_BY_COMMAND)))

@@ -141,9 +141,9 @@ async def attachment_lines(attachments: Sequence[discord.Attachment], max_bytes:
             log.warning("cannot read attachment %s: %s", a.id, exc)
             lines.append(describe(a, "could not be read"))
             continue
-        text = _decode(data) if len(data) <= left else None
-        if text is None:
-            lines.append(describe(a, "not read: not UTF-8 text" if len(data) <= left else "not read: too long"))
+        text = _decode(data)
+        if text is None or len(data) > left:  # the size Discord gave was wrong
+            lines.append(describe(a, "not read: not UTF-8 text" if text is None else "not read: too long"))
             continue
         left -= len(data)
         lines.append(f"[file {a.filename}]\n{text.rstrip()}\n[end of {a.filename}]")

@@ -25,11 +25,12 @@ class MemoryTools:
     """``bot.llm.ToolRunner`` bound to one user and scope."""
 
     def __init__(self, memory: HierarchicalMemoryManager, user_id: str, guild_id: str | None,
-                 max_tokens: int = RETRIEVE_TOKENS) -> None:
+                 max_tokens: int = RETRIEVE_TOKENS, *, previous: str | None = None) -> None:
         self.memory = memory
         self.user_id = user_id
         self.guild_id = guild_id
         self.max_tokens = max_tokens
+        self.previous = previous  # the user's newest exchange in this scope before the message answered
         self.proposed: ForgetRequest | None = None
 
     async def remember(self, fact: str, category: str = "other", importance: int = 3) -> str:
@@ -55,8 +56,14 @@ class MemoryTools:
     async def propose_forget(self, what: str, topic: str | None) -> str:
         """Record a forget for the user to confirm (the last proposal of the reply wins)."""
         try:
-            self.proposed = forget_request(what, self.guild_id, topic)
+            request = forget_request(what, self.guild_id, topic)
         except InvalidInput as exc:
             return f"not proposed ({exc.reason}); ask the user what to forget"
+        if what == "last":  # by the time they press, "last" would be this very request: name the one before
+            if self.previous is None:
+                return "not proposed (no earlier exchange here is known); suggest /memory forget"
+            request = ForgetRequest({k: v for k, v in request.kwargs.items() if k != "last"}
+                                    | {"exchange_id": self.previous}, request.question)
+        self.proposed = request
         return (f"the user will be asked: {self.proposed.question} Nothing is forgotten unless they "
                 "confirm; tell them so, and do not say it is already forgotten")

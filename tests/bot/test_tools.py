@@ -107,3 +107,20 @@ async def test_without_tools_the_model_is_told_to_point_at_the_command(
     assert reply is not None and reply.forget is None
     assert "tools" not in fake_llm.requests[0]
     assert "tell them to use /memory forget" in fake_llm.requests[0]["messages"][0]["content"]
+
+
+async def test_forget_what_i_just_said_names_the_exchange_before_the_request(
+        memory: HierarchicalMemoryManager, chat_llm: ChatLLM, fake_llm: FakeLLM, uid: str, tmp_path: Path) -> None:
+    # "last" pressed after the request is stored would forget the request itself
+    from bot.reports import forget_now
+
+    await memory.store_conversation(uid, "I cheated on my exam", "Hmm.", guild_id="g1", channel_id="tools")
+    handler = ChatHandler(memory, chat_llm, bot_settings(fake_llm, tmp_path))
+    fake_llm.reset("script")
+    fake_llm.script = [{"tool_calls": [("forget_memories", json.dumps({"what": "last"}))]},
+                       {"content": "Press the button and it's gone."}]
+    reply = await handler.handle(_msg(uid, "forget what I just said"))
+    assert reply is not None and reply.forget is not None
+    assert reply.forget.question == "Forget our last exchange in this server?"
+    assert "Forgotten." in await forget_now(memory, uid, reply.forget)
+    assert [e["user_message"] for e in (await memory.export(uid))["exchanges"]] == ["forget what I just said"]
