@@ -28,7 +28,7 @@ from memory.models import FORWARDED
 
 log = logging.getLogger(__name__)
 
-ATTACHMENT_READ_SECONDS = 10.0
+ATTACHMENT_READ_SECONDS = 10.0  # for all of a message's files together: the user is waiting
 # text that is not text/*: what people share as code, data and logs
 _TEXT_TYPES = {"application/json", "application/xml", "application/javascript", "application/x-yaml",
                "application/yaml", "application/toml", "application/x-sh", "application/sql",
@@ -121,11 +121,12 @@ def _decode(data: bytes) -> str | None:
 
 
 async def attachment_lines(attachments: Sequence[discord.Attachment], max_bytes: int,
-                           left: int) -> tuple[list[str], int]:
+                           left: int, deadline: float) -> tuple[list[str], int]:
     """Each attachment as the message will carry it: a text file's content while ``left`` of the
-    message's ``max_bytes`` lasts, otherwise a line naming it; returns the lines and what is left.
-    A file that cannot be read is named, never an error."""
+    message's ``max_bytes`` lasts and the loop's clock is before ``deadline``, otherwise a line naming
+    it; returns the lines and what is left. A file that cannot be read is named, never an error."""
     lines: list[str] = []
+    loop = asyncio.get_running_loop()
     for a in attachments:
         if not _is_text(a) or max_bytes <= 0:
             lines.append(describe(a))
@@ -135,7 +136,7 @@ async def attachment_lines(attachments: Sequence[discord.Attachment], max_bytes:
                                      "text files per message"))
             continue
         try:
-            async with asyncio.timeout(ATTACHMENT_READ_SECONDS):
+            async with asyncio.timeout_at(max(deadline, loop.time() + 0.1)):
                 data = await a.read()
         except (discord.HTTPException, aiohttp.ClientError, OSError, TimeoutError) as exc:
             log.warning("cannot read attachment %s: %s", a.id, exc)
@@ -157,10 +158,11 @@ def _stickers(stickers: Sequence[discord.StickerItem]) -> list[str]:
 async def message_text(message: discord.Message, bot_id: int, attachment_max_bytes: int) -> str:
     """Everything the message says, as the bot stores it (see the module doc); "" when nothing."""
     parts = [readable(message, bot_id)]
-    files, left = await attachment_lines(message.attachments, attachment_max_bytes, attachment_max_bytes)
+    deadline = asyncio.get_running_loop().time() + ATTACHMENT_READ_SECONDS
+    files, left = await attachment_lines(message.attachments, attachment_max_bytes, attachment_max_bytes, deadline)
     parts += files + _stickers(message.stickers)
     for snap in message.message_snapshots:  # forwarded: its mentions cannot be resolved, so they stay raw
-        files, left = await attachment_lines(snap.attachments, attachment_max_bytes, left)
+        files, left = await attachment_lines(snap.attachments, attachment_max_bytes, left, deadline)
         parts += [FORWARDED, spell_markup(snap.content.strip(), {}, {}, {}), *files,
                   *_stickers(snap.stickers)]
     return "\n".join(p for p in parts if p.strip())

@@ -444,3 +444,26 @@ async def test_asking_in_chat_to_forget_shows_a_button_only_the_asker_can_press(
     assert pressed.edit_original_response.call_args.kwargs["content"].startswith("Forgotten.")
     # the address and the request that named it are gone; the cello stays
     assert await _stored(memory, member) == ["I play the cello"]
+
+
+async def test_a_slow_cdn_costs_the_message_its_files_not_the_user_a_minute() -> None:
+    # ten files each slow to fetch used to wait ten seconds apiece before the bot even started typing
+    from unittest.mock import MagicMock
+
+    from bot.content import attachment_lines
+
+    def slow(name: str) -> discord.Attachment:
+        attachment = MagicMock(spec=discord.Attachment, id=1, filename=name, size=4, content_type="text/plain",
+                               description=None, duration=None)
+        attachment.is_voice_message.return_value = attachment.is_spoiler.return_value = False
+
+        async def read() -> bytes:
+            await asyncio.sleep(1.0)
+            return b"late"
+
+        attachment.read = read
+        return attachment  # type: ignore[no-any-return]
+
+    deadline = asyncio.get_running_loop().time() + 0.3
+    lines, left = await attachment_lines([slow("a.txt"), slow("b.txt")], 100, 100, deadline)
+    assert lines == ["[file: a.txt, could not be read]", "[file: b.txt, could not be read]"] and left == 100
