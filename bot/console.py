@@ -66,6 +66,7 @@ class _Session:
         self.stdin = stdin
         self.out = out
         self.interactive = stdin.isatty()
+        self.exports = Path(handler.memory.settings.data_dir) / "exports"  # /memory export writes here
 
     async def readline(self, prompt: str) -> str | None:
         """The next input line without its newline, or None at end of input."""
@@ -153,9 +154,8 @@ class _Session:
         except TierUnavailable:
             self.say(UNAVAILABLE, "red")
             return
-        folder = Path(self.handler.memory.settings.data_dir) / "exports"
         stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%S%fZ")
-        path = folder / f"mnemo-export-{_safe(self.user_id)}-{stamp}.json"
+        path = self.exports / f"mnemo-export-{_safe(self.user_id)}-{stamp}.json"
         await asyncio.to_thread(_write, path, payload)
         self.say(f"Everything I hold about you, in every server and DMs, is in {path}", "green")
 
@@ -186,6 +186,11 @@ class _Session:
             self.say("Cancelled: nothing was forgotten.")
             return
         self.say(await forget_now(self.handler.memory, self.user_id, request))
+        # an export written here is a copy of what was just forgotten: it goes too
+        removed = await asyncio.to_thread(_remove_exports, self.exports, self.user_id)
+        if removed:
+            self.say(f"Also deleted {removed} export file{'s' if removed != 1 else ''} of yours from {self.exports}, "
+                     "which held it.")
 
     async def remember(self, fact: str) -> None:
         try:
@@ -218,6 +223,15 @@ def _plain(text: str) -> str:
 
 def _safe(user_id: str) -> str:
     return re.sub(r"[^A-Za-z0-9_.-]", "_", user_id)
+
+
+def _remove_exports(folder: Path, user_id: str) -> int:
+    """Delete the user's export files in ``folder``; returns how many."""
+    removed = 0
+    for path in folder.glob(f"mnemo-export-{_safe(user_id)}-*.json"):
+        path.unlink(missing_ok=True)
+        removed += 1
+    return removed
 
 
 def _write(path: Path, payload: bytes) -> None:

@@ -169,6 +169,15 @@ async def test_export_writes_the_json_under_the_data_dir(memory: HierarchicalMem
     assert [(e["id"], e["user_message"]) for e in data["exchanges"]] == [(exchange_id,
                                                                          "my bike is a green Brompton")]
 
+    # the export is a copy of what a forget erases: a cancelled forget keeps it, a confirmed one takes it
+    someone_else = path.with_name("mnemo-export-someone-else-20261201T000000000000Z.json")
+    someone_else.write_text("{}")
+    printed = await _drive(memory, tmp_path, uid, "/forget topic Brompton\nn\n")
+    assert path.exists() and "export file" not in printed
+    printed = await _drive(memory, tmp_path, uid, "/forget topic Brompton\ny\n")
+    assert f"Also deleted 1 export file of yours from {path.parent}, which held it.\n" in printed
+    assert not path.exists() and someone_else.exists()
+
 
 async def test_forget_asks_first_and_only_yes_forgets(memory: HierarchicalMemoryManager, tmp_path: Path,
                                                       uid: str) -> None:
