@@ -159,6 +159,13 @@ async def cmd_forget(args: argparse.Namespace, memory: HierarchicalMemoryManager
     return 0
 
 
+async def cmd_scrub(args: argparse.Namespace, memory: HierarchicalMemoryManager) -> int:
+    done = await memory.scrub()
+    for tier, steps in done.items():
+        console.print(f"{tier}: {'; '.join(steps)}")
+    return 0
+
+
 async def cmd_rebuild(args: argparse.Namespace, memory: HierarchicalMemoryManager) -> int:
     queued = await memory.rebuild(args.user)
     err.print(f"rebuilding {queued} exchanges ...")
@@ -295,6 +302,9 @@ def build_parser() -> argparse.ArgumentParser:
     what.add_argument("--topic", help="exchanges mentioning this entity or topic")
     what.add_argument("--last", action="store_true", help="the newest exchange")
     p.set_defaults(func=cmd_forget)
+    p = sub.add_parser("scrub", help="after forgetting: clear the deleted records from the storage files "
+                                     "too (VACUUM, old log segments, the on-disk Chroma file)")
+    p.set_defaults(func=cmd_scrub)
     p = sub.add_parser("rebuild", help="regenerate cache, summaries and graph from the archive")
     p.add_argument("--user")
     p.set_defaults(func=cmd_rebuild)

@@ -23,6 +23,7 @@ from memory.models import (
     clean_text,
 )
 from memory.parts import ManagerParts
+from memory.tiers.chroma_client import vacuum_on_disk
 from memory.tiers.dead_letters import DeadLetter
 from memory.tiers.ledger import SetAside
 
@@ -111,6 +112,26 @@ class MemoryGovernance(ManagerParts):
             raise InvalidInput("name one exchange, one topic or the last exchange, not several",
                                field="exchange_id" if exchange_id is not None else "topic")
         return await self._forget_targets(await self._targets(user_id, scope, exchange_id, topic, last))
+
+    async def scrub(self) -> dict[str, list[str]]:
+        """After forgetting: make what was forgotten unreadable in the storage files too, not only
+        unreachable through the tiers. Returns, per tier, what was done.
+
+        PostgreSQL keeps deleted rows in its pages and write-ahead log, SQLite (Chroma on disk) in
+        its free pages, until they are reused. This vacuums the archive (and, on a bundled server,
+        deletes the old log segments) and rewrites the on-disk Chroma file. A bundled graph server
+        clears its transaction log when it stops; servers run elsewhere keep their own logs and
+        backups. Raises TierUnavailable when the archive cannot be reached.
+        """
+        a = self.t.addresses
+        out = {"archive": await self.t.archive.scrub(own_server="archive" in a.bundled)}
+        if a.chroma_path is not None and await asyncio.to_thread(vacuum_on_disk, a.chroma_path):
+            out["summaries"] = ["VACUUM of the on-disk store"]
+        else:
+            out["summaries"] = ["a Chroma server: its files are its own"]
+        out["graph"] = (["its transaction log is cleared when the bundled server stops"] if "graph" in a.bundled
+                        else ["a Bolt server: its files are its own"])
+        return out
 
     async def _forget_targets(self, targets: Sequence[ForgetTarget]) -> dict[str, int]:
         """Remove each target from every tier (see ``forget``); raises ForgetPending like it."""

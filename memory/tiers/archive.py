@@ -9,6 +9,7 @@ archive's SQL lives in this module and in ``memory/sql/*.sql`` (versioned schema
 
 from __future__ import annotations
 
+import asyncio
 import json
 from collections.abc import Sequence
 from datetime import datetime, timedelta
@@ -148,6 +149,32 @@ class PostgresArchive(_PgEdge):
             return False
         await self._execute("ANALYZE exchanges")
         return True
+
+    async def scrub(self, *, own_server: bool) -> list[str]:
+        """Make rows deleted by a forget unreadable in the server's files; returns what was done.
+
+        ``VACUUM FULL`` writes every table and index afresh without the dead rows (a plain VACUUM
+        leaves their bytes in the freed space of a page) and drops the old files; each table is
+        locked while it is rewritten, so run it when the bot is quiet. The write-ahead log
+        still holds them until its segment is reused; on a server this library started
+        (``own_server``) segments are no longer recycled but deleted, the current one is switched
+        out and two checkpoints let it go. A server someone else runs keeps its log (and its
+        backups) on its own schedule, and may not let this user checkpoint.
+        """
+        await self._execute("VACUUM FULL")
+        if not own_server:
+            return ["VACUUM FULL"]
+        try:
+            async with self.pool.acquire() as conn:
+                await conn.execute("ALTER SYSTEM SET wal_recycle = off")
+                await conn.execute("SELECT pg_reload_conf()")
+                await asyncio.sleep(0.2)  # the checkpointer reads the new setting on its own
+                await conn.execute("SELECT pg_switch_wal()")
+                await conn.execute("CHECKPOINT")
+                await conn.execute("CHECKPOINT")
+        except _DRIVER_ERRORS as exc:
+            raise ArchiveUnavailable(f"{type(exc).__name__}: {exc}") from exc
+        return ["VACUUM FULL", "write-ahead log switched, old segments deleted"]
 
     async def insert(self, exchange: Exchange, *, cache_stale: bool = False) -> bool:
         """Store the exchange and its outbox row in one transaction; False if the id exists.

@@ -3,6 +3,8 @@ request timeouts) or on disk, and closed fully (chromadb leaves its HTTP pool op
 
 from __future__ import annotations
 
+import contextlib
+import sqlite3
 from pathlib import Path
 from typing import TYPE_CHECKING
 from urllib.parse import urlsplit
@@ -89,3 +91,15 @@ def open_client(url: str | None, path: Path | None, registry: str, timeout: floa
         close_chroma_client(client)
         raise
     return client, collection
+
+
+def vacuum_on_disk(path: Path) -> bool:
+    """Rewrite the on-disk store's SQLite file so deleted records leave no bytes behind (SQLite
+    keeps them in free pages until then); False when there is no such file. Another process
+    writing the store meanwhile waits for it (up to 30 s)."""
+    db = path / "chroma.sqlite3"
+    if not db.is_file():
+        return False
+    with contextlib.closing(sqlite3.connect(db, timeout=30)) as conn:
+        conn.execute("VACUUM")
+    return True
