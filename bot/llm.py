@@ -71,7 +71,9 @@ FORGET_MEMORIES_TOOL: dict[str, Any] = {
             "type": "object",
             "properties": {
                 "what": {"type": "string", "enum": list(FORGET_WHAT)},
-                "topic": {"type": "string", "description": "the topic in a few words, when what is 'topic'"},
+                "topic": {"type": "string", "description": (
+                    "when what is 'topic': a word or name as the user wrote it in the conversation "
+                    "('Elm Street', not 'address'), since it is matched against what was said")},
             },
             "required": ["what"],
         },

@@ -113,6 +113,13 @@ class MemoryGovernance(ManagerParts):
                                field="exchange_id" if exchange_id is not None else "topic")
         return await self._forget_targets(await self._targets(user_id, scope, exchange_id, topic, last))
 
+    async def topic_count(self, user_id: str, topic: str, *, guild_id: str | None = None, dm: bool = False) -> int:
+        """How many exchanges ``forget(user_id, topic=topic, ...)`` would remove now (the same scopes and
+        matching), removing nothing: a forget can be put to the user with what it would take."""
+        user_id = clean_id(user_id, "user_id")
+        targets = await self._targets(user_id, self._scope_of(user_id, guild_id, dm), None, topic, False)
+        return sum(len(t.exchange_ids or ()) for t in targets)
+
     async def scrub(self) -> dict[str, list[str]]:
         """After forgetting: make what was forgotten unreadable in the storage files too, not only
         unreachable through the tiers. Returns, per tier, what was done.

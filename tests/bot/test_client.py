@@ -426,7 +426,7 @@ async def test_asking_in_chat_to_forget_shows_a_button_only_the_asker_can_press(
     await dpytest.message(f"<@{bot.user.id}> forget my address on Elm Street please", channel=channel, member=member)
     answer, question = _sent()
     assert answer.content == "Sure: press the button and I'll forget it."
-    assert question.content == "Forget our exchanges about “Elm Street” in this server?"
+    assert question.content == "Forget our exchanges about “Elm Street” in this server (1 exchange so far)?"
     view = bot._connection._view_store._synced_message_views[question.id]  # what Discord's button calls
     assert isinstance(view, ConfirmView)
     assert len(await _stored(memory, member)) == 3  # nothing gone before the press

@@ -282,8 +282,8 @@ async def test_asking_in_chat_to_forget_asks_y_n_before_anything_goes(
     fake_llm.script = [call, answer]
     printed = await chat("please forget everything about Jordan\nn\n")
     assert "Press y and I'll forget Jordan.\n" in printed
-    assert "Forget our exchanges about “Jordan” in your DMs with me? [y/N]\nCancelled: nothing was forgotten.\n" \
-        in printed
+    assert ("Forget our exchanges about “Jordan” in your DMs with me (1 exchange so far)? [y/N]\n"
+            "Cancelled: nothing was forgotten.\n") in printed
     assert len((await memory.export(uid))["exchanges"]) == 3
 
     fake_llm.reset("script")

@@ -78,7 +78,8 @@ async def test_forget_memories_only_proposes_and_the_user_confirms(
     reply = await handler.handle(_msg(uid, "please forget my address at Elm Street"))
     assert reply is not None and reply.forget is not None
     assert reply.forget.kwargs == {"guild_id": "g1", "topic": "Elm Street"}
-    assert "Forget our exchanges about “Elm Street” in this server?" in _tool_results(fake_llm.requests[1])[0]
+    question = "Forget our exchanges about “Elm Street” in this server (1 exchange so far)?"
+    assert reply.forget.question == question and question in _tool_results(fake_llm.requests[1])[0]
     assert "You cannot erase memories yourself" in fake_llm.requests[0]["messages"][0]["content"]
     said = [e["user_message"] for e in (await memory.export(uid))["exchanges"]]
     assert "my address is 12 Elm Street" in said  # nothing erased by the model itself
@@ -124,3 +125,21 @@ async def test_forget_what_i_just_said_names_the_exchange_before_the_request(
     assert reply.forget.question == "Forget our last exchange in this server?"
     assert "Forgotten." in await forget_now(memory, uid, reply.forget)
     assert [e["user_message"] for e in (await memory.export(uid))["exchanges"]] == ["forget what I just said"]
+
+
+async def test_a_forget_of_a_topic_nothing_mentions_goes_back_to_the_model(
+        memory: HierarchicalMemoryManager, chat_llm: ChatLLM, fake_llm: FakeLLM, uid: str, tmp_path: Path) -> None:
+    # "forget my address" said as "I live at 12 Elm Street": a button for "address" would forget nothing
+    await memory.store_conversation(uid, "I live at 12 Elm Street", "Noted.", guild_id="g1")
+    handler = ChatHandler(memory, chat_llm, bot_settings(fake_llm, tmp_path))
+    fake_llm.reset("script")
+    fake_llm.script = [{"tool_calls": [("forget_memories", json.dumps({"what": "topic", "topic": "address"}))]},
+                       {"tool_calls": [("forget_memories", json.dumps({"what": "topic", "topic": "Elm Street"}))]},
+                       {"content": "Press the button to forget where you live."}]
+    reply = await handler.handle(_msg(uid, "forget my address"))
+    assert reply is not None and reply.forget is not None
+    assert reply.forget.kwargs == {"guild_id": "g1", "topic": "Elm Street"}
+    first, second = _tool_results(fake_llm.requests[2])
+    assert first.startswith("not proposed: nothing remembered here mentions 'address'")
+    assert second.startswith("the user will be asked: Forget our exchanges about “Elm Street” in this server "
+                             "(1 exchange so far)?")
