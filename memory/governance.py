@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import sqlite3
 from collections.abc import Sequence
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
@@ -132,10 +133,16 @@ class MemoryGovernance(ManagerParts):
         """
         a = self.t.addresses
         out = {"archive": await self.t.archive.scrub(own_server="archive" in a.bundled)}
-        if a.chroma_path is not None and await asyncio.to_thread(vacuum_on_disk, a.chroma_path):
-            out["summaries"] = ["VACUUM of the on-disk store"]
-        else:
+        if a.chroma_path is None:
             out["summaries"] = ["a Chroma server: its files are its own"]
+        else:
+            try:
+                done = await asyncio.to_thread(vacuum_on_disk, a.chroma_path)
+            except sqlite3.Error as exc:  # held by a writer for longer than the wait: say so, try again later
+                log.warning("on-disk Chroma store not rewritten: %s", exc)
+                out["summaries"] = [f"not rewritten ({exc}); run scrub again when the bot is quiet"]
+            else:
+                out["summaries"] = ["VACUUM of the on-disk store" if done else "no on-disk store yet"]
         out["graph"] = (["its transaction log is cleared when the bundled server stops"] if "graph" in a.bundled
                         else ["a Bolt server: its files are its own"])
         return out

@@ -93,13 +93,16 @@ def open_client(url: str | None, path: Path | None, registry: str, timeout: floa
     return client, collection
 
 
+VACUUM_WAIT_SECONDS = 30.0
+
+
 def vacuum_on_disk(path: Path) -> bool:
     """Rewrite the on-disk store's SQLite file so deleted records leave no bytes behind (SQLite
-    keeps them in free pages until then); False when there is no such file. Another process
-    writing the store meanwhile waits for it (up to 30 s)."""
+    keeps them in free pages until then); False when there is no such file. It waits up to
+    ``VACUUM_WAIT_SECONDS`` for a writer to finish, then raises sqlite3.OperationalError."""
     db = path / "chroma.sqlite3"
     if not db.is_file():
         return False
-    with contextlib.closing(sqlite3.connect(db, timeout=30)) as conn:
+    with contextlib.closing(sqlite3.connect(db, timeout=VACUUM_WAIT_SECONDS)) as conn:
         conn.execute("VACUUM")
     return True

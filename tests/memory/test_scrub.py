@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import contextlib
 import shutil
+import sqlite3
 import tempfile
 from collections.abc import Iterator
 from pathlib import Path
@@ -11,6 +13,7 @@ import pytest
 
 from memory import HierarchicalMemoryManager, MemorySettings
 from memory.cli import cmd_scrub
+from memory.tiers import chroma_client
 
 SECRET = "Quetzalmarrow"  # a word no server writes on its own
 
@@ -32,7 +35,7 @@ def data_dir() -> Iterator[Path]:
 
 @pytest.mark.timeout(300)
 async def test_forgotten_text_leaves_no_bytes_in_the_bundled_servers_files(
-        data_dir: Path, capsys: pytest.CaptureFixture[str]) -> None:
+        data_dir: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch) -> None:
     async with HierarchicalMemoryManager.from_env(MemorySettings(data_dir=data_dir)) as memory:
         for i in range(3):
             await memory.store_conversation("u1", f"my bank password is {SECRET}{i}", "I'll keep it safe.")
@@ -56,3 +59,12 @@ async def test_forgotten_text_leaves_no_bytes_in_the_bundled_servers_files(
         assert (await memory.counts("u2"))["summaries"] == 2
         assert "tea" in (await memory.get_conversation_context("u2", "what do I drink?")).to_context_string()
     assert holding(data_dir) == []  # the bundled graph server cleared its transaction log on stopping
+
+    # a writer holding the on-disk store past the wait: said, not a crash, and the archive still scrubbed
+    monkeypatch.setattr(chroma_client, "VACUUM_WAIT_SECONDS", 0.2)
+    async with HierarchicalMemoryManager.from_env(MemorySettings(data_dir=data_dir)) as memory:
+        with contextlib.closing(sqlite3.connect(data_dir / "chroma" / "chroma.sqlite3")) as writer:
+            writer.execute("BEGIN EXCLUSIVE")
+            done = await memory.scrub()
+        assert done["archive"][0] == "VACUUM FULL"
+        assert done["summaries"][0].startswith("not rewritten (database is locked)")
