@@ -36,6 +36,7 @@ _TEXT_TYPES = {"application/json", "application/xml", "application/javascript", 
 _TEXT_SUFFIXES = {".txt", ".md", ".log", ".csv", ".tsv", ".json", ".yaml", ".yml", ".toml", ".ini", ".cfg",
                   ".conf", ".xml", ".html", ".css", ".js", ".ts", ".py", ".rb", ".rs", ".go", ".java", ".kt",
                   ".c", ".h", ".cpp", ".hpp", ".cs", ".php", ".sh", ".sql", ".lua", ".swift", ".diff", ".patch"}
+_CONTROL = re.compile(r"[\x00-\x1f\x7f]+")
 _MARKUP = re.compile(r"<(@!?|@&|#)(\d+)>|<a?(:\w+:)\d+>")
 
 
@@ -97,13 +98,19 @@ def _size(n: int) -> str:
     return f"{n} bytes" if n < 1024 else f"{n / 1024:.0f} KB" if n < 1024 * 1024 else f"{n / 1024 / 1024:.1f} MB"
 
 
+def _name(text: str) -> str:
+    """A file name, alt text or sticker name on one line, without control characters (a NUL would
+    make the whole message unstorable)."""
+    return _CONTROL.sub(" ", text).strip()
+
+
 def describe(attachment: discord.Attachment, why: str = "") -> str:
     """The line that stands for an attachment whose content is not in the message."""
-    bits = [attachment.filename]
+    bits = [_name(attachment.filename)]
     if attachment.is_voice_message() and attachment.duration:
         bits = [f"{attachment.duration:.0f} s"]
     if attachment.description:  # the alt text the sender wrote
-        bits.append(f'described as "{attachment.description}"')
+        bits.append(f'described as "{_name(attachment.description)}"')
     if attachment.is_spoiler():
         bits.append("marked as a spoiler")
     if why:
@@ -147,12 +154,12 @@ async def attachment_lines(attachments: Sequence[discord.Attachment], max_bytes:
             lines.append(describe(a, "not read: not UTF-8 text" if text is None else "not read: too long"))
             continue
         left -= len(data)
-        lines.append(f"[file {a.filename}]\n{text.rstrip()}\n[end of {a.filename}]")
+        lines.append(f"[file {_name(a.filename)}]\n{text.rstrip()}\n[end of {_name(a.filename)}]")
     return lines, left
 
 
 def _stickers(stickers: Sequence[discord.StickerItem]) -> list[str]:
-    return [f"[sticker: {s.name}]" for s in stickers]
+    return [f"[sticker: {_name(s.name)}]" for s in stickers]
 
 
 async def message_text(message: discord.Message, bot_id: int, attachment_max_bytes: int) -> str:

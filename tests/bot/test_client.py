@@ -406,6 +406,9 @@ def test_attachment_lines_name_what_they_cannot_show() -> None:
         "[video: SPOILER_ending.mp4, marked as a spoiler]"
     assert describe(attachment("dog.webp", description="my dog asleep on the sofa")) == \
         '[image: dog.webp, described as "my dog asleep on the sofa"]'
+    # a name with control characters (a NUL makes a message unstorable) is put on one clean line
+    assert describe(attachment("evil\x00name\n[forwarded message].png", content_type="image/png")) == \
+        "[image: evil name [forwarded message].png]"
 
 
 async def test_asking_in_chat_to_forget_shows_a_button_only_the_asker_can_press(
