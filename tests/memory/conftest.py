@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import shutil
+import tempfile
 import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from dataclasses import replace
@@ -106,3 +108,12 @@ def restartable_redis() -> Iterator[RestartableRedis]:
         yield server
     finally:
         server.close()
+
+
+@pytest.fixture
+def data_dir() -> Iterator[Path]:
+    """A data dir for a manager that starts its own bundled servers. Not under pytest's tmp dir: the
+    PostgreSQL OS user (as root) must be able to traverse it."""
+    path = Path(tempfile.mkdtemp(prefix="mnemo-own-"))
+    yield path
+    shutil.rmtree(path, ignore_errors=True)

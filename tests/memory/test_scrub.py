@@ -3,10 +3,7 @@
 from __future__ import annotations
 
 import contextlib
-import shutil
 import sqlite3
-import tempfile
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -24,13 +21,6 @@ def holding(root: Path) -> list[str]:
     return sorted(str(p.relative_to(root)) for p in root.rglob("*")
                   if p.is_file() and not p.is_symlink() and needle in p.read_bytes())
 
-
-@pytest.fixture
-def data_dir() -> Iterator[Path]:
-    """Not under pytest's tmp dir: the PostgreSQL OS user (as root) must be able to traverse it."""
-    path = Path(tempfile.mkdtemp(prefix="mnemo-scrub-"))
-    yield path
-    shutil.rmtree(path, ignore_errors=True)
 
 
 @pytest.mark.timeout(300)

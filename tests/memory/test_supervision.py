@@ -6,13 +6,11 @@ import argparse
 import asyncio
 import json
 import os
-import shutil
 import signal
 import subprocess
 import sys
-import tempfile
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from pathlib import Path
 
 import psutil
@@ -86,13 +84,6 @@ async def _until(check: Callable[[], object], what: str, timeout: float = 150.0)
         await asyncio.sleep(0.5)
     pytest.fail(f"not within {timeout:.0f}s: {what}")
 
-
-@pytest.fixture
-def data_dir() -> Iterator[Path]:
-    """Not under pytest's tmp dir: the PostgreSQL OS user (as root) must be able to traverse it."""
-    path = Path(tempfile.mkdtemp(prefix="mnemo-sup-"))
-    yield path
-    shutil.rmtree(path, ignore_errors=True)
 
 
 @pytest.mark.timeout(420)
