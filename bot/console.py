@@ -40,7 +40,8 @@ from bot.reports import (
 from memory.errors import InvalidInput, TierUnavailable
 
 CHANNEL_ID = "console"
-HELP = "Type a message and press Enter. /help lists the commands, /quit (or Ctrl-D) exits."
+HELP = ("Type a message and press Enter (a line ending in \\ goes on on the next one, and a ``` code "
+        "block is one message until it closes). /help lists the commands, /quit (or Ctrl-D) exits.")
 COMMANDS = """Commands (what Discord's slash commands do, for you in DM scope):
   /memory show              what I remember about you
   /memory search <query>    the memories I would use to answer <query>
@@ -74,6 +75,21 @@ class _Session:
             self.out.print(Text(prompt, style="bold cyan"), end="")
         line = await asyncio.to_thread(self.stdin.readline)
         return None if not line else line.rstrip("\n")
+
+    async def whole_message(self, line: str) -> str:
+        """The message that starts with ``line``: it goes on while a ``` code block is open or a line
+        ends with a backslash (which is dropped), as a message of several lines is typed here."""
+        lines = [line]
+        while True:
+            in_code = "\n".join(lines).count("```") % 2 == 1
+            if not in_code and not lines[-1].endswith("\\"):
+                return "\n".join(lines)
+            if not in_code:
+                lines[-1] = lines[-1][:-1]
+            more = await self.readline("... ")
+            if more is None:  # end of input inside a block: what was typed is the message
+                return "\n".join(lines)
+            lines.append(more)
 
     def say(self, text: str, style: str = "") -> None:
         self.out.print(Text(_plain(text), style=style))
@@ -258,6 +274,7 @@ async def run_console(handler: ChatHandler, *, user_id: str, stdin: TextIO | Non
             if not await session.command(text):
                 break
             continue
+        text = (await session.whole_message(line)).strip()
         new_request()
         reply = await handler.handle(IncomingMessage(user_id=user_id, text=text, guild_id=None,
                                                      channel_id=CHANNEL_ID, user_name=None))

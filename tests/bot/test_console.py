@@ -291,3 +291,18 @@ async def test_asking_in_chat_to_forget_asks_y_n_before_anything_goes(
     printed = await chat("forget Jordan\ny\n")
     assert "Forgotten. Removed per tier: archive 3" in printed  # both requests named Jordan too
     assert [e["user_message"] for e in (await memory.export(uid))["exchanges"]] == ["I moved to Leuven"]
+
+
+async def test_a_message_of_several_lines_is_one_message(memory: HierarchicalMemoryManager, tmp_path: Path,
+                                                         uid: str) -> None:
+    # pasting code used to send each line as a message of its own
+    script = ("why does this fail? ```py\ndef f(x):\n    return x +\n```\n"
+              "my dog is called Biscuit \\\nand my cat Miso\n"
+              "inline ```code``` stays one line\n"
+              "```\nunclosed at the end")
+    await _drive(memory, tmp_path, uid, script)
+    said = [e["user_message"] for e in (await memory.export(uid))["exchanges"]]
+    assert said == ["why does this fail? ```py\ndef f(x):\n    return x +\n```",
+                    "my dog is called Biscuit \nand my cat Miso",
+                    "inline ```code``` stays one line",
+                    "```\nunclosed at the end"]
