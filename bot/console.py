@@ -28,9 +28,11 @@ from bot.reports import (
     UNAVAILABLE,
     Card,
     ForgetRequest,
+    counted,
     export_json,
     forget_now,
     forget_request,
+    nothing_about,
     pause_message,
     profile_text,
     resume_message,
@@ -191,7 +193,11 @@ class _Session:
         except InvalidInput:
             self.say(FORGET_USAGE, "yellow")
             return
-        await self.confirm_forget(request)
+        asked = await counted(self.handler.memory, self.user_id, request)
+        if asked is None:
+            self.say(nothing_about(topic.strip(), None))
+            return
+        await self.confirm_forget(asked)
 
     async def confirm_forget(self, request: ForgetRequest) -> None:
         question = f"{_plain(request.question)} [y/N] "

@@ -11,7 +11,7 @@ from __future__ import annotations
 import json
 import logging
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 from bot.cogs.common import clip, format_counts, where
@@ -170,6 +170,28 @@ def forget_request(what: str, guild_id: str | None, topic: str | None = None) ->
         return ForgetRequest({**scope, "topic": topic.strip()},
                              f"Forget our exchanges about “{clip(topic, 100)}” {where(guild_id)}?")
     return ForgetRequest({**scope, "last": True}, f"Forget our last exchange {where(guild_id)}?")
+
+
+async def counted(memory: HierarchicalMemoryManager, user_id: str, request: ForgetRequest) -> ForgetRequest | None:
+    """A topic forget with how many exchanges it would take in its question ("(3 exchanges so far)"),
+    or None when nothing mentions the topic; any other forget as it is. When the count cannot be
+    had (a tier down), the question stays as it was."""
+    topic = request.kwargs.get("topic")
+    if topic is None:
+        return request
+    try:
+        found = await memory.topic_count(user_id, topic, **{k: v for k, v in request.kwargs.items() if k != "topic"})
+    except (TierUnavailable, InvalidInput) as exc:
+        log.warning("cannot count the exchanges about a topic: %s", exc)
+        return request
+    if not found:
+        return None
+    return replace(request, question=f"{request.question[:-1]} ({found} exchange{'s' if found != 1 else ''} so far)?")
+
+
+def nothing_about(topic: str, guild_id: str | None) -> str:
+    """The answer to a topic forget that would take nothing."""
+    return f"Nothing I remember {where(guild_id)} mentions “{clip(topic, 100)}”, so there is nothing to forget."
 
 
 async def forget_now(memory: HierarchicalMemoryManager, user_id: str, request: ForgetRequest) -> str:

@@ -11,9 +11,8 @@ front end puts to the user with a confirmation, as ``/memory forget`` does.
 from __future__ import annotations
 
 import logging
-from dataclasses import replace
 
-from bot.reports import ForgetRequest, forget_request
+from bot.reports import ForgetRequest, counted, forget_request
 from memory.errors import InvalidInput, TierUnavailable
 from memory.manager import HierarchicalMemoryManager
 
@@ -61,17 +60,11 @@ class MemoryTools:
         except InvalidInput as exc:
             return f"not proposed ({exc.reason}); ask the user what to forget"
         if what == "topic" and topic is not None:  # say what it would take; nothing at all is a dead end
-            try:
-                found = await self.memory.topic_count(self.user_id, topic, **{
-                    k: v for k, v in request.kwargs.items() if k != "topic"})
-            except TierUnavailable as exc:
-                log.warning("cannot count the exchanges about a topic: %s", exc)
-            else:
-                if not found:
-                    return (f"not proposed: nothing remembered here mentions {topic!r}; ask the user which words "
-                            "they used, or look with retrieve_user_info and propose those words")
-                request = replace(request, question=f"{request.question[:-1]} ({found} exchange"
-                                                    f"{'s' if found != 1 else ''} so far)?")
+            found = await counted(self.memory, self.user_id, request)
+            if found is None:
+                return (f"not proposed: nothing remembered here mentions {topic!r}; ask the user which words "
+                        "they used, or look with retrieve_user_info and propose those words")
+            request = found
         if what == "last":  # by the time they press, "last" would be this very request: name the one before
             if self.previous is None:
                 return "not proposed (no earlier exchange here is known); suggest /memory forget"

@@ -27,9 +27,11 @@ from bot.cogs.preferences import PreferenceCommands, add_activity
 from bot.reports import (
     UNAVAILABLE,
     Card,
+    counted,
     export_json,
     forget_now,
     forget_request,
+    nothing_about,
     profile_line_choices,
     profile_text,
     search_card,
@@ -170,11 +172,16 @@ class MemoryCog(PreferenceCommands, commands.GroupCog, group_name="memory",
                                                     ephemeral=True)
             return
 
-        async def run() -> str:
-            return await forget_now(self.bot.memory, user_id, request)
+        await interaction.response.defer(ephemeral=True, thinking=True)  # counting a topic takes a moment
+        asked = await counted(self.bot.memory, user_id, request)
+        if asked is None:
+            await interaction.followup.send(nothing_about(topic or "", guild_id), ephemeral=True)
+            return
 
-        await interaction.response.send_message(request.question, view=ConfirmView(interaction.user.id, run),
-                                                ephemeral=True)
+        async def run() -> str:
+            return await forget_now(self.bot.memory, user_id, asked)
+
+        await interaction.followup.send(asked.question, view=ConfirmView(interaction.user.id, run), ephemeral=True)
 
     @app_commands.command(name="stats", description="Admins: this server's users, messages and tokens; "
                                                     "owners: the whole bot's")

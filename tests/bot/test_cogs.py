@@ -102,7 +102,7 @@ async def test_forget_everything_after_confirmation(cogs: tuple[MemoryCog, Facts
 
     it = _interaction(user)
     await MemoryCog.forget.callback(memory_cog, it, app_commands.Choice(name="all", value="all"))
-    question, kwargs = _sent(it.response.send_message)
+    question, kwargs = _sent(it.followup.send)
     assert "everything" in question and kwargs["ephemeral"] is True
     view = kwargs["view"]
     assert isinstance(view, ConfirmView)
@@ -124,7 +124,7 @@ async def test_forget_here_keeps_other_scopes_and_cancel_keeps_all(
     await _store(memory, user)
     it = _interaction(user)
     await MemoryCog.forget.callback(memory_cog, it, app_commands.Choice(name="here", value="here"))
-    view = it.response.send_message.call_args.kwargs["view"]
+    view = it.followup.send.call_args.kwargs["view"]
     press = _interaction(user)
     await view.cancel.callback(press)
     assert "nothing was forgotten" in press.response.edit_message.call_args.kwargs["content"]
@@ -132,10 +132,28 @@ async def test_forget_here_keeps_other_scopes_and_cancel_keeps_all(
 
     it = _interaction(user)
     await MemoryCog.forget.callback(memory_cog, it, app_commands.Choice(name="here", value="here"))
-    view = it.response.send_message.call_args.kwargs["view"]
+    view = it.followup.send.call_args.kwargs["view"]
     await view.confirm.callback(_interaction(user))
     assert (await memory.counts(str(user), guild_id=str(GUILD)))["archive"] == 0
     assert (await memory.counts(str(user), dm=True))["archive"] == 1
+
+
+async def test_forget_topic_says_what_it_takes_and_asks_nothing_for_nothing(
+        cogs: tuple[MemoryCog, FactsCog], user: int, memory: HierarchicalMemoryManager) -> None:
+    memory_cog, _ = cogs
+    await _store(memory, user)  # "I am planning a trip to Kyoto" in the guild
+    topic = app_commands.Choice(name="topic", value="topic")
+    it = _interaction(user)
+    await MemoryCog.forget.callback(memory_cog, it, topic, "Kyoto")
+    question, kwargs = _sent(it.followup.send)
+    assert question == "Forget our exchanges about “Kyoto” in this server (1 exchange so far)?"
+    assert isinstance(kwargs["view"], ConfirmView)
+    it = _interaction(user)
+    await MemoryCog.forget.callback(memory_cog, it, topic, "Lisbon")  # said nowhere: no button to press
+    text, kwargs = _sent(it.followup.send)
+    assert text == "Nothing I remember in this server mentions “Lisbon”, so there is nothing to forget."
+    assert "view" not in kwargs
+    assert (await memory.counts(str(user)))["archive"] == 2
 
 
 async def test_forget_topic_needs_a_topic(cogs: tuple[MemoryCog, FactsCog], user: int) -> None:

@@ -172,7 +172,10 @@ async def test_export_writes_the_json_under_the_data_dir(memory: HierarchicalMem
     # the export is a copy of what a forget erases: a cancelled forget keeps it, a confirmed one takes it
     someone_else = path.with_name("mnemo-export-someone-else-20261201T000000000000Z.json")
     someone_else.write_text("{}")
+    printed = await _drive(memory, tmp_path, uid, "/forget topic Lisbon\n")
+    assert "Nothing I remember in your DMs with me mentions “Lisbon”, so there is nothing to forget.\n" in printed
     printed = await _drive(memory, tmp_path, uid, "/forget topic Brompton\nn\n")
+    assert "Forget our exchanges about “Brompton” in your DMs with me (1 exchange so far)? [y/N]" in printed
     assert path.exists() and "export file" not in printed
     printed = await _drive(memory, tmp_path, uid, "/forget topic Brompton\ny\n")
     assert f"Also deleted 1 export file of yours from {path.parent}, which held it.\n" in printed
