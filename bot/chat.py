@@ -3,7 +3,9 @@
 ``ChatHandler.handle`` runs the whole turn:
 
 1. rate limits (per user and global, in Redis through the manager); a limited
-   user gets one polite notice per window, then silence (``None``);
+   user gets one polite notice per window, then silence (``None``). A front end
+   that reads a message's files checks first (``admit``), so a flood costs no
+   downloads;
 2. memory context for the user and scope (guild, or DMs), degraded rather than
    failed when a tier is down;
 3. the prompt: persona + memory notes (facts included) + the channel's rolling
@@ -79,6 +81,17 @@ class IncomingMessage:
     message_id: str | None = None  # the Discord message, so its edit or deletion reaches the exchange
     replying_to: str | None = None  # the text of the message this one replies to
     replying_to_name: str | None = None  # its author, when not the bot itself
+    # the rate limit already checked by the front end (Discord checks it before downloading files)
+    admission: Admission | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Admission:
+    """The rate limiter's word on one message: let through, or refused with what to say
+    (``reply`` None: the user was already told this window)."""
+
+    allowed: bool
+    reply: ChatReply | None = None
 
 
 REPLY_QUOTE_TOKENS = 200
@@ -202,26 +215,35 @@ class ChatHandler:
             self.metrics.replies.labels(reply.kind).inc()
         return reply
 
+    async def admit(self, user_id: str) -> Admission:
+        """Check (and count) one message against the rate limits. A front end that does work before
+        ``handle`` (reading a message's files) calls this first and passes the result along."""
+        cfg = self.settings.bot
+        try:
+            await self.memory.check_rate_limit(user_id, per_user=cfg.rate_limit_per_user,
+                                               global_limit=cfg.rate_limit_global,
+                                               window_seconds=cfg.rate_limit_window_seconds)
+        except RateLimited as exc:
+            if not getattr(exc, "notify", True):
+                return Admission(False)
+            who = "you're sending messages" if exc.scope == "user" else "I'm getting a lot of messages"
+            return Admission(False, ChatReply(f"Sorry, {who} faster than I can keep up. Please try again in "
+                                              f"{format_retry(exc.retry_after)}.", "rate_limited"))
+        except TierUnavailable as exc:
+            self.metrics.errors.labels("rate_limiter_unavailable").inc()
+            log.warning("rate limiter unavailable, letting the message through: %s", exc)
+        return Admission(True)
+
     async def _answer(self, msg: IncomingMessage) -> ChatReply | None:
+        admission = msg.admission or await self.admit(msg.user_id)
+        if not admission.allowed:
+            return admission.reply
         try:
             text = clean_text(msg.text.strip(), "message")
         except InvalidInput as exc:
             return ChatReply(f"I can't read that message ({exc.reason}). What would you like to talk about?",
                              "invalid")
         cfg = self.settings.bot
-        try:
-            await self.memory.check_rate_limit(msg.user_id, per_user=cfg.rate_limit_per_user,
-                                               global_limit=cfg.rate_limit_global,
-                                               window_seconds=cfg.rate_limit_window_seconds)
-        except RateLimited as exc:
-            if not getattr(exc, "notify", True):
-                return None
-            who = "you're sending messages" if exc.scope == "user" else "I'm getting a lot of messages"
-            return ChatReply(f"Sorry, {who} faster than I can keep up. Please try again in "
-                             f"{format_retry(exc.retry_after)}.", "rate_limited")
-        except TierUnavailable as exc:
-            self.metrics.errors.labels("rate_limiter_unavailable").inc()
-            log.warning("rate limiter unavailable, letting the message through: %s", exc)
         state = await self._state(msg)
 
         ctx: ConversationContext | None = None

@@ -22,6 +22,7 @@ users forget an exchange with ``/memory forget``.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import time
 from collections.abc import Iterable
@@ -178,18 +179,22 @@ class MnemoBot(commands.Bot):
         assert self.user is not None
         log.info("message %s from user %s in channel %s", message.id, message.author.id, message.channel.id,
                  extra={"message_id": message.id, "user_id": message.author.id})
-        text = await message_text(message, self.user.id, self.settings.bot.attachment_max_bytes)
-        if not text:  # a bare ping gets a prompt; an empty message elsewhere (a poll) is not for the bot
-            if self.user in message.mentions:
-                await message.channel.send("Yes? Mention me with a message and I'll answer.")
-            return
+        # the rate limit first: a user over it costs no downloads of their files
+        admission = await self.handler.admit(str(message.author.id))
+        text = ""
+        if admission.allowed:
+            text = await message_text(message, self.user.id, self.settings.bot.attachment_max_bytes)
+            if not text:  # a bare ping gets a prompt; an empty message elsewhere (a poll) is not for the bot
+                if self.user in message.mentions:
+                    await message.channel.send("Yes? Mention me with a message and I'll answer.")
+                return
         replying_to, replying_to_name = self._reply_context(message)
         incoming = IncomingMessage(
             user_id=str(message.author.id), text=text,
             guild_id=str(message.guild.id) if message.guild else None, channel_id=str(message.channel.id),
             user_name=message.author.display_name, message_id=str(message.id),
-            replying_to=replying_to, replying_to_name=replying_to_name)
-        async with message.channel.typing():
+            replying_to=replying_to, replying_to_name=replying_to_name, admission=admission)
+        async with message.channel.typing() if admission.allowed else contextlib.nullcontext():
             reply = await self.handler.handle(incoming)
         if reply is None:
             return

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 from collections.abc import AsyncIterator
 from pathlib import Path
+from typing import Any
 
 import discord
 import discord.ext.test as dpytest
@@ -148,6 +149,36 @@ async def test_rate_limited_user_is_told_once(memory: HierarchicalMemoryManager,
     assert answers[0] == ["ECHO: question 0"]
     assert len(answers[1]) == 1 and answers[1][0].endswith("Please try again in 8 minutes.")
     assert answers[2:] == [[], []]
+    await dpytest.empty_queue()
+
+
+async def test_a_rate_limited_user_costs_no_downloads(memory: HierarchicalMemoryManager, chat_llm: ChatLLM,
+                                                      fake_llm: FakeLLM, tmp_path: Path, frozen_rate_clock: float,
+                                                      monkeypatch: pytest.MonkeyPatch) -> None:
+    # the limit used to be checked after the message's files were read: a flood of pastes was downloaded
+    bot = await _make_bot(memory, chat_llm, fake_llm, tmp_path, rate_limit_per_user=1,
+                          rate_limit_window_seconds=600)
+    reads: list[str] = []
+    read = discord.Attachment.read
+
+    async def counted(self: discord.Attachment, **kwargs: Any) -> bytes:
+        reads.append(self.filename)
+        return await read(self, **kwargs)
+
+    monkeypatch.setattr(discord.Attachment, "read", counted)
+    cfg = _cfg()
+    member = cfg.members[0]
+    assert bot.user is not None
+    answers = []
+    for i in range(3):
+        await _send(f"<@{bot.user.id}> paste {i}", cfg.channels[1], member,
+                    [_file(tmp_path, f"log{i}.txt", f"line {i}\n".encode())])
+        answers.append([m.content for m in _sent()])
+    assert reads == ["log0.txt"]
+    assert answers[0] == ["ECHO: paste 0\n[file log0.txt]\nline 0\n[end of log0.txt]"]
+    assert len(answers[1]) == 1 and answers[1][0].endswith("Please try again in 8 minutes.")
+    assert answers[2] == []
+    assert await _stored(memory, member) == ["paste 0\n[file log0.txt]\nline 0\n[end of log0.txt]"]
     await dpytest.empty_queue()
 
 
