@@ -41,7 +41,7 @@ import json
 import logging
 from collections.abc import Sequence
 from dataclasses import dataclass, replace
-from datetime import UTC, datetime
+from datetime import UTC, datetime, tzinfo
 from typing import Any, Literal
 
 from bot.budget import plan_prompt
@@ -92,6 +92,16 @@ class Admission:
 
     allowed: bool
     reply: ChatReply | None = None
+
+
+def today_line(zone: tzinfo) -> str:
+    """The date for the model (the memories are dated; without it "last week" and a birthday mean
+    nothing), in the user's time zone: with its time of day too when the user set one."""
+    if zone is UTC:
+        return f"Today is {datetime.now(UTC):%A %-d %B %Y} (UTC)."
+    now = datetime.now(zone)
+    return (f"It is {now:%A %-d %B %Y, %H:%M} where the user is ({zone}); the dates and times in your "
+            "memories are in that time zone too.")
 
 
 REPLY_QUOTE_TOKENS = 200
@@ -323,7 +333,7 @@ class ChatHandler:
         if extra:  # what the message replies to; how forgetting works
             parts.append(extra)
         # the memories are dated; without today's date "last week" and a birthday mean nothing to the model
-        parts.append(f"Today is {datetime.now(UTC):%A %-d %B %Y} (UTC).")
+        parts.append(today_line(ctx.zone if ctx is not None else UTC))
         # the exchanges sent as turns are not repeated in the notes: their budget goes to memories
         budget = self.settings.bot.context_max_tokens if notes_tokens is None else notes_tokens
         notes = ctx.to_context_string(budget, exclude=verbatim) if ctx is not None and budget > 0 else ""

@@ -38,6 +38,7 @@ from bot.reports import (
     resume_message,
     search_card,
     show_card,
+    time_zone_text,
 )
 from memory.errors import InvalidInput, TierUnavailable
 
@@ -49,6 +50,7 @@ COMMANDS = """Commands (what Discord's slash commands do, for you in DM scope):
   /memory search <query>    the memories I would use to answer <query>
   /memory export            write everything I hold about you to a JSON file
   /memory pause | resume    stop remembering what you say (I still answer) | start again
+  /memory timezone [zone]   your time zone (Europe/Berlin...), so "yesterday" is yours; reset: UTC
   /memory profile           your profile; /memory profile remove <key> | replace <key> <text>
   /forget all|here|last     forget everything, these DMs, or our last exchange (asks y/N first)
   /forget topic <topic>     forget our exchanges about one topic (asks y/N first)
@@ -56,7 +58,8 @@ COMMANDS = """Commands (what Discord's slash commands do, for you in DM scope):
   /forget-fact <id>         remove one saved fact (ids are in /memory show)
   /help                     this list
   /quit                     leave (so does Ctrl-D)"""
-MEMORY_USAGE = "Usage: /memory show | search <query> | export | pause | resume | profile | forget"
+MEMORY_USAGE = ("Usage: /memory show | search <query> | export | pause | resume | timezone [zone|reset] | profile"
+                " | forget")
 FORGET_USAGE = "Usage: /forget all | here | last | topic <topic>"
 
 
@@ -132,6 +135,8 @@ class _Session:
                 await self.pause(sub == "pause")
             elif sub == "profile":
                 await self.profile(rest.strip())
+            elif sub == "timezone":
+                await self.time_zone(rest.strip())
             elif sub == "forget":  # Discord's spelling, which the one-time notice gives
                 await self.forget(rest.strip())
             else:
@@ -154,6 +159,14 @@ class _Session:
             self.say(await profile_text(self.handler.memory, self.user_id, None, action, line, text))
         except InvalidInput as exc:
             self.say(f"I can't do that: {exc.reason}", "red")
+        except TierUnavailable:
+            self.say(UNAVAILABLE, "red")
+
+    async def time_zone(self, arg: str) -> None:
+        """``/memory timezone [zone | reset]``, as the slash command does."""
+        try:
+            self.say(await time_zone_text(self.handler.memory, self.user_id,
+                                          None if arg in ("", "reset") else arg, reset=arg == "reset"))
         except TierUnavailable:
             self.say(UNAVAILABLE, "red")
 

@@ -12,10 +12,13 @@ import json
 import logging
 from collections.abc import Mapping
 from dataclasses import dataclass, replace
+from datetime import datetime
 from typing import Any
+from zoneinfo import ZoneInfo
 
 from bot.cogs.common import clip, format_counts, where
 from memory.errors import ForgetPending, InvalidInput, MemoryStoreError, TierUnavailable
+from memory.focus import stamp
 from memory.manager import HierarchicalMemoryManager
 
 log = logging.getLogger(__name__)
@@ -111,7 +114,7 @@ async def show_card(memory: HierarchicalMemoryManager, user_id: str, guild_id: s
         profile_items = await memory.profile(user_id, guild_id=guild_id, limit=12)
     except TierUnavailable:
         profile_items = None
-    recent = "\n".join(f"`{e.timestamp:%Y-%m-%d}` {clip(e.user_message, 90)}" for e in ctx.recent[:5])
+    recent = "\n".join(f"`{stamp(e.timestamp, False, ctx.zone)}` {clip(e.user_message, 90)}" for e in ctx.recent[:5])
     profile = ("(graph unavailable right now)" if profile_items is None
                else ", ".join(f"{r.label or r.name} ({r.count})" for r in profile_items))
     facts = "\n".join(f"`{f.id}` {clip(f.text, 120)}" for f in ctx.facts[:10])
@@ -210,6 +213,30 @@ async def forget_now(memory: HierarchicalMemoryManager, user_id: str, request: F
     if not any(removed.values()):
         return "There was nothing to forget."
     return "Forgotten. Removed per tier: " + format_counts(removed)
+
+
+async def time_zone_text(memory: HierarchicalMemoryManager, user_id: str, zone: str | None,
+                         reset: bool = False) -> str:
+    """``/memory timezone``: show the user's time zone, set it (``zone``) or go back to UTC (``reset``).
+    Raises TierUnavailable; a name that is no time zone gets an answer saying so."""
+    if reset:
+        await memory.set_time_zone(user_id, None)
+        return "Back to UTC: I read the dates you give me, and show my memories' dates, in UTC."
+    if zone is not None:
+        try:
+            name = await memory.set_time_zone(user_id, zone)
+        except InvalidInput:
+            return (f"I don't know a time zone called \"{clip(zone, 64)}\". Use a name like Europe/Berlin, "
+                    "America/New_York or Asia/Tokyo (the list suggests them as you type).")
+        assert name is not None
+        return (f"Your time zone is now {name} (it's {datetime.now(ZoneInfo(name)):%H:%M} there). \"Yesterday\" "
+                "means your yesterday, and my memories' dates are shown in your time.")
+    current = await memory.time_zone(user_id)
+    if current is None:
+        return ("I use UTC for you. Tell me your time zone (`/memory timezone Europe/Berlin`) so that "
+                "\"yesterday\" and \"this morning\" mean yours.")
+    return (f"Your time zone is {current} (it's {datetime.now(ZoneInfo(current)):%H:%M} there). "
+            "`/memory timezone` with another name changes it, or resets it to UTC.")
 
 
 def pause_message(changed: bool, guild_id: str | None) -> str:

@@ -6,14 +6,14 @@ import functools
 import re
 from collections.abc import Callable, Collection
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import UTC, datetime, tzinfo
 
 from memory.extraction import STOPWORDS, stem, summarise
-from memory.focus import focused, speakers, terms
+from memory.focus import focused, speakers, stamp, terms
 from memory.models import Exchange, TierReport
 from memory.profile import PROFILE_TOKENS, Profile
 from memory.sessions import HEADER as SESSIONS_HEADER
-from memory.sessions import SessionSummary
+from memory.sessions import SessionSummary, local_heading
 from memory.tiers.ledger import Fact
 from memory.tokens import count_tokens, truncate_tokens
 
@@ -39,14 +39,10 @@ class PackedContext:
     tokens: int
 
 
-def _date(ts: datetime, with_time: bool) -> str:
-    return ts.strftime("%Y-%m-%d %H:%M" if with_time else "%Y-%m-%d")
-
-
-def render_exchange(e: Exchange, *, with_time: bool = False, dated: bool = True) -> str:
+def render_exchange(e: Exchange, *, with_time: bool = False, dated: bool = True, zone: tzinfo = UTC) -> str:
     user, bot = speakers(e)
     text = f"{user}: {e.user_message}\n{bot}: {e.bot_response}"
-    return f"[{_date(e.timestamp, with_time)}] {text}" if dated else text
+    return f"[{stamp(e.timestamp, with_time, zone)}] {text}" if dated else text
 
 
 def widen(chosen: list[tuple[str, str, datetime | None]], whole: dict[str, str], room: int,
@@ -92,6 +88,7 @@ class ConversationContext:
     focus_min_tokens: int = 80  # ... when the whole exchange would cost more than this
     focus_share: float = 0.25  # ... and more than this share of the budget (shorter ones stay whole)
     date_groups: bool = True  # relevant exchanges of one day share one "[date]" line instead of one each
+    zone: tzinfo = UTC  # the user's time zone: dates and times are shown in it, days begin at its midnight
     # token counts of the texts packing has measured: a text is counted once per context, however many
     # budgets it is packed at or checks it passes (lives and dies with this object)
     _counts: dict[str, int] = field(default_factory=dict, init=False, repr=False, compare=False)
@@ -199,16 +196,17 @@ class ConversationContext:
                 break
             if e.id not in seen:
                 grouped = self.date_groups and section == "relevant"  # the date goes on the day's line
-                text = render_exchange(e, with_time=section == "recent", dated=not grouped)
+                text = render_exchange(e, with_time=section == "recent", dated=not grouped, zone=self.zone)
                 short = None
                 if section == "relevant" and query_terms and self._count(text) > max(
                         self.focus_min_tokens, self.focus_share * budget):
-                    short = focused(e, query_terms, dated=not grouped)
+                    short = focused(e, query_terms, dated=not grouped, zone=self.zone)
                 if short is not None:
                     whole[e.id] = text
                 summary = None if e.id in reserved else functools.partial(
                     self._summary_line, e, summaries.get(e.id), dated=not grouped)
-                take(section, e.id, short or text, e.timestamp, summary, _date(e.timestamp, False) if grouped else "")
+                take(section, e.id, short or text, e.timestamp, summary, stamp(e.timestamp, False, self.zone)
+                     if grouped else "")
         if whole:
             used += widen(chosen["relevant"], whole, budget - used, self._count)
 
@@ -225,7 +223,7 @@ class ConversationContext:
             last = ""
             for _, text, ts in items:
                 if section == "relevant" and self.date_groups:
-                    day = _date(ts, False) if ts is not None else ""
+                    day = stamp(ts, False, self.zone) if ts is not None else ""
                     if day != last:  # one line per day heads that day's exchanges
                         lines.append(f"[{day}]")
                         last = day
@@ -262,11 +260,10 @@ class ConversationContext:
             used += cost
         return out
 
-    @staticmethod
-    def _summary_line(e: Exchange, summary: str | None, *, dated: bool = True) -> str:
+    def _summary_line(self, e: Exchange, summary: str | None, *, dated: bool = True) -> str:
         """An older exchange as its summary: packed instead when its full text does not fit."""
         line = f"(summary) {summary or summarise(e)}"
-        return f"[{_date(e.timestamp, False)}] {line}" if dated else line
+        return f"[{stamp(e.timestamp, False, self.zone)}] {line}" if dated else line
 
     def _sessions_text(self, budget: int) -> str:
         """Dated session summaries, oldest first, within a quarter of ``budget`` (newest kept first)."""
@@ -274,10 +271,11 @@ class ConversationContext:
         kept: list[str] = []
         used = self._count(SESSIONS_HEADER) + 1
         for s in self.sessions:
-            cost = self._count(s.text) + 3
+            text = local_heading(s, self.zone)
+            cost = self._count(text) + 3
             if used + cost > room:
                 break
-            kept.append(f"- {s.text}")
+            kept.append(f"- {text}")
             used += cost
         return SESSIONS_HEADER + "\n" + "\n".join(reversed(kept)) if kept else ""
 

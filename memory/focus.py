@@ -9,7 +9,7 @@ widens a focused item back to the whole exchange when room remains.
 from __future__ import annotations
 
 import re
-from datetime import datetime
+from datetime import UTC, datetime, tzinfo
 
 from memory.extraction import STOPWORDS, stem
 from memory.models import Exchange
@@ -33,12 +33,13 @@ def speakers(e: Exchange) -> tuple[str, str]:
             bot if isinstance(bot, str) and bot.strip() else "Bot")
 
 
-def _date(ts: datetime, with_time: bool) -> str:
-    return ts.strftime("%Y-%m-%d %H:%M" if with_time else "%Y-%m-%d")
+def stamp(ts: datetime, with_time: bool = False, zone: tzinfo = UTC) -> str:
+    """The date (and time) a memory is shown with, in the reader's time zone."""
+    return ts.astimezone(zone).strftime("%Y-%m-%d %H:%M" if with_time else "%Y-%m-%d")
 
 
 def focused(e: Exchange, query_terms: frozenset[str], *, with_time: bool = False,
-            dated: bool = True) -> str | None:
+            dated: bool = True, zone: tzinfo = UTC) -> str | None:
     """The exchange cut to its turn in which the query's words are densest (shared words per
     distinct word), with speaker and (``dated``) date; None when no turn shares a word, or both
     score the same."""
@@ -55,4 +56,4 @@ def focused(e: Exchange, query_terms: frozenset[str], *, with_time: bool = False
         return None
     label, text = parts[overlap.index(best)]
     line = f"{label}: {text}"
-    return f"[{_date(e.timestamp, with_time)}] {line}" if dated else line
+    return f"[{stamp(e.timestamp, with_time, zone)}] {line}" if dated else line

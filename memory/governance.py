@@ -11,7 +11,7 @@ import asyncio
 import logging
 import sqlite3
 from collections.abc import Sequence
-from datetime import UTC, datetime
+from datetime import UTC, datetime, tzinfo
 from typing import TYPE_CHECKING, Any
 
 from memory.errors import ForgetPending, InvalidInput, TierUnavailable
@@ -34,6 +34,8 @@ FORGET_TIER_TIMEOUT = 10.0  # seconds one derived tier gets per forget pass befo
 
 class MemoryGovernance(ManagerParts):
     """Forget, export, counts and rebuild (see the module doc)."""
+
+    _zones: dict[str, tuple[float, tzinfo]]
 
     if TYPE_CHECKING:
         async def _export_preferences(self, user_id: str) -> dict[str, Any]: ...
@@ -112,7 +114,11 @@ class MemoryGovernance(ManagerParts):
         if (exchange_id is not None) + (topic is not None) + bool(last) > 1:
             raise InvalidInput("name one exchange, one topic or the last exchange, not several",
                                field="exchange_id" if exchange_id is not None else "topic")
-        return await self._forget_targets(await self._targets(user_id, scope, exchange_id, topic, last))
+        targets = await self._targets(user_id, scope, exchange_id, topic, last)
+        if scope is None and exchange_id is None and topic is None and not last:
+            await self.t.policies.forget_settings(user_id)  # everything: their time zone too (where they live)
+            self._zones.pop(user_id, None)
+        return await self._forget_targets(targets)
 
     async def topic_count(self, user_id: str, topic: str, *, guild_id: str | None = None, dm: bool = False) -> int:
         """How many exchanges ``forget(user_id, topic=topic, ...)`` would remove now (the same scopes and

@@ -22,9 +22,12 @@ sees the same.
 from __future__ import annotations
 
 import asyncio
+import functools
 import logging
+import time
+import zoneinfo
 from collections.abc import Sequence
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime, timedelta, tzinfo
 from typing import TYPE_CHECKING, Any
 
 from memory.errors import ForgetPending, InvalidInput, NotFound, TierUnavailable
@@ -52,6 +55,33 @@ MAX_GUILD_CHANNELS = 50
 RETENTION_BATCH = 500
 RETENTION_MAX_BATCHES = 40  # per run; the rest waits for the next run
 RETENTION_JOB = "retention"
+ZONE_CACHE_SECONDS = 60.0  # how long a process keeps a user's time zone before reading it again
+
+
+@functools.cache
+def _zone_names() -> dict[str, str]:
+    return {name.lower(): name for name in zoneinfo.available_timezones()} | {"utc": "UTC"}
+
+
+def zone_name(name: str) -> str:
+    """The IANA name of the time zone ``name`` means, in any case and with spaces for underscores
+    ("europe/berlin", "America/New York"); InvalidInput for anything else."""
+    text = clean_text(name, "time_zone", max_chars=64).strip()
+    found = _zone_names().get("_".join(text.split()).lower())
+    if found is None:
+        raise InvalidInput("not a time zone name; use one like Europe/Berlin or America/New_York",
+                           field="time_zone")
+    return found
+
+
+def zone_suggestions(typed: str, limit: int = 25) -> list[str]:
+    """Time zone names for a half-typed ``typed`` ("berl" -> Europe/Berlin): those whose city starts
+    with it first, then any containing it."""
+    key = "_".join(typed.split()).lower()
+    names = sorted(_zone_names().values())
+    city = [n for n in names if n.lower().rsplit("/", 1)[-1].startswith(key)]
+    rest = [n for n in names if key in n.lower() and n not in city]
+    return (city + rest)[:limit]
 
 
 class ExchangeLifecycle:
@@ -60,6 +90,7 @@ class ExchangeLifecycle:
     t: Tiers
     settings: MemorySettings
     worker: DerivedWorker
+    _zones: dict[str, tuple[float, tzinfo]]
 
     if TYPE_CHECKING:
         async def _forget_targets(self, targets: Sequence[ForgetTarget]) -> dict[str, int]: ...
@@ -166,6 +197,43 @@ class ExchangeLifecycle:
         scope) and the guild's settings, in one round trip. Raises ArchiveUnavailable."""
         return await self.t.policies.message_state(Scope.of(user_id, guild_id), claim_notice=claim_notice)
 
+    # ---- the user's time zone -----------------------------------------------------------------
+
+    async def set_time_zone(self, user_id: str, name: str | None) -> str | None:
+        """Set the time zone the user's dates are read ("yesterday", "on 5 March") and shown in, the
+        same in every guild and DMs; None goes back to UTC. Returns the zone's IANA name.
+        Raises InvalidInput (nothing changed) for a name that is not a time zone."""
+        user_id = clean_id(user_id, "user_id")
+        zone = None if name is None else zone_name(name)
+        await self.t.policies.set_time_zone(user_id, zone)
+        self._zones.pop(user_id, None)
+        return zone
+
+    async def time_zone(self, user_id: str) -> str | None:
+        """The user's time zone (an IANA name), or None for UTC. Raises ArchiveUnavailable."""
+        return await self.t.policies.time_zone(clean_id(user_id, "user_id"))
+
+    async def _zone(self, user_id: str) -> tzinfo:
+        """The user's time zone for a context, kept ``ZONE_CACHE_SECONDS`` per process; UTC when the
+        archive does not answer in time (a context never waits or fails for it)."""
+        cached = self._zones.get(user_id)
+        if cached is not None and time.monotonic() - cached[0] < ZONE_CACHE_SECONDS:
+            return cached[1]
+        try:
+            name = await asyncio.wait_for(self.t.policies.time_zone(user_id),
+                                          self.settings.retrieval.archive_timeout_ms / 1000)
+        except (TierUnavailable, TimeoutError):
+            return UTC
+        try:
+            zone: tzinfo = UTC if name is None else zoneinfo.ZoneInfo(name)
+        except (zoneinfo.ZoneInfoNotFoundError, ValueError):  # a name this machine's tz data lacks
+            log.warning("time zone %r of user %s unknown here; using UTC", name, user_id)
+            zone = UTC
+        if len(self._zones) > 10_000:
+            self._zones.clear()
+        self._zones[user_id] = (time.monotonic(), zone)
+        return zone
+
     # ---- guild settings -----------------------------------------------------------------------
 
     async def guild_settings(self, guild_id: str) -> GuildSettings:
@@ -261,4 +329,5 @@ class ExchangeLifecycle:
                 "retention_last_run": job["last_run"] if job else None}
 
     async def _export_preferences(self, user_id: str) -> dict[str, Any]:
-        return {"paused": [s.label for s in await self.paused_scopes(user_id)]}
+        return {"paused": [s.label for s in await self.paused_scopes(user_id)],
+                "time_zone": await self.time_zone(user_id)}

@@ -15,7 +15,7 @@ import logging
 import time
 import uuid
 from collections.abc import Awaitable, Mapping, Sequence
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime, timedelta, tzinfo
 from typing import Any, TypeVar
 
 from memory.anchors import anchor, resolve, stated_in
@@ -107,6 +107,7 @@ class HierarchicalMemoryManager(ExchangeLifecycle, MemoryGovernance, BotServices
         self._reembed: asyncio.Task[None] | None = None  # see _embed_again
         # a local throttle, not shared state: each process bounds its own CPU-bound work
         self._reads = asyncio.Semaphore(settings.retrieval.max_concurrent)
+        self._zones: dict[str, tuple[float, tzinfo]] = {}  # user -> (read at, time zone); see _zone
 
     @classmethod
     def from_env(cls, settings: MemorySettings | None = None, metrics: Metrics | None = None) -> _Opener:
@@ -357,7 +358,8 @@ class HierarchicalMemoryManager(ExchangeLifecycle, MemoryGovernance, BotServices
         reports: dict[str, TierReport] = {}
         names = query_names(query)
         now = datetime.now(UTC)
-        when = window(query, now)
+        zone = await self._zone(scope.user_id)
+        when = window(query, now, zone)
         known_facts: list[TypedFact] | None = None
         said: tuple[str, ...] = ()
         if when is None and (event := anchor(query)) is not None:
@@ -397,7 +399,8 @@ class HierarchicalMemoryManager(ExchangeLifecycle, MemoryGovernance, BotServices
                                    tiers=reports, max_tokens=max_tokens,
                                    profile=build_profile(scope.user_id, scope.guild_id, typed, facts, corrections),
                                    profile_tokens=r.profile_tokens, sessions=sessions, focus_share=r.focus_share,
-                                   session_since=datetime.now(UTC) - timedelta(minutes=r.session_gap_minutes))
+                                   session_since=datetime.now(UTC) - timedelta(minutes=r.session_gap_minutes),
+                                   zone=zone)
 
     # ---- dated session summaries (memory.sessions) --------------------------------------------
 

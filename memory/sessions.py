@@ -17,7 +17,7 @@ import re
 from collections import Counter
 from collections.abc import Sequence
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta, tzinfo
 from typing import TYPE_CHECKING, Protocol
 
 from memory.extraction import labelled_topics, summarise
@@ -81,6 +81,14 @@ def _span(started: datetime, ended: datetime) -> str:
     day = started.strftime("%Y-%m-%d")
     end = ended.strftime("%H:%M") if ended.date() == started.date() else ended.strftime("%Y-%m-%d %H:%M")
     return f"{day} {started.strftime('%H:%M')}\u2013{end}"
+
+
+def local_heading(summary: SessionSummary, zone: tzinfo) -> str:
+    """The summary's text with the dates and times that open it (written in UTC) in ``zone``."""
+    written = _span(summary.started_at.astimezone(UTC), summary.ended_at.astimezone(UTC))
+    if zone is UTC or not summary.text.startswith(written):
+        return summary.text
+    return _span(summary.started_at.astimezone(zone), summary.ended_at.astimezone(zone)) + summary.text[len(written):]
 
 
 def _heading(session: Sequence[Exchange]) -> str:

@@ -1,8 +1,10 @@
 """Time named in a query, as a date window: "in July 2023", "on 29 Dec 2023", "last week".
 
-``window(query, now)`` returns the half-open UTC interval ``[start, end)`` the
+``window(query, now, zone)`` returns the half-open interval ``[start, end)`` the
 query points at, or None. Absolute dates win over relative ones; relative
-expressions are read against ``now`` (the time of asking). Only English
+expressions are read against ``now`` (the time of asking). Days begin at midnight
+in ``zone``, the asker's time zone (UTC unless they set one): for a user in
+California, "yesterday" asked at 8 pm is their yesterday, not UTC's. Only English
 phrasings are recognised; anything else simply yields no window.
 """
 
@@ -10,7 +12,7 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime, timedelta, tzinfo
 
 _MONTHS = {m: i + 1 for i, m in enumerate(
     ("jan", "feb", "mar", "apr", "may", "jun", "jul", "aug", "sep", "oct", "nov", "dec"))}
@@ -48,47 +50,47 @@ def month_number(name: str) -> int:
     return _MONTHS[name[:3].lower()]
 
 
-def _day(year: int, month: int, day: int, phrase: str) -> Window | None:
+def _day(year: int, month: int, day: int, phrase: str, zone: tzinfo) -> Window | None:
     try:
-        start = datetime(year, month, day, tzinfo=UTC)
+        start = datetime(year, month, day, tzinfo=zone)
     except ValueError:
         return None
     return Window(start, start + timedelta(days=1), phrase)
 
 
-def _month_window(year: int, month: int, phrase: str) -> Window:
-    start = datetime(year, month, 1, tzinfo=UTC)
-    end = datetime(year + (month == 12), month % 12 + 1, 1, tzinfo=UTC)
+def _month_window(year: int, month: int, phrase: str, zone: tzinfo) -> Window:
+    start = datetime(year, month, 1, tzinfo=zone)
+    end = datetime(year + (month == 12), month % 12 + 1, 1, tzinfo=zone)
     return Window(start, end, phrase)
 
 
-def _absolute(query: str, now: datetime) -> Window | None:
+def _absolute(query: str, now: datetime, zone: tzinfo) -> Window | None:
     if m := _DAY_MONTH_YEAR.search(query):
-        return _day(int(m.group(3)), month_number(m.group(2)), int(m.group(1)), m.group(0))
+        return _day(int(m.group(3)), month_number(m.group(2)), int(m.group(1)), m.group(0), zone)
     if m := _MONTH_DAY_YEAR.search(query):
-        return _day(int(m.group(3)), month_number(m.group(1)), int(m.group(2)), m.group(0))
+        return _day(int(m.group(3)), month_number(m.group(1)), int(m.group(2)), m.group(0), zone)
     if m := _NUMERIC.search(query):
         if m.group(1):
-            return _day(int(m.group(1)), int(m.group(2)), int(m.group(3)), m.group(0))
-        return _day(int(m.group(6)), int(m.group(5)), int(m.group(4)), m.group(0))  # day.month.year
+            return _day(int(m.group(1)), int(m.group(2)), int(m.group(3)), m.group(0), zone)
+        return _day(int(m.group(6)), int(m.group(5)), int(m.group(4)), m.group(0), zone)  # day.month.year
     if m := _MONTH_YEAR.search(query):
-        return _month_window(int(m.group(2)), month_number(m.group(1)), m.group(0))
+        return _month_window(int(m.group(2)), month_number(m.group(1)), m.group(0), zone)
     if m := _DAY_MONTH.search(query):
         day, month = (m.group(1), m.group(2)) if m.group(1) else (m.group(4), m.group(3))
         year = now.year if (int(month_number(month)), int(day)) <= (now.month, now.day) else now.year - 1
-        return _day(year, month_number(month), int(day), m.group(0))
+        return _day(year, month_number(month), int(day), m.group(0), zone)
     if m := _MONTH_ONLY.search(query):  # the latest such month up to the time of asking
         month = month_number(m.group(1))
         latest = month < now.month or (month == now.month and not m.group(0).lower().startswith("last"))
-        return _month_window(now.year if latest else now.year - 1, month, m.group(0))
+        return _month_window(now.year if latest else now.year - 1, month, m.group(0), zone)
     if m := _YEAR_ONLY.search(query):
         year = int(m.group(1))
-        return Window(datetime(year, 1, 1, tzinfo=UTC), datetime(year + 1, 1, 1, tzinfo=UTC), m.group(0))
+        return Window(datetime(year, 1, 1, tzinfo=zone), datetime(year + 1, 1, 1, tzinfo=zone), m.group(0))
     return None
 
 
-def _relative(query: str, now: datetime) -> Window | None:
-    today = now.astimezone(UTC).replace(hour=0, minute=0, second=0, microsecond=0)
+def _relative(query: str, now: datetime, zone: tzinfo) -> Window | None:
+    today = now.astimezone(zone).replace(hour=0, minute=0, second=0, microsecond=0)
     if m := _AGO.search(query):
         n = _COUNTS.get(m.group(1).lower()) or int(m.group(1))
         days = _UNIT_DAYS[m.group(2).lower()]
@@ -109,9 +111,10 @@ def _relative(query: str, now: datetime) -> Window | None:
     return None
 
 
-def window(query: str, now: datetime) -> Window | None:
+def window(query: str, now: datetime, zone: tzinfo = UTC) -> Window | None:
     """The date window ``query`` names, or None (see the module docstring)."""
-    return _absolute(query, now) or _relative(query, now)
+    local = now.astimezone(zone)  # "in March" and "on the 5th" are read against the asker's date
+    return _absolute(query, local, zone) or _relative(query, local, zone)
 
 
 # ---- when a self-statement says its fact began ------------------------------------------------
@@ -146,7 +149,7 @@ def _began(clause: str, now: datetime) -> Began | None:
     if m := _MONTH_YEAR.search(clause):
         if not (_DAY_MONTH_YEAR.search(clause) or _MONTH_DAY_YEAR.search(clause)):
             return Began(datetime(int(m.group(2)), month_number(m.group(1)), 1, tzinfo=UTC), "month")
-    if (w := _absolute(clause, now)) is not None:
+    if (w := _absolute(clause, now, UTC)) is not None:
         span = w.end - w.start
         return Began(w.start, "day" if span <= timedelta(days=1) else "month" if span <= timedelta(days=31) else "year")
     if m := _MONTH_ALONE.search(clause):

@@ -1,4 +1,4 @@
-"""``/memory show|search|export|forget|stats|migrate`` (and ``pause|resume|settings``, see ``preferences``).
+"""``/memory show|search|export|forget|stats|migrate`` (and ``pause|resume|timezone|settings``, see ``preferences``).
 
 Personal content is answered ephemerally. Three roles (ARCHITECTURE "Failure
 and trust"): a user's own memories; a guild admin (Manage Server) sees

@@ -1,8 +1,10 @@
-"""``/memory pause|resume|settings``: a user's pause, and a guild admin's settings for their guild.
+"""``/memory pause|resume|timezone|settings``: a user's pause and time zone, and a guild admin's settings
+for their guild.
 
 Mixed into ``MemoryCog`` (one ``/memory`` group) and kept here so that cog
 stays about showing and forgetting memories. ``pause`` and ``resume`` are the
-user's own, per scope (this server, or DMs), answered ephemerally. ``settings``
+user's own, per scope (this server, or DMs), answered ephemerally; so is ``timezone``,
+which is one setting for all the user's scopes. ``settings``
 is for the admins of the guild it runs in (Manage Server there, checked again
 when run since server owners can override the default permissions); it is not
 available in DMs and only touches that guild's row.
@@ -18,9 +20,9 @@ from discord import app_commands
 from discord.ext import commands
 
 from bot.cogs.common import clip, is_admin, scope_of
-from bot.reports import pause_message, resume_message
+from bot.reports import pause_message, resume_message, time_zone_text
 from memory.errors import InvalidInput, TierUnavailable
-from memory.lifecycle import MAX_PERSONA_CHARS
+from memory.lifecycle import MAX_PERSONA_CHARS, zone_suggestions
 from memory.models import GuildSettings
 
 if TYPE_CHECKING:
@@ -53,6 +55,23 @@ class PreferenceCommands(commands.Cog):
             await interaction.response.send_message(UNAVAILABLE, ephemeral=True)
             return
         await interaction.response.send_message(message(changed, guild_id), ephemeral=True)
+
+    @app_commands.command(name="timezone", description="Your time zone, so \"yesterday\" means yours "
+                                                        "(the same everywhere)")
+    @app_commands.describe(zone="a name like Europe/Berlin (suggested as you type); leave out to see yours",
+                           reset="go back to UTC")
+    async def timezone(self, interaction: discord.Interaction,
+                       zone: app_commands.Range[str, 1, 64] | None = None, reset: bool = False) -> None:
+        user_id, _ = scope_of(interaction)
+        try:
+            text = await time_zone_text(self.bot.memory, user_id, zone, reset)
+        except TierUnavailable:
+            text = UNAVAILABLE
+        await interaction.response.send_message(text, ephemeral=True)
+
+    @timezone.autocomplete("zone")
+    async def zone_choices(self, interaction: discord.Interaction, current: str) -> list[app_commands.Choice[str]]:
+        return [app_commands.Choice(name=n, value=n) for n in zone_suggestions(current)]
 
     @app_commands.command(name="settings", description="Admins: this server's persona, always-on channels "
                                                         "and retention")

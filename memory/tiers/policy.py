@@ -65,6 +65,18 @@ class PostgresPolicies(_PgEdge):
         return MessageState(paused=bool(row[0]["paused"]), first_notice=bool(row[0]["first_notice"]),
                             guild=_guild(row[0]))
 
+    # ---- a user's own settings ----------------------------------------------------------------
+
+    async def set_time_zone(self, user_id: str, zone: str | None) -> None:
+        await self._execute("INSERT INTO user_settings AS u (user_id, time_zone) VALUES ($1, $2)"
+                            " ON CONFLICT (user_id) DO UPDATE SET time_zone = $2, updated_at = now()", user_id, zone)
+
+    async def time_zone(self, user_id: str) -> str | None:
+        return await self._fetchval("SELECT time_zone FROM user_settings WHERE user_id = $1", user_id)  # type: ignore[no-any-return]
+
+    async def forget_settings(self, user_id: str) -> None:
+        await self._execute("DELETE FROM user_settings WHERE user_id = $1", user_id)
+
     # ---- guild settings -----------------------------------------------------------------------
 
     async def guild(self, guild_id: str) -> GuildSettings | None:

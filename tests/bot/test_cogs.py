@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import uuid
+from datetime import UTC, datetime
 from pathlib import Path
 from unittest.mock import AsyncMock, MagicMock
 
@@ -256,3 +257,36 @@ async def test_a_forget_confirmation_nobody_answers_is_closed_and_runs_nothing()
     await view.on_timeout()  # what discord.py calls when the timeout passes with no press
     view.message.edit.assert_awaited_once_with(content="No answer: nothing was forgotten.", view=None)
     assert ran == []
+
+
+async def test_timezone_is_the_users_own_and_shown_in_their_memories(cogs: tuple[MemoryCog, FactsCog], user: int,
+                                                                     memory: HierarchicalMemoryManager) -> None:
+    memory_cog, _ = cogs
+    await memory.store_conversation(str(user), "I finished the marathon!", "Congratulations!",
+                                    guild_id=str(GUILD), channel_id="c",
+                                    timestamp=datetime(2026, 4, 20, 2, 30, tzinfo=UTC))  # 22:30 on the 19th in New York
+    it = _interaction(user)
+    await MemoryCog.timezone.callback(memory_cog, it, "new york", False)
+    text, kwargs = _sent(it.response.send_message)
+    assert text.startswith("I don't know a time zone called \"new york\"") and kwargs["ephemeral"] is True
+    choices = await memory_cog.zone_choices(_interaction(user), "new y")
+    assert choices[0].value == "America/New_York"
+    it = _interaction(user, None)  # set in DMs: the same setting in every server
+    await MemoryCog.timezone.callback(memory_cog, it, choices[0].value, False)
+    assert _sent(it.response.send_message)[0].startswith("Your time zone is now America/New_York (it's ")
+    other = uuid.uuid4().int % 10**17
+    it = _interaction(other)
+    await MemoryCog.timezone.callback(memory_cog, it, None, False)  # another user's stays UTC
+    assert _sent(it.response.send_message)[0].startswith("I use UTC for you.")
+
+    it = _interaction(user)
+    await MemoryCog.show.callback(memory_cog, it)
+    fields = {f.name: f.value for f in _sent(it.followup.send)[1]["embed"].fields}
+    assert "`2026-04-19` I finished the marathon!" in fields["Recent exchanges"]
+    it = _interaction(user)
+    await MemoryCog.timezone.callback(memory_cog, it, None, True)
+    assert _sent(it.response.send_message)[0].startswith("Back to UTC")
+    it = _interaction(user)
+    await MemoryCog.show.callback(memory_cog, it)
+    fields = {f.name: f.value for f in _sent(it.followup.send)[1]["embed"].fields}
+    assert "`2026-04-20` I finished the marathon!" in fields["Recent exchanges"]

@@ -97,9 +97,11 @@ async def test_help_lists_every_discord_command(memory: HierarchicalMemoryManage
     printed = await _drive(memory, tmp_path, uid, "/help\n/memory\n/shout\n")
     for command in ("/memory show", "/memory search <query>", "/memory export", "/memory pause | resume",
                     "/forget all|here|last",
-                    "/forget topic <topic>", "/remember <fact>", "/forget-fact <id>", "/memory profile", "/quit"):
+                    "/forget topic <topic>", "/remember <fact>", "/forget-fact <id>", "/memory profile",
+                    "/memory timezone [zone]", "/quit"):
         assert f"\n  {command} " in printed
-    assert "Usage: /memory show | search <query> | export | pause | resume | profile | forget\n" in printed
+    assert ("Usage: /memory show | search <query> | export | pause | resume | timezone [zone|reset] | profile"
+            " | forget\n") in printed
     assert "Unknown command /shout. /help lists the commands.\n" in printed
 
 
@@ -241,6 +243,22 @@ async def test_json_logs_carry_one_request_id_per_message_to_the_stored_exchange
     for line in stored:
         assert any(other["request_id"] == line["request_id"] and "chat/completions" in other["message"]
                    for other in lines)
+
+
+async def test_timezone_shows_sets_and_resets_the_users_zone(memory: HierarchicalMemoryManager, tmp_path: Path,
+                                                              uid: str) -> None:
+    printed = await _drive(memory, tmp_path, uid, "/memory timezone\n/memory timezone Mars/Olympus\n"
+                           "/memory timezone europe/berlin\nwhat did I say yesterday?\n/memory timezone\n")
+    assert "I use UTC for you. Tell me your time zone (/memory timezone Europe/Berlin)" in printed
+    assert 'I don\'t know a time zone called "Mars/Olympus". Use a name like Europe/Berlin' in printed
+    assert "Your time zone is now Europe/Berlin (it's " in printed
+    # without an LLM the reply is the prompt it would send: the model is told the user's time
+    assert "where the user is (Europe/Berlin); the dates and times in your memories are in that time zone" in printed
+    assert printed.count("Your time zone is Europe/Berlin (it's ") == 1
+    assert await memory.time_zone(uid) == "Europe/Berlin"
+    printed = await _drive(memory, tmp_path, uid, "/memory timezone reset\nand today?\n")
+    assert "Back to UTC" in printed and "(UTC)." in printed
+    assert await memory.time_zone(uid) is None
 
 
 async def test_pause_stops_remembering_until_resume(memory: HierarchicalMemoryManager, tmp_path: Path,

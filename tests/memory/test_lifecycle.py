@@ -171,7 +171,7 @@ async def test_pause_stores_nothing_in_that_scope_in_any_process_until_resumed(
     assert (await two.message_state(user, "g1", claim_notice=False)).paused is True
     assert (await two.message_state(user, None, claim_notice=False)).paused is False
     assert [s.label for s in await one.paused_scopes(user)] == ["guild g1"]
-    assert (await one.export(user))["preferences"] == {"paused": ["guild g1"]}
+    assert (await one.export(user))["preferences"] == {"paused": ["guild g1"], "time_zone": None}
 
     assert await two.resume(user, guild_id="g1") is True
     await one.store_conversation(user, "Now remember my favourite tea is sencha.", "Noted.", guild_id="g1")

@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
+from zoneinfo import ZoneInfo
 
 import pytest
 
@@ -76,3 +77,29 @@ def test_a_statement_says_when_its_fact_began(clause: str, at: datetime, unit: s
 ])
 def test_no_start_without_a_past_time(clause: str) -> None:
     assert began(clause, NOW) is None
+
+
+def test_days_begin_at_the_askers_midnight() -> None:
+    # 04:00 UTC on 1 Dec is 20:00 on 30 Nov in California: "yesterday" there is 29 Nov, local midnights
+    la = ZoneInfo("America/Los_Angeles")
+    asked = datetime(2026, 12, 1, 4, 0, tzinfo=UTC)
+    w = window("what did I say yesterday?", asked, la)
+    assert w is not None
+    assert (w.start, w.end) == (datetime(2026, 11, 29, 8, tzinfo=UTC), datetime(2026, 11, 30, 8, tzinfo=UTC))
+    utc = window("what did I say yesterday?", asked)
+    assert utc is not None and utc.start == datetime(2026, 11, 30, tzinfo=UTC)
+    # an absolute day is the asker's day too: 5 March in Tokyo starts at 15:00 UTC on the 4th
+    tokyo = window("what happened on 5 March 2026?", asked, ZoneInfo("Asia/Tokyo"))
+    assert tokyo is not None and tokyo.start == datetime(2026, 3, 4, 15, tzinfo=UTC)
+    assert tokyo.end - tokyo.start == timedelta(days=1)
+    # a month alone is read against the asker's date: at 20:00 on 30 Nov in California, November is current
+    month = window("what did we talk about in December?", asked, la)
+    assert month is not None and month.start == datetime(2025, 12, 1, 8, tzinfo=UTC)
+
+
+def test_a_day_with_a_clock_change_is_that_days_length() -> None:
+    # Europe/Berlin moved its clocks forward on 29 Mar 2026: that day has 23 hours
+    berlin = ZoneInfo("Europe/Berlin")
+    w = window("what did I do yesterday", datetime(2026, 3, 30, 12, tzinfo=UTC), berlin)
+    assert w is not None
+    assert (w.start, w.end) == (datetime(2026, 3, 28, 23, tzinfo=UTC), datetime(2026, 3, 29, 22, tzinfo=UTC))
