@@ -358,8 +358,12 @@ class HierarchicalMemoryManager(ExchangeLifecycle, MemoryGovernance, BotServices
         reports: dict[str, TierReport] = {}
         names = query_names(query)
         now = datetime.now(UTC)
-        zone = await self._zone(scope.user_id)
-        when = window(query, now, zone)
+        # the user's time zone, read beside the tiers (usually cached); waited for first only when the
+        # query names a time, whose days begin at the user's midnight
+        zone_read = asyncio.ensure_future(self._zone(scope.user_id))
+        when = window(query, now)
+        if when is not None:
+            when = window(query, now, await zone_read)
         known_facts: list[TypedFact] | None = None
         said: tuple[str, ...] = ()
         if when is None and (event := anchor(query)) is not None:
@@ -400,7 +404,7 @@ class HierarchicalMemoryManager(ExchangeLifecycle, MemoryGovernance, BotServices
                                    profile=build_profile(scope.user_id, scope.guild_id, typed, facts, corrections),
                                    profile_tokens=r.profile_tokens, sessions=sessions, focus_share=r.focus_share,
                                    session_since=datetime.now(UTC) - timedelta(minutes=r.session_gap_minutes),
-                                   zone=zone)
+                                   zone=await zone_read)
 
     # ---- dated session summaries (memory.sessions) --------------------------------------------
 
