@@ -52,6 +52,7 @@ from bot.settings import BotSettings
 from bot.tools import MemoryTools
 from memory.context import ConversationContext
 from memory.errors import ArchiveUnavailable, InvalidInput, MemoryPaused, RateLimited, TierUnavailable
+from memory.focus import stamp
 from memory.manager import HierarchicalMemoryManager
 from memory.models import Exchange, MessageState, clean_text
 from memory.tokens import truncate_tokens
@@ -158,13 +159,14 @@ class RollingSummary:
             return cls(raw, None)  # written by something else: keep it as text
 
 
-def fold_deterministic(previous: str, exchanges: Sequence[Exchange], max_chars: int) -> str:
-    """Append one line per exchange to ``previous``, dropping the oldest lines beyond ``max_chars``."""
+def fold_deterministic(previous: str, exchanges: Sequence[Exchange], max_chars: int, zone: tzinfo = UTC) -> str:
+    """Append one line per exchange to ``previous`` (its time in the user's ``zone``), dropping the
+    oldest lines beyond ``max_chars``."""
     lines = [line for line in previous.splitlines() if line.strip()]
     for e in exchanges:
         user = " ".join(e.user_message.split())[:200]
         bot = " ".join(e.bot_response.split())[:200]
-        lines.append(f"- {e.timestamp:%Y-%m-%d %H:%M} user: {user} | you: {bot}")
+        lines.append(f"- {stamp(e.timestamp, True, zone)} user: {user} | you: {bot}")
     while lines and len("\n".join(lines)) > max_chars:
         lines.pop(0)
     text = "\n".join(lines)
@@ -368,7 +370,7 @@ class ChatHandler:
                     if state.through is None or e.timestamp > state.through]
         if not overflow:
             return turns, state.text, shown
-        folded = await self._fold(msg, state.text, overflow)
+        folded = await self._fold(msg, state.text, overflow, ctx.zone if ctx is not None else UTC)
         new_state = RollingSummary(folded, max(e.timestamp for e in overflow))
         try:
             await self.memory.set_rolling_summary(msg.user_id, msg.guild_id, msg.channel_id, new_state.dump())
@@ -377,10 +379,10 @@ class ChatHandler:
             log.warning("could not save the rolling summary: %s", exc)
         return turns, folded, shown
 
-    async def _fold(self, msg: IncomingMessage, previous: str, exchanges: list[Exchange]) -> str:
+    async def _fold(self, msg: IncomingMessage, previous: str, exchanges: list[Exchange], zone: tzinfo) -> str:
         limit = self.settings.bot.summary_max_chars
         if self.llm is None:
-            return fold_deterministic(previous, exchanges, limit)
+            return fold_deterministic(previous, exchanges, limit, zone)
         transcript = "\n".join(f"User: {e.user_message}\nYou: {e.bot_response}" for e in exchanges)
         prompt = Prompt(
             system=("You maintain a running summary of a chat between a user and you (the assistant). "
@@ -392,9 +394,9 @@ class ChatHandler:
         except LLMUnavailable as exc:
             self.metrics.errors.labels("llm_summary_unavailable").inc()
             log.warning("LLM summary failed, folding deterministically: %s", exc)
-            return fold_deterministic(previous, exchanges, limit)
+            return fold_deterministic(previous, exchanges, limit, zone)
         await self._record_usage(msg, done)
-        return done.text[:limit] if done.text else fold_deterministic(previous, exchanges, limit)
+        return done.text[:limit] if done.text else fold_deterministic(previous, exchanges, limit, zone)
 
     async def _record_usage(self, msg: IncomingMessage, done: Completion) -> None:
         try:

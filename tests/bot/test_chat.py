@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from zoneinfo import ZoneInfo
 
 from bot.chat import APOLOGY, CONTEXT_BEGIN, NO_LLM_NOTICE, ChatHandler, IncomingMessage, RollingSummary
 from bot.llm import ChatLLM
@@ -202,3 +203,20 @@ async def test_invalid_message_is_refused_without_storing(
     assert reply is not None and reply.kind == "invalid" and "NUL" in reply.text
     assert fake_llm.requests == []
     assert (await memory.counts(uid))["archive"] == 0
+
+
+async def test_the_model_is_told_the_users_time_and_older_turns_fold_in_it(
+        memory: HierarchicalMemoryManager, tmp_path: Path, uid: str) -> None:
+    # no LLM: the reply is the prompt, and overflowing turns fold into lines the rules write
+    handler = ChatHandler(memory, None, bot_settings(None, tmp_path, history_exchanges=1))
+    await memory.set_time_zone(uid, "Asia/Kolkata")  # UTC+05:30
+    first = datetime.now(UTC) - timedelta(minutes=5)
+    await memory.store_conversation(uid, "my flight lands at noon", "Safe travels!", channel_id="c",
+                                    timestamp=first)
+    await memory.store_conversation(uid, "the hotel is near the station", "Handy.", channel_id="c")
+    reply = await handler.handle(IncomingMessage(uid, "what did I say about the flight?", channel_id="c"))
+    assert reply is not None
+    local = first.astimezone(ZoneInfo("Asia/Kolkata"))
+    assert f"- {local:%Y-%m-%d %H:%M} user: my flight lands at noon | you: Safe travels!" in reply.text
+    assert f"It is {datetime.now(ZoneInfo('Asia/Kolkata')):%A %-d %B %Y}, " in reply.text
+    assert "where the user is (Asia/Kolkata)" in reply.text
