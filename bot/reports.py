@@ -19,6 +19,7 @@ from zoneinfo import ZoneInfo
 from bot.cogs.common import clip, format_counts, where
 from memory.errors import ForgetPending, InvalidInput, MemoryStoreError, TierUnavailable
 from memory.focus import stamp
+from memory.lifecycle import zone_suggestions
 from memory.manager import HierarchicalMemoryManager
 
 log = logging.getLogger(__name__)
@@ -226,8 +227,11 @@ async def time_zone_text(memory: HierarchicalMemoryManager, user_id: str, zone: 
         try:
             name = await memory.set_time_zone(user_id, zone)
         except InvalidInput:
-            return (f"I don't know a time zone called \"{clip(zone, 64)}\". Use a name like Europe/Berlin, "
-                    "America/New_York or Asia/Tokyo (the list suggests them as you type).")
+            close = zone_suggestions(zone, 3) if "\x00" not in zone else []
+            return (f"I don't know a time zone called \"{clip(zone, 64)}\". " + (
+                f"Did you mean {' or '.join(close)}?" if close else
+                "Use a name like Europe/Berlin, America/New_York or Asia/Tokyo, or your city if a zone is "
+                "named after it (the list suggests them as you type)."))
         assert name is not None
         return (f"Your time zone is now {name} (it's {datetime.now(ZoneInfo(name)):%H:%M} there). \"Yesterday\" "
                 "means your yesterday, and my memories' dates are shown in your time.")

@@ -63,11 +63,39 @@ def _zone_names() -> dict[str, str]:
     return {name.lower(): name for name in zoneinfo.available_timezones()} | {"utc": "UTC"}
 
 
+_CONTINENTS = frozenset({"Africa", "America", "Antarctica", "Arctic", "Asia", "Atlantic", "Australia", "Europe",
+                        "Indian", "Pacific"})
+_NOT_CITIES = frozenset({"north", "south", "east", "west", "central", "eastern", "western", "mountain", "pacific",
+                         "act", "nsw"})
+
+
+@functools.cache
+def _zone_cities() -> dict[str, list[str]]:
+    cities: dict[str, list[str]] = {}
+    for name in sorted(_zone_names().values()):
+        region, _, city = name.partition("/")
+        city = city.rsplit("/", 1)[-1].lower()
+        if region in _CONTINENTS and city not in _NOT_CITIES:  # not US/Eastern, Australia/West
+            cities.setdefault(city, []).append(name)
+    return cities
+
+
+def _same_clock(names: Sequence[str]) -> bool:
+    """Whether the zones keep the same time (one zone under several names, as Istanbul is)."""
+    year = datetime.now(UTC).year
+    instants = [datetime(y, m, 1, tzinfo=UTC) for y in (year, year + 1) for m in (1, 4, 7, 10)]
+    return len({tuple(i.astimezone(zoneinfo.ZoneInfo(n)).utcoffset() for i in instants) for n in names}) == 1
+
+
 def zone_name(name: str) -> str:
     """The IANA name of the time zone ``name`` means, in any case and with spaces for underscores
-    ("europe/berlin", "America/New York"); InvalidInput for anything else."""
+    ("europe/berlin", "America/New York"), or a city only one zone is named after ("lisbon",
+    "new york"); InvalidInput for anything else."""
     text = clean_text(name, "time_zone", max_chars=64).strip()
-    found = _zone_names().get("_".join(text.split()).lower())
+    key = "_".join(text.split()).lower()
+    found = _zone_names().get(key)
+    if found is None and (cities := _zone_cities().get(key)) and _same_clock(cities):
+        found = max(cities, key=lambda n: n.count("/"))  # aliases of one zone: the full name
     if found is None:
         raise InvalidInput("not a time zone name; use one like Europe/Berlin or America/New_York",
                            field="time_zone")

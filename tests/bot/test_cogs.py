@@ -266,9 +266,10 @@ async def test_timezone_is_the_users_own_and_shown_in_their_memories(cogs: tuple
                                     guild_id=str(GUILD), channel_id="c",
                                     timestamp=datetime(2026, 4, 20, 2, 30, tzinfo=UTC))  # 22:30 on the 19th in New York
     it = _interaction(user)
-    await MemoryCog.timezone.callback(memory_cog, it, "new york", False)
+    await MemoryCog.timezone.callback(memory_cog, it, "Europe/Berl", False)
     text, kwargs = _sent(it.response.send_message)
-    assert text.startswith("I don't know a time zone called \"new york\"") and kwargs["ephemeral"] is True
+    assert text == "I don't know a time zone called \"Europe/Berl\". Did you mean Europe/Berlin?"
+    assert kwargs["ephemeral"] is True
     choices = await memory_cog.zone_choices(_interaction(user), "new y")
     assert choices[0].value == "America/New_York"
     it = _interaction(user, None)  # set in DMs: the same setting in every server

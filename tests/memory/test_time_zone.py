@@ -53,9 +53,11 @@ async def test_the_users_days_and_dates_are_in_their_time_zone(memory: Hierarchi
 async def test_only_time_zone_names_are_kept(memory: HierarchicalMemoryManager, uid: Callable[[str], str]) -> None:
     user = uid("names")
     assert await memory.time_zone(user) is None
+    assert await memory.set_time_zone(user, "lisbon") == "Europe/Lisbon"  # a city one zone is named after
+    assert await memory.set_time_zone(user, "buenos aires") == "America/Argentina/Buenos_Aires"  # and its alias
     assert await memory.set_time_zone(user, "  America/New York ") == "America/New_York"
-    for bad in ("Mars/Olympus_Mons", "Europe/Berlin'; DROP TABLE user_settings; --", "", "Europe/\x00Berlin",
-                "+05:30", "x" * 5000, "../../etc/passwd"):
+    for bad in ("Mars/Olympus_Mons", "eastern", "Etc/Nowhere", "Europe/Berlin'; DROP TABLE user_settings; --", "",
+                "Europe/\x00Berlin", "+05:30", "x" * 5000, "../../etc/passwd"):
         with pytest.raises(InvalidInput) as err:
             await memory.set_time_zone(user, bad)
         assert err.value.field == "time_zone"
