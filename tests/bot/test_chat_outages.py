@@ -99,6 +99,11 @@ async def test_archive_down_the_reply_says_it_will_not_be_remembered(
     assert reply.text == "ECHO: what do I grow?" + NOT_STORED_NOTE
     assert "won't remember this exchange" in reply.text
     assert reply.exchange_id is None and "archive" in reply.degraded
+    # a user whose time zone this process never read: it cannot be read now, so their dates are UTC
+    other = await handler.handle(_msg("what time is it for me?", user="u-outage-zone"))
+    assert other is not None and other.kind == "answer" and "archive" in other.degraded
+    system = fake_llm.requests[-1]["messages"][0]["content"]
+    assert "(UTC)." in system and "where the user is" not in system
 
 
 async def test_graph_down_memory_show_says_so_instead_of_an_empty_profile(
