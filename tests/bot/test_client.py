@@ -501,3 +501,25 @@ async def test_a_slow_cdn_costs_the_message_its_files_not_the_user_a_minute() ->
     deadline = asyncio.get_running_loop().time() + 0.3
     lines, left = await attachment_lines([slow("a.txt"), slow("b.txt")], 100, 100, deadline)
     assert lines == ["[file: a.txt, could not be read]", "[file: b.txt, could not be read]"] and left == 100
+
+
+async def test_remember_this_on_the_bots_reply_saves_it_as_the_members_fact(
+        bot: MnemoBot, memory: HierarchicalMemoryManager) -> None:
+    from unittest.mock import AsyncMock, MagicMock
+
+    await bot.setup_hook()  # loads the cogs, as logging in does (dpytest does not)
+    menu = bot.tree.get_command("Remember this", type=discord.AppCommandType.message)  # in the message's Apps menu
+    assert isinstance(menu, discord.app_commands.ContextMenu)
+    cfg = _cfg()
+    channel, member, guild = cfg.channels[0], cfg.members[0], cfg.guilds[0]
+    assert bot.user is not None
+    await dpytest.message(f"<@{bot.user.id}> the wifi password is hunter2", channel=channel, member=member)
+    (reply,) = _sent()
+    it = MagicMock(spec=discord.Interaction)
+    it.user, it.guild_id, it.response = member, guild.id, MagicMock()
+    it.response.send_message = AsyncMock()
+    await menu.callback(it, reply)  # what Discord runs when the member picks it on the bot's reply
+    assert it.response.send_message.call_args.args[0].startswith(
+        "Saved in this server: “ECHO: the wifi password is hunter2”")
+    assert [f.text for f in await memory.facts(str(member.id), guild_id=str(guild.id))] == [
+        "ECHO: the wifi password is hunter2"]

@@ -291,3 +291,32 @@ async def test_timezone_is_the_users_own_and_shown_in_their_memories(cogs: tuple
     await MemoryCog.show.callback(memory_cog, it)
     fields = {f.name: f.value for f in _sent(it.followup.send)[1]["embed"].fields}
     assert "`2026-04-20` I finished the marathon!" in fields["Recent exchanges"]
+
+
+def _message(author_id: int, content: str) -> MagicMock:
+    message = MagicMock(spec=discord.Message)
+    message.author = MagicMock(spec=discord.Member)
+    message.author.id = author_id
+    message.content = content
+    message.mentions = message.role_mentions = message.channel_mentions = []
+    return message
+
+
+async def test_remember_this_saves_the_users_own_message_and_refuses_anothers(
+        cogs: tuple[MemoryCog, FactsCog], user: int, memory: HierarchicalMemoryManager) -> None:
+    _, facts_cog = cogs
+    it = _interaction(user)
+    await facts_cog.remember_message(it, _message(user, "  My flat is on the fourth floor, no lift.  "))
+    assert _sent(it.response.send_message)[0].startswith("Saved in this server: “My flat is on the fourth floor")
+    it = _interaction(user)
+    await facts_cog.remember_message(it, _message(user + 1, "My PIN is 4096"))  # somebody else's words
+    assert _sent(it.response.send_message)[0].startswith("I only save your own messages or mine")
+    it = _interaction(user)
+    await facts_cog.remember_message(it, _message(user, ""))  # a photo alone
+    assert _sent(it.response.send_message)[0] == "That message has no text to save."
+    it = _interaction(user)
+    await facts_cog.remember_message(it, _message(user, "word " * 200))
+    assert _sent(it.response.send_message)[0].startswith("That message is 999 characters and a fact holds 500")
+    assert [f.text for f in await memory.facts(str(user), guild_id=str(GUILD))] == [
+        "My flat is on the fourth floor, no lift."]
+    assert await memory.facts(str(user + 1), guild_id=str(GUILD)) == []
