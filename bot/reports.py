@@ -103,7 +103,8 @@ async def profile_text(memory: HierarchicalMemoryManager, user_id: str, guild_id
 
 
 async def show_card(memory: HierarchicalMemoryManager, user_id: str, guild_id: str | None) -> Card:
-    """Recent exchanges, top entities, facts and per-tier counts of this user in this scope.
+    """Recent exchanges, top entities, facts, settings (time zone, a pause here) and per-tier counts of
+    this user in this scope.
 
     Raises TierUnavailable when the context or the counts cannot be read; a
     graph outage only blanks the entities section.
@@ -119,6 +120,11 @@ async def show_card(memory: HierarchicalMemoryManager, user_id: str, guild_id: s
     profile = ("(graph unavailable right now)" if profile_items is None
                else ", ".join(f"{r.label or r.name} ({r.count})" for r in profile_items))
     facts = "\n".join(f"`{f.id}` {clip(f.text, 120)}" for f in ctx.facts[:10])
+    zone = await memory.time_zone(user_id)
+    paused = any(s.guild_id == guild_id for s in await memory.paused_scopes(user_id))
+    settings = (f"Time zone: {zone or 'UTC (not set: /memory timezone)'}\n"
+                + ("Paused here: I remember nothing new (/memory resume)" if paused
+                   else "Remembering here (/memory pause stops it)"))
     return Card(
         title=f"What I remember about you {where(guild_id)}",
         sections=(Section("Recent exchanges", clip(recent, 1000, lines=True) or "none"),
@@ -128,6 +134,7 @@ async def show_card(memory: HierarchicalMemoryManager, user_id: str, guild_id: s
                              or ("(graph unavailable right now)" if "graph" in ctx.degraded else "nothing yet")),)
                     if ctx.profile else ()),
                   Section("Facts (/remember)", clip(facts, 1000, lines=True) or "none"),
+                  Section("Your settings", settings),
                   Section("Stored per tier (-1: tier down)", format_counts(counts) + (
                       f"\n{queued} recent exchange{'s' if queued != 1 else ''} still being taken in: the profile"
                       " and topics catch up in a moment" if queued else ""))),

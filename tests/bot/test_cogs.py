@@ -284,6 +284,7 @@ async def test_timezone_is_the_users_own_and_shown_in_their_memories(cogs: tuple
     await MemoryCog.show.callback(memory_cog, it)
     fields = {f.name: f.value for f in _sent(it.followup.send)[1]["embed"].fields}
     assert "`2026-04-19` I finished the marathon!" in fields["Recent exchanges"]
+    assert fields["Your settings"] == "Time zone: America/New_York\nRemembering here (/memory pause stops it)"
     it = _interaction(user)
     await MemoryCog.timezone.callback(memory_cog, it, None, True)
     assert _sent(it.response.send_message)[0].startswith("Back to UTC")
@@ -291,6 +292,12 @@ async def test_timezone_is_the_users_own_and_shown_in_their_memories(cogs: tuple
     await MemoryCog.show.callback(memory_cog, it)
     fields = {f.name: f.value for f in _sent(it.followup.send)[1]["embed"].fields}
     assert "`2026-04-20` I finished the marathon!" in fields["Recent exchanges"]
+    await memory.pause(str(user), guild_id=str(GUILD))
+    it = _interaction(user)
+    await MemoryCog.show.callback(memory_cog, it)
+    fields = {f.name: f.value for f in _sent(it.followup.send)[1]["embed"].fields}
+    assert fields["Your settings"] == ("Time zone: UTC (not set: /memory timezone)\n"
+                                       "Paused here: I remember nothing new (/memory resume)")
 
 
 def _message(author_id: int, content: str) -> MagicMock:
