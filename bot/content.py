@@ -7,7 +7,10 @@ channel read it, plus what it carries besides text.
   files: Discord turns a paste longer than a message into a ``message.txt`` attachment, and
   people share code and logs as files. The file comes from Discord's own CDN, through
   discord.py; the bot never follows a link found in a message.
-- Any other attachment (an image, a voice message, a PDF), a file over the limit or one that is
+- A PDF's text is read the same way, page by page within what is left of that limit (pypdf,
+  in a thread, under the same deadline); a PDF with no text (a scan), a password or a broken
+  file is named with the reason.
+- Any other attachment (an image, a voice message), a file over the limit or one that is
   not UTF-8 text is a line naming it (``[image: cat.jpg]``), so the model knows something was
   sent and the memory records that it was.
 - Stickers are ``[sticker: Wave]``; a forwarded message is ``[forwarded message]`` and its text.
@@ -16,19 +19,23 @@ channel read it, plus what it carries besides text.
 from __future__ import annotations
 
 import asyncio
+import io
 import logging
 import mimetypes
 import re
+import time
 from collections.abc import Mapping, Sequence
 
 import aiohttp
 import discord
+import pypdf
 
 from memory.models import FORWARDED
 
 log = logging.getLogger(__name__)
 
 ATTACHMENT_READ_SECONDS = 10.0  # for all of a message's files together: the user is waiting
+PDF_MAX_BYTES = 10 * 1024 * 1024  # a PDF is downloaded up to this size (Discord's own upload limit)
 # text that is not text/*: what people share as code, data and logs
 _TEXT_TYPES = {"application/json", "application/xml", "application/javascript", "application/x-yaml",
                "application/yaml", "application/toml", "application/x-sh", "application/sql",
@@ -37,6 +44,7 @@ _TEXT_SUFFIXES = {".txt", ".md", ".log", ".csv", ".tsv", ".json", ".yaml", ".yml
                   ".conf", ".xml", ".html", ".css", ".js", ".ts", ".py", ".rb", ".rs", ".go", ".java", ".kt",
                   ".c", ".h", ".cpp", ".hpp", ".cs", ".php", ".sh", ".sql", ".lua", ".swift", ".diff", ".patch"}
 _CONTROL = re.compile(r"[\x00-\x1f\x7f]+")
+_CONTROL_IN_TEXT = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f]")  # keeps tabs and line breaks
 _MARKUP = re.compile(r"<(@!?|@&|#)(\d+)>|<a?(:\w+:)\d+>")
 
 
@@ -94,6 +102,41 @@ def _is_text(attachment: discord.Attachment) -> bool:
     return any(name.endswith(suffix) for suffix in _TEXT_SUFFIXES)
 
 
+def _is_pdf(attachment: discord.Attachment) -> bool:
+    ctype = (attachment.content_type or "").split(";", 1)[0].strip().lower()
+    return ctype == "application/pdf" or (not ctype and attachment.filename.lower().endswith(".pdf"))
+
+
+def pdf_text(data: bytes, max_bytes: int, until: float) -> tuple[str, int, int, str]:
+    """A PDF's text, page by page, while it fits in ``max_bytes`` (UTF-8) and ``time.monotonic()``
+    is before ``until``: (text, pages read, pages in all, why it is empty or short: "" if whole).
+    Blocking: run it in a thread."""
+    try:
+        reader = pypdf.PdfReader(io.BytesIO(data))
+        if reader.is_encrypted and not reader.decrypt(""):  # many PDFs are locked with an empty password
+            return "", 0, 0, "not read: password-protected"
+        total = len(reader.pages)
+        chunks: list[str] = []
+        used = 0
+        for i, page in enumerate(reader.pages):
+            if time.monotonic() > until:
+                return "\n\n".join(chunks), i, total, "the rest not read in time" if chunks else "not read in time"
+            text = _CONTROL_IN_TEXT.sub("", page.extract_text() or "").strip()
+            size = len(text.encode())
+            if used + size > max_bytes:
+                if not chunks:  # a first page longer than the limit: its start
+                    chunks.append(text.encode()[:max_bytes].decode(errors="ignore"))
+                    return chunks[0], 1, total, "cut: past the limit of text per message"
+                return "\n\n".join(chunks), i, total, "the rest not read: past the limit of text per message"
+            if text:
+                chunks.append(text)
+                used += size + 2
+        return "\n\n".join(chunks), total, total, "" if chunks else "not read: no text in it (a scan?)"
+    except Exception as exc:  # a malformed PDF can fail anywhere in the parser: it is named, never an error
+        log.warning("cannot read a PDF: %s: %s", type(exc).__name__, exc)
+        return "", 0, 0, "could not be read"
+
+
 def _size(n: int) -> str:
     return f"{n} bytes" if n < 1024 else f"{n / 1024:.0f} KB" if n < 1024 * 1024 else f"{n / 1024 / 1024:.1f} MB"
 
@@ -135,6 +178,10 @@ async def attachment_lines(attachments: Sequence[discord.Attachment], max_bytes:
     lines: list[str] = []
     loop = asyncio.get_running_loop()
     for a in attachments:
+        if _is_pdf(a) and max_bytes > 0:
+            line, left = await _pdf_line(a, max_bytes, left, deadline)
+            lines.append(line)
+            continue
         if not _is_text(a) or max_bytes <= 0:
             lines.append(describe(a))
             continue
@@ -156,6 +203,29 @@ async def attachment_lines(attachments: Sequence[discord.Attachment], max_bytes:
         left -= len(data)
         lines.append(f"[file {_name(a.filename)}]\n{text.rstrip()}\n[end of {_name(a.filename)}]")
     return lines, left
+
+
+async def _pdf_line(a: discord.Attachment, max_bytes: int, left: int, deadline: float) -> tuple[str, int]:
+    """A PDF as the message carries it (its text while ``left`` lasts), and what is left."""
+    if a.size > PDF_MAX_BYTES:
+        return describe(a, f"{_size(a.size)}, not read: the bot reads PDFs up to {_size(PDF_MAX_BYTES)}"), left
+    if left < 16:
+        return describe(a, f"not read: the bot reads {_size(max_bytes)} of text per message"), left
+    loop = asyncio.get_running_loop()
+    try:
+        async with asyncio.timeout_at(max(deadline, loop.time() + 0.1)):
+            data = await a.read()
+            # the parser stops between pages at the deadline (the loop's clock is time.monotonic)
+            text, read, total, why = await asyncio.to_thread(pdf_text, data, left, max(deadline, loop.time() + 0.1))
+    except (discord.HTTPException, aiohttp.ClientError, OSError, TimeoutError) as exc:
+        log.warning("cannot read attachment %s: %s", a.id, exc)
+        return describe(a, "could not be read"), left
+    if not text:
+        return describe(a, why), left
+    name = _name(a.filename)
+    shown = "page 1" if read == 1 else f"pages 1-{read}"
+    pages = f"{total} page{'s' if total != 1 else ''}" if not why else f"{shown} of {total}, {why}"
+    return f"[file {name}, {pages}]\n{text}\n[end of {name}]", left - len(text.encode())
 
 
 def _stickers(stickers: Sequence[discord.StickerItem]) -> list[str]:

@@ -20,6 +20,7 @@ from bot.llm import ChatLLM
 from memory.manager import HierarchicalMemoryManager
 from tests.bot.conftest import bot_settings
 from tests.bot.fake_llm import FakeLLM
+from tests.bot.pdfs import make_pdf
 
 
 async def _make_bot(memory: HierarchicalMemoryManager, llm: ChatLLM, fake_llm: FakeLLM, tmp_path: Path,
@@ -331,6 +332,23 @@ async def test_a_long_paste_sent_as_a_file_is_read_and_remembered(bot: MnemoBot,
     assert "She only eats tuna." in ctx.to_context_string()
 
 
+async def test_a_pdfs_text_is_read_and_remembered(bot: MnemoBot, memory: HierarchicalMemoryManager) -> None:
+    cfg = _cfg()
+    member = cfg.members[0]
+    assert bot.user is not None
+    pdf = make_pdf(["Wedding menu", "Starter: beetroot salad", "Dessert: plum tart"])
+    await _send(f"<@{bot.user.id}> the caterer sent this", cfg.channels[0], member,
+                [_file(Path(bot.settings.data_dir), "menu.pdf", pdf)])
+    said = ("the caterer sent this\n[file menu.pdf, 3 pages]\nWedding menu\n\nStarter: beetroot salad\n\n"
+            "Dessert: plum tart\n[end of menu.pdf]")
+    assert [m.content for m in _sent()] == [f"ECHO: {said}"]
+    assert await _stored(memory, member) == [said]
+    await memory.flush()
+    ctx = await memory.get_conversation_context(str(member.id), "what is the dessert at the wedding?",
+                                                guild_id=str(cfg.guilds[0].id))
+    assert "Dessert: plum tart" in ctx.to_context_string()
+
+
 async def test_other_attachments_are_named_and_files_past_the_limit_are_not_read(
         memory: HierarchicalMemoryManager, chat_llm: ChatLLM, fake_llm: FakeLLM, tmp_path: Path) -> None:
     bot = await _make_bot(memory, chat_llm, fake_llm, tmp_path, attachment_max_bytes=100)
@@ -350,7 +368,7 @@ async def test_other_attachments_are_named_and_files_past_the_limit_are_not_read
         "here you go", "[image: cat.png]", "[file notes.md]", ("- buy milk\n" * 5).rstrip(), "[end of notes.md]",
         "[file: more.md, 55 bytes, not read: the bot reads 100 bytes of text files per message]",
         "[file: dump.txt, not read: not UTF-8 text]", "[file: latin.txt, not read: not UTF-8 text]",
-        "[file: report.pdf]", "[file: gone.log, could not be read]"])
+        "[file: report.pdf, could not be read]", "[file: gone.log, could not be read]"])
     assert [m.content for m in _sent()] == [f"ECHO: {said}"]
     assert await _stored(memory, member) == [said]
     await dpytest.empty_queue()
