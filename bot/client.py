@@ -32,7 +32,7 @@ import discord
 from discord.ext import commands
 
 from bot.chat import ChatHandler, IncomingMessage
-from bot.content import message_text, readable, replied_to
+from bot.content import TRANSCRIBE_SECONDS, Transcriber, message_text, readable, replied_to
 from bot.llm import ChatLLM
 from bot.logs import new_request
 from bot.reports import ForgetRequest, forget_now
@@ -183,7 +183,8 @@ class MnemoBot(commands.Bot):
         admission = await self.handler.admit(str(message.author.id))
         text = ""
         if admission.allowed:
-            text = await message_text(message, self.user.id, self.settings.bot.attachment_max_bytes)
+            text = await message_text(message, self.user.id, self.settings.bot.attachment_max_bytes,
+                                      self._transcriber())
             if not text:  # a bare ping gets a prompt; an empty message elsewhere (a poll) is not for the bot
                 if self.user in message.mentions:
                     await message.channel.send("Yes? Mention me with a message and I'll answer.")
@@ -206,6 +207,17 @@ class MnemoBot(commands.Bot):
                 await message.channel.send(chunk)
         if reply.forget is not None:
             await self._confirm_forget(message, reply.forget)
+
+    def _transcriber(self) -> Transcriber | None:
+        """Voice messages into words, when the operator configured a speech-to-text model."""
+        llm = self.llm
+        if llm is None or not llm.settings.transcribe_model:
+            return None
+
+        async def transcribe(audio: bytes, filename: str) -> str:
+            return await llm.transcribe(audio, filename, request_timeout=TRANSCRIBE_SECONDS)
+
+        return transcribe
 
     async def _confirm_forget(self, message: discord.Message, request: ForgetRequest) -> None:
         """The forget the model proposed, put to the user who asked: only their button runs it."""

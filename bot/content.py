@@ -10,7 +10,9 @@ channel read it, plus what it carries besides text.
 - A PDF's text is read the same way, page by page within what is left of that limit (pypdf,
   in a thread, under the same deadline); a PDF with no text (a scan), a password or a broken
   file is named with the reason.
-- Any other attachment (an image, a voice message), a file over the limit or one that is
+- A voice message is transcribed when the operator configured a speech-to-text model
+  (``LLM__TRANSCRIBE_MODEL`` on the LLM's endpoint): the user's spoken words are their message.
+- Any other attachment (an image, a voice message otherwise), a file over the limit or one that is
   not UTF-8 text is a line naming it (``[image: cat.jpg]``), so the model knows something was
   sent and the memory records that it was.
 - Stickers are ``[sticker: Wave]``; a forwarded message is ``[forwarded message]`` and its text.
@@ -24,18 +26,23 @@ import logging
 import mimetypes
 import re
 import time
-from collections.abc import Mapping, Sequence
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 
 import aiohttp
 import discord
 import pypdf
 
+from bot.llm import LLMUnavailable
 from memory.models import FORWARDED
 
 log = logging.getLogger(__name__)
 
 ATTACHMENT_READ_SECONDS = 10.0  # for all of a message's files together: the user is waiting
 PDF_MAX_BYTES = 10 * 1024 * 1024  # a PDF is downloaded up to this size (Discord's own upload limit)
+VOICE_MAX_BYTES = 10 * 1024 * 1024  # a voice message transcribed up to this size (minutes of Opus)
+TRANSCRIBE_SECONDS = 30.0  # a voice message's transcription, on top of the files' deadline
+# the words spoken in a voice message (bytes, file name) -> text; raises LLMUnavailable
+Transcriber = Callable[[bytes, str], Awaitable[str]]
 # text that is not text/*: what people share as code, data and logs
 _TEXT_TYPES = {"application/json", "application/xml", "application/javascript", "application/x-yaml",
                "application/yaml", "application/toml", "application/x-sh", "application/sql",
@@ -171,13 +178,18 @@ def _decode(data: bytes) -> str | None:
 
 
 async def attachment_lines(attachments: Sequence[discord.Attachment], max_bytes: int,
-                           left: int, deadline: float) -> tuple[list[str], int]:
+                           left: int, deadline: float, transcribe: Transcriber | None = None) -> tuple[list[str], int]:
     """Each attachment as the message will carry it: a text file's content while ``left`` of the
     message's ``max_bytes`` lasts and the loop's clock is before ``deadline``, otherwise a line naming
-    it; returns the lines and what is left. A file that cannot be read is named, never an error."""
+    it; a voice message's words with ``transcribe``; returns the lines and what is left. A file that
+    cannot be read is named, never an error."""
     lines: list[str] = []
     loop = asyncio.get_running_loop()
     for a in attachments:
+        if transcribe is not None and a.is_voice_message() and max_bytes > 0:
+            line, left = await _voice_line(a, transcribe, left)
+            lines.append(line)
+            continue
         if _is_pdf(a) and max_bytes > 0:
             line, left = await _pdf_line(a, max_bytes, left, deadline)
             lines.append(line)
@@ -203,6 +215,27 @@ async def attachment_lines(attachments: Sequence[discord.Attachment], max_bytes:
         left -= len(data)
         lines.append(f"[file {_name(a.filename)}]\n{text.rstrip()}\n[end of {_name(a.filename)}]")
     return lines, left
+
+
+async def _voice_line(a: discord.Attachment, transcribe: Transcriber, left: int) -> tuple[str, int]:
+    """A voice message as its words (within ``left``), or its line with why not; and what is left."""
+    if a.size > VOICE_MAX_BYTES:
+        return describe(a, f"{_size(a.size)}, not transcribed: too long"), left
+    try:
+        async with asyncio.timeout(TRANSCRIBE_SECONDS):
+            text = await transcribe(await a.read(), _name(a.filename) or "voice-message.ogg")
+    except (discord.HTTPException, aiohttp.ClientError, OSError, TimeoutError, LLMUnavailable) as exc:
+        log.warning("cannot transcribe voice message %s: %s", a.id, exc)
+        return describe(a, "could not be transcribed"), left
+    text = _CONTROL_IN_TEXT.sub("", text).strip()
+    if not text:
+        return describe(a, "no words in it"), left
+    data = text.encode()[:max(0, left)]
+    text = data.decode(errors="ignore")
+    if not text:
+        return describe(a, "not transcribed: past the limit of text per message"), left
+    heading = describe(a, "transcribed")
+    return f"{heading}\n{text}\n[end of voice message]", left - len(data)
 
 
 async def _pdf_line(a: discord.Attachment, max_bytes: int, left: int, deadline: float) -> tuple[str, int]:
@@ -232,11 +265,13 @@ def _stickers(stickers: Sequence[discord.StickerItem]) -> list[str]:
     return [f"[sticker: {_name(s.name)}]" for s in stickers]
 
 
-async def message_text(message: discord.Message, bot_id: int, attachment_max_bytes: int) -> str:
+async def message_text(message: discord.Message, bot_id: int, attachment_max_bytes: int,
+                       transcribe: Transcriber | None = None) -> str:
     """Everything the message says, as the bot stores it (see the module doc); "" when nothing."""
     parts = [readable(message, bot_id)]
     deadline = asyncio.get_running_loop().time() + ATTACHMENT_READ_SECONDS
-    files, left = await attachment_lines(message.attachments, attachment_max_bytes, attachment_max_bytes, deadline)
+    files, left = await attachment_lines(message.attachments, attachment_max_bytes, attachment_max_bytes, deadline,
+                                         transcribe)
     parts += files + _stickers(message.stickers)
     for snap in message.message_snapshots:  # forwarded: its mentions cannot be resolved, so they stay raw
         files, left = await attachment_lines(snap.attachments, attachment_max_bytes, left, deadline)

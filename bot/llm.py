@@ -301,6 +301,32 @@ class ChatLLM:
                           completion_tokens=int(usage.completion_tokens) if usage else 0,
                           facts=tuple(facts))
 
+    async def transcribe(self, audio: bytes, filename: str, *, request_timeout: float) -> str:
+        """The words spoken in ``audio`` (a voice message), by ``transcribe_model`` on the same endpoint;
+        raises LLMUnavailable as ``complete`` does, and when no such model is configured."""
+        if self._client is None:
+            raise RuntimeError("ChatLLM is not open; use 'async with' or create()")
+        if not self.settings.transcribe_model:
+            raise LLMUnavailable("no transcription model is configured (LLM__TRANSCRIBE_MODEL)")
+        start = time.perf_counter()
+        try:
+            done = await self._client.audio.transcriptions.create(
+                model=self.settings.transcribe_model, file=(filename, audio), timeout=request_timeout)
+        except openai.APITimeoutError as exc:
+            self.metrics.llm_call("error", time.perf_counter() - start)
+            raise LLMUnavailable("transcription timed out") from exc
+        except openai.APIStatusError as exc:
+            self.metrics.llm_call("error", time.perf_counter() - start)
+            raise LLMUnavailable(f"HTTP {exc.status_code} from {self.settings.base_url} (transcription)") from exc
+        except openai.OpenAIError as exc:  # cannot connect, a malformed answer
+            self.metrics.llm_call("error", time.perf_counter() - start)
+            raise LLMUnavailable(str(exc) or type(exc).__name__) from exc
+        self.metrics.llm_call("ok", time.perf_counter() - start)
+        text = getattr(done, "text", None)
+        if not isinstance(text, str):
+            raise LLMUnavailable("the transcription had no text")
+        return text.strip()
+
     async def ping(self, request_timeout: float = 10.0) -> None:
         """A one-token request to check the endpoint and model at startup; raises LLMUnavailable."""
         await self._create([{"role": "user", "content": "ping"}], tools=False, max_tokens=1,

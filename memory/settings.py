@@ -95,6 +95,9 @@ class LLMSettings(BaseModel):
     extraction_max_tokens: int = Field(2000, ge=100, le=32000, description="most tokens of one extraction answer")
     extraction_daily_tokens: int = Field(0, ge=0, description="tokens LLM extraction may spend per guild (or per "
                                          "user's DMs) and UTC day; beyond it the rules take over; 0 = no limit")
+    transcribe_model: str | None = Field(None, description="a speech-to-text model on the same endpoint "
+                                         "(whisper-1, ...): Discord voice messages are transcribed into the "
+                                         "message; unset = a voice message is only named")
 
 
 class RetrievalSettings(BaseModel):

@@ -14,6 +14,9 @@ llama-cpp-python's server answers ``json_schema``.
 ``scripted`` maps the start of a system prompt to a fixed answer given whatever
 the mode (so a test can script the rolling-summary call and still read the
 chat prompt). Every request body is kept in ``requests``.
+
+POST /v1/audio/transcriptions answers ``{"text": transcript}`` (HTTP 500 when ``transcript`` is None)
+and keeps each upload's model, file name and bytes in ``transcriptions``.
 """
 
 from __future__ import annotations
@@ -36,6 +39,8 @@ class FakeLLM:
         self.requests: list[dict[str, Any]] = []
         self.script: list[dict[str, Any]] = []
         self.reject_formats: set[str] = set()
+        self.transcript: str | None = ""
+        self.transcriptions: list[dict[str, Any]] = []
         self.port = free_port()
         self._runner: web.AppRunner | None = None
         self._release = asyncio.Event()
@@ -51,12 +56,15 @@ class FakeLLM:
         self.requests.clear()
         self.script = []
         self.reject_formats = set()
+        self.transcript = ""
+        self.transcriptions = []
         self._release.set()  # let any request still held by "timeout" mode finish
         self._release = asyncio.Event()
 
     async def start(self) -> FakeLLM:
         app = web.Application()
         app.router.add_post("/v1/chat/completions", self._completions)
+        app.router.add_post("/v1/audio/transcriptions", self._transcriptions)
         self._runner = web.AppRunner(app, access_log=None)
         await self._runner.setup()
         await web.TCPSite(self._runner, "127.0.0.1", self.port).start()
@@ -66,6 +74,16 @@ class FakeLLM:
         self._release.set()
         if self._runner is not None:
             await self._runner.cleanup()
+
+    async def _transcriptions(self, request: web.Request) -> web.StreamResponse:
+        form = await request.post()
+        upload = form["file"]
+        assert isinstance(upload, web.FileField)
+        self.transcriptions.append({"model": form.get("model"), "filename": upload.filename,
+                                    "data": upload.file.read()})
+        if self.transcript is None:
+            return web.json_response({"error": {"message": "model not loaded"}}, status=500)
+        return web.json_response({"text": self.transcript})
 
     async def _completions(self, request: web.Request) -> web.StreamResponse:
         body = await request.json()

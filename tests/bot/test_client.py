@@ -18,6 +18,7 @@ from bot.client import MnemoBot
 from bot.content import describe, strip_mentions
 from bot.llm import ChatLLM
 from memory.manager import HierarchicalMemoryManager
+from memory.settings import LLMSettings
 from tests.bot.conftest import bot_settings
 from tests.bot.fake_llm import FakeLLM
 from tests.bot.pdfs import make_pdf
@@ -541,3 +542,41 @@ async def test_remember_this_on_the_bots_reply_saves_it_as_the_members_fact(
         "Saved in this server: “ECHO: the wifi password is hunter2”")
     assert [f.text for f in await memory.facts(str(member.id), guild_id=str(guild.id))] == [
         "ECHO: the wifi password is hunter2"]
+
+
+async def _voice(bot: MnemoBot, member: discord.Member, path: Path, seconds: float) -> None:
+    """A voice message from ``member`` to the bot, as Discord's client sends one."""
+    message = await _held(bot, "", _cfg().channels[0], member, attachments=[path])
+    attachment = message.attachments[0]
+    attachment.duration, attachment.waveform = seconds, b"\x10\x80\xff"  # what makes it a voice message
+    await bot.on_message(message)
+
+
+async def test_a_voice_message_is_transcribed_when_a_speech_model_is_configured(
+        memory: HierarchicalMemoryManager, fake_llm: FakeLLM, tmp_path: Path) -> None:
+    audio = _file(tmp_path, "voice-message.ogg", b"OggS" + bytes(200))
+    async with ChatLLM(LLMSettings(base_url=fake_llm.base_url, model="fake-model", timeout_seconds=2.0,
+                                   transcribe_model="whisper-1"), max_retries=0) as voice_llm:
+        bot = await _make_bot(memory, voice_llm, fake_llm, tmp_path)
+        member, guild = _cfg().members[1], str(_cfg().guilds[0].id)
+        fake_llm.transcript = "  remind me that the plumber comes on Friday \n"
+        await _voice(bot, member, audio, 4.2)
+        said = ("[voice message: 4 s, transcribed]\nremind me that the plumber comes on Friday\n"
+                "[end of voice message]")
+        assert [m.content for m in _sent()] == [f"ECHO: {said}"]
+        assert [(t["model"], t["data"]) for t in fake_llm.transcriptions] == [("whisper-1", audio.read_bytes())]
+        fake_llm.transcript = None  # the speech model fails: the message is still answered, and says so
+        await _voice(bot, member, audio, 9.0)
+        assert [m.content for m in _sent()] == ["ECHO: [voice message: 9 s, could not be transcribed]"]
+        await dpytest.empty_queue()
+    assert await _stored(memory, member) == [said, "[voice message: 9 s, could not be transcribed]"]
+    await memory.flush()
+    ctx = await memory.get_conversation_context(str(member.id), "when does the plumber come?", guild_id=guild)
+    assert "remind me that the plumber comes on Friday" in ctx.to_context_string()
+
+
+async def test_without_a_speech_model_a_voice_message_is_named(bot: MnemoBot, fake_llm: FakeLLM,
+                                                               tmp_path: Path) -> None:
+    await _voice(bot, _cfg().members[0], _file(tmp_path, "voice-message.ogg", b"OggS" + bytes(50)), 12.4)
+    assert [m.content for m in _sent()] == ["ECHO: [voice message: 12 s]"]
+    assert fake_llm.transcriptions == []
