@@ -79,8 +79,23 @@ FORGET_MEMORIES_TOOL: dict[str, Any] = {
         },
     },
 }
+SET_TIME_ZONE_TOOL: dict[str, Any] = {
+    "type": "function",
+    "function": {
+        "name": "set_time_zone",
+        "description": ("Call this when the user tells you their time zone, or where they live and that you "
+                        "should use their local time. Their dates ('yesterday') and the times you see are "
+                        "then in that zone."),
+        "parameters": {
+            "type": "object",
+            "properties": {"zone": {"type": "string", "description": (
+                "an IANA time zone name (Europe/Lisbon) or the city a zone is named after")}},
+            "required": ["zone"],
+        },
+    },
+}
 MAX_TOOL_ROUNDS = 2
-_RUNNER_TOOLS = ("remember_fact", "retrieve_user_info", "forget_memories")
+_RUNNER_TOOLS = ("remember_fact", "retrieve_user_info", "forget_memories", "set_time_zone")
 
 
 class ToolRunner(Protocol):
@@ -94,6 +109,9 @@ class ToolRunner(Protocol):
 
     async def propose_forget(self, what: str, topic: str | None) -> str:
         """Put a forget to the user for confirmation; returns the text sent back to the model."""
+
+    async def set_time_zone(self, zone: str) -> str:
+        """Set the user's time zone; returns the result sent back to the model."""
 
 
 class LLMUnavailable(Exception):
@@ -267,6 +285,11 @@ class ChatLLM:
             if what not in FORGET_WHAT:
                 return "error: the arguments must be JSON like {\"what\": \"topic\", \"topic\": \"...\"}"
             return await runner.propose_forget(what, parse_fact_arguments(args, key="topic"))
+        if call.function.name == "set_time_zone":
+            zone = parse_fact_arguments(args, key="zone")
+            if zone is None:
+                return "error: the arguments must be JSON like {\"zone\": \"Europe/Lisbon\"}"
+            return await runner.set_time_zone(zone)
         query = parse_fact_arguments(args, key="query")
         if query is None:
             return "error: the arguments must be JSON like {\"query\": \"...\"}"
@@ -335,7 +358,7 @@ class ChatLLM:
     async def _create(self, messages: list[dict[str, Any]], *, tools: bool, max_tokens: int | None,
                       temperature: float | None, request_timeout: float | None, runner_tools: bool = False) -> Any:
         """One request, counted in ``metrics`` (calls by outcome, latency, tokens). ``runner_tools``
-        adds the tools that need a ``ToolRunner`` (search, forget) to ``remember_fact``."""
+        adds the tools that need a ``ToolRunner`` (search, forget, time zone) to ``remember_fact``."""
         start = time.perf_counter()
         try:
             data = await self._request(messages, tools=tools, max_tokens=max_tokens, temperature=temperature,
@@ -354,8 +377,8 @@ class ChatLLM:
             raise RuntimeError("ChatLLM is not open; use 'async with' or create()")
         kwargs: dict[str, Any] = {}
         if tools:
-            kwargs["tools"] = [REMEMBER_FACT_TOOL] + ([RETRIEVE_USER_INFO_TOOL, FORGET_MEMORIES_TOOL]
-                                                      if runner_tools else [])
+            kwargs["tools"] = [REMEMBER_FACT_TOOL] + ([RETRIEVE_USER_INFO_TOOL, FORGET_MEMORIES_TOOL,
+                                                       SET_TIME_ZONE_TOOL] if runner_tools else [])
         if request_timeout is not None:
             kwargs["timeout"] = request_timeout
         try:

@@ -1,5 +1,5 @@
-"""The model's memory tools for one reply: ``remember_fact``, ``retrieve_user_info`` and
-``forget_memories``.
+"""The model's memory tools for one reply: ``remember_fact``, ``retrieve_user_info``,
+``forget_memories`` and ``set_time_zone``.
 
 A ``MemoryTools`` is built per incoming message with that message's user and
 scope, so whatever the model asks, it can only save into and search the memory
@@ -11,9 +11,12 @@ front end puts to the user with a confirmation, as ``/memory forget`` does.
 from __future__ import annotations
 
 import logging
+from datetime import datetime
+from zoneinfo import ZoneInfo
 
 from bot.reports import ForgetRequest, counted, forget_request
 from memory.errors import InvalidInput, TierUnavailable
+from memory.lifecycle import zone_suggestions
 from memory.manager import HierarchicalMemoryManager
 
 log = logging.getLogger(__name__)
@@ -73,3 +76,17 @@ class MemoryTools:
         self.proposed = request
         return (f"the user will be asked: {self.proposed.question} Nothing is forgotten unless they "
                 "confirm; tell them so, and do not say it is already forgotten")
+
+    async def set_time_zone(self, zone: str) -> str:
+        """Set the user's own time zone (the same everywhere), as ``/memory timezone`` does."""
+        try:
+            name = await self.memory.set_time_zone(self.user_id, zone)
+        except InvalidInput:
+            close = zone_suggestions(zone, 3) if "\x00" not in zone else []
+            return (f"not set: {zone!r} is not a time zone" + (f"; it may be {' or '.join(close)}" if close else "")
+                    + ". Ask the user for their city or a name like Europe/Lisbon")
+        except TierUnavailable as exc:
+            return f"not set (memory unavailable: {exc}); suggest /memory timezone later"
+        assert name is not None
+        return (f"set: {name}; it is {datetime.now(ZoneInfo(name)):%A %H:%M} there now. Tell the user, and that "
+                "/memory timezone shows or changes it")

@@ -34,7 +34,7 @@ async def test_retrieve_user_info_searches_only_the_asking_users_scope(
     assert reply is not None and reply.text == "Your dog is Biscuit."
     first, second = fake_llm.requests
     assert [t["function"]["name"] for t in first["tools"]] == ["remember_fact", "retrieve_user_info",
-                                                                  "forget_memories"]
+                                                                  "forget_memories", "set_time_zone"]
     [result] = _tool_results(second)
     assert "Biscuit" in result and "Secret" not in result and "Other" not in result
 
@@ -143,3 +143,22 @@ async def test_a_forget_of_a_topic_nothing_mentions_goes_back_to_the_model(
     assert first.startswith("not proposed: nothing remembered here mentions 'address'")
     assert second.startswith("the user will be asked: Forget our exchanges about “Elm Street” in this server "
                              "(1 exchange so far)?")
+
+
+async def test_telling_the_bot_where_you_live_sets_your_time_zone(
+        memory: HierarchicalMemoryManager, chat_llm: ChatLLM, fake_llm: FakeLLM, uid: str, tmp_path: Path) -> None:
+    handler = ChatHandler(memory, chat_llm, bot_settings(fake_llm, tmp_path))
+    fake_llm.reset("script")
+    fake_llm.script = [{"tool_calls": [("set_time_zone", json.dumps({"zone": "Lisboa"}))]},
+                       {"tool_calls": [("set_time_zone", json.dumps({"zone": "lisbon"}))]},
+                       {"content": "Got it: Lisbon time from now on."}]
+    reply = await handler.handle(_msg(uid, "I live in Lisbon, please use my local time"))
+    assert reply is not None and reply.text == "Got it: Lisbon time from now on."
+    refused, done = _tool_results(fake_llm.requests[2])
+    assert refused == "not set: 'Lisboa' is not a time zone. Ask the user for their city or a name like Europe/Lisbon"
+    assert done.startswith("set: Europe/Lisbon; it is ")
+    assert await memory.time_zone(uid) == "Europe/Lisbon"  # the user's own, the same in every server
+    fake_llm.reset("prompt")  # the next message's prompt is in their time
+    reply = await handler.handle(_msg(uid, "what time is it for me?", guild=None))
+    assert reply is not None and "where the user is (Europe/Lisbon)" in reply.text
+
