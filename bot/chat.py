@@ -44,8 +44,8 @@ from dataclasses import dataclass, replace
 from datetime import UTC, datetime, tzinfo
 from typing import Any, Literal
 
-from bot.budget import plan_prompt
-from bot.llm import ChatLLM, Completion, LLMUnavailable, Prompt, Turn
+from bot.budget import MESSAGE_OVERHEAD, plan_prompt
+from bot.llm import ChatLLM, Completion, LLMUnavailable, Prompt, Turn, tool_tokens
 from bot.logs import current_request
 from bot.reports import ForgetRequest
 from bot.settings import BotSettings
@@ -55,7 +55,7 @@ from memory.errors import ArchiveUnavailable, InvalidInput, MemoryPaused, RateLi
 from memory.focus import stamp
 from memory.manager import HierarchicalMemoryManager
 from memory.models import Exchange, MessageState, clean_text
-from memory.tokens import truncate_tokens
+from memory.tokens import count_tokens, truncate_tokens
 
 log = logging.getLogger(__name__)
 
@@ -105,6 +105,8 @@ def today_line(zone: tzinfo) -> str:
             "memories are in that time zone too.")
 
 
+NOTES_HEADER = "What you remember about this user:\n"
+DEGRADED_NOTE = "Part of your memory is unavailable right now; some earlier conversations may be missing."
 REPLY_QUOTE_TOKENS = 200
 # told to the model on every turn, so "forget my address" never gets a false "done"
 FORGET_BY_TOOL = ("You cannot erase memories yourself. When the user asks you to forget something, call "
@@ -277,12 +279,18 @@ class ChatHandler:
                  if self.llm is not None and cfg.remember_tool and not state.paused else None)
         extra = "\n\n".join(filter(None, (reply_note(msg.replying_to, turns, msg.replying_to_name),
                                            FORGET_BY_TOOL if tools is not None else FORGET_BY_COMMAND)))
-        plan = plan_prompt(self.settings.llm.context_tokens - self.settings.llm.max_tokens,
-                           "\n\n".join((guild_persona(state) or self.settings.bot.persona, extra)),
+        # the window holds the prompt, the tools' definitions when they go along, and the reply
+        window = self.settings.llm.context_tokens - self.settings.llm.max_tokens - (
+            tool_tokens() if tools is not None else 0)
+        head = self._head(msg, ctx, guild_persona(state), extra)
+        plan = plan_prompt(window, "\n\n".join([*head, NOTES_HEADER, *([DEGRADED_NOTE] if degraded else [])]),
                            text, turns, summary, cfg.context_max_tokens)
         turns, summary = plan.turns, plan.summary  # the message may be cut for the model; memory keeps it whole
-        prompt = self._prompt(msg, plan.message, ctx, summary, turns, degraded, verbatim, persona=guild_persona(state),
-                              notes_tokens=plan.notes_tokens, extra=extra)
+        prompt = self._prompt(head, plan.message, ctx, summary, turns, degraded, verbatim,
+                              notes_tokens=plan.notes_tokens)
+        if tools is not None:  # a search's results go back in the same window: at most half of what is left
+            left = window - sum(count_tokens(m["content"]) + MESSAGE_OVERHEAD for m in prompt.messages())
+            tools.max_tokens = max(0, min(tools.max_tokens, left // 2))
 
         if self.llm is None:
             return with_notice(await self._answer_without_llm(msg, text, prompt, degraded, paused=state.paused),
@@ -325,9 +333,9 @@ class ChatHandler:
             body = f"{NO_LLM_NOTICE}\n\n{body}"
         return ChatReply(body + note, "context", exchange_id, degraded)
 
-    def _prompt(self, msg: IncomingMessage, text: str, ctx: ConversationContext | None, summary: str,
-                turns: tuple[Turn, ...], degraded: tuple[str, ...], verbatim: frozenset[str], *,
-                persona: str | None = None, notes_tokens: int | None = None, extra: str = "") -> Prompt:
+    def _head(self, msg: IncomingMessage, ctx: ConversationContext | None, persona: str | None,
+              extra: str) -> list[str]:
+        """The system prompt's fixed parts: persona, who is talking, ``extra``, today's date."""
         parts = [(persona or self.settings.bot.persona).strip()]
         if msg.user_name:
             parts.append(f"You are talking with {msg.user_name} "
@@ -336,16 +344,21 @@ class ChatHandler:
             parts.append(extra)
         # the memories are dated; without today's date "last week" and a birthday mean nothing to the model
         parts.append(today_line(ctx.zone if ctx is not None else UTC))
+        return parts
+
+    def _prompt(self, head: list[str], text: str, ctx: ConversationContext | None, summary: str,
+                turns: tuple[Turn, ...], degraded: tuple[str, ...], verbatim: frozenset[str], *,
+                notes_tokens: int | None = None) -> Prompt:
+        parts = list(head)
         # the exchanges sent as turns are not repeated in the notes: their budget goes to memories
         budget = self.settings.bot.context_max_tokens if notes_tokens is None else notes_tokens
         notes = ctx.to_context_string(budget, exclude=verbatim) if ctx is not None and budget > 0 else ""
         if notes.strip():
-            parts.append("What you remember about this user:\n" + notes)
+            parts.append(NOTES_HEADER + notes)
         if summary.strip():
             parts.append("Earlier in this conversation (summary):\n" + summary)
         if degraded:
-            parts.append("Part of your memory is unavailable right now; some earlier conversations "
-                         "may be missing.")
+            parts.append(DEGRADED_NOTE)
         return Prompt(system="\n\n".join(parts), turns=turns, user=text)
 
     async def _conversation(self, msg: IncomingMessage, ctx: ConversationContext | None,

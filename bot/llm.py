@@ -8,6 +8,7 @@ text - surfaces as ``LLMUnavailable``, so callers handle one error type.
 
 from __future__ import annotations
 
+import functools
 import json
 import logging
 import time
@@ -20,6 +21,7 @@ from bot.reports import FORGET_WHAT
 from memory.metrics import Metrics
 from memory.settings import LLMSettings
 from memory.tiers.ledger import FACT_CATEGORIES
+from memory.tokens import count_tokens
 
 log = logging.getLogger(__name__)
 
@@ -95,6 +97,20 @@ SET_TIME_ZONE_TOOL: dict[str, Any] = {
     },
 }
 MAX_TOOL_ROUNDS = 2
+
+
+def tool_definitions(runner_tools: bool = True) -> list[dict[str, Any]]:
+    """The tools sent with a prompt: ``remember_fact``, and with ``runner_tools`` those that need a
+    ``ToolRunner`` (search, forget, time zone)."""
+    return [REMEMBER_FACT_TOOL] + ([RETRIEVE_USER_INFO_TOOL, FORGET_MEMORIES_TOOL, SET_TIME_ZONE_TOOL]
+                                   if runner_tools else [])
+
+
+@functools.cache
+def tool_tokens() -> int:
+    """Tokens the tool definitions take of the model's window (counted as their JSON, which is how
+    local servers put them into the prompt's template)."""
+    return count_tokens(json.dumps(tool_definitions()))
 _RUNNER_TOOLS = ("remember_fact", "retrieve_user_info", "forget_memories", "set_time_zone")
 
 
@@ -377,8 +393,7 @@ class ChatLLM:
             raise RuntimeError("ChatLLM is not open; use 'async with' or create()")
         kwargs: dict[str, Any] = {}
         if tools:
-            kwargs["tools"] = [REMEMBER_FACT_TOOL] + ([RETRIEVE_USER_INFO_TOOL, FORGET_MEMORIES_TOOL,
-                                                       SET_TIME_ZONE_TOOL] if runner_tools else [])
+            kwargs["tools"] = tool_definitions(runner_tools)
         if request_timeout is not None:
             kwargs["timeout"] = request_timeout
         try:

@@ -22,6 +22,7 @@ from memory.manager import HierarchicalMemoryManager
 log = logging.getLogger(__name__)
 
 RETRIEVE_TOKENS = 400
+MIN_RETRIEVE_TOKENS = 40
 
 
 class MemoryTools:
@@ -47,7 +48,10 @@ class MemoryTools:
         return f"saved: {fact}"
 
     async def retrieve(self, query: str) -> str:
-        """The user's memories matching ``query`` in this scope, packed to a small budget."""
+        """The user's memories matching ``query`` in this scope, packed to a small budget (what the
+        model's window has left for it)."""
+        if self.max_tokens < MIN_RETRIEVE_TOKENS:
+            return "no room left in this reply for more memories; answer with what you have"
         try:
             ctx = await self.memory.get_conversation_context(self.user_id, query, guild_id=self.guild_id,
                                                              max_tokens=self.max_tokens)

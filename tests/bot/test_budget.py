@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 from bot.budget import NOTES_FLOOR, plan_prompt
@@ -50,13 +51,15 @@ async def test_the_handler_keeps_the_prompt_within_the_context_window(
     await memory.flush()
     settings = bot_settings(fake_llm, tmp_path, history_exchanges=4)
     settings.llm = LLMSettings(base_url=fake_llm.base_url, model="fake-model", timeout_seconds=2.0,
-                               context_tokens=1500, max_tokens=300)
+                               context_tokens=2000, max_tokens=300)
     fake_llm.reset("echo")
     reply = await ChatHandler(memory, chat_llm, settings).handle(
         IncomingMessage(uid, "what was the last story about?", "g1", "c1"))
     assert reply is not None and reply.kind == "answer"
     sent = fake_llm.requests[-1]["messages"]
-    assert sum(count_tokens(m["content"]) + 4 for m in sent) <= 1500 - 300
+    tools = fake_llm.requests[-1].get("tools")
+    assert tools  # the model's tools go with the prompt and take their share of the window
+    assert sum(count_tokens(m["content"]) + 4 for m in sent) + count_tokens(json.dumps(tools)) <= 2000 - 300
     assert sent[-1]["content"] == "what was the last story about?"
     assert 0 < len(sent) - 2 < 8  # some verbatim turns, not all four exchanges
 

@@ -162,3 +162,33 @@ async def test_telling_the_bot_where_you_live_sets_your_time_zone(
     reply = await handler.handle(_msg(uid, "what time is it for me?", guild=None))
     assert reply is not None and "where the user is (Europe/Lisbon)" in reply.text
 
+
+
+async def test_a_search_gets_only_the_room_the_models_window_has_left(
+        memory: HierarchicalMemoryManager, chat_llm: ChatLLM, fake_llm: FakeLLM, uid: str, tmp_path: Path) -> None:
+    from memory.settings import LLMSettings
+    from memory.tokens import count_tokens
+
+    for i in range(30):
+        await memory.store_conversation(uid, f"trip {i}: we hiked the ridge above the lake " + "and more " * 20,
+                                        "Sounds great!", guild_id="g1")
+    await memory.flush()
+    search = [{"tool_calls": [("retrieve_user_info", json.dumps({"query": "hiking trips"}))]},
+              {"content": "You hiked a lot."}]
+    results = []
+    for window in (8192, 2600, 1300):
+        settings = bot_settings(fake_llm, tmp_path)
+        settings.llm = LLMSettings(base_url=fake_llm.base_url, model="fake-model", timeout_seconds=2.0,
+                                   context_tokens=window, max_tokens=300)
+        fake_llm.reset("script")
+        fake_llm.script = list(search)
+        reply = await ChatHandler(memory, chat_llm, settings).handle(_msg(uid, "where did I hike?"))
+        assert reply is not None and reply.text == "You hiked a lot."
+        [result] = _tool_results(fake_llm.requests[1])
+        results.append(result)
+        second = fake_llm.requests[1]
+        sent = sum(count_tokens(m["content"] or "") + 4 for m in second["messages"])
+        assert sent + count_tokens(json.dumps(second["tools"])) <= window - 300
+    big, _, small = results  # the middle one: whatever fits, checked above with the rest of the request
+    assert "hiked the ridge" in big and count_tokens(big) <= 400
+    assert small == "no room left in this reply for more memories; answer with what you have"
