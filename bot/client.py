@@ -183,8 +183,11 @@ class MnemoBot(commands.Bot):
         admission = await self.handler.admit(str(message.author.id))
         text = ""
         if admission.allowed:
-            text = await message_text(message, self.user.id, self.settings.bot.attachment_max_bytes,
-                                      self._transcriber())
+            # files take a moment (a PDF, a voice message): the user sees the bot typing meanwhile
+            files = bool(message.attachments or message.message_snapshots)
+            async with message.channel.typing() if files else contextlib.nullcontext():
+                text = await message_text(message, self.user.id, self.settings.bot.attachment_max_bytes,
+                                          self._transcriber())
             if not text:  # a bare ping gets a prompt; an empty message elsewhere (a poll) is not for the bot
                 if self.user in message.mentions:
                     await message.channel.send("Yes? Mention me with a message and I'll answer.")
