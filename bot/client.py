@@ -32,7 +32,15 @@ import discord
 from discord.ext import commands
 
 from bot.chat import ChatHandler, IncomingMessage
-from bot.content import TRANSCRIBE_SECONDS, Transcriber, message_text, readable, replied_to
+from bot.content import (
+    DESCRIBE_SECONDS,
+    TRANSCRIBE_SECONDS,
+    Describer,
+    Transcriber,
+    message_text,
+    readable,
+    replied_to,
+)
 from bot.llm import ChatLLM
 from bot.logs import new_request
 from bot.reports import ForgetRequest, forget_now
@@ -187,7 +195,7 @@ class MnemoBot(commands.Bot):
             files = bool(message.attachments or message.message_snapshots)
             async with message.channel.typing() if files else contextlib.nullcontext():
                 text = await message_text(message, self.user.id, self.settings.bot.attachment_max_bytes,
-                                          self._transcriber())
+                                          self._transcriber(), self._image_describer())
             if not text:  # a bare ping gets a prompt; an empty message elsewhere (a poll) is not for the bot
                 if self.user in message.mentions:
                     await message.channel.send("Yes? Mention me with a message and I'll answer.")
@@ -221,6 +229,17 @@ class MnemoBot(commands.Bot):
             return await llm.transcribe(audio, filename, request_timeout=TRANSCRIBE_SECONDS)
 
         return transcribe
+
+    def _image_describer(self) -> Describer | None:
+        """Photos into words, when the operator configured a model that sees images."""
+        llm = self.llm
+        if llm is None or not llm.settings.vision_model:
+            return None
+
+        async def describe_image(image: bytes, content_type: str) -> str:
+            return await llm.describe_image(image, content_type, request_timeout=DESCRIBE_SECONDS)
+
+        return describe_image
 
     async def _confirm_forget(self, message: discord.Message, request: ForgetRequest) -> None:
         """The forget the model proposed, put to the user who asked: only their button runs it."""

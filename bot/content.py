@@ -12,6 +12,9 @@ channel read it, plus what it carries besides text.
   file is named with the reason.
 - A voice message is transcribed when the operator configured a speech-to-text model
   (``LLM__TRANSCRIBE_MODEL`` on the LLM's endpoint): the user's spoken words are their message.
+- A photo is described when the operator configured a model that sees images
+  (``LLM__VISION_MODEL``): ``[image: cat.jpg, shows: a grey cat asleep on a red sofa]``, so what
+  was shown is remembered too (up to ``IMAGES_DESCRIBED`` per message).
 - Any other attachment (an image, a voice message otherwise), a file over the limit or one that is
   not UTF-8 text is a line naming it (``[image: cat.jpg]``), so the model knows something was
   sent and the memory records that it was.
@@ -43,6 +46,13 @@ VOICE_MAX_BYTES = 10 * 1024 * 1024  # a voice message transcribed up to this siz
 TRANSCRIBE_SECONDS = 30.0  # a voice message's transcription, on top of the files' deadline
 # the words spoken in a voice message (bytes, file name) -> text; raises LLMUnavailable
 Transcriber = Callable[[bytes, str], Awaitable[str]]
+# what an image shows (bytes, content type) -> one or two sentences; raises LLMUnavailable
+Describer = Callable[[bytes, str], Awaitable[str]]
+IMAGE_TYPES = frozenset({"image/png", "image/jpeg", "image/webp", "image/gif"})  # what vision models take
+IMAGE_MAX_BYTES = 8 * 1024 * 1024
+IMAGES_DESCRIBED = 4  # per message: an album of thirty photos is not thirty model calls
+DESCRIBE_SECONDS = 20.0  # one image's description
+DESCRIPTION_MAX_CHARS = 400
 # text that is not text/*: what people share as code, data and logs
 _TEXT_TYPES = {"application/json", "application/xml", "application/javascript", "application/x-yaml",
                "application/yaml", "application/toml", "application/x-sh", "application/sql",
@@ -178,14 +188,21 @@ def _decode(data: bytes) -> str | None:
 
 
 async def attachment_lines(attachments: Sequence[discord.Attachment], max_bytes: int,
-                           left: int, deadline: float, transcribe: Transcriber | None = None) -> tuple[list[str], int]:
+                           left: int, deadline: float, transcribe: Transcriber | None = None,
+                           describe_image: Describer | None = None) -> tuple[list[str], int]:
     """Each attachment as the message will carry it: a text file's content while ``left`` of the
     message's ``max_bytes`` lasts and the loop's clock is before ``deadline``, otherwise a line naming
-    it; a voice message's words with ``transcribe``; returns the lines and what is left. A file that
-    cannot be read is named, never an error."""
+    it; a voice message's words with ``transcribe``, what a photo shows with ``describe_image``;
+    returns the lines and what is left. A file that cannot be read is named, never an error."""
     lines: list[str] = []
     loop = asyncio.get_running_loop()
+    described = 0
     for a in attachments:
+        if describe_image is not None and _kind(a) == "image" and described < IMAGES_DESCRIBED and max_bytes > 0:
+            described += 1
+            line, left = await _image_line(a, describe_image, left)
+            lines.append(line)
+            continue
         if transcribe is not None and a.is_voice_message() and max_bytes > 0:
             line, left = await _voice_line(a, transcribe, left)
             lines.append(line)
@@ -215,6 +232,27 @@ async def attachment_lines(attachments: Sequence[discord.Attachment], max_bytes:
         left -= len(data)
         lines.append(f"[file {_name(a.filename)}]\n{text.rstrip()}\n[end of {_name(a.filename)}]")
     return lines, left
+
+
+async def _image_line(a: discord.Attachment, describe_image: Describer, left: int) -> tuple[str, int]:
+    """A photo's line with what it shows (within ``left``), or with why not; and what is left."""
+    ctype = (a.content_type or mimetypes.guess_type(a.filename)[0] or "").split(";", 1)[0].strip().lower()
+    if ctype not in IMAGE_TYPES:
+        return describe(a), left
+    if a.size > IMAGE_MAX_BYTES:
+        return describe(a, f"{_size(a.size)}, not described: too large"), left
+    try:
+        async with asyncio.timeout(DESCRIBE_SECONDS):
+            text = await describe_image(await a.read(), ctype)
+    except (discord.HTTPException, aiohttp.ClientError, OSError, TimeoutError, LLMUnavailable) as exc:
+        log.warning("cannot describe image %s: %s", a.id, exc)
+        return describe(a, "could not be described"), left
+    text = " ".join(_name(text).replace("]", ")").split())[:DESCRIPTION_MAX_CHARS]  # one line, the note's own
+    data = text.encode()[:max(0, left)]
+    text = data.decode(errors="ignore").strip()
+    if not text:
+        return describe(a), left
+    return describe(a, f"shows: {text}"), left - len(data)
 
 
 async def _voice_line(a: discord.Attachment, transcribe: Transcriber, left: int) -> tuple[str, int]:
@@ -266,12 +304,12 @@ def _stickers(stickers: Sequence[discord.StickerItem]) -> list[str]:
 
 
 async def message_text(message: discord.Message, bot_id: int, attachment_max_bytes: int,
-                       transcribe: Transcriber | None = None) -> str:
+                       transcribe: Transcriber | None = None, describe_image: Describer | None = None) -> str:
     """Everything the message says, as the bot stores it (see the module doc); "" when nothing."""
     parts = [readable(message, bot_id)]
     deadline = asyncio.get_running_loop().time() + ATTACHMENT_READ_SECONDS
     files, left = await attachment_lines(message.attachments, attachment_max_bytes, attachment_max_bytes, deadline,
-                                         transcribe)
+                                         transcribe, describe_image)
     parts += files + _stickers(message.stickers)
     for snap in message.message_snapshots:  # forwarded: its mentions cannot be resolved, so they stay raw
         files, left = await attachment_lines(snap.attachments, attachment_max_bytes, left, deadline)

@@ -8,6 +8,7 @@ text - surfaces as ``LLMUnavailable``, so callers handle one error type.
 
 from __future__ import annotations
 
+import base64
 import functools
 import json
 import logging
@@ -26,6 +27,10 @@ from memory.tokens import count_tokens
 log = logging.getLogger(__name__)
 
 MAX_FACT_CHARS = 500
+DESCRIBE_IMAGE_TOKENS = 120
+DESCRIBE_IMAGE_PROMPT = ("You describe images a user sent in a chat, so that a memory of the chat keeps what "
+                         "they showed. In one or two plain sentences, say what the image shows: people, "
+                         "places, objects, any readable text. No preamble, no guesses about who people are.")
 
 REMEMBER_FACT_TOOL: dict[str, Any] = {
     "type": "function",
@@ -339,6 +344,39 @@ class ChatLLM:
                           prompt_tokens=int(usage.prompt_tokens) if usage else 0,
                           completion_tokens=int(usage.completion_tokens) if usage else 0,
                           facts=tuple(facts))
+
+    async def describe_image(self, image: bytes, content_type: str, *, request_timeout: float) -> str:
+        """What ``image`` shows, in a sentence or two, by ``vision_model`` on the same endpoint (the image
+        goes as a data URL: the endpoint fetches nothing); raises LLMUnavailable as ``complete`` does."""
+        if not self.settings.vision_model:
+            raise LLMUnavailable("no vision model is configured (LLM__VISION_MODEL)")
+        url = f"data:{content_type};base64,{base64.b64encode(image).decode()}"
+        messages: list[dict[str, Any]] = [
+            {"role": "system", "content": DESCRIBE_IMAGE_PROMPT},
+            {"role": "user", "content": [{"type": "text", "text": "Describe this image."},
+                                         {"type": "image_url", "image_url": {"url": url}}]}]
+        start = time.perf_counter()
+        try:
+            assert self._client is not None, "ChatLLM is not open; use 'async with' or create()"
+            done = await self._client.chat.completions.create(
+                model=self.settings.vision_model, messages=messages,  # type: ignore[arg-type]
+                max_tokens=DESCRIBE_IMAGE_TOKENS, temperature=0.2, timeout=request_timeout)
+        except openai.APITimeoutError as exc:
+            self.metrics.llm_call("error", time.perf_counter() - start)
+            raise LLMUnavailable("image description timed out") from exc
+        except openai.APIStatusError as exc:
+            self.metrics.llm_call("error", time.perf_counter() - start)
+            raise LLMUnavailable(f"HTTP {exc.status_code} from {self.settings.base_url} (image)") from exc
+        except openai.OpenAIError as exc:
+            self.metrics.llm_call("error", time.perf_counter() - start)
+            raise LLMUnavailable(str(exc) or type(exc).__name__) from exc
+        usage = getattr(done, "usage", None)
+        self.metrics.llm_call("ok", time.perf_counter() - start, int(getattr(usage, "prompt_tokens", 0) or 0),
+                              int(getattr(usage, "completion_tokens", 0) or 0))
+        text = done.choices[0].message.content if done.choices else None
+        if not text or not text.strip():
+            raise LLMUnavailable("the image description had no text")
+        return text.strip()
 
     async def transcribe(self, audio: bytes, filename: str, *, request_timeout: float) -> str:
         """The words spoken in ``audio`` (a voice message), by ``transcribe_model`` on the same endpoint;

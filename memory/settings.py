@@ -98,6 +98,9 @@ class LLMSettings(BaseModel):
     transcribe_model: str | None = Field(None, description="a speech-to-text model on the same endpoint "
                                          "(whisper-1, ...): Discord voice messages are transcribed into the "
                                          "message; unset = a voice message is only named")
+    vision_model: str | None = Field(None, description="a model on the same endpoint that sees images (it may "
+                                     "be LLM__MODEL): a photo in a message is described into it, so it is "
+                                     "remembered; unset = an image is only named")
 
 
 class RetrievalSettings(BaseModel):

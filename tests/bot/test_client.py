@@ -580,3 +580,31 @@ async def test_without_a_speech_model_a_voice_message_is_named(bot: MnemoBot, fa
     await _voice(bot, _cfg().members[0], _file(tmp_path, "voice-message.ogg", b"OggS" + bytes(50)), 12.4)
     assert [m.content for m in _sent()] == ["ECHO: [voice message: 12 s]"]
     assert fake_llm.transcriptions == []
+
+
+async def test_a_photo_is_described_and_remembered_when_a_vision_model_is_configured(
+        memory: HierarchicalMemoryManager, fake_llm: FakeLLM, tmp_path: Path) -> None:
+    import base64
+
+    from bot.llm import DESCRIBE_IMAGE_PROMPT
+
+    photo = _file(tmp_path, "IMG_2041.png", b"\x89PNG\r\n\x1a\n" + bytes(60))
+    async with ChatLLM(LLMSettings(base_url=fake_llm.base_url, model="fake-model", timeout_seconds=2.0,
+                                   vision_model="fake-vision"), max_retries=0) as vision_llm:
+        bot = await _make_bot(memory, vision_llm, fake_llm, tmp_path)
+        member, guild = _cfg().members[0], str(_cfg().guilds[0].id)
+        fake_llm.scripted = {DESCRIBE_IMAGE_PROMPT[:40]: "A grey cat asleep on a red sofa.\nIt looks content."}
+        assert bot.user is not None
+        await _send(f"<@{bot.user.id}> look at her", _cfg().channels[0], member, [photo])
+        said = "look at her\n[image: IMG_2041.png, shows: A grey cat asleep on a red sofa. It looks content.]"
+        assert [m.content for m in _sent()] == [f"ECHO: {said}"]
+        [asked] = [r for r in fake_llm.requests if r["model"] == "fake-vision"]
+        image_part = asked["messages"][1]["content"][1]
+        assert image_part["image_url"]["url"] == "data:image/png;base64," + base64.b64encode(
+            photo.read_bytes()).decode()  # the bytes go along: the endpoint fetches nothing
+        await dpytest.empty_queue()
+    assert await _stored(memory, member) == [said]
+    await memory.flush()
+    ctx = await memory.get_conversation_context(str(member.id), "what colour was the sofa in my photo?",
+                                                guild_id=guild)
+    assert "A grey cat asleep on a red sofa" in ctx.to_context_string()
