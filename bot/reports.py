@@ -236,7 +236,8 @@ async def time_zone_text(memory: HierarchicalMemoryManager, user_id: str, zone: 
         except InvalidInput:
             close = zone_suggestions(zone, 3) if "\x00" not in zone else []
             return (f"I don't know a time zone called \"{clip(zone, 64)}\". " + (
-                f"Did you mean {' or '.join(close)}?" if close else
+                f"Zones named like it: {', '.join(close)}. If none is yours, give a big city near you that "
+                "shares your time (Europe/Paris for Lyon, say)." if close else
                 "Use a name like Europe/Berlin, America/New_York or Asia/Tokyo, or your city if a zone is "
                 "named after it (the list suggests them as you type)."))
         assert name is not None

@@ -87,8 +87,10 @@ class MemoryTools:
             name = await self.memory.set_time_zone(self.user_id, zone)
         except InvalidInput:
             close = zone_suggestions(zone, 3) if "\x00" not in zone else []
-            return (f"not set: {zone!r} is not a time zone" + (f"; it may be {' or '.join(close)}" if close else "")
-                    + ". Ask the user for their city or a name like Europe/Lisbon")
+            return (f"not set: {zone!r} is not a time zone" + (f" (zones named like it: {', '.join(close)})"
+                                                                  if close else "")
+                    + ". Use a zone you know covers where the user lives (Europe/Lisbon for Porto), or ask them "
+                      "for a big city near them that shares their time")
         except TierUnavailable as exc:
             return f"not set (memory unavailable: {exc}); suggest /memory timezone later"
         assert name is not None

@@ -268,7 +268,8 @@ async def test_timezone_is_the_users_own_and_shown_in_their_memories(cogs: tuple
     it = _interaction(user)
     await MemoryCog.timezone.callback(memory_cog, it, "Europe/Berl", False)
     text, kwargs = _sent(it.response.send_message)
-    assert text == "I don't know a time zone called \"Europe/Berl\". Did you mean Europe/Berlin?"
+    assert text == ("I don't know a time zone called \"Europe/Berl\". Zones named like it: Europe/Berlin. If none "
+                    "is yours, give a big city near you that shares your time (Europe/Paris for Lyon, say).")
     assert kwargs["ephemeral"] is True
     choices = await memory_cog.zone_choices(_interaction(user), "new y")
     assert choices[0].value == "America/New_York"

@@ -155,7 +155,8 @@ async def test_telling_the_bot_where_you_live_sets_your_time_zone(
     reply = await handler.handle(_msg(uid, "I live in Lisbon, please use my local time"))
     assert reply is not None and reply.text == "Got it: Lisbon time from now on."
     refused, done = _tool_results(fake_llm.requests[2])
-    assert refused == "not set: 'Lisboa' is not a time zone. Ask the user for their city or a name like Europe/Lisbon"
+    assert refused == ("not set: 'Lisboa' is not a time zone. Use a zone you know covers where the user lives "
+                       "(Europe/Lisbon for Porto), or ask them for a big city near them that shares their time")
     assert done.startswith("set: Europe/Lisbon; it is ")
     assert await memory.time_zone(uid) == "Europe/Lisbon"  # the user's own, the same in every server
     fake_llm.reset("prompt")  # the next message's prompt is in their time
