@@ -274,7 +274,9 @@ class MnemoBot(commands.Bot):
             if (message.attachments or message.message_snapshots) and not await self.memory.remembers_message(
                     user_id, message_id):
                 return  # not a message the bot stored: its files are none of its business
-            text = await message_text(message, self.user.id, self.settings.bot.attachment_max_bytes)
+            # read as when it was sent (a photo described again), so the edit does not lose what it showed
+            text = await message_text(message, self.user.id, self.settings.bot.attachment_max_bytes,
+                                      self._transcriber(), self._image_describer())
             if not text:  # emptied: what the user said is gone, so is the memory of it
                 await self.memory.forget_message(message_id, user_id=user_id)
                 return

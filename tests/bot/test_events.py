@@ -292,3 +292,27 @@ async def test_an_edit_reads_the_files_again_only_of_a_message_the_bot_stored(
     await dpytest.run_all_events()
     await edit(other, "holiday plans, updated")
     assert reads == ["notes.txt", "notes.txt"] and sent() == []
+
+
+async def test_an_edit_keeps_what_a_photo_showed(bot: MnemoBot, memory: HierarchicalMemoryManager,
+                                                 fake_llm: FakeLLM, tmp_path: Path) -> None:
+    from bot.llm import DESCRIBE_IMAGE_PROMPT
+    from memory.settings import LLMSettings
+
+    channel, member, _ = where(0)
+    assert bot.user is not None
+    photo = tmp_path / "IMG_7.png"
+    photo.write_bytes(b"\x89PNG\r\n\x1a\n" + bytes(40))
+    async with ChatLLM(LLMSettings(base_url=fake_llm.base_url, model="fake-model", timeout_seconds=2.0,
+                                   vision_model="fake-vision"), max_retries=0) as vision:
+        bot.llm = vision  # the operator configured a model that sees images
+        fake_llm.reset("fixed", text="Nice door.")
+        fake_llm.scripted = {DESCRIBE_IMAGE_PROMPT[:40]: "A blue front door with the number 12."}
+        mine = backend.make_message(f"<@{bot.user.id}> my new door", member, channel,
+                                    attachments=[backend.make_attachment(photo)])
+        await dpytest.run_all_events()
+        assert [m.content.split("\n")[0] for m in sent()] == ["Nice door."]
+        await edit(mine, f"<@{bot.user.id}> our new front door")
+    [stored] = (await memory.export(str(member.id)))["exchanges"]
+    assert stored["user_message"] == ("our new front door\n"
+                                      "[image: IMG_7.png, shows: A blue front door with the number 12.]")
