@@ -195,7 +195,7 @@ class MnemoBot(commands.Bot):
             files = bool(message.attachments or message.message_snapshots)
             async with message.channel.typing() if files else contextlib.nullcontext():
                 text = await message_text(message, self.user.id, self.settings.bot.attachment_max_bytes,
-                                          self._transcriber(), self._image_describer())
+                                          *self._readers())
             if not text:  # a bare ping gets a prompt; an empty message elsewhere (a poll) is not for the bot
                 if self.user in message.mentions:
                     await message.channel.send("Yes? Mention me with a message and I'll answer.")
@@ -219,27 +219,20 @@ class MnemoBot(commands.Bot):
         if reply.forget is not None:
             await self._confirm_forget(message, reply.forget)
 
-    def _transcriber(self) -> Transcriber | None:
-        """Voice messages into words, when the operator configured a speech-to-text model."""
+    def _readers(self) -> tuple[Transcriber | None, Describer | None]:
+        """Voice messages and photos into words, each when the operator configured a model for it."""
         llm = self.llm
-        if llm is None or not llm.settings.transcribe_model:
-            return None
+        if llm is None:
+            return None, None
 
         async def transcribe(audio: bytes, filename: str) -> str:
             return await llm.transcribe(audio, filename, request_timeout=TRANSCRIBE_SECONDS)
 
-        return transcribe
-
-    def _image_describer(self) -> Describer | None:
-        """Photos into words, when the operator configured a model that sees images."""
-        llm = self.llm
-        if llm is None or not llm.settings.vision_model:
-            return None
-
         async def describe_image(image: bytes, content_type: str) -> str:
             return await llm.describe_image(image, content_type, request_timeout=DESCRIBE_SECONDS)
 
-        return describe_image
+        return (transcribe if llm.settings.transcribe_model else None,
+                describe_image if llm.settings.vision_model else None)
 
     async def _confirm_forget(self, message: discord.Message, request: ForgetRequest) -> None:
         """The forget the model proposed, put to the user who asked: only their button runs it."""
@@ -276,7 +269,7 @@ class MnemoBot(commands.Bot):
                 return  # not a message the bot stored: its files are none of its business
             # read as when it was sent (a photo described again), so the edit does not lose what it showed
             text = await message_text(message, self.user.id, self.settings.bot.attachment_max_bytes,
-                                      self._transcriber(), self._image_describer())
+                                      *self._readers())
             if not text:  # emptied: what the user said is gone, so is the memory of it
                 await self.memory.forget_message(message_id, user_id=user_id)
                 return

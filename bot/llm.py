@@ -9,10 +9,12 @@ text - surfaces as ``LLMUnavailable``, so callers handle one error type.
 from __future__ import annotations
 
 import base64
+import contextlib
 import functools
 import json
 import logging
 import time
+from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any, Literal, Protocol
 
@@ -219,6 +221,19 @@ def parse_fact_arguments(raw: object, key: str = "fact") -> str | None:
     return fact
 
 
+class _Call:
+    """The clock and the metrics of one request (see ``ChatLLM._errors``)."""
+
+    def __init__(self, metrics: Metrics) -> None:
+        self.metrics, self.start = metrics, time.perf_counter()
+
+    def ok(self, prompt_tokens: int = 0, completion_tokens: int = 0) -> None:
+        self.metrics.llm_call("ok", time.perf_counter() - self.start, prompt_tokens, completion_tokens)
+
+    def failed(self) -> None:
+        self.metrics.llm_call("error", time.perf_counter() - self.start)
+
+
 class ChatLLM:
     """An async client for one chat model.
 
@@ -345,6 +360,23 @@ class ChatLLM:
                           completion_tokens=int(usage.completion_tokens) if usage else 0,
                           facts=tuple(facts))
 
+    @contextlib.contextmanager
+    def _errors(self, what: str) -> Iterator[_Call]:
+        """One request besides the chat (an image, a voice message): its failures become LLMUnavailable
+        naming ``what``, and it is counted in ``metrics`` either way (``ok`` once it succeeded)."""
+        call = _Call(self.metrics)
+        try:
+            yield call
+        except openai.APITimeoutError as exc:
+            call.failed()
+            raise LLMUnavailable(f"{what} timed out") from exc
+        except openai.APIStatusError as exc:
+            call.failed()
+            raise LLMUnavailable(f"HTTP {exc.status_code} from {self.settings.base_url} ({what})") from exc
+        except openai.OpenAIError as exc:  # cannot connect, a malformed answer
+            call.failed()
+            raise LLMUnavailable(str(exc) or type(exc).__name__) from exc
+
     async def describe_image(self, image: bytes, content_type: str, *, request_timeout: float) -> str:
         """What ``image`` shows, in a sentence or two, by ``vision_model`` on the same endpoint (the image
         goes as a data URL: the endpoint fetches nothing); raises LLMUnavailable as ``complete`` does."""
@@ -355,24 +387,14 @@ class ChatLLM:
             {"role": "system", "content": DESCRIBE_IMAGE_PROMPT},
             {"role": "user", "content": [{"type": "text", "text": "Describe this image."},
                                          {"type": "image_url", "image_url": {"url": url}}]}]
-        start = time.perf_counter()
-        try:
-            assert self._client is not None, "ChatLLM is not open; use 'async with' or create()"
+        if self._client is None:
+            raise RuntimeError("ChatLLM is not open; use 'async with' or create()")
+        with self._errors("image description") as call:
             done = await self._client.chat.completions.create(
                 model=self.settings.vision_model, messages=messages,  # type: ignore[arg-type]
                 max_tokens=DESCRIBE_IMAGE_TOKENS, temperature=0.2, timeout=request_timeout)
-        except openai.APITimeoutError as exc:
-            self.metrics.llm_call("error", time.perf_counter() - start)
-            raise LLMUnavailable("image description timed out") from exc
-        except openai.APIStatusError as exc:
-            self.metrics.llm_call("error", time.perf_counter() - start)
-            raise LLMUnavailable(f"HTTP {exc.status_code} from {self.settings.base_url} (image)") from exc
-        except openai.OpenAIError as exc:
-            self.metrics.llm_call("error", time.perf_counter() - start)
-            raise LLMUnavailable(str(exc) or type(exc).__name__) from exc
         usage = getattr(done, "usage", None)
-        self.metrics.llm_call("ok", time.perf_counter() - start, int(getattr(usage, "prompt_tokens", 0) or 0),
-                              int(getattr(usage, "completion_tokens", 0) or 0))
+        call.ok(int(getattr(usage, "prompt_tokens", 0) or 0), int(getattr(usage, "completion_tokens", 0) or 0))
         text = done.choices[0].message.content if done.choices else None
         if not text or not text.strip():
             raise LLMUnavailable("the image description had no text")
@@ -385,20 +407,10 @@ class ChatLLM:
             raise RuntimeError("ChatLLM is not open; use 'async with' or create()")
         if not self.settings.transcribe_model:
             raise LLMUnavailable("no transcription model is configured (LLM__TRANSCRIBE_MODEL)")
-        start = time.perf_counter()
-        try:
+        with self._errors("transcription") as call:
             done = await self._client.audio.transcriptions.create(
                 model=self.settings.transcribe_model, file=(filename, audio), timeout=request_timeout)
-        except openai.APITimeoutError as exc:
-            self.metrics.llm_call("error", time.perf_counter() - start)
-            raise LLMUnavailable("transcription timed out") from exc
-        except openai.APIStatusError as exc:
-            self.metrics.llm_call("error", time.perf_counter() - start)
-            raise LLMUnavailable(f"HTTP {exc.status_code} from {self.settings.base_url} (transcription)") from exc
-        except openai.OpenAIError as exc:  # cannot connect, a malformed answer
-            self.metrics.llm_call("error", time.perf_counter() - start)
-            raise LLMUnavailable(str(exc) or type(exc).__name__) from exc
-        self.metrics.llm_call("ok", time.perf_counter() - start)
+        call.ok()
         text = getattr(done, "text", None)
         if not isinstance(text, str):
             raise LLMUnavailable("the transcription had no text")
