@@ -234,7 +234,7 @@ async def time_zone_text(memory: HierarchicalMemoryManager, user_id: str, zone: 
         try:
             name = await memory.set_time_zone(user_id, zone)
         except InvalidInput:
-            close = zone_suggestions(zone, 3) if "\x00" not in zone else []
+            close = zone_suggestions(zone, 3)
             return (f"I don't know a time zone called \"{clip(zone, 64)}\". " + (
                 f"Zones named like it: {', '.join(close)}. If none is yours, give a big city near you that "
                 "shares your time (Europe/Paris for Lyon, say)." if close else

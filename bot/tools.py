@@ -86,7 +86,7 @@ class MemoryTools:
         try:
             name = await self.memory.set_time_zone(self.user_id, zone)
         except InvalidInput:
-            close = zone_suggestions(zone, 3) if "\x00" not in zone else []
+            close = zone_suggestions(zone, 3)
             return (f"not set: {zone!r} is not a time zone" + (f" (zones named like it: {', '.join(close)})"
                                                                   if close else "")
                     + ". Use a zone you know covers where the user lives (Europe/Lisbon for Porto), or ask them "
