@@ -371,12 +371,12 @@ class HierarchicalMemoryManager(ExchangeLifecycle, MemoryGovernance, BotServices
             # (only for such a query; the profile then reuses them)
             known_facts = await self._timed("graph", self.graph.facts(scope), r.graph_timeout_ms, reports) or []
             when, said = resolve(event, known_facts, now), stated_in(event, known_facts, now)
-        (recent, fulltext, semantic, graph, curated, dated), typed, sessions = await asyncio.gather(
+        (semantic, recent, fulltext, graph, curated, dated), typed, sessions = await asyncio.gather(
             asyncio.gather(
+                self._semantic(scope, query, reports),  # first: the query embedding is the longest read
                 self._recent(scope, reports),
                 self._timed("archive", self.t.archive.search(scope, query, r.candidates), r.archive_timeout_ms,
                             reports),
-                self._semantic(scope, query, reports),
                 self._timed("graph", self.graph.related(scope, names, r.candidates), r.graph_timeout_ms, reports),
                 self._timed("facts", self.t.ledger.curated(scope), r.archive_timeout_ms, reports),
                 self._in_window(scope, query, when, reports, said),

@@ -250,6 +250,44 @@ async def test_concurrent_queries_are_batched_and_match_one_by_one() -> None:
         assert np.allclose(vector, alone.embed_sync([text]), atol=2e-3)
 
 
+async def test_a_failed_model_run_reaches_every_query_waiting_for_it_and_the_next_ones_run(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    """Queries go to the thread at once and the ones that arrive meanwhile wait for the next
+    hop; a run that fails fails exactly the queries it carried, and the queue goes on."""
+    embedder = OnnxMiniLMEmbedder(threads=1)
+    real = embedder._embed_queries
+    carried: list[list[str]] = []
+
+    def flaky(texts: list[str]) -> np.ndarray:
+        carried.append(list(texts))
+        if len(carried) == 2:
+            raise RuntimeError("model run failed")
+        return real(texts)
+
+    monkeypatch.setattr(embedder, "_embed_queries", flaky)
+    texts = [f"what did I tell you about my {thing}?" for thing in ("bike", "garden", "cousin", "exam")]
+    results = await asyncio.gather(*(embedder.embed([t], query=True) for t in texts), return_exceptions=True)
+    assert carried[0] == texts[:1]  # the first query did not wait for the others
+    failed = [t for t, r in zip(texts, results, strict=True) if isinstance(r, RuntimeError)]
+    assert failed == carried[1] and len(failed) == 3  # the rest waited together and failed together
+    assert isinstance(results[0], np.ndarray) and results[0].shape == (1, 384)
+    again = await embedder.embed([texts[1]], query=True)  # a later query is not stuck behind the failure
+    np.testing.assert_allclose(again, OnnxMiniLMEmbedder(threads=1).embed_sync([texts[1]]), atol=1e-6)
+
+
+async def test_a_query_whose_caller_gave_up_does_not_hold_up_the_others() -> None:
+    embedder = OnnxMiniLMEmbedder(threads=1)
+    embedder.load()
+    first = asyncio.ensure_future(embedder.embed(["the first question"], query=True))
+    await asyncio.sleep(0)
+    waiting = [asyncio.ensure_future(embedder.embed([f"question {i}"], query=True)) for i in range(3)]
+    await asyncio.sleep(0)
+    waiting[1].cancel()  # as a tier timeout does
+    done = await asyncio.gather(first, waiting[0], waiting[2])
+    assert all(v.shape == (1, 384) for v in done) and waiting[1].cancelled()
+    assert (await embedder.embed(["question 1"], query=True)).shape == (1, 384)
+
+
 def test_quantised_model_is_built_once_and_stays_close_to_the_packaged_one(tmp_path: Path) -> None:
     from memory.embedding import _minilm_files, quantized_model
 
