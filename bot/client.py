@@ -41,7 +41,7 @@ from bot.content import (
     readable,
     replied_to,
 )
-from bot.llm import ChatLLM
+from bot.llm import ChatLLM, Completion
 from bot.logs import new_request
 from bot.reports import ForgetRequest, forget_now
 from bot.settings import BotSettings
@@ -195,7 +195,7 @@ class MnemoBot(commands.Bot):
             files = bool(message.attachments or message.message_snapshots)
             async with message.channel.typing() if files else contextlib.nullcontext():
                 text = await message_text(message, self.user.id, self.settings.bot.attachment_max_bytes,
-                                          *self._readers())
+                                          *self._readers(message))
             if not text:  # a bare ping gets a prompt; an empty message elsewhere (a poll) is not for the bot
                 if self.user in message.mentions:
                     await message.channel.send("Yes? Mention me with a message and I'll answer.")
@@ -219,20 +219,34 @@ class MnemoBot(commands.Bot):
         if reply.forget is not None:
             await self._confirm_forget(message, reply.forget)
 
-    def _readers(self) -> tuple[Transcriber | None, Describer | None]:
-        """Voice messages and photos into words, each when the operator configured a model for it."""
+    def _readers(self, message: discord.Message) -> tuple[Transcriber | None, Describer | None]:
+        """Voice messages and photos of ``message`` into words, each when the operator configured a
+        model for it; what each call cost counts in its author's token usage (``/memory stats``)."""
         llm = self.llm
         if llm is None:
             return None, None
+        user_id, guild_id = str(message.author.id), str(message.guild.id) if message.guild else None
 
         async def transcribe(audio: bytes, filename: str) -> str:
-            return await llm.transcribe(audio, filename, request_timeout=TRANSCRIBE_SECONDS)
+            done = await llm.transcribe(audio, filename, request_timeout=TRANSCRIBE_SECONDS)
+            await self._count_usage(user_id, guild_id, done)
+            return done.text
 
         async def describe_image(image: bytes, content_type: str) -> str:
-            return await llm.describe_image(image, content_type, request_timeout=DESCRIBE_SECONDS)
+            done = await llm.describe_image(image, content_type, request_timeout=DESCRIBE_SECONDS)
+            await self._count_usage(user_id, guild_id, done)
+            return done.text
 
         return (transcribe if llm.settings.transcribe_model else None,
                 describe_image if llm.settings.vision_model else None)
+
+    async def _count_usage(self, user_id: str, guild_id: str | None, done: Completion) -> None:
+        """Add a file reading's tokens to the user's usage; the reading is kept when that fails."""
+        try:
+            await self.memory.record_usage(user_id, guild_id, done.prompt_tokens, done.completion_tokens)
+        except TierUnavailable as exc:
+            self.handler.metrics.errors.labels("usage_not_recorded").inc()
+            log.warning("could not record token usage: %s", exc)
 
     async def _confirm_forget(self, message: discord.Message, request: ForgetRequest) -> None:
         """The forget the model proposed, put to the user who asked: only their button runs it."""
@@ -269,7 +283,7 @@ class MnemoBot(commands.Bot):
                 return  # not a message the bot stored: its files are none of its business
             # read as when it was sent (a photo described again), so the edit does not lose what it showed
             text = await message_text(message, self.user.id, self.settings.bot.attachment_max_bytes,
-                                      *self._readers())
+                                      *self._readers(message))
             if not text:  # emptied: what the user said is gone, so is the memory of it
                 await self.memory.forget_message(message_id, user_id=user_id)
                 return

@@ -377,9 +377,10 @@ class ChatLLM:
             call.failed()
             raise LLMUnavailable(str(exc) or type(exc).__name__) from exc
 
-    async def describe_image(self, image: bytes, content_type: str, *, request_timeout: float) -> str:
+    async def describe_image(self, image: bytes, content_type: str, *, request_timeout: float) -> Completion:
         """What ``image`` shows, in a sentence or two, by ``vision_model`` on the same endpoint (the image
-        goes as a data URL: the endpoint fetches nothing); raises LLMUnavailable as ``complete`` does."""
+        goes as a data URL: the endpoint fetches nothing), with the tokens it cost; raises LLMUnavailable
+        as ``complete`` does."""
         if not self.settings.vision_model:
             raise LLMUnavailable("no vision model is configured (LLM__VISION_MODEL)")
         url = f"data:{content_type};base64,{base64.b64encode(image).decode()}"
@@ -394,15 +395,17 @@ class ChatLLM:
                 model=self.settings.vision_model, messages=messages,  # type: ignore[arg-type]
                 max_tokens=DESCRIBE_IMAGE_TOKENS, temperature=0.2, timeout=request_timeout)
         usage = getattr(done, "usage", None)
-        call.ok(int(getattr(usage, "prompt_tokens", 0) or 0), int(getattr(usage, "completion_tokens", 0) or 0))
+        tokens = int(getattr(usage, "prompt_tokens", 0) or 0), int(getattr(usage, "completion_tokens", 0) or 0)
+        call.ok(*tokens)
         text = done.choices[0].message.content if done.choices else None
         if not text or not text.strip():
             raise LLMUnavailable("the image description had no text")
-        return text.strip()
+        return Completion(text.strip(), *tokens)
 
-    async def transcribe(self, audio: bytes, filename: str, *, request_timeout: float) -> str:
-        """The words spoken in ``audio`` (a voice message), by ``transcribe_model`` on the same endpoint;
-        raises LLMUnavailable as ``complete`` does, and when no such model is configured."""
+    async def transcribe(self, audio: bytes, filename: str, *, request_timeout: float) -> Completion:
+        """The words spoken in ``audio`` (a voice message), by ``transcribe_model`` on the same endpoint,
+        with the tokens it cost when the endpoint counts them (models priced by the minute report
+        none); raises LLMUnavailable as ``complete`` does, and when no such model is configured."""
         if self._client is None:
             raise RuntimeError("ChatLLM is not open; use 'async with' or create()")
         if not self.settings.transcribe_model:
@@ -410,11 +413,13 @@ class ChatLLM:
         with self._errors("transcription") as call:
             done = await self._client.audio.transcriptions.create(
                 model=self.settings.transcribe_model, file=(filename, audio), timeout=request_timeout)
-        call.ok()
+        usage = getattr(done, "usage", None)  # {"type": "tokens", "input_tokens", ...} or {"type": "duration"}
+        tokens = int(getattr(usage, "input_tokens", 0) or 0), int(getattr(usage, "output_tokens", 0) or 0)
+        call.ok(*tokens)
         text = getattr(done, "text", None)
         if not isinstance(text, str):
             raise LLMUnavailable("the transcription had no text")
-        return text.strip()
+        return Completion(text.strip(), *tokens)
 
     async def ping(self, request_timeout: float = 10.0) -> None:
         """A one-token request to check the endpoint and model at startup; raises LLMUnavailable."""

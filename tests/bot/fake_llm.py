@@ -15,8 +15,10 @@ llama-cpp-python's server answers ``json_schema``.
 the mode (so a test can script the rolling-summary call and still read the
 chat prompt). Every request body is kept in ``requests``.
 
-POST /v1/audio/transcriptions answers ``{"text": transcript}`` (HTTP 500 when ``transcript`` is None)
-and keeps each upload's model, file name and bytes in ``transcriptions``.
+POST /v1/audio/transcriptions answers ``{"text": transcript}`` with token usage (as gpt-4o-transcribe
+does; none when ``transcript_usage`` is False, as whisper-1 bills by the minute; HTTP 500 when
+``transcript`` is None) and keeps each upload's model, file name and bytes in ``transcriptions``.
+Every answer's token usage is appended to ``usage_sent`` as (prompt or input, completion or output).
 """
 
 from __future__ import annotations
@@ -40,7 +42,9 @@ class FakeLLM:
         self.script: list[dict[str, Any]] = []
         self.reject_formats: set[str] = set()
         self.transcript: str | None = ""
+        self.transcript_usage = True
         self.transcriptions: list[dict[str, Any]] = []
+        self.usage_sent: list[tuple[int, int]] = []
         self.port = free_port()
         self._runner: web.AppRunner | None = None
         self._release = asyncio.Event()
@@ -57,7 +61,9 @@ class FakeLLM:
         self.script = []
         self.reject_formats = set()
         self.transcript = ""
+        self.transcript_usage = True
         self.transcriptions = []
+        self.usage_sent = []
         self._release.set()  # let any request still held by "timeout" mode finish
         self._release = asyncio.Event()
 
@@ -83,7 +89,12 @@ class FakeLLM:
                                     "data": upload.file.read()})
         if self.transcript is None:
             return web.json_response({"error": {"message": "model not loaded"}}, status=500)
-        return web.json_response({"text": self.transcript})
+        if not self.transcript_usage:
+            return web.json_response({"text": self.transcript, "usage": {"type": "duration", "seconds": 4}})
+        tokens = len(self.transcriptions[-1]["data"]) // 20 + 1, len(self.transcript) // 4 + 1
+        self.usage_sent.append(tokens)
+        return web.json_response({"text": self.transcript, "usage": {
+            "type": "tokens", "input_tokens": tokens[0], "output_tokens": tokens[1], "total_tokens": sum(tokens)}})
 
     async def _completions(self, request: web.Request) -> web.StreamResponse:
         body = await request.json()
@@ -147,7 +158,8 @@ class FakeLLM:
 
     def _completion(self, body: dict[str, Any], message: dict[str, Any], finish: str) -> web.StreamResponse:
         messages = body["messages"]
-        prompt_chars = sum(len(m.get("content") or "") for m in messages)
+        prompt_chars = sum(len(m.get("content") or "") for m in messages if isinstance(m.get("content"), str))
+        self.usage_sent.append((prompt_chars // 4 + 1, len(json.dumps(message)) // 4 + 1))
         return web.json_response({
             "id": f"chatcmpl-{len(self.requests)}", "object": "chat.completion", "created": 0,
             "model": body.get("model", "fake"),

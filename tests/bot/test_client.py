@@ -544,6 +544,18 @@ async def test_remember_this_on_the_bots_reply_saves_it_as_the_members_fact(
         "ECHO: the wifi password is hunter2"]
 
 
+async def _usage(memory: HierarchicalMemoryManager, member: discord.Member, guild: str) -> tuple[int, int, int]:
+    """The member's recorded token usage in ``guild``: (prompt, completion, requests)."""
+    rows = [r for r in await memory.usage(guild_id=guild) if r.user_id == str(member.id)]
+    return (sum(r.prompt_tokens for r in rows), sum(r.completion_tokens for r in rows),
+            sum(r.requests for r in rows))
+
+
+def _plus(before: tuple[int, int, int], sent: list[tuple[int, int]]) -> tuple[int, int, int]:
+    """``before`` plus the usage the fake endpoint answered with, one request per answer."""
+    return (before[0] + sum(p for p, _ in sent), before[1] + sum(c for _, c in sent), before[2] + len(sent))
+
+
 async def _voice(bot: MnemoBot, member: discord.Member, path: Path, seconds: float) -> None:
     """A voice message from ``member`` to the bot, as Discord's client sends one."""
     message = await _held(bot, "", _cfg().channels[0], member, attachments=[path])
@@ -559,6 +571,7 @@ async def test_a_voice_message_is_transcribed_when_a_speech_model_is_configured(
                                    transcribe_model="whisper-1"), max_retries=0) as voice_llm:
         bot = await _make_bot(memory, voice_llm, fake_llm, tmp_path)
         member, guild = _cfg().members[1], str(_cfg().guilds[0].id)
+        before = await _usage(memory, member, guild)
         fake_llm.transcript = "  remind me that the plumber comes on Friday \n"
         await _voice(bot, member, audio, 4.2)
         said = ("[voice message: 4 s, transcribed]\nremind me that the plumber comes on Friday\n"
@@ -569,7 +582,21 @@ async def test_a_voice_message_is_transcribed_when_a_speech_model_is_configured(
         await _voice(bot, member, audio, 9.0)
         assert [m.content for m in _sent()] == ["ECHO: [voice message: 9 s, could not be transcribed]"]
         await dpytest.empty_queue()
-    assert await _stored(memory, member) == [said, "[voice message: 9 s, could not be transcribed]"]
+        # the transcription's tokens count in the user's usage with the answers' (the failed one costs none)
+        assert len(fake_llm.transcriptions) == 2 and len(fake_llm.usage_sent) >= 3
+        expected = _plus(before, fake_llm.usage_sent)
+        assert await _usage(memory, member, guild) == expected
+        fake_llm.transcript_usage, fake_llm.usage_sent = False, []  # a model billed by the minute: no tokens
+        fake_llm.transcript = "and the electrician on Monday"
+        await _voice(bot, member, audio, 3.0)
+        assert [m.content for m in _sent()] == [
+            "ECHO: [voice message: 3 s, transcribed]\nand the electrician on Monday\n[end of voice message]"]
+        expected = _plus(expected, fake_llm.usage_sent)  # the answer's tokens
+        await dpytest.empty_queue()
+    assert await _usage(memory, member, guild) == (*expected[:2], expected[2] + 1)  # and the transcription's request
+    assert await _stored(memory, member) == [said, "[voice message: 9 s, could not be transcribed]",
+                                             "[voice message: 3 s, transcribed]\nand the electrician on Monday\n"
+                                             "[end of voice message]"]
     await memory.flush()
     ctx = await memory.get_conversation_context(str(member.id), "when does the plumber come?", guild_id=guild)
     assert "remind me that the plumber comes on Friday" in ctx.to_context_string()
@@ -593,6 +620,7 @@ async def test_a_photo_is_described_and_remembered_when_a_vision_model_is_config
                                    vision_model="fake-vision"), max_retries=0) as vision_llm:
         bot = await _make_bot(memory, vision_llm, fake_llm, tmp_path)
         member, guild = _cfg().members[0], str(_cfg().guilds[0].id)
+        before = await _usage(memory, member, guild)
         fake_llm.scripted = {DESCRIBE_IMAGE_PROMPT[:40]: "A grey cat asleep on a red sofa.\nIt looks content."}
         assert bot.user is not None
         await _send(f"<@{bot.user.id}> look at her", _cfg().channels[0], member, [photo])
@@ -603,6 +631,8 @@ async def test_a_photo_is_described_and_remembered_when_a_vision_model_is_config
         assert image_part["image_url"]["url"] == "data:image/png;base64," + base64.b64encode(
             photo.read_bytes()).decode()  # the bytes go along: the endpoint fetches nothing
         await dpytest.empty_queue()
+        assert len(fake_llm.usage_sent) >= 2  # the description and the answer, both counted for the user
+        assert await _usage(memory, member, guild) == _plus(before, fake_llm.usage_sent)
     assert await _stored(memory, member) == [said]
     await memory.flush()
     ctx = await memory.get_conversation_context(str(member.id), "what colour was the sofa in my photo?",
