@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
@@ -556,6 +557,15 @@ def _plus(before: tuple[int, int, int], sent: list[tuple[int, int]]) -> tuple[in
     return (before[0] + sum(p for p, _ in sent), before[1] + sum(c for _, c in sent), before[2] + len(sent))
 
 
+@contextlib.asynccontextmanager
+async def _reading_bot(memory: HierarchicalMemoryManager, fake_llm: FakeLLM, tmp_path: Path,
+                       **models: str) -> AsyncIterator[MnemoBot]:
+    """A bot whose LLM endpoint also serves ``models`` (``vision_model``, ``transcribe_model``)."""
+    async with ChatLLM(LLMSettings(base_url=fake_llm.base_url, model="fake-model", timeout_seconds=2.0,
+                                   **models), max_retries=0) as llm:
+        yield await _make_bot(memory, llm, fake_llm, tmp_path)
+
+
 async def _voice(bot: MnemoBot, member: discord.Member, path: Path, seconds: float) -> None:
     """A voice message from ``member`` to the bot, as Discord's client sends one."""
     message = await _held(bot, "", _cfg().channels[0], member, attachments=[path])
@@ -567,9 +577,7 @@ async def _voice(bot: MnemoBot, member: discord.Member, path: Path, seconds: flo
 async def test_a_voice_message_is_transcribed_when_a_speech_model_is_configured(
         memory: HierarchicalMemoryManager, fake_llm: FakeLLM, tmp_path: Path) -> None:
     audio = _file(tmp_path, "voice-message.ogg", b"OggS" + bytes(200))
-    async with ChatLLM(LLMSettings(base_url=fake_llm.base_url, model="fake-model", timeout_seconds=2.0,
-                                   transcribe_model="whisper-1"), max_retries=0) as voice_llm:
-        bot = await _make_bot(memory, voice_llm, fake_llm, tmp_path)
+    async with _reading_bot(memory, fake_llm, tmp_path, transcribe_model="whisper-1") as bot:
         member, guild = _cfg().members[1], str(_cfg().guilds[0].id)
         before = await _usage(memory, member, guild)
         fake_llm.transcript = "  remind me that the plumber comes on Friday \n"
@@ -616,9 +624,7 @@ async def test_a_photo_is_described_and_remembered_when_a_vision_model_is_config
     from bot.llm import DESCRIBE_IMAGE_PROMPT
 
     photo = _file(tmp_path, "IMG_2041.png", b"\x89PNG\r\n\x1a\n" + bytes(60))
-    async with ChatLLM(LLMSettings(base_url=fake_llm.base_url, model="fake-model", timeout_seconds=2.0,
-                                   vision_model="fake-vision"), max_retries=0) as vision_llm:
-        bot = await _make_bot(memory, vision_llm, fake_llm, tmp_path)
+    async with _reading_bot(memory, fake_llm, tmp_path, vision_model="fake-vision") as bot:
         member, guild = _cfg().members[0], str(_cfg().guilds[0].id)
         before = await _usage(memory, member, guild)
         fake_llm.scripted = {DESCRIBE_IMAGE_PROMPT[:40]: "A grey cat asleep on a red sofa.\nIt looks content."}
