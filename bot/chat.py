@@ -302,7 +302,7 @@ class ChatHandler:
             self.metrics.errors.labels("llm_unavailable").inc()
             log.warning("LLM failed for user %s: %s", msg.user_id, exc)
             return with_notice(ChatReply(APOLOGY, "llm_error", degraded=degraded), state, msg)
-        await self._record_usage(msg, done)
+        await self.record_usage(msg.user_id, msg.guild_id, done)
         saved = list(done.facts)  # saved by MemoryTools as the model called remember_fact
         reply = done.text or ("Got it, I'll remember: " + "; ".join(saved) if saved
                               else "Sorry, I couldn't save that. Try /remember instead.")
@@ -408,13 +408,14 @@ class ChatHandler:
             self.metrics.errors.labels("llm_summary_unavailable").inc()
             log.warning("LLM summary failed, folding deterministically: %s", exc)
             return fold_deterministic(previous, exchanges, limit, zone)
-        await self._record_usage(msg, done)
+        await self.record_usage(msg.user_id, msg.guild_id, done)
         return done.text[:limit] if done.text else fold_deterministic(previous, exchanges, limit, zone)
 
-    async def _record_usage(self, msg: IncomingMessage, done: Completion) -> None:
+    async def record_usage(self, user_id: str, guild_id: str | None, done: Completion) -> None:
+        """Add a model call's tokens to the user's usage (``/memory stats``); an archive that is
+        down loses the count, never the answer."""
         try:
-            await self.memory.record_usage(msg.user_id, msg.guild_id, done.prompt_tokens,
-                                           done.completion_tokens)
+            await self.memory.record_usage(user_id, guild_id, done.prompt_tokens, done.completion_tokens)
         except TierUnavailable as exc:
             self.metrics.errors.labels("usage_not_recorded").inc()
             log.warning("could not record token usage: %s", exc)

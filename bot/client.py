@@ -41,7 +41,7 @@ from bot.content import (
     readable,
     replied_to,
 )
-from bot.llm import ChatLLM, Completion
+from bot.llm import ChatLLM
 from bot.logs import new_request
 from bot.reports import ForgetRequest, forget_now
 from bot.settings import BotSettings
@@ -229,24 +229,16 @@ class MnemoBot(commands.Bot):
 
         async def transcribe(audio: bytes, filename: str) -> str:
             done = await llm.transcribe(audio, filename, request_timeout=TRANSCRIBE_SECONDS)
-            await self._count_usage(user_id, guild_id, done)
+            await self.handler.record_usage(user_id, guild_id, done)
             return done.text
 
         async def describe_image(image: bytes, content_type: str) -> str:
             done = await llm.describe_image(image, content_type, request_timeout=DESCRIBE_SECONDS)
-            await self._count_usage(user_id, guild_id, done)
+            await self.handler.record_usage(user_id, guild_id, done)
             return done.text
 
         return (transcribe if llm.settings.transcribe_model else None,
                 describe_image if llm.settings.vision_model else None)
-
-    async def _count_usage(self, user_id: str, guild_id: str | None, done: Completion) -> None:
-        """Add a file reading's tokens to the user's usage; the reading is kept when that fails."""
-        try:
-            await self.memory.record_usage(user_id, guild_id, done.prompt_tokens, done.completion_tokens)
-        except TierUnavailable as exc:
-            self.handler.metrics.errors.labels("usage_not_recorded").inc()
-            log.warning("could not record token usage: %s", exc)
 
     async def _confirm_forget(self, message: discord.Message, request: ForgetRequest) -> None:
         """The forget the model proposed, put to the user who asked: only their button runs it."""
