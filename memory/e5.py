@@ -28,7 +28,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from memory.embedding import CACHE_SIZE, MAX_TOKENS, LocalOnnxEmbedder
+from memory.embedding import CACHE_SIZE, MAX_TOKENS, LocalOnnxEmbedder, token_ids
 from memory.errors import ConfigurationError
 
 if TYPE_CHECKING:
@@ -238,8 +238,9 @@ class E5SmallEmbedder(LocalOnnxEmbedder):
     cache_name = "e5-small"
 
     def __init__(self, threads: int = 2, *, cache_size: int = CACHE_SIZE, quantize: bool = True,
-                 cache_dir: Path | None = None, max_tokens: int = MAX_TOKENS) -> None:
-        super().__init__(threads, cache_size=cache_size, quantize=quantize, cache_dir=cache_dir)
+                 cache_dir: Path | None = None, max_tokens: int = MAX_TOKENS, background_nice: int = 10) -> None:
+        super().__init__(threads, cache_size=cache_size, quantize=quantize, cache_dir=cache_dir,
+                         background_nice=background_nice)
         self._max_tokens = max_tokens
         self._weights: E5Weights | None = None
         self._tokenizer: Tokenizer | None = None
@@ -268,7 +269,7 @@ class E5SmallEmbedder(LocalOnnxEmbedder):
         assert self._weights is not None and self._tokenizer is not None
         prefix = QUERY_PREFIX if query else PASSAGE_PREFIX
         prepared = [normalise_text(prefix + text, self._weights.normalise) for text in texts]
-        return [e.ids for e in self._tokenizer.encode_batch(prepared)]
+        return token_ids(self._tokenizer, prepared)
 
     def _inputs(self, ids: np.ndarray, mask: np.ndarray) -> dict[str, np.ndarray]:
         assert self._weights is not None

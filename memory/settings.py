@@ -70,6 +70,8 @@ class EmbeddingSettings(BaseModel):
     dimensions: int | None = Field(None, ge=1, description="vector size of the remote model, if known")
     threads: int = Field(2, ge=1, le=64, description="onnxruntime intra-op threads for the local model")
     quantize: bool = Field(True, description="run the local model with int8 matrix products (about 2x faster)")
+    background_nice: int = Field(10, ge=0, le=19, description="how much lower (Linux nice) the worker's embedding "
+                                 "of stored texts runs than the replies; 0 = the same priority")
     model_cache_dir: Path | None = Field(None, description="where the quantised local model is built once; "
                                          "unset = the user's cache folder (~/.cache/mnemo)")
 

