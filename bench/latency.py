@@ -190,6 +190,44 @@ async def open_loop(memory: Any, user_id: str, stream: Iterator[str], args: argp
             "tiers_ms": tier_summary(tiers)}
 
 
+async def busy_import(memory: Any, user_id: str, stream: Iterator[str], args: argparse.Namespace,
+                      namespace: str) -> dict[str, Any]:
+    """Contexts for ``user_id`` at ``--open-rate`` (open loop) while ``--busy-import`` exchanges of a
+    new user are stored back to back and the worker derives them: what a user waits for while
+    another one imports a history, and what the import gets meanwhile."""
+    tiers: dict[str, list[float]] = defaultdict(list)
+    latencies: list[float] = []
+    store_ms: list[float] = []
+    interval = 1.0 / args.open_rate
+    loop = asyncio.get_running_loop()
+    importing = True
+
+    async def one(query: str) -> None:
+        latencies.append(await timed_context(memory, user_id, query, tiers))
+
+    async def reader() -> None:
+        tasks, t0, i = [], loop.time(), 0
+        while importing:
+            tasks.append(asyncio.create_task(one(next(stream))))
+            i += 1
+            await asyncio.sleep(max(0.0, t0 + i * interval - loop.time()))
+        await asyncio.gather(*tasks)
+
+    reading = asyncio.create_task(reader())
+    t0 = time.perf_counter()
+    for row in history(f"{namespace}-busy", args.busy_import, args.seed + 2):
+        start = time.perf_counter()
+        await memory.store_conversation(**row)
+        store_ms.append((time.perf_counter() - start) * 1000)
+    await memory.flush(timeout=3600)
+    wall = time.perf_counter() - t0
+    importing = False
+    await reading
+    return {"exchanges": args.busy_import, "rate_per_s": args.open_rate,
+            "worker_exchanges_per_s": round(args.busy_import / wall, 1),
+            "context_ms": summary_ms(latencies), "store_ms": summary_ms(store_ms), "tiers_ms": tier_summary(tiers)}
+
+
 def tier_summary(tiers: dict[str, list[float]]) -> dict[str, dict[str, float]]:
     return {name: summary_ms(values) for name, values in sorted(tiers.items())}
 
@@ -296,6 +334,11 @@ async def run(args: argparse.Namespace, settings: Any, namespace: str) -> dict[s
                 result["open_loop"] = row = await open_loop(memory, big, stream, args)
                 progress(f"open loop {args.open_rate:g} req/s: p50 {row['latency_ms']['p50']} ms, "
                          f"p95 {row['latency_ms']['p95']} ms")
+            # 7. the same reads while another user's history is imported (opt-in)
+            if args.busy_import:
+                result["busy_import"] = row = await busy_import(memory, big, stream, args, namespace)
+                progress(f"open loop during an import: p50 {row['context_ms']['p50']} ms, "
+                         f"p95 {row['context_ms']['p95']} ms; worker {row['worker_exchanges_per_s']}/s")
             result["rss_mib"] = {
                 "at_end": rss.sample(),
                 "peak_self": rss.peak_self,
@@ -371,6 +414,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--paced-requests", type=int, default=12, help="requests per paced user")
     parser.add_argument("--open-rate", type=float, default=20.0, help="open loop: requests per second")
     parser.add_argument("--open-requests", type=int, default=400, help="open-loop requests (0 = skip)")
+    parser.add_argument("--busy-import", type=int, default=0,
+                        help="then the open loop again while this many exchanges of a new user are imported (0 = skip)")
     parser.add_argument("--seed", type=int, default=7)
     parser.add_argument("--quick", action="store_true", help="tiny run for tests")
     parser.add_argument("--out", type=Path, default=OUT_DIR)
@@ -381,6 +426,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         args.requests, args.warmup, args.min_per_task, args.levels = 8, 2, 2, "1,2,5"
         args.paced_users, args.think_ms, args.paced_requests = 3, 20.0, 2
         args.open_requests = 4
+        args.busy_import = min(args.busy_import, 20)
     args.levels = sorted({int(x) for x in str(args.levels).split(",") if x.strip()})
     return args
 

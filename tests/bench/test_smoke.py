@@ -94,6 +94,8 @@ async def test_latency_smoke_run(bundled: Addresses, tmp_path: Path) -> None:
             "40",
             "--open-requests",
             "5",
+            "--busy-import",
+            "12",
             "--out",
             str(tmp_path / "out"),
         ]
@@ -109,6 +111,8 @@ async def test_latency_smoke_run(bundled: Addresses, tmp_path: Path) -> None:
     assert result["concurrency"][1]["requests"] == 3 * 2
     assert result["paced"]["users"] == 3 and result["paced"]["latency_ms"]["n"] == 3 * 2
     assert result["open_loop"]["requests"] == 5 and result["open_loop"]["latency_ms"]["n"] == 5
+    busy = result["busy_import"]
+    assert busy["store_ms"]["n"] == 12 and busy["context_ms"]["n"] >= 1 and busy["worker_exchanges_per_s"] > 0
     assert result["rss_mib"]["peak_total"] >= result["rss_mib"]["peak_self"] > 0
     written = latency.plot(result, tmp_path / "out", copy_to_docs=False)
     assert Path(written[0]).name == "latency.png" and _nonempty(written[0])
