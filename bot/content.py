@@ -18,7 +18,8 @@ channel read it, plus what it carries besides text.
 - Any other attachment (an image, a voice message otherwise), a file over the limit or one that is
   not UTF-8 text is a line naming it (``[image: cat.jpg]``), so the model knows something was
   sent and the memory records that it was.
-- Stickers are ``[sticker: Wave]``; a forwarded message is ``[forwarded message]`` and its text.
+- Stickers are ``[sticker: Wave]``; a forwarded message is ``[forwarded message]`` and its text,
+  its files read, its voice messages transcribed and its photos described as the message's own.
 """
 
 from __future__ import annotations
@@ -312,7 +313,8 @@ async def message_text(message: discord.Message, bot_id: int, attachment_max_byt
                                          transcribe, describe_image)
     parts += files + _stickers(message.stickers)
     for snap in message.message_snapshots:  # forwarded: its mentions cannot be resolved, so they stay raw
-        files, left = await attachment_lines(snap.attachments, attachment_max_bytes, left, deadline)
+        files, left = await attachment_lines(snap.attachments, attachment_max_bytes, left, deadline,
+                                             transcribe, describe_image)
         parts += [FORWARDED, spell_markup(snap.content.strip(), {}, {}, {}), *files,
                   *_stickers(snap.stickers)]
     return "\n".join(p for p in parts if p.strip())

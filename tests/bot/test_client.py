@@ -610,6 +610,26 @@ async def test_a_voice_message_is_transcribed_when_a_speech_model_is_configured(
     assert "remind me that the plumber comes on Friday" in ctx.to_context_string()
 
 
+async def test_a_forwarded_voice_message_is_transcribed_too(
+        memory: HierarchicalMemoryManager, fake_llm: FakeLLM, tmp_path: Path) -> None:
+    audio = _file(tmp_path, "voice-message.ogg", b"OggS" + bytes(120))
+    async with _reading_bot(memory, fake_llm, tmp_path, transcribe_model="whisper-1") as bot:
+        member = _cfg().members[1]
+        message = await _held(bot, "listen to what Sam said", _cfg().channels[0], member)
+        voice = backend.make_attachment(audio).to_dict() | {"duration_secs": 6.4, "waveform": "EID/"}
+        message.message_snapshots = [discord.MessageSnapshot(backend.get_state(), {  # type: ignore[arg-type]
+            "type": 0, "content": "", "embeds": [], "timestamp": "2026-11-30T10:00:00+00:00",
+            "edited_timestamp": None, "attachments": [voice], "sticker_items": []})]
+        fake_llm.transcript = "the party moved to Saturday at Jo's place"
+        await bot.on_message(message)
+        said = ("listen to what Sam said\n[forwarded message]\n[voice message: 6 s, transcribed]\n"
+                "the party moved to Saturday at Jo's place\n[end of voice message]")
+        assert [m.content for m in _sent()] == [f"ECHO: {said}"]
+        assert [t["data"] for t in fake_llm.transcriptions] == [audio.read_bytes()]
+        await dpytest.empty_queue()
+    assert await _stored(memory, member) == [said]
+
+
 async def test_without_a_speech_model_a_voice_message_is_named(bot: MnemoBot, fake_llm: FakeLLM,
                                                                tmp_path: Path) -> None:
     await _voice(bot, _cfg().members[0], _file(tmp_path, "voice-message.ogg", b"OggS" + bytes(50)), 12.4)
