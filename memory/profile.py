@@ -119,7 +119,10 @@ def derive_lines(facts: Sequence[TypedFact]) -> dict[str, str]:
     home = latest("LIVES_IN")
     before = next((f for f in closed if f.predicate == "LIVES_IN"), None)
     if home is not None or before is not None:
-        text = f"Lives in {home.label} (since {_since(home)}" if home else "Home: unknown now ("
+        # "since" only when the user said when it began; else the day we heard it ("I live in Porto" says
+        # nothing of how long, and "since" that day would tell the model a move that never happened)
+        text = (f"Lives in {home.label} ({'since' if home.from_unit else 'as of'} {_since(home)}" if home
+                else "Home: unknown now (")
         if before is not None and before.valid_to is not None:
             # "until" would repeat "since", or say no more than it (a past home we heard of after this one)
             same = home is not None and before.valid_to >= home.valid_from

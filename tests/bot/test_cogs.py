@@ -238,7 +238,7 @@ async def test_the_profile_line_option_offers_the_askers_own_lines(cogs: tuple[M
     choices = await complete(memory_cog, _interaction(user), "")
     assert [c.value for c in choices] == ["name", "home", "allergies"]
     assert choices[0].name == "name: Name: Lena" and choices[2].name == "allergies: Allergic to: cats"
-    assert choices[1].name.startswith("home: Lives in Graz (since ")
+    assert choices[1].name.startswith("home: Lives in Graz (as of ")
     assert [c.value for c in await complete(memory_cog, _interaction(user), "GRAZ")] == ["home"]
     assert await complete(memory_cog, _interaction(user), "Oslo") == []  # another user's line is never offered
     assert await complete(memory_cog, _interaction(user, None), "") == []  # the DM scope has no profile yet

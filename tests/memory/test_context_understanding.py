@@ -42,7 +42,7 @@ def test_the_profile_heads_every_context_within_its_share() -> None:
                             [], {})
     ctx = ConversationContext("alice", None, "hi", recent=[ex(40, "hello", "hi!")], profile=profile)
     text = ctx.to_context_string(500)
-    assert text.split("\n\n")[0] == ("User profile:\n- Name: Alice\n- Lives in Berlin (since 2024-05-31; "
+    assert text.split("\n\n")[0] == ("User profile:\n- Name: Alice\n- Lives in Berlin (as of 2024-05-31; "
                                      "before: Paris)\n- Pets: dog Rex")
     assert "hello" in text
     tight = ctx.to_context_string(60)  # the profile takes at most a third: 20 tokens

@@ -313,7 +313,7 @@ async def test_what_the_user_used_to_do_is_a_past_fact(memory: HierarchicalMemor
     profile = await memory.user_profile(user)
     # the past home and job are what came before; when they ended is not known beyond that
     home, work = profile.line("home"), profile.line("work")
-    assert home is not None and home.text == "Lives in Spain (since 2025-02-03; before: UK)"
+    assert home is not None and home.text == "Lives in Spain (as of 2025-02-03; before: UK)"
     assert work is not None and work.text == "Works as paramedic (since Mar 2024); before: nurse"
     assert profile.line("pets") is None  # Rex is no pet now
     await memory.forget(user, exchange_id=ids[2])
