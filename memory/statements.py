@@ -108,6 +108,54 @@ _PLAYS = re.compile(r"\bi (?:also |really |still |mostly |mainly |usually |often
                     r"(?:(?:the|some|a lot of|lots of) )?(?:(?P<phrase>" + "|".join(_PLAYABLE) + r")\b|"
                     + _NAME + r"(?P<of>(?-i: of(?: [^\W\d_a-z][\w'’\-]*)+))?" + _TASTE_END + ")", re.I)
 
+# Hobbies, as likings. "I like to paint" is "painting" and "I love to go hiking" "hiking"; verbs that
+# say how one thinks or talks ("I like to think", "I'd like to", "I love to hear that") are none.
+_LIKES_TO = re.compile(
+    r"\bi (?:really |absolutely |just |also |still |truly |usually )?(?:love|like|enjoy|adore) to "
+    r"(?:(?:also|just|really|always|usually|sometimes|often|occasionally|still|even|actually) )?"
+    r"(?:go (?=[a-z]+ing\b))?(?P<verb>(?!(?:also|just|really|always|usually|sometimes|often|occasionally|still|"
+    r"even|actually|think|believe|say|know|imagine|pretend|assume|hope|keep|make|be|have|"
+    r"get|see|let|ask|tell|mention|point|remind|hear|call|help|add|share|check|try|start|give|put|note|"
+    r"clarify|stress|emphasi[sz]e|remember|consider|understand|admit|confess|agree|inform|warn|stay|avoid|"
+    r"wait|joke|talk|chat|speak|answer|reply|respond|confirm|explain|use|go)\b)[a-z]+)"
+    r"(?P<rest>(?: (?!(?:and|or|but|so|because|cause|when|whenever|with|for|at|in|on|every|while|if|then|than|"
+    r"i|it|it's|as|after|before|during|once|sometimes|too|lol|haha|a lot|more|most|whenever|since|now|though|"
+    r"these|this|that|which|where|to be|by|them|em|those|myself|yourself|ourselves|you|me|us)\b)"
+    r"[a-z'’\-]+){0,3})(?![\w'’\-])", re.I)
+# ... and a verb that needs its object says nothing alone ("I like to play with them", "I love to watch")
+_NEEDS_OBJECT = frozenset("play watch listen learn eat visit take make buy find try drink build collect do".split())
+# "my hobbies are reading, hiking and baking", "my main hobby is knitting", "my hobbies include chess"
+_HOBBY_LIST = re.compile(r"\bmy (?:main |favou?rite |new |current |only |other |biggest )?hobb(?:y|ies)"
+                         r"(?: (?:is|are|include|includes|would be|these days are)|:) "
+                         r"(?P<items>[a-z][a-z'’\- ,]{1,120}?)(?=\s*(?:[.!?;:)(]|$|\bbut\b|\bso\b|\bbecause\b|"
+                         r"\bwhen\b|\bi\b|\bi'm\b|\bwhich\b|\bthough\b|\bnow\b|\blately\b|\bthese days\b))", re.I)
+# "I took up pottery last year", "I started learning the cello", "I've been learning to code"
+_TOOK_UP = re.compile(r"\bi(?:'ve|’ve| have)? (?:just |recently |finally |also )?(?:took|taken|take) up "
+                      r"(?!(?:a|an|his|her|their|your|our|too|so|all|most|much|more|space|time|residence|arms|that|this|"
+                      r"it|them|him|me|the (?:offer|challenge|role|position|job|case|matter|issue|topic|idea|"
+                      r"invitation|slack|rest|space|time|cause|fight))\b)" + _TASTE + _TASTE_END, re.I)
+_LEARNING = re.compile(
+    r"\bi(?:(?:'m|’m| am|'ve been|’ve been| have been) (?:currently |also |still |now |slowly )?learning|"
+    r"(?:'ve|’ve| have)? (?:just |recently |finally |also )?(?:started|began|begun) "
+    r"(?:learning|playing|practi[sc]ing)) "
+    r"(?P<phrase>(?!(?:a lot|so much|more|much|from|that|this|it|new things|things|stuff|something|what|a few|"
+    r"lots|loads)\b)(?:to |how to )?[a-z][a-z'’\- ]{1,40}?)" + _TASTE_END, re.I)
+
+
+def _gerund(verb: str) -> str:
+    """The -ing form of a hobby's verb: paint -> painting, bake -> baking, swim -> swimming, ski -> skiing."""
+    v = verb.lower()
+    if v.endswith("ing") and len(v) > 4:
+        return v
+    if v.endswith("ie"):
+        return v[:-2] + "ying"
+    if v.endswith("e") and not v.endswith(("ee", "ye", "oe")) and len(v) > 2:
+        return v[:-1] + "ing"
+    if re.fullmatch(r"[^aeiou]*[aeiou][bdgklmnprt]", v):  # one short vowel before the last consonant
+        return v + v[-1] + "ing"
+    return v + "ing"
+
+
 _RULES: list[tuple[re.Pattern[str], str]] = [
     (re.compile(r"\bmy name(?:'s| is)\s+" + _NAME, re.I), "NAME"),
     (re.compile(r"(?:^|[.!?,]\s*|\b(?:hi|hello|hey|hiya|heya|yo|howdy)\b,?\s*)(?:i'm|i’m|i am)\s+"
@@ -606,6 +654,30 @@ def statements(text: str, now: datetime | None = None) -> list[Statement]:
         game = _clean(m.group("phrase") or m.group("name") + (m.group("of") or ""))
         if game.split()[0].lower().rstrip("s") not in _NOT_PLACES:  # "I play Mondays and Fridays"
             add("LIKES", "playing " + game)
+    for m in _LIKES_TO.finditer(text):
+        at = m.start()
+        rest = _TASTE_TAIL.sub("", m.group("rest"))  # "I like to play better than ...": "playing"
+        if rest or m.group("verb").lower() not in _NEEDS_OBJECT:
+            verb = m.group("verb").lower()
+            add("LIKES", rest.strip() if verb == "do" else _gerund(verb) + rest)  # "I like to do yoga": yoga
+    for m in _HOBBY_LIST.finditer(text):
+        at = m.start()
+        for item in _LIST_SPLIT.split(re.sub(r"(?:\s*,|\s+(?:and|or))+$", "", m.group("items"))):
+            words = _key(item).split()
+            if not words or words[0] in _CLAUSE_STARTS or len(words) > 4:
+                break  # "reading and I also like ...": the list ended
+            add("LIKES", item)
+    for pattern in (_TOOK_UP, _LEARNING):
+        for m in pattern.finditer(text):
+            at = m.start()
+            phrase = re.sub(r"^the ", "", m.group("phrase").strip(), flags=re.I)  # "took up the guitar"
+            if phrase.split()[0].lower() in _LANGUAGES:
+                continue  # "I'm learning Spanish" is SPEAKS
+            if pattern is _LEARNING:  # "I started playing chess": "playing chess"; "learning to code"
+                doing = m.group(0).lower()
+                verb = next((v for v in ("playing", "practising", "practicing") if v in doing), "learning")
+                phrase = f"{verb} {phrase}"
+            add("LIKES", phrase)
     for m in _STUDIES.finditer(text):
         at = m.start()
         subject = _clean(m.group("phrase"))

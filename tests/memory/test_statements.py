@@ -388,8 +388,37 @@ def test_where_the_user_is_from(text: str, expected: set[tuple[str, str]]) -> No
 ])
 def test_languages_spoken_and_learnt(text: str, expected: set[tuple[str, str]]) -> None:
     found = statements(text)
-    assert {s.predicate for s in found} <= {"SPEAKS"}
-    assert {(s.label, s.detail) for s in found} == expected
+    assert {s.predicate for s in found} <= {"SPEAKS", "LIKES"}  # "learning to code" is a hobby
+    assert {(s.label, s.detail) for s in found if s.predicate == "SPEAKS"} == expected
+    assert not any(s.predicate == "LIKES" and s.label.split()[-1] in {"Japanese", "Korean", "Spanish", "Italian"}
+                   for s in found)  # a language learnt is SPEAKS only
+
+
+@pytest.mark.parametrize(("text", "expected"), [
+    ("My hobbies are reading, hiking and baking.", {"reading", "hiking", "baking"}),
+    ("my main hobby is knitting", {"knitting"}),
+    ("My hobbies are chess and I also like to paint", {"chess", "painting"}),
+    # "to" + a verb is the doing: the verb's -ing form, with what it takes
+    ("In my free time I like to read", {"reading"}),
+    ("I love to go hiking with my dog", {"hiking"}),
+    ("I love to cook Italian food for my family", {"cooking Italian food"}),
+    ("I like to swim when it's warm", {"swimming"}), ("I enjoy to bake", {"baking"}),
+    ("I like to also do yoga after school", {"yoga"}),  # REALTALK
+    ("I like to listen to music", {"listening to music"}),
+    ("I took up pottery last year", {"pottery"}), ("I took up the guitar", {"guitar"}),
+    ("I started learning the cello last March.", {"learning cello"}),
+    ("I started playing chess in 2020", {"playing chess"}), ("I've been learning to code", {"learning to code"}),
+    # wishes, manners of speaking, verbs without their object, and taking up anything else are none
+    ("I'd like to go home", set()), ("I would love to visit Japan", set()), ("I love to hear that!", set()),
+    ("I like to think I'm funny", set()), ("What do I like to do?", set()), ("I don't like to run", set()),
+    ("I usually like to play better than my partner", set()),  # REALTALK: "playing" alone says nothing
+    ("I took up the offer", set()), ("I took up too much of your time", set()),
+    ("I'm learning a lot from you", set()),
+])
+def test_hobbies_are_likings(text: str, expected: set[str]) -> None:
+    found = statements(text)
+    assert {s.predicate for s in found} <= {"LIKES"}
+    assert {s.label for s in found} == expected
 
 
 @pytest.mark.parametrize(("text", "expected"), [
