@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import json
 import logging
+import re
 from collections.abc import Mapping, Sequence
 from dataclasses import asdict, dataclass, fields, replace
 from typing import Any, Protocol
@@ -44,7 +45,7 @@ from memory.models import (
     without_notes,
 )
 from memory.settings import LLMSettings
-from memory.statements import birthday
+from memory.statements import AGE_RANGE, birthday
 
 log = logging.getLogger(__name__)
 
@@ -102,7 +103,8 @@ For each exchange (given with an id) return:
   {", ".join(sorted(PREDICATES))}; object is a short name or phrase ("Berlin", "nurse", "Maria");
   detail qualifies it ("sister", "dog"); only facts the user states about their own life, none guessed;
   "ended": true when the user says the fact is over (a pet died, a break-up, left a job or a city);
-  a BIRTHDAY object is the day and month as written ("3 May", "3 May 1990"); a PRONOUNS object is as
+  a BIRTHDAY object is the day and month as written ("3 May", "3 May 1990"); an AGE object is the user's
+  age in years, in digits ("34"); a PRONOUNS object is as
   written ("she/her", "they/them"); an ALLERGIC_TO detail is "intolerant" for an intolerance
   ("lactose"), else empty; a SPEAKS detail is
   "native", "learning" or empty; a FROM object is where the user comes from, detail "born", "grew up"
@@ -375,6 +377,13 @@ class LLMExtractor:
                     self.stats.dropped_relations += 1
                 else:
                     said.append(day)
+                continue
+            if predicate == "AGE":  # "34", "34 years old"; "young" or "340" is none
+                years = re.match(r"\s*(\d{1,3})\b", r.object)
+                if years is None or int(years.group(1)) not in AGE_RANGE:
+                    self.stats.dropped_relations += 1
+                else:
+                    said.append(Statement("AGE", str(int(years.group(1))), str(int(years.group(1)))))
                 continue
             detail = " ".join(r.detail.split())  # a kind ("sister", "dog") in lower case; a job's place as written
             said.append(Statement(predicate, name, " ".join(r.object.split()),

@@ -278,7 +278,7 @@ class Mention:
 # Typed relations between the user and something they talk about. Single-valued ones (a user
 # lives in one place at a time) are closed by a newer statement with another object.
 SINGLE_VALUED = frozenset({"NAME", "CALLED", "PRONOUNS", "LIVES_IN", "WORKS_AS", "WORKS_AT", "DIET",
-                           "BIRTHDAY"})
+                           "BIRTHDAY", "AGE"})
 MULTI_VALUED = frozenset({"HAS_PET", "SIBLING_OF", "PARENT_OF", "CHILD_OF", "PARTNER_OF", "FRIEND_OF",
                           "LIKES", "DISLIKES", "ALLERGIC_TO", "SPEAKS", "INSTRUCTS", "FROM"})
 PREDICATES = SINGLE_VALUED | MULTI_VALUED
@@ -296,7 +296,7 @@ STUDENT = "student"
 # and is supported by the exchange that said so, so forgetting that exchange reopens them.
 ENDED = "ENDED"
 NOT_ENTITIES = frozenset({"NAME", "CALLED", "PRONOUNS", "WORKS_AS", "LIKES", "DISLIKES", "DIET", "ALLERGIC_TO",
-                          "BIRTHDAY", "INSTRUCTS"})
+                          "BIRTHDAY", "INSTRUCTS", "AGE"})
 
 
 @dataclass(frozen=True, slots=True)

@@ -22,8 +22,8 @@ PROFILE_TOKENS = 80
 _PEOPLE = ("PARTNER_OF", "SIBLING_OF", "PARENT_OF", "CHILD_OF", "FRIEND_OF")
 # line key -> heading, in the order lines are shown (and kept when the budget is short)
 LINES = {"name": "Name", "called": "Likes to be called", "pronouns": "Pronouns", "home": "Lives in", "work": "Work",
-         "allergies": "Allergic to", "diet": "Diet", "birthday": "Birthday", "origin": "From", "languages": "Speaks",
-         "people": "People", "pets": "Pets", "likes": "Likes", "dislikes": "Dislikes",
+         "allergies": "Allergic to", "diet": "Diet", "birthday": "Birthday", "age": "Age", "origin": "From",
+         "languages": "Speaks", "people": "People", "pets": "Pets", "likes": "Likes", "dislikes": "Dislikes",
          "instructions": "Instructions"}
 # Lines the context packs in a section of their own, ranked by the query, not in the profile's budget
 OWN_SECTION = frozenset({"instructions"})
@@ -170,6 +170,8 @@ def derive_lines(facts: Sequence[TypedFact]) -> dict[str, str]:
         lines["diet"] = f"Diet: {diet.label}"
     if (born := latest("BIRTHDAY")) is not None:
         lines["birthday"] = f"Birthday: {born.label}"
+    if (age := latest("AGE")) is not None:  # a year on, the model can tell the age has moved
+        lines["age"] = f"Age: {age.label} (as of {_since(age)})"
     speaks = [f for f in current if f.predicate == "SPEAKS"]
     if speaks:
         known = _join([f"{f.label} (native)" if f.detail == "native" else f.label

@@ -156,6 +156,19 @@ def _gerund(verb: str) -> str:
     return v + "ing"
 
 
+# The user's age: "I'm 34", "I am 27 years old", "I'm a 34-year-old nurse", "I just turned 30". The number
+# must end the clause or be said to be years: "I'm 5 minutes away", "I'm 2 for 2", "I'm 100% sure" are none.
+_AGE_END = r"(?=\s*(?:[.,!?;:)]|$|\b(?:and|but|so|now|too|today|lol|haha|btw|though|myself|already|soon)\b))"
+_AGES = [
+    re.compile(r"\bi(?:'m|’m|m| am) (?:now |only |just |almost |nearly |about |already )?(?P<age>\d{1,3})(?![.,]?\d|%)"
+               r"(?: ?(?:years?|yrs?) old\b| ?(?:yo|y/o|y\.o\.)" + _AGE_END + "|" + _AGE_END + ")", re.I),
+    re.compile(r"\bi(?:'m|’m|m| am) an? (?P<age>\d{1,3})(?![.,]?\d|%)[- ](?:years?|yr)[- ]old\b", re.I),
+    re.compile(r"\bi (?:just |recently |finally |only )?turned (?P<age>\d{1,3})(?![.,]?\d|%)"
+               r"(?! ?(?:minutes?|hours?|days?|weeks?|months?|degrees?|times?|pages?|pounds?|lbs|kg|cm)\b)", re.I),
+]
+AGE_RANGE = range(10, 111)  # ages taken as said; a number outside is something else
+
+
 _RULES: list[tuple[re.Pattern[str], str]] = [
     (re.compile(r"\bmy name(?:'s| is)\s+" + _NAME, re.I), "NAME"),
     (re.compile(r"(?:^|[.!?,]\s*|\b(?:hi|hello|hey|hiya|heya|yo|howdy)\b,?\s*)(?:i'm|i’m|i am)\s+"
@@ -702,6 +715,11 @@ def statements(text: str, now: datetime | None = None) -> list[Statement]:
                 if language.lower() not in _LANGUAGES:
                     break  # "Spanish and I love it": the list ended
                 add("SPEAKS", language.capitalize() if len(language) > 3 else language.upper(), detail)
+    for pattern in _AGES:
+        for m in pattern.finditer(text):
+            if int(m.group("age")) in AGE_RANGE:
+                at = m.start()
+                add("AGE", str(int(m.group("age"))))
     for m in _BIRTHDAY.finditer(text):
         if (said := _birthday_of(m)) is not None:
             found.setdefault(("BIRTHDAY", said.obj), said)

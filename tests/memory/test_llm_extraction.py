@@ -163,6 +163,16 @@ async def test_the_models_birthday_is_read_as_a_day_or_dropped(fake: FakeLLM) ->
     assert x.stats.dropped_relations == 1
 
 
+async def test_the_models_age_is_a_number_of_years_or_dropped(fake: FakeLLM) -> None:
+    said = Exchange("x6", "ana", None, None, "I'm thirty-four, still young!", "Nice.", T0)
+    fake.script = one_answer("Ana is 34.", [], {"predicate": "AGE", "object": "34 years old"},
+                             {"predicate": "AGE", "object": "young"}, {"predicate": "AGE", "object": "340"})
+    x = extractor(fake)
+    [out] = await x.extract([said])
+    assert [(s.predicate, s.obj) for s in out.statements] == [("AGE", "34")]
+    assert x.stats.dropped_relations == 2
+
+
 async def test_a_long_summary_is_cut_to_the_limit(fake: FakeLLM) -> None:
     fake.script = [{"content": answer(1, summary="Ana " + "talks about Paris and numbers 1234 " * 20)}]
     [out] = await extractor(fake).extract(exchanges(1))

@@ -395,6 +395,20 @@ def test_languages_spoken_and_learnt(text: str, expected: set[tuple[str, str]]) 
 
 
 @pytest.mark.parametrize(("text", "expected"), [
+    ("I'm 34", {"34"}), ("I am 27 years old.", {"27"}), ("im 19 lol", {"19"}), ("I'm 34 yo", {"34"}),
+    ("I'm a 34-year-old nurse", {"34"}), ("I just turned 30 last week", {"30"}), ("I'm 30 today!", {"30"}),
+    # BEAM's users say it in passing
+    ("I'm kinda worried about my future, I'm 46 and earning about $85,000 annually", {"46"}),
+    # a number that is not an age
+    ("I'm 5 minutes away", set()), ("I'm 2 for 2", set()), ("I'm 100% sure", set()), ("I'm 6 feet tall", set()),
+    ("I'm 87.5% toward my goal", set()), ("I'm 40 years into my career", set()), ("I'm 3 years sober", set()),
+    ("I turned 30 degrees", set()), ("I'm 200", set()), ("I'm 1,000 miles away", set()),
+])
+def test_the_users_age(text: str, expected: set[str]) -> None:
+    assert {s.label for s in statements(text) if s.predicate == "AGE"} == expected
+
+
+@pytest.mark.parametrize(("text", "expected"), [
     ("My hobbies are reading, hiking and baking.", {"reading", "hiking", "baking"}),
     ("my main hobby is knitting", {"knitting"}),
     ("My hobbies are chess and I also like to paint", {"chess", "painting"}),

@@ -258,6 +258,19 @@ async def test_a_birthday_reaches_the_profile(memory: HierarchicalMemoryManager,
     assert [f.obj for f in await memory.typed_facts(user) if f.predicate == "BIRTHDAY"] == ["02-03"]
 
 
+async def test_the_age_said_last_is_the_profiles_with_the_day_it_was_said(
+        memory: HierarchicalMemoryManager, uid: Callable[[str], str]) -> None:
+    user = uid("cal")
+    ids = await tell(memory, user, [(0, "I'm 29 and I work as a nurse.", "Cool."),
+                                    (52, "I just turned 30!", "Happy birthday!")])
+    profile = await memory.user_profile(user)
+    said = T0 + timedelta(weeks=52)
+    assert profile.line("age") is not None and profile.line("age").text == f"Age: 30 (as of {said:%Y-%m-%d})"  # type: ignore[union-attr]
+    assert [f.label for f in await memory.typed_facts(user) if f.predicate == "AGE" and not f.current] == ["29"]
+    await memory.forget(user, exchange_id=ids[1])  # what was said before comes back
+    assert (await memory.user_profile(user)).line("age").text == f"Age: 29 (as of {T0:%Y-%m-%d})"  # type: ignore[union-attr]
+
+
 async def test_languages_reach_the_profile_and_learning_one_becomes_speaking_it(
         memory: HierarchicalMemoryManager, uid: Callable[[str], str]) -> None:
     user = uid("piotr")
