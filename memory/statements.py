@@ -455,6 +455,16 @@ _ENDINGS: list[tuple[re.Pattern[str], str]] = [
     (re.compile(r"\bi (?:just |recently )?(?:quit|left) my job as (?:an? )?" + _PHRASE + _END, re.I), "WORKS_AS"),
     # what the user used to do or have is over: "I used to live in Paris", "I used to work at Google",
     # "I used to be a teacher", "I used to have a dog named Rex"
+    # a hobby given up: "I stopped knitting", "I gave up pottery", "I quit playing chess", "I don't play
+    # guitar anymore", "I'm not into photography anymore" (not "I stopped by", "I gave up on him")
+    (re.compile(r"\bi (?:just |recently |finally |eventually |kind of |kinda )?(?:stopped|quit|gave up|"
+                r"(?:'ve|’ve| have) (?:stopped|quit|given up)) (?!(?:by|at|in|on|for|to|with|my|on|the|a|an|it|that|"
+                r"this|them|him|her|trying|caring|talking|being|working|worrying|thinking)\b)"
+                r"(?P<phrase>[a-z]+ing(?: [a-z]+)?|[a-z]+)" + _END, re.I), "LIKES"),
+    (re.compile(r"\bi(?: (?:don't|don’t|do not) play (?:the )?(?P<playing>[a-z]+(?: [a-z]+)?) any ?more|"
+                r"(?:'m|’m| am) (?:not|no longer) (?:really )?into " + _TASTE + r"(?: any ?more)?"
+                + _TASTE_END[:-2] + r"|\b(?:myself|personally|or things|or anything|or stuff|and stuff)\b)))", re.I),
+     "LIKES"),
     (re.compile(r"\bi used to (?:live|be living) in (?:the )?" + _NAME, re.I), "LIVES_IN"),
     (re.compile(r"\bi used to work (?:at|for) (?:the )?" + _NAME, re.I), "WORKS_AT"),
     (re.compile(r"\bi used to (?:be|work as) an? " + _JOB + _END, re.I), "WORKS_AS"),
@@ -754,7 +764,10 @@ def _endings(text: str, times: _Times) -> dict[tuple[str, str], Statement]:
     for pattern, predicate in _ENDINGS:
         for m in pattern.finditer(text):
             groups = m.groupdict()
-            label = _clean(next((groups[g] for g in ("name", "name2", "name3", "phrase") if groups.get(g)), ""))
+            label = _clean(next((groups[g] for g in ("name", "name2", "name3", "phrase") if groups.get(g)), "")
+                           or ("playing " + groups["playing"] if groups.get("playing") else ""))
+            if predicate == "LIKES" and _TASTE_PRONOUN.search(label):
+                continue  # "I stopped playing them" names nothing
             key = (predicate, _key(label))
             if label and key[1].split()[0] not in _NOT_NAMES and key not in out and len(out) < _MAX_STATEMENTS:
                 out[key] = Statement(predicate, key[1], label, "", *times.at(m.start(), ending=True), ended=True)

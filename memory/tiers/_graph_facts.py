@@ -141,7 +141,8 @@ def _end(out: Plan, facts: list[FactState], st: Said, ukey: str, user_id: str, a
         found = _match(facts, st.predicate, st.obj)
         targets = [found] if found is not None else []
         if not targets:  # "I moved here from Paris": a fact we did not know, already over
-            _past(out, facts, st, ukey, user_id, at)
+            if st.predicate not in ("LIKES", "DISLIKES"):  # "I quit smoking": no liking we knew, none to keep
+                _past(out, facts, st, ukey, user_id, at)
             return
     targets = [f for f in targets if f.valid_from <= st.ts]  # not a fact said after the ending
     if not targets:

@@ -305,6 +305,14 @@ def test_a_statement_carries_the_start_it_names_in_its_own_clause() -> None:
     ("I am no longer a teacher.", {("WORKS_AS", "teacher", True)}),
     ("I retired in 2019, and we separated two years ago.", {("WORKS_AS", "*", True), ("WORKS_AT", "*", True),
                                                            ("PARTNER_OF", "*", True)}),
+    # a hobby given up (REALTALK's phrasings among them), and what is not one
+    ("I stopped knitting", {("LIKES", "knitting", True)}), ("I gave up pottery", {("LIKES", "pottery", True)}),
+    ("I quit playing chess", {("LIKES", "playing chess", True)}),
+    ("I don't play the piano anymore", {("LIKES", "playing piano", True)}),
+    ("I'm not really into podcasts or things like that but ok", {("LIKES", "podcasts", True)}),
+    ("I’m not into pets myself but I do love animals", {("LIKES", "pets", True)}),
+    ("I stopped by the shop", set()), ("I gave up on him", set()), ("I stopped caring", set()),
+    ("I stopped playing them.", set()), ("I'm not into it", set()),
 ])
 def test_an_ending_is_a_statement_that_the_fact_is_over(text: str, expected: set[tuple[str, str, bool]]) -> None:
     found = statements(text, datetime(2026, 12, 1, tzinfo=UTC))

@@ -271,6 +271,22 @@ async def test_the_age_said_last_is_the_profiles_with_the_day_it_was_said(
     assert (await memory.user_profile(user)).line("age").text == f"Age: 29 (as of {T0:%Y-%m-%d})"  # type: ignore[union-attr]
 
 
+async def test_hobbies_reach_the_profile_and_one_given_up_leaves_it(
+        memory: HierarchicalMemoryManager, uid: Callable[[str], str]) -> None:
+    user = uid("hobbyist")
+    ids = await tell(memory, user, [(0, "My hobbies are knitting and hiking. I like to paint too.", "Lovely."),
+                                    (1, "I started learning the cello last March.", "Brave!"),
+                                    (2, "I stopped knitting, my hands hurt. I also quit smoking!", "Good for you.")])
+    likes = (await memory.user_profile(user)).line("likes")
+    assert likes is not None and likes.text == "Likes: hiking, painting, learning cello"
+    facts = await memory.typed_facts(user)
+    assert [f.label for f in facts if f.predicate == "LIKES" and not f.current] == ["knitting"]
+    assert not [f for f in facts if "smoking" in f.obj]  # a liking never heard of that is over: nothing kept
+    await memory.forget(user, exchange_id=ids[2])  # the knitting is back
+    likes = (await memory.user_profile(user)).line("likes")
+    assert likes is not None and "knitting" in likes.text
+
+
 async def test_languages_reach_the_profile_and_learning_one_becomes_speaking_it(
         memory: HierarchicalMemoryManager, uid: Callable[[str], str]) -> None:
     user = uid("piotr")
