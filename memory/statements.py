@@ -111,7 +111,7 @@ _PLAYS = re.compile(r"\bi (?:also |really |still |mostly |mainly |usually |often
 # Hobbies, as likings. "I like to paint" is "painting" and "I love to go hiking" "hiking"; verbs that
 # say how one thinks or talks ("I like to think", "I'd like to", "I love to hear that") are none.
 _LIKES_TO = re.compile(
-    r"\bi (?:really |absolutely |just |also |still |truly |usually )?(?:love|like|enjoy|adore) to "
+    r"\bi (?:really |absolutely |just |also |still |truly |usually |do )?(?:love|like|enjoy|adore) to "
     r"(?:(?:also|just|really|always|usually|sometimes|often|occasionally|still|even|actually) )?"
     r"(?:go (?=[a-z]+ing\b))?(?P<verb>(?!(?:also|just|really|always|usually|sometimes|often|occasionally|still|"
     r"even|actually|think|believe|say|know|imagine|pretend|assume|hope|keep|make|be|have|"
@@ -187,7 +187,7 @@ _RULES: list[tuple[re.Pattern[str], str]] = [
                 r" (?:just |recently )?(?:got a (?:new )?job|started working|started a new job|started work))"
                 r" as (?:an? )?" + _PHRASE + _END, re.I), "WORKS_AS"),
     (re.compile(r"\bi(?:'m|’m| am|(?:'ve|’ve| have) been| (?:just |recently |finally )?became)"
-                r" (?:now |currently |still |also )?an? " + _JOB + _END, re.I), "WORKS_AS"),
+                r" (?:now |currently |still |also )?an? (?:\d{1,3}[- ]year[- ]old )?" + _JOB + _END, re.I), "WORKS_AS"),
     # "I'm Crystal, a TV/film producer", "I'm Darryl, a 60-year-old television/film producer"
     (re.compile(r"\bi(?:'m|’m| am) " + _NAME.replace("?P<name>", "?:") + r", an? (?:\d{1,3}[- ]year[- ]old )?"
                 + _JOB + _END, re.I), "WORKS_AS"),
@@ -204,7 +204,8 @@ _RULES: list[tuple[re.Pattern[str], str]] = [
     # "I'm a nurse at St Mary's" (the job is the rule above's)
     (re.compile(r"\bi(?:'m|’m| am|(?:'ve|’ve| have) been) (?:now |currently |still )?an? " + _JOB + r" (?:at|for) "
                 + _NAME, re.I), "WORKS_AT"),
-    (re.compile(r"\bi (?:really |absolutely |just )?(?:love|like|enjoy|adore)\s+" + _TASTE + _TASTE_END, re.I),
+    (re.compile(r"\bi (?:really |absolutely |just |do |also |still |(?:also |still |really )?do )?"
+                r"(?:love|like|enjoy|adore)\s+" + _TASTE + _TASTE_END, re.I),
      "LIKES"),
     (re.compile(r"\bmy (?:all[- ]time |absolute )?favou?rite (?:[a-z]+(?: [a-z]+)?) (?:is|has to be)\s+"
                 r"(?:" + _NAME + "|" + _TASTE + ")" + _TASTE_END, re.I), "LIKES"),
@@ -263,7 +264,7 @@ _MARRIED = [
 ]
 # "Miso, Tofu and Bo": the names of a group, one by one
 _NAMES_SPLIT = re.compile(r",\s*(?:and\s+)?|\s+and\s+")
-_NAMED_PET = re.compile(r"\b(?:adopted|got|have) an? (?:\w+ )?(?P<role>" + "|".join(_PETS)
+_NAMED_PET = re.compile(r"(?<!_ )(?<!\byou )\b(?:adopted|got|have) an? (?:\w+ )?(?P<role>" + "|".join(_PETS)
                         + r")\b[^.!?]{0,40}?\b(?:named|called) (?:him |her |it )?"
                         + _NAME, re.I)
 
@@ -590,10 +591,15 @@ def _capital_names(text: str) -> str:
     return _NAME_CUES.sub(up, text)
 
 
+_ASKED = re.compile(r"\b((?:do|did|does|don't|didn't|doesn't|don’t|didn’t|doesn’t) )i\b", re.I)
+
+
 def statements(text: str, now: datetime | None = None) -> list[Statement]:
     """The clear self-statements in ``text`` (a user's own message), in order, without repeats.
     With ``now`` (when it was said), a statement that says when its fact began carries that time."""
-    text = _capital_names(_apostrophes(text))
+    # "Do I like sushi?", "do I live in Paris or Lyon?": a user testing what the bot remembers states
+    # nothing (the "I" is masked, one character for one, so positions stay)
+    text = _ASKED.sub(lambda m: m.group(1) + "_", _capital_names(_apostrophes(text)))
     found: dict[tuple[str, str], Statement] = {}
     at = 0
     times = _Times(text, now)

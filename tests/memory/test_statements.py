@@ -310,7 +310,7 @@ def test_a_statement_carries_the_start_it_names_in_its_own_clause() -> None:
     ("I quit playing chess", {("LIKES", "playing chess", True)}),
     ("I don't play the piano anymore", {("LIKES", "playing piano", True)}),
     ("I'm not really into podcasts or things like that but ok", {("LIKES", "podcasts", True)}),
-    ("I’m not into pets myself but I do love animals", {("LIKES", "pets", True)}),
+    ("I’m not into pets myself but I do love animals", {("LIKES", "pets", True), ("LIKES", "animals", False)}),
     ("I stopped by the shop", set()), ("I gave up on him", set()), ("I stopped caring", set()),
     ("I stopped playing them.", set()), ("I'm not into it", set()),
 ])
@@ -400,6 +400,22 @@ def test_languages_spoken_and_learnt(text: str, expected: set[tuple[str, str]]) 
     assert {(s.label, s.detail) for s in found if s.predicate == "SPEAKS"} == expected
     assert not any(s.predicate == "LIKES" and s.label.split()[-1] in {"Japanese", "Korean", "Spanish", "Italian"}
                    for s in found)  # a language learnt is SPEAKS only
+
+
+@pytest.mark.parametrize(("text", "expected"), [
+    # a user testing what the bot remembers asks; the question states nothing
+    ("Do I like sushi?", set()), ("do I live in Paris or Lyon?", set()), ("Where do I work?", set()),
+    ("do i have a dog named Rex?", set()), ("Why do I like sushi so much?", set()),
+    # a statement inside a question, or after one, still counts
+    ("Did I tell you I moved to Berlin?", {("LIVES_IN", "Berlin")}),
+    ("I don't know, do I like it? I live in Porto", {("LIVES_IN", "Porto")}),
+    # emphasis, and an age in front of a job
+    ("I'm not into pets myself but I do love animals", {("LIKES", "pets"), ("LIKES", "animals")}),
+    ("I do like to read", {("LIKES", "reading")}),
+    ("I'm a 34-year-old nurse", {("WORKS_AS", "nurse"), ("AGE", "34")}),
+])
+def test_questions_about_oneself_state_nothing(text: str, expected: set[tuple[str, str]]) -> None:
+    assert {(s.predicate, s.label) for s in statements(text)} == expected
 
 
 @pytest.mark.parametrize(("text", "expected"), [
