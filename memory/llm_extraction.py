@@ -38,6 +38,7 @@ from memory.models import (
     FORWARDED,
     NOT_ENTITIES,
     PREDICATES,
+    RULES_ONLY,
     Exchange,
     Extraction,
     Mention,
@@ -100,7 +101,7 @@ For each exchange (given with an id) return:
 - summary: at most {SUMMARY_CHARS} characters, keeping every name, number and date;
 - entities: the named people, places, organisations, pets and works mentioned;
 - relations: what the USER says about themselves, as {{"predicate", "object", "detail"}} with predicate one of
-  {", ".join(sorted(PREDICATES))}; object is a short name or phrase ("Berlin", "nurse", "Maria");
+  {", ".join(sorted(PREDICATES - RULES_ONLY))}; object is a short name or phrase ("Berlin", "nurse", "Maria");
   detail qualifies it ("sister", "dog"); only facts the user states about their own life, none guessed;
   "ended": true when the user says the fact is over (a pet died, a break-up, left a job or a city);
   a BIRTHDAY object is the day and month as written ("3 May", "3 May 1990"); an AGE object is the user's
@@ -369,7 +370,7 @@ class LLMExtractor:
         for r in out.relations:
             predicate = r.predicate.strip().upper().replace(" ", "_")
             name = normalise(r.object)
-            if predicate not in PREDICATES or not name:
+            if predicate not in PREDICATES or predicate in RULES_ONLY or not name:
                 self.stats.dropped_relations += 1
                 continue
             if predicate == "BIRTHDAY":  # "May 3rd" and "3 May" are one day; "soon" is none

@@ -280,7 +280,7 @@ class Mention:
 SINGLE_VALUED = frozenset({"NAME", "CALLED", "PRONOUNS", "LIVES_IN", "WORKS_AS", "WORKS_AT", "DIET",
                            "BIRTHDAY", "AGE"})
 MULTI_VALUED = frozenset({"HAS_PET", "SIBLING_OF", "PARENT_OF", "CHILD_OF", "PARTNER_OF", "FRIEND_OF",
-                          "LIKES", "DISLIKES", "ALLERGIC_TO", "SPEAKS", "INSTRUCTS", "FROM"})
+                          "LIKES", "DISLIKES", "ALLERGIC_TO", "SPEAKS", "INSTRUCTS", "FROM", "PLANS"})
 PREDICATES = SINGLE_VALUED | MULTI_VALUED
 # A newer statement of one of these ends the open fact of the other about the same thing: who now
 # hates coffee no longer likes it (and a forget of that statement brings the old one back).
@@ -296,7 +296,10 @@ STUDENT = "student"
 # and is supported by the exchange that said so, so forgetting that exchange reopens them.
 ENDED = "ENDED"
 NOT_ENTITIES = frozenset({"NAME", "CALLED", "PRONOUNS", "WORKS_AS", "LIKES", "DISLIKES", "DIET", "ALLERGIC_TO",
-                          "BIRTHDAY", "INSTRUCTS", "AGE"})
+                          "BIRTHDAY", "INSTRUCTS", "AGE", "PLANS"})
+# Predicates only the rules state: a plan is dated by the time its clause names, which the model's
+# relations do not carry (the rules' reading of the same exchange is kept beside the model's)
+RULES_ONLY = frozenset({"PLANS"})
 
 
 @dataclass(frozen=True, slots=True)

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
 
 from memory.models import STUDENT, TypedFact
 from memory.tiers.ledger import Fact
@@ -22,9 +23,9 @@ PROFILE_TOKENS = 80
 _PEOPLE = ("PARTNER_OF", "SIBLING_OF", "PARENT_OF", "CHILD_OF", "FRIEND_OF")
 # line key -> heading, in the order lines are shown (and kept when the budget is short)
 LINES = {"name": "Name", "called": "Likes to be called", "pronouns": "Pronouns", "home": "Lives in", "work": "Work",
-         "allergies": "Allergic to", "diet": "Diet", "birthday": "Birthday", "age": "Age", "origin": "From",
-         "languages": "Speaks", "people": "People", "pets": "Pets", "likes": "Likes", "dislikes": "Dislikes",
-         "instructions": "Instructions"}
+         "plans": "Plans", "allergies": "Allergic to", "diet": "Diet", "birthday": "Birthday", "age": "Age",
+         "origin": "From", "languages": "Speaks", "people": "People", "pets": "Pets", "likes": "Likes",
+         "dislikes": "Dislikes", "instructions": "Instructions"}
 # Lines the context packs in a section of their own, ranked by the query, not in the profile's budget
 OWN_SECTION = frozenset({"instructions"})
 
@@ -100,8 +101,19 @@ def _since(fact: TypedFact) -> str:
     return fact.valid_from.strftime({"year": "%Y", "month": "%b %Y"}.get(fact.from_unit, "%Y-%m-%d"))
 
 
-def derive_lines(facts: Sequence[TypedFact]) -> dict[str, str]:
-    """Line key -> text from typed facts: current values, with the previous home and work kept."""
+def _when(fact: TypedFact) -> str:
+    """A plan's day as people read it: "Fri 4 Dec 2026", "week of 7 Dec 2026", "Mar 2027"."""
+    at = fact.valid_from
+    if fact.from_unit == "month":
+        return f"{at:%b %Y}"
+    return ("week of " if fact.from_unit == "week" else f"{at:%a} ") + f"{at.day} {at:%b %Y}"
+
+
+def derive_lines(facts: Sequence[TypedFact], now: datetime | None = None) -> dict[str, str]:
+    """Line key -> text from typed facts: current values, with the previous home and work kept.
+    Plans are those to come and those of the last week (``now``, default the present), so the model
+    can ask how one went."""
+    now = now or datetime.now(UTC)
     current = [f for f in facts if f.current]
     closed = sorted((f for f in facts if not f.current), key=lambda f: f.valid_to or f.valid_from, reverse=True)
 
@@ -161,6 +173,10 @@ def derive_lines(facts: Sequence[TypedFact]) -> dict[str, str]:
         else:
             was = " ".join(f"{'as' if f.predicate == 'WORKS_AS' else 'at'} {f.label}" for f in together)
             lines["work"] = f"No job now (before: {was} until {last.valid_to:%Y-%m-%d})"
+    plans = sorted((f for f in current if f.predicate == "PLANS" and f.valid_from >= now - timedelta(days=7)),
+                   key=lambda f: f.valid_from)[:5]
+    if plans:
+        lines["plans"] = "Plans: " + "; ".join(f"{f.label} ({_when(f)})" for f in plans)
     allergic = _join([f.label for f in current if f.predicate == "ALLERGIC_TO" and f.detail != "intolerant"])
     intolerant = _join([f.label for f in current if f.predicate == "ALLERGIC_TO" and f.detail == "intolerant"])
     if allergic or intolerant:  # "Allergic to: peanuts; intolerant to lactose"
@@ -200,9 +216,9 @@ def instructions(facts: Sequence[TypedFact]) -> list[str]:
 
 
 def build_profile(user_id: str, guild_id: str | None, facts: Sequence[TypedFact], saved: Sequence[Fact],
-                  corrections: Mapping[str, tuple[str, str | None]]) -> Profile:
+                  corrections: Mapping[str, tuple[str, str | None]], now: datetime | None = None) -> Profile:
     """The profile from typed facts, saved facts and corrections (key -> (line corrected, replacement))."""
-    derived = derive_lines(facts)
+    derived = derive_lines(facts, now)
     out: list[ProfileLine] = []
     for key in [*LINES, *sorted(k for k in corrections if k not in LINES)]:
         text = derived.get(key)

@@ -14,7 +14,7 @@ import re
 from datetime import datetime, timedelta
 
 from memory.models import ANY_OBJECT, STUDENT, Statement
-from memory.timeq import MONTH_WORDS, began, month_number
+from memory.timeq import MONTH_WORDS, Began, began, month_number, upcoming
 
 # A name: capitalised words (any cased script), optionally joined by a few connectors.
 _NAME = r"(?P<name>(?-i:[^\W\d_a-z][\w'’\-]*(?:[ ](?:de |da |van |von |del |la |le )?[^\W\d_a-z][\w'’\-]*){0,3}))"
@@ -167,6 +167,25 @@ _AGES = [
                r"(?! ?(?:minutes?|hours?|days?|weeks?|months?|degrees?|times?|pages?|pounds?|lbs|kg|cm)\b)", re.I),
 ]
 AGE_RANGE = range(10, 111)  # ages taken as said; a number outside is something else
+
+
+# Plans with a time to come: "I have a job interview on Friday", "my exam is tomorrow", "I'm flying to
+# Tokyo next week", "I'm moving to Leeds in March". The event must be one of these and its clause must
+# name a time that has not passed; "I had an exam on Friday" and "I have a cat" are none.
+_EVENTS = ("interview|appointment|exam|test|meeting|date|party|wedding|flight|trip|concert|game|match|surgery|"
+           "operation|presentation|deadline|recital|performance|competition|tournament|race|marathon|audition|"
+           "graduation|ceremony|check-?up|class|lesson|vacation|holiday|dinner|reunion|show|gig|festival|conference|"
+           "hearing|finals?|midterms?|quiz|shift|session|visit|anniversary|birthday party|funeral|procedure|scan")
+_EVENT = (r"(?P<phrase>(?!(?:an? )?(?:lot|bunch|couple|few|ton|load)s? of )(?:[a-z'’\-]+ ){0,3}?(?:" + _EVENTS
+          + r")(?:e?s)?)\b(?!['’-])")
+_PLANS: list[tuple[re.Pattern[str], str]] = [
+    (re.compile(r"\bi(?: have|(?:'ve|’ve| have) got)(?: (?:a|an|my|the|another|this|that|some|two|three|big))? "
+                + _EVENT, re.I), ""),
+    (re.compile(r"\bmy (?:big |next |first |final )?" + _EVENT + r" (?:is|will be)\b", re.I), ""),
+    (re.compile(r"\bi(?:'m|’m| am) (?:flying|going|travell?ing|driving|heading|leaving|off) (?:to|for) (?:the )?"
+                + _NAME, re.I), "trip to "),
+    (re.compile(r"\bi(?:'m|’m| am) (?:moving|relocating) to (?:the )?" + _NAME, re.I), "move to "),
+]
 
 
 _RULES: list[tuple[re.Pattern[str], str]] = [
@@ -535,13 +554,24 @@ class _Times:
         self.ends = [b for _, b in ends]
         self.read: dict[tuple[int, int], tuple[datetime | None, str]] = {}
 
+    def _clause(self, pos: int) -> tuple[int, int]:
+        i = bisect.bisect_left(self.starts, pos)  # the first clause end at or after pos
+        start = max(self.ends[i - 1] if i > 0 else 0, pos - _CLAUSE_REACH)
+        end = min(self.starts[i] if i < len(self.starts) else len(self.text), pos + _CLAUSE_REACH)
+        return start, end
+
+    def upcoming(self, pos: int) -> Began | None:
+        """When the plan told of in the clause around ``pos`` will happen, if it says and it is to come."""
+        if self.now is None:
+            return None
+        start, end = self._clause(pos)
+        return upcoming(self.text[start:end], self.now)
+
     def at(self, pos: int, *, ending: bool = False) -> tuple[datetime | None, str]:
         """(start, unit) the clause around ``pos`` names, or (None, "")."""
         if self.now is None:
             return None, ""
-        i = bisect.bisect_left(self.starts, pos)  # the first clause end at or after pos
-        start = max(self.ends[i - 1] if i > 0 else 0, pos - _CLAUSE_REACH)
-        end = min(self.starts[i] if i < len(self.starts) else len(self.text), pos + _CLAUSE_REACH)
+        start, end = self._clause(pos)
         if (start, end) not in self.read:
             found = began(self.text[start:end], self.now)
             self.read[start, end] = (found.at, found.unit) if found else (None, "")
@@ -717,6 +747,13 @@ def statements(text: str, now: datetime | None = None) -> list[Statement]:
     for m in _PRONOUNS.finditer(text) if "/" in text or "pronoun" in text.lower() else ():
         at = m.start()
         add("PRONOUNS", m.group("phrase").lower())
+    for pattern, lead in _PLANS if now is not None else ():
+        for m in pattern.finditer(text):
+            when = times.upcoming(m.start())
+            label = lead + _clean(m.group("name") if lead else m.group("phrase"))
+            key = ("PLANS", _key(label))
+            if when is not None and label and key not in found and len(found) < _MAX_STATEMENTS:
+                found[key] = Statement("PLANS", key[1], label, "", when.at, when.unit)
     for pattern, detail in _ORIGIN:
         for m in pattern.finditer(text):
             at = m.start()

@@ -184,3 +184,76 @@ def began(clause: str, now: datetime) -> Began | None:
     if found is None or found.at > now or found.at.year < now.year - 120:
         return None
     return found
+
+
+# ---- when a plan the user tells of will happen -------------------------------------------------
+
+_WEEKDAY_NAMES = ("mon", "tues", "wednes", "thurs", "fri", "satur", "sun")
+_SOON = re.compile(r"\b(?:(?P<rel>tomorrow|tonight|today|later today|this (?:morning|afternoon|evening|weekend)|"
+                   r"next (?:week|month|weekend))|(?P<which>on|this|next|this coming|coming) "
+                   r"(?P<wd>mon|tues|wednes|thurs|fri|satur|sun)day|(?<!last )(?<!past )(?<!on )"
+                   r"(?P<wd2>mon|tues|wednes|thurs|fri|satur|sun)day"
+                   r"|in (?P<n>\d+|a|an|one|two|three|four|five|six|seven|eight|nine|ten) (?P<unit>day|week)s?"
+                   r"|on the (?P<nth>\d{1,2})(?:st|nd|rd|th)\b(?!\s+(?:of\s+)?(?:" + MONTH_WORDS + r")))\b", re.I)
+
+
+def _soon(clause: str, today: datetime) -> Began | None:
+    m = _SOON.search(clause)
+    if m is None:
+        return None
+    if rel := m.group("rel"):
+        rel = " ".join(rel.lower().split())
+        if rel == "tomorrow":
+            return Began(today + timedelta(days=1), "day")
+        if rel in ("this weekend", "next weekend"):
+            ahead = (5 - today.weekday()) % 7 if today.weekday() < 5 else 0  # Saturday, or today at the weekend
+            return Began(today + timedelta(days=ahead + 7 * (rel == "next weekend")), "day")
+        if rel == "next week":
+            return Began(today + timedelta(days=7 - today.weekday()), "week")  # its Monday
+        if rel == "next month":
+            return Began(datetime(today.year + (today.month == 12), today.month % 12 + 1, 1, tzinfo=UTC), "month")
+        return Began(today, "day")  # today, tonight, this evening
+    if wd := m.group("wd") or m.group("wd2"):
+        ahead = (_WEEKDAY_NAMES.index(wd.lower()) - today.weekday()) % 7 or 7  # "on Friday" said on a Friday: next
+        return Began(today + timedelta(days=ahead), "day")
+    if n := m.group("n"):
+        count = _COUNTS_MORE.get(n.lower()) or int(n)
+        return Began(today + timedelta(days=count * _UNIT_DAYS[m.group("unit").lower()]), "day")
+    day = int(m.group("nth"))  # "on the 12th": this month's, or next month's once it has passed
+    year, month = (today.year, today.month) if day >= today.day else (
+        today.year + (today.month == 12), today.month % 12 + 1)
+    try:
+        return Began(datetime(year, month, day, tzinfo=UTC), "day")
+    except ValueError:
+        return None
+
+
+def upcoming(clause: str, now: datetime) -> Began | None:
+    """The day (or week, month) a plan in ``clause``, said at ``now``, will happen: "tomorrow", "on
+    Friday", "next week", "in two weeks", "on the 12th", "on 3 March" (the next one), "on 3 March 2027".
+    None when the clause names no time, or one already past."""
+    today = now.astimezone(UTC).replace(hour=0, minute=0, second=0, microsecond=0)
+    found: Began | None = None
+    if (m := _DAY_MONTH.search(clause)) and not (_DAY_MONTH_YEAR.search(clause) or _MONTH_DAY_YEAR.search(clause)):
+        day, month = (m.group(1), m.group(2)) if m.group(1) else (m.group(4), m.group(3))
+        for year in (today.year, today.year + 1):  # the next such day
+            try:
+                at = datetime(year, month_number(month), int(day), tzinfo=UTC)
+            except ValueError:
+                return None
+            if at >= today:
+                found = Began(at, "day")
+                break
+    elif m := _MONTH_ONLY.search(clause):  # "in March": the next March, or this month
+        month = month_number(m.group(1))
+        found = Began(datetime(today.year + (month < today.month), month, 1, tzinfo=UTC), "month")
+    elif (w := _absolute(clause, today, UTC)) is not None and w.end - w.start <= timedelta(days=31):
+        span = w.end - w.start
+        found = Began(w.start, "day" if span <= timedelta(days=1) else "month")
+    else:
+        found = _soon(clause, today)
+    # a week or month that has begun is still to come ("next week" said on a Monday, "in December" in December)
+    if found is None or found.at < today - timedelta(days={"week": 6, "month": 30}.get(found.unit, 0)) \
+            or found.at > today + timedelta(days=3 * 366):
+        return None
+    return found

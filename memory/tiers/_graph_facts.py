@@ -104,6 +104,10 @@ def _match(facts: list[FactState], predicate: str, obj: str) -> FactState | None
         near = [f for f in same if _prefix(obj, f.obj)]  # the full name only: "mel" must not bind "melvin"
         if len(near) == 1:
             return near[0]
+    if predicate == "PLANS":  # "my interview" is the "job interview" told of, when it is the only one
+        near = [f for f in same if (f.obj + " ").endswith(" " + obj + " ") or (obj + " ").endswith(" " + f.obj + " ")]
+        if len(near) == 1:
+            return near[0]
     return None
 
 
@@ -182,7 +186,9 @@ def plan(ukey: str, user_id: str, facts: list[FactState], statements: list[Said]
     touched: dict[str, dict[str, Any]] = {}
     for st in statements:
         xid, ts, predicate, obj, label, detail = st.xid, st.ts, st.predicate, st.obj, st.label, st.detail
-        start, unit = (st.start, st.unit) if st.start is not None and st.start <= ts else (ts, "")
+        # a start after the message dates nothing ("I'm moving in June"), except a plan's: its day
+        start, unit = (st.start, st.unit) if st.start is not None and (st.start <= ts or predicate == "PLANS") \
+            else (ts, "")
         if st.ended:
             _end(out, facts, st, ukey, user_id, start)
             continue
@@ -201,7 +207,7 @@ def plan(ukey: str, user_id: str, facts: list[FactState], statements: list[Said]
             if detail in ranks and found.detail in ranks and ranks.index(detail) > ranks.index(found.detail):
                 found.detail = detail
                 changed = True
-            if start < found.valid_from:
+            if start < found.valid_from or (predicate == "PLANS" and start != found.valid_from):  # moved
                 for before in facts:  # what it replaced now ends at its earlier start
                     if before.closed_by == found.fid and before.valid_to == found.valid_from:
                         before.valid_to = max(before.valid_from, start)

@@ -173,6 +173,18 @@ async def test_the_models_age_is_a_number_of_years_or_dropped(fake: FakeLLM) -> 
     assert x.stats.dropped_relations == 2
 
 
+async def test_a_plan_is_the_rules_dated_reading_not_the_models(fake: FakeLLM) -> None:
+    said = Exchange("x7", "ana", None, None, "I have a job interview on Friday!", "Good luck.",
+                    datetime(2026, 12, 2, 15, tzinfo=UTC))
+    fake.script = one_answer("Ana has an interview on Friday.", [], {"predicate": "PLANS", "object": "interview"})
+    x = extractor(fake)
+    [out] = await x.extract([said])
+    assert [(s.predicate, s.label, s.since) for s in out.statements] == [
+        ("PLANS", "job interview", datetime(2026, 12, 4, tzinfo=UTC))]
+    assert x.stats.dropped_relations == 1
+    assert "PLANS" not in fake.requests[0]["messages"][0]["content"]  # not asked of the model
+
+
 async def test_a_long_summary_is_cut_to_the_limit(fake: FakeLLM) -> None:
     fake.script = [{"content": answer(1, summary="Ana " + "talks about Paris and numbers 1234 " * 20)}]
     [out] = await extractor(fake).extract(exchanges(1))

@@ -403,6 +403,25 @@ def test_languages_spoken_and_learnt(text: str, expected: set[tuple[str, str]]) 
 
 
 @pytest.mark.parametrize(("text", "expected"), [
+    ("I have a job interview on Friday", {("job interview", "2026-12-04")}),
+    ("Tomorrow I have a dentist appointment, ugh", {("dentist appointment", "2026-12-03")}),
+    ("my exam is tomorrow!", {("exam", "2026-12-03")}),
+    ("I've got a big presentation on the 12th", {("big presentation", "2026-12-12")}),
+    ("I'm flying to Tokyo next week", {("trip to Tokyo", "2026-12-07")}),
+    ("I'm moving to Leeds in March", {("move to Leeds", "2027-03-01")}),
+    # past, no time, no event, or no count of things
+    ("I had an exam on Friday", set()), ("I have a job interview", set()), ("I have a headache today", set()),
+    ("I have a lot of tests next week", set()), ("I'm going to the gym tomorrow", set()),
+    ("my exam was in March", set()), ("Do I have an exam tomorrow?", set()),
+])
+def test_a_plan_with_a_time_to_come(text: str, expected: set[tuple[str, str]]) -> None:
+    found = statements(text, datetime(2026, 12, 2, 15, tzinfo=UTC))  # a Wednesday
+    assert {s.predicate for s in found} <= {"PLANS"}
+    assert {(s.label, s.since.date().isoformat()) for s in found if s.since is not None} == expected
+    assert not statements(text)  # without the time it was said, no plan can be dated
+
+
+@pytest.mark.parametrize(("text", "expected"), [
     # a user testing what the bot remembers asks; the question states nothing
     ("Do I like sushi?", set()), ("do I live in Paris or Lyon?", set()), ("Where do I work?", set()),
     ("do i have a dog named Rex?", set()), ("Why do I like sushi so much?", set()),

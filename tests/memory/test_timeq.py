@@ -7,7 +7,7 @@ from zoneinfo import ZoneInfo
 
 import pytest
 
-from memory.timeq import began, window
+from memory.timeq import began, upcoming, window
 
 NOW = datetime(2024, 3, 10, 15, 30, tzinfo=UTC)
 
@@ -103,3 +103,27 @@ def test_a_day_with_a_clock_change_is_that_days_length() -> None:
     w = window("what did I do yesterday", datetime(2026, 3, 30, 12, tzinfo=UTC), berlin)
     assert w is not None
     assert (w.start, w.end) == (datetime(2026, 3, 28, 23, tzinfo=UTC), datetime(2026, 3, 29, 22, tzinfo=UTC))
+
+
+WEDNESDAY = datetime(2026, 12, 2, 15, 0, tzinfo=UTC)
+
+
+@pytest.mark.parametrize(("clause", "day", "unit"), [
+    ("I have an exam tomorrow", "2026-12-03", "day"), ("my interview is on Friday", "2026-12-04", "day"),
+    ("meeting Thursday", "2026-12-03", "day"), ("on Wednesday", "2026-12-09", "day"),  # said on one: the next
+    ("next Monday", "2026-12-07", "day"), ("this weekend", "2026-12-05", "day"), ("next weekend", "2026-12-12", "day"),
+    ("tonight", "2026-12-02", "day"), ("next week", "2026-12-07", "week"), ("next month", "2027-01-01", "month"),
+    ("in two weeks", "2026-12-16", "day"), ("in 3 days", "2026-12-05", "day"), ("on the 12th", "2026-12-12", "day"),
+    ("on the 1st", "2027-01-01", "day"),  # this month's has passed
+    ("on 3 March", "2027-03-03", "day"), ("December 25th", "2026-12-25", "day"), ("in March", "2027-03-01", "month"),
+    ("in December", "2026-12-01", "month"), ("on 3 March 2027", "2027-03-03", "day"),
+])
+def test_a_plan_says_when_it_will_happen(clause: str, day: str, unit: str) -> None:
+    found = upcoming(clause, WEDNESDAY)
+    assert found is not None and (found.at.date().isoformat(), found.unit) == (day, unit)
+
+
+@pytest.mark.parametrize("clause", ["yesterday", "last Friday", "on the past Monday", "in March 2025",
+                                    "on 1 January 2026", "I have an exam", "in 2030 or so"])
+def test_no_plan_day_without_a_time_to_come(clause: str) -> None:
+    assert upcoming(clause, WEDNESDAY) is None

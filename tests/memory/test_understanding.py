@@ -287,6 +287,41 @@ async def test_hobbies_reach_the_profile_and_one_given_up_leaves_it(
     assert likes is not None and "knitting" in likes.text
 
 
+async def test_plans_to_come_reach_the_profile_dated_and_leave_it_a_week_after(
+        memory: HierarchicalMemoryManager, uid: Callable[[str], str]) -> None:
+    user = uid("planner")
+    # said on the last Wednesday (real time: the profile shows plans to come and those of the last week)
+    now = datetime.now(UTC)
+    wednesday = (now - timedelta(days=(now.weekday() - 2) % 7)).replace(hour=0, minute=1, second=0, microsecond=0)
+    if wednesday > now - timedelta(hours=3):
+        wednesday -= timedelta(days=7)  # Friday is then 5 days ago: still shown
+    friday, saturday = wednesday + timedelta(days=2), wednesday + timedelta(days=3)
+    long_ago = wednesday - timedelta(days=30)
+    said = [(long_ago, "My exam is tomorrow, wish me luck"),
+            (wednesday, "I have a job interview on Friday and I'm flying to Tokyo next month."),
+            (wednesday + timedelta(hours=1), "I had an exam on Monday. I have a cat.")]
+    ids = []
+    for at, text in said:
+        ids.append(await memory.store_conversation(user, text, "Good luck!", timestamp=at))
+        await memory.flush()
+    facts = {f.label: f for f in await memory.typed_facts(user) if f.predicate == "PLANS"}
+    assert set(facts) == {"exam", "job interview", "trip to Tokyo"}
+    assert facts["job interview"].valid_from == friday.replace(minute=0) and facts["trip to Tokyo"].from_unit == "month"
+    line = (await memory.user_profile(user)).line("plans")
+    month = datetime(wednesday.year + (wednesday.month == 12), wednesday.month % 12 + 1, 1)
+    # the exam a month ago is over; the interview (this or last week) stays for a week after, to ask how it went
+    assert line is not None and line.text == (f"Plans: job interview ({friday:%a} {friday.day} {friday:%b %Y}); "
+                                              f"trip to Tokyo ({month:%b %Y})")
+    # moved: the day said last wins
+    await memory.store_conversation(user, "My interview is on Saturday now", "Ok!",
+                                    timestamp=wednesday + timedelta(hours=2))
+    await memory.flush()
+    moved = {f.label: f for f in await memory.typed_facts(user) if f.predicate == "PLANS"}["job interview"]
+    assert moved.valid_from == saturday.replace(minute=0)
+    await memory.forget(user, exchange_id=ids[1])  # Tokyo was said there only
+    assert "Tokyo" not in (await memory.user_profile(user)).line("plans").text  # type: ignore[union-attr]
+
+
 async def test_languages_reach_the_profile_and_learning_one_becomes_speaking_it(
         memory: HierarchicalMemoryManager, uid: Callable[[str], str]) -> None:
     user = uid("piotr")
