@@ -175,9 +175,15 @@ AGE_RANGE = range(10, 111)  # ages taken as said; a number outside is something 
 _EVENTS = ("interview|appointment|exam|test|meeting|date|party|wedding|flight|trip|concert|game|match|surgery|"
            "operation|presentation|deadline|recital|performance|competition|tournament|race|marathon|audition|"
            "graduation|ceremony|check-?up|class|lesson|vacation|holiday|dinner|reunion|show|gig|festival|conference|"
-           "hearing|finals?|midterms?|quiz|shift|session|visit|anniversary|birthday party|funeral|procedure|scan")
-_EVENT = (r"(?P<phrase>(?!(?:an? )?(?:lot|bunch|couple|few|ton|load)s? of )(?:[a-z'’\-]+ ){0,3}?(?:" + _EVENTS
-          + r")(?:e?s)?)\b(?!['’-])")
+           "hearing|finals|midterms?|quiz|shift|session|visit|anniversary|birthday party|funeral|procedure|scan|"
+           "review")
+# up to three words in front ("job interview", "mock interview with"... stops at the noun), none of them a
+# little word ("I have to decline a dinner invitation" plans nothing), and a second noun that goes with it
+# ("performance review", "dinner invitation")
+_EVENT = (r"(?P<phrase>(?!(?:an? )?(?:lot|bunch|couple|few|ton|load)s? of )"
+          r"(?:(?!(?:a|an|the|to|of|for|with|and|or|my|your|his|her|their|our|this|that|it)\b)[a-z'’\-]+ ){0,3}?"
+          r"(?:" + _EVENTS + r")(?:e?s)?(?: (?:review|session|deadline|appointment|meeting|call|interview|party|"
+          r"ceremony|invitation|draft|submission|exam|test)s?)?)\b(?!['’-])")
 _PLANS: list[tuple[re.Pattern[str], str]] = [
     (re.compile(r"\bi(?: have|(?:'ve|’ve| have) got)(?: (?:a|an|my|the|another|this|that|some|two|three|big))? "
                 + _EVENT, re.I), ""),

@@ -413,6 +413,11 @@ def test_languages_spoken_and_learnt(text: str, expected: set[tuple[str, str]]) 
     ("I had an exam on Friday", set()), ("I have a job interview", set()), ("I have a headache today", set()),
     ("I have a lot of tests next week", set()), ("I'm going to the gym tomorrow", set()),
     ("my exam was in March", set()), ("Do I have an exam tomorrow?", set()),
+    # BEAM's users: the whole noun, and no plan in "I have to ..."
+    ("I've got my first performance review scheduled for December 15", {("first performance review", "2026-12-15")}),
+    ("I have finals next week", {("finals", "2026-12-07")}),
+    ("I have to decline a dinner invitation on Sept 3", set()),
+    ("I have a final submission deadline of 20 December", {("final submission deadline", "2026-12-20")}),
 ])
 def test_a_plan_with_a_time_to_come(text: str, expected: set[tuple[str, str]]) -> None:
     found = statements(text, datetime(2026, 12, 2, 15, tzinfo=UTC))  # a Wednesday
