@@ -479,18 +479,18 @@ _ENDINGS: list[tuple[re.Pattern[str], str]] = [
     (re.compile(r"\bi(?:'m|’m| am) (?:no longer an? " + _JOB + _END + r"|not an? "
                 + _JOB.replace("?P<phrase>", "?P<name3>") + r" any ?more)", re.I), "WORKS_AS"),
     (re.compile(r"\bi (?:just |recently )?(?:quit|left) my job as (?:an? )?" + _PHRASE + _END, re.I), "WORKS_AS"),
-    # what the user used to do or have is over: "I used to live in Paris", "I used to work at Google",
-    # "I used to be a teacher", "I used to have a dog named Rex"
     # a hobby given up: "I stopped knitting", "I gave up pottery", "I quit playing chess", "I don't play
     # guitar anymore", "I'm not into photography anymore" (not "I stopped by", "I gave up on him")
-    (re.compile(r"\bi (?:just |recently |finally |eventually |kind of |kinda )?(?:stopped|quit|gave up|"
-                r"(?:'ve|’ve| have) (?:stopped|quit|given up)) (?!(?:by|at|in|on|for|to|with|my|on|the|a|an|it|that|"
-                r"this|them|him|her|trying|caring|talking|being|working|worrying|thinking)\b)"
+    (re.compile(r"\bi(?: (?:just |recently |finally |eventually |kind of |kinda )?(?:stopped|quit|gave up)|"
+                r"(?:'ve|’ve| have) (?:just |finally )?(?:stopped|quit|given up)) "
+                r"(?!(?:by|at|in|on|for|to|with|my|the|a|an|it|that|this|them|him|her|trying|caring|talking|being|working|worrying|thinking)\b)"
                 r"(?P<phrase>[a-z]+ing(?: [a-z]+)?|[a-z]+)" + _END, re.I), "LIKES"),
     (re.compile(r"\bi(?: (?:don't|don’t|do not) play (?:the )?(?P<playing>[a-z]+(?: [a-z]+)?) any ?more|"
                 r"(?:'m|’m| am) (?:not|no longer) (?:really )?into " + _TASTE + r"(?: any ?more)?"
                 + _TASTE_END[:-2] + r"|\b(?:myself|personally|or things|or anything|or stuff|and stuff)\b)))", re.I),
      "LIKES"),
+    # what the user used to do or have is over: "I used to live in Paris", "I used to work at Google",
+    # "I used to be a teacher", "I used to have a dog named Rex"
     (re.compile(r"\bi used to (?:live|be living) in (?:the )?" + _NAME, re.I), "LIVES_IN"),
     (re.compile(r"\bi used to work (?:at|for) (?:the )?" + _NAME, re.I), "WORKS_AT"),
     (re.compile(r"\bi used to (?:be|work as) an? " + _JOB + _END, re.I), "WORKS_AS"),
@@ -632,7 +632,8 @@ _ASKED = re.compile(r"\b((?:do|did|does|don't|didn't|doesn't|don’t|didn’t|do
 
 def statements(text: str, now: datetime | None = None) -> list[Statement]:
     """The clear self-statements in ``text`` (a user's own message), in order, without repeats.
-    With ``now`` (when it was said), a statement that says when its fact began carries that time."""
+    With ``now`` (when it was said), a statement that says when its fact began carries that time, and
+    a plan ("I have an exam on Friday") the day it will happen; without it no plan is read."""
     # "Do I like sushi?", "do I live in Paris or Lyon?": a user testing what the bot remembers states
     # nothing (the "I" is masked, one character for one, so positions stay)
     text = _ASKED.sub(lambda m: m.group(1) + "_", _capital_names(_apostrophes(text)))

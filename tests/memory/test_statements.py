@@ -308,6 +308,7 @@ def test_a_statement_carries_the_start_it_names_in_its_own_clause() -> None:
     # a hobby given up (REALTALK's phrasings among them), and what is not one
     ("I stopped knitting", {("LIKES", "knitting", True)}), ("I gave up pottery", {("LIKES", "pottery", True)}),
     ("I quit playing chess", {("LIKES", "playing chess", True)}),
+    ("I've given up knitting", {("LIKES", "knitting", True)}),
     ("I don't play the piano anymore", {("LIKES", "playing piano", True)}),
     ("I'm not really into podcasts or things like that but ok", {("LIKES", "podcasts", True)}),
     ("I’m not into pets myself but I do love animals", {("LIKES", "pets", True), ("LIKES", "animals", False)}),
