@@ -26,7 +26,7 @@ import functools
 import logging
 import time
 import zoneinfo
-from collections.abc import Sequence
+from collections.abc import Collection, Sequence
 from datetime import UTC, datetime, timedelta, tzinfo
 from typing import TYPE_CHECKING, Any
 
@@ -56,6 +56,17 @@ RETENTION_BATCH = 500
 RETENTION_MAX_BATCHES = 40  # per run; the rest waits for the next run
 RETENTION_JOB = "retention"
 ZONE_CACHE_SECONDS = 60.0  # how long a process keeps a user's time zone before reading it again
+
+
+def _zone_info(name: str | None, user_id: str) -> tzinfo:
+    """The zone a stored name means; UTC for none, or for a name this machine's tz data lacks."""
+    if name is None:
+        return UTC
+    try:
+        return zoneinfo.ZoneInfo(name)
+    except (zoneinfo.ZoneInfoNotFoundError, ValueError):
+        log.warning("time zone %r of user %s unknown here; using UTC", name, user_id)
+        return UTC
 
 
 @functools.cache
@@ -252,15 +263,18 @@ class ExchangeLifecycle:
                                           self.settings.retrieval.archive_timeout_ms / 1000)
         except (TierUnavailable, TimeoutError):
             return UTC
-        try:
-            zone: tzinfo = UTC if name is None else zoneinfo.ZoneInfo(name)
-        except (zoneinfo.ZoneInfoNotFoundError, ValueError):  # a name this machine's tz data lacks
-            log.warning("time zone %r of user %s unknown here; using UTC", name, user_id)
-            zone = UTC
+        zone = _zone_info(name, user_id)
         if len(self._zones) > 10_000:
             self._zones.clear()
         self._zones[user_id] = (time.monotonic(), zone)
         return zone
+
+    async def _zones_of(self, user_ids: Collection[str]) -> dict[str, tzinfo]:
+        """The time zones of those of ``user_ids`` not on UTC, for the worker, whose rules read "tomorrow"
+        and "last month" in the speaker's zone. Raises ArchiveUnavailable (the batch waits, as in any
+        outage: read in UTC it would be dated a day off for good)."""
+        named = await self.t.policies.time_zones(sorted(user_ids))
+        return {user_id: _zone_info(name, user_id) for user_id, name in named.items()}
 
     # ---- guild settings -----------------------------------------------------------------------
 

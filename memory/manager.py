@@ -97,8 +97,9 @@ class HierarchicalMemoryManager(ExchangeLifecycle, MemoryGovernance, BotServices
                                     stale_caches=PostgresStaleCaches(tiers.archive.pool), batch_size=w.batch_size,
                                     lease_seconds=w.lease_seconds, idle_poll=w.idle_poll_seconds,
                                     max_attempts=w.max_attempts, retry_seconds=w.retry_seconds,
-                                    metrics=self.metrics, statistics=tiers.archive.refresh_statistics)
-        self.profiles = ProfileBook(tiers.graph, tiers.ledger)
+                                    metrics=self.metrics, statistics=tiers.archive.refresh_statistics,
+                                    zones=self._zones_of)
+        self.profiles = ProfileBook(tiers.graph, tiers.ledger, self._zone)
         self.worker.every(settings.memory.retention_check_minutes * 60, self.apply_retention, "retention")
         self.worker.every(min(300.0, settings.retrieval.session_idle_minutes * 60), self.summarise_sessions,
                           "sessions")
@@ -398,13 +399,15 @@ class HierarchicalMemoryManager(ExchangeLifecycle, MemoryGovernance, BotServices
                          if f.exchange_id in known], datetime.now(UTC), r.weight_age, r.age_half_life_days)
         for name in ("cache", "archive", "summaries", "graph"):
             reports.setdefault(name, TierReport(name, "skipped", 0.0))
+        zone = await zone_read
         return ConversationContext(user_id=scope.user_id, guild_id=scope.guild_id, query=query,
                                    recent=recent[: r.recent], relevant=relevant, facts=facts,
                                    tiers=reports, max_tokens=max_tokens,
-                                   profile=build_profile(scope.user_id, scope.guild_id, typed, facts, corrections),
+                                   profile=build_profile(scope.user_id, scope.guild_id, typed, facts, corrections,
+                                                         zone=zone),
                                    profile_tokens=r.profile_tokens, sessions=sessions, focus_share=r.focus_share,
                                    session_since=datetime.now(UTC) - timedelta(minutes=r.session_gap_minutes),
-                                   zone=await zone_read)
+                                   zone=zone)
 
     # ---- dated session summaries (memory.sessions) --------------------------------------------
 

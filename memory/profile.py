@@ -11,8 +11,8 @@ was corrected; once the facts behind a line change, the line is computed afresh.
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field
-from datetime import UTC, datetime, timedelta
+from dataclasses import dataclass, field, replace
+from datetime import UTC, datetime, timedelta, tzinfo
 
 from memory.models import STUDENT, TypedFact
 from memory.tiers.ledger import Fact
@@ -109,11 +109,24 @@ def _when(fact: TypedFact) -> str:
     return ("week of " if fact.from_unit == "week" else f"{at:%a} ") + f"{at.day} {at:%b %Y}"
 
 
-def derive_lines(facts: Sequence[TypedFact], now: datetime | None = None) -> dict[str, str]:
+def _in_zone(fact: TypedFact, zone: tzinfo) -> TypedFact:
+    """``fact`` with its times in ``zone``. A start the user named ("since March", "on Friday") is a
+    calendar day: it shows as the day whose midnight is nearest, so a day stored at midnight UTC
+    (before days were read in the user's zone) keeps its date west of Greenwich too."""
+    start = fact.valid_from.astimezone(zone)
+    if fact.from_unit:
+        start = (start + timedelta(hours=12)).replace(hour=0, minute=0, second=0, microsecond=0)
+    end = None if fact.valid_to is None else fact.valid_to.astimezone(zone)
+    return replace(fact, valid_from=start, valid_to=end)
+
+
+def derive_lines(facts: Sequence[TypedFact], now: datetime | None = None, zone: tzinfo = UTC) -> dict[str, str]:
     """Line key -> text from typed facts: current values, with the previous home and work kept.
     Plans are those to come and those of the last week (``now``, default the present), so the model
-    can ask how one went."""
+    can ask how one went. Dates are shown in ``zone``, the user's time zone."""
     now = now or datetime.now(UTC)
+    if zone is not UTC:
+        facts = [_in_zone(f, zone) for f in facts]
     current = [f for f in facts if f.current]
     closed = sorted((f for f in facts if not f.current), key=lambda f: f.valid_to or f.valid_from, reverse=True)
 
@@ -216,14 +229,18 @@ def instructions(facts: Sequence[TypedFact]) -> list[str]:
 
 
 def build_profile(user_id: str, guild_id: str | None, facts: Sequence[TypedFact], saved: Sequence[Fact],
-                  corrections: Mapping[str, tuple[str, str | None]], now: datetime | None = None) -> Profile:
-    """The profile from typed facts, saved facts and corrections (key -> (line corrected, replacement))."""
-    derived = derive_lines(facts, now)
+                  corrections: Mapping[str, tuple[str, str | None]], now: datetime | None = None,
+                  zone: tzinfo = UTC) -> Profile:
+    """The profile from typed facts, saved facts and corrections (key -> (line corrected, replacement)),
+    its dates in ``zone``. A correction names the line as it read in UTC (``ProfileBook.correct``), so
+    it holds whatever zone the user sets later."""
+    derived = derive_lines(facts, now, zone)
+    canonical = derived if zone is UTC else derive_lines(facts, now)
     out: list[ProfileLine] = []
     for key in [*LINES, *sorted(k for k in corrections if k not in LINES)]:
         text = derived.get(key)
         correction = corrections.get(key)
-        if correction is not None and (text is None or text == correction[0]):
+        if correction is not None and (text is None or canonical.get(key) == correction[0]):
             if correction[1] is not None:
                 out.append(ProfileLine(key, correction[1], corrected=True, items=(correction[1],)))
             continue

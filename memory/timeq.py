@@ -137,24 +137,30 @@ _COUNTS_MORE = {**_COUNTS, "seven": 7, "eight": 8, "nine": 9, "ten": 10}
 
 def _back(today: datetime, n: int, unit: str) -> Began:
     if unit == "year":
-        return Began(datetime(today.year - n, 1, 1, tzinfo=UTC), "year")
+        return Began(datetime(today.year - n, 1, 1, tzinfo=today.tzinfo), "year")
     if unit == "month":
         months = today.year * 12 + today.month - 1 - n
-        return Began(datetime(months // 12, months % 12 + 1, 1, tzinfo=UTC), "month")
+        return Began(datetime(months // 12, months % 12 + 1, 1, tzinfo=today.tzinfo), "month")
     return Began(today - timedelta(days=n * _UNIT_DAYS[unit]), "day")
 
 
+def _midnight(now: datetime) -> datetime:
+    """The start of ``now``'s day in its own time zone (UTC for a naive time)."""
+    return (now if now.tzinfo else now.replace(tzinfo=UTC)).replace(hour=0, minute=0, second=0, microsecond=0)
+
+
 def _began(clause: str, now: datetime) -> Began | None:
-    today = now.astimezone(UTC).replace(hour=0, minute=0, second=0, microsecond=0)
+    today = _midnight(now)
+    zone = today.tzinfo or UTC
     if m := _MONTH_YEAR.search(clause):
         if not (_DAY_MONTH_YEAR.search(clause) or _MONTH_DAY_YEAR.search(clause)):
-            return Began(datetime(int(m.group(2)), month_number(m.group(1)), 1, tzinfo=UTC), "month")
-    if (w := _absolute(clause, now, UTC)) is not None:
+            return Began(datetime(int(m.group(2)), month_number(m.group(1)), 1, tzinfo=zone), "month")
+    if (w := _absolute(clause, now, zone)) is not None:
         span = w.end - w.start
         return Began(w.start, "day" if span <= timedelta(days=1) else "month" if span <= timedelta(days=31) else "year")
     if m := _MONTH_ALONE.search(clause):
         month = month_number(m.group(1))
-        return Began(datetime(today.year - (month > today.month), month, 1, tzinfo=UTC), "month")
+        return Began(datetime(today.year - (month > today.month), month, 1, tzinfo=zone), "month")
     if m := _AGO.search(clause):
         return _back(today, _COUNTS.get(m.group(1).lower()) or int(m.group(1)), m.group(2).lower())
     if m := _LAST.search(clause):
@@ -179,7 +185,8 @@ def _began(clause: str, now: datetime) -> Began | None:
 def began(clause: str, now: datetime) -> Began | None:
     """When ``clause`` (one clause of a message said at ``now``) says its fact began: "since March",
     "in 2019", "last month", "two weeks ago", "for three years" (with "I've been ..."). None when it
-    names no time, or one after ``now`` (a plan, not a fact)."""
+    names no time, or one after ``now`` (a plan, not a fact). Days are ``now``'s own: give it in the
+    speaker's time zone, and "yesterday" said late in the evening in California is their yesterday."""
     found = _began(clause, now)
     if found is None or found.at > now or found.at.year < now.year - 120:
         return None
@@ -211,7 +218,8 @@ def _soon(clause: str, today: datetime) -> Began | None:
         if rel == "next week":
             return Began(today + timedelta(days=7 - today.weekday()), "week")  # its Monday
         if rel == "next month":
-            return Began(datetime(today.year + (today.month == 12), today.month % 12 + 1, 1, tzinfo=UTC), "month")
+            return Began(datetime(today.year + (today.month == 12), today.month % 12 + 1, 1, tzinfo=today.tzinfo),
+                         "month")
         return Began(today, "day")  # today, tonight, this evening
     if wd := m.group("wd") or m.group("wd2"):
         ahead = (_WEEKDAY_NAMES.index(wd.lower()) - today.weekday()) % 7 or 7  # "on Friday" said on a Friday: next
@@ -223,7 +231,7 @@ def _soon(clause: str, today: datetime) -> Began | None:
     year, month = (today.year, today.month) if day >= today.day else (
         today.year + (today.month == 12), today.month % 12 + 1)
     try:
-        return Began(datetime(year, month, day, tzinfo=UTC), "day")
+        return Began(datetime(year, month, day, tzinfo=today.tzinfo), "day")
     except ValueError:
         return None
 
@@ -231,14 +239,16 @@ def _soon(clause: str, today: datetime) -> Began | None:
 def upcoming(clause: str, now: datetime) -> Began | None:
     """The day (or week, month) a plan in ``clause``, said at ``now``, will happen: "tomorrow", "on
     Friday", "next week", "in two weeks", "on the 12th", "on 3 March" (the next one), "on 3 March 2027".
-    None when the clause names no time, or one already past."""
-    today = now.astimezone(UTC).replace(hour=0, minute=0, second=0, microsecond=0)
+    None when the clause names no time, or one already past. Days begin at midnight in ``now``'s own
+    time zone, so "tomorrow" said at 11 pm in Tokyo is the next day there."""
+    today = _midnight(now)
+    zone = today.tzinfo or UTC
     found: Began | None = None
     if (m := _DAY_MONTH.search(clause)) and not (_DAY_MONTH_YEAR.search(clause) or _MONTH_DAY_YEAR.search(clause)):
         day, month = (m.group(1), m.group(2)) if m.group(1) else (m.group(4), m.group(3))
         for year in (today.year, today.year + 1):  # the next such day
             try:
-                at = datetime(year, month_number(month), int(day), tzinfo=UTC)
+                at = datetime(year, month_number(month), int(day), tzinfo=zone)
             except ValueError:
                 return None
             if at >= today:
@@ -246,8 +256,8 @@ def upcoming(clause: str, now: datetime) -> Began | None:
                 break
     elif m := _MONTH_ONLY.search(clause):  # "in March": the next March, or this month
         month = month_number(m.group(1))
-        found = Began(datetime(today.year + (month < today.month), month, 1, tzinfo=UTC), "month")
-    elif (w := _absolute(clause, today, UTC)) is not None and w.end - w.start <= timedelta(days=31):
+        found = Began(datetime(today.year + (month < today.month), month, 1, tzinfo=zone), "month")
+    elif (w := _absolute(clause, today, zone)) is not None and w.end - w.start <= timedelta(days=31):
         span = w.end - w.start
         found = Began(w.start, "day" if span <= timedelta(days=1) else "month")
     else:

@@ -7,7 +7,8 @@ Errors pass through: the manager holds one and decides how to degrade.
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Sequence
+from collections.abc import Awaitable, Callable, Sequence
+from datetime import UTC, tzinfo
 from typing import Any
 
 from memory.errors import InvalidInput
@@ -17,19 +18,26 @@ from memory.protocols import GraphTier
 from memory.tiers.ledger import PostgresLedger
 
 
+async def _utc(user_id: str) -> tzinfo:
+    return UTC
+
+
 class ProfileBook:
-    def __init__(self, graph: GraphTier, ledger: PostgresLedger) -> None:
+    def __init__(self, graph: GraphTier, ledger: PostgresLedger,
+                 zone: Callable[[str], Awaitable[tzinfo]] = _utc) -> None:
         self.graph = graph
         self.ledger = ledger
+        self.zone = zone  # the user's time zone, which the profile's dates are shown in
 
     async def profile(self, scope: Scope) -> Profile:
         """The scope's profile: derived lines, corrections applied, and the saved facts.
 
         Raises TierUnavailable if the graph or the archive is down.
         """
-        typed, saved, corrections = await asyncio.gather(
-            self.graph.facts(scope), self.ledger.facts(scope), self.ledger.corrections(scope))
-        return build_profile(scope.user_id, scope.guild_id, typed, saved, corrections)
+        typed, saved, corrections, zone = await asyncio.gather(
+            self.graph.facts(scope), self.ledger.facts(scope), self.ledger.corrections(scope),
+            self.zone(scope.user_id))
+        return build_profile(scope.user_id, scope.guild_id, typed, saved, corrections, zone=zone)
 
     async def correct(self, scope: Scope, key: str, replacement: str | None) -> Profile:
         """Remove one line (``replacement`` None) or replace its text; returns the new profile.

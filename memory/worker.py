@@ -22,8 +22,9 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections.abc import Awaitable, Callable, Sequence
-from dataclasses import dataclass
+from collections.abc import Awaitable, Callable, Collection, Mapping, Sequence
+from dataclasses import dataclass, replace
+from datetime import tzinfo
 
 from memory.errors import MemoryStoreError, TierUnavailable
 from memory.metrics import Metrics
@@ -51,7 +52,8 @@ class DerivedWorker:
                  forgets: PostgresForgetQueue | None = None, stale_caches: PostgresStaleCaches | None = None,
                  batch_size: int = 64, lease_seconds: float = 120.0, idle_poll: float = 0.5,
                  max_attempts: int = 3, retry_seconds: float = 1.0, metrics: Metrics | None = None,
-                 statistics: Callable[[], Awaitable[bool]] | None = None, statistics_every: int = 500) -> None:
+                 statistics: Callable[[], Awaitable[bool]] | None = None, statistics_every: int = 500,
+                 zones: Callable[[Collection[str]], Awaitable[Mapping[str, tzinfo]]] | None = None) -> None:
         self.outbox = outbox
         self.extractor = extractor
         self.embedder = embedder
@@ -76,6 +78,7 @@ class DerivedWorker:
         self.statistics = statistics  # keeps the planner's row counts current (archive.refresh_statistics)
         self.statistics_every = statistics_every
         self._statistics_at = 0
+        self.zones = zones  # user -> time zone (those not on UTC): the rules read "tomorrow" in it
 
     def notify(self) -> None:
         """Wake the loop: new work was enqueued."""
@@ -104,9 +107,18 @@ class DerivedWorker:
 
     async def _derive(self, exchanges: Sequence[Exchange]) -> None:
         await self._drop_derived([e for e in exchanges if e.revision > 0])
-        extractions = await self.extractor.extract(exchanges)
+        extractions = await self.extractor.extract(await self._in_zones(exchanges))
         await self._summaries(exchanges, extractions)
         await self.graph.ingest(list(zip(exchanges, extractions, strict=True)))
+
+    async def _in_zones(self, exchanges: Sequence[Exchange]) -> Sequence[Exchange]:
+        """The exchanges as the extractor reads them: each one's time in its user's zone, so that
+        "my interview is tomorrow", said at 11 pm in Tokyo, is dated the next day there."""
+        if self.zones is None:
+            return exchanges
+        zones = await self.zones({e.user_id for e in exchanges})
+        return [replace(e, timestamp=e.timestamp.astimezone(zone)) if (zone := zones.get(e.user_id)) else e
+                for e in exchanges]
 
     async def _one_by_one(self, batch: Claimed) -> int:
         """Each exchange alone: the good ones complete, a bad one counts a failure.
@@ -153,7 +165,10 @@ class DerivedWorker:
         """
         if not isinstance(exc, TierUnavailable):
             return "record"
-        tier = {"cache": self.cache, "summaries": self.summaries, "graph": self.graph}.get(exc.tier)
+        tiers: dict[str, CacheTier | SummaryTier | GraphTier | PostgresOutbox] = {
+            "cache": self.cache, "summaries": self.summaries, "graph": self.graph,
+            "archive": self.outbox}  # the archive answers the users' time zones
+        tier = tiers.get(exc.tier)
         if tier is None:
             return "unsure"  # the embedding endpoint: nothing to ping
         try:

@@ -74,6 +74,12 @@ class PostgresPolicies(_PgEdge):
     async def time_zone(self, user_id: str) -> str | None:
         return await self._fetchval("SELECT time_zone FROM user_settings WHERE user_id = $1", user_id)  # type: ignore[no-any-return]
 
+    async def time_zones(self, user_ids: Sequence[str]) -> dict[str, str]:
+        """The time zones set among ``user_ids`` (a user on UTC is left out)."""
+        rows = await self._fetch("SELECT user_id, time_zone FROM user_settings"
+                                 " WHERE user_id = ANY($1::text[]) AND time_zone IS NOT NULL", list(user_ids))
+        return {r["user_id"]: r["time_zone"] for r in rows}
+
     async def forget_settings(self, user_id: str) -> None:
         await self._execute("DELETE FROM user_settings WHERE user_id = $1", user_id)
 

@@ -4,7 +4,7 @@ in PostgreSQL, exported, and gone when they forget everything."""
 from __future__ import annotations
 
 from collections.abc import Callable
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from zoneinfo import ZoneInfo
 
 import pytest
@@ -12,7 +12,8 @@ import pytest
 from memory import HierarchicalMemoryManager
 from memory.errors import InvalidInput
 from memory.lifecycle import zone_suggestions
-from memory.models import Exchange
+from memory.models import Exchange, TypedFact
+from memory.profile import derive_lines
 from memory.sessions import build, local_heading
 
 LATE = datetime(2026, 3, 9, 23, 30, tzinfo=UTC)   # 00:30 on 10 March in Berlin
@@ -98,3 +99,73 @@ def test_half_typed_names_suggest_zones() -> None:
     assert zone_suggestions("berl")[0] == "Europe/Berlin"
     assert "America/New_York" in zone_suggestions("new y")
     assert len(zone_suggestions("")) == 25
+
+
+# ---- the profile's dates: read and shown in the user's zone ---------------------------------------
+
+
+def _evening_before(now: datetime) -> datetime:
+    """23:30 UTC yesterday: already the next morning in Tokyo, still the afternoon in California."""
+    return (now - timedelta(days=1)).replace(hour=23, minute=30, second=0, microsecond=0)
+
+
+def _day(at: datetime) -> str:
+    return f"{at:%a} {at.day} {at:%b %Y}"
+
+
+async def test_a_plan_and_a_move_are_dated_by_the_users_own_day(memory: HierarchicalMemoryManager,
+                                                               uid: Callable[[str], str]) -> None:
+    tokyo, utc = uid("tokyo"), uid("utc")
+    assert await memory.set_time_zone(tokyo, "Asia/Tokyo") == "Asia/Tokyo"
+    said = _evening_before(datetime.now(UTC))  # plans show while to come and a week after: near real time
+    for user in (tokyo, utc):
+        await memory.store_conversation(user, "I have a job interview tomorrow. I moved to Osaka yesterday.",
+                                        "Good luck!", timestamp=said)
+    await memory.flush()
+    local_day = said.astimezone(ZoneInfo("Asia/Tokyo")).date()  # the morning after in Tokyo
+    for user, today in ((tokyo, local_day), (utc, said.date())):
+        profile = await memory.user_profile(user)
+        plan, home = profile.line("plans"), profile.line("home")
+        assert plan is not None and plan.text == f"Plans: job interview ({_day(today + timedelta(days=1))})"
+        assert home is not None and home.text == f"Lives in Osaka (since {today - timedelta(days=1)})"
+    # the graph keeps the Tokyo interview at midnight in Tokyo
+    interview = next(f for f in await memory.typed_facts(tokyo) if f.predicate == "PLANS")
+    assert interview.valid_from == datetime.combine(local_day + timedelta(days=1), datetime.min.time(),
+                                                    ZoneInfo("Asia/Tokyo"))
+    # the context the model reads says the same as /memory profile
+    ctx = await memory.get_conversation_context(tokyo, "any news?", max_tokens=400)
+    assert f"job interview ({_day(local_day + timedelta(days=1))})" in ctx.to_context_string()
+
+
+async def test_a_correction_holds_when_the_user_sets_a_time_zone_later(memory: HierarchicalMemoryManager,
+                                                                      uid: Callable[[str], str]) -> None:
+    user = uid("porto")
+    said = _evening_before(datetime.now(UTC))
+    await memory.store_conversation(user, "I live in Porto.", "Lovely city.", timestamp=said)
+    await memory.flush()
+    home = (await memory.user_profile(user)).line("home")
+    assert home is not None and home.text == f"Lives in Porto (as of {said.date()})"
+    await memory.correct_profile(user, "home", "Lives in Porto, Portugal")
+    await memory.set_time_zone(user, "Asia/Tokyo")  # the line would read "as of" the next day there
+    home = (await memory.user_profile(user)).line("home")
+    assert home is not None and (home.text, home.corrected) == ("Lives in Porto, Portugal", True)
+    ctx = await memory.get_conversation_context(user, "where do I live?", max_tokens=300)
+    assert "Lives in Porto, Portugal" in ctx.to_context_string() and "as of" not in ctx.to_context_string()
+    # a new home is a new line: the correction no longer applies, and the day heard is Tokyo's
+    await memory.store_conversation(user, "I live in Kyoto now.", "Nice!", timestamp=said + timedelta(minutes=5))
+    await memory.flush()
+    home = (await memory.user_profile(user)).line("home")
+    tokyo_day = (said + timedelta(minutes=5)).astimezone(ZoneInfo("Asia/Tokyo")).date()
+    assert home is not None and home.text.startswith(f"Lives in Kyoto (as of {tokyo_day}")
+
+
+def test_a_day_stored_at_midnight_utc_keeps_its_date_west_of_greenwich() -> None:
+    # facts dated before days were read in the user's zone sit at midnight UTC: 16:00 the day before in California
+    la = ZoneInfo("America/Los_Angeles")
+    now = datetime(2026, 12, 2, 12, tzinfo=UTC)
+    plan = TypedFact("p", "PLANS", "exam", "exam", "", datetime(2026, 12, 4, tzinfo=UTC), None, (), from_unit="day")
+    home = TypedFact("h", "LIVES_IN", "leeds", "Leeds", "", datetime(2026, 12, 2, 3, tzinfo=UTC), None, ())
+    lines = derive_lines([plan, home], now, la)
+    assert lines["plans"] == "Plans: exam (Fri 4 Dec 2026)"
+    assert lines["home"] == "Lives in Leeds (as of 2026-12-01)"  # heard at 19:00 on 1 Dec there: an instant
+    assert derive_lines([plan, home], now)["home"] == "Lives in Leeds (as of 2026-12-02)"

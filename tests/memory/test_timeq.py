@@ -127,3 +127,23 @@ def test_a_plan_says_when_it_will_happen(clause: str, day: str, unit: str) -> No
                                     "on 1 January 2026", "I have an exam", "in 2030 or so"])
 def test_no_plan_day_without_a_time_to_come(clause: str) -> None:
     assert upcoming(clause, WEDNESDAY) is None
+
+
+def test_plans_and_starts_are_read_in_the_speakers_own_day() -> None:
+    # 23:30 UTC on Wednesday 2 Dec is 08:30 on Thursday 3 Dec in Tokyo and 15:30 on Wednesday in California
+    said = datetime(2026, 12, 2, 23, 30, tzinfo=UTC)
+    tokyo, la = said.astimezone(ZoneInfo("Asia/Tokyo")), said.astimezone(ZoneInfo("America/Los_Angeles"))
+    # (when, tomorrow, "on Thursday" (said on one in Tokyo: the next), yesterday), days of December
+    for at, tomorrow, thursday, yesterday in ((said, 3, 3, 1), (tokyo, 4, 10, 2), (la, 3, 3, 1)):
+        plan = upcoming("my interview is tomorrow", at)
+        assert plan is not None and plan.at == datetime(2026, 12, tomorrow, tzinfo=at.tzinfo)  # that zone's midnight
+        party = upcoming("the party is on Thursday", at)
+        assert party is not None and party.at == datetime(2026, 12, thursday, tzinfo=at.tzinfo)
+        start = began("I moved here yesterday", at)
+        assert start is not None and start.at == datetime(2026, 12, yesterday, tzinfo=at.tzinfo)
+    month = began("I started at the bakery last month", datetime(2026, 12, 1, 2, tzinfo=UTC).astimezone(
+        ZoneInfo("America/Los_Angeles")))  # still 30 November there: last month is October
+    assert month is not None and (month.at.month, month.unit) == (10, "month")
+    # "in two weeks" across Berlin's clock change lands on a midnight there, not at 23:00 or 01:00
+    spring = upcoming("the exam is in two weeks", datetime(2026, 3, 20, 12, tzinfo=ZoneInfo("Europe/Berlin")))
+    assert spring is not None and spring.at.astimezone(UTC) == datetime(2026, 4, 2, 22, tzinfo=UTC)
