@@ -300,6 +300,14 @@ NOT_ENTITIES = frozenset({"NAME", "CALLED", "PRONOUNS", "WORKS_AS", "LIKES", "DI
 # Predicates only the rules state: a plan is dated by the time its clause names, which the model's
 # relations do not carry (the rules' reading of the same exchange is kept beside the model's)
 RULES_ONLY = frozenset({"PLANS"})
+# How the graph keeps some predicates apart from the rest (``memory.tiers._graph_facts``):
+# - dated ahead: the start is the day it will happen, so it may lie after the message, and a new day
+#   said later moves it ("my interview is on Saturday now");
+# - named by their last words: "my interview" is the "job interview" told of, when it is the only one;
+# - kept only while open: ending one we never heard of keeps nothing ("I quit smoking" is no liking).
+DATED_AHEAD = frozenset({"PLANS"})
+NAMED_BY_LAST_WORDS = frozenset({"PLANS"})
+KEPT_ONLY_WHILE_OPEN = frozenset({"LIKES", "DISLIKES"})
 
 
 @dataclass(frozen=True, slots=True)

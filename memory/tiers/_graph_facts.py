@@ -32,7 +32,16 @@ import uuid
 from dataclasses import dataclass, field
 from typing import Any
 
-from memory.models import ANY_OBJECT, ENDED, OPPOSITES, SINGLE_VALUED, STUDENT
+from memory.models import (
+    ANY_OBJECT,
+    DATED_AHEAD,
+    ENDED,
+    KEPT_ONLY_WHILE_OPEN,
+    NAMED_BY_LAST_WORDS,
+    OPPOSITES,
+    SINGLE_VALUED,
+    STUDENT,
+)
 
 # Details that a repeat may raise, lowest first: "I'm learning Japanese", later "I speak Japanese".
 _DETAIL_RANKS = {"SPEAKS": ("learning", "", "native")}
@@ -104,7 +113,7 @@ def _match(facts: list[FactState], predicate: str, obj: str) -> FactState | None
         near = [f for f in same if _prefix(obj, f.obj)]  # the full name only: "mel" must not bind "melvin"
         if len(near) == 1:
             return near[0]
-    if predicate == "PLANS":  # "my interview" is the "job interview" told of, when it is the only one
+    if predicate in NAMED_BY_LAST_WORDS:  # "my interview" is the "job interview" told of, when it is the only one
         near = [f for f in same if (f.obj + " ").endswith(" " + obj + " ") or (obj + " ").endswith(" " + f.obj + " ")]
         if len(near) == 1:
             return near[0]
@@ -145,7 +154,7 @@ def _end(out: Plan, facts: list[FactState], st: Said, ukey: str, user_id: str, a
         found = _match(facts, st.predicate, st.obj)
         targets = [found] if found is not None else []
         if not targets:  # "I moved here from Paris": a fact we did not know, already over
-            if st.predicate not in ("LIKES", "DISLIKES"):  # "I quit smoking": no liking we knew, none to keep
+            if st.predicate not in KEPT_ONLY_WHILE_OPEN:  # "I quit smoking": no liking we knew, none to keep
                 _past(out, facts, st, ukey, user_id, at)
             return
     targets = [f for f in targets if f.valid_from <= st.ts]  # not a fact said after the ending
@@ -187,7 +196,7 @@ def plan(ukey: str, user_id: str, facts: list[FactState], statements: list[Said]
     for st in statements:
         xid, ts, predicate, obj, label, detail = st.xid, st.ts, st.predicate, st.obj, st.label, st.detail
         # a start after the message dates nothing ("I'm moving in June"), except a plan's: its day
-        start, unit = (st.start, st.unit) if st.start is not None and (st.start <= ts or predicate == "PLANS") \
+        start, unit = (st.start, st.unit) if st.start is not None and (st.start <= ts or predicate in DATED_AHEAD) \
             else (ts, "")
         if st.ended:
             _end(out, facts, st, ukey, user_id, start)
@@ -207,7 +216,7 @@ def plan(ukey: str, user_id: str, facts: list[FactState], statements: list[Said]
             if detail in ranks and found.detail in ranks and ranks.index(detail) > ranks.index(found.detail):
                 found.detail = detail
                 changed = True
-            if start < found.valid_from or (predicate == "PLANS" and start != found.valid_from):  # moved
+            if start < found.valid_from or (predicate in DATED_AHEAD and start != found.valid_from):  # moved
                 for before in facts:  # what it replaced now ends at its earlier start
                     if before.closed_by == found.fid and before.valid_to == found.valid_from:
                         before.valid_to = max(before.valid_from, start)
