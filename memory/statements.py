@@ -184,13 +184,28 @@ _EVENT = (r"(?P<phrase>(?!(?:an? )?(?:lot|bunch|couple|few|ton|load)s? of )"
           r"(?:(?!(?:a|an|the|to|of|for|with|and|or|my|your|his|her|their|our|this|that|it)\b)[a-z'’\-]+ ){0,3}?"
           r"(?:" + _EVENTS + r")(?:e?s)?(?: (?:review|session|deadline|appointment|meeting|call|interview|party|"
           r"ceremony|invitation|draft|submission|exam|test)s?)?)\b(?!['’-])")
+_KIN = "|".join(sorted(map(re.escape, _FAMILY), key=len, reverse=True))
+_WE_ARE = r"\b(?:i(?:'m|’m| am)|we(?:'re|’re| are))"
 _PLANS: list[tuple[re.Pattern[str], str]] = [
     (re.compile(r"\bi(?: have|(?:'ve|’ve| have) got)(?: (?:a|an|my|the|another|this|that|some|two|three|big))? "
                 + _EVENT, re.I), ""),
-    (re.compile(r"\bmy (?:big |next |first |final )?" + _EVENT + r" (?:is|will be)\b", re.I), ""),
-    (re.compile(r"\bi(?:'m|’m| am) (?:flying|going|travell?ing|driving|heading|leaving|off) (?:to|for) (?:the )?"
+    # "my exam is on Monday", "my flight to Berlin leaves on Sunday" (the place stays in the label)
+    (re.compile(r"\bmy (?:big |next |first |final )?" + _EVENT + r"(?P<where> (?:to|in|at|with) " + _NAME
+                + r")? (?:is|will be|leaves|starts|begins)\b", re.I), ""),
+    # "we're having a party on Friday", "I'm going to a concert on Saturday": with a determiner, so that
+    # "I'm going to test it tomorrow" is no test
+    (re.compile(_WE_ARE + r" (?:having|hosting|throwing|attending|going to|off to|heading to|seeing) "
+                r"(?:a|an|my|our|the|this|that|his|her|their) " + _EVENT, re.I), ""),
+    (re.compile(_WE_ARE + r" (?:flying|going|travell?ing|driving|heading|leaving|off) (?:to|for) (?:the )?"
                 + _NAME, re.I), "trip to "),
-    (re.compile(r"\bi(?:'m|’m| am) (?:moving|relocating) to (?:the )?" + _NAME, re.I), "move to "),
+    (re.compile(_WE_ARE + r" (?:moving|relocating) to (?:the )?" + _NAME, re.I), "move to "),
+    # "I start my new job at Google on Monday", "I'm starting an internship with Arup next week"
+    (re.compile(r"\bi(?:'m|’m| am| will|'ll|’ll)? (?:start|starting|begin|beginning) (?:my|a|an) "
+                r"(?P<phrase>(?:new |first )?(?:job|position|role|internship|apprenticeship))"
+                r"(?P<where> (?:at|with) " + _NAME + r")?", re.I), ""),
+    # "my mom is visiting next week", "my parents are coming to visit on Friday"
+    (re.compile(r"\bmy (?P<kin>" + _KIN + r"|parents|grandparents|in-laws|cousins?|(?:best )?friends?) "
+                r"(?:is|are) (?:visiting|coming (?:over|to visit|to stay|home))\b", re.I), "visit"),
 ]
 
 
@@ -255,7 +270,6 @@ _RULES: list[tuple[re.Pattern[str], str]] = [
                 r"can't stand|can’t stand|cannot stand|(?:don't|don’t|do not) (?:really )?like)\s+"
                 + _TASTE + _TASTE_END, re.I), "DISLIKES"),
 ]
-_KIN = "|".join(sorted(map(re.escape, _FAMILY), key=len, reverse=True))
 _KIN_AGE = r"(?:(?:older|younger|little|big|baby|twin|eldest|oldest|youngest) |(?:step|half)-? ?)?"
 # "my sister Maria", "my little brother's name is Tom", "my son is called Leo" (not "my brother called
 # Tom": that is a phone call)
@@ -290,7 +304,7 @@ _MARRIED = [
 # "Miso, Tofu and Bo": the names of a group, one by one
 _NAMES_SPLIT = re.compile(r",\s*(?:and\s+)?|\s+and\s+")
 _NAMED_PET = re.compile(r"(?<!_ )(?<!\byou )\b(?:adopted|got|have) an? (?:\w+ )?(?P<role>" + "|".join(_PETS)
-                        + r")\b[^.!?]{0,40}?\b(?:named|called) (?:him |her |it )?"
+                        + r")\b[^.!?]{0,40}?\b(?:named|called|(?:his|her|its) name is) (?:him |her |it )?"
                         + _NAME, re.I)
 
 
@@ -757,7 +771,15 @@ def statements(text: str, now: datetime | None = None) -> list[Statement]:
     for pattern, lead in _PLANS if now is not None else ():
         for m in pattern.finditer(text):
             when = times.upcoming(m.start())
-            label = lead + _clean(m.group("name") if lead else m.group("phrase"))
+            if lead == "visit":  # "my mom is visiting": mom's visit
+                kin = m.group("kin").lower()
+                label = f"{kin}' visit" if kin.endswith("s") else f"{kin}'s visit"
+            elif lead:
+                label = lead + _clean(m.group("name"))
+            else:
+                bound_for = m.groupdict().get("where")  # " to Berlin"
+                label = _clean(m.group("phrase")) + (f" {bound_for.split()[0].lower()} {_clean(m.group('name'))}"
+                                                     if bound_for else "")
             key = ("PLANS", _key(label))
             if when is not None and label and key not in found and len(found) < _MAX_STATEMENTS:
                 found[key] = Statement("PLANS", key[1], label, "", when.at, when.unit)

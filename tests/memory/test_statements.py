@@ -54,6 +54,7 @@ def said(text: str) -> set[tuple[str, str, str]]:
     ("My sister Maria just moved to Lisbon.", {("SIBLING_OF", "Maria", "sister")}),
     ("my friend Melanie came over", {("FRIEND_OF", "Melanie", "friend")}),
     ("I adopted a beagle puppy and named him Biscuit.", {("HAS_PET", "Biscuit", "puppy")}),
+    ("I got a new puppy yesterday, his name is Max", {("HAS_PET", "Max", "puppy")}),
     ("My dog Rex hates rain. I love hiking and climbing.", {("HAS_PET", "Rex", "dog"), ("LIKES", "hiking", "")}),
     ("My favourite food is grilled sardines; I hate cilantro.",
      {("LIKES", "grilled sardines", ""), ("DISLIKES", "cilantro", "")}),
@@ -419,6 +420,17 @@ def test_languages_spoken_and_learnt(text: str, expected: set[tuple[str, str]]) 
     ("I have finals next week", {("finals", "2026-12-07")}),
     ("I have to decline a dinner invitation on Sept 3", set()),
     ("I have a final submission deadline of 20 December", {("final submission deadline", "2026-12-20")}),
+    # others come, we go, a job begins; the place stays in the label
+    ("We're having a party on Friday night!", {("party", "2026-12-04")}),
+    ("It's going good, I'm going to a concert today with my boyfriend", {("concert", "2026-12-02")}),  # REALTALK
+    ("my flight to Berlin leaves on Sunday", {("flight to Berlin", "2026-12-06")}),
+    ("we're going to Rome in March", {("trip to Rome", "2027-03-01")}),
+    ("I start my new job at Google on Monday", {("new job at Google", "2026-12-07")}),
+    ("I'll start my internship with Arup on the 12th", {("internship with Arup", "2026-12-12")}),
+    ("my mom is visiting next week", {("mom's visit", "2026-12-07")}),
+    ("My parents are coming to visit on Friday", {("parents' visit", "2026-12-04")}),
+    ("I'm going to test it tomorrow", set()), ("I started my new job at Google last week", set()),
+    ("my mom is visiting", set()), ("we're having a great time today", set()),
 ])
 def test_a_plan_with_a_time_to_come(text: str, expected: set[tuple[str, str]]) -> None:
     found = statements(text, datetime(2026, 12, 2, 15, tzinfo=UTC))  # a Wednesday
