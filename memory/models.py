@@ -304,10 +304,11 @@ RULES_ONLY = frozenset({"PLANS"})
 # - dated ahead: the start is the day it will happen, so it may lie after the message, and a new day
 #   said later moves it ("my interview is on Saturday now");
 # - named by their last words: "my interview" is the "job interview" told of, when it is the only one;
-# - kept only while open: ending one we never heard of keeps nothing ("I quit smoking" is no liking).
+# - kept only while open: ending one we never heard of keeps nothing ("I quit smoking" is no liking,
+#   "the party is off" no plan of the user's).
 DATED_AHEAD = frozenset({"PLANS"})
 NAMED_BY_LAST_WORDS = frozenset({"PLANS"})
-KEPT_ONLY_WHILE_OPEN = frozenset({"LIKES", "DISLIKES"})
+KEPT_ONLY_WHILE_OPEN = frozenset({"LIKES", "DISLIKES", "PLANS"})
 
 
 @dataclass(frozen=True, slots=True)

@@ -207,6 +207,11 @@ _PLANS: list[tuple[re.Pattern[str], str]] = [
     (re.compile(r"\bmy (?P<kin>" + _KIN + r"|parents|grandparents|in-laws|cousins?|(?:best )?friends?) "
                 r"(?:is|are) (?:visiting|coming (?:over|to visit|to stay|home))\b", re.I), "visit"),
 ]
+# A plan put off keeps its name and takes the new day: "my exam was moved to Friday", "the party got pushed
+# back to Saturday" (the day is read after "to", so "from Monday to Friday" is Friday)
+_PLAN_MOVED = re.compile(r"\b(?:my|the|our) (?:big |next |first |final )?" + _EVENT + r" (?:got|was|has been|'s been"
+                         r"|’s been|is being|is) (?:moved|postponed|pushed|rescheduled|changed|delayed|put off|bumped)"
+                         r"(?: back)?(?: from [^.!?,;]{1,30}?)?(?= (?:to|until|till|for)\b)", re.I)
 
 
 _RULES: list[tuple[re.Pattern[str], str]] = [
@@ -503,6 +508,12 @@ _ENDINGS: list[tuple[re.Pattern[str], str]] = [
                 r"(?:'m|’m| am) (?:not|no longer) (?:really )?into " + _TASTE + r"(?: any ?more)?"
                 + _TASTE_END[:-2] + r"|\b(?:myself|personally|or things|or anything|or stuff|and stuff)\b)))", re.I),
      "LIKES"),
+    # a plan called off: "my interview got cancelled", "the party is off", "I had to cancel my dentist appointment"
+    (re.compile(r"\b(?:my|the|our) (?:big |next |first |final )?" + _EVENT + r" (?:got |was |has been |'s been "
+                r"|’s been |is |has )?(?:now )?(?:cancell?ed|called off|scrapped|off)\b"
+                r"(?! (?:the|to|of|by|and|with|for|from)\b)", re.I), "PLANS"),
+    (re.compile(r"\bi (?:just |had to |have to |'ve |’ve |have )?(?:cancell?ed|cancel|called off|call off) "
+                r"(?:my|the|our) " + _EVENT, re.I), "PLANS"),
     # what the user used to do or have is over: "I used to live in Paris", "I used to work at Google",
     # "I used to be a teacher", "I used to have a dog named Rex"
     (re.compile(r"\bi used to (?:live|be living) in (?:the )?" + _NAME, re.I), "LIVES_IN"),
@@ -580,12 +591,13 @@ class _Times:
         end = min(self.starts[i] if i < len(self.starts) else len(self.text), pos + _CLAUSE_REACH)
         return start, end
 
-    def upcoming(self, pos: int) -> Began | None:
-        """When the plan told of in the clause around ``pos`` will happen, if it says and it is to come."""
+    def upcoming(self, pos: int, *, after: bool = False) -> Began | None:
+        """When the plan told of in the clause around ``pos`` will happen, if it says and it is to come
+        (``after``: read only from ``pos`` on, the new day of a plan put off)."""
         if self.now is None:
             return None
         start, end = self._clause(pos)
-        return upcoming(self.text[start:end], self.now)
+        return upcoming(self.text[pos if after else start:end], self.now)
 
     def at(self, pos: int, *, ending: bool = False) -> tuple[datetime | None, str]:
         """(start, unit) the clause around ``pos`` names, or (None, "")."""
@@ -768,13 +780,13 @@ def statements(text: str, now: datetime | None = None) -> list[Statement]:
     for m in _PRONOUNS.finditer(text) if "/" in text or "pronoun" in text.lower() else ():
         at = m.start()
         add("PRONOUNS", m.group("phrase").lower())
-    for pattern, lead in _PLANS if now is not None else ():
+    for pattern, lead in [*_PLANS, (_PLAN_MOVED, "moved")] if now is not None else ():
         for m in pattern.finditer(text):
-            when = times.upcoming(m.start())
+            when = times.upcoming(m.end(), after=True) if lead == "moved" else times.upcoming(m.start())
             if lead == "visit":  # "my mom is visiting": mom's visit
                 kin = m.group("kin").lower()
                 label = f"{kin}' visit" if kin.endswith("s") else f"{kin}'s visit"
-            elif lead:
+            elif lead and lead != "moved":
                 label = lead + _clean(m.group("name"))
             else:
                 bound_for = m.groupdict().get("where")  # " to Berlin"

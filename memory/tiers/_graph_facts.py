@@ -157,7 +157,8 @@ def _end(out: Plan, facts: list[FactState], st: Said, ukey: str, user_id: str, a
             if st.predicate not in KEPT_ONLY_WHILE_OPEN:  # "I quit smoking": no liking we knew, none to keep
                 _past(out, facts, st, ukey, user_id, at)
             return
-    targets = [f for f in targets if f.valid_from <= st.ts]  # not a fact said after the ending
+    if st.predicate not in DATED_AHEAD:  # a plan's start is its day to come: a plan called off ends whatever
+        targets = [f for f in targets if f.valid_from <= st.ts]  # not a fact said after the ending
     if not targets:
         return
     record = FactState(uuid.uuid4().hex, ENDED, st.obj, [], at, None, new=True, label=st.label,

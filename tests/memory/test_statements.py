@@ -431,12 +431,28 @@ def test_languages_spoken_and_learnt(text: str, expected: set[tuple[str, str]]) 
     ("My parents are coming to visit on Friday", {("parents' visit", "2026-12-04")}),
     ("I'm going to test it tomorrow", set()), ("I started my new job at Google last week", set()),
     ("my mom is visiting", set()), ("we're having a great time today", set()),
+    # put off: the new day, read after "to"
+    ("my exam was moved from Monday to Friday", {("exam", "2026-12-04")}),
+    ("the party got pushed back to Saturday", {("party", "2026-12-05")}),
+    ("our trip got postponed until next month", {("trip", "2027-01-01")}), ("my exam was moved", set()),
 ])
 def test_a_plan_with_a_time_to_come(text: str, expected: set[tuple[str, str]]) -> None:
     found = statements(text, datetime(2026, 12, 2, 15, tzinfo=UTC))  # a Wednesday
     assert {s.predicate for s in found} <= {"PLANS"}
     assert {(s.label, s.since.date().isoformat()) for s in found if s.since is not None} == expected
     assert not statements(text)  # without the time it was said, no plan can be dated
+
+
+@pytest.mark.parametrize(("text", "expected"), [
+    ("My interview got cancelled.", {"interview"}), ("the party was canceled", {"party"}),
+    ("I had to cancel my dentist appointment", {"dentist appointment"}), ("The concert is off", {"concert"}),
+    ("I called off the wedding", {"wedding"}),
+    ("the concert is off the charts", set()), ("my flight is off to a bad start", set()),
+])
+def test_a_plan_called_off_ends_it(text: str, expected: set[str]) -> None:
+    found = statements(text, datetime(2026, 12, 2, 15, tzinfo=UTC))
+    assert all(s.predicate == "PLANS" and s.ended for s in found)
+    assert {s.label for s in found} == expected
 
 
 @pytest.mark.parametrize(("text", "expected"), [

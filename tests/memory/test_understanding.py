@@ -324,6 +324,31 @@ async def test_plans_to_come_reach_the_profile_dated_and_leave_it_a_week_after(
     assert "Tokyo" not in (await memory.user_profile(user)).line("plans").text  # type: ignore[union-attr]
 
 
+async def test_a_plan_called_off_leaves_the_profile_and_one_put_off_moves(
+        memory: HierarchicalMemoryManager, uid: Callable[[str], str]) -> None:
+    user = uid("calls-off")
+    now = datetime.now(UTC).replace(microsecond=0)
+    said = [(now - timedelta(hours=5), "I have a job interview next week and a dentist appointment tomorrow."),
+            (now - timedelta(hours=4), "Ugh, my interview got cancelled."),
+            (now - timedelta(hours=3), "The party is off, by the way."),  # no party we knew of: nothing kept
+            (now - timedelta(hours=2), "My dentist appointment was moved from tomorrow to next month.")]
+    ids = []
+    for at, text in said:
+        ids.append(await memory.store_conversation(user, text, "Noted.", timestamp=at))
+        await memory.flush()
+    plans = {f.label: f for f in await memory.typed_facts(user) if f.predicate == "PLANS"}
+    assert set(plans) == {"job interview", "dentist appointment"}  # no "party" plan made up from its ending
+    assert not plans["job interview"].current
+    dentist = plans["dentist appointment"]
+    assert dentist.current and dentist.from_unit == "month" and dentist.valid_from > now + timedelta(days=1)
+    line = (await memory.user_profile(user)).line("plans")
+    assert line is not None and line.text == f"Plans: dentist appointment ({dentist.valid_from:%b %Y})"
+    # forgetting the message that called it off brings the interview back
+    await memory.forget(user, exchange_id=ids[1])
+    line = (await memory.user_profile(user)).line("plans")
+    assert line is not None and "job interview" in line.text
+
+
 async def test_languages_reach_the_profile_and_learning_one_becomes_speaking_it(
         memory: HierarchicalMemoryManager, uid: Callable[[str], str]) -> None:
     user = uid("piotr")
