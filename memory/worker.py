@@ -165,12 +165,11 @@ class DerivedWorker:
         """
         if not isinstance(exc, TierUnavailable):
             return "record"
-        tiers: dict[str, CacheTier | SummaryTier | GraphTier | PostgresOutbox] = {
-            "cache": self.cache, "summaries": self.summaries, "graph": self.graph,
-            "archive": self.outbox}  # the archive answers the users' time zones
-        tier = tiers.get(exc.tier)
+        # not the archive, which answers the users' time zones: a failed read there is no record's fault,
+        # and as "unsure" it holds back the batch as an outage once nothing gets through
+        tier = {"cache": self.cache, "summaries": self.summaries, "graph": self.graph}.get(exc.tier)
         if tier is None:
-            return "unsure"  # the embedding endpoint: nothing to ping
+            return "unsure"  # the embedding endpoint: nothing to ping (or the archive, above)
         try:
             await tier.ping()
         except TierUnavailable:

@@ -15,6 +15,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import replace
 from datetime import UTC, datetime
 from pathlib import Path
+from zoneinfo import ZoneInfo
 
 import numpy as np
 import pytest
@@ -23,6 +24,7 @@ from rich.console import Console
 
 from memory import HierarchicalMemoryManager, TierUnavailable, cli
 from memory.cli import build_parser, cmd_dead_letters, cmd_stats
+from memory.errors import ArchiveUnavailable
 from memory.launcher import Addresses
 from memory.models import Exchange, Extraction, Scope
 from memory.protocols import Embedder, Extractor
@@ -309,3 +311,37 @@ async def test_the_worker_keeps_the_planner_statistics_current_and_a_failure_the
         await memory.store_conversation(user, f"Evening {n} in Porto", "ok")
     assert await worker.run_once() == 2  # the batch is done and stays done
     assert await memory.pending() == 0 and (await memory.counts(user))["summaries"] == 5
+
+
+async def test_a_time_zone_that_cannot_be_read_holds_back_the_batch_and_loses_nothing(
+        bundled: Addresses, own_postgres_dsn: str, make_manager: ManagerFactory, tmp_path: Path,
+        uid: Callable[[str], str]) -> None:
+    # one counted failure would dead-letter a record: none may be counted for the archive's fault
+    memory = await make_manager(settings_for(_addresses(bundled, own_postgres_dsn), tmp_path,
+                                             worker={"in_process": False, "max_attempts": 1, "retry_seconds": 0.1}))
+    user = uid("tokyo")
+    await memory.set_time_zone(user, "Asia/Tokyo")
+    said = datetime(2026, 12, 2, 23, 30, tzinfo=UTC)  # 08:30 on Thursday 3 December in Tokyo
+    await memory.store_conversation(user, "I have a job interview tomorrow.", "Good luck!", timestamp=said)
+    cat = await memory.store_conversation(user, "My cat Miso is asleep on my desk.", "Cute.", timestamp=said)
+    zones = memory.worker.zones
+
+    async def lost(users: object) -> dict[str, object]:
+        raise ArchiveUnavailable("connection lost while reading the time zones")
+
+    memory.worker.zones = lost  # type: ignore[assignment]
+    with pytest.raises(ArchiveUnavailable):  # nothing got through: an outage, which counts against no record
+        await memory.worker.run_once()
+    assert await memory.pending() == 2 and await memory.dead_letter_list() == []
+
+    memory.worker.zones = zones  # the archive answers again: the batch, held back ~2 s, goes through
+
+    async def drained() -> bool:
+        await memory.worker.run_once()
+        return await memory.pending() == 0
+
+    await _until(drained)
+    assert await memory.dead_letter_list() == []
+    plans = [(f.label, f.valid_from) for f in await memory.typed_facts(user) if f.predicate == "PLANS"]
+    assert plans == [("job interview", datetime(2026, 12, 4, tzinfo=ZoneInfo("Asia/Tokyo")))]  # Tokyo's tomorrow
+    assert cat in await memory.graph.topic_exchanges(Scope(user), "miso")
