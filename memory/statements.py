@@ -186,6 +186,7 @@ _EVENT = (r"(?P<phrase>(?!(?:an? )?(?:lot|bunch|couple|few|ton|load)s? of )"
           r"ceremony|invitation|draft|submission|exam|test)s?)?)\b(?!['’-])")
 _KIN = "|".join(sorted(map(re.escape, _FAMILY), key=len, reverse=True))
 _WE_ARE = r"\b(?:i(?:'m|’m| am)|we(?:'re|’re| are))"
+_THEIR = r"\bmy (?P<kin>" + _KIN + r")(?: " + _NAME + r")?"  # "my sister", "my sister Anjali"
 _PLANS: list[tuple[re.Pattern[str], str]] = [
     (re.compile(r"\bi(?: have|(?:'ve|’ve| have) got)(?: (?:a|an|my|the|another|this|that|some|two|three|big))? "
                 + _EVENT, re.I), ""),
@@ -206,7 +207,18 @@ _PLANS: list[tuple[re.Pattern[str], str]] = [
     # "my mom is visiting next week", "my parents are coming to visit on Friday"
     (re.compile(r"\bmy (?P<kin>" + _KIN + r"|parents|grandparents|in-laws|cousins?|(?:best )?friends?) "
                 r"(?:is|are) (?:visiting|coming (?:over|to visit|to stay|home))\b", re.I), "visit"),
+    # what the user's people have coming, named for them: "my sister Anjali is getting married in June"
+    # (sister Anjali's wedding), "my son graduates in May", "my wife is due in March"
+    (re.compile(_THEIR + r"(?:(?: is|'s|’s) (?P<does>getting married|graduating|having a baby|expecting(?: a baby)?"
+                r"|due(?! (?:to|back|for|at|in (?:an? |\d+ )?(?:minutes?|hours?|hrs?)\b)))| (?P<did>gets married|"
+                r"graduates))\b", re.I), "their"),
+    # "my dad is having surgery on Friday", "my daughter has a recital on Saturday"
+    (re.compile(_THEIR + r"(?:(?: is|'s|’s) having (?:(?:a|an|his|her|their) )?| has (?:got )?(?:a|an|his|her|their) )"
+                + _EVENT, re.I), "their"),
 ]
+_THEIRS = {"getting married": "wedding", "gets married": "wedding", "graduating": "graduation",
+           "graduates": "graduation", "having a baby": "baby due", "expecting": "baby due",
+           "expecting a baby": "baby due", "due": "baby due"}
 # A plan put off keeps its name and takes the new day: "my exam was moved to Friday", "the party got pushed
 # back to Saturday" (the day is read after "to", so "from Monday to Friday" is Friday)
 _PLAN_MOVED = re.compile(r"\b(?:my|the|our) (?:big |next |first |final )?" + _EVENT + r" (?:got|was|has been|'s been"
@@ -786,6 +798,11 @@ def statements(text: str, now: datetime | None = None) -> list[Statement]:
             if lead == "visit":  # "my mom is visiting": mom's visit
                 kin = m.group("kin").lower()
                 label = f"{kin}' visit" if kin.endswith("s") else f"{kin}'s visit"
+            elif lead == "their":  # "my sister Anjali is getting married": sister Anjali's wedding
+                said = m.groupdict().get("does") or m.groupdict().get("did")
+                what = _THEIRS[said.lower()] if said else _clean(m.group("phrase"))
+                who = m.group("kin").lower() + (f" {_clean(m.group('name'))}" if m.group("name") else "")
+                label = f"{who}'s {what}"
             elif lead and lead != "moved":
                 label = lead + _clean(m.group("name"))
             else:

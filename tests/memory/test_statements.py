@@ -431,6 +431,17 @@ def test_languages_spoken_and_learnt(text: str, expected: set[tuple[str, str]]) 
     ("My parents are coming to visit on Friday", {("parents' visit", "2026-12-04")}),
     ("I'm going to test it tomorrow", set()), ("I started my new job at Google last week", set()),
     ("my mom is visiting", set()), ("we're having a great time today", set()),
+    # the user's people: named for them (with a name, see the next test)
+    ("my best friend's getting married on the 12th", {("best friend's wedding", "2026-12-12")}),
+    ("my son graduates in May", {("son's graduation", "2027-05-01")}),
+    ("my wife is due in March!", {("wife's baby due", "2027-03-01")}),
+    ("my sister is having a baby in April", {("sister's baby due", "2027-04-01")}),
+    ("my dad is having surgery on Friday", {("dad's surgery", "2026-12-04")}),
+    ("my daughter has a recital on Saturday", {("daughter's recital", "2026-12-05")}),
+    ("my sister is due to arrive tomorrow", set()), ("my mom is due back on Monday", set()),
+    ("my brother got married last June", set()), ("my dad had surgery on Friday", set()),
+    ("my sister is getting married", set()), ("my friend has a lot of exams next week", set()),
+    ("my sister is having a great time in Paris next week", set()),
     # put off: the new day, read after "to"
     ("my exam was moved from Monday to Friday", {("exam", "2026-12-04")}),
     ("the party got pushed back to Saturday", {("party", "2026-12-05")}),
@@ -441,6 +452,14 @@ def test_a_plan_with_a_time_to_come(text: str, expected: set[tuple[str, str]]) -
     assert {s.predicate for s in found} <= {"PLANS"}
     assert {(s.label, s.since.date().isoformat()) for s in found if s.since is not None} == expected
     assert not statements(text)  # without the time it was said, no plan can be dated
+
+
+@pytest.mark.parametrize("text", ["my sister Anjali is getting married in June, I'm so excited",
+                                  "My sister Anjali's wedding is in June"])
+def test_a_plan_of_a_named_relative_carries_the_name_and_the_relative(text: str) -> None:
+    found = {(s.predicate, s.label, s.since.date().isoformat() if s.since else None)
+             for s in statements(text, datetime(2026, 12, 2, 15, tzinfo=UTC))}
+    assert found == {("SIBLING_OF", "Anjali", None), ("PLANS", "sister Anjali's wedding", "2027-06-01")}
 
 
 @pytest.mark.parametrize(("text", "expected"), [

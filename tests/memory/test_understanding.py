@@ -351,6 +351,33 @@ async def test_a_plan_called_off_leaves_the_profile_and_one_put_off_moves(
     assert line is not None and "job interview" in line.text
 
 
+async def test_what_the_users_people_have_coming_reaches_the_profile_and_a_call_off_ends_it(
+        memory: HierarchicalMemoryManager, uid: Callable[[str], str]) -> None:
+    user = uid("their-plans")
+    said_at = datetime.now(UTC).replace(microsecond=0) - timedelta(hours=3)
+    first = await memory.store_conversation(
+        user, "My sister Anjali is getting married next month, and my dad is having surgery tomorrow.",
+        "That's a lot at once!", timestamp=said_at)
+    await memory.flush()
+    profile = await memory.user_profile(user)
+    surgery = (said_at + timedelta(days=1)).replace(hour=0, minute=0, second=0)
+    month = datetime(said_at.year + (said_at.month == 12), said_at.month % 12 + 1, 1)
+    people = profile.line("people")
+    assert people is not None and "sister Anjali" in people.text
+    line = profile.line("plans")
+    assert line is not None and line.text == (f"Plans: dad's surgery ({surgery:%a} {surgery.day} {surgery:%b %Y}); "
+                                              f"sister Anjali's wedding ({month:%b %Y})")
+    # "the wedding" is the only wedding told of: calling it off ends Anjali's, and the surgery stays
+    await memory.store_conversation(user, "Oh no, the wedding got called off.", "I'm sorry.",
+                                    timestamp=said_at + timedelta(hours=1))
+    await memory.flush()
+    line = (await memory.user_profile(user)).line("plans")
+    assert line is not None and line.text == f"Plans: dad's surgery ({surgery:%a} {surgery.day} {surgery:%b %Y})"
+    # forgetting what was first said leaves no plan of theirs behind
+    await memory.forget(user, exchange_id=first)
+    assert (await memory.user_profile(user)).line("plans") is None
+
+
 async def test_languages_reach_the_profile_and_learning_one_becomes_speaking_it(
         memory: HierarchicalMemoryManager, uid: Callable[[str], str]) -> None:
     user = uid("piotr")
