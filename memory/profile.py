@@ -23,7 +23,8 @@ PROFILE_TOKENS = 80
 _PEOPLE = ("PARTNER_OF", "SIBLING_OF", "PARENT_OF", "CHILD_OF", "FRIEND_OF")
 # line key -> heading, in the order lines are shown (and kept when the budget is short)
 LINES = {"name": "Name", "called": "Likes to be called", "pronouns": "Pronouns", "home": "Lives in", "work": "Work",
-         "plans": "Plans", "allergies": "Allergic to", "diet": "Diet", "birthday": "Birthday", "age": "Age",
+         "plans": "Plans", "allergies": "Allergic to", "health": "Health", "diet": "Diet", "birthday": "Birthday",
+         "age": "Age",
          "origin": "From", "languages": "Speaks", "people": "People", "pets": "Pets", "likes": "Likes",
          "dislikes": "Dislikes", "instructions": "Instructions"}
 # Lines the context packs in a section of their own, ranked by the query, not in the profile's budget
@@ -195,6 +196,8 @@ def derive_lines(facts: Sequence[TypedFact], now: datetime | None = None, zone: 
     if allergic or intolerant:  # "Allergic to: peanuts; intolerant to lactose"
         lines["allergies"] = _clauses([part for part in (allergic and f"Allergic to: {allergic}",
                                                          intolerant and f"intolerant to {intolerant}") if part])
+    if conditions := _join([f.label for f in current if f.predicate == "HAS_CONDITION"]):
+        lines["health"] = f"Health: {conditions}"  # "Health: type 1 diabetes, migraines"
     if (diet := latest("DIET")) is not None:
         lines["diet"] = f"Diet: {diet.label}"
     if (born := latest("BIRTHDAY")) is not None:

@@ -378,6 +378,32 @@ _INTOLERANT = re.compile(r"\bi(?:'m|’m| am) (?:also |very |severely |a bit |sl
                          r"histamine|dairy|wheat|soy|egg) intolerant\b|\bi(?:'m|’m| am) (?:also )?intolerant to "
                          r"(?P<b>lactose|gluten|fructose|histamine|dairy|wheat|soy|eggs?)\b|"
                          r"\bi (?:have|got) (?P<c>c(?:o)?eliac)(?: disease)?\b", re.I)
+# A lasting health condition the user says they have, from a closed list (so "I have a cold", "I have a
+# meeting" and "I have a problem" are none): "I have type 1 diabetes", "I was diagnosed with ADHD last
+# year", "I suffer from migraines", "I'm asthmatic". Anxiety and depression said "about" something are a
+# mood, not a condition. "I no longer have asthma", "I'm cancer-free" end one.
+_CONDITION_WORDS = (r"(?:type (?:1|2|one|two|i|ii) )?diabetes|asthma|epilepsy|adhd|(?-i:ADD)|autism|dyslexia|dyspraxia|"
+                    r"crohn'?s(?: disease)?|ulcerative colitis|ibs|pcos|endometriosis|(?:rheumatoid )?arthritis|"
+                    r"high blood pressure|hypertension|migraines|(?:chronic )?anxiety|(?:chronic )?depression|ocd|"
+                    r"ptsd|bipolar(?: disorder)?|fibromyalgia|lupus|multiple sclerosis|(?-i:MS)|"
+                    r"chronic fatigue(?: syndrome)?|"
+                    r"long covid|tinnitus|insomnia|sleep apnea|sleep apnoea|eczema|psoriasis|cancer|"
+                    r"(?:a )?heart condition|hypothyroidism|an underactive thyroid|scoliosis|sickle cell(?: disease)?|"
+                    r"cystic fibrosis|hiv|hearing loss|(?:color|colour) ?blindness|glaucoma")
+_CONDITION = re.compile(r"(?<!\bif )(?<!\bthink )(?<!\bwhether )(?<!\bmaybe )\bi(?: have| (?:'ve|’ve| have) got"
+                        r"|(?:'ve|’ve| have) had| suffer from| live with| (?:was|got|(?:'ve|’ve| have) been) "
+                        r"diagnosed with)(?: (?:mild|severe|bad|chronic|really bad|diagnosed))? "
+                        r"(?P<cond>" + _CONDITION_WORDS + r")\b(?!['’-]| (?:about|over|because|when|before|meds|"
+                        r"medication)\b)", re.I)
+_CONDITION_MORE = re.compile(r"(?:,? and|,|&) (?:(?:mild|severe|bad|chronic) )?(?P<cond>" + _CONDITION_WORDS
+                             + r")\b(?!['’-])", re.I)  # "I have depression and anxiety"
+_CONDITION_AS_WORD = {"diabetic": "diabetes", "asthmatic": "asthma", "epileptic": "epilepsy", "autistic": "autism",
+                      "dyslexic": "dyslexia", "dyspraxic": "dyspraxia", "colorblind": "colour blindness",
+                      "colourblind": "colour blindness", "color blind": "colour blindness",
+                      "colour blind": "colour blindness"}
+_CONDITION_AS = re.compile(r"\bi(?:'m|’m|m| am) (?:also |a |type (?:1|2) )?(?P<cond>" + "|".join(_CONDITION_AS_WORD)
+                           + r")\b", re.I)
+_CONDITION_ACRONYMS = frozenset({"adhd", "add", "ibs", "pcos", "ocd", "ptsd", "ms", "hiv"})
 _NOT_ALLERGENS = frozenset({"by the way", "btw", "i think", "apparently", "unfortunately", "sadly", "lol", "haha",
                             "though", "anyway", "food", "seasonal", "some", "several", "many", "few", "things",
                             "stuff", "everything", "anything", "nothing", "it", "that", "this", "them"})
@@ -731,6 +757,15 @@ def statements(text: str, now: datetime | None = None) -> list[Statement]:
     for m in _INTOLERANT.finditer(text):
         at = m.start()
         add("ALLERGIC_TO", (m.group("a") or m.group("b") or "gluten").lower(), "intolerant")
+    for m in _CONDITION.finditer(text):
+        at = m.start()
+        add("HAS_CONDITION", _condition(m.group("cond")))
+        while more := _CONDITION_MORE.match(text, m.end()):
+            add("HAS_CONDITION", _condition(more.group("cond")))
+            m = more
+    for m in _CONDITION_AS.finditer(text):
+        at = m.start()
+        add("HAS_CONDITION", _CONDITION_AS_WORD[" ".join(m.group("cond").lower().split())])
     for pattern in (_RELATIVE, _NAMED_RELATIVE):
         for m in pattern.finditer(text):
             at = m.start()
@@ -842,6 +877,17 @@ def statements(text: str, now: datetime | None = None) -> list[Statement]:
     return [*ended.values(), *found.values()]
 
 
+_CONDITION_ENDING = re.compile(r"\bi (?:no longer|(?:don't|don’t|do not)(?: even)?) (?:have|suffer from) (?P<cond>"
+                               + _CONDITION_WORDS + r")\b(?= any ?more\b|\s*[.,!;]|$)"
+                               r"|\bi(?:'m|’m| am) (?:now |finally )?(?P<free>cancer)[- ]free\b", re.I)
+
+
+def _condition(said: str) -> str:
+    """A condition as the profile shows it: "ADHD", "type 1 diabetes", "migraines"."""
+    said = re.sub(r"^an? ", "", " ".join(said.split()), flags=re.I)
+    return said.upper() if said.lower() in _CONDITION_ACRONYMS else said.lower()
+
+
 def _endings(text: str, times: _Times) -> dict[tuple[str, str], Statement]:
     out: dict[tuple[str, str], Statement] = {}
     for m in _UNINSTRUCT.finditer(text[:_INSTRUCTION_REACH]):
@@ -862,6 +908,11 @@ def _endings(text: str, times: _Times) -> dict[tuple[str, str], Statement]:
                 if (p, ANY_OBJECT) not in out:
                     out[p, ANY_OBJECT] = Statement(p, ANY_OBJECT, what, "", *times.at(m.start(), ending=True),
                                                    ended=True)
+    for m in _CONDITION_ENDING.finditer(text):
+        cond = _condition(m.group("cond") or m.group("free"))
+        if ("HAS_CONDITION", _key(cond)) not in out:
+            out["HAS_CONDITION", _key(cond)] = Statement("HAS_CONDITION", _key(cond), cond, "",
+                                                          *times.at(m.start(), ending=True), ended=True)
     for pattern, predicate in _ENDINGS:
         for m in pattern.finditer(text):
             groups = m.groupdict()

@@ -39,6 +39,19 @@ def said(text: str) -> set[tuple[str, str, str]]:
                                                          ("ALLERGIC_TO", "cats", "")}),
     ("I'm intolerant to eggs", {("ALLERGIC_TO", "eggs", "intolerant")}),
     ("I'm intolerant to stupidity", set()),
+    # lasting health conditions, from a closed list, lists and acronyms as people write them
+    ("I have type 1 diabetes", {("HAS_CONDITION", "type 1 diabetes", "")}),
+    ("I was diagnosed with ADHD last year", {("HAS_CONDITION", "ADHD", "")}),
+    ("i have adhd and dyslexia", {("HAS_CONDITION", "ADHD", ""), ("HAS_CONDITION", "dyslexia", "")}),
+    ("I have asthma, eczema and migraines lol", {("HAS_CONDITION", "asthma", ""), ("HAS_CONDITION", "eczema", ""),
+                                                 ("HAS_CONDITION", "migraines", "")}),
+    ("I've had asthma since I was a kid", {("HAS_CONDITION", "asthma", "")}),
+    ("I'm asthmatic", {("HAS_CONDITION", "asthma", "")}), ("I'm diabetic, type 2", {("HAS_CONDITION", "diabetes", "")}),
+    ("I have a heart condition", {("HAS_CONDITION", "heart condition", "")}),
+    ("Yeah I have IBS", {("HAS_CONDITION", "IBS", "")}),  # REALTALK
+    ("I have MS", {("HAS_CONDITION", "MS", "")}), ("I have ms word installed", set()), ("I have add ons", set()),
+    ("I have a cold", set()), ("I have anxiety about my exam tomorrow", set()), ("I think I have ADHD", set()),
+    ("do I have diabetes?", set()), ("My mom has diabetes", set()), ("if I have diabetes I should know", set()),
     # what the user plays: instruments, sports, games by name
     ("I play the piano and I play football on Sundays", {("LIKES", "playing piano", ""),
                                                          ("LIKES", "playing football", "")}),
@@ -460,6 +473,16 @@ def test_a_plan_of_a_named_relative_carries_the_name_and_the_relative(text: str)
     found = {(s.predicate, s.label, s.since.date().isoformat() if s.since else None)
              for s in statements(text, datetime(2026, 12, 2, 15, tzinfo=UTC))}
     assert found == {("SIBLING_OF", "Anjali", None), ("PLANS", "sister Anjali's wedding", "2027-06-01")}
+
+
+@pytest.mark.parametrize(("text", "expected"), [
+    ("I no longer have asthma", {"asthma"}), ("I'm cancer-free!", {"cancer"}), ("I don't have diabetes.", {"diabetes"}),
+    ("I don't have diabetes but my dad does", set()),
+])
+def test_a_condition_said_to_be_over_ends_it(text: str, expected: set[str]) -> None:
+    found = statements(text)
+    assert all(s.predicate == "HAS_CONDITION" and s.ended for s in found)
+    assert {s.label for s in found} == expected
 
 
 @pytest.mark.parametrize(("text", "expected"), [

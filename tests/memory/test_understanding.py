@@ -101,6 +101,24 @@ async def test_intolerances_stand_beside_the_allergies(memory: HierarchicalMemor
     assert line is not None and line.text == "Intolerant to lactose"
 
 
+async def test_health_conditions_reach_the_context_and_end_when_the_user_says_so(
+        memory: HierarchicalMemoryManager, uid: Callable[[str], str]) -> None:
+    user, other = uid("hana"), uid("no-condition")
+    ids = await tell(memory, user, [(0, "I have type 1 diabetes and I suffer from migraines.", "Thanks."),
+                                    (1, "I'm allergic to peanuts too", "Noted."),
+                                    (2, "Good news, I no longer have migraines!", "That's great!")])
+    await tell(memory, other, [(0, "I don't have diabetes, I just like sugar-free sweets", "Okay.")])
+    # a dessert question shares no word with the message that told of the diabetes: the profile carries it
+    text = (await memory.get_conversation_context(user, "any dessert ideas?", max_tokens=600)).to_context_string(600)
+    assert text.split("\n\n")[0].splitlines()[1:3] == ["- Allergic to: peanuts", "- Health: type 1 diabetes"]
+    # forgetting the good news brings the migraines back; a denial of one never told of keeps nothing
+    await memory.forget(user, exchange_id=ids[2])
+    line = (await memory.user_profile(user)).line("health")
+    assert line is not None and line.text == "Health: type 1 diabetes, migraines"
+    assert (await memory.user_profile(other)).line("health") is None
+    assert not [f for f in await memory.typed_facts(other) if f.predicate == "HAS_CONDITION"]
+
+
 async def test_a_diet_given_up_replaces_the_old_one(memory: HierarchicalMemoryManager,
                                                     uid: Callable[[str], str]) -> None:
     user = uid("fay")
