@@ -108,7 +108,8 @@ For each exchange (given with an id) return:
   age in years, in digits ("34"); a PRONOUNS object is as
   written ("she/her", "they/them"); an ALLERGIC_TO detail is "intolerant" for an intolerance
   ("lactose"), else empty; a HAS_CONDITION object is a lasting health condition the user says they
-  have ("type 1 diabetes", "asthma", "ADHD"), not a passing illness; a SPEAKS detail is
+  have ("type 1 diabetes", "asthma", "ADHD"), not a passing illness; a RELATIONSHIP object is the user's
+  status: "married", "engaged", "in a relationship", "single", "divorced", "separated" or "widowed"; a SPEAKS detail is
   "native", "learning" or empty; a FROM object is where the user comes from, detail "born", "grew up"
   or empty; a student's WORKS_AS object is what they study and "student" ("law student"), the
   school a WORKS_AT; a WORKS_AS detail is where the job is ("in Leeds") or empty;

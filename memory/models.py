@@ -278,7 +278,7 @@ class Mention:
 # Typed relations between the user and something they talk about. Single-valued ones (a user
 # lives in one place at a time) are closed by a newer statement with another object.
 SINGLE_VALUED = frozenset({"NAME", "CALLED", "PRONOUNS", "LIVES_IN", "WORKS_AS", "WORKS_AT", "DIET",
-                           "BIRTHDAY", "AGE"})
+                           "BIRTHDAY", "AGE", "RELATIONSHIP"})
 MULTI_VALUED = frozenset({"HAS_PET", "SIBLING_OF", "PARENT_OF", "CHILD_OF", "PARTNER_OF", "FRIEND_OF",
                           "LIKES", "DISLIKES", "ALLERGIC_TO", "HAS_CONDITION", "SPEAKS", "INSTRUCTS", "FROM",
                           "PLANS"})
@@ -297,7 +297,7 @@ STUDENT = "student"
 # and is supported by the exchange that said so, so forgetting that exchange reopens them.
 ENDED = "ENDED"
 NOT_ENTITIES = frozenset({"NAME", "CALLED", "PRONOUNS", "WORKS_AS", "LIKES", "DISLIKES", "DIET", "ALLERGIC_TO",
-                          "HAS_CONDITION", "BIRTHDAY", "INSTRUCTS", "AGE", "PLANS"})
+                          "HAS_CONDITION", "BIRTHDAY", "INSTRUCTS", "AGE", "PLANS", "RELATIONSHIP"})
 # Predicates only the rules state: a plan is dated by the time its clause names, which the model's
 # relations do not carry (the rules' reading of the same exchange is kept beside the model's)
 RULES_ONLY = frozenset({"PLANS"})

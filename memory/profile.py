@@ -24,9 +24,8 @@ _PEOPLE = ("PARTNER_OF", "SIBLING_OF", "PARENT_OF", "CHILD_OF", "FRIEND_OF")
 # line key -> heading, in the order lines are shown (and kept when the budget is short)
 LINES = {"name": "Name", "called": "Likes to be called", "pronouns": "Pronouns", "home": "Lives in", "work": "Work",
          "plans": "Plans", "allergies": "Allergic to", "health": "Health", "diet": "Diet", "birthday": "Birthday",
-         "age": "Age",
-         "origin": "From", "languages": "Speaks", "people": "People", "pets": "Pets", "likes": "Likes",
-         "dislikes": "Dislikes", "instructions": "Instructions"}
+         "age": "Age", "origin": "From", "languages": "Speaks", "relationship": "Relationship", "people": "People",
+         "pets": "Pets", "likes": "Likes", "dislikes": "Dislikes", "instructions": "Instructions"}
 # Lines the context packs in a section of their own, ranked by the query, not in the profile's budget
 OWN_SECTION = frozenset({"instructions"})
 
@@ -210,6 +209,9 @@ def derive_lines(facts: Sequence[TypedFact], now: datetime | None = None, zone: 
                        for f in speaks if f.detail != "learning"])
         learning = _join([f.label for f in speaks if f.detail == "learning"])
         lines["languages"] = "Speaks: " + "; ".join(filter(None, (known, learning and f"learning {learning}")))
+    if (status := latest("RELATIONSHIP")) is not None:  # "Married (since Jun 2019)", "In a relationship"
+        lines["relationship"] = status.label[:1].upper() + status.label[1:] + (
+            f" (since {_since(status)})" if status.from_unit else "")
     people = _grouped([f for p in _PEOPLE for f in current if f.predicate == p])
     if people:
         lines["people"] = "People: " + people

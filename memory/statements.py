@@ -318,6 +318,18 @@ _MARRIED = [
     (re.compile(r"\bi (?:just |recently |finally )?(?:got )?married (?:to )?" + _NAME, re.I), "spouse"),
     (re.compile(r"\bi(?:'m|’m| am| just got| got) (?:now )?engaged to\s+" + _NAME, re.I), "fiancé"),
 ]
+# Where the user stands in love, one status at a time: "I'm married", "I just got engaged", "I'm single",
+# "we got divorced last year", "I'm in a relationship"; not "I'm not married", "I'm single-handedly ...",
+# "I'm separated from my group" or "I'm single minded about it"
+_STATUS_END = r"(?=\s*(?:[.,!?;:)]|$|\b(?:and|but|so|now|to|with|since|for|again|too|lol|haha|though|myself)\b))"
+_RELATIONSHIP = [
+    re.compile(r"\bi(?:'m|’m|m| am) (?:now |happily |recently |newly |still |currently |just )?(?P<status>married|"
+               r"engaged|single|divorced|separated|widowed)(?![-'’])" + _STATUS_END, re.I),
+    re.compile(r"\b(?:i|we) (?:just |recently |finally |officially )?got (?P<status>married|engaged|divorced)\b", re.I),
+    re.compile(r"\bwe(?:'re|’re| are) (?:now |officially |happily )?(?P<status>married|engaged)" + _STATUS_END, re.I),
+    re.compile(r"\bi(?:'m|’m|m| am) (?P<status>in an? (?:(?:happy|serious|long[- ]distance|new|committed) )?"
+               r"relationship)(?! with (?-i:[a-z]))" + _STATUS_END, re.I),  # with Sam, not "with food"
+]
 # "Miso, Tofu and Bo": the names of a group, one by one
 _NAMES_SPLIT = re.compile(r",\s*(?:and\s+)?|\s+and\s+")
 _NAMED_PET = re.compile(r"(?<!_ )(?<!\byou )\b(?:adopted|got|have) an? (?:\w+ )?(?P<role>" + "|".join(_PETS)
@@ -365,9 +377,10 @@ _UNINSTRUCT = re.compile(
     r" any ?more\b|you (?:don't|don’t|do not) (?:have|need) to (?:always )?(?:" + _ANSWER_VERBS + r") "
     r"(?P<d>[^.!?\n]{2,60}?) any ?more\b)", re.I)
 
-# Predicates whose labels come from a closed list of their own (languages, diets: "not vegan"), not
-# from free text, so the filter of words that are no names ("not", "english") does not apply to them.
-_OWN_LISTS = frozenset({"SPEAKS", "DIET"})
+# Predicates whose labels come from a closed list of their own (languages, diets: "not vegan", statuses:
+# "in a relationship", conditions: "high blood pressure"), not from free text, so the filter of words that
+# are no names ("not", "english", "in") does not apply to them.
+_OWN_LISTS = frozenset({"SPEAKS", "DIET", "RELATIONSHIP", "HAS_CONDITION"})
 _LIST_SPLIT = re.compile(r"\s*,\s*(?:and\s+|or\s+)?|\s+(?:and|or)\s+")
 _CLAUSE_STARTS = frozenset("i i'm im i’m i've i’ve i'd my we we're it it's he she they you that this there "
                            "which who so but also".split())
@@ -580,6 +593,9 @@ _ANY_ENDINGS: list[tuple[re.Pattern[str], tuple[str, ...], str]] = [
                 + r"|\bi(?:'m|’m| am) (?:single|divorced) (?:now|again)\b|\bmy (?:" + _PARTNER_WORDS
                 + r") (?:just |finally |recently )?(?:broke up with me|dumped me|left me)\b", re.I),
      ("PARTNER_OF",), "partner"),
+    (re.compile(r"\b(?:we|i) (?:just |finally |recently )?(?:broke up|split up)" + _STOPS + r"|\bmy (?:"
+                + _PARTNER_WORDS + r") (?:just |finally |recently )?(?:broke up with me|dumped me|left me)\b", re.I),
+     ("RELATIONSHIP",), "relationship"),
 ]
 
 # Pets of one kind that are gone, no name said: "I don't have a cat anymore", "I no longer have dogs",
@@ -591,7 +607,7 @@ _PET_KIND_ENDING = re.compile(
     r"(?:passed away|passed on|died|was put down|was put to sleep|ran away|went missing)", re.I)
 
 # Facts a statement can date ("I moved to Leeds in 2019"); a name or a liking has no start worth showing.
-_DATED = frozenset({"LIVES_IN", "WORKS_AS", "WORKS_AT", "HAS_PET", "DIET", "PARTNER_OF"})
+_DATED = frozenset({"LIVES_IN", "WORKS_AS", "WORKS_AT", "HAS_PET", "DIET", "PARTNER_OF", "RELATIONSHIP"})
 # Where one clause ends: "I was a nurse but since March I have been a paramedic" dates the second only.
 _CLAUSE_END = re.compile(r"[.!?;\n]+|\s+(?:but|and|although|though|whereas|while)\s+", re.I)
 
@@ -757,6 +773,11 @@ def statements(text: str, now: datetime | None = None) -> list[Statement]:
     for m in _INTOLERANT.finditer(text):
         at = m.start()
         add("ALLERGIC_TO", (m.group("a") or m.group("b") or "gluten").lower(), "intolerant")
+    for pattern in _RELATIONSHIP:
+        for m in pattern.finditer(text):
+            at = m.start()
+            status = " ".join(m.group("status").lower().split())
+            add("RELATIONSHIP", "in a relationship" if status.endswith("relationship") else status)
     for m in _CONDITION.finditer(text):
         at = m.start()
         add("HAS_CONDITION", _condition(m.group("cond")))
@@ -874,6 +895,8 @@ def statements(text: str, now: datetime | None = None) -> list[Statement]:
         day = now + timedelta(days=1 if rel == "tomorrow" else 0)
         found.setdefault(("BIRTHDAY", f"{day:%m-%d}"), Statement("BIRTHDAY", f"{day:%m-%d}",
                                                                  f"{day.day} {_MONTH_NAMES[day.month - 1]}"))
+    if any(p == "RELATIONSHIP" for p, _ in found):  # "we broke up, I'm single now": the new status says it
+        ended.pop(("RELATIONSHIP", ANY_OBJECT), None)
     return [*ended.values(), *found.values()]
 
 

@@ -114,9 +114,31 @@ async def test_health_conditions_reach_the_context_and_end_when_the_user_says_so
     # forgetting the good news brings the migraines back; a denial of one never told of keeps nothing
     await memory.forget(user, exchange_id=ids[2])
     line = (await memory.user_profile(user)).line("health")
-    assert line is not None and line.text == "Health: type 1 diabetes, migraines"
+    # said in one message, the two come in either order
+    assert line is not None and line.text in ("Health: type 1 diabetes, migraines",
+                                              "Health: migraines, type 1 diabetes")
     assert (await memory.user_profile(other)).line("health") is None
     assert not [f for f in await memory.typed_facts(other) if f.predicate == "HAS_CONDITION"]
+
+
+async def test_the_relationship_status_follows_the_user_and_a_break_up_ends_it(
+        memory: HierarchicalMemoryManager, uid: Callable[[str], str]) -> None:
+    user = uid("sam")
+    ids = await tell(memory, user, [(0, "I'm in a relationship, it's going well", "Nice!"),
+                                    (6, "Big news: we got engaged last month!", "Congratulations!")])
+    line = (await memory.user_profile(user)).line("relationship")
+    said = T0 + timedelta(weeks=6)
+    month = datetime(said.year - (said.month == 1), (said.month - 2) % 12 + 1, 1)
+    assert line is not None and line.text == f"Engaged (since {month:%b %Y})"
+    ids += await tell(memory, user, [(8, "We broke up. I don't want to talk about it.", "I'm sorry.")])
+    assert (await memory.user_profile(user)).line("relationship") is None
+    # forgetting the break-up brings the engagement back; forgetting that, the relationship before it
+    await memory.forget(user, exchange_id=ids[2])
+    line = (await memory.user_profile(user)).line("relationship")
+    assert line is not None and line.text.startswith("Engaged")
+    await memory.forget(user, exchange_id=ids[1])
+    line = (await memory.user_profile(user)).line("relationship")
+    assert line is not None and line.text == "In a relationship"
 
 
 async def test_a_diet_given_up_replaces_the_old_one(memory: HierarchicalMemoryManager,
@@ -373,13 +395,14 @@ async def test_what_the_users_people_have_coming_reaches_the_profile_and_a_call_
         memory: HierarchicalMemoryManager, uid: Callable[[str], str]) -> None:
     user = uid("their-plans")
     said_at = datetime.now(UTC).replace(microsecond=0) - timedelta(hours=3)
+    # the wedding's month three months on, so that "tomorrow" (at most a month's first day) never ties with it
+    month = datetime(said_at.year + (said_at.month > 9), (said_at.month + 2) % 12 + 1, 1)
     first = await memory.store_conversation(
-        user, "My sister Anjali is getting married next month, and my dad is having surgery tomorrow.",
+        user, f"My sister Anjali is getting married in {month:%B}, and my dad is having surgery tomorrow.",
         "That's a lot at once!", timestamp=said_at)
     await memory.flush()
     profile = await memory.user_profile(user)
     surgery = (said_at + timedelta(days=1)).replace(hour=0, minute=0, second=0)
-    month = datetime(said_at.year + (said_at.month == 12), said_at.month % 12 + 1, 1)
     people = profile.line("people")
     assert people is not None and "sister Anjali" in people.text
     line = profile.line("plans")
