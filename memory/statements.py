@@ -207,6 +207,13 @@ _PLANS: list[tuple[re.Pattern[str], str]] = [
     # "my mom is visiting next week", "my parents are coming to visit on Friday"
     (re.compile(r"\bmy (?P<kin>" + _KIN + r"|parents|grandparents|in-laws|cousins?|(?:best )?friends?) "
                 r"(?:is|are) (?:visiting|coming (?:over|to visit|to stay|home))\b", re.I), "visit"),
+    # a baby on the way: "I'm due in March", "we're expecting our first baby in May"; "due" alone only before
+    # a month or a count of weeks (not "I'm due for a haircut", "I'm due in court", "I'm due on stage tonight",
+    # "I'm expecting a package tomorrow")
+    (re.compile(_WE_ARE + r" (?:(?:due|expecting)(?= (?:in|around|at the end of|early|late|mid-?) (?:" + MONTH_WORDS
+                + r")\b| (?:in (?:\d+|a|one|two|three|four|five|six|seven|eight|nine|a few|a couple of) (?:weeks?|"
+                r"months?)|next (?:week|month)|on (?:the )?\d+(?:st|nd|rd|th)?)\b)|(?:expecting|having) "
+                r"(?:a|our|my) (?:first |second |third |fourth )?(?:baby|child|little one)\b)", re.I), "baby"),
     # what the user's people have coming, named for them: "my sister Anjali is getting married in June"
     # (sister Anjali's wedding), "my son graduates in May", "my wife is due in March"
     (re.compile(_THEIR + r"(?:(?: is|'s|’s) (?P<does>getting married|graduating|having a baby|expecting(?: a baby)?"
@@ -854,6 +861,8 @@ def statements(text: str, now: datetime | None = None) -> list[Statement]:
             if lead == "visit":  # "my mom is visiting": mom's visit
                 kin = m.group("kin").lower()
                 label = f"{kin}' visit" if kin.endswith("s") else f"{kin}'s visit"
+            elif lead == "baby":
+                label = "baby due"
             elif lead == "their":  # "my sister Anjali is getting married": sister Anjali's wedding
                 said = m.groupdict().get("does") or m.groupdict().get("did")
                 what = _THEIRS[said.lower()] if said else _clean(m.group("phrase"))

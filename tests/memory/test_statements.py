@@ -467,6 +467,12 @@ def test_languages_spoken_and_learnt(text: str, expected: set[tuple[str, str]]) 
     ("my brother got married last June", set()), ("my dad had surgery on Friday", set()),
     ("my sister is getting married", set()), ("my friend has a lot of exams next week", set()),
     ("my sister is having a great time in Paris next week", set()),
+    # the user's own baby on the way
+    ("I'm due in March!", {("baby due", "2027-03-01")}),
+    ("we're expecting our first baby in May", {("baby due", "2027-05-01")}),
+    ("I'm due on the 14th", {("baby due", "2026-12-14")}), ("I'm due for a haircut next week", set()),
+    ("I'm due in court tomorrow", set()), ("I'm due on stage tonight", set()),
+    ("I'm expecting a package tomorrow", set()), ("I'm due back at work on Monday", set()),
     # put off: the new day, read after "to"
     ("my exam was moved from Monday to Friday", {("exam", "2026-12-04")}),
     ("the party got pushed back to Saturday", {("party", "2026-12-05")}),
