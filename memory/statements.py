@@ -187,6 +187,13 @@ _EVENT = (r"(?P<phrase>(?!(?:an? )?(?:lot|bunch|couple|few|ton|load)s? of )"
 _KIN = "|".join(sorted(map(re.escape, _FAMILY), key=len, reverse=True))
 _WE_ARE = r"\b(?:i(?:'m|’m| am)|we(?:'re|’re| are))"
 _THEIR = r"\bmy (?P<kin>" + _KIN + r")(?: " + _NAME + r")?"  # "my sister", "my sister Anjali"
+# a baby on the way: "due" or "expecting" alone counts only before a month, a count of weeks or a day of the
+# month ("I'm due in March"; not "I'm due for a haircut", "I'm due in court", "I'm due on stage tonight",
+# "I'm expecting a package tomorrow"); with the baby named, before any time ("we're having our first baby")
+_BABY_DUE = (r"(?:(?:due|expecting)(?= (?:in|around|at the end of|early|late|mid-?) (?:" + MONTH_WORDS
+             + r")\b| (?:in (?:\d+|a|one|two|three|four|five|six|seven|eight|nine|a few|a couple of) (?:weeks?|"
+             r"months?)|next (?:week|month)|on (?:the )?\d+(?:st|nd|rd|th)?)\b)|(?:expecting|having) "
+             r"(?:a|our|my|their|his|her) (?:first |second |third |fourth )?(?:baby|child|little one)\b)")
 _PLANS: list[tuple[re.Pattern[str], str]] = [
     (re.compile(r"\bi(?: have|(?:'ve|’ve| have) got)(?: (?:a|an|my|the|another|this|that|some|two|three|big))? "
                 + _EVENT, re.I), ""),
@@ -207,25 +214,18 @@ _PLANS: list[tuple[re.Pattern[str], str]] = [
     # "my mom is visiting next week", "my parents are coming to visit on Friday"
     (re.compile(r"\bmy (?P<kin>" + _KIN + r"|parents|grandparents|in-laws|cousins?|(?:best )?friends?) "
                 r"(?:is|are) (?:visiting|coming (?:over|to visit|to stay|home))\b", re.I), "visit"),
-    # a baby on the way: "I'm due in March", "we're expecting our first baby in May"; "due" alone only before
-    # a month or a count of weeks (not "I'm due for a haircut", "I'm due in court", "I'm due on stage tonight",
-    # "I'm expecting a package tomorrow")
-    (re.compile(_WE_ARE + r" (?:(?:due|expecting)(?= (?:in|around|at the end of|early|late|mid-?) (?:" + MONTH_WORDS
-                + r")\b| (?:in (?:\d+|a|one|two|three|four|five|six|seven|eight|nine|a few|a couple of) (?:weeks?|"
-                r"months?)|next (?:week|month)|on (?:the )?\d+(?:st|nd|rd|th)?)\b)|(?:expecting|having) "
-                r"(?:a|our|my) (?:first |second |third |fourth )?(?:baby|child|little one)\b)", re.I), "baby"),
+    # a baby on the way: "I'm due in March", "we're expecting our first baby in May"
+    (re.compile(_WE_ARE + " " + _BABY_DUE, re.I), "baby"),
     # what the user's people have coming, named for them: "my sister Anjali is getting married in June"
     # (sister Anjali's wedding), "my son graduates in May", "my wife is due in March"
-    (re.compile(_THEIR + r"(?:(?: is|'s|’s) (?P<does>getting married|graduating|having a baby|expecting(?: a baby)?"
-                r"|due(?! (?:to|back|for|at|in (?:an? |\d+ )?(?:minutes?|hours?|hrs?)\b)))| (?P<did>gets married|"
-                r"graduates))\b", re.I), "their"),
+    (re.compile(_THEIR + r"(?:(?: is|'s|’s) (?:(?P<does>getting married|graduating)|(?P<baby>" + _BABY_DUE + r"))"
+                r"| (?P<did>gets married|graduates))\b", re.I), "their"),
     # "my dad is having surgery on Friday", "my daughter has a recital on Saturday"
     (re.compile(_THEIR + r"(?:(?: is|'s|’s) having (?:(?:a|an|his|her|their) )?| has (?:got )?(?:a|an|his|her|their) )"
                 + _EVENT, re.I), "their"),
 ]
 _THEIRS = {"getting married": "wedding", "gets married": "wedding", "graduating": "graduation",
-           "graduates": "graduation", "having a baby": "baby due", "expecting": "baby due",
-           "expecting a baby": "baby due", "due": "baby due"}
+           "graduates": "graduation"}
 # A plan put off keeps its name and takes the new day: "my exam was moved to Friday", "the party got pushed
 # back to Saturday" (the day is read after "to", so "from Monday to Friday" is Friday)
 _PLAN_MOVED = re.compile(r"\b(?:my|the|our) (?:big |next |first |final )?" + _EVENT + r" (?:got|was|has been|'s been"
@@ -865,7 +865,8 @@ def statements(text: str, now: datetime | None = None) -> list[Statement]:
                 label = "baby due"
             elif lead == "their":  # "my sister Anjali is getting married": sister Anjali's wedding
                 said = m.groupdict().get("does") or m.groupdict().get("did")
-                what = _THEIRS[said.lower()] if said else _clean(m.group("phrase"))
+                what = (_THEIRS[said.lower()] if said else "baby due" if m.groupdict().get("baby")
+                        else _clean(m.group("phrase")))
                 who = m.group("kin").lower() + (f" {_clean(m.group('name'))}" if m.group("name") else "")
                 label = f"{who}'s {what}"
             elif lead and lead != "moved":
