@@ -294,7 +294,10 @@ _RULES: list[tuple[re.Pattern[str], str]] = [
                 r"can't stand|can’t stand|cannot stand|(?:don't|don’t|do not) (?:really )?like)\s+"
                 + _TASTE + _TASTE_END, re.I), "DISLIKES"),
 ]
-_KIN_AGE = r"(?:(?:older|younger|little|big|baby|twin|eldest|oldest|youngest) |(?:step|half)-? ?)?"
+# in front of a relative: "older", "step-", and an age ("my 3-year-old daughter Mia", "a 7 year old son named Leo")
+_KIN_AGE = (r"(?:(?:\d{1,2}|one|two|three|four|five|six|seven|eight|nine|ten|eleven|twelve|thirteen|fourteen|fifteen|"
+            r"sixteen|seventeen)[- ](?:year|yr|month|week)s?[- ]old )?"
+            r"(?:(?:older|younger|little|big|baby|twin|eldest|oldest|youngest) |(?:step|half)-? ?)?")
 # "my sister Maria", "my little brother's name is Tom", "my son is called Leo" (not "my brother called
 # Tom": that is a phone call)
 _RELATIVE = re.compile(r"\bmy " + _KIN_AGE + r"(?P<role>" + _KIN + r")(?:'s name is|'s called| is called| is named"

@@ -205,6 +205,10 @@ def said(text: str) -> set[tuple[str, str, str]]:
      {("SIBLING_OF", "Inês", "sister"), ("SIBLING_OF", "Tomás", "brother")}),
     ("I have a brother named Tomás", {("SIBLING_OF", "Tomás", "brother")}),
     ("I've got an older sister called Ana", {("SIBLING_OF", "Ana", "sister")}),
+    # an age in front of the relative
+    ("I have a 7 year old son named Leo", {("CHILD_OF", "Leo", "son")}),
+    ("my 3-year-old daughter Mia loves it", {("CHILD_OF", "Mia", "daughter")}),
+    ("my 7 year old son is obsessed with dinosaurs", set()),
     ("my son is named Leo and my little brother Jim is 7",
      {("CHILD_OF", "Leo", "son"), ("SIBLING_OF", "Jim", "brother")}),
     ("My step-mom is named Carla", {("PARENT_OF", "Carla", "mom")}),
