@@ -241,9 +241,10 @@ _RULES: list[tuple[re.Pattern[str], str]] = [
     (re.compile(r"\b(?:i|and)(?: (?:now |currently |still )?(?:live|am living)|(?:'m|’m) living|"
                 r"(?:'ve|’ve| have) (?:been living|lived)) in\s+(?:the )?" + _NAME, re.I),
      "LIVES_IN"),
-    (re.compile(r"\bi(?:'ve| have)? (?:just |recently |finally )?(?:moved|relocated) to\s+(?:the )?" + _NAME, re.I),
-     "LIVES_IN"),
-    (re.compile(r"\b(?:i|and) (?:now |currently )?work as (?:an? )?" + _PHRASE + _END, re.I), "WORKS_AS"),
+    (re.compile(r"\b(?:i|we)(?:'ve|’ve| have)? (?:just |recently |finally )?(?:moved|relocated) to\s+(?:the )?"
+                + _NAME, re.I), "LIVES_IN"),
+    (re.compile(r"\b(?:i|and) (?:now |currently )?work (?:(?:from home|remotely|part[- ]time|full[- ]time|"
+                r"freelance|nights) )?as (?:an? )?" + _PHRASE + _END, re.I), "WORKS_AS"),
     # "I work at Nubank as a data scientist" (the employer is the WORKS_AT rule's)
     (re.compile(r"\bi (?:now |currently )?work (?:at|for) [^.!?,;:]{1,60}? as (?:an? )?" + _PHRASE + _END, re.I),
      "WORKS_AS"),
@@ -273,9 +274,10 @@ _RULES: list[tuple[re.Pattern[str], str]] = [
      "LIKES"),
     (re.compile(r"\bmy (?:all[- ]time |absolute )?favou?rite (?:[a-z]+(?: [a-z]+)?) (?:is|has to be)\s+"
                 r"(?:" + _NAME + "|" + _TASTE + ")" + _TASTE_END, re.I), "LIKES"),
-    # "I'm really into bouldering", "I am into skiing while my brother likes to snowboard"
-    (re.compile(r"\bi(?:'m|’m|m| am) (?:really |very |so |super |totally |also |big )?into\s+" + _TASTE
-                + _TASTE_END, re.I), "LIKES"),
+    # "I'm really into bouldering", "I am into skiing while my brother likes to snowboard", "I'm obsessed
+    # with Taylor Swift"
+    (re.compile(r"\bi(?:'m|’m|m| am) (?:really |very |so |super |totally |also |big |kinda |kind of |a bit )?"
+                r"(?:into|obsessed with)\s+(?:" + _NAME + "|" + _TASTE + ")" + _TASTE_END, re.I), "LIKES"),
     # "I'm a big fan of desserts", "I am a huge fan of the Lions" (found in REALTALK's chats)
     (re.compile(r"\bi(?:'m|’m|m| am) (?:a |an )?(?:(?:big|huge|massive|great|real|long-time|longtime) )?fan of\s+"
                 r"(?:(?:the )?" + _NAME + "|" + _TASTE + ")" + _TASTE_END, re.I), "LIKES"),
@@ -394,6 +396,18 @@ _OWN_LISTS = frozenset({"SPEAKS", "DIET", "RELATIONSHIP", "HAS_CONDITION"})
 _LIST_SPLIT = re.compile(r"\s*,\s*(?:and\s+|or\s+)?|\s+(?:and|or)\s+")
 _CLAUSE_STARTS = frozenset("i i'm im i’m i've i’ve i'd my we we're it it's he she they you that this there "
                            "which who so but also".split())
+# The rest of a list of tastes: "I love hiking, swimming and rock climbing", "I like lychee and mango too".
+# Each item is one to three words that end the clause or the list; a name only after "and" ("San Diego,
+# California" is one place); no new clause, aside or verb ("..., and I'd be thrilled", "wow", "and can").
+_NOT_TASTE_ITEMS = ("and|or|then|especially|not|more|even|stuff|things|everything|anything|other|lots|etc|much|"
+                    "many|wow|omg|yes|yeah|no|oh|ok|okay|well|maybe|such|everytime|every|sometimes|always|often|"
+                    "usually|really|just|so|very|can|could|would|wouldn't|wouldnt|will|won't|do|does|did|don't|dont|"
+                    "am|is|are|was|were|be|been|have|has|had|get|got|want|need|love|like|hate|enjoy|"
+                    + "|".join(map(re.escape, sorted(_CLAUSE_STARTS, key=len, reverse=True))))
+_TASTE_MORE = re.compile(r"(?:\s*,\s*(?:(?P<and>and|&)\s+)?|\s+(?P<and2>and|&)\s+)(?!(?:" + _NOT_TASTE_ITEMS
+                         + r")\b)(?P<item>[a-z][a-z'’\-]*(?: (?!(?:" + _NOT_TASTE_ITEMS + r")\b)[a-z][a-z'’\-]*){0,2}?)"
+                         r"(?=\s*(?:[.!?;:),]|$|\b(?:and|or|too|a lot|lol|haha|so much|especially|for|in|on|at|with|"
+                         r"from|as well|more|though|also|but)\b))", re.I)
 # an item that ends the list ("peanuts, by the way") or names no allergen ("a food allergy")
 # Intolerances, kept beside the allergies (detail "intolerant"): "I'm lactose intolerant", "I'm
 # intolerant to gluten", "I have coeliac disease" (gluten)
@@ -749,7 +763,7 @@ def statements(text: str, now: datetime | None = None) -> list[Statement]:
 
     for pattern, predicate in _RULES:
         for m in pattern.finditer(text):
-            at = m.start()
+            at, before = m.start(), len(found)
             if "name" in m.groupdict() and m.group("name"):
                 add(predicate, m.group("name"))
             elif m.groupdict().get("phrase"):
@@ -762,6 +776,18 @@ def statements(text: str, now: datetime | None = None) -> list[Statement]:
                         and where.group("name").split()[0].lower() not in _NOT_PLACES:
                     place = "in " + _clean(where.group("name"))  # "a nurse in Leeds"
                 add(predicate, phrase, place)
+            first = (m.groupdict().get("name") or m.groupdict().get("phrase") or "").lower()
+            if predicate in ("LIKES", "DISLIKES") and len(found) > before and not first.startswith("to ") \
+                    and not text[:m.end()].lower().endswith("to " + first):
+                # the rest of a list whose first item was kept ("I like to wait and see" is no list, nor
+                # "I love you and ...")
+                end = m.end()
+                while (more := _TASTE_MORE.match(text, end)) and (more.group("and") or more.group("and2")
+                                                                   or not more.group("item")[0].isupper()):
+                    if first.endswith("ing") and not more.group("item").lower().endswith("ing"):
+                        break  # "I love reading and cooking", not "I love hiking and nature lol"
+                    add(predicate, more.group("item"))
+                    end = more.end()
     for sentence in _SENTENCES.split(text[:_INSTRUCTION_REACH]):
         if len(sentence) <= 240 and (told := _INSTRUCTION.match(sentence.strip())):
             body = " ".join(told.group("body").split())
