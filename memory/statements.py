@@ -457,6 +457,10 @@ _BIRTHDAY_NOW = re.compile(r"\b(?:it's|it’s|its|it is|today is|today's|today�
                            r"(?!'|’|\s+(?:next|on|in|this|soon|coming|later|party|parties|dinner|cake|gift|"
                            r"present|week|weekend|month|celebration|plans?|trip|wish|list|yet|eve)\b))|"
                            r"\bmy (?:birthday|bday) is (?P<rel>today|tomorrow)\b", re.I)
+# "my birthday is on Friday", "it's my birthday next Tuesday": a day to come, read by ``upcoming`` (a week or a
+# month, "my birthday is next week", names no day)
+_BIRTHDAY_AHEAD = re.compile(r"\b(?:my (?:birthday|bday) is|(?:it's|it’s|its|it is) my (?:birthday|bday))"
+                             r"(?= (?:on|this|next|coming|in)\b)", re.I)
 _MONTH_NAMES = ("January", "February", "March", "April", "May", "June", "July", "August", "September",
                 "October", "November", "December")
 
@@ -934,6 +938,11 @@ def statements(text: str, now: datetime | None = None) -> list[Statement]:
         day = now + timedelta(days=1 if rel == "tomorrow" else 0)
         found.setdefault(("BIRTHDAY", f"{day:%m-%d}"), Statement("BIRTHDAY", f"{day:%m-%d}",
                                                                  f"{day.day} {_MONTH_NAMES[day.month - 1]}"))
+    elif (ahead := _BIRTHDAY_AHEAD.search(text)) and (when := times.upcoming(ahead.end(), after=True)) \
+            and when.unit == "day" and not any(p == "BIRTHDAY" for p, _ in found):
+        day = when.at
+        found[("BIRTHDAY", f"{day:%m-%d}")] = Statement("BIRTHDAY", f"{day:%m-%d}",
+                                                        f"{day.day} {_MONTH_NAMES[day.month - 1]}")
     if any(p == "RELATIONSHIP" for p, _ in found):  # "we broke up, I'm single now": the new status says it
         ended.pop(("RELATIONSHIP", ANY_OBJECT), None)
     return [*ended.values(), *found.values()]

@@ -80,7 +80,8 @@ def said(text: str) -> set[tuple[str, str, str]]:
     ("My favorite place has to be San Diego, California!", {("LIKES", "San Diego", "")}),
     ("I love reading and can even suggest a few", {("LIKES", "reading", "")}),
     ("I love cooking and then eating it all", {("LIKES", "cooking", "")}),
-    ("I like to exercise and build muscle", {("LIKES", "exercising", "")}), ("I like pizza, but not pineapple", {("LIKES", "pizza", "")}),
+    ("I like to exercise and build muscle", {("LIKES", "exercising", "")}),
+    ("I like pizza, but not pineapple", {("LIKES", "pizza", "")}),
     ("I like steam rooms and saunas at the spa", {("LIKES", "steam rooms", ""), ("LIKES", "saunas", "")}),
     # more ways to say it: obsessed with, working from home, a move of the household
     ("I'm kinda obsessed with Taylor Swift", {("LIKES", "Taylor Swift", "")}),
@@ -377,6 +378,9 @@ def test_an_ending_is_a_statement_that_the_fact_is_over(text: str, expected: set
     ("Thanks its my birthday", ("12-01", "1 December")),
     ("its my birthday tomorrow", ("12-02", "2 December")),
     ("I was born on 12 May 1990 at 10:30", ("05-12", "12 May 1990")),
+    # a day to come, said on Tuesday 1 December
+    ("my birthday is on Friday!", ("12-04", "4 December")), ("my birthday is next Tuesday", ("12-08", "8 December")),
+    ("it's my birthday on the 12th", ("12-12", "12 December")),
 ])
 def test_a_birthday_is_one_fact_however_the_day_is_written(text: str, expected: tuple[str, str]) -> None:
     [said] = statements(text, datetime(2026, 12, 1, 9, 0, tzinfo=UTC))
@@ -385,7 +389,9 @@ def test_a_birthday_is_one_fact_however_the_day_is_written(text: str, expected: 
 
 @pytest.mark.parametrize("text", ["my birthday is 31 June", "My birthday is in May", "my birthday is soon",
                                   "it's my birthday next week", "It's my birthday party on Saturday",
-                                  "My sister's birthday is on 3 May", "Her birthday is May 3"])
+                                  "My sister's birthday is on 3 May", "Her birthday is May 3",
+                                  "my birthday is next week", "my birthday is coming up",
+                                  "my birthday was last Friday"])
 def test_no_birthday_without_a_real_day_of_the_users_own(text: str) -> None:
     assert statements(text, datetime(2026, 12, 1, tzinfo=UTC)) == []
 
