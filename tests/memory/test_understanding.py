@@ -119,6 +119,10 @@ async def test_health_conditions_reach_the_context_and_end_when_the_user_says_so
                                               "Health: migraines, type 1 diabetes")
     assert (await memory.user_profile(other)).line("health") is None
     assert not [f for f in await memory.typed_facts(other) if f.predicate == "HAS_CONDITION"]
+    # forgetting the message that told of them takes both away, in the graph too
+    await memory.forget(user, exchange_id=ids[0])
+    assert (await memory.user_profile(user)).line("health") is None
+    assert not [f for f in await memory.typed_facts(user) if f.predicate == "HAS_CONDITION"]
 
 
 async def test_the_relationship_status_follows_the_user_and_a_break_up_ends_it(
