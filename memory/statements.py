@@ -605,6 +605,9 @@ _ENDINGS: list[tuple[re.Pattern[str], str]] = [
 # its clause (or go on with a time), so "we split up the bill" and "I was fired up" end nothing.
 _STOPS = (r"(?=\s*(?:[.,!?;:)]|$|\b(?:and|but|so|because|since|last|this|in|on|at|from|after|yesterday|today|"
           r"recently|again|now|a few|a couple|\d+|two|three|four|five|six|lol|haha)\b))")
+# "we broke up", "my girlfriend dumped me": the partner goes, and with them the status
+_BROKE_UP = (r"\b(?:we|i) (?:just |finally |recently )?(?:broke up|split up)" + _STOPS + r"|\bmy (?:" + _PARTNER_WORDS
+             + r") (?:just |finally |recently )?(?:broke up with me|dumped me|left me)\b")
 _ANY_ENDINGS: list[tuple[re.Pattern[str], tuple[str, ...], str]] = [
     (re.compile(r"\bi (?:(?:just |recently )?(?:quit|lost|left) my job(?! (?:at|with|for|as)\b)|"
                 r"(?:got|was|have been|'ve been|’ve been) (?:laid off|fired|made redundant|let go)|"
@@ -617,13 +620,10 @@ _ANY_ENDINGS: list[tuple[re.Pattern[str], tuple[str, ...], str]] = [
                 r"studies|masters|master's|phd|bachelors|bachelor's)\b|finished (?:uni|university|college)"
                 r"(?=\s*(?:[.,!?;:)]|$|\b(?:and|but|so|last|this|yesterday|recently|lol|haha)\b)))", re.I),
      ("WORKS_AS", "WORKS_AT"), STUDENT),
-    (re.compile(r"\b(?:we|i) (?:just |finally |recently )?(?:broke up|split up|got divorced|separated)" + _STOPS
-                + r"|\bi(?:'m|’m| am) (?:single|divorced) (?:now|again)\b|\bmy (?:" + _PARTNER_WORDS
-                + r") (?:just |finally |recently )?(?:broke up with me|dumped me|left me)\b", re.I),
-     ("PARTNER_OF",), "partner"),
-    (re.compile(r"\b(?:we|i) (?:just |finally |recently )?(?:broke up|split up)" + _STOPS + r"|\bmy (?:"
-                + _PARTNER_WORDS + r") (?:just |finally |recently )?(?:broke up with me|dumped me|left me)\b", re.I),
-     ("RELATIONSHIP",), "relationship"),
+    (re.compile(r"\b(?:we|i) (?:just |finally |recently )?(?:got divorced|separated)" + _STOPS + "|" + _BROKE_UP
+                + r"|\bi(?:'m|’m| am) (?:single|divorced) (?:now|again)\b", re.I), ("PARTNER_OF",), "partner"),
+    # a break-up leaves the status unknown (a divorce or "I'm single now" names the new one)
+    (re.compile(_BROKE_UP, re.I), ("RELATIONSHIP",), "relationship"),
 ]
 
 # Pets of one kind that are gone, no name said: "I don't have a cat anymore", "I no longer have dogs",
