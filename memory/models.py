@@ -280,8 +280,8 @@ class Mention:
 SINGLE_VALUED = frozenset({"NAME", "CALLED", "PRONOUNS", "LIVES_IN", "WORKS_AS", "WORKS_AT", "DIET",
                            "BIRTHDAY", "AGE", "RELATIONSHIP"})
 MULTI_VALUED = frozenset({"HAS_PET", "SIBLING_OF", "PARENT_OF", "CHILD_OF", "PARTNER_OF", "FRIEND_OF",
-                          "LIKES", "DISLIKES", "ALLERGIC_TO", "HAS_CONDITION", "SPEAKS", "INSTRUCTS", "FROM",
-                          "PLANS"})
+                          "LIKES", "DISLIKES", "ALLERGIC_TO", "HAS_CONDITION", "AVOIDS", "SPEAKS", "INSTRUCTS",
+                          "FROM", "PLANS"})
 PREDICATES = SINGLE_VALUED | MULTI_VALUED
 # A newer statement of one of these ends the open fact of the other about the same thing: who now
 # hates coffee no longer likes it (and a forget of that statement brings the old one back).
@@ -297,7 +297,7 @@ STUDENT = "student"
 # and is supported by the exchange that said so, so forgetting that exchange reopens them.
 ENDED = "ENDED"
 NOT_ENTITIES = frozenset({"NAME", "CALLED", "PRONOUNS", "WORKS_AS", "LIKES", "DISLIKES", "DIET", "ALLERGIC_TO",
-                          "HAS_CONDITION", "BIRTHDAY", "INSTRUCTS", "AGE", "PLANS", "RELATIONSHIP"})
+                          "HAS_CONDITION", "AVOIDS", "BIRTHDAY", "INSTRUCTS", "AGE", "PLANS", "RELATIONSHIP"})
 # Predicates only the rules state: a plan is dated by the time its clause names, which the model's
 # relations do not carry (the rules' reading of the same exchange is kept beside the model's)
 RULES_ONLY = frozenset({"PLANS"})
@@ -306,10 +306,11 @@ RULES_ONLY = frozenset({"PLANS"})
 #   said later moves it ("my interview is on Saturday now");
 # - named by their last words: "my interview" is the "job interview" told of, when it is the only one;
 # - kept only while open: ending one we never heard of keeps nothing ("I quit smoking" is no liking,
-#   "the party is off" no plan of the user's, "I don't have diabetes" no condition).
+#   "the party is off" no plan of the user's, "I don't have diabetes" no condition, "I eat meat again" no
+#   rule against meat).
 DATED_AHEAD = frozenset({"PLANS"})
 NAMED_BY_LAST_WORDS = frozenset({"PLANS"})
-KEPT_ONLY_WHILE_OPEN = frozenset({"LIKES", "DISLIKES", "PLANS", "HAS_CONDITION"})
+KEPT_ONLY_WHILE_OPEN = frozenset({"LIKES", "DISLIKES", "PLANS", "HAS_CONDITION", "AVOIDS"})
 
 
 @dataclass(frozen=True, slots=True)
@@ -352,6 +353,7 @@ class TypedFact:
     support: tuple[str, ...]           # ids of the exchanges that state it
     aliases: tuple[str, ...] = ()
     from_unit: str = ""                # "month"/"year": valid_from is as precise as the user said it
+    told: datetime | None = None       # when the user said it (or last changed its detail); None: before this was kept
 
     @property
     def current(self) -> bool:

@@ -20,6 +20,11 @@ from memory.tokens import count_tokens, truncate_tokens
 
 HEADER = "User profile:"
 PROFILE_TOKENS = 80
+# What a diet already says it leaves out: a vegetarian's "avoids meat" would only repeat it
+_MEATS = frozenset({"meat", "red meat", "pork", "beef", "lamb", "chicken"})
+_IMPLIED = {"vegetarian": _MEATS | {"fish", "seafood", "shellfish"}, "pescatarian": _MEATS,
+            "pescetarian": _MEATS, "vegan": _MEATS | {"fish", "seafood", "shellfish", "dairy", "eggs",
+                                                       "animal products"}}
 _PEOPLE = ("PARTNER_OF", "SIBLING_OF", "PARENT_OF", "CHILD_OF", "FRIEND_OF")
 # line key -> heading, in the order lines are shown (and kept when the budget is short)
 LINES = {"name": "Name", "called": "Likes to be called", "pronouns": "Pronouns", "home": "Lives in", "work": "Work",
@@ -166,8 +171,12 @@ def derive_lines(facts: Sequence[TypedFact], now: datetime | None = None, zone: 
             text = job.label[:1].upper() + job.label[1:] + (f" at {employer.label}" if employer else "")
         else:
             text = "Works" + (f" as {job.label}" if job else "") + (f" at {employer.label}" if employer else "")
-        if job is not None and job.detail.startswith("in "):
-            text += f" {job.detail}"  # "Works as nurse in Leeds"
+        # "Works as nurse in Leeds"; a move since the job's place was told leaves the place in doubt ("we moved
+        # to Bristol" after "I'm a nurse in London"), so it is left out until the user says it again
+        moved = job is not None and home is not None and home.label not in job.detail \
+            and (home.told or home.valid_from) > (job.told or job.valid_from)
+        if job is not None and job.detail.startswith("in ") and not moved:
+            text += f" {job.detail}"
         if dated := [f for f in (job, employer) if f is not None and f.from_unit]:  # the user said since when
             text += f" (since {_since(min(dated, key=lambda f: f.valid_from))})"
         old = next((f for f in closed if f.predicate == "WORKS_AS"), None)
@@ -197,8 +206,14 @@ def derive_lines(facts: Sequence[TypedFact], now: datetime | None = None, zone: 
                                                          intolerant and f"intolerant to {intolerant}") if part])
     if conditions := _join([f.label for f in current if f.predicate == "HAS_CONDITION"]):
         lines["health"] = f"Health: {conditions}"  # "Health: type 1 diabetes, migraines"
-    if (diet := latest("DIET")) is not None:
-        lines["diet"] = f"Diet: {diet.label}"
+    diet = latest("DIET")
+    implied = _IMPLIED.get(diet.label, frozenset()) if diet is not None else frozenset()
+    avoids = sorted((f for f in current if f.predicate == "AVOIDS" and f.label not in implied),
+                    key=lambda f: f.valid_from)
+    if diet is not None or avoids:  # "Diet: vegetarian; avoids alcohol (since 2019), caffeine"
+        avoided = _join([f"{f.label} (since {_since(f)})" if f.from_unit else f.label for f in avoids])
+        lines["diet"] = "Diet: " + "; ".join(filter(None, (diet.label if diet else "",
+                                                            avoided and f"avoids {avoided}")))
     if (born := latest("BIRTHDAY")) is not None:
         lines["birthday"] = f"Birthday: {born.label}"
     if (age := latest("AGE")) is not None:  # a year on, the model can tell the age has moved

@@ -359,6 +359,40 @@ _ALLERGIES = re.compile(r"\bi(?:(?:'m|’m|m| am) (?:[a-z]+ intolerant,? and )?"
 _NOT_DIET = re.compile(r"\bi(?:'m|’m|m| am) (?P<neg>not|no longer) (?:an? )?(?P<diet>vegetarian|vegan|pescatarian|"
                        r"pescetarian|plant-based)(?P<more> any ?more)?(?=\s*(?:[.,!?;:)]|\band\b|\bbut\b|\bso\b|"
                        r"\bsince\b|\bfor\b|\bthough\b|\banyway\b|\bnow\b|$))", re.I)
+# What the user does not eat or drink, kept beside the diet (AVOIDS, several at once): "I don't eat pork",
+# "I stopped eating meat in January", "I gave up alcohol", "I don't drink", "I avoid gluten", "I've been sober
+# for two years". From a closed list, so "I don't eat breakfast" and "I don't drink enough water" are none;
+# a word of how much or when ("I don't eat much meat", "I don't eat meat on weekdays") makes it a habit,
+# not a rule, and none either. "I eat meat again", "I started drinking again" end one.
+_AVOIDABLE = (r"(?:red meat|meat|pork|beef|lamb|chicken|fish|seafood|shellfish|dairy|eggs?|gluten|sugar|"
+              r"refined sugar|alcohol|booze|caffeine|coffee|soda|carbs|junk food|fast food|animal products)")
+_AVOID_NAMES = {"egg": "eggs", "booze": "alcohol"}
+# where a rule ends: its clause, or a reason, or a list of more of them ("meat or fish")
+_AVOID_END = (r"(?=\s*(?:[.,!?;:)]|$|\b(?:and|or|nor|any ?more|at all|because|cause|since|for|so|but|either|now|"
+              r"these days|though|lol|haha|ever|too|myself|personally)\b))")
+_AVOID_STOPPED = (r"(?=\s*(?:[.,!?;:)]|$|\b(?:and|or|nor|because|cause|since|for|so|but|now|lol|haha|"
+                  r"in|on|last|this|a|an|after|when|years?|months?|weeks?|ago|\d+|two|three|four|five|six)\b))")
+_AVOIDS: list[re.Pattern[str]] = [
+    re.compile(r"(?<!\bif )\b(?:i|we) (?:(?:don't|don’t|do not|never|no longer|can't|can’t|cannot|won't|won’t) "
+               r"(?:really |even |ever )?(?:eat|drink|touch|consume)|(?:try to |strictly |completely )?avoid) "
+               r"(?:any )?(?P<item>" + _AVOIDABLE + r")\b" + _AVOID_END, re.I),
+    re.compile(r"\bi(?:'ve|’ve| have)? (?:just |recently |finally |completely )?(?:stopped|quit|gave up|given up|"
+               r"cut out) (?:eating |drinking |consuming )?(?P<item>" + _AVOIDABLE + r")\b" + _AVOID_STOPPED, re.I),
+    re.compile(r"\bi (?:haven't|haven’t|have not) (?:eaten|had|touched|drunk|drank) (?:any )?(?P<item>" + _AVOIDABLE
+               + r")\b(?= (?:since|in|for) )", re.I),
+    # drinking, said alone, is alcohol: "I don't drink", "I quit drinking in 2019", "I'm teetotal"
+    re.compile(r"(?<!\bif )\bi(?: (?:don't|don’t|do not|never|no longer) drink(?! and drive)" + _AVOID_END
+               + r"|(?:'ve|’ve| have)? (?:just |recently |finally )?(?:stopped|quit|gave up|given up) drinking"
+               + _AVOID_STOPPED + r"|(?:'m|’m| am) (?:now |also |completely )?(?:teetotal|tee-total|a teetotaller|"
+               r"a teetotaler)\b|(?:'m|’m| am) (?:\d+|one|two|three|four|five|six|seven|eight|nine|ten) "
+               r"(?:days?|weeks?|months?|years?) sober\b|(?:'ve|’ve| have) been sober (?:for|since)\b)", re.I),
+]
+_AVOID_STOPPING = re.compile(r"\b(?:stopped|quit|gave up|given up|cut out|sober)\b", re.I)
+_AVOID_MORE = re.compile(r"(?:\s*,\s*(?:or\s+|and\s+)?|\s+(?:or|and|nor)\s+)(?:any\s+)?(?P<item>" + _AVOIDABLE
+                         + r")\b" + _AVOID_END, re.I)
+_AVOID_ENDING = re.compile(r"\bi(?:'m|’m| am|'ve|’ve| have)? (?:just |finally |recently )?(?:started |begun |began |"
+                           r"gone back to |went back to )?(?:eat|eating|drink|drinking) (?:some )?(?P<item>"
+                           + _AVOIDABLE + r")?\s*again\b", re.I)
 # A standing instruction to the bot, one sentence: "Always format dates as Month Day, Year when I ask
 # about deadlines", "please never use emojis", "From now on, answer in Spanish", "stop calling me
 # buddy", "I want you to always cite sources". The verb must be one an answer can do, so "Never said
@@ -392,7 +426,7 @@ _UNINSTRUCT = re.compile(
 # Predicates whose labels come from a closed list of their own (languages, diets: "not vegan", statuses:
 # "in a relationship", conditions: "high blood pressure"), not from free text, so the filter of words that
 # are no names ("not", "english", "in") does not apply to them.
-_OWN_LISTS = frozenset({"SPEAKS", "DIET", "RELATIONSHIP", "HAS_CONDITION"})
+_OWN_LISTS = frozenset({"SPEAKS", "DIET", "RELATIONSHIP", "HAS_CONDITION", "AVOIDS"})
 _LIST_SPLIT = re.compile(r"\s*,\s*(?:and\s+|or\s+)?|\s+(?:and|or)\s+")
 _CLAUSE_STARTS = frozenset("i i'm im i’m i've i’ve i'd my we we're it it's he she they you that this there "
                            "which who so but also".split())
@@ -635,7 +669,8 @@ _PET_KIND_ENDING = re.compile(
     r"(?:passed away|passed on|died|was put down|was put to sleep|ran away|went missing)", re.I)
 
 # Facts a statement can date ("I moved to Leeds in 2019"); a name or a liking has no start worth showing.
-_DATED = frozenset({"LIVES_IN", "WORKS_AS", "WORKS_AT", "HAS_PET", "DIET", "PARTNER_OF", "RELATIONSHIP"})
+_DATED = frozenset({"LIVES_IN", "WORKS_AS", "WORKS_AT", "HAS_PET", "DIET", "AVOIDS", "PARTNER_OF",
+                    "RELATIONSHIP"})
 # Where one clause ends: "I was a nurse but since March I have been a paramedic" dates the second only.
 _CLAUSE_END = re.compile(r"[.!?;\n]+|\s+(?:but|and|although|though|whereas|while)\s+", re.I)
 
@@ -750,7 +785,7 @@ def statements(text: str, now: datetime | None = None) -> list[Statement]:
     times = _Times(text, now)
     ended = _endings(text, times)
 
-    def add(predicate: str, label: str, detail: str = "") -> None:
+    def add(predicate: str, label: str, detail: str = "", *, began_here: bool = False) -> None:
         label = _clean(label)
         if predicate in ("LIKES", "DISLIKES"):
             label = _TASTE_TAIL.sub("", _TASTE_OF_THEM.sub("", _TASTE_ALL.sub("", label)))
@@ -763,7 +798,7 @@ def statements(text: str, now: datetime | None = None) -> list[Statement]:
             return  # "I'm Going home", "I like it"
         if len(found) < _MAX_STATEMENTS:
             found[key] = Statement(predicate, key[1], label, detail,
-                                   *(times.at(at) if predicate in _DATED else (None, "")))
+                                   *(times.at(at, ending=began_here) if predicate in _DATED else (None, "")))
 
     for pattern, predicate in _RULES:
         for m in pattern.finditer(text):
@@ -802,6 +837,14 @@ def statements(text: str, now: datetime | None = None) -> list[Statement]:
         at = m.start()
         diet = m.group("diet").lower()
         add("DIET", f"no longer {diet}" if m.group("neg").lower() != "not" or m.group("more") else f"not {diet}")
+    for m in (m for pattern in _AVOIDS for m in pattern.finditer(text)):
+        at = m.start()
+        item = m.groupdict().get("item")
+        # "I stopped eating meat in January": a stop is itself the start, so its time always counts
+        add("AVOIDS", _avoided(item) if item else "alcohol", began_here=bool(_AVOID_STOPPING.search(m.group(0))))
+        while item and (more := _AVOID_MORE.match(text, m.end())):  # "I don't eat meat or fish"
+            add("AVOIDS", _avoided(more.group("item")))
+            m = more
     for m in _ALLERGIES.finditer(text):
         at = m.start()
         for item in _LIST_SPLIT.split(m.group("items")):
@@ -953,6 +996,12 @@ _CONDITION_ENDING = re.compile(r"\bi (?:no longer|(?:don't|don’t|do not)(?: ev
                                r"|\bi(?:'m|’m| am) (?:now |finally )?(?P<free>cancer)[- ]free\b", re.I)
 
 
+def _avoided(said: str) -> str:
+    """A food or drink as the diet line shows it: "eggs" for "egg", "alcohol" for "booze"."""
+    said = " ".join(said.lower().split())
+    return _AVOID_NAMES.get(said, said)
+
+
 def _condition(said: str) -> str:
     """A condition as the profile shows it: "ADHD", "type 1 diabetes", "migraines"."""
     said = re.sub(r"^an? ", "", " ".join(said.split()), flags=re.I)
@@ -979,6 +1028,10 @@ def _endings(text: str, times: _Times) -> dict[tuple[str, str], Statement]:
                 if (p, ANY_OBJECT) not in out:
                     out[p, ANY_OBJECT] = Statement(p, ANY_OBJECT, what, "", *times.at(m.start(), ending=True),
                                                    ended=True)
+    for m in _AVOID_ENDING.finditer(text):  # "I eat meat again"; "I'm drinking again" is alcohol
+        item = _avoided(m.group("item") or "alcohol")
+        if ("AVOIDS", item) not in out:
+            out["AVOIDS", item] = Statement("AVOIDS", item, item, "", *times.at(m.start(), ending=True), ended=True)
     for m in _CONDITION_ENDING.finditer(text):
         cond = _condition(m.group("cond") or m.group("free"))
         if ("HAS_CONDITION", _key(cond)) not in out:

@@ -162,7 +162,7 @@ UNWIND $ukeys AS k
 MATCH (f:Fact {ukey: k})
 RETURN f.ukey AS ukey, f.fid AS fid, f.predicate AS predicate, f.obj AS obj, f.aliases AS aliases,
        f.valid_from AS valid_from, f.valid_to AS valid_to, f.label AS label, f.from_unit AS from_unit,
-       f.closed_by AS closed_by, f.detail AS detail
+       f.closed_by AS closed_by, f.detail AS detail, f.told AS told
 """
 
 CREATE_FACTS = """
@@ -171,7 +171,7 @@ MATCH (u:User {key: r.ukey})
 CREATE (u)-[:HOLDS]->(:Fact {fid: r.fid, ukey: r.ukey, user_id: r.user_id, predicate: r.predicate,
                              obj: r.obj, label: r.label, detail: r.detail, aliases: r.aliases,
                              valid_from: r.valid_from, from_unit: r.from_unit, valid_to: r.valid_to,
-                             closed_by: r.closed_by})
+                             closed_by: r.closed_by, told: r.told})
 """
 
 CLOSE_FACTS = """
@@ -186,7 +186,7 @@ UNWIND $rows AS r
 MATCH (f:Fact {fid: r.fid})
 WHERE f.ukey = $ukey
 SET f.obj = r.obj, f.label = r.label, f.aliases = r.aliases, f.valid_from = r.valid_from,
-    f.from_unit = r.from_unit, f.detail = r.detail
+    f.from_unit = r.from_unit, f.detail = r.detail, f.told = r.told
 """
 
 SUPPORT_FACTS = """
@@ -204,7 +204,7 @@ OPTIONAL MATCH (f)<-[:SUPPORTS]-(x:Exchange)
 WHERE x.ukey = $ukey
 RETURN f.fid AS fid, f.predicate AS predicate, f.obj AS obj, f.label AS label, f.detail AS detail,
        f.aliases AS aliases, f.valid_from AS valid_from, f.from_unit AS from_unit, f.valid_to AS valid_to,
-       collect(x.id) AS support
+       f.told AS told, collect(x.id) AS support
 ORDER BY valid_from, fid
 """
 
@@ -213,7 +213,7 @@ FACTS_BRIEF = """
 MATCH (f:Fact {ukey: $ukey})
 RETURN f.fid AS fid, f.predicate AS predicate, f.obj AS obj, f.label AS label, f.detail AS detail,
        f.aliases AS aliases, f.valid_from AS valid_from, f.from_unit AS from_unit, f.valid_to AS valid_to,
-       [] AS support
+       f.told AS told, [] AS support
 ORDER BY valid_from, fid
 """
 

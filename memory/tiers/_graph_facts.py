@@ -64,6 +64,7 @@ class FactState:
     detail: str = ""
     closed_by: str | None = None
     from_unit: str = ""
+    told: float | None = None  # when it was said; for a job, when its place was last said
 
 
 @dataclass(frozen=True)
@@ -217,6 +218,10 @@ def plan(ukey: str, user_id: str, facts: list[FactState], statements: list[Said]
             if detail in ranks and found.detail in ranks and ranks.index(detail) > ranks.index(found.detail):
                 found.detail = detail
                 changed = True
+            if predicate == "WORKS_AS" and detail.startswith("in ") and (detail != found.detail or found.told is None
+                                                                         or found.told < ts):
+                found.detail, found.told = detail, ts  # "a nurse in Bath now": where the job is, said again
+                changed = True
             if start < found.valid_from or (predicate in DATED_AHEAD and start != found.valid_from):  # moved
                 for before in facts:  # what it replaced now ends at its earlier start
                     if before.closed_by == found.fid and before.valid_to == found.valid_from:
@@ -227,10 +232,10 @@ def plan(ukey: str, user_id: str, facts: list[FactState], statements: list[Said]
             if changed:
                 touched[found.fid] = {"fid": found.fid, "obj": found.obj, "label": found.label or label,
                                       "aliases": sorted(found.aliases), "valid_from": found.valid_from,
-                                      "from_unit": found.from_unit, "detail": found.detail}
+                                      "from_unit": found.from_unit, "detail": found.detail, "told": found.told}
             continue
         fact = FactState(uuid.uuid4().hex, predicate, obj, [], start, None, new=True, label=label, detail=detail,
-                         from_unit=unit)
+                         from_unit=unit, told=ts)
         for old in _displaced(facts, predicate, obj):
             if old.valid_from <= ts:  # said after the old fact began: the old one ends where this begins
                 end = max(old.valid_from, start)
@@ -242,13 +247,13 @@ def plan(ukey: str, user_id: str, facts: list[FactState], statements: list[Said]
         facts.append(fact)
         out.create.append({"fid": fact.fid, "ukey": ukey, "user_id": user_id, "predicate": predicate,
                            "obj": obj, "label": label, "detail": detail, "valid_from": start,
-                           "from_unit": unit, "valid_to": fact.valid_to, "closed_by": fact.closed_by})
+                           "from_unit": unit, "valid_to": fact.valid_to, "closed_by": fact.closed_by, "told": ts})
         out.support.append({"xid": xid, "fid": fact.fid})
     created = {row["fid"]: row for row in out.create}
     for fid, row in touched.items():
         if fid in created:  # created in this plan: write the final state at creation
             created[fid].update(obj=row["obj"], label=row["label"], valid_from=row["valid_from"],
-                                from_unit=row["from_unit"], detail=row["detail"])
+                                from_unit=row["from_unit"], detail=row["detail"], told=row["told"])
             created[fid]["aliases"] = row["aliases"]
         else:
             out.update.append(row)

@@ -266,7 +266,8 @@ class Neo4jGraph:
         def typed(r: Record) -> TypedFact:
             return TypedFact(r["fid"], r["predicate"], r["obj"], r["label"] or r["obj"], r["detail"] or "",
                              _aware(r["valid_from"]), None if r["valid_to"] is None else _aware(r["valid_to"]),
-                             tuple(sorted(r["support"])), tuple(r["aliases"] or ()), r["from_unit"] or "")
+                             tuple(sorted(r["support"])), tuple(r["aliases"] or ()), r["from_unit"] or "",
+                             None if r["told"] is None else _aware(r["told"]))
 
         if not support:  # the reply path's query
             return [typed(r) for r in await self._read_once(cypher.FACTS_BRIEF, ukey=ukey)]
@@ -353,7 +354,7 @@ async def _apply_statements(tx: AsyncManagedTransaction, items: Sequence[tuple[E
         states[r["ukey"]].append(FactState(r["fid"], r["predicate"], r["obj"], list(r["aliases"] or []),
                                            r["valid_from"], r["valid_to"], label=r["label"] or "",
                                            detail=r["detail"] or "", closed_by=r["closed_by"],
-                                           from_unit=r["from_unit"] or ""))
+                                           from_unit=r["from_unit"] or "", told=r["told"]))
     for ukey, said in by_scope.items():
         p = plan(ukey, owners[ukey], states[ukey], said)
         for query, rows in ((cypher.CREATE_FACTS, p.create), (cypher.CLOSE_FACTS, p.close),

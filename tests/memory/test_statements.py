@@ -523,6 +523,40 @@ def test_a_plan_of_a_named_relative_carries_the_name_and_the_relative(text: str)
 
 
 @pytest.mark.parametrize(("text", "expected"), [
+    ("I don't eat pork", {("pork", None)}), ("i dont eat meat or fish", {("meat", None), ("fish", None)}),
+    ("I don't eat meat, fish or eggs", {("meat", None), ("fish", None), ("eggs", None)}),
+    ("we don't eat beef because of our religion", {("beef", None)}), ("I can't eat gluten", {("gluten", None)}),
+    ("I avoid gluten and dairy", {("gluten", None), ("dairy", None)}), ("I've cut out sugar", {("sugar", None)}),
+    ("I don't drink alcohol anymore", {("alcohol", None)}), ("I don't drink, never have", {("alcohol", None)}),
+    ("I'm teetotal", {("alcohol", None)}), ("I'm 3 years sober", {("alcohol", None)}),
+    # a stop is the rule's start, and its time counts
+    ("I stopped eating meat in January", {("meat", "2026-01-01")}),
+    ("I quit drinking in 2019", {("alcohol", "2019-01-01")}), ("I gave up meat 3 years ago", {("meat", "2023-01-01")}),
+    ("I haven't eaten meat since 2015", {("meat", "2015-01-01")}),
+    ("I've been sober for two years", {("alcohol", "2024-01-01")}),
+    # a habit, not a rule; a thing not on the list; a wish; someone else
+    ("I don't eat much meat", set()), ("I don't eat meat on weekdays", set()), ("I don't eat breakfast", set()),
+    ("I don't drink enough water", set()), ("I don't drink and drive", set()),
+    ("I never drink coffee after 5pm", set()), ("if I don't eat sugar I get cranky", set()),
+    ("I gave up chocolate for lent", set()),
+    ("my wife doesn't eat pork", set()), ("Im sober lol", set()),
+])
+def test_what_the_user_does_not_eat_or_drink(text: str, expected: set[tuple[str, str | None]]) -> None:
+    found = [s for s in statements(text, datetime(2026, 12, 2, 15, tzinfo=UTC)) if s.predicate == "AVOIDS"]
+    assert not any(s.ended for s in found)
+    assert {(s.label, s.since.date().isoformat() if s.since else None) for s in found} == expected
+
+
+@pytest.mark.parametrize(("text", "expected"), [
+    ("I eat meat again", {"meat"}), ("I started drinking again lol", {"alcohol"}),
+    ("I've gone back to eating dairy again", {"dairy"}), ("I ate again after the fast", set()),
+])
+def test_eating_it_again_ends_the_rule(text: str, expected: set[str]) -> None:
+    found = [s for s in statements(text) if s.predicate == "AVOIDS"]
+    assert all(s.ended for s in found) and {s.label for s in found} == expected
+
+
+@pytest.mark.parametrize(("text", "expected"), [
     ("I no longer have asthma", {"asthma"}), ("I'm cancer-free!", {"cancer"}), ("I don't have diabetes.", {"diabetes"}),
     ("I don't have diabetes but my dad does", set()),
 ])

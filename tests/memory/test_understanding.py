@@ -497,6 +497,46 @@ async def test_where_the_user_works_reaches_the_profile(memory: HierarchicalMemo
     assert work is not None and work.text.startswith("Works as teacher") and "Leeds" not in work.text
 
 
+async def test_a_move_leaves_the_old_place_of_work_out_until_the_user_says_it_again(
+        memory: HierarchicalMemoryManager, uid: Callable[[str], str]) -> None:
+    # the console: "I work as a nurse in London", then "we moved to Bristol last month" kept "in London"
+    user = uid("priya")
+    await tell(memory, user, [(0, "I work as a nurse in London", "Hard work!"),
+                              (3, "we moved to Bristol last month", "How is it?")])
+    profile = await memory.user_profile(user)
+    work, home = profile.line("work"), profile.line("home")
+    assert work is not None and work.text == "Works as nurse"
+    assert home is not None and home.text.startswith("Lives in Bristol (since ")
+    await tell(memory, user, [(4, "I work as a nurse in Bath now", "Nice commute?")])  # told again, it shows
+    work = (await memory.user_profile(user)).line("work")
+    assert work is not None and work.text == "Works as nurse in Bath"
+
+
+async def test_what_the_user_does_not_eat_or_drink_reaches_the_context_and_ends_when_they_say_so(
+        memory: HierarchicalMemoryManager, uid: Callable[[str], str]) -> None:
+    user, other = uid("omar"), uid("no-rules")
+    ids = await tell(memory, user, [(0, "I stopped eating meat in January and I don't drink", "Good for you."),
+                                    (1, "I'm allergic to peanuts", "Noted."),
+                                    (2, "I eat meat again, couldn't do it", "That's fine!")])
+    await tell(memory, other, [(0, "I eat meat again, the diet failed", "Okay.")])
+    line = (await memory.user_profile(user)).line("diet")
+    assert line is not None and line.text == "Diet: avoids alcohol"
+    # forgetting the message that ended it brings the rule back, dated as the user said it
+    await memory.forget(user, exchange_id=ids[2])
+    said = T0.year - (T0.month == 1)  # "in January", said on 3 February: this year's
+    # a question about dinner shares no word with either message: the profile carries both
+    text = (await memory.get_conversation_context(user, "what should I cook tonight?", max_tokens=600)
+            ).to_context_string(600)
+    assert text.split("\n\n")[0].splitlines()[1:3] == [
+        "- Allergic to: peanuts", f"- Diet: avoids meat (since Jan {said}), alcohol"]
+    # an ending of a rule never told of keeps nothing; forgetting the message takes both away, in the graph too
+    assert (await memory.user_profile(other)).line("diet") is None
+    assert not [f for f in await memory.typed_facts(other) if f.predicate == "AVOIDS"]
+    await memory.forget(user, exchange_id=ids[0])
+    assert (await memory.user_profile(user)).line("diet") is None
+    assert not [f for f in await memory.typed_facts(user) if f.predicate == "AVOIDS"]
+
+
 async def test_a_student_reads_as_one_and_a_first_job_replaces_it(memory: HierarchicalMemoryManager,
                                                                    uid: Callable[[str], str]) -> None:
     user = uid("dev")
