@@ -102,7 +102,9 @@ For each exchange (given with an id) return:
 - entities: the named people, places, organisations, pets and works mentioned;
 - relations: what the USER says about themselves, as {{"predicate", "object", "detail"}} with predicate one of
   {", ".join(sorted(PREDICATES - RULES_ONLY))}; object is a short name or phrase ("Berlin", "nurse", "Maria");
-  detail qualifies it ("sister", "dog"); only facts the user states about their own life, none guessed;
+  detail qualifies it ("sister", "dog"); RELATIVE_OF is family beyond parents, siblings, children and partners
+  (detail "grandma", "cousin"), FRIEND_OF anyone else around the user (detail "friend", "roommate", "boss");
+  only facts the user states about their own life, none guessed;
   "ended": true when the user says the fact is over (a pet died, a break-up, left a job or a city);
   a BIRTHDAY object is the day and month as written ("3 May", "3 May 1990"); an AGE object is the user's
   age in years, in digits ("34"); a PRONOUNS object is as

@@ -279,7 +279,7 @@ class Mention:
 # lives in one place at a time) are closed by a newer statement with another object.
 SINGLE_VALUED = frozenset({"NAME", "CALLED", "PRONOUNS", "LIVES_IN", "WORKS_AS", "WORKS_AT", "DIET",
                            "BIRTHDAY", "AGE", "RELATIONSHIP"})
-MULTI_VALUED = frozenset({"HAS_PET", "SIBLING_OF", "PARENT_OF", "CHILD_OF", "PARTNER_OF", "FRIEND_OF",
+MULTI_VALUED = frozenset({"HAS_PET", "SIBLING_OF", "PARENT_OF", "CHILD_OF", "PARTNER_OF", "FRIEND_OF", "RELATIVE_OF",
                           "LIKES", "DISLIKES", "ALLERGIC_TO", "HAS_CONDITION", "AVOIDS", "SPEAKS", "INSTRUCTS",
                           "FROM", "PLANS"})
 PREDICATES = SINGLE_VALUED | MULTI_VALUED

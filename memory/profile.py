@@ -25,7 +25,7 @@ _MEATS = frozenset({"meat", "red meat", "pork", "beef", "lamb", "chicken"})
 _IMPLIED = {"vegetarian": _MEATS | {"fish", "seafood", "shellfish"}, "pescatarian": _MEATS,
             "pescetarian": _MEATS, "vegan": _MEATS | {"fish", "seafood", "shellfish", "dairy", "eggs",
                                                        "animal products"}}
-_PEOPLE = ("PARTNER_OF", "SIBLING_OF", "PARENT_OF", "CHILD_OF", "FRIEND_OF")
+_PEOPLE = ("PARTNER_OF", "SIBLING_OF", "PARENT_OF", "CHILD_OF", "RELATIVE_OF", "FRIEND_OF")
 # line key -> heading, in the order lines are shown (and kept when the budget is short)
 LINES = {"name": "Name", "called": "Likes to be called", "pronouns": "Pronouns", "home": "Lives in", "work": "Work",
          "plans": "Plans", "allergies": "Allergic to", "health": "Health", "diet": "Diet", "birthday": "Birthday",

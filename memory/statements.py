@@ -79,7 +79,18 @@ _FAMILY = {
     "wife": "PARTNER_OF", "husband": "PARTNER_OF", "partner": "PARTNER_OF", "girlfriend": "PARTNER_OF",
     "boyfriend": "PARTNER_OF", "fiance": "PARTNER_OF", "fiancee": "PARTNER_OF", "fiancé": "PARTNER_OF",
     "friend": "FRIEND_OF", "best friend": "FRIEND_OF", "colleague": "FRIEND_OF", "coworker": "FRIEND_OF",
+    # the rest of the family, and the people around the user: "my grandma Rose", "my roommate Dev"
+    **dict.fromkeys(("grandma", "grandpa", "grandmother", "grandfather", "granny", "grandson", "granddaughter",
+                     "aunt", "auntie", "uncle", "cousin", "niece", "nephew", "mother-in-law", "father-in-law",
+                     "sister-in-law", "brother-in-law", "grandparent"), "RELATIVE_OF"),
+    **dict.fromkeys(("roommate", "flatmate", "housemate", "teammate", "classmate", "neighbour", "neighbor",
+                     "mentor", "boss"), "FRIEND_OF"),
+    # chat's short forms, kept as the word they stand for
+    "gf": "PARTNER_OF", "bf": "PARTNER_OF", "hubby": "PARTNER_OF", "wifey": "PARTNER_OF", "bff": "FRIEND_OF",
+    "bestie": "FRIEND_OF",
 }
+_ROLE_WORDS = {"gf": "girlfriend", "bf": "boyfriend", "hubby": "husband", "wifey": "wife", "bff": "best friend",
+               "bestie": "best friend", "auntie": "aunt", "granny": "grandma"}
 _PETS = ("dog", "cat", "puppy", "kitten", "parrot", "rabbit", "hamster", "horse", "turtle", "fish",
          "bird", "beagle", "labrador", "poodle", "terrier", "retriever", "snake", "lizard", "guinea pig")
 # Words that follow "I'm" with a capital letter but are not names.
@@ -199,7 +210,7 @@ _PLANS: list[tuple[re.Pattern[str], str]] = [
                 + _EVENT, re.I), ""),
     # "my exam is on Monday", "my flight to Berlin leaves on Sunday" (the place stays in the label)
     (re.compile(r"\bmy (?:big |next |first |final )?" + _EVENT + r"(?P<where> (?:to|in|at|with) " + _NAME
-                + r")? (?:is|will be|leaves|starts|begins)\b", re.I), ""),
+                + r")? (?:is|are|will be|leaves|starts?|begins?)\b", re.I), ""),
     # "we're having a party on Friday", "I'm going to a concert on Saturday": with a determiner, so that
     # "I'm going to test it tomorrow" is no test
     (re.compile(_WE_ARE + r" (?:having|hosting|throwing|attending|going to|off to|heading to|seeing) "
@@ -237,6 +248,9 @@ _RULES: list[tuple[re.Pattern[str], str]] = [
     (re.compile(r"\bmy name(?:'s| is)\s+" + _NAME, re.I), "NAME"),
     (re.compile(r"(?:^|[.!?,]\s*|\b(?:hi|hello|hey|hiya|heya|yo|howdy)\b,?\s*)(?:i'm|i’m|i am)\s+"
                 + _NAME + _END, re.I), "NAME"),
+    # "yo, name's Kai", "Hi! The name's Ana"
+    (re.compile(r"(?:^|[.!?,]\s*|\b(?:hi|hello|hey|hiya|heya|yo|howdy|sup)\b,?\s*)(?:the )?name(?:'s|’s)\s+"
+                + _NAME, re.I), "NAME"),
     (re.compile(r"\b(?:call me|you can call me|please call me|i (?:usually )?go by)\s+" + _NAME, re.I), "CALLED"),
     (re.compile(r"\b(?:i|and)(?: (?:now |currently |still )?(?:live|am living)|(?:'m|’m) living|"
                 r"(?:'ve|’ve| have) (?:been living|lived)) in\s+(?:the )?" + _NAME, re.I),
@@ -319,7 +333,9 @@ _PET_GROUP = re.compile(r"\b(?:(?:i|we) (?:have|keep|own|got|adopted)|my|our) (?
                         + r"(?:(?:,\s*|,?\s+and\s+)" + _ONE_NAME + r"){1,4})", re.I)
 # "my kids Lily and Max", "we have two daughters, Amy and Beth", "my best friends Ben and Jess"
 _PLURAL_KIN = {"kids": "kid", "children": "kid", "sons": "son", "daughters": "daughter", "sisters": "sister",
-               "brothers": "brother", "siblings": "sibling", "friends": "friend"}
+               "brothers": "brother", "siblings": "sibling", "friends": "friend", "cousins": "cousin",
+               "roommates": "roommate", "flatmates": "flatmate", "housemates": "housemate",
+               "grandparents": "grandparent", "nieces": "niece", "nephews": "nephew"}
 _KIN_GROUP = re.compile(r"\b(?:(?:i|we) (?:have|(?:'ve|’ve|have) got)|my|our) (?:(?:two|three|four|five|2|3|4|5) )?"
                         r"(?:\w+ )?"
                         r"(?P<role>" + "|".join(_PLURAL_KIN) + r")\b(?:,| (?:named|called|are called|are named)|:)?"
@@ -343,6 +359,9 @@ _RELATIONSHIP = [
                r"relationship)(?! with (?-i:[a-z]))" + _STATUS_END, re.I),  # with Sam, not "with food"
 ]
 # "Miso, Tofu and Bo": the names of a group, one by one
+# the next pet of a list: "a cat called Noodle and a dog named Biscuit"
+_PET_MORE = re.compile(r"\s*(?:,\s*(?:and\s+)?|\s+and\s+)an? (?:\w+ )?(?P<role>" + "|".join(_PETS)
+                       + r")\b(?: (?:named|called)|,)\s+" + _NAME, re.I)
 _NAMES_SPLIT = re.compile(r",\s*(?:and\s+)?|\s+and\s+")
 _NAMED_PET = re.compile(r"(?<!_ )(?<!\byou )\b(?:adopted|got|have) an? (?:\w+ )?(?P<role>" + "|".join(_PETS)
                         + r")\b[^.!?]{0,40}?\b(?:named|called|(?:his|her|its) name is) (?:him |her |it )?"
@@ -378,6 +397,9 @@ _AVOIDS: list[re.Pattern[str]] = [
                r"(?:any )?(?P<item>" + _AVOIDABLE + r")\b" + _AVOID_END, re.I),
     re.compile(r"\bi(?:'ve|’ve| have)? (?:just |recently |finally |completely )?(?:stopped|quit|gave up|given up|"
                r"cut out) (?:eating |drinking |consuming )?(?P<item>" + _AVOIDABLE + r")\b" + _AVOID_STOPPED, re.I),
+    # "I'm gluten free", "I'm dairy-free now"
+    re.compile(r"\bi(?:'m|’m| am) (?:now |also |completely |strictly )?"
+               r"(?P<item>gluten|dairy|sugar|alcohol|meat|caffeine)[- ]free\b", re.I),
     re.compile(r"\bi (?:haven't|haven’t|have not) (?:eaten|had|touched|drunk|drank) (?:any )?(?P<item>" + _AVOIDABLE
                + r")\b(?= (?:since|in|for) )", re.I),
     # drinking, said alone, is alcohol: "I don't drink", "I quit drinking in 2019", "I'm teetotal"
@@ -448,7 +470,8 @@ _TASTE_MORE = re.compile(r"(?:\s*,\s*(?:(?P<and>and|&)\s+)?|\s+(?P<and2>and|&)\s
 _INTOLERANT = re.compile(r"\bi(?:'m|’m| am) (?:also |very |severely |a bit |slightly )?(?P<a>lactose|gluten|fructose|"
                          r"histamine|dairy|wheat|soy|egg) intolerant\b|\bi(?:'m|’m| am) (?:also )?intolerant to "
                          r"(?P<b>lactose|gluten|fructose|histamine|dairy|wheat|soy|eggs?)\b|"
-                         r"\bi (?:have|got) (?P<c>c(?:o)?eliac)(?: disease)?\b", re.I)
+                         r"\bi (?:have|got) (?P<c>c(?:o)?eliac)(?: disease)?\b|"
+                         r"\bi(?:'m|’m| am) (?:a )?(?P<d>c(?:o)?eliac)\b", re.I)
 # A lasting health condition the user says they have, from a closed list (so "I have a cold", "I have a
 # meeting" and "I have a problem" are none): "I have type 1 diabetes", "I was diagnosed with ADHD last
 # year", "I suffer from migraines", "I'm asthmatic". Anxiety and depression said "about" something are a
@@ -544,7 +567,9 @@ _NOT_PLACES = frozenset(m.lower() for m in (*_MONTH_NAMES, "Monday", "Tuesday", 
 # medicine", "I'm doing a masters in physics" (a language is learnt, not a degree: SPEAKS reads those).
 # One or two words: "I'm studying SQLite query optimization" is a topic, not a degree.
 _CHAT_TAIL = r"(?:lol|haha|rn|atm|tbh|lmao|here|there)"
-_STUDIES = re.compile(r"\bi(?: (?:now |currently |also )?study|(?:'m|’m| am) (?:now |currently |also )?(?:studying|"
+_STUDIES = re.compile(r"\bi(?: (?:now |currently |also )?study|"
+                      r"(?:'m|’m| am) (?:\d{1,2}|an? [a-z]+(?: [a-z]+)?) and (?:now |currently |also )?study|"
+                      r"(?:'m|’m| am) (?:now |currently |also )?(?:studying|"
                       r"doing an? (?:degree|masters?|master's|phd|bachelors?|bachelor's|ba|bsc|ma|msc|diploma) in))"
                       r" (?!(?:for|at|in|on|with|hard|harder|right|now|a|an|the|all|every|late|so|really|abroad|"
                       r"together|alone|online|tonight|today|there|here|it|this|that|too|more|less|rn|atm|lol|tbh)\b)"
@@ -584,7 +609,7 @@ def _key(label: str) -> str:
 # "I don't live in Leeds anymore", "I'm not a nurse anymore", "I quit my job at Google"; and
 # with no object, whatever is current: "I quit my job", "I was laid off", "we broke up".
 _PET_WORDS = "|".join(sorted((*_PETS, *_PLURAL_PETS), key=len, reverse=True))
-_PARTNER_WORDS = "girlfriend|boyfriend|partner|wife|husband|fiance|fiancee|fiancé"
+_PARTNER_WORDS = "girlfriend|boyfriend|partner|wife|husband|fiance|fiancee|fiancé|gf|bf|hubby|wifey"
 _ENDINGS: list[tuple[re.Pattern[str], str]] = [
     (re.compile(r"\bmy (?:\w+ )?(?:" + _PET_WORDS + r"),?\s+" + _NAME + r",?\s+(?:has |had |just |sadly |finally )?"
                 r"(?:passed away|passed on|died|was put down|was put to sleep|ran away|went missing)", re.I),
@@ -874,11 +899,14 @@ def statements(text: str, now: datetime | None = None) -> list[Statement]:
         for m in pattern.finditer(text):
             at = m.start()
             role = m.group("role").lower()
-            add(_FAMILY[role], m.group("name"), role)
+            add(_FAMILY[role], m.group("name"), _ROLE_WORDS.get(role, role))
     for pattern in (_PET, _NAMED_PET):
         for m in pattern.finditer(text):
             at = m.start()
             add("HAS_PET", m.group("name"), m.group("role").lower())
+            while more := _PET_MORE.match(text, m.end()):
+                add("HAS_PET", more.group("name"), more.group("role").lower())
+                m = more
     for m in _KIN_GROUP.finditer(text):
         at = m.start()
         role = _PLURAL_KIN[m.group("role").lower()]

@@ -45,7 +45,7 @@ from memory.models import (
 
 # Details that a repeat may raise, lowest first: "I'm learning Japanese", later "I speak Japanese".
 _DETAIL_RANKS = {"SPEAKS": ("learning", "", "native")}
-RESOLVED = frozenset({"NAME", "CALLED", "HAS_PET", "SIBLING_OF", "PARENT_OF", "CHILD_OF", "PARTNER_OF",
+RESOLVED = frozenset({"NAME", "CALLED", "HAS_PET", "SIBLING_OF", "PARENT_OF", "CHILD_OF", "PARTNER_OF", "RELATIVE_OF",
                       "FRIEND_OF"})
 
 

@@ -512,6 +512,24 @@ async def test_a_move_leaves_the_old_place_of_work_out_until_the_user_says_it_ag
     assert work is not None and work.text == "Works as nurse in Bath"
 
 
+async def test_the_wider_family_and_the_people_around_the_user_reach_the_profile(
+        memory: HierarchicalMemoryManager, uid: Callable[[str], str]) -> None:
+    user = uid("kai")
+    ids = await tell(memory, user, [(0, "yo, name's Kai. my gf Jess and I have been together 2 years", "Nice!"),
+                                    (1, "my grandma Rose turned 90 and my roommate Dev threw her a party", "Aw!")])
+    profile = await memory.user_profile(user)
+    name, people = profile.line("name"), profile.line("people")
+    assert name is not None and name.text == "Name: Kai"
+    # the partner first, then the family, then friends and the people around
+    assert people is not None and people.text == "People: girlfriend Jess; grandma Rose; roommate Dev"
+    assert {(f.predicate, f.label) for f in await memory.typed_facts(user) if f.current} >= {
+        ("PARTNER_OF", "Jess"), ("RELATIVE_OF", "Rose"), ("FRIEND_OF", "Dev")}
+    # "I broke up with my gf" ends her; forgetting the message that named grandma and Dev forgets them
+    await tell(memory, user, [(2, "I broke up with my gf Jess", "I'm sorry.")])
+    await memory.forget(user, exchange_id=ids[1])
+    assert (await memory.user_profile(user)).line("people") is None
+
+
 async def test_what_the_user_does_not_eat_or_drink_reaches_the_context_and_ends_when_they_say_so(
         memory: HierarchicalMemoryManager, uid: Callable[[str], str]) -> None:
     user, other = uid("omar"), uid("no-rules")
