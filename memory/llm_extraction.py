@@ -111,7 +111,8 @@ For each exchange (given with an id) return:
   written ("she/her", "they/them"); an ALLERGIC_TO detail is "intolerant" for an intolerance
   ("lactose"), else empty; a HAS_CONDITION object is a lasting health condition the user says they
   have ("type 1 diabetes", "asthma", "ADHD"), not a passing illness; an AVOIDS object is a food or drink
-  the user does not take as a rule ("pork", "alcohol", "gluten"), not a dislike; a RELATIONSHIP object is the user's
+  the user does not take as a rule ("pork", "alcohol", "gluten"), not a dislike; a LOST object is someone of the
+  user's who died, by name or else by role ("Rose", "mother"), detail the role; a RELATIONSHIP object is the user's
   status: "married", "engaged", "in a relationship", "single", "divorced", "separated" or "widowed"; a SPEAKS detail is
   "native", "learning" or empty; a FROM object is where the user comes from, detail "born", "grew up"
   or empty; a student's WORKS_AS object is what they study and "student" ("law student"), the

@@ -281,7 +281,7 @@ SINGLE_VALUED = frozenset({"NAME", "CALLED", "PRONOUNS", "LIVES_IN", "WORKS_AS",
                            "BIRTHDAY", "AGE", "RELATIONSHIP"})
 MULTI_VALUED = frozenset({"HAS_PET", "SIBLING_OF", "PARENT_OF", "CHILD_OF", "PARTNER_OF", "FRIEND_OF", "RELATIVE_OF",
                           "LIKES", "DISLIKES", "ALLERGIC_TO", "HAS_CONDITION", "AVOIDS", "SPEAKS", "INSTRUCTS",
-                          "FROM", "PLANS"})
+                          "FROM", "PLANS", "LOST"})
 PREDICATES = SINGLE_VALUED | MULTI_VALUED
 # A newer statement of one of these ends the open fact of the other about the same thing: who now
 # hates coffee no longer likes it (and a forget of that statement brings the old one back).
@@ -297,7 +297,7 @@ STUDENT = "student"
 # and is supported by the exchange that said so, so forgetting that exchange reopens them.
 ENDED = "ENDED"
 NOT_ENTITIES = frozenset({"NAME", "CALLED", "PRONOUNS", "WORKS_AS", "LIKES", "DISLIKES", "DIET", "ALLERGIC_TO",
-                          "HAS_CONDITION", "AVOIDS", "BIRTHDAY", "INSTRUCTS", "AGE", "PLANS", "RELATIONSHIP"})
+                          "HAS_CONDITION", "AVOIDS", "BIRTHDAY", "INSTRUCTS", "AGE", "PLANS", "RELATIONSHIP", "LOST"})
 # Predicates only the rules state: a plan is dated by the time its clause names, which the model's
 # relations do not carry (the rules' reading of the same exchange is kept beside the model's)
 RULES_ONLY = frozenset({"PLANS"})

@@ -30,6 +30,7 @@ _PEOPLE = ("PARTNER_OF", "SIBLING_OF", "PARENT_OF", "CHILD_OF", "RELATIVE_OF", "
 LINES = {"name": "Name", "called": "Likes to be called", "pronouns": "Pronouns", "home": "Lives in", "work": "Work",
          "plans": "Plans", "allergies": "Allergic to", "health": "Health", "diet": "Diet", "birthday": "Birthday",
          "age": "Age", "origin": "From", "languages": "Speaks", "relationship": "Relationship", "people": "People",
+         "loss": "Passed away",
          "pets": "Pets", "likes": "Likes", "dislikes": "Dislikes", "instructions": "Instructions"}
 # Lines the context packs in a section of their own, ranked by the query, not in the profile's budget
 OWN_SECTION = frozenset({"instructions"})
@@ -230,6 +231,17 @@ def derive_lines(facts: Sequence[TypedFact], now: datetime | None = None, zone: 
     people = _grouped([f for p in _PEOPLE for f in current if f.predicate == p])
     if people:
         lines["people"] = "People: " + people
+    if lost := sorted((f for f in current if f.predicate == "LOST"), key=lambda f: f.valid_from):
+        def who(loss: TypedFact) -> str:
+            """"grandma Rose"; "husband Marco" for "my husband passed away" when Marco was the husband it ended."""
+            if loss.label.lower() != loss.detail:
+                return f"{loss.detail} {loss.label}".strip()
+            named = [f for f in closed if f.predicate in _PEOPLE and f.detail == loss.detail and f.valid_to
+                     and abs(f.valid_to - loss.valid_from) < timedelta(days=1)]
+            return f"{loss.detail} {named[0].label}" if len(named) == 1 else loss.detail
+
+        # "Passed away: mother (2025); grandma Rose (Mar 2026)": when, if the user said
+        lines["loss"] = "Passed away: " + "; ".join(who(f) + (f" ({_since(f)})" if f.from_unit else "") for f in lost)
     pets = _grouped([f for f in current if f.predicate == "HAS_PET"])
     if pets:
         lines["pets"] = "Pets: " + pets

@@ -222,6 +222,9 @@ _PLANS: list[tuple[re.Pattern[str], str]] = [
     (re.compile(r"\bi(?:'m|’m| am| will|'ll|’ll)? (?:start|starting|begin|beginning) (?:my|a|an) "
                 r"(?P<phrase>(?:new |first )?(?:job|position|role|internship|apprenticeship))"
                 r"(?P<where> (?:at|with) " + _NAME + r")?", re.I), ""),
+    # "I'm training for the Lisbon half marathon in March", "I've been studying for my finals next week"
+    (re.compile(r"(?:" + _WE_ARE + r"|\bi(?:'ve|’ve| have) been) (?:training|preparing|prepping|studying|revising|"
+                r"rehearsing|practi[sc]ing) for (?:a|an|my|the|this|that|our|his|her|their) " + _EVENT, re.I), "ahead"),
     # "my mom is visiting next week", "my parents are coming to visit on Friday"
     (re.compile(r"\bmy (?P<kin>" + _KIN + r"|parents|grandparents|in-laws|cousins?|(?:best )?friends?) "
                 r"(?:is|are) (?:visiting|coming (?:over|to visit|to stay|home))\b", re.I), "visit"),
@@ -257,6 +260,9 @@ _RULES: list[tuple[re.Pattern[str], str]] = [
      "LIVES_IN"),
     (re.compile(r"\b(?:i|we)(?:'ve|’ve| have)? (?:just |recently |finally )?(?:moved|relocated) to\s+(?:the )?"
                 + _NAME, re.I), "LIVES_IN"),
+    # "I work remotely from Lisbon", "working remotely from Lisbon"
+    (re.compile(r"\b(?:i (?:now |currently )?work|(?:i(?:'m|’m| am) )?(?:now |currently )?working) "
+                r"(?:remotely|from home) (?:from|in)\s+(?:the )?" + _NAME, re.I), "LIVES_IN"),
     (re.compile(r"\b(?:i|and) (?:now |currently )?work (?:(?:from home|remotely|part[- ]time|full[- ]time|"
                 r"freelance|nights) )?as (?:an? )?" + _PHRASE + _END, re.I), "WORKS_AS"),
     # "I work at Nubank as a data scientist" (the employer is the WORKS_AT rule's)
@@ -271,6 +277,13 @@ _RULES: list[tuple[re.Pattern[str], str]] = [
     (re.compile(r"\bi(?:'m|’m| am) " + _NAME.replace("?P<name>", "?:") + r", an? (?:\d{1,3}[- ]year[- ]old )?"
                 + _JOB + _END, re.I), "WORKS_AS"),
     (re.compile(r"\bi (?:now |currently )?work (?:at|for)\s+" + _NAME, re.I), "WORKS_AT"),
+    # "just got promoted to senior engineer!", "I was promoted to head nurse last month"
+    (re.compile(r"(?:^|[.!?]\s*|\bi (?:just |finally |recently )?|\bi(?:'ve|’ve| have) (?:just |finally )?been )"
+                r"(?:just |finally |recently )?(?:got |was |been )?promoted to (?:an? )?" + _JOB + _END, re.I),
+     "WORKS_AS"),
+    # "I changed jobs, I'm at Stripe now", "new job! I'm with Arup now" (alone, "I'm at Costco now" is a place)
+    (re.compile(r"\b(?:changed|switched|new) jobs?\b[^.!?]{0,20}?\bi(?:'m|’m| am) (?:now )?(?:at|with|working for) "
+                r"(?:the )?" + _NAME, re.I), "WORKS_AT"),
     # "I work as a UX designer at Spotify", "I got a job at Google", "I'm working for Arup now",
     # "I just started as a tester at Stripe" (a bare "started" only with "as": not "I started at Easter")
     (re.compile(r"\bi(?:(?: (?:now |currently )?work|(?:'m|’m| am) (?:now |currently )?working|(?:'ve|’ve| have) "
@@ -685,6 +698,27 @@ _ANY_ENDINGS: list[tuple[re.Pattern[str], tuple[str, ...], str]] = [
     (re.compile(_BROKE_UP, re.I), ("RELATIONSHIP",), "relationship"),
 ]
 
+# Someone of the user's who died, kept as a loss (LOST, dated by when it happened): "my mother passed away last
+# year", "my grandma Rose died in March", "I lost my dad to cancer in 2019", "my late father". A named one
+# also leaves the people the user has ("my mom Ana" ends). "I lost my brother in the crowd", "my phone died"
+# and "my mom's plant died" are none.
+_DIED = r"(?:has |had |just |sadly |recently |unfortunately |suddenly )?(?:passed away|passed on|died)\b"
+_LOSS = [
+    re.compile(r"\bmy " + _KIN_AGE + r"(?P<role>" + _KIN + r")(?:,? " + _NAME + r",?)? " + _DIED, re.I),
+    re.compile(r"\bi (?:just |recently |sadly |tragically )?lost my " + _KIN_AGE + r"(?P<role>" + _KIN + r")(?:,? "
+               + _NAME + r")?(?=\s*(?:[.,!?;:)]|$|\b(?:last|this|a (?:few|couple)|\d+|two|three|four|five|six|recently|"
+               r"yesterday|today|to (?:cancer|covid|a heart attack|suicide|an accident|an overdose)|in (?:19|20)\d\d|"
+               r"and|when|back)\b))", re.I),
+    re.compile(r"\bmy late " + _KIN_AGE + r"(?P<role>" + _KIN + r")(?:,? " + _NAME + r")?", re.I),
+]
+_CAUSE = re.compile(r"\s*to (?:cancer|covid|a heart attack|suicide|an accident|an overdose)\b", re.I)
+
+
+def _loss(m: re.Match[str], text: str) -> bool:
+    """Whether a ``_LOSS`` match tells of a death: a friend "lost" only with its cause ("I lost my best
+    friend Sam last year" may be a falling-out; "... to cancer" is not)."""
+    return not (m.re is _LOSS[1] and _FAMILY[m.group("role").lower()] == "FRIEND_OF"
+                and not _CAUSE.match(text, m.end()))
 # Pets of one kind that are gone, no name said: "I don't have a cat anymore", "I no longer have dogs",
 # "our cat passed away" (the detail of the ending is the kind; the planner closes only those)
 _PET_KIND_ENDING = re.compile(
@@ -694,7 +728,7 @@ _PET_KIND_ENDING = re.compile(
     r"(?:passed away|passed on|died|was put down|was put to sleep|ran away|went missing)", re.I)
 
 # Facts a statement can date ("I moved to Leeds in 2019"); a name or a liking has no start worth showing.
-_DATED = frozenset({"LIVES_IN", "WORKS_AS", "WORKS_AT", "HAS_PET", "DIET", "AVOIDS", "PARTNER_OF",
+_DATED = frozenset({"LIVES_IN", "WORKS_AS", "WORKS_AT", "HAS_PET", "DIET", "AVOIDS", "LOST", "PARTNER_OF",
                     "RELATIONSHIP"})
 # Where one clause ends: "I was a nurse but since March I have been a paramedic" dates the second only.
 _CLAUSE_END = re.compile(r"[.!?;\n]+|\s+(?:but|and|although|though|whereas|while)\s+", re.I)
@@ -714,7 +748,7 @@ _INSTRUCTION_REACH = 20_000  # instructions are short messages; a long paste is 
 # October for 10 days" names times, but not when the partnership began (found in BEAM's chats). An
 # ending is itself the event: its time always counts.
 _STARTED = re.compile(r"\b(?:since|ago|moved|relocated|became|started|got|adopted|joined|married|began|switched|"
-                      r"took up)\b|(?:'ve|’ve|\bhave|'s|’s|\bhas) (?:been|lived|worked|had|owned)\b", re.I)
+                      r"took up|promoted)\b|(?:'ve|’ve|\bhave|'s|’s|\bhas) (?:been|lived|worked|had|owned)\b", re.I)
 
 
 class _Times:
@@ -733,13 +767,13 @@ class _Times:
         end = min(self.starts[i] if i < len(self.starts) else len(self.text), pos + _CLAUSE_REACH)
         return start, end
 
-    def upcoming(self, pos: int, *, after: bool = False) -> Began | None:
+    def upcoming(self, pos: int, *, after: bool = False, reach: int = _CLAUSE_REACH) -> Began | None:
         """When the plan told of in the clause around ``pos`` will happen, if it says and it is to come
-        (``after``: read only from ``pos`` on, the new day of a plan put off)."""
+        (``after``: read only from ``pos`` on, the new day of a plan put off; at most ``reach`` characters)."""
         if self.now is None:
             return None
         start, end = self._clause(pos)
-        return upcoming(self.text[pos if after else start:end], self.now)
+        return upcoming(self.text[pos if after else start:min(end, pos + reach)], self.now)
 
     def at(self, pos: int, *, ending: bool = False) -> tuple[datetime | None, str]:
         """(start, unit) the clause around ``pos`` names, or (None, "")."""
@@ -900,6 +934,12 @@ def statements(text: str, now: datetime | None = None) -> list[Statement]:
             at = m.start()
             role = m.group("role").lower()
             add(_FAMILY[role], m.group("name"), _ROLE_WORDS.get(role, role))
+    for pattern in _LOSS:
+        for m in pattern.finditer(text):
+            if _loss(m, text):
+                at = m.start()
+                role = _ROLE_WORDS.get(m.group("role").lower(), m.group("role").lower())
+                add("LOST", _clean(m.group("name")) if m.group("name") else role, role, began_here=True)
     for pattern in (_PET, _NAMED_PET):
         for m in pattern.finditer(text):
             at = m.start()
@@ -961,7 +1001,11 @@ def statements(text: str, now: datetime | None = None) -> list[Statement]:
         add("PRONOUNS", m.group("phrase").lower())
     for pattern, lead in [*_PLANS, (_PLAN_MOVED, "moved")] if now is not None else ():
         for m in pattern.finditer(text):
-            when = times.upcoming(m.end(), after=True) if lead == "moved" else times.upcoming(m.start())
+            # a plan put off, or prepared for, takes the day said after it ("preparing for an interview" does not
+            # take the May 7 event named before it); one prepared for, only a day said right after it ("training
+            # for the marathon in March", not "preparing for my interview from 7 to 8 PM, May 15-24")
+            when = (times.upcoming(m.end(), after=True, reach=20 if lead == "ahead" else _CLAUSE_REACH)
+                    if lead in ("moved", "ahead") else times.upcoming(m.start()))
             if lead == "visit":  # "my mom is visiting": mom's visit
                 kin = m.group("kin").lower()
                 label = f"{kin}' visit" if kin.endswith("s") else f"{kin}'s visit"
@@ -973,7 +1017,7 @@ def statements(text: str, now: datetime | None = None) -> list[Statement]:
                         else _clean(m.group("phrase")))
                 who = m.group("kin").lower() + (f" {_clean(m.group('name'))}" if m.group("name") else "")
                 label = f"{who}'s {what}"
-            elif lead and lead != "moved":
+            elif lead and lead not in ("moved", "ahead"):
                 label = lead + _clean(m.group("name"))
             else:
                 bound_for = m.groupdict().get("where")  # " to Berlin"
@@ -1050,6 +1094,14 @@ def _endings(text: str, times: _Times) -> dict[tuple[str, str], Statement]:
         if ("HAS_PET", ANY_OBJECT) not in out:
             out["HAS_PET", ANY_OBJECT] = Statement("HAS_PET", ANY_OBJECT, kind, kind,
                                                    *times.at(m.start(), ending=True), ended=True)
+    for pattern in _LOSS:  # the one who died leaves the user's people: by name, or the one of that role
+        for m in (m for m in pattern.finditer(text) if _loss(m, text)):
+            role = m.group("role").lower()
+            name = _clean(m.group("name")) if m.group("name") else ""
+            key = (_FAMILY[role], _key(name) if name else ANY_OBJECT)
+            if key not in out:  # "my husband passed away": the husband told of, whatever his name
+                out[key] = Statement(key[0], key[1], name or role, "" if name else _ROLE_WORDS.get(role, role),
+                                     *times.at(m.start(), ending=True), ended=True)
     for any_pattern, predicates, what in _ANY_ENDINGS:
         for m in any_pattern.finditer(text):
             for p in predicates:

@@ -236,6 +236,46 @@ def _soon(clause: str, today: datetime) -> Began | None:
         return None
 
 
+# Holidays a plan is named by ("we're going to Rome for Christmas"): fixed days, Easter Sunday (Western) and
+# Thanksgiving (the US's fourth Thursday of November). Only as a time: "for", "on", "over", "at", "this", "next".
+_HOLIDAY = re.compile(r"\b(?:for|on|over|at|this|next|until|till|by|before|after|around) (?:the )?"
+                      r"(?P<h>christmas eve|christmas|xmas|new year'?s eve|nye|new year'?s(?: day)?|halloween|"
+                      r"valentine'?s(?: day)?|easter|thanksgiving)\b(?!['’]| (?:party|parties|dinner|lunch|market|"
+                      r"tree|present|gift|card|movie|song|sweater|jumper|lights|shopping|break|holidays?))", re.I)
+
+
+def _easter(year: int) -> tuple[int, int]:
+    """Western Easter Sunday (month, day): the anonymous Gregorian computus."""
+    a, b, c = year % 19, year // 100, year % 100
+    d, e = divmod(b, 4)
+    g = (8 * b + 13) // 25
+    h = (19 * a + b - d - g + 15) % 30
+    i, k = divmod(c, 4)
+    ell = (32 + 2 * e + 2 * i - h - k) % 7
+    m = (a + 11 * h + 22 * ell) // 451
+    month, day = divmod(h + ell - 7 * m + 114, 31)
+    return month, day + 1
+
+
+def _holiday(name: str, today: datetime) -> Began:
+    """The next day (from ``today``) of a holiday ``_HOLIDAY`` names."""
+    key = name.lower().replace("'", "")
+    for year in (today.year, today.year + 1):
+        if key.startswith("easter"):
+            month, day = _easter(year)
+        elif key == "thanksgiving":
+            first = datetime(year, 11, 1).weekday()
+            month, day = 11, 1 + (3 - first) % 7 + 21
+        else:
+            month, day = {"christmas eve": (12, 24), "christmas": (12, 25), "xmas": (12, 25), "new years eve": (12, 31),
+                          "nye": (12, 31), "halloween": (10, 31)}.get(key, (2, 14) if key.startswith("valentine")
+                                                                          else (1, 1))
+        at = datetime(year, month, day, tzinfo=today.tzinfo)
+        if at >= today:
+            return Began(at, "day")
+    return Began(datetime(today.year + 1, 1, 1, tzinfo=today.tzinfo), "day")  # not reached: every holiday recurs
+
+
 def upcoming(clause: str, now: datetime) -> Began | None:
     """The day (or week, month) a plan in ``clause``, said at ``now``, will happen: "tomorrow", "on
     Friday", "next week", "in two weeks", "on the 12th", "on 3 March" (the next one), "on 3 March 2027".
@@ -262,6 +302,8 @@ def upcoming(clause: str, now: datetime) -> Began | None:
         found = Began(w.start, "day" if span <= timedelta(days=1) else "month")
     else:
         found = _soon(clause, today)
+        if found is None and (h := _HOLIDAY.search(clause)):  # "for Christmas"
+            found = _holiday(h.group("h"), today)
     # a week or month that has begun is still to come ("next week" said on a Monday, "in December" in December)
     if found is None or found.at < today - timedelta(days={"week": 6, "month": 30}.get(found.unit, 0)) \
             or found.at > today + timedelta(days=3 * 366):

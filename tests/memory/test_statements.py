@@ -136,6 +136,15 @@ def said(text: str) -> set[tuple[str, str, str]]:
     ("I'm a sophomore and study biology", {("WORKS_AS", "biology student", "")}),
     ("I'm trying to balance work and study prep", set()), ("the name is important", set()),
     ("I'm celiac so no bread", {("ALLERGIC_TO", "gluten", "intolerant")}),
+    # a promotion, a home said with remote work, a new employer said after changing jobs
+    ("just got promoted to senior engineer!", {("WORKS_AS", "senior engineer", "")}),
+    ("I've been promoted to Senior Executive Producer with a 12% raise",  # BEAM
+     {("WORKS_AS", "Senior Executive Producer", "")}),
+    ("my sister got promoted to manager", set()), ("You got promoted to senior engineer!", set()),
+    ("I'm a software engineer at Shopify, working remotely from Lisbon",
+     {("WORKS_AS", "software engineer", ""), ("WORKS_AT", "Shopify", ""), ("LIVES_IN", "Lisbon", "")}),
+    ("I work remotely from home", set()),
+    ("I changed jobs, I'm at Stripe now", {("WORKS_AT", "Stripe", "")}), ("I'm at Costco now", set()),
     ("I'm gluten free btw", {("AVOIDS", "gluten", "")}), ("I'm dairy-free now", {("AVOIDS", "dairy", "")}),
     ("I'm married to Chris", {("PARTNER_OF", "Chris", "spouse"), ("RELATIONSHIP", "married", "")}),
     ("I got married to Sam in June", {("PARTNER_OF", "Sam", "spouse"), ("RELATIONSHIP", "married", "")}),
@@ -520,6 +529,11 @@ def test_languages_spoken_and_learnt(text: str, expected: set[tuple[str, str]]) 
     ("my sister is having a great time in Paris next week", set()),
     # the user's own baby on the way
     ("my final exams start on December 14th", {("exams", "2026-12-14")}),
+    ("we're going to Rome for Christmas", {("trip to Rome", "2026-12-25")}),
+    ("I've been training for the Lisbon half marathon in March", {("Lisbon half marathon", "2027-03-01")}),
+    ("I'm studying for my finals next week", {("finals", "2026-12-07")}),
+    ("she is training for a marathon in May", set()), ("I'm training for the marathon", set()),
+    ("I've been preparing for my interview from 7 to 8 PM, May 15-24", set()),  # BEAM: a daily slot, no day
     ("my exams are next week", {("exams", "2026-12-07")}), ("my exams are hard", set()),
     ("I'm due in March!", {("baby due", "2027-03-01")}),
     ("we're expecting our first baby in May", {("baby due", "2027-05-01")}),
@@ -578,6 +592,27 @@ def test_what_the_user_does_not_eat_or_drink(text: str, expected: set[tuple[str,
 def test_eating_it_again_ends_the_rule(text: str, expected: set[str]) -> None:
     found = [s for s in statements(text) if s.predicate == "AVOIDS"]
     assert all(s.ended for s in found) and {s.label for s in found} == expected
+
+
+@pytest.mark.parametrize(("text", "lost", "ends"), [
+    ("my mother passed away last year, still hard", {("mother", "mother", "2025-01-01")},
+     {("PARENT_OF", "*", "mother")}),
+    ("my grandma Rose died in March", {("Rose", "grandma", "2026-03-01")}, {("RELATIVE_OF", "rose", "")}),
+    ("I lost my dad to cancer in 2019", {("dad", "dad", "2019-01-01")}, {("PARENT_OF", "*", "dad")}),
+    ("my late father was a sailor", {("father", "father", None)}, {("PARENT_OF", "*", "father")}),
+    ("I lost my best friend Sam to cancer", {("Sam", "best friend", None)}, {("FRIEND_OF", "sam", "")}),
+    # not a death, or not the user's person
+    ("I lost my brother in the crowd", set(), set()), ("my phone died", set(), set()),
+    ("my mom's plant died", set(), set()), ("my dad almost died", set(), set()),
+    ("my friend's dog died", set(), set()), ("I'm afraid my grandma might die", set(), set()),
+    ("I lost my best friend Sam last year", set(), set()),  # a falling-out, maybe: Sam stays a friend
+])
+def test_someone_who_died_is_kept_as_a_loss_and_leaves_the_users_people(
+        text: str, lost: set[tuple[str, str, str | None]], ends: set[tuple[str, str, str]]) -> None:
+    found = statements(text, datetime(2026, 12, 2, 15, tzinfo=UTC))
+    assert {(s.label, s.detail, s.since.date().isoformat() if s.since else None)
+            for s in found if s.predicate == "LOST"} == lost
+    assert {(s.predicate, s.obj, s.detail) for s in found if s.ended} == ends
 
 
 @pytest.mark.parametrize(("text", "expected"), [

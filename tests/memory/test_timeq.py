@@ -117,6 +117,10 @@ WEDNESDAY = datetime(2026, 12, 2, 15, 0, tzinfo=UTC)
     ("on the 1st", "2027-01-01", "day"),  # this month's has passed
     ("on 3 March", "2027-03-03", "day"), ("December 25th", "2026-12-25", "day"), ("in March", "2027-03-01", "month"),
     ("in December", "2026-12-01", "month"), ("on 3 March 2027", "2027-03-03", "day"),
+    # holidays: the next one
+    ("we're going to Rome for Christmas", "2026-12-25", "day"), ("on new year's eve", "2026-12-31", "day"),
+    ("for New Year's", "2027-01-01", "day"), ("over Easter", "2027-03-28", "day"),  # Easter 2027 is 28 March
+    ("at Thanksgiving", "2027-11-25", "day"), ("for Valentine's day", "2027-02-14", "day"),
 ])
 def test_a_plan_says_when_it_will_happen(clause: str, day: str, unit: str) -> None:
     found = upcoming(clause, WEDNESDAY)
@@ -124,9 +128,20 @@ def test_a_plan_says_when_it_will_happen(clause: str, day: str, unit: str) -> No
 
 
 @pytest.mark.parametrize("clause", ["yesterday", "last Friday", "on the past Monday", "in March 2025",
-                                    "on 1 January 2026", "I have an exam", "in 2030 or so"])
+                                    "on 1 January 2026", "I have an exam", "in 2030 or so", "the Christmas party",
+                                    "for christmas shopping", "Easter eggs"])
 def test_no_plan_day_without_a_time_to_come(clause: str) -> None:
     assert upcoming(clause, WEDNESDAY) is None
+
+
+@pytest.mark.parametrize(("said", "easter", "thanksgiving"), [
+    ("2024-01-10", "2024-03-31", "2024-11-28"), ("2025-01-10", "2025-04-20", "2025-11-27"),
+    ("2026-01-10", "2026-04-05", "2026-11-26"), ("2026-11-27", "2027-03-28", "2027-11-25"),
+])
+def test_the_moving_holidays_fall_on_their_days(said: str, easter: str, thanksgiving: str) -> None:
+    at = datetime.fromisoformat(said).replace(tzinfo=UTC)
+    found = upcoming("for Easter", at), upcoming("on Thanksgiving", at)
+    assert [f.at.date().isoformat() if f else None for f in found] == [easter, thanksgiving]
 
 
 def test_plans_and_starts_are_read_in_the_speakers_own_day() -> None:

@@ -530,6 +530,31 @@ async def test_the_wider_family_and_the_people_around_the_user_reach_the_profile
     assert (await memory.user_profile(user)).line("people") is None
 
 
+async def test_someone_who_died_leaves_the_people_and_is_remembered_as_a_loss(
+        memory: HierarchicalMemoryManager, uid: Callable[[str], str]) -> None:
+    user = uid("elena")
+    ids = await tell(memory, user, [(0, "My husband Marco is Italian and my mom Ana lives with us", "Lovely."),
+                                    (1, "my grandma Rose died last month, it's been hard", "I'm so sorry."),
+                                    (6, "my husband passed away in March", "I'm so sorry for your loss.")])
+    profile = await memory.user_profile(user)
+    people, loss = profile.line("people"), profile.line("loss")
+    assert people is not None and people.text == "People: mom Ana"
+    said = T0 + timedelta(weeks=1)
+    month = datetime(said.year - (said.month == 1), (said.month - 2) % 12 + 1, 1)
+    # the one the user said died unnamed is the husband told of; each with when it happened
+    assert loss is not None and loss.text == f"Passed away: grandma Rose ({month:%b %Y}); husband Marco (Mar 2025)"
+    # a question about the weekend shares no word with the message: the profile carries it, after the people
+    text = (await memory.get_conversation_context(user, "any ideas for the weekend?", max_tokens=600)
+            ).to_context_string(600)
+    assert "- People: mom Ana\n- " + loss.text in text.split("\n\n")[0]
+    # forgetting the message brings Marco back among the people, and the loss goes
+    await memory.forget(user, exchange_id=ids[2])
+    profile = await memory.user_profile(user)
+    people, loss = profile.line("people"), profile.line("loss")
+    assert people is not None and "husband Marco" in people.text
+    assert loss is not None and loss.text == f"Passed away: grandma Rose ({month:%b %Y})"
+
+
 async def test_what_the_user_does_not_eat_or_drink_reaches_the_context_and_ends_when_they_say_so(
         memory: HierarchicalMemoryManager, uid: Callable[[str], str]) -> None:
     user, other = uid("omar"), uid("no-rules")
