@@ -281,7 +281,7 @@ SINGLE_VALUED = frozenset({"NAME", "CALLED", "PRONOUNS", "LIVES_IN", "WORKS_AS",
                            "BIRTHDAY", "AGE", "RELATIONSHIP"})
 MULTI_VALUED = frozenset({"HAS_PET", "SIBLING_OF", "PARENT_OF", "CHILD_OF", "PARTNER_OF", "FRIEND_OF", "RELATIVE_OF",
                           "LIKES", "DISLIKES", "ALLERGIC_TO", "HAS_CONDITION", "AVOIDS", "SPEAKS", "INSTRUCTS",
-                          "FROM", "PLANS", "LOST"})
+                          "FROM", "PLANS", "LOST", "AGE_OF"})
 PREDICATES = SINGLE_VALUED | MULTI_VALUED
 # A newer statement of one of these ends the open fact of the other about the same thing: who now
 # hates coffee no longer likes it (and a forget of that statement brings the old one back).
@@ -297,10 +297,12 @@ STUDENT = "student"
 # and is supported by the exchange that said so, so forgetting that exchange reopens them.
 ENDED = "ENDED"
 NOT_ENTITIES = frozenset({"NAME", "CALLED", "PRONOUNS", "WORKS_AS", "LIKES", "DISLIKES", "DIET", "ALLERGIC_TO",
-                          "HAS_CONDITION", "AVOIDS", "BIRTHDAY", "INSTRUCTS", "AGE", "PLANS", "RELATIONSHIP", "LOST"})
+                          "HAS_CONDITION", "AVOIDS", "BIRTHDAY", "INSTRUCTS", "AGE", "PLANS", "RELATIONSHIP", "LOST",
+                          "AGE_OF"})
 # Predicates only the rules state: a plan is dated by the time its clause names, which the model's
-# relations do not carry (the rules' reading of the same exchange is kept beside the model's)
-RULES_ONLY = frozenset({"PLANS"})
+# relations do not carry, and a person's age joins their name and the age in one object ("mia 3"; the
+# rules' reading of the same exchange is kept beside the model's)
+RULES_ONLY = frozenset({"PLANS", "AGE_OF"})
 # How the graph keeps some predicates apart from the rest (``memory.tiers._graph_facts``):
 # - dated ahead: the start is the day it will happen, so it may lie after the message, and a new day
 #   said later moves it ("my interview is on Saturday now");
@@ -310,6 +312,11 @@ RULES_ONLY = frozenset({"PLANS"})
 #   rule against meat).
 DATED_AHEAD = frozenset({"PLANS"})
 NAMED_BY_LAST_WORDS = frozenset({"PLANS"})
+def age_owner(obj: str) -> str:
+    """Whose age an AGE_OF object tells: "mia" for "mia 3" and "mia 6 months"."""
+    return re.sub(r" \d+(?: (?:months?|weeks?))?$", "", obj)
+
+
 KEPT_ONLY_WHILE_OPEN = frozenset({"LIKES", "DISLIKES", "PLANS", "HAS_CONDITION", "AVOIDS"})
 
 

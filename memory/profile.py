@@ -14,7 +14,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime, timedelta, tzinfo
 
-from memory.models import STUDENT, TypedFact
+from memory.models import STUDENT, TypedFact, age_owner
 from memory.tiers.ledger import Fact
 from memory.tokens import count_tokens, truncate_tokens
 
@@ -228,7 +228,17 @@ def derive_lines(facts: Sequence[TypedFact], now: datetime | None = None, zone: 
     if (status := latest("RELATIONSHIP")) is not None:  # "Married (since Jun 2019)", "In a relationship"
         lines["relationship"] = status.label[:1].upper() + status.label[1:] + (
             f" (since {_since(status)})" if status.from_unit else "")
-    people = _grouped([f for p in _PEOPLE for f in current if f.predicate == p])
+    ages = {age_owner(f.obj): f for f in sorted(current, key=lambda f: f.valid_from) if f.predicate == "AGE_OF"}
+
+    def aged(person: TypedFact) -> TypedFact:
+        """"Kavya (4)"; an age told over half a year ago says when ("Kavya (4 in Jan 2025)")."""
+        age = next((ages[n] for n in (person.obj, *person.aliases) if n in ages), None)
+        if age is None:
+            return person
+        told = age.label if now - age.valid_from <= timedelta(days=183) else f"{age.label} in {age.valid_from:%b %Y}"
+        return replace(person, label=f"{person.label} ({told})")
+
+    people = _grouped([aged(f) for p in _PEOPLE for f in current if f.predicate == p])
     if people:
         lines["people"] = "People: " + people
     if lost := sorted((f for f in current if f.predicate == "LOST"), key=lambda f: f.valid_from):

@@ -324,13 +324,21 @@ _RULES: list[tuple[re.Pattern[str], str]] = [
                 + _TASTE + _TASTE_END, re.I), "DISLIKES"),
 ]
 # in front of a relative: "older", "step-", and an age ("my 3-year-old daughter Mia", "a 7 year old son named Leo")
-_KIN_AGE = (r"(?:(?:\d{1,2}|one|two|three|four|five|six|seven|eight|nine|ten|eleven|twelve|thirteen|fourteen|fifteen|"
-            r"sixteen|seventeen)[- ](?:year|yr|month|week)s?[- ]old )?"
+_AGE_WORDS = ("one two three four five six seven eight nine ten eleven twelve thirteen fourteen fifteen sixteen "
+              "seventeen").split()
+_KIN_AGE = (r"(?:(?P<kage>\d{1,2}|" + "|".join(_AGE_WORDS) + r")[- ](?P<kunit>year|yr|month|week)s?[- ]old )?"
             r"(?:(?:older|younger|little|big|baby|twin|eldest|oldest|youngest) |(?:step|half)-? ?)?")
 # "my sister Maria", "my little brother's name is Tom", "my son is called Leo" (not "my brother called
 # Tom": that is a phone call)
 _RELATIVE = re.compile(r"\bmy " + _KIN_AGE + r"(?P<role>" + _KIN + r")(?:'s name is|'s called| is called| is named"
                        r"|,)?\s+" + _NAME, re.I)
+# A named person's age, kept per person (AGE_OF, object "mia 3"): "my daughter Kavya is 4", "my son Leo is 7 years
+# old", "my son Arjun just turned 8", "My niece Natalie, who's 11", and the age in front ("my 3-year-old
+# daughter Mia"). A newer age of the same person replaces the older one.
+_KIN_AGED = re.compile(r"\bmy " + _KIN_AGE.replace("?P<kage>", "?:").replace("?P<kunit>", "?:") + r"(?P<role>"
+                       + _KIN + r"),? " + _NAME + r",? (?:is|(?:just )?turned|who is|who's|who’s) "
+                       r"(?:now |only |just |almost )?(?P<age>\d{1,2})(?![.,]?\d|%)"
+                       r"(?: ?(?P<unit>years?|yrs?|months?|weeks?) old\b|" + _AGE_END + ")", re.I)
 # "I have a brother named Tomás", "I've got an older sister called Ana"
 _NAMED_RELATIVE = re.compile(r"\bi(?: have|(?:'ve|’ve| have) got) an? " + _KIN_AGE + r"(?P<role>" + _KIN
                              + r")(?:,| named| called)\s+" + _NAME, re.I)
@@ -929,11 +937,26 @@ def statements(text: str, now: datetime | None = None) -> list[Statement]:
     for m in _CONDITION_AS.finditer(text):
         at = m.start()
         add("HAS_CONDITION", _CONDITION_AS_WORD[" ".join(m.group("cond").lower().split())])
+    def aged(name: str, age: str, unit: str) -> None:  # "mia 3": Mia is 3 (years unless ``unit`` says)
+        n = int(age) if age.isdigit() else _AGE_WORDS.index(age.lower()) + 1
+        unit = unit.lower().rstrip("s")
+        label = str(n) if unit in ("", "year", "yr") else f"{n} {unit}{'s' if n != 1 else ''}"
+        who = _key(_clean(name))
+        if who and 0 < n < 111 and len(found) < _MAX_STATEMENTS:
+            found.setdefault(("AGE_OF", f"{who} {label}"), Statement("AGE_OF", f"{who} {label}", label, who))
+
     for pattern in (_RELATIVE, _NAMED_RELATIVE):
         for m in pattern.finditer(text):
             at = m.start()
             role = m.group("role").lower()
             add(_FAMILY[role], m.group("name"), _ROLE_WORDS.get(role, role))
+            if m.group("kage"):  # "my 3-year-old daughter Mia"
+                aged(m.group("name"), m.group("kage"), m.group("kunit"))
+    for m in _KIN_AGED.finditer(text):  # "my daughter Kavya is 4"
+        at = m.start()
+        role = m.group("role").lower()
+        add(_FAMILY[role], m.group("name"), _ROLE_WORDS.get(role, role))
+        aged(m.group("name"), m.group("age"), m.group("unit") or "")
     for pattern in _LOSS:
         for m in pattern.finditer(text):
             if _loss(m, text):

@@ -65,6 +65,7 @@ class ProfileBook:
                 s.key: [{"predicate": f.predicate, "object": f.label, "detail": f.detail,
                          "aliases": list(f.aliases), "valid_from": f.valid_from.isoformat(),
                          "valid_to": f.valid_to.isoformat() if f.valid_to else None,
+                         "told": f.told.isoformat() if f.told else None,
                          "support": list(f.support)} for f in await self.graph.facts(s)]
                 for s in scopes},
         }

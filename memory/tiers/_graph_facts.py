@@ -41,6 +41,7 @@ from memory.models import (
     OPPOSITES,
     SINGLE_VALUED,
     STUDENT,
+    age_owner,
 )
 
 # Details that a repeat may raise, lowest first: "I'm learning Japanese", later "I speak Japanese".
@@ -134,6 +135,9 @@ def _displaced(facts: list[FactState], predicate: str, obj: str) -> list[FactSta
                and (predicate in SINGLE_VALUED or f.obj in (obj, ANY_OBJECT))]
     if predicate in SINGLE_VALUED:
         return [f for f in facts if f.predicate == predicate and f.valid_to is None] + endings
+    if predicate == "AGE_OF":  # one age per person: "mia 4" ends "mia 3"
+        return [f for f in facts if f.predicate == predicate and f.valid_to is None
+                and age_owner(f.obj) == age_owner(obj)] + endings
     opposite = OPPOSITES.get(predicate)
     return [f for f in facts if f.predicate == opposite and f.valid_to is None and obj in _names(f)] + endings
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 
 from memory.models import TypedFact
@@ -40,3 +41,10 @@ def test_a_home_told_after_the_jobs_place_leaves_the_place_out() -> None:
     # facts kept before the time told was stored go by their start
     old_job, old_home = fact("WORKS_AS", "nurse", 30, "in London"), fact("LIVES_IN", "Bristol", 2)
     assert derive_lines([old_job, old_home], NOW)["work"] == "Works as nurse"
+
+
+def test_a_persons_age_follows_their_name_and_says_when_it_is_old() -> None:
+    kavya, arjun = fact("CHILD_OF", "Kavya", 400, "daughter"), fact("CHILD_OF", "Arjun", 400, "son")
+    ages = [replace(fact("AGE_OF", "kavya 4", 30), label="4"), replace(fact("AGE_OF", "arjun 7", 400), label="7")]
+    lines = derive_lines([kavya, arjun, *ages], NOW)
+    assert lines["people"] == "People: daughter Kavya (4); son Arjun (7 in Oct 2025)"

@@ -119,8 +119,8 @@ def said(text: str) -> set[tuple[str, str, str]]:
     # the console run; "My niece Natalie" and "my mentor Patrick" are BEAM's)
     ("my gf Jess and I have been together 2 years", {("PARTNER_OF", "Jess", "girlfriend")}),
     ("my bf Leo is cooking tonight", {("PARTNER_OF", "Leo", "boyfriend")}),
-    ("My niece Natalie, who's 11", {("RELATIVE_OF", "Natalie", "niece")}),
-    ("my grandma Rose turned 90", {("RELATIVE_OF", "Rose", "grandma")}),
+    ("My niece Natalie, who's 11", {("RELATIVE_OF", "Natalie", "niece"), ("AGE_OF", "11", "natalie")}),
+    ("my grandma Rose turned 90", {("RELATIVE_OF", "Rose", "grandma"), ("AGE_OF", "90", "rose")}),
     ("my cousins Amy and Ben", {("RELATIVE_OF", "Amy", "cousin"), ("RELATIVE_OF", "Ben", "cousin")}),
     ("my roommate Dev plays valorant all night lol", {("FRIEND_OF", "Dev", "roommate")}),
     ("a meeting with my mentor Patrick", {("FRIEND_OF", "Patrick", "mentor")}),
@@ -254,12 +254,12 @@ def said(text: str) -> set[tuple[str, str, str]]:
      {("SIBLING_OF", "Inês", "sister"), ("SIBLING_OF", "Tomás", "brother")}),
     ("I have a brother named Tomás", {("SIBLING_OF", "Tomás", "brother")}),
     ("I've got an older sister called Ana", {("SIBLING_OF", "Ana", "sister")}),
-    # an age in front of the relative
-    ("I have a 7 year old son named Leo", {("CHILD_OF", "Leo", "son")}),
-    ("my 3-year-old daughter Mia loves it", {("CHILD_OF", "Mia", "daughter")}),
+    # an age in front of the relative, or after the name: theirs (AGE_OF, detail the person)
+    ("I have a 7 year old son named Leo", {("CHILD_OF", "Leo", "son"), ("AGE_OF", "7", "leo")}),
+    ("my 3-year-old daughter Mia loves it", {("CHILD_OF", "Mia", "daughter"), ("AGE_OF", "3", "mia")}),
     ("my 7 year old son is obsessed with dinosaurs", set()),
     ("my son is named Leo and my little brother Jim is 7",
-     {("CHILD_OF", "Leo", "son"), ("SIBLING_OF", "Jim", "brother")}),
+     {("CHILD_OF", "Leo", "son"), ("SIBLING_OF", "Jim", "brother"), ("AGE_OF", "7", "jim")}),
     ("My step-mom is named Carla", {("PARENT_OF", "Carla", "mom")}),
     ("I've been working for Amazon since 2019", {("WORKS_AT", "Amazon", "")}),
     # introductions in BEAM's chats
@@ -592,6 +592,22 @@ def test_what_the_user_does_not_eat_or_drink(text: str, expected: set[tuple[str,
 def test_eating_it_again_ends_the_rule(text: str, expected: set[str]) -> None:
     found = [s for s in statements(text) if s.predicate == "AVOIDS"]
     assert all(s.ended for s in found) and {s.label for s in found} == expected
+
+
+@pytest.mark.parametrize(("text", "ages"), [
+    ("my daughter Kavya is 4 and she loves dinosaurs", {("kavya 4", "4")}),
+    ("my son Leo is 7 years old", {("leo 7", "7")}), ("my son Arjun just turned 8!", {("arjun 8", "8")}),
+    ("My niece Natalie, who's 11, seems really interested", {("natalie 11", "11")}),  # BEAM
+    ("my 3-year-old daughter Mia", {("mia 3", "3")}), ("I have a seven year old son named Leo", {("leo 7", "7")}),
+    ("my 6-month-old son Leo", {("leo 6 months", "6 months")}),
+    ("my son Leo is 1 month old", {("leo 1 month", "1 month")}),
+    # a number that is no age, or no name to hang it on
+    ("my son Leo is 5 minutes away", set()), ("my daughter Mia is 100% right", set()),
+    ("my daughter Mia is 2.5", set()),
+    ("my sister Ana is 30 weeks pregnant", set()), ("my kids are 4 and 7", set()), ("my daughter is 4", set()),
+])
+def test_a_named_persons_age_is_kept_for_them(text: str, ages: set[tuple[str, str]]) -> None:
+    assert {(s.obj, s.label) for s in statements(text) if s.predicate == "AGE_OF"} == ages
 
 
 @pytest.mark.parametrize(("text", "lost", "ends"), [

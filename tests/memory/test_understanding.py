@@ -521,13 +521,34 @@ async def test_the_wider_family_and_the_people_around_the_user_reach_the_profile
     name, people = profile.line("name"), profile.line("people")
     assert name is not None and name.text == "Name: Kai"
     # the partner first, then the family, then friends and the people around
-    assert people is not None and people.text == "People: girlfriend Jess; grandma Rose; roommate Dev"
+    assert people is not None and people.text == (
+        f"People: girlfriend Jess; grandma Rose (90 in {T0 + timedelta(weeks=1):%b %Y}); roommate Dev")
     assert {(f.predicate, f.label) for f in await memory.typed_facts(user) if f.current} >= {
         ("PARTNER_OF", "Jess"), ("RELATIVE_OF", "Rose"), ("FRIEND_OF", "Dev")}
     # "I broke up with my gf" ends her; forgetting the message that named grandma and Dev forgets them
     await tell(memory, user, [(2, "I broke up with my gf Jess", "I'm sorry.")])
     await memory.forget(user, exchange_id=ids[1])
     assert (await memory.user_profile(user)).line("people") is None
+
+
+async def test_a_childs_age_follows_them_and_a_newer_one_replaces_it(
+        memory: HierarchicalMemoryManager, uid: Callable[[str], str]) -> None:
+    user = uid("priya2")
+    ids = await tell(memory, user, [(0, "my daughter Kavya is 4 and my 7 year old son Arjun loves cricket", "Aw."),
+                                    (40, "my daughter Kavya just turned 5!", "Happy birthday to her!")])
+    people = (await memory.user_profile(user)).line("people")
+    said = T0 + timedelta(weeks=0)
+    # Kavya's newer age replaces the older one; Arjun's was told over half a year before now, so it says when
+    # (both said in one message: in either order)
+    assert people is not None and set(people.text.removeprefix("People: ").split("; ")) == {
+        f"daughter Kavya (5 in {T0 + timedelta(weeks=40):%b %Y})", f"son Arjun (7 in {said:%b %Y})"}
+    ages = {(f.obj, f.current) for f in await memory.typed_facts(user) if f.predicate == "AGE_OF"}
+    assert ages == {("kavya 4", False), ("kavya 5", True), ("arjun 7", True)}
+    # forgetting the birthday message brings the age before it back
+    await memory.forget(user, exchange_id=ids[1])
+    people = (await memory.user_profile(user)).line("people")
+    assert people is not None
+    assert f"daughter Kavya (4 in {said:%b %Y})" in people.text.removeprefix("People: ").split("; ")
 
 
 async def test_someone_who_died_leaves_the_people_and_is_remembered_as_a_loss(
@@ -650,6 +671,9 @@ async def test_the_user_corrects_a_wrong_line(memory: HierarchicalMemoryManager,
     exported = await memory.export(user)
     assert exported["profile"]["dm"]["lines"][0]["key"] == "name"
     assert {f["object"] for f in exported["typed_facts"]["dm"]} >= {"Paris", "nurse", "paramedic"}
+    # each fact says when the user told it: the paramedic job the message of week 8
+    [paramedic] = [f for f in exported["typed_facts"]["dm"] if f["object"] == "paramedic"]
+    assert paramedic["told"] == (T0 + timedelta(weeks=8)).isoformat()
     removed = await memory.forget(user)
     assert removed["facts"] >= 1  # the corrections went with the user
     assert (await memory.counts(user))["facts"] == 0
