@@ -312,12 +312,12 @@ RULES_ONLY = frozenset({"PLANS", "AGE_OF"})
 #   rule against meat).
 DATED_AHEAD = frozenset({"PLANS"})
 NAMED_BY_LAST_WORDS = frozenset({"PLANS"})
+KEPT_ONLY_WHILE_OPEN = frozenset({"LIKES", "DISLIKES", "PLANS", "HAS_CONDITION", "AVOIDS"})
+
+
 def age_owner(obj: str) -> str:
     """Whose age an AGE_OF object tells: "mia" for "mia 3" and "mia 6 months"."""
     return re.sub(r" \d+(?: (?:months?|weeks?))?$", "", obj)
-
-
-KEPT_ONLY_WHILE_OPEN = frozenset({"LIKES", "DISLIKES", "PLANS", "HAS_CONDITION", "AVOIDS"})
 
 
 @dataclass(frozen=True, slots=True)

@@ -379,10 +379,10 @@ _RELATIONSHIP = [
     re.compile(r"\bi(?:'m|’m|m| am) (?P<status>in an? (?:(?:happy|serious|long[- ]distance|new|committed) )?"
                r"relationship)(?! with (?-i:[a-z]))" + _STATUS_END, re.I),  # with Sam, not "with food"
 ]
-# "Miso, Tofu and Bo": the names of a group, one by one
 # the next pet of a list: "a cat called Noodle and a dog named Biscuit"
 _PET_MORE = re.compile(r"\s*(?:,\s*(?:and\s+)?|\s+and\s+)an? (?:\w+ )?(?P<role>" + "|".join(_PETS)
                        + r")\b(?: (?:named|called)|,)\s+" + _NAME, re.I)
+# "Miso, Tofu and Bo": the names of a group, one by one
 _NAMES_SPLIT = re.compile(r",\s*(?:and\s+)?|\s+and\s+")
 _NAMED_PET = re.compile(r"(?<!_ )(?<!\byou )\b(?:adopted|got|have) an? (?:\w+ )?(?P<role>" + "|".join(_PETS)
                         + r")\b[^.!?]{0,40}?\b(?:named|called|(?:his|her|its) name is) (?:him |her |it )?"
@@ -727,6 +727,8 @@ def _loss(m: re.Match[str], text: str) -> bool:
     friend Sam last year" may be a falling-out; "... to cancer" is not)."""
     return not (m.re is _LOSS[1] and _FAMILY[m.group("role").lower()] == "FRIEND_OF"
                 and not _CAUSE.match(text, m.end()))
+
+
 # Pets of one kind that are gone, no name said: "I don't have a cat anymore", "I no longer have dogs",
 # "our cat passed away" (the detail of the ending is the kind; the planner closes only those)
 _PET_KIND_ENDING = re.compile(
@@ -937,6 +939,7 @@ def statements(text: str, now: datetime | None = None) -> list[Statement]:
     for m in _CONDITION_AS.finditer(text):
         at = m.start()
         add("HAS_CONDITION", _CONDITION_AS_WORD[" ".join(m.group("cond").lower().split())])
+
     def aged(name: str, age: str, unit: str) -> None:  # "mia 3": Mia is 3 (years unless ``unit`` says)
         n = int(age) if age.isdigit() else _AGE_WORDS.index(age.lower()) + 1
         unit = unit.lower().rstrip("s")
@@ -1030,7 +1033,7 @@ def statements(text: str, now: datetime | None = None) -> list[Statement]:
             when = (times.upcoming(m.end(), after=True, reach=20 if lead == "ahead" else _CLAUSE_REACH)
                     if lead in ("moved", "ahead") else times.upcoming(m.start()))
             if lead == "visit":  # "my mom is visiting": mom's visit
-                kin = m.group("kin").lower()
+                kin = _ROLE_WORDS.get(m.group("kin").lower(), m.group("kin").lower())
                 label = f"{kin}' visit" if kin.endswith("s") else f"{kin}'s visit"
             elif lead == "baby":
                 label = "baby due"
@@ -1038,7 +1041,8 @@ def statements(text: str, now: datetime | None = None) -> list[Statement]:
                 said = m.groupdict().get("does") or m.groupdict().get("did")
                 what = (_THEIRS[said.lower()] if said else "baby due" if m.groupdict().get("baby")
                         else _clean(m.group("phrase")))
-                who = m.group("kin").lower() + (f" {_clean(m.group('name'))}" if m.group("name") else "")
+                kin = m.group("kin").lower()
+                who = _ROLE_WORDS.get(kin, kin) + (f" {_clean(m.group('name'))}" if m.group("name") else "")
                 label = f"{who}'s {what}"
             elif lead and lead not in ("moved", "ahead"):
                 label = lead + _clean(m.group("name"))

@@ -530,6 +530,8 @@ def test_languages_spoken_and_learnt(text: str, expected: set[tuple[str, str]]) 
     # the user's own baby on the way
     ("my final exams start on December 14th", {("exams", "2026-12-14")}),
     ("we're going to Rome for Christmas", {("trip to Rome", "2026-12-25")}),
+    ("my bf is having surgery on Friday", {("boyfriend's surgery", "2026-12-04")}),  # chat's words, spelt out
+    ("my bestie is visiting next week", {("best friend's visit", "2026-12-07")}),
     ("I've been training for the Lisbon half marathon in March", {("Lisbon half marathon", "2027-03-01")}),
     ("I'm studying for my finals next week", {("finals", "2026-12-07")}),
     ("she is training for a marathon in May", set()), ("I'm training for the marathon", set()),
