@@ -224,6 +224,7 @@ actually basically probably literally definitely usually always never often some
 already pretty quite little last next first second third new old big small long short whole best better near
 worse worst every another other different same own enough lately soon later ago since almost instead
 early late final older younger eldest oldest youngest switch switched switching
+honestly mostly mainly especially particularly seriously totally truly
 month months hour hours minute minutes moment morning evening night tonight weekend weekends
 live lives lived living love loves loved loving like likes liked move moves moved moving start started
 starting stop stopped try tried use used using feel felt feeling look looked looking find found

@@ -41,7 +41,8 @@ _JOB = (r"(?P<phrase>(?:(?!(?:former|retired|ex|aspiring|future|wannabe|would-be
 _PHRASE = r"(?P<phrase>[a-z][a-z'’\- ]{1,40}?)"
 _END = (r"(?=\s*(?:[.,!?;:()]|\band\b|\bbut\b|\bso\b|\bnow\b|\bsince\b|\bfor\b|\bwith\b|\bat\b|\bin\b|\bfrom\b|"
         r"\bany ?more\b|\bthese days\b|\blately\b|\blast\b|\bthis\b|"
-        r"\byesterday\b|\btoday\b|\brecently\b|\bagain\b|\btoo\b|\beither\b|\bthough\b|\banyway\b|$))")
+        r"\byesterday\b|\btoday\b|\brecently\b|\bagain\b|\btoo\b|\beither\b|\bthough\b|\banyway\b|"
+        r"\b(?:btw|lol|haha|tbh|ngl|fyi|lmao)\b|$))")  # chat's tails: "im vegan btw"
 
 # Where a liked or disliked thing ends: besides a clause's end, the words that go on to say how much
 # or why ("I love badminton the most", "I love nyquil it knocks me out", "tea especially ginger tea").
@@ -385,8 +386,8 @@ _PET_MORE = re.compile(r"\s*(?:,\s*(?:and\s+)?|\s+and\s+)an? (?:\w+ )?(?P<role>"
 # "Miso, Tofu and Bo": the names of a group, one by one
 _NAMES_SPLIT = re.compile(r",\s*(?:and\s+)?|\s+and\s+")
 _NAMED_PET = re.compile(r"(?<!_ )(?<!\byou )\b(?:adopted|got|have) an? (?:\w+ )?(?P<role>" + "|".join(_PETS)
-                        + r")\b[^.!?]{0,40}?\b(?:named|called|(?:his|her|its) name is) (?:him |her |it )?"
-                        + _NAME, re.I)
+                        + r")\b(?:[^.!?]{0,40}?\b(?:named|called|(?:his|her|its) name is)|[.!? ]{1,4}(?:his|her|its) "
+                        r"name(?:'s|’s| is)) (?:him |her |it )?" + _NAME, re.I)  # "i got a puppy!! his name is waffles"
 
 
 # "I'm allergic to peanuts, shellfish and latex", "I have an allergy to penicillin"
@@ -481,7 +482,8 @@ _NOT_TASTE_ITEMS = ("and|or|then|especially|not|more|even|stuff|things|everythin
                     "usually|really|just|so|very|can|could|would|wouldn't|wouldnt|will|won't|do|does|did|don't|dont|"
                     "am|is|are|was|were|be|been|have|has|had|get|got|want|need|love|like|hate|enjoy|"
                     + "|".join(map(re.escape, sorted(_CLAUSE_STARTS, key=len, reverse=True))))
-_TASTE_MORE = re.compile(r"(?:\s*,\s*(?:(?P<and>and|&)\s+)?|\s+(?P<and2>and|&)\s+)(?!(?:" + _NOT_TASTE_ITEMS
+_TASTE_MORE = re.compile(r"(?:\s*,\s*(?:(?P<and>and|&)\s+)?|\s+(?P<and2>and|&)\s+)"
+                         r"(?:(?:mostly|mainly|especially|particularly|including) )?(?!(?:" + _NOT_TASTE_ITEMS
                          + r")\b)(?P<item>[a-z][a-z'’\-]*(?: (?!(?:" + _NOT_TASTE_ITEMS + r")\b)[a-z][a-z'’\-]*){0,2}?)"
                          r"(?=\s*(?:[.!?;:),]|$|\b(?:and|or|too|a lot|lol|haha|so much|especially|for|in|on|at|with|"
                          r"from|as well|more|though|also|but)\b))", re.I)

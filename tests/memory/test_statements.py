@@ -146,6 +146,15 @@ def said(text: str) -> set[tuple[str, str, str]]:
     ("I work remotely from home", set()),
     ("I changed jobs, I'm at Stripe now", {("WORKS_AT", "Stripe", "")}), ("I'm at Costco now", set()),
     ("I'm gluten free btw", {("AVOIDS", "gluten", "")}), ("I'm dairy-free now", {("AVOIDS", "dairy", "")}),
+    # chat's tails end a clause; a pet named in the next sentence; an adverb in a list of likings
+    ("im vegan btw and i dont drink coffee", {("DIET", "vegan", ""), ("AVOIDS", "coffee", "")}),
+    ("hi, I'm Ana lol", {("NAME", "Ana", "")}), ("I'm a nurse btw", {("WORKS_AS", "nurse", "")}),
+    ("i got a puppy!! his name is waffles", {("HAS_PET", "Waffles", "puppy")}),
+    ("I have a dog. His name is Rex", {("HAS_PET", "Rex", "dog")}),
+    ("honestly i love anime, mostly jjk and one piece", {("LIKES", "anime", ""), ("LIKES", "jjk", ""),
+                                                         ("LIKES", "one piece", "")}),
+    ("I also love some classy Italian food, especially pasta.",  # BEAM
+     {("LIKES", "some classy Italian food", ""), ("LIKES", "pasta", "")}),
     ("I'm married to Chris", {("PARTNER_OF", "Chris", "spouse"), ("RELATIONSHIP", "married", "")}),
     ("I got married to Sam in June", {("PARTNER_OF", "Sam", "spouse"), ("RELATIONSHIP", "married", "")}),
     ("I'm engaged to Priya!", {("PARTNER_OF", "Priya", "fiancé"), ("RELATIONSHIP", "engaged", "")}),
