@@ -309,15 +309,12 @@ RULES_ONLY = frozenset({"PLANS", "AGE_OF"})
 # - named by their last words: "my interview" is the "job interview" told of, when it is the only one;
 # - kept only while open: ending one we never heard of keeps nothing ("I quit smoking" is no liking,
 #   "the party is off" no plan of the user's, "I don't have diabetes" no condition, "I eat meat again" no
-#   rule against meat).
+#   rule against meat);
+# - one open fact per detail: a person's age (detail the person, "mia"), so "mia 4" ends "mia 3".
 DATED_AHEAD = frozenset({"PLANS"})
 NAMED_BY_LAST_WORDS = frozenset({"PLANS"})
 KEPT_ONLY_WHILE_OPEN = frozenset({"LIKES", "DISLIKES", "PLANS", "HAS_CONDITION", "AVOIDS"})
-
-
-def age_owner(obj: str) -> str:
-    """Whose age an AGE_OF object tells: "mia" for "mia 3" and "mia 6 months"."""
-    return re.sub(r" \d+(?: (?:months?|weeks?))?$", "", obj)
+ONE_PER_DETAIL = frozenset({"AGE_OF"})
 
 
 @dataclass(frozen=True, slots=True)

@@ -14,7 +14,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime, timedelta, tzinfo
 
-from memory.models import STUDENT, TypedFact, age_owner
+from memory.models import STUDENT, TypedFact
 from memory.tiers.ledger import Fact
 from memory.tokens import count_tokens, truncate_tokens
 
@@ -228,7 +228,7 @@ def derive_lines(facts: Sequence[TypedFact], now: datetime | None = None, zone: 
     if (status := latest("RELATIONSHIP")) is not None:  # "Married (since Jun 2019)", "In a relationship"
         lines["relationship"] = status.label[:1].upper() + status.label[1:] + (
             f" (since {_since(status)})" if status.from_unit else "")
-    ages = {age_owner(f.obj): f for f in sorted(current, key=lambda f: f.valid_from) if f.predicate == "AGE_OF"}
+    ages = {f.detail: f for f in sorted(current, key=lambda f: f.valid_from) if f.predicate == "AGE_OF"}  # by person
 
     def aged(person: TypedFact) -> TypedFact:
         """"Kavya (4)"; an age told over half a year ago says when ("Kavya (4 in Jan 2025)")."""

@@ -38,10 +38,10 @@ from memory.models import (
     ENDED,
     KEPT_ONLY_WHILE_OPEN,
     NAMED_BY_LAST_WORDS,
+    ONE_PER_DETAIL,
     OPPOSITES,
     SINGLE_VALUED,
     STUDENT,
-    age_owner,
 )
 
 # Details that a repeat may raise, lowest first: "I'm learning Japanese", later "I speak Japanese".
@@ -127,7 +127,7 @@ def _words(text: str) -> set[str]:
     return {w[:-1] if len(w) > 3 and w.endswith("s") else w for w in re.findall(r"\w+", text.lower())}
 
 
-def _displaced(facts: list[FactState], predicate: str, obj: str) -> list[FactState]:
+def _displaced(facts: list[FactState], predicate: str, obj: str, detail: str) -> list[FactState]:
     """The open facts that a new fact of ``predicate`` about ``obj`` ends: the current value of a
     single-valued predicate, the opposite fact, and the open ending records it follows (so that
     forgetting "I quit my job" later reopens the old job only until the new one began)."""
@@ -135,9 +135,8 @@ def _displaced(facts: list[FactState], predicate: str, obj: str) -> list[FactSta
                and (predicate in SINGLE_VALUED or f.obj in (obj, ANY_OBJECT))]
     if predicate in SINGLE_VALUED:
         return [f for f in facts if f.predicate == predicate and f.valid_to is None] + endings
-    if predicate == "AGE_OF":  # one age per person: "mia 4" ends "mia 3"
-        return [f for f in facts if f.predicate == predicate and f.valid_to is None
-                and age_owner(f.obj) == age_owner(obj)] + endings
+    if predicate in ONE_PER_DETAIL:  # one age per person: "mia 4" ends "mia 3"
+        return [f for f in facts if f.predicate == predicate and f.valid_to is None and f.detail == detail] + endings
     opposite = OPPOSITES.get(predicate)
     return [f for f in facts if f.predicate == opposite and f.valid_to is None and obj in _names(f)] + endings
 
@@ -240,7 +239,7 @@ def plan(ukey: str, user_id: str, facts: list[FactState], statements: list[Said]
             continue
         fact = FactState(uuid.uuid4().hex, predicate, obj, [], start, None, new=True, label=label, detail=detail,
                          from_unit=unit, told=ts)
-        for old in _displaced(facts, predicate, obj):
+        for old in _displaced(facts, predicate, obj, detail):
             if old.valid_from <= ts:  # said after the old fact began: the old one ends where this begins
                 end = max(old.valid_from, start)
                 old.valid_to, old.closed_by = end, fact.fid

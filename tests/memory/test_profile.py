@@ -45,6 +45,7 @@ def test_a_home_told_after_the_jobs_place_leaves_the_place_out() -> None:
 
 def test_a_persons_age_follows_their_name_and_says_when_it_is_old() -> None:
     kavya, arjun = fact("CHILD_OF", "Kavya", 400, "daughter"), fact("CHILD_OF", "Arjun", 400, "son")
-    ages = [replace(fact("AGE_OF", "kavya 4", 30), label="4"), replace(fact("AGE_OF", "arjun 7", 400), label="7")]
+    ages = [replace(fact("AGE_OF", "kavya 4", 30, "kavya"), label="4"),  # as the rules state them: detail the person
+            replace(fact("AGE_OF", "arjun 7", 400, "arjun"), label="7")]
     lines = derive_lines([kavya, arjun, *ages], NOW)
     assert lines["people"] == "People: daughter Kavya (4); son Arjun (7 in Oct 2025)"
